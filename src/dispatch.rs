@@ -1,0 +1,218 @@
+//! NeNe's front-controller routing: `/{controller}/{action}` picks a registered
+//! action, a missing part is `index`, and an optional number of leading path
+//! segments is skipped (NeNe's LAYERS_NUM, for an app under a sub-path).
+//!
+//! Actions are axum `MethodRouter`s, so each answers only the methods it
+//! registers (405 with `Allow` otherwise) and gets axum's extractors. The
+//! dispatcher itself is a tower service, like any other application.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::MethodRouter;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{Request, StatusCode};
+use tower::Service;
+
+/// The name a missing controller or action stands for.
+pub const INDEX: &str = "index";
+
+/// The actions of one controller, by name.
+#[derive(Clone, Default)]
+pub struct Controller {
+    actions: HashMap<String, MethodRouter>,
+}
+
+impl Controller {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `name` (the second path segment) with the methods it answers.
+    pub fn action(mut self, name: &str, route: MethodRouter) -> Self {
+        // nene has already bounded and buffered the body (max_body_bytes);
+        // axum's own 2 MB default would only refuse bodies nene accepted.
+        let route = route.layer(DefaultBodyLimit::disable());
+        self.actions.insert(name.to_string(), route);
+        self
+    }
+}
+
+/// The body of `htdocs/404.html`, read once at start-up.
+#[derive(Clone)]
+pub struct NotFoundPage(Bytes);
+
+impl NotFoundPage {
+    const FALLBACK: &'static str = "<!doctype html><title>404 Not Found</title><h1>Not Found</h1>\n";
+
+    /// Reads `htdocs/404.html`; without one, a built-in page is used and a
+    /// warning says so.
+    pub fn load(htdocs: &Path) -> Self {
+        let path = htdocs.join("404.html");
+        match std::fs::read(&path) {
+            Ok(body) => Self(Bytes::from(body)),
+            Err(error) => {
+                tracing::warn!("cannot read {}: {error}; using a built-in 404 page", path.display());
+                Self(Bytes::from_static(Self::FALLBACK.as_bytes()))
+            }
+        }
+    }
+
+    pub fn response(&self) -> Response {
+        (StatusCode::NOT_FOUND, Html(self.0.clone())).into_response()
+    }
+}
+
+struct DispatchTable {
+    controllers: HashMap<String, Controller>,
+    skip_segments: usize,
+    not_found: NotFoundPage,
+}
+
+/// The front controller's dispatcher. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Dispatcher {
+    table: Arc<DispatchTable>,
+}
+
+/// Builds a [`Dispatcher`].
+pub struct DispatcherBuilder {
+    table: DispatchTable,
+}
+
+impl Dispatcher {
+    pub fn builder(not_found: NotFoundPage) -> DispatcherBuilder {
+        DispatcherBuilder {
+            table: DispatchTable {
+                controllers: HashMap::new(),
+                skip_segments: 0,
+                not_found,
+            },
+        }
+    }
+
+    /// The action for `path`, or `None` when no controller/action matches.
+    fn route(&self, path: &str) -> Option<&MethodRouter> {
+        let mut segments = path
+            .split('/')
+            .filter(|segment| !segment.is_empty())
+            .skip(self.table.skip_segments);
+        let controller = segments.next().unwrap_or(INDEX);
+        let action = segments.next().unwrap_or(INDEX);
+        if segments.next().is_some() {
+            return None;
+        }
+        self.table.controllers.get(controller)?.actions.get(action)
+    }
+}
+
+impl DispatcherBuilder {
+    /// Registers `name` (the first path segment; `index` also answers `/`).
+    pub fn controller(mut self, name: &str, controller: Controller) -> Self {
+        self.table.controllers.insert(name.to_string(), controller);
+        self
+    }
+
+    /// How many leading path segments to ignore (NeNe's LAYERS_NUM).
+    pub fn skip_segments(mut self, count: usize) -> Self {
+        self.table.skip_segments = count;
+        self
+    }
+
+    pub fn build(self) -> Dispatcher {
+        Dispatcher {
+            table: Arc::new(self.table),
+        }
+    }
+}
+
+impl Service<Request<Body>> for Dispatcher {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        match self.route(request.uri().path()) {
+            Some(action) => {
+                let mut action = action.clone();
+                Box::pin(async move { action.call(request).await })
+            }
+            None => {
+                let response = self.table.not_found.response();
+                Box::pin(async move { Ok(response) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    fn dispatcher(skip: usize) -> Dispatcher {
+        Dispatcher::builder(NotFoundPage(Bytes::from_static(b"missing")))
+            .controller(
+                "index",
+                Controller::new().action("index", get(|| async { "home" })),
+            )
+            .controller(
+                "user",
+                Controller::new()
+                    .action("index", get(|| async { "user list" }))
+                    .action("edit", get(|| async { "user edit" })),
+            )
+            .skip_segments(skip)
+            .build()
+    }
+
+    async fn body_of(dispatcher: &Dispatcher, path: &str) -> (u16, String) {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = dispatcher.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn controller_and_action_come_from_the_path() {
+        let d = dispatcher(0);
+        assert_eq!(body_of(&d, "/").await, (200, "home".into()));
+        assert_eq!(body_of(&d, "/index/index").await, (200, "home".into()));
+        assert_eq!(body_of(&d, "/user").await, (200, "user list".into()));
+        assert_eq!(body_of(&d, "/user/").await, (200, "user list".into()));
+        assert_eq!(body_of(&d, "/user/edit").await, (200, "user edit".into()));
+        assert_eq!(body_of(&d, "/user/delete").await, (404, "missing".into()));
+        assert_eq!(body_of(&d, "/nobody").await, (404, "missing".into()));
+        assert_eq!(body_of(&d, "/user/edit/5").await, (404, "missing".into()));
+    }
+
+    #[tokio::test]
+    async fn leading_segments_can_be_skipped() {
+        let d = dispatcher(1);
+        assert_eq!(body_of(&d, "/app/user/edit").await, (200, "user edit".into()));
+        assert_eq!(body_of(&d, "/app").await, (200, "home".into()));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_is_405() {
+        let d = dispatcher(0);
+        let request = Request::post("/user/edit").body(Body::empty()).unwrap();
+        let response = d.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 405);
+    }
+}

@@ -1,0 +1,485 @@
+//! One FastCGI connection: reads records, assembles requests (several at once
+//! when the peer multiplexes), runs the responder for each complete request
+//! and writes its response back as STDOUT records and an END_REQUEST.
+//!
+//! Everything runs on the connection's own task: handler futures are polled
+//! here beside the socket, so an nginx connection (one request at a time) costs
+//! no extra task or channel. Deadlines are checked in the same loop, so a slow
+//! peer only ever holds up its own connection.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use futures::future::{AbortHandle, Abortable, BoxFuture};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+use super::error::ProtocolError;
+use super::limits::ConnectionLimits;
+use super::name_value::{encode_name_value, parse_name_values};
+use super::record::{Record, RecordCodec, RecordType, Role, encode_record, encode_stream};
+use super::request::{IncomingRequest, Progress, Rejection};
+use super::responder::{CgiResponse, Responder, ResponseBody, simple_response};
+
+const FLAG_KEEP_CONN: u8 = 1;
+
+/// END_REQUEST protocol statuses.
+const REQUEST_COMPLETE: u8 = 0;
+const OVERLOADED: u8 = 2;
+const UNKNOWN_ROLE: u8 = 3;
+
+/// The application status sent for a request that was aborted or whose body
+/// stream failed: like a CGI script's non-zero exit.
+const APP_STATUS_FAILED: u32 = 1;
+
+/// Buffered output is written to the socket once it reaches this size, and
+/// at the latest when the loop has nothing else ready.
+const WRITE_BUFFER_FLUSH: usize = 64 * 1024;
+
+/// What the connection needs from the server around it.
+#[derive(Clone)]
+pub struct ConnectionGate {
+    /// Cancelled when the server starts draining: finish what has begun,
+    /// then close.
+    pub shutdown: CancellationToken,
+    /// The limits every peer is held to.
+    pub limits: Arc<ConnectionLimits>,
+}
+
+/// How a responder future ended.
+enum Outcome {
+    Answered(CgiResponse),
+    Panicked(String),
+    Aborted,
+}
+
+/// Serves one connection until the peer closes it, a request without
+/// FCGI_KEEP_CONN is answered, a deadline passes, or the server drains.
+/// A protocol error closes the connection and is returned for logging.
+pub async fn serve_connection<IO, R>(
+    io: IO,
+    responder: R,
+    gate: ConnectionGate,
+) -> Result<(), ProtocolError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    R: Responder,
+{
+    let mut connection = Connection {
+        io,
+        responder,
+        limits: gate.limits,
+        read_buf: BytesMut::with_capacity(8 * 1024),
+        write_buf: BytesMut::with_capacity(8 * 1024),
+        receiving: HashMap::new(),
+        running: FuturesUnordered::new(),
+        abort_handles: HashMap::new(),
+        close_when_idle: false,
+        peer_closed: false,
+        partial_since: None,
+        last_activity: Instant::now(),
+    };
+    let result = connection.run(&gate.shutdown).await;
+    // Best effort: whatever was answered before an error still goes out.
+    let _ = connection.flush().await;
+    result
+}
+
+struct Connection<IO, R> {
+    io: IO,
+    responder: R,
+    limits: Arc<ConnectionLimits>,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    /// Requests whose records are still arriving, by request id.
+    receiving: HashMap<u16, IncomingRequest>,
+    /// Responder futures of complete requests, each yielding its request id.
+    running: FuturesUnordered<BoxFuture<'static, (u16, Outcome)>>,
+    /// How to abort each running request (FCGI_ABORT_REQUEST).
+    abort_handles: HashMap<u16, AbortHandle>,
+    /// Set by a request without FCGI_KEEP_CONN, or by draining: close as soon
+    /// as nothing is in progress.
+    close_when_idle: bool,
+    /// The peer closed its side; answer what is running, then close.
+    peer_closed: bool,
+    /// When bytes of a not-yet-complete record started waiting in `read_buf`.
+    partial_since: Option<Instant>,
+    /// When the connection last finished something; the idle deadline counts from here.
+    last_activity: Instant,
+}
+
+/// What woke the connection loop.
+enum Event {
+    Finished(u16, Outcome),
+    Read(std::io::Result<usize>),
+    Deadline,
+    Shutdown,
+}
+
+impl<IO, R> Connection<IO, R>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    R: Responder,
+{
+    async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), ProtocolError> {
+        let mut draining = false;
+        loop {
+            if self.nothing_in_progress() && (self.close_when_idle || self.peer_closed) {
+                return Ok(());
+            }
+            let deadline = self.deadline();
+            let event = tokio::select! {
+                biased;
+                Some((id, outcome)) = self.running.next(), if !self.running.is_empty() => {
+                    Event::Finished(id, outcome)
+                }
+                read = self.io.read_buf(&mut self.read_buf), if !self.peer_closed => Event::Read(read),
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::Deadline,
+                _ = shutdown.cancelled(), if !draining => Event::Shutdown,
+            };
+            match event {
+                Event::Finished(id, outcome) => {
+                    self.abort_handles.remove(&id);
+                    self.write_outcome(id, outcome).await?;
+                    self.last_activity = Instant::now();
+                }
+                Event::Read(Ok(0)) => {
+                    if !self.read_buf.is_empty() || !self.receiving.is_empty() {
+                        return Err(ProtocolError::TruncatedRecord);
+                    }
+                    self.peer_closed = true;
+                }
+                Event::Read(Ok(_)) => self.process_read_buffer()?,
+                Event::Read(Err(error)) => return Err(error.into()),
+                Event::Deadline => {
+                    if self.receiving.is_empty() && self.read_buf.is_empty() {
+                        tracing::debug!("closing a connection idle for {:?}", self.limits.idle_timeout);
+                        return Ok(());
+                    }
+                    return Err(ProtocolError::ReceiveTimeout(self.limits.receive_timeout));
+                }
+                Event::Shutdown => {
+                    draining = true;
+                    self.close_when_idle = true;
+                }
+            }
+            // Everything this turn produced (all answers to the records of
+            // one read) goes out in one write.
+            self.flush().await?;
+        }
+    }
+
+    fn nothing_in_progress(&self) -> bool {
+        self.receiving.is_empty() && self.running.is_empty() && self.read_buf.is_empty()
+    }
+
+    /// The next moment something must give up: a request still arriving must
+    /// complete within `receive_timeout`; an idle connection closes after
+    /// `idle_timeout`. While only handlers run there is no protocol deadline.
+    fn deadline(&self) -> Option<Instant> {
+        let receive_start = self
+            .receiving
+            .values()
+            .map(|request| request.started)
+            .chain(self.partial_since)
+            .min();
+        if let Some(start) = receive_start {
+            return Some(start + self.limits.receive_timeout);
+        }
+        if self.running.is_empty() {
+            return Some(self.last_activity + self.limits.idle_timeout);
+        }
+        None
+    }
+
+    async fn flush(&mut self) -> Result<(), ProtocolError> {
+        if self.write_buf.is_empty() {
+            return Ok(());
+        }
+        let write = self.io.write_all(&self.write_buf);
+        match tokio::time::timeout(self.limits.write_timeout(), write).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ProtocolError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the peer stopped reading responses",
+                )));
+            }
+        }
+        self.write_buf.clear();
+        Ok(())
+    }
+
+    fn process_read_buffer(&mut self) -> Result<(), ProtocolError> {
+        while let Some(record) = RecordCodec.decode(&mut self.read_buf)? {
+            self.handle_record(record)?;
+        }
+        if self.read_buf.is_empty() {
+            self.partial_since = None;
+        } else if self.partial_since.is_none() {
+            self.partial_since = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn handle_record(&mut self, record: Record) -> Result<(), ProtocolError> {
+        let id = record.request_id;
+        if id == 0 {
+            return self.handle_management_record(record);
+        }
+        match record.record_type {
+            RecordType::BEGIN_REQUEST => self.begin_request(id, &record.content),
+            RecordType::ABORT_REQUEST => {
+                self.abort_request(id);
+                Ok(())
+            }
+            RecordType::PARAMS | RecordType::STDIN => {
+                let Some(request) = self.receiving.get_mut(&id) else {
+                    return self.ignore_or_reject(record);
+                };
+                let progress = if record.record_type == RecordType::PARAMS {
+                    request.on_params(&record.content, &self.limits)?
+                } else {
+                    request.on_stdin(&record.content, &self.limits)?
+                };
+                self.on_progress(id, progress);
+                Ok(())
+            }
+            _ => self.ignore_or_reject(record),
+        }
+    }
+
+    /// The spec says records for a request id that is not active are ignored;
+    /// a record that makes no sense for an active request is a protocol error.
+    fn ignore_or_reject(&self, record: Record) -> Result<(), ProtocolError> {
+        let id = record.request_id;
+        if self.receiving.contains_key(&id) || self.abort_handles.contains_key(&id) {
+            return Err(ProtocolError::UnexpectedRecord {
+                record_type: record.record_type,
+                request_id: id,
+            });
+        }
+        tracing::debug!(
+            "ignoring {} record for inactive request id {id}",
+            record.record_type
+        );
+        Ok(())
+    }
+
+    fn handle_management_record(&mut self, record: Record) -> Result<(), ProtocolError> {
+        if record.record_type != RecordType::GET_VALUES {
+            let mut body = [0u8; 8];
+            body[0] = record.record_type.0;
+            encode_record(&mut self.write_buf, RecordType::UNKNOWN_TYPE, 0, &body);
+            return Ok(());
+        }
+        let mut answer = BytesMut::new();
+        for (name, _) in parse_name_values(&record.content)? {
+            let value = match name.as_ref() {
+                b"FCGI_MAX_CONNS" => self.limits.max_connections.to_string(),
+                b"FCGI_MAX_REQS" => self.limits.max_requests().to_string(),
+                b"FCGI_MPXS_CONNS" => "1".to_string(),
+                _ => continue,
+            };
+            encode_name_value(&mut answer, &name, value.as_bytes());
+        }
+        encode_record(
+            &mut self.write_buf,
+            RecordType::GET_VALUES_RESULT,
+            0,
+            &answer,
+        );
+        Ok(())
+    }
+
+    fn begin_request(&mut self, id: u16, content: &[u8]) -> Result<(), ProtocolError> {
+        if content.len() != 8 {
+            return Err(ProtocolError::BadContentLength {
+                record_type: RecordType::BEGIN_REQUEST,
+                actual: content.len(),
+                expected: 8,
+            });
+        }
+        if self.receiving.contains_key(&id) || self.abort_handles.contains_key(&id) {
+            return Err(ProtocolError::DuplicateRequest(id));
+        }
+        let role = Role::from(u16::from_be_bytes([content[0], content[1]]));
+        let keep_conn = content[2] & FLAG_KEEP_CONN != 0;
+        if !keep_conn {
+            self.close_when_idle = true;
+        }
+        if role != Role::Responder {
+            tracing::debug!("request {id} asks for role {role:?}; only the responder role is served");
+            self.end_request(id, 0, UNKNOWN_ROLE);
+            return Ok(());
+        }
+        if self.receiving.len() + self.running.len() >= self.limits.max_requests_per_connection {
+            tracing::warn!(
+                "request {id} refused: {} requests already open on this connection",
+                self.limits.max_requests_per_connection
+            );
+            self.end_request(id, 0, OVERLOADED);
+            return Ok(());
+        }
+        self.receiving.insert(id, IncomingRequest::new(id));
+        Ok(())
+    }
+
+    fn abort_request(&mut self, id: u16) {
+        if self.receiving.remove(&id).is_some() {
+            self.end_request(id, APP_STATUS_FAILED, REQUEST_COMPLETE);
+            self.last_activity = Instant::now();
+        } else if let Some(handle) = self.abort_handles.get(&id) {
+            // The running future resolves as `Aborted` and is answered then.
+            handle.abort();
+        }
+    }
+
+    fn on_progress(&mut self, id: u16, progress: Progress) {
+        match progress {
+            Progress::Pending => {}
+            Progress::Rejected(rejection) => {
+                self.receiving.remove(&id);
+                let response = match rejection {
+                    Rejection::ParamsTooLarge => simple_response(
+                        431,
+                        "Request Header Fields Too Large",
+                        "request headers too large\n",
+                    ),
+                    Rejection::BodyTooLarge => {
+                        simple_response(413, "Payload Too Large", "request body too large\n")
+                    }
+                    Rejection::BadContentLength => simple_response(
+                        400,
+                        "Bad Request",
+                        "CONTENT_LENGTH does not match the request body\n",
+                    ),
+                };
+                tracing::info!("request {id} rejected before the application: {rejection:?}");
+                self.encode_full_response(id, response);
+                self.last_activity = Instant::now();
+            }
+            Progress::Complete(request) => {
+                self.receiving.remove(&id);
+                // The responder is called inside the future so that a panic in
+                // its synchronous part is caught too.
+                let responder = self.responder.clone();
+                let future =
+                    AssertUnwindSafe(async move { responder.respond(request).await }).catch_unwind();
+                let (future, handle) = futures::future::abortable(future);
+                self.abort_handles.insert(id, handle);
+                self.running.push(Box::pin(run_to_outcome(id, future)));
+            }
+        }
+    }
+
+    async fn write_outcome(&mut self, id: u16, outcome: Outcome) -> Result<(), ProtocolError> {
+        match outcome {
+            Outcome::Answered(response) => self.write_response(id, response).await,
+            Outcome::Panicked(message) => {
+                tracing::error!("request {id}: the handler panicked: {message}");
+                let response =
+                    simple_response(500, "Internal Server Error", "internal server error\n");
+                self.encode_full_response(id, response);
+                Ok(())
+            }
+            Outcome::Aborted => {
+                tracing::debug!("request {id} aborted by the peer");
+                self.end_request(id, APP_STATUS_FAILED, REQUEST_COMPLETE);
+                Ok(())
+            }
+        }
+    }
+
+    async fn write_response(
+        &mut self,
+        id: u16,
+        response: CgiResponse,
+    ) -> Result<(), ProtocolError> {
+        encode_stream(&mut self.write_buf, RecordType::STDOUT, id, &response.head);
+        let mut stream = match response.body {
+            ResponseBody::Full(body) => {
+                encode_stream(&mut self.write_buf, RecordType::STDOUT, id, &body);
+                self.end_stdout(id, 0);
+                return Ok(());
+            }
+            ResponseBody::Stream(stream) => stream,
+        };
+        let mut app_status = 0;
+        loop {
+            // Take chunks that are ready without waiting; write what is
+            // buffered before waiting for a slow producer.
+            let next = match stream.next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    self.flush().await?;
+                    stream.next().await
+                }
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    encode_stream(&mut self.write_buf, RecordType::STDOUT, id, &chunk);
+                    if self.write_buf.len() >= WRITE_BUFFER_FLUSH {
+                        self.flush().await?;
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::warn!("request {id}: response body failed midway: {error}");
+                    app_status = APP_STATUS_FAILED;
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.end_stdout(id, app_status);
+        Ok(())
+    }
+
+    fn encode_full_response(&mut self, id: u16, response: CgiResponse) {
+        encode_stream(&mut self.write_buf, RecordType::STDOUT, id, &response.head);
+        if let ResponseBody::Full(body) = response.body {
+            encode_stream(&mut self.write_buf, RecordType::STDOUT, id, &body);
+        }
+        self.end_stdout(id, 0);
+    }
+
+    fn end_stdout(&mut self, id: u16, app_status: u32) {
+        encode_record(&mut self.write_buf, RecordType::STDOUT, id, &[]);
+        self.end_request(id, app_status, REQUEST_COMPLETE);
+    }
+
+    fn end_request(&mut self, id: u16, app_status: u32, protocol_status: u8) {
+        let mut body = [0u8; 8];
+        (&mut body[..4]).put_u32(app_status);
+        body[4] = protocol_status;
+        encode_record(&mut self.write_buf, RecordType::END_REQUEST, id, &body);
+    }
+}
+
+async fn run_to_outcome<F>(id: u16, future: Abortable<F>) -> (u16, Outcome)
+where
+    F: std::future::Future<Output = std::thread::Result<CgiResponse>>,
+{
+    let outcome = match future.await {
+        Ok(Ok(response)) => Outcome::Answered(response),
+        Ok(Err(panic)) => Outcome::Panicked(panic_message(panic.as_ref())),
+        Err(_aborted) => Outcome::Aborted,
+    };
+    (id, outcome)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_string()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

@@ -1,0 +1,57 @@
+//! The bounds one FastCGI connection enforces on what a peer may send. Every
+//! length read off the wire is untrusted; these say how much of it we hold.
+
+use std::time::Duration;
+
+/// Bounds for one connection. Built once at start-up and shared.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// Total bytes of PARAMS content per request. Above it the request is
+    /// answered 431 and the rest of its params are discarded unread.
+    pub max_params_bytes: usize,
+    /// Bytes of request body (STDIN) per request. Above it the request is
+    /// answered 413; the body is discarded as it arrives, never buffered.
+    pub max_body_bytes: usize,
+    /// Time from a request's first record to its last (end of STDIN). A slow
+    /// or stalled peer is disconnected when it runs out.
+    pub receive_timeout: Duration,
+    /// Time a kept connection may sit with no request in progress.
+    pub idle_timeout: Duration,
+    /// Requests one connection may have open at once (multiplexing). A
+    /// BEGIN_REQUEST beyond it is answered with `FCGI_OVERLOADED`.
+    pub max_requests_per_connection: usize,
+    /// The server-wide connection cap, reported as `FCGI_MAX_CONNS`.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_params_bytes: 64 * 1024,
+            max_body_bytes: 8 * 1024 * 1024,
+            receive_timeout: Duration::from_secs(30),
+            // Longer than nginx's upstream keepalive_timeout (60 s), so nginx
+            // closes an idle kept connection before we do and never sends a
+            // request into a connection we are closing.
+            idle_timeout: Duration::from_secs(75),
+            max_requests_per_connection: 64,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// `FCGI_MAX_REQS`: the most requests the server accepts at once.
+    pub fn max_requests(&self) -> usize {
+        self.max_connections
+            .saturating_mul(self.max_requests_per_connection)
+    }
+}
+
+impl ConnectionLimits {
+    /// How long a peer may take to accept a response before the connection
+    /// is dropped: the same budget it has to send a request.
+    pub fn write_timeout(&self) -> Duration {
+        self.receive_timeout
+    }
+}

@@ -1,0 +1,32 @@
+//! The FastCGI 1.0 protocol for a responder: records on the wire, name-value
+//! pairs, and the connection state machine that turns records into complete
+//! requests and responses back into records.
+//!
+//! This layer knows bytes and CGI, nothing of HTTP types, sessions or
+//! applications: whatever answers requests implements [`Responder`]. It can be
+//! lifted out and reused on its own.
+//!
+//! Why our own implementation rather than `tokio-fastcgi`: that crate buffers a
+//! whole request body with no bound and gives no hook for per-request
+//! deadlines; the protocol is small (eleven record types, one pair encoding), and
+//! writing it here lets every length read off the wire be checked against
+//! [`ConnectionLimits`] before anything is allocated.
+
+mod connection;
+mod error;
+mod limits;
+mod name_value;
+mod record;
+mod request;
+mod responder;
+
+pub use connection::{ConnectionGate, serve_connection};
+pub use error::ProtocolError;
+pub use limits::ConnectionLimits;
+pub use name_value::{encode_name_value, parse_name_values};
+pub use record::{
+    HEADER_LEN, MAX_CONTENT_LEN, Record, RecordCodec, RecordType, Role, VERSION_1, encode_record,
+    encode_stream,
+};
+pub use request::{CgiParams, CgiRequest};
+pub use responder::{CgiResponse, ResponseBody, Responder, simple_response};

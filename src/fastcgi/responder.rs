@@ -1,0 +1,46 @@
+//! The seam between the protocol and whatever answers requests: a [`Responder`]
+//! turns a [`CgiRequest`] into a [`CgiResponse`] (a CGI head and a body).
+
+use std::future::Future;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use super::request::CgiRequest;
+
+/// Boxed error of a streamed body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Answers requests. Cloned into every connection; the future it returns runs
+/// on that connection's task, so a panic in it is caught there and becomes a
+/// 500 for that request only.
+pub trait Responder: Clone + Send + 'static {
+    fn respond(&self, request: CgiRequest) -> impl Future<Output = CgiResponse> + Send + 'static;
+}
+
+/// A CGI response: `head` holds the `Status:` line, the headers and the blank
+/// line that ends them; `body` follows it on STDOUT.
+pub struct CgiResponse {
+    pub head: Bytes,
+    pub body: ResponseBody,
+}
+
+/// A response body: bytes known up front, or a stream written record by
+/// record as it is produced.
+pub enum ResponseBody {
+    Full(Bytes),
+    Stream(BoxStream<'static, Result<Bytes, BoxError>>),
+}
+
+/// A small plain-text response the protocol layer sends by itself (413, 431,
+/// 400, 500), when a request never reaches the application.
+pub fn simple_response(status: u16, reason: &str, body: &str) -> CgiResponse {
+    let head = format!(
+        "Status: {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    CgiResponse {
+        head: Bytes::from(head),
+        body: ResponseBody::Full(Bytes::copy_from_slice(body.as_bytes())),
+    }
+}

@@ -1,0 +1,15 @@
+//! nene: a FastCGI application server that runs a PHP-style front controller
+//! behind nginx.
+//!
+//! Layers, each knowing only those below it:
+//! - [`fastcgi`]: records, connections, limits (bytes and CGI only);
+//! - [`server`]: listeners, the accept loop, shutdown, and the bridge from CGI
+//!   to `http` types and tower services;
+//! - [`dispatch`]: NeNe's `/{controller}/{action}` routing;
+//! - [`app`]: the example application the tests and the compose stack run.
+
+pub mod app;
+pub mod cli;
+pub mod dispatch;
+pub mod fastcgi;
+pub mod server;

@@ -1,0 +1,206 @@
+//! Builds an `http::Request` from CGI params and a body: what an application
+//! sees instead of FastCGI records.
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
+
+use crate::fastcgi::{CgiParams, CgiRequest};
+
+/// A request whose params cannot make an HTTP request; answered 400.
+#[derive(Debug, thiserror::Error)]
+pub enum BadCgiRequest {
+    #[error("REQUEST_METHOD is missing")]
+    MissingMethod,
+    #[error("REQUEST_METHOD is not a valid method")]
+    BadMethod,
+    #[error("REQUEST_URI is not a valid request target")]
+    BadUri,
+    #[error("too many request headers")]
+    TooManyHeaders,
+}
+
+/// The request as an application sees it. All CGI params stay reachable as
+/// the [`CgiParams`] request extension (REMOTE_ADDR, HTTPS, SERVER_NAME, …).
+pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiRequest> {
+    let params = cgi.params;
+    let method = params
+        .get("REQUEST_METHOD")
+        .ok_or(BadCgiRequest::MissingMethod)
+        .and_then(|m| Method::from_bytes(m).map_err(|_| BadCgiRequest::BadMethod))?;
+    let uri = request_uri(&params)?;
+    let version = match params.get("SERVER_PROTOCOL").map(|v| v.as_ref()) {
+        Some(b"HTTP/1.0") => Version::HTTP_10,
+        Some(b"HTTP/2.0") => Version::HTTP_2,
+        Some(b"HTTP/3.0") => Version::HTTP_3,
+        _ => Version::HTTP_11,
+    };
+
+    let mut request = Request::new(Body::from(cgi.body));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    let headers = request.headers_mut();
+    let mut name_buf = Vec::with_capacity(64);
+    for (name, value) in params.iter() {
+        let header_name = if let Some(http_name) = name.strip_prefix(b"HTTP_") {
+            name_buf.clear();
+            name_buf.extend(
+                http_name
+                    .iter()
+                    .map(|&b| if b == b'_' { b'-' } else { b }),
+            );
+            match HeaderName::from_bytes(&name_buf) {
+                Ok(header_name) => header_name,
+                Err(_) => continue,
+            }
+        } else if name.as_ref() == b"CONTENT_TYPE" {
+            CONTENT_TYPE
+        } else if name.as_ref() == b"CONTENT_LENGTH" {
+            CONTENT_LENGTH
+        } else {
+            continue;
+        };
+        if value.is_empty() && (header_name == CONTENT_TYPE || header_name == CONTENT_LENGTH) {
+            continue;
+        }
+        // A value with bytes HTTP forbids (CR, LF, NUL, …) is dropped, not
+        // passed on: it can only be an injection attempt.
+        let Ok(header_value) = HeaderValue::from_maybe_shared(value.clone()) else {
+            tracing::debug!("dropping request header {header_name} with an invalid value");
+            continue;
+        };
+        headers
+            .try_append(header_name, header_value)
+            .map_err(|_| BadCgiRequest::TooManyHeaders)?;
+    }
+    request.extensions_mut().insert(params);
+    Ok(request)
+}
+
+/// REQUEST_URI as nginx sends it (path and query, still percent-encoded), or
+/// for peers that do not send it, SCRIPT_NAME + PATH_INFO + QUERY_STRING.
+fn request_uri(params: &CgiParams) -> Result<Uri, BadCgiRequest> {
+    let raw: Bytes = match params.get("REQUEST_URI") {
+        Some(uri) if !uri.is_empty() => uri.clone(),
+        _ => {
+            let mut uri = Vec::new();
+            for name in ["SCRIPT_NAME", "PATH_INFO"] {
+                uri.extend_from_slice(params.get(name).map(|v| v.as_ref()).unwrap_or(b""));
+            }
+            if uri.is_empty() {
+                uri.push(b'/');
+            }
+            if let Some(query) = params.get("QUERY_STRING").filter(|q| !q.is_empty()) {
+                uri.push(b'?');
+                uri.extend_from_slice(query);
+            }
+            Bytes::from(uri)
+        }
+    };
+    if let Ok(uri) = Uri::from_maybe_shared(raw.clone()) {
+        return Ok(uri);
+    }
+    // nginx passes the request line's target as the client sent it; bytes the
+    // `http` crate refuses (`"`, `{`, `|`, non-ASCII …) are percent-encoded
+    // rather than failing the request.
+    let mut encoded = String::with_capacity(raw.len() * 3);
+    for &byte in raw.iter() {
+        if byte.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Uri::try_from(encoded).map_err(|_| BadCgiRequest::BadUri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cgi(pairs: &[(&str, &[u8])]) -> CgiRequest {
+        CgiRequest {
+            params: CgiParams::new(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (Bytes::from(k.to_string()), Bytes::copy_from_slice(v)))
+                    .collect(),
+            ),
+            body: Bytes::from_static(b"hello"),
+        }
+    }
+
+    #[test]
+    fn params_become_method_uri_headers_and_extension() {
+        let request = build_http_request(cgi(&[
+            ("REQUEST_METHOD", b"POST"),
+            ("REQUEST_URI", b"/a/b?x=1"),
+            ("SERVER_PROTOCOL", b"HTTP/1.0"),
+            ("CONTENT_TYPE", b"text/plain"),
+            ("CONTENT_LENGTH", b"5"),
+            ("HTTP_X_FORWARDED_FOR", b"10.0.0.1"),
+            ("HTTP_COOKIE", b"a=1"),
+            ("REMOTE_ADDR", b"127.0.0.1"),
+        ]))
+        .unwrap();
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.uri().path(), "/a/b");
+        assert_eq!(request.uri().query(), Some("x=1"));
+        assert_eq!(request.version(), Version::HTTP_10);
+        assert_eq!(request.headers()["content-type"], "text/plain");
+        assert_eq!(request.headers()["content-length"], "5");
+        assert_eq!(request.headers()["x-forwarded-for"], "10.0.0.1");
+        assert_eq!(request.headers()["cookie"], "a=1");
+        assert!(request.headers().get("remote-addr").is_none());
+        let params = request.extensions().get::<CgiParams>().unwrap();
+        assert_eq!(params.get_str("REMOTE_ADDR"), Some("127.0.0.1"));
+    }
+
+    #[test]
+    fn header_values_with_control_bytes_are_dropped() {
+        let request = build_http_request(cgi(&[
+            ("REQUEST_METHOD", b"GET"),
+            ("REQUEST_URI", b"/"),
+            ("HTTP_X_EVIL", b"a\r\nSet-Cookie: x=1"),
+            ("HTTP_X_FINE", b"\xff\xfe not utf-8 but allowed"),
+        ]))
+        .unwrap();
+        assert!(request.headers().get("x-evil").is_none());
+        assert!(request.headers().get("x-fine").is_some());
+    }
+
+    #[test]
+    fn odd_request_targets_are_percent_encoded() {
+        let request = build_http_request(cgi(&[
+            ("REQUEST_METHOD", b"GET"),
+            ("REQUEST_URI", b"/a\"b{c}/\xc3\xa9"),
+        ]))
+        .unwrap();
+        assert_eq!(request.uri().path(), "/a%22b%7Bc%7D/%C3%A9");
+    }
+
+    #[test]
+    fn without_request_uri_the_script_name_and_query_are_used() {
+        let request = build_http_request(cgi(&[
+            ("REQUEST_METHOD", b"GET"),
+            ("SCRIPT_NAME", b"/health"),
+            ("QUERY_STRING", b"a=b"),
+        ]))
+        .unwrap();
+        assert_eq!(request.uri(), "/health?a=b");
+    }
+
+    #[test]
+    fn a_missing_or_bad_method_is_an_error() {
+        assert!(matches!(
+            build_http_request(cgi(&[("REQUEST_URI", b"/")])),
+            Err(BadCgiRequest::MissingMethod)
+        ));
+        assert!(matches!(
+            build_http_request(cgi(&[("REQUEST_METHOD", b"G T")])),
+            Err(BadCgiRequest::BadMethod)
+        ));
+    }
+}

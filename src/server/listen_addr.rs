@@ -1,0 +1,62 @@
+//! Where nene listens: `host:port` for TCP or `unix:/path/to.sock`, the same
+//! spelling nginx's `fastcgi_pass` uses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid listen address {0:?}: expected IP:PORT (e.g. 127.0.0.1:9000) or unix:/path/to.sock"
+)]
+pub struct ListenAddrError(String);
+
+impl FromStr for ListenAddr {
+    type Err = ListenAddrError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(ListenAddrError(text.to_string()));
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        text.parse::<SocketAddr>()
+            .map(ListenAddr::Tcp)
+            .map_err(|_| ListenAddrError(text.to_string()))
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_and_unix_forms_parse() {
+        assert_eq!(
+            "127.0.0.1:9000".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Tcp("127.0.0.1:9000".parse().unwrap())
+        );
+        assert_eq!(
+            "unix:/run/nene.sock".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Unix("/run/nene.sock".into())
+        );
+        assert!("unix:".parse::<ListenAddr>().is_err());
+        assert!("localhost".parse::<ListenAddr>().is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! The listening socket: TCP, or a Unix socket file with a chosen mode. A stale
+//! socket file left by a crashed nene is replaced; a live one is not stolen;
+//! the file is removed when the listener is dropped.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use super::ListenAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: ListenAddr, source: io::Error },
+    #[error(
+        "cannot listen on unix:{0}: another process is serving on that socket (stop it or choose another path)"
+    )]
+    SocketInUse(PathBuf),
+    #[error("cannot listen on unix:{0}: the path exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    #[error("cannot set mode {mode:o} on unix:{path}: {source}")]
+    SocketMode {
+        path: PathBuf,
+        mode: u32,
+        source: io::Error,
+    },
+}
+
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, UnixSocketFile),
+}
+
+/// An accepted connection, with a printable peer for logs.
+pub enum Accepted {
+    Tcp(TcpStream, std::net::SocketAddr),
+    Unix(UnixStream),
+}
+
+/// Removes the socket file when the listener goes away.
+pub struct UnixSocketFile(PathBuf);
+
+impl Drop for UnixSocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Listener {
+    pub async fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Self, ListenError> {
+        match addr {
+            ListenAddr::Tcp(socket_addr) => TcpListener::bind(socket_addr)
+                .await
+                .map(Listener::Tcp)
+                .map_err(|source| ListenError::Bind {
+                    addr: addr.clone(),
+                    source,
+                }),
+            ListenAddr::Unix(path) => bind_unix(path, socket_mode).await,
+        }
+    }
+
+    /// The address actually bound (for TCP port 0, the port chosen).
+    pub fn local_addr(&self) -> ListenAddr {
+        match self {
+            Listener::Tcp(listener) => listener
+                .local_addr()
+                .map(ListenAddr::Tcp)
+                .unwrap_or_else(|_| ListenAddr::Tcp(([0, 0, 0, 0], 0).into())),
+            Listener::Unix(_, file) => ListenAddr::Unix(file.0.clone()),
+        }
+    }
+
+    pub async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, peer) = listener.accept().await?;
+                // Responses are written whole; Nagle would only delay them.
+                stream.set_nodelay(true)?;
+                Ok(Accepted::Tcp(stream, peer))
+            }
+            Listener::Unix(listener, _) => {
+                let (stream, _) = listener.accept().await?;
+                Ok(Accepted::Unix(stream))
+            }
+        }
+    }
+}
+
+async fn bind_unix(path: &Path, socket_mode: u32) -> Result<Listener, ListenError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).await.is_ok() {
+                return Err(ListenError::SocketInUse(path.to_path_buf()));
+            }
+            tracing::info!("replacing stale socket file {}", path.display());
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(_) => return Err(ListenError::NotASocket(path.to_path_buf())),
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path).map_err(|source| ListenError::Bind {
+        addr: ListenAddr::Unix(path.to_path_buf()),
+        source,
+    })?;
+    let file = UnixSocketFile(path.to_path_buf());
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode)).map_err(
+        |source| ListenError::SocketMode {
+            path: path.to_path_buf(),
+            mode: socket_mode,
+            source,
+        },
+    )?;
+    Ok(Listener::Unix(listener, file))
+}

@@ -1,0 +1,18 @@
+//! The server: where nene listens, how it accepts and drains connections, and
+//! the bridge from CGI requests to `http` types and tower services.
+
+mod accept_loop;
+mod cgi_request;
+mod cgi_response;
+mod http_responder;
+mod listen_addr;
+mod listener;
+mod settings;
+
+pub use accept_loop::serve;
+pub use cgi_request::{BadCgiRequest, build_http_request};
+pub use cgi_response::into_cgi_response;
+pub use http_responder::HttpResponder;
+pub use listen_addr::{ListenAddr, ListenAddrError};
+pub use listener::{ListenError, Listener};
+pub use settings::ServerSettings;

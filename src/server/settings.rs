@@ -1,0 +1,34 @@
+//! Everything the server needs to know, decided once at start-up.
+
+use std::time::Duration;
+
+use crate::fastcgi::ConnectionLimits;
+
+use super::ListenAddr;
+
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// TCP address or Unix socket path to listen on.
+    pub listen: ListenAddr,
+    /// Permissions of a Unix socket file (like PHP-FPM's `listen.mode`):
+    /// nginx's user must be able to write to it.
+    pub socket_mode: u32,
+    /// Bounds every connection enforces.
+    pub limits: ConnectionLimits,
+    /// After SIGTERM, how long requests in flight may take to finish before
+    /// nene exits anyway.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: ListenAddr::Tcp(([127, 0, 0, 1], 9000).into()),
+            socket_mode: 0o660,
+            limits: ConnectionLimits::default(),
+            // Below Docker's 10 s stop grace period, so a drain ends before
+            // the container runtime resorts to SIGKILL.
+            drain_timeout: Duration::from_secs(8),
+        }
+    }
+}
