@@ -1,0 +1,301 @@
+//! The test harness: starts a real nginx (rendered from the repository's own
+//! config template) and nene as a child process on free loopback ports, each
+//! in a temporary directory, and stops them when dropped.
+
+#![allow(dead_code)]
+
+pub mod fcgi_client;
+pub mod in_process;
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+pub fn htdocs() -> PathBuf {
+    Path::new(REPO).join("htdocs")
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Finds a program on PATH or in the sbin directories Debian installs
+/// servers into; fails the test, naming the package, when it is missing.
+pub fn require_program(name: &str, debian_package: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let candidates = path
+        .split(':')
+        .map(PathBuf::from)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    for dir in candidates {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "`{name}` is not installed; these tests need it. Install it with: \
+         sudo apt-get install -y {debian_package}"
+    );
+}
+
+/// Waits until `addr` accepts TCP connections, or panics after 10 s.
+fn wait_for_tcp(addr: &str, child: &mut Child, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited with {status} before listening on {addr}; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not listen on {addr} within 10 s");
+}
+
+fn wait_for_unix(path: &Path, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "nene exited with {status}; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nene did not listen on {} within 10 s", path.display());
+}
+
+/// nene running as a child process.
+pub struct Nene {
+    child: Child,
+    /// The FastCGI address as nginx's fastcgi_pass spells it.
+    pub upstream: String,
+    /// TCP address, when listening on TCP.
+    pub addr: String,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Nene {
+    /// nene on a free loopback TCP port, with extra command-line arguments.
+    pub fn start(extra_args: &[&str]) -> Nene {
+        let addr = format!("127.0.0.1:{}", free_port());
+        Self::spawn(&addr, extra_args)
+    }
+
+    /// nene on a Unix socket at `path`.
+    pub fn start_unix(path: &Path, extra_args: &[&str]) -> Nene {
+        Self::spawn(&format!("unix:{}", path.display()), extra_args)
+    }
+
+    fn spawn(listen: &str, extra_args: &[&str]) -> Nene {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("nene.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nene"))
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--htdocs")
+            .arg(htdocs())
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .current_dir(REPO)
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("start nene");
+        match listen.strip_prefix("unix:") {
+            Some(path) => wait_for_unix(Path::new(path), &mut child, &log),
+            None => wait_for_tcp(listen, &mut child, "nene", &log),
+        }
+        Nene {
+            child,
+            upstream: listen.to_string(),
+            addr: listen.to_string(),
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
+    /// Waits up to `within` for nene to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Nene {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx running as a child process with a config rendered from
+/// `deploy/nginx/nene.conf.template`.
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+pub struct NginxOptions<'a> {
+    /// Servers of the `nene` upstream (host:port or unix:/path).
+    pub upstreams: Vec<&'a str>,
+    pub keep_conn: bool,
+    pub max_body: &'a str,
+}
+
+impl Nginx {
+    pub fn start(upstream: &str, keep_conn: bool) -> Nginx {
+        Self::start_with(NginxOptions {
+            upstreams: vec![upstream],
+            keep_conn,
+            max_body: "8m",
+        })
+    }
+
+    pub fn start_with(options: NginxOptions<'_>) -> Nginx {
+        let nginx = require_program("nginx", "nginx");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let template =
+            std::fs::read_to_string(Path::new(REPO).join("deploy/nginx/nene.conf.template"))
+                .expect("the nginx template");
+        let mut servers = options.upstreams.iter();
+        let first = servers.next().expect("at least one upstream");
+        let mut upstream = first.to_string();
+        for server in servers {
+            upstream.push_str(&format!(";\n    server {server}"));
+        }
+        let site = template
+            .replace("${NGINX_LISTEN}", &format!("127.0.0.1:{port}"))
+            .replace("${NENE_UPSTREAM}", &upstream)
+            .replace("${NENE_HTDOCS}", &htdocs().display().to_string())
+            .replace(
+                "${NENE_FASTCGI_KEEP_CONN}",
+                if options.keep_conn { "on" } else { "off" },
+            )
+            .replace("${NENE_MAX_BODY}", options.max_body);
+        assert!(!site.contains("${"), "a placeholder was left unrendered");
+        let prefix = dir.path();
+        std::fs::write(prefix.join("site.conf"), site).unwrap();
+        // As root, workers would otherwise run as nobody and could not use
+        // the temp directories below.
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root;"
+        } else {
+            ""
+        };
+        let main = format!(
+            "{user}
+daemon off;
+worker_processes 2;
+pid {p}/nginx.pid;
+error_log {p}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {p}/client_body;
+    fastcgi_temp_path {p}/fastcgi;
+    proxy_temp_path {p}/proxy;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    default_type application/octet-stream;
+    types {{ text/html html; text/plain txt; text/css css; }}
+    include {p}/site.conf;
+}}
+",
+            p = prefix.display()
+        );
+        std::fs::write(prefix.join("nginx.conf"), main).unwrap();
+        let log = prefix.join("error.log");
+        let mut child = Command::new(nginx)
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .arg("-e")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(File::create(prefix.join("stderr.log")).unwrap())
+            .spawn()
+            .expect("start nginx");
+        wait_for_tcp(&format!("127.0.0.1:{port}"), &mut child, "nginx", &log);
+        Nginx { child, port, dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its workers; SIGKILL would orphan them.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that does not follow redirects or use proxies.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}

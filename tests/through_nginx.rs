@@ -1,0 +1,144 @@
+//! The example application through a real nginx, as a user's browser sees it:
+//! pages, JSON, 404s, static files, many requests, with nginx keeping its
+//! FastCGI connections open (`fastcgi_keep_conn on`) and without.
+
+mod common;
+
+use common::{Nene, Nginx, http_client};
+
+async fn serves_pages_json_404_and_static_files(keep_conn: bool) {
+    let nene = Nene::start(&[]);
+    let nginx = Nginx::start(&nene.upstream, keep_conn);
+    let client = http_client();
+
+    let index = client.get(nginx.url("/")).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(index.text().await.unwrap().contains("<h1>nene</h1>"));
+
+    let health = client.get(nginx.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.headers()["content-type"], "application/json");
+    assert_eq!(health.text().await.unwrap(), r#"{"status":"ok"}"#);
+
+    let posted = client
+        .post(nginx.url("/health"))
+        .body(vec![b'x'; 100_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    assert_eq!(posted.text().await.unwrap(), r#"{"status":"ok"}"#);
+
+    let missing = client.get(nginx.url("/no/such/thing")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let page_404 = std::fs::read_to_string(common::htdocs().join("404.html")).unwrap();
+    assert_eq!(missing.text().await.unwrap(), page_404);
+
+    let robots = client.get(nginx.url("/robots.txt")).send().await.unwrap();
+    assert_eq!(robots.status(), 200);
+    let robots_file = std::fs::read_to_string(common::htdocs().join("robots.txt")).unwrap();
+    assert_eq!(robots.text().await.unwrap(), robots_file);
+    // The static file never reached nene: only the front controller's
+    // requests are in its access log.
+    let log = nene.log_text();
+    assert!(log.contains("GET /health 200"), "access log:\n{log}");
+    assert!(!log.contains("robots.txt"), "nginx should serve static files:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_pages_json_404_and_static_files_with_kept_connections() {
+    serves_pages_json_404_and_static_files(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_pages_json_404_and_static_files_without_kept_connections() {
+    serves_pages_json_404_and_static_files(false).await;
+}
+
+async fn answers_300_sequential_and_200_concurrent_requests(keep_conn: bool) {
+    let nene = Nene::start(&[]);
+    let nginx = Nginx::start(&nene.upstream, keep_conn);
+    let client = http_client();
+    for i in 0..300 {
+        let response = client.get(nginx.url("/health")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "sequential request {i}");
+        assert_eq!(response.text().await.unwrap(), r#"{"status":"ok"}"#);
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        // A client per task: 200 separate HTTP connections to nginx.
+        let client = http_client();
+        let url = nginx.url("/health");
+        tasks.push(tokio::spawn(async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }));
+    }
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body, r#"{"status":"ok"}"#);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_300_sequential_and_200_concurrent_requests_with_kept_connections() {
+    answers_300_sequential_and_200_concurrent_requests(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_300_sequential_and_200_concurrent_requests_without_kept_connections() {
+    answers_300_sequential_and_200_concurrent_requests(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_over_nenes_bound_gets_413_and_the_next_request_is_served() {
+    let nene = Nene::start(&["--max-body-bytes", "1000"]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let client = http_client();
+    let too_big = client
+        .post(nginx.url("/health"))
+        .body(vec![b'x'; 5000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+    // nene's answer, not nginx's (whose own bound is 8m here).
+    assert_eq!(too_big.text().await.unwrap(), "request body too large\n");
+    let fits = client
+        .post(nginx.url("/health"))
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fits.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_method_gets_405() {
+    let nene = Nene::start(&[]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let response = http_client()
+        .delete(nginx.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_reaches_nene_over_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("nene.sock");
+    let nene = Nene::start_unix(&socket, &["--socket-mode", "0666"]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let response = http_client().get(nginx.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"status":"ok"}"#);
+}
