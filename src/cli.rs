@@ -9,7 +9,11 @@ use crate::fastcgi::ConnectionLimits;
 use crate::server::{ListenAddr, ServerSettings};
 
 #[derive(Debug, Parser)]
-#[command(name = "nene", version, about = "A FastCGI application server for nginx")]
+#[command(
+    name = "nene",
+    version,
+    about = "A FastCGI application server for nginx"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

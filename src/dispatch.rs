@@ -50,7 +50,8 @@ impl Controller {
 pub struct NotFoundPage(Bytes);
 
 impl NotFoundPage {
-    const FALLBACK: &'static str = "<!doctype html><title>404 Not Found</title><h1>Not Found</h1>\n";
+    const FALLBACK: &'static str =
+        "<!doctype html><title>404 Not Found</title><h1>Not Found</h1>\n";
 
     /// Reads `htdocs/404.html`; without one, a built-in page is used and a
     /// warning says so.
@@ -59,7 +60,10 @@ impl NotFoundPage {
         match std::fs::read(&path) {
             Ok(body) => Self(Bytes::from(body)),
             Err(error) => {
-                tracing::warn!("cannot read {}: {error}; using a built-in 404 page", path.display());
+                tracing::warn!(
+                    "cannot read {}: {error}; using a built-in 404 page",
+                    path.display()
+                );
                 Self(Bytes::from_static(Self::FALLBACK.as_bytes()))
             }
         }
@@ -204,7 +208,10 @@ mod tests {
     #[tokio::test]
     async fn leading_segments_can_be_skipped() {
         let d = dispatcher(1);
-        assert_eq!(body_of(&d, "/app/user/edit").await, (200, "user edit".into()));
+        assert_eq!(
+            body_of(&d, "/app/user/edit").await,
+            (200, "user edit".into())
+        );
         assert_eq!(body_of(&d, "/app").await, (200, "home".into()));
     }
 

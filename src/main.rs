@@ -49,7 +49,13 @@ async fn run_server(args: ServeArgs) -> ExitCode {
         args.htdocs.display(),
         args.ini_dir.display()
     );
-    serve(listener, HttpResponder::new(app), &settings, shutdown_signal()).await;
+    serve(
+        listener,
+        HttpResponder::new(app),
+        &settings,
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -37,15 +37,20 @@ fn record_parts() -> impl Strategy<Value = (u8, u16, Vec<u8>)> {
 /// that are either plausible version-1 headers (with arbitrary lengths) or
 /// arbitrary bytes.
 fn hostile_stream() -> impl Strategy<Value = Vec<u8>> {
-    let header = (any::<u8>(), any::<u16>(), any::<u16>(), any::<u8>(), any::<u8>()).prop_map(
-        |(record_type, id, content_len, padding, reserved)| {
+    let header = (
+        any::<u8>(),
+        any::<u16>(),
+        any::<u16>(),
+        any::<u8>(),
+        any::<u8>(),
+    )
+        .prop_map(|(record_type, id, content_len, padding, reserved)| {
             let mut bytes = vec![VERSION_1, record_type];
             bytes.extend_from_slice(&id.to_be_bytes());
             bytes.extend_from_slice(&content_len.to_be_bytes());
             bytes.extend_from_slice(&[padding, reserved]);
             bytes
-        },
-    );
+        });
     let fragment = prop_oneof![
         2 => header,
         1 => prop::collection::vec(any::<u8>(), 0..512),

@@ -27,7 +27,8 @@ fn get_values_result(record: &Record) -> Vec<(String, String)> {
     while !data.is_empty() {
         let (name_len, value_len) = (data[0] as usize, data[1] as usize);
         let name = String::from_utf8(data[2..2 + name_len].to_vec()).unwrap();
-        let value = String::from_utf8(data[2 + name_len..2 + name_len + value_len].to_vec()).unwrap();
+        let value =
+            String::from_utf8(data[2 + name_len..2 + name_len + value_len].to_vec()).unwrap();
         pairs.push((name, value));
         data = &data[2 + name_len + value_len..];
     }
@@ -50,7 +51,10 @@ async fn get_values_reports_the_configured_limits_and_multiplexing() {
         (b"SOMETHING_ELSE", b""),
     ]);
     client.send(&record(GET_VALUES, 0, &query)).await;
-    let answer = client.read_record_within(Duration::from_secs(5)).await.unwrap();
+    let answer = client
+        .read_record_within(Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(
         get_values_result(&answer),
         vec![
@@ -66,7 +70,10 @@ async fn an_unknown_management_record_gets_unknown_type_and_the_connection_stays
     let server = server().await;
     let mut client = FcgiClient::connect(&server.addr).await;
     client.send(&record(42, 0, b"whatever")).await;
-    let answer = client.read_record_within(Duration::from_secs(5)).await.unwrap();
+    let answer = client
+        .read_record_within(Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(answer.kind, UNKNOWN_TYPE);
     assert_eq!(answer.content, vec![42, 0, 0, 0, 0, 0, 0, 0]);
     client.send(&request(1, "GET", "/hello", b"", true)).await;
@@ -79,9 +86,14 @@ async fn authorizer_and_filter_roles_get_unknown_role_and_the_connection_stays_u
     let mut client = FcgiClient::connect(&server.addr).await;
     for (id, role) in [(1, AUTHORIZER), (2, FILTER), (3, 77)] {
         client.send(&begin(id, role, true)).await;
-        client.send(&params(id, &[(b"REQUEST_METHOD", b"GET")])).await;
+        client
+            .send(&params(id, &[(b"REQUEST_METHOD", b"GET")]))
+            .await;
         let response = client.response(id).await;
-        assert_eq!(response.protocol_status, 3, "role {role}: FCGI_UNKNOWN_ROLE");
+        assert_eq!(
+            response.protocol_status, 3,
+            "role {role}: FCGI_UNKNOWN_ROLE"
+        );
         assert!(response.stdout.is_empty());
     }
     client.send(&request(4, "GET", "/hello", b"", true)).await;
@@ -96,10 +108,18 @@ async fn an_abort_ends_a_request_still_arriving_and_one_already_running() {
     let mut client = FcgiClient::connect(&server.addr).await;
     // Still arriving: params sent, body not.
     client.send(&begin(1, RESPONDER, true)).await;
-    client.send(&params(1, &[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/hello")])).await;
+    client
+        .send(&params(
+            1,
+            &[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/hello")],
+        ))
+        .await;
     client.send(&record(ABORT_REQUEST, 1, &[])).await;
     let aborted = client.response(1).await;
-    assert!(aborted.stdout.is_empty(), "an aborted request gets no output");
+    assert!(
+        aborted.stdout.is_empty(),
+        "an aborted request gets no output"
+    );
     assert_eq!(aborted.protocol_status, 0);
     // Running: the handler sleeps 500 ms; the abort ends it at once.
     client.send(&request(2, "GET", "/slow", b"", true)).await;
@@ -108,7 +128,10 @@ async fn an_abort_ends_a_request_still_arriving_and_one_already_running() {
     client.send(&record(ABORT_REQUEST, 2, &[])).await;
     let aborted = client.response(2).await;
     assert!(aborted.stdout.is_empty());
-    assert!(started.elapsed() < Duration::from_millis(400), "the handler was not dropped");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "the handler was not dropped"
+    );
     client.send(&request(3, "GET", "/hello", b"", true)).await;
     assert_eq!(client.response(3).await.body_text(), "hello");
 }
@@ -120,14 +143,22 @@ async fn interleaved_requests_on_one_connection_each_get_their_own_response() {
     let body_a = vec![b'a'; 70_000];
     let body_b = vec![b'b'; 10];
     let params_a = request_params("POST", "/echo");
-    let mut params_a: Vec<(&[u8], &[u8])> = params_a.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    let mut params_a: Vec<(&[u8], &[u8])> =
+        params_a.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     let len_a = body_a.len().to_string();
     params_a.push((b"CONTENT_LENGTH", len_a.as_bytes()));
     let mut bytes = begin(1, RESPONDER, true);
     bytes.extend(begin(2, RESPONDER, true));
     bytes.extend(request(3, "GET", "/slow", b"", true));
     bytes.extend(record(STDIN, 1, &body_a[..30_000]));
-    bytes.extend(params(2, &[(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/echo"), (b"CONTENT_LENGTH", b"10")]));
+    bytes.extend(params(
+        2,
+        &[
+            (b"REQUEST_METHOD", b"POST"),
+            (b"REQUEST_URI", b"/echo"),
+            (b"CONTENT_LENGTH", b"10"),
+        ],
+    ));
     bytes.extend(params(1, &params_a));
     bytes.extend(stdin(2, &body_b));
     bytes.extend(stdin(1, &body_a[30_000..]));
@@ -189,9 +220,17 @@ async fn bodies_longer_than_one_record_are_streamed_in_records_of_at_most_65535_
     assert_eq!(response.status(), 200);
     assert_eq!(response.body(), vec![b'a'; BIG_BODY_LEN].as_slice());
     assert!(response.stdout_record_lengths.len() >= 4);
-    assert!(response.stdout_record_lengths.iter().all(|&len| len <= 65535));
+    assert!(
+        response
+            .stdout_record_lengths
+            .iter()
+            .all(|&len| len <= 65535)
+    );
     let head = String::from_utf8_lossy(response.head()).to_string();
-    assert!(head.contains(&format!("content-length: {BIG_BODY_LEN}")), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {BIG_BODY_LEN}")),
+        "{head}"
+    );
 
     let streamed = get(&server.addr, "/stream").await;
     assert_eq!(streamed.body_text(), "chunk0;chunk1;chunk2;chunk3;chunk4;");
@@ -212,7 +251,12 @@ async fn a_request_without_a_valid_method_gets_400() {
     let server = server().await;
     let mut client = FcgiClient::connect(&server.addr).await;
     client.send(&begin(1, RESPONDER, true)).await;
-    client.send(&params(1, &[(b"REQUEST_METHOD", b"G\x00T"), (b"REQUEST_URI", b"/hello")])).await;
+    client
+        .send(&params(
+            1,
+            &[(b"REQUEST_METHOD", b"G\x00T"), (b"REQUEST_URI", b"/hello")],
+        ))
+        .await;
     client.send(&stdin(1, b"")).await;
     assert_eq!(client.response(1).await.status(), 400);
 }
@@ -224,7 +268,12 @@ async fn params_over_the_bound_get_431_and_the_connection_stays_usable() {
     // One 1 MiB param (default bound 64 KiB).
     let huge = vec![b'x'; 1024 * 1024];
     client.send(&begin(1, RESPONDER, true)).await;
-    client.send(&params(1, &[(b"REQUEST_METHOD", b"GET"), (b"HTTP_X_HUGE", &huge)])).await;
+    client
+        .send(&params(
+            1,
+            &[(b"REQUEST_METHOD", b"GET"), (b"HTTP_X_HUGE", &huge)],
+        ))
+        .await;
     client.send(&stdin(1, b"")).await;
     let response = client.response(1).await;
     assert_eq!(response.status(), 431);
@@ -251,29 +300,41 @@ async fn bodies_over_the_bound_or_with_a_lying_content_length_are_refused() {
         let mut bytes = begin(id, RESPONDER, true);
         bytes.extend(params(
             id,
-            &[(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/echo"), (b"CONTENT_LENGTH", declared.as_bytes())],
+            &[
+                (b"REQUEST_METHOD", b"POST"),
+                (b"REQUEST_URI", b"/echo"),
+                (b"CONTENT_LENGTH", declared.as_bytes()),
+            ],
         ));
         bytes.extend(stdin(id, body));
         bytes
     };
     // Honest but too big.
-    client.send(&send_with_length(1, "5000", &[b'x'; 5000])).await;
+    client
+        .send(&send_with_length(1, "5000", &[b'x'; 5000]))
+        .await;
     assert_eq!(client.response(1).await.status(), 413);
     // Declares little, sends too much.
     client.send(&send_with_length(2, "10", &[b'x'; 5000])).await;
     assert_eq!(client.response(2).await.status(), 413);
     // Declares too much, sends little.
-    client.send(&send_with_length(3, "100000000", b"tiny")).await;
+    client
+        .send(&send_with_length(3, "100000000", b"tiny"))
+        .await;
     assert_eq!(client.response(3).await.status(), 413);
     // Within the bound but lying either way.
     client.send(&send_with_length(4, "10", &[b'x'; 20])).await;
     assert_eq!(client.response(4).await.status(), 400);
     client.send(&send_with_length(5, "20", &[b'x'; 10])).await;
     assert_eq!(client.response(5).await.status(), 400);
-    client.send(&send_with_length(6, "ten", b"0123456789")).await;
+    client
+        .send(&send_with_length(6, "ten", b"0123456789"))
+        .await;
     assert_eq!(client.response(6).await.status(), 400);
     // Exactly at the bound.
-    client.send(&send_with_length(7, "1000", &[b'x'; 1000])).await;
+    client
+        .send(&send_with_length(7, "1000", &[b'x'; 1000]))
+        .await;
     let fits = client.response(7).await;
     assert_eq!(fits.status(), 200);
     assert_eq!(fits.body_text(), "1000 bytes from ");
@@ -290,7 +351,13 @@ async fn a_stalled_client_is_cut_at_the_receive_deadline_without_holding_up_othe
     // bytes of a record header.
     let mut stalled = FcgiClient::connect(&server.addr).await;
     stalled.send(&begin(1, RESPONDER, true)).await;
-    stalled.send(&record(PARAMS, 1, &name_values(&[(b"REQUEST_METHOD", b"GET")]))).await;
+    stalled
+        .send(&record(
+            PARAMS,
+            1,
+            &name_values(&[(b"REQUEST_METHOD", b"GET")]),
+        ))
+        .await;
     let mut slow_header = FcgiClient::connect(&server.addr).await;
     slow_header.send(&[1, 1, 0]).await;
     let started = std::time::Instant::now();
@@ -301,7 +368,10 @@ async fn a_stalled_client_is_cut_at_the_receive_deadline_without_holding_up_othe
     assert!(started.elapsed() < Duration::from_millis(500));
     assert!(stalled.is_closed_within(Duration::from_secs(3)).await);
     assert!(slow_header.is_closed_within(Duration::from_secs(3)).await);
-    assert!(started.elapsed() >= Duration::from_millis(500), "cut too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "cut too early"
+    );
 }
 
 #[tokio::test]
@@ -325,8 +395,14 @@ async fn malformed_records_close_only_their_own_connection() {
     bad_name_value.extend(record(PARAMS, 1, &[50, 0, b'a']));
     bad_name_value.extend(record(PARAMS, 1, &[]));
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("bad version", vec![2, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]),
-        ("BEGIN_REQUEST of the wrong length", record(BEGIN_REQUEST, 1, &[0, 1, 1])),
+        (
+            "bad version",
+            vec![2, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0],
+        ),
+        (
+            "BEGIN_REQUEST of the wrong length",
+            record(BEGIN_REQUEST, 1, &[0, 1, 1]),
+        ),
         ("name-value lengths that lie", bad_name_value),
         (
             "a record type a responder never receives",
@@ -337,16 +413,23 @@ async fn malformed_records_close_only_their_own_connection() {
     for (name, bytes) in cases {
         let mut client = FcgiClient::connect(&server.addr).await;
         client.send(&bytes).await;
-        assert!(client.is_closed_within(Duration::from_secs(5)).await, "{name}: not closed");
+        assert!(
+            client.is_closed_within(Duration::from_secs(5)).await,
+            "{name}: not closed"
+        );
         assert_still_serving(&server.addr).await;
     }
     // A stream cut in the middle of a record.
     let mut client = FcgiClient::connect(&server.addr).await;
-    client.send(&request(1, "GET", "/hello", b"", true)[..20]).await;
+    client
+        .send(&request(1, "GET", "/hello", b"", true)[..20])
+        .await;
     drop(client);
     assert_still_serving(&server.addr).await;
     // A connection opened before all this is unaffected.
-    bystander.send(&request(1, "GET", "/hello", b"", true)).await;
+    bystander
+        .send(&request(1, "GET", "/hello", b"", true))
+        .await;
     assert_eq!(bystander.response(1).await.body_text(), "hello");
 }
 
@@ -354,7 +437,9 @@ async fn malformed_records_close_only_their_own_connection() {
 async fn records_for_unknown_request_ids_are_ignored() {
     let server = server().await;
     let mut client = FcgiClient::connect(&server.addr).await;
-    client.send(&params(9, &[(b"REQUEST_METHOD", b"GET")])).await;
+    client
+        .send(&params(9, &[(b"REQUEST_METHOD", b"GET")]))
+        .await;
     client.send(&stdin(9, b"data")).await;
     client.send(&record(ABORT_REQUEST, 9, &[])).await;
     client.send(&request(1, "GET", "/hello", b"", true)).await;
@@ -371,5 +456,8 @@ async fn draining_finishes_a_request_in_progress_then_stops() {
     let stopping = tokio::spawn(server.stop());
     assert_eq!(client.response(1).await.body_text(), "slow");
     stopping.await.unwrap();
-    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "still accepting");
+    assert!(
+        tokio::net::TcpStream::connect(&addr).await.is_err(),
+        "still accepting"
+    );
 }

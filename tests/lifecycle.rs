@@ -20,7 +20,10 @@ fn an_address_in_use_stops_start_up_with_a_message_naming_it() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -41,7 +44,10 @@ async fn start_up_logs_where_it_listens_and_each_request() {
     assert_eq!(response.status(), 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let log = nene.log_text();
-    assert!(log.contains(&format!("listening on {}", nene.addr)), "{log}");
+    assert!(
+        log.contains(&format!("listening on {}", nene.addr)),
+        "{log}"
+    );
     assert!(log.contains("GET /health 200"), "{log}");
 }
 
@@ -82,7 +88,11 @@ async fn the_unix_socket_gets_its_mode_replaces_a_stale_file_and_is_removed_on_e
     assert!(String::from_utf8_lossy(&output.stderr).contains("another process is serving"));
 
     let nginx = Nginx::start(&nene.upstream, true);
-    let response = http_client().get(nginx.url("/health")).send().await.unwrap();
+    let response = http_client()
+        .get(nginx.url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 
     nene.signal(libc::SIGTERM);
@@ -122,13 +132,18 @@ async fn sigterm_lets_a_request_in_flight_finish_refuses_new_connections_and_exi
         tokio::net::TcpStream::connect(&nene.addr).await.is_err(),
         "new connections are refused while draining"
     );
-    assert!(nene.wait_exit(Duration::from_millis(10)).is_none(), "exited before the request finished");
+    assert!(
+        nene.wait_exit(Duration::from_millis(10)).is_none(),
+        "exited before the request finished"
+    );
 
     client.send(&stdin(1, b"body")).await;
     let response = client.response(1).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.body_text(), r#"{"status":"ok"}"#);
-    let status = nene.wait_exit(Duration::from_secs(5)).expect("nene exits after draining");
+    let status = nene
+        .wait_exit(Duration::from_secs(5))
+        .expect("nene exits after draining");
     assert!(status.success(), "{status}");
     let log = nene.log_text();
     assert!(log.contains("SIGTERM received"), "{log}");
@@ -142,6 +157,10 @@ async fn a_drain_that_runs_out_of_time_still_exits_0() {
     nene.signal(libc::SIGINT);
     let status = nene.wait_exit(Duration::from_secs(5)).expect("nene exits");
     assert!(status.success());
-    assert!(nene.log_text().contains("drain time"), "{}", nene.log_text());
+    assert!(
+        nene.log_text().contains("drain time"),
+        "{}",
+        nene.log_text()
+    );
     drop(client);
 }

@@ -35,7 +35,11 @@ async fn serves_pages_json_404_and_static_files(keep_conn: bool) {
     assert_eq!(posted.status(), 200);
     assert_eq!(posted.text().await.unwrap(), r#"{"status":"ok"}"#);
 
-    let missing = client.get(nginx.url("/no/such/thing")).send().await.unwrap();
+    let missing = client
+        .get(nginx.url("/no/such/thing"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     let page_404 = std::fs::read_to_string(common::htdocs().join("404.html")).unwrap();
     assert_eq!(missing.text().await.unwrap(), page_404);
@@ -48,7 +52,10 @@ async fn serves_pages_json_404_and_static_files(keep_conn: bool) {
     // requests are in its access log.
     let log = nene.log_text();
     assert!(log.contains("GET /health 200"), "access log:\n{log}");
-    assert!(!log.contains("robots.txt"), "nginx should serve static files:\n{log}");
+    assert!(
+        !log.contains("robots.txt"),
+        "nginx should serve static files:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,7 +145,11 @@ async fn nginx_reaches_nene_over_a_unix_socket() {
     let socket = dir.path().join("nene.sock");
     let nene = Nene::start_unix(&socket, &["--socket-mode", "0666"]);
     let nginx = Nginx::start(&nene.upstream, true);
-    let response = http_client().get(nginx.url("/health")).send().await.unwrap();
+    let response = http_client()
+        .get(nginx.url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), r#"{"status":"ok"}"#);
 }

@@ -159,7 +159,10 @@ where
                 Event::Read(Err(error)) => return Err(error.into()),
                 Event::Deadline => {
                     if self.receiving.is_empty() && self.read_buf.is_empty() {
-                        tracing::debug!("closing a connection idle for {:?}", self.limits.idle_timeout);
+                        tracing::debug!(
+                            "closing a connection idle for {:?}",
+                            self.limits.idle_timeout
+                        );
                         return Ok(());
                     }
                     return Err(ProtocolError::ReceiveTimeout(self.limits.receive_timeout));
@@ -315,7 +318,9 @@ where
             self.close_when_idle = true;
         }
         if role != Role::Responder {
-            tracing::debug!("request {id} asks for role {role:?}; only the responder role is served");
+            tracing::debug!(
+                "request {id} asks for role {role:?}; only the responder role is served"
+            );
             self.end_request(id, 0, UNKNOWN_ROLE);
             return Ok(());
         }
@@ -370,8 +375,8 @@ where
                 // The responder is called inside the future so that a panic in
                 // its synchronous part is caught too.
                 let responder = self.responder.clone();
-                let future =
-                    AssertUnwindSafe(async move { responder.respond(request).await }).catch_unwind();
+                let future = AssertUnwindSafe(async move { responder.respond(request).await })
+                    .catch_unwind();
                 let (future, handle) = futures::future::abortable(future);
                 self.abort_handles.insert(id, handle);
                 self.running.push(Box::pin(run_to_outcome(id, future)));

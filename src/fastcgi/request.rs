@@ -172,7 +172,10 @@ impl IncomingRequest {
         if raw.is_empty() {
             return;
         }
-        match std::str::from_utf8(raw).ok().and_then(|s| s.parse::<usize>().ok()) {
+        match std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        {
             None => self.reject(Rejection::BadContentLength),
             Some(len) if len > limits.max_body_bytes => self.reject(Rejection::BodyTooLarge),
             Some(len) => {

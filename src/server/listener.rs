@@ -18,7 +18,9 @@ pub enum ListenError {
         "cannot listen on unix:{0}: another process is serving on that socket (stop it or choose another path)"
     )]
     SocketInUse(PathBuf),
-    #[error("cannot listen on unix:{0}: the path exists and is not a socket; refusing to replace it")]
+    #[error(
+        "cannot listen on unix:{0}: the path exists and is not a socket; refusing to replace it"
+    )]
     NotASocket(PathBuf),
     #[error("cannot set mode {mode:o} on unix:{path}: {source}")]
     SocketMode {

@@ -103,7 +103,10 @@ pub fn request_params(method: &str, uri: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
 pub fn request(id: u16, method: &str, uri: &str, body: &[u8], keep_conn: bool) -> Vec<u8> {
     let mut pairs = request_params(method, uri);
     if !body.is_empty() {
-        pairs.push((b"CONTENT_LENGTH".to_vec(), body.len().to_string().into_bytes()));
+        pairs.push((
+            b"CONTENT_LENGTH".to_vec(),
+            body.len().to_string().into_bytes(),
+        ));
     }
     let borrowed: Vec<(&[u8], &[u8])> = pairs
         .iter()
@@ -231,7 +234,8 @@ impl FcgiClient {
                     response.stdout.extend_from_slice(&record.content);
                 }
                 END_REQUEST => {
-                    response.app_status = u32::from_be_bytes(record.content[..4].try_into().unwrap());
+                    response.app_status =
+                        u32::from_be_bytes(record.content[..4].try_into().unwrap());
                     response.protocol_status = record.content[4];
                     open.retain(|id| *id != record.id);
                 }

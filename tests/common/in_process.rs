@@ -31,14 +31,12 @@ pub fn test_app() -> Router {
                 format!("{} bytes from {remote}", body.len())
             }),
         )
-        .route(
-            "/big",
-            get(|| async { vec![b'a'; BIG_BODY_LEN] }),
-        )
+        .route("/big", get(|| async { vec![b'a'; BIG_BODY_LEN] }))
         .route(
             "/stream",
             get(|| async {
-                let chunks = (0..5).map(|i| Ok::<_, std::io::Error>(Bytes::from(format!("chunk{i};"))));
+                let chunks =
+                    (0..5).map(|i| Ok::<_, std::io::Error>(Bytes::from(format!("chunk{i};"))));
                 Body::from_stream(futures::stream::iter(chunks))
             }),
         )
