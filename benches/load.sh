@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Load benchmark: wrk through a real nginx, in one run, for
 #   - nginx answering by itself (`return 200`): the ceiling;
+#   - a minimal C responder on libfcgi (benches/c-responder): the ceiling of
+#     the FastCGI path, with fastcgi_keep_conn on and off;
 #   - GET /health through nginx -> nene, with fastcgi_keep_conn on and off.
 # Cases alternate (A B A B ...) so machine drift hits all of them; the table
 # shows the median req/s and p99 over the rounds and the ratio to the ceiling.
 #
 # Usage: benches/load.sh [ROUNDS] [DURATION]     (defaults: 3 rounds, 10s)
-# Needs: nginx, wrk (Debian: apt-get install -y nginx wrk). Loopback only.
+# Needs: nginx, wrk, gcc, libfcgi-dev (Debian: apt-get install -y nginx wrk
+# gcc libfcgi-dev). Loopback only.
 set -euo pipefail
 
 ROUNDS=${1:-3}
@@ -15,7 +18,7 @@ THREADS=${WRK_THREADS:-2}
 CONNECTIONS=${WRK_CONNECTIONS:-32}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 
-for tool in nginx wrk; do
+for tool in nginx wrk gcc; do
     command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin command -v "$tool" >/dev/null || {
         echo "missing $tool: apt-get install -y $tool" >&2
         exit 1
@@ -34,6 +37,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+[ -f /usr/include/fcgiapp.h ] || { echo "missing libfcgi: apt-get install -y libfcgi-dev" >&2; exit 1; }
+gcc -O2 -o "$WORK/c-responder" "$REPO/benches/c-responder/responder.c" -lfcgi -lpthread
+C_PORT=$(free_port)
+"$WORK/c-responder" "127.0.0.1:$C_PORT" &
+PIDS+=($!)
+
 echo "building nene (release)..." >&2
 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml"
 
@@ -45,15 +54,18 @@ NENE_PID=$!
 
 # Two server blocks from the same template (keep_conn on / off) plus the
 # ceiling, all in one nginx.
-render() { # listen keep_conn upstream_name
-    NGINX_LISTEN=$1 NENE_UPSTREAM=127.0.0.1:$NENE_PORT NENE_HTDOCS=$REPO/htdocs \
+render() { # listen keep_conn upstream_name [upstream_port]
+    NGINX_LISTEN=$1 NENE_UPSTREAM=127.0.0.1:${4:-$NENE_PORT} NENE_HTDOCS=$REPO/htdocs \
     NENE_FASTCGI_KEEP_CONN=$2 NENE_MAX_BODY=8m \
         envsubst '${NGINX_LISTEN} ${NENE_UPSTREAM} ${NENE_HTDOCS} ${NENE_FASTCGI_KEEP_CONN} ${NENE_MAX_BODY}' \
         <"$REPO/deploy/nginx/nene.conf.template" | sed "s/upstream nene/upstream $3/; s/fastcgi_pass nene;/fastcgi_pass $3;/"
 }
 KEEP_PORT=$(free_port); CLOSE_PORT=$(free_port); CEIL_PORT=$(free_port)
+C_KEEP_PORT=$(free_port); C_CLOSE_PORT=$(free_port)
 render "127.0.0.1:$KEEP_PORT" on nene_kept >"$WORK/kept.conf"
 render "127.0.0.1:$CLOSE_PORT" off nene_closed >"$WORK/closed.conf"
+render "127.0.0.1:$C_KEEP_PORT" on c_kept "$C_PORT" >"$WORK/c_kept.conf"
+render "127.0.0.1:$C_CLOSE_PORT" off c_closed "$C_PORT" >"$WORK/c_closed.conf"
 USER_LINE=""; [ "$(id -u)" = 0 ] && USER_LINE="user root;"
 cat >"$WORK/nginx.conf" <<CONF
 $USER_LINE
@@ -68,6 +80,8 @@ http {
     proxy_temp_path $WORK/proxy; uwsgi_temp_path $WORK/uwsgi; scgi_temp_path $WORK/scgi;
     include $WORK/kept.conf;
     include $WORK/closed.conf;
+    include $WORK/c_kept.conf;
+    include $WORK/c_closed.conf;
     server { listen 127.0.0.1:$CEIL_PORT; location = /ret200 { return 200 '{"status":"ok"}'; } }
 }
 CONF
@@ -76,7 +90,13 @@ PIDS+=($!)
 sleep 1
 curl -sf "http://127.0.0.1:$KEEP_PORT/health" >/dev/null || { echo "nene did not answer through nginx" >&2; cat "$WORK/error.log" >&2; exit 1; }
 
-CASES=("ceiling|http://127.0.0.1:$CEIL_PORT/ret200" "keep_conn on|http://127.0.0.1:$KEEP_PORT/health" "keep_conn off|http://127.0.0.1:$CLOSE_PORT/health")
+CASES=(
+    "nginx return 200 (ceiling)|http://127.0.0.1:$CEIL_PORT/ret200"
+    "C libfcgi, keep_conn on|http://127.0.0.1:$C_KEEP_PORT/health"
+    "nene /health, keep_conn on|http://127.0.0.1:$KEEP_PORT/health"
+    "C libfcgi, keep_conn off|http://127.0.0.1:$C_CLOSE_PORT/health"
+    "nene /health, keep_conn off|http://127.0.0.1:$CLOSE_PORT/health"
+)
 for round in $(seq 1 "$ROUNDS"); do
     for case in "${CASES[@]}"; do
         name=${case%%|*}; url=${case#*|}
@@ -102,7 +122,7 @@ rows = {}
 for line in open(path):
     name, rps, p99, errors = line.rstrip("\n").split("|")
     rows.setdefault(name, []).append((float(rps), ms(p99), errors.strip()))
-ceiling = statistics.median(r for r, _, _ in rows["ceiling"])
+ceiling = statistics.median(r for r, _, _ in rows["nginx return 200 (ceiling)"])
 print(f"wrk -t{threads} -c{conns} -d{duration} --latency, {rounds} rounds alternating, medians")
 print()
 print("| case | req/s | p99 (ms) | % of ceiling | errors |")

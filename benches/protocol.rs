@@ -55,7 +55,10 @@ const NGINX_PARAMS: &[(&str, &str)] = &[
     ),
     ("HTTP_ACCEPT_LANGUAGE", "en-GB,en;q=0.7,de;q=0.3"),
     ("HTTP_ACCEPT_ENCODING", "gzip, deflate, br, zstd"),
-    ("HTTP_REFERER", "https://shop.example.com/products/list?page=1"),
+    (
+        "HTTP_REFERER",
+        "https://shop.example.com/products/list?page=1",
+    ),
     (
         "HTTP_COOKIE",
         "session=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08; \
@@ -96,8 +99,8 @@ fn decode_request(mut buf: BytesMut) -> (Vec<(Bytes, Bytes)>, Bytes) {
         match record.record_type {
             RecordType::BEGIN_REQUEST => assert_eq!(record.content.len(), 8),
             RecordType::PARAMS if record.content.is_empty() => {
-                pairs = parse_name_values(&std::mem::take(&mut params).freeze())
-                    .expect("valid params");
+                pairs =
+                    parse_name_values(&std::mem::take(&mut params).freeze()).expect("valid params");
             }
             RecordType::PARAMS => params.extend_from_slice(&record.content),
             RecordType::STDIN if record.content.is_empty() => break,
@@ -246,10 +249,5 @@ fn bench_serve_connection(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_decode,
-    bench_encode,
-    bench_serve_connection
-);
+criterion_group!(benches, bench_decode, bench_encode, bench_serve_connection);
 criterion_main!(benches);

@@ -461,3 +461,30 @@ async fn draining_finishes_a_request_in_progress_then_stops() {
         "still accepting"
     );
 }
+
+#[tokio::test]
+async fn a_peer_that_pipelines_steadily_is_never_cut_by_the_receive_deadline() {
+    let server = InProcess::start(ConnectionLimits {
+        receive_timeout: Duration::from_millis(300),
+        ..ConnectionLimits::default()
+    })
+    .await;
+    let mut client = FcgiClient::connect(&server.addr).await;
+    // 20 requests, 50 ms apart (1 s in all), each write carrying the end of
+    // one request and the first bytes of the next: no request takes long,
+    // though a partial record is always waiting.
+    let requests: Vec<Vec<u8>> = (1..=20)
+        .map(|id| request(id, "GET", "/hello", b"", true))
+        .collect();
+    let mut pending = Vec::new();
+    for bytes in &requests {
+        pending.extend_from_slice(&bytes[..5]);
+        client.send(&pending).await;
+        pending = bytes[5..].to_vec();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.send(&pending).await;
+    let ids: Vec<u16> = (1..=20).collect();
+    let responses = client.responses(&ids).await;
+    assert!(responses.values().all(|r| r.body_text() == "hello"));
+}

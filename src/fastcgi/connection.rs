@@ -150,8 +150,11 @@ where
                     self.last_activity = Instant::now();
                 }
                 Event::Read(Ok(0)) => {
-                    if !self.read_buf.is_empty() || !self.receiving.is_empty() {
+                    if !self.read_buf.is_empty() {
                         return Err(ProtocolError::TruncatedRecord);
+                    }
+                    if !self.receiving.is_empty() {
+                        return Err(ProtocolError::ClosedMidRequest);
                     }
                     self.peer_closed = true;
                 }
@@ -220,13 +223,24 @@ where
     }
 
     fn process_read_buffer(&mut self) -> Result<(), ProtocolError> {
+        let mut decoded_any = false;
         while let Some(record) = RecordCodec.decode(&mut self.read_buf)? {
+            decoded_any = true;
             self.handle_record(record)?;
+        }
+        let now = Instant::now();
+        if decoded_any {
+            // Any complete record is activity: a peer sending only
+            // management records is not idle.
+            self.last_activity = now;
         }
         if self.read_buf.is_empty() {
             self.partial_since = None;
-        } else if self.partial_since.is_none() {
-            self.partial_since = Some(Instant::now());
+        } else if decoded_any || self.partial_since.is_none() {
+            // The bytes left over begin a new record: its clock starts now,
+            // so a peer that pipelines steadily is never cut for the age of
+            // an earlier record.
+            self.partial_since = Some(now);
         }
         Ok(())
     }

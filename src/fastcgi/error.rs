@@ -24,6 +24,8 @@ pub enum ProtocolError {
     },
     #[error("the peer closed the connection in the middle of a record")]
     TruncatedRecord,
+    #[error("the peer closed the connection before finishing a request")]
+    ClosedMidRequest,
     #[error("no complete request arrived within {0:?}")]
     ReceiveTimeout(std::time::Duration),
     #[error(transparent)]

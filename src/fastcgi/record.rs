@@ -136,8 +136,13 @@ impl Decoder for RecordCodec {
 
 /// Appends one record with `content` (at most [`MAX_CONTENT_LEN`] bytes) to `dst`.
 /// No padding: it is optional and nginx does not need it.
+/// Longer content is a bug in the caller (use [`encode_stream`]), so it panics
+/// rather than write a length that lies.
 pub fn encode_record(dst: &mut BytesMut, record_type: RecordType, request_id: u16, content: &[u8]) {
-    debug_assert!(content.len() <= MAX_CONTENT_LEN);
+    assert!(
+        content.len() <= MAX_CONTENT_LEN,
+        "one FastCGI record holds at most {MAX_CONTENT_LEN} bytes"
+    );
     dst.reserve(HEADER_LEN + content.len());
     dst.put_u8(VERSION_1);
     dst.put_u8(record_type.0);

@@ -180,9 +180,10 @@ impl IncomingRequest {
             Some(len) if len > limits.max_body_bytes => self.reject(Rejection::BodyTooLarge),
             Some(len) => {
                 self.declared_body_len = Some(len);
-                // Reserve what the peer announced (already bounded above) so the
-                // body is assembled without regrowing.
-                self.body.reserve(len.saturating_sub(self.body.len()));
+                // Reserve for what the peer announced, but only up to what
+                // one record brings: memory follows bytes received, not
+                // bytes promised.
+                self.body.reserve(len.min(super::MAX_CONTENT_LEN));
             }
         }
     }
