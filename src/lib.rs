@@ -10,6 +10,8 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod dispatch;
 pub mod fastcgi;
 pub mod server;
+pub mod session;

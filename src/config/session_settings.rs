@@ -1,0 +1,151 @@
+//! The `[session]` settings: PHP's `session.*` names and meanings (see the
+//! README's settings table for where nene's defaults differ and why).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// Whether the session cookie carries `Secure`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CookieSecure {
+    /// Secure when the request came over HTTPS (the `HTTPS` param, or
+    /// `X-Forwarded-Proto: https` from a trusted proxy).
+    Auto,
+    On,
+    Off,
+}
+
+/// The cookie's `SameSite` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CookieSameSite {
+    Lax,
+    Strict,
+    None,
+    /// PHP's empty value: no SameSite attribute at all.
+    Unset,
+}
+
+/// PHP's `session.cache_limiter`: the caching headers a response that used
+/// the session carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheLimiter {
+    Nocache,
+    Private,
+    PrivateNoExpire,
+    Public,
+    /// PHP's empty value: no caching headers are added.
+    Unset,
+}
+
+/// A value outside what a setting accepts; the message lists what is.
+#[derive(Debug, thiserror::Error)]
+#[error("{value:?} is not one of {accepted}")]
+pub struct BadChoice {
+    pub value: String,
+    pub accepted: &'static str,
+}
+
+macro_rules! choice_from_str {
+    ($type:ty, $accepted:literal, { $($($text:literal)|+ => $variant:expr),+ $(,)? }) => {
+        impl FromStr for $type {
+            type Err = BadChoice;
+            fn from_str(text: &str) -> Result<Self, BadChoice> {
+                match text.trim().to_ascii_lowercase().as_str() {
+                    $($($text)|+ => Ok($variant),)+
+                    _ => Err(BadChoice { value: text.to_string(), accepted: $accepted }),
+                }
+            }
+        }
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+choice_from_str!(CookieSecure, "auto, on, off", {
+    "auto" => CookieSecure::Auto,
+    "on" | "1" | "true" | "yes" => CookieSecure::On,
+    "off" | "0" | "false" | "no" | "" => CookieSecure::Off,
+});
+choice_from_str!(CookieSameSite, "Lax, Strict, None, or empty", {
+    "lax" => CookieSameSite::Lax,
+    "strict" => CookieSameSite::Strict,
+    "none" => CookieSameSite::None,
+    "" => CookieSameSite::Unset,
+});
+choice_from_str!(CacheLimiter, "nocache, private, private_no_expire, public, or empty", {
+    "nocache" => CacheLimiter::Nocache,
+    "private" => CacheLimiter::Private,
+    "private_no_expire" => CacheLimiter::PrivateNoExpire,
+    "public" => CacheLimiter::Public,
+    "" => CacheLimiter::Unset,
+});
+
+/// `[session]` in system.ini. Field names are PHP's `session.*` keys.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// The SESSION_DSN constant (env `NENE_SESSION_DSN`): empty = files,
+    /// `redis://…` = Redis.
+    pub dsn: String,
+    /// Cookie name.
+    pub name: String,
+    /// Directory of session files (files handler).
+    pub save_path: PathBuf,
+    /// Seconds a session lives after its last use (Redis TTL, file gc age).
+    pub gc_maxlifetime: u64,
+    /// gc runs on gc_probability / gc_divisor of the requests that start a session.
+    pub gc_probability: u32,
+    pub gc_divisor: u32,
+    /// Cookie Max-Age in seconds; 0 = until the browser closes.
+    pub cookie_lifetime: u64,
+    pub cookie_path: String,
+    pub cookie_domain: String,
+    pub cookie_secure: CookieSecure,
+    pub cookie_httponly: bool,
+    pub cookie_samesite: CookieSameSite,
+    /// Refuse ids the backend does not know (no session fixation).
+    pub use_strict_mode: bool,
+    /// An unchanged session is not rewritten, only its expiry refreshed.
+    pub lazy_write: bool,
+    /// Characters in a session id.
+    pub sid_length: usize,
+    /// Bits per id character: 4 (0-9a-f), 5 (0-9a-v) or 6 (0-9a-zA-Z,-).
+    pub sid_bits_per_character: u8,
+    /// nene's own: seconds after creation when a session ends however
+    /// active it is; 0 = off.
+    pub absolute_lifetime: u64,
+    pub cache_limiter: CacheLimiter,
+    /// `Expires`/`max-age` minutes for the public and private cache limiters.
+    pub cache_expire: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            dsn: String::new(),
+            name: "NENESESSID".to_string(),
+            save_path: PathBuf::from("var/sessions"),
+            gc_maxlifetime: 1440,
+            gc_probability: 1,
+            gc_divisor: 100,
+            cookie_lifetime: 0,
+            cookie_path: "/".to_string(),
+            cookie_domain: String::new(),
+            cookie_secure: CookieSecure::Auto,
+            cookie_httponly: true,
+            cookie_samesite: CookieSameSite::Lax,
+            use_strict_mode: true,
+            lazy_write: true,
+            sid_length: 32,
+            sid_bits_per_character: 5,
+            absolute_lifetime: 0,
+            cache_limiter: CacheLimiter::Nocache,
+            cache_expire: 180,
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! What can go wrong with a session backend. Every variant becomes a 503 for
+//! the request that needed the session (one place: `IntoResponse` below); no
+//! message carries a DSN password.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The backend did not answer within its timeout.
+    #[error("session backend {backend} timed out after {after:?} ({operation})")]
+    Timeout {
+        backend: &'static str,
+        operation: &'static str,
+        after: std::time::Duration,
+    },
+    /// The backend answered with an error or could not be reached.
+    #[error("session backend {backend} failed ({operation}): {message}")]
+    Backend {
+        backend: &'static str,
+        operation: &'static str,
+        message: String,
+    },
+    /// Another request held the session's lock for longer than the wait allows.
+    #[error("session {id_prefix}… is locked by another request; gave up after {waited:?}")]
+    LockTimeout {
+        id_prefix: String,
+        waited: std::time::Duration,
+    },
+    /// Stored data the codec cannot read.
+    #[error("stored session data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        tracing::warn!("session unavailable: {self}");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "1")],
+            "session storage unavailable, please retry\n",
+        )
+            .into_response()
+    }
+}

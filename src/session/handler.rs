@@ -1,0 +1,106 @@
+//! The backend contract: a [`SessionHandler`] stores opaque session bytes
+//! under an id, with an expiry, and can lock one session against concurrent
+//! requests. Small on purpose: a new backend is one file implementing it
+//! plus one line in the factory.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::error::SessionError;
+use super::id::SessionId;
+
+/// A session backend. Every method is bounded in time by the backend's own
+/// timeout and returns an error rather than hang.
+#[async_trait]
+pub trait SessionHandler: Send + Sync + 'static {
+    /// Short name for logs and status pages: `files`, `redis`.
+    fn name(&self) -> &'static str;
+
+    /// Takes the exclusive lock of session `id`, waiting (bounded) while
+    /// another holder has it. Backends that do not lock return
+    /// [`SessionLock::none`].
+    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError>;
+
+    /// The stored bytes, or `None` when the session does not exist or expired.
+    async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError>;
+
+    /// Stores `data` and (re)starts its expiry (`session.gc_maxlifetime`).
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError>;
+
+    /// Restarts the expiry without rewriting the data (lazy_write).
+    async fn touch(&self, id: &SessionId) -> Result<(), SessionError>;
+
+    /// Deletes the session. Deleting a missing session is not an error.
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError>;
+
+    /// Whether a session with this id is stored (use_strict_mode).
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError>;
+
+    /// Removes sessions unused for longer than the expiry; returns how many.
+    /// A no-op for backends that expire keys themselves.
+    async fn gc(&self) -> Result<u64, SessionError>;
+
+    /// One round trip to the backend, for `nene check` and health pages.
+    async fn ping(&self) -> Result<(), SessionError>;
+}
+
+/// Releasing a held lock; implemented by each backend's lock.
+#[async_trait]
+pub trait HeldLock: Send + Sync {
+    /// Gives the lock up. Only the holder's own lock is released (a lock
+    /// that expired and was taken by someone else is left alone).
+    async fn release(self: Box<Self>) -> Result<(), SessionError>;
+}
+
+/// A session lock as the runtime holds it: released explicitly after the
+/// write. If it is dropped without that (the request was cancelled), the
+/// release runs in a background task so the lock never outlives its TTL.
+#[must_use = "a lock must be released"]
+pub struct SessionLock {
+    held: Option<Box<dyn HeldLock>>,
+}
+
+impl SessionLock {
+    /// No lock: for backends or configurations without locking.
+    pub fn none() -> Self {
+        Self { held: None }
+    }
+
+    pub fn held(lock: Box<dyn HeldLock>) -> Self {
+        Self { held: Some(lock) }
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    pub async fn release(mut self) -> Result<(), SessionError> {
+        match self.held.take() {
+            Some(lock) => lock.release().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        if let Some(lock) = self.held.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(error) = lock.release().await {
+                    tracing::warn!("releasing an abandoned session lock failed: {error}");
+                }
+            });
+        }
+    }
+}
+
+/// Options every backend shares, from `[session]` and the DSN.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// How long a session lives after its last write or touch.
+    pub ttl: Duration,
+}
