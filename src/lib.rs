@@ -9,9 +9,11 @@
 //! - [`app`]: the example application the tests and the compose stack run.
 
 pub mod app;
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod fastcgi;
+pub mod front_controller;
 pub mod server;
 pub mod session;

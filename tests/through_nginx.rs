@@ -19,7 +19,13 @@ async fn serves_pages_json_404_and_static_files(keep_conn: bool) {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(index.text().await.unwrap().contains("<h1>nene</h1>"));
+    assert!(
+        index
+            .text()
+            .await
+            .unwrap()
+            .contains("<h1>nene example</h1>")
+    );
 
     let health = client.get(nginx.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -106,7 +112,7 @@ async fn answers_300_sequential_and_200_concurrent_requests_without_kept_connect
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_over_nenes_bound_gets_413_and_the_next_request_is_served() {
-    let nene = Nene::start(&["--max-body-bytes", "1000"]);
+    let nene = Nene::start(&[("NENE_SERVER__MAX_BODY_BYTES", "1000")]);
     let nginx = Nginx::start(&nene.upstream, true);
     let client = http_client();
     let too_big = client
@@ -143,7 +149,7 @@ async fn a_wrong_method_gets_405() {
 async fn nginx_reaches_nene_over_a_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("nene.sock");
-    let nene = Nene::start_unix(&socket, &["--socket-mode", "0666"]);
+    let nene = Nene::start_unix(&socket, &[("NENE_SERVER__SOCKET_MODE", "0666")]);
     let nginx = Nginx::start(&nene.upstream, true);
     let response = http_client()
         .get(nginx.url("/health"))

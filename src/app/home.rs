@@ -1,18 +1,32 @@
-//! `GET /`: the index page.
+//! `GET /`: the index page, titled with the SITE_TITLE constant from site.ini.
 
 use axum::response::Html;
 use axum::routing::{MethodRouter, get};
 
-const PAGE: &str = r#"<!doctype html>
+use crate::config::Constants;
+
+async fn home(constants: Constants) -> Html<String> {
+    let title = escape_html(constants.get("SITE_TITLE").unwrap_or("nene"));
+    Html(format!(
+        r#"<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>nene</title></head>
+<head><meta charset="utf-8"><title>{title}</title></head>
 <body>
-<h1>nene</h1>
+<h1>{title}</h1>
 <p>This page comes from the front controller, through nginx and FastCGI.</p>
 </body>
 </html>
-"#;
+"#
+    ))
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
 
 pub fn route() -> MethodRouter {
-    get(|| async { Html(PAGE) })
+    get(home)
 }

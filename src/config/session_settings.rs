@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use serde::Deserialize;
-
 /// Whether the session cookie carries `Secure`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CookieSecure {
@@ -57,12 +55,6 @@ macro_rules! choice_from_str {
                 }
             }
         }
-        impl<'de> Deserialize<'de> for $type {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
     };
 }
 
@@ -86,8 +78,7 @@ choice_from_str!(CacheLimiter, "nocache, private, private_no_expire, public, or 
 });
 
 /// `[session]` in system.ini. Field names are PHP's `session.*` keys.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct SessionSettings {
     /// The SESSION_DSN constant (env `NENE_SESSION_DSN`): empty = files,
     /// `redis://…` = Redis.

@@ -1,1 +1,1068 @@
-//! (being written) FileSessionHandler.
+//! File sessions: PHP's `files` save handler, done safely. Each session is one
+//! file `sess_{id}` in `session.save_path`, replaced whole on every write
+//! (temp file, fsync, rename) so neither a concurrent reader nor a crash ever
+//! sees half a session. A session expires `session.gc_maxlifetime` after the
+//! file's mtime, whether or not gc has run yet. A request locks its session
+//! with `flock` on a separate `sess_{id}.lock` file: that excludes other
+//! requests in this process and other processes sharing the directory.
+
+use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::error::SessionError;
+use super::handler::{HeldLock, SessionHandler, SessionLock};
+use super::id::SessionId;
+
+/// The backend name in logs and errors.
+const BACKEND: &str = "files";
+/// How long `lock` waits for another request by default: long enough for a
+/// slow request to finish, short enough that a stuck one cannot hold every
+/// later request for the same session forever.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// The first pause between lock attempts; doubled after each busy attempt.
+const FIRST_LOCK_BACKOFF: Duration = Duration::from_millis(1);
+/// The longest pause between lock attempts, so a freed lock is noticed soon.
+const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(50);
+/// Tries at re-opening a lock file that was removed under us before giving
+/// the turn back to the (sleeping) wait loop.
+const RELINK_TRIES: usize = 3;
+
+/// Session storage in one directory of files.
+#[derive(Debug)]
+pub struct FileSessionHandler {
+    /// `session.save_path`: every session file, temp file and lock file lives
+    /// here, so a rename replaces a session atomically (same file system) and
+    /// gc has one place to sweep.
+    dir: PathBuf,
+    /// `session.gc_maxlifetime`: a file whose mtime is older than this is an
+    /// expired session, for reads as much as for gc.
+    ttl: Duration,
+    /// How long `lock` waits for the current holder before it gives up with
+    /// [`SessionError::LockTimeout`].
+    lock_wait: Duration,
+}
+
+impl FileSessionHandler {
+    /// A handler storing sessions in `save_path`, created (with its parents,
+    /// mode 0700) when missing. An existing directory keeps its mode but must
+    /// be writable; the error names the path otherwise.
+    pub fn new(save_path: &Path, ttl: Duration) -> Result<FileSessionHandler, io::Error> {
+        let shown = save_path.display();
+        match fs::metadata(save_path) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::new(
+                    ErrorKind::NotADirectory,
+                    format!("session.save_path {shown} is not a directory"),
+                ));
+            }
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(save_path)
+                    .map_err(|error| {
+                        io::Error::new(
+                            error.kind(),
+                            format!("cannot create session.save_path {shown}: {error}"),
+                        )
+                    })?;
+            }
+            Err(error) => {
+                return Err(io::Error::new(
+                    error.kind(),
+                    format!("cannot use session.save_path {shown}: {error}"),
+                ));
+            }
+        }
+        probe_writable(save_path).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("session.save_path {shown} is not writable: {error}"),
+            )
+        })?;
+        Ok(FileSessionHandler {
+            dir: save_path.to_path_buf(),
+            ttl,
+            lock_wait: DEFAULT_LOCK_WAIT,
+        })
+    }
+
+    /// The same handler with a different bound on how long `lock` waits for
+    /// another request (10 s by default).
+    pub fn with_lock_wait(mut self, lock_wait: Duration) -> FileSessionHandler {
+        self.lock_wait = lock_wait;
+        self
+    }
+
+    fn files(&self, id: &SessionId) -> SessionFiles {
+        SessionFiles::new(&self.dir, id.as_str())
+    }
+}
+
+#[async_trait]
+impl SessionHandler for FileSessionHandler {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
+        let files = self.files(id);
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.lock_wait;
+        let mut backoff = FIRST_LOCK_BACKOFF;
+        // Kept open between attempts so a wait costs one try_lock per round,
+        // not an open as well.
+        let mut opened: Option<File> = None;
+        loop {
+            let lock_path = files.lock.clone();
+            let attempt = blocking("lock", {
+                let files = files.clone();
+                move || try_lock_file(&lock_path, opened).map_err(|e| files.error("lock", e))
+            })
+            .await?;
+            match attempt {
+                Attempt::Acquired(file) => {
+                    return Ok(SessionLock::held(Box::new(FileLock { file, files })));
+                }
+                Attempt::Busy(file) => opened = file,
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(SessionError::LockTimeout {
+                    id_prefix: id.log_prefix().to_string(),
+                    waited: now - started,
+                });
+            }
+            // try_lock in a loop rather than the blocking File::lock: a
+            // blocked flock would hold a blocking-pool thread and could not
+            // be bounded or cancelled.
+            tokio::time::sleep(backoff.min(deadline - now)).await;
+            backoff = (backoff * 2).min(MAX_LOCK_BACKOFF);
+        }
+    }
+
+    async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError> {
+        let files = self.files(id);
+        let ttl = self.ttl;
+        blocking("read", move || {
+            read_fresh(&files.data, ttl)
+                .map(|data| data.map(Bytes::from))
+                .map_err(|e| files.error("read", e))
+        })
+        .await
+    }
+
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        let files = self.files(id);
+        blocking("write", move || {
+            write_atomically(&files, &data).map_err(|e| files.error("write", e))
+        })
+        .await
+    }
+
+    async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
+        let files = self.files(id);
+        let ttl = self.ttl;
+        blocking("touch", move || {
+            touch_fresh(&files.data, ttl).map_err(|e| files.error("touch", e))
+        })
+        .await
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        let files = self.files(id);
+        blocking("destroy", move || {
+            remove_if_present(&files.data).map_err(|e| files.error("destroy", e))?;
+            // A lock held right now (usually by the request destroying the
+            // session) is left to its holder: releasing it removes the file.
+            remove_unused_lock_file(&files).map_err(|e| files.error("destroy", e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+        let files = self.files(id);
+        let ttl = self.ttl;
+        blocking("exists", move || match fs::metadata(&files.data) {
+            Ok(metadata) => Ok(metadata.is_file()
+                && !is_expired(
+                    metadata.modified().map_err(|e| files.error("exists", e))?,
+                    ttl,
+                )),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(files.error("exists", error)),
+        })
+        .await
+    }
+
+    /// Counts removed sessions only; stale temp files and unused lock files
+    /// are swept too but are housekeeping, not sessions.
+    async fn gc(&self) -> Result<u64, SessionError> {
+        let dir = self.dir.clone();
+        let ttl = self.ttl;
+        blocking("gc", move || collect_garbage(&dir, ttl)).await
+    }
+
+    async fn ping(&self) -> Result<(), SessionError> {
+        let dir = self.dir.clone();
+        blocking("ping", move || {
+            let failed = |error: io::Error| SessionError::Backend {
+                backend: BACKEND,
+                operation: "ping",
+                message: format!("{}: {error}", dir.display()),
+            };
+            if !fs::metadata(&dir).map_err(failed)?.is_dir() {
+                return Err(failed(io::Error::new(
+                    ErrorKind::NotADirectory,
+                    "not a directory",
+                )));
+            }
+            probe_writable(&dir).map_err(failed)
+        })
+        .await
+    }
+}
+
+/// A held session lock: the open, flocked `sess_{id}.lock`.
+struct FileLock {
+    /// The lock itself. flock belongs to this open file description, so
+    /// closing it (dropping the `File`, even without `release`) frees the
+    /// session for the next request or process.
+    file: File,
+    /// Where the session lives, so `release` can remove the lock file of a
+    /// session that is gone (destroyed, or never written) instead of leaving
+    /// one file behind per visitor.
+    files: SessionFiles,
+}
+
+#[async_trait]
+impl HeldLock for FileLock {
+    async fn release(self: Box<Self>) -> Result<(), SessionError> {
+        let FileLock { file, files } = *self;
+        blocking("unlock", move || {
+            // Tidy while the lock is still ours: nobody can lock this file
+            // between the check and the removal.
+            if let Err(error) = remove_lock_file_if_session_gone(&file, &files) {
+                // Harmless: gc removes unused lock files.
+                tracing::debug!("keeping lock file of {}: {error}", files.shown);
+            }
+            file.unlock().map_err(|e| files.error("unlock", e))
+        })
+        .await
+    }
+}
+
+/// The files of one session, and how messages name them.
+#[derive(Clone, Debug)]
+struct SessionFiles {
+    /// The directory, for temp files next to the data (a rename is only
+    /// atomic within one file system).
+    dir: PathBuf,
+    /// `sess_{id}`, the stem of every file of this session.
+    name: String,
+    /// `sess_{id}`: the data, replaced whole by every write.
+    data: PathBuf,
+    /// `sess_{id}.lock`: what `lock` flocks. Not the data file, because a
+    /// write renames a new inode over it and a lock on the old one would no
+    /// longer exclude anybody.
+    lock: PathBuf,
+    /// The data path with the id cut to its log prefix: errors name the file
+    /// without writing a usable session id into logs.
+    shown: String,
+}
+
+impl SessionFiles {
+    fn new(dir: &Path, id: &str) -> SessionFiles {
+        let name = format!("sess_{id}");
+        let prefix: String = id.chars().take(6).collect();
+        SessionFiles {
+            dir: dir.to_path_buf(),
+            data: dir.join(&name),
+            lock: dir.join(format!("{name}.lock")),
+            shown: format!("{}…", dir.join(format!("sess_{prefix}")).display()),
+            name,
+        }
+    }
+
+    /// A fresh temp file name for a write: hidden, unique per write, and
+    /// recognisable by gc (`.sess_*.tmp`) when a crash leaves it behind.
+    fn temp(&self) -> PathBuf {
+        self.dir
+            .join(format!(".{}.{:016x}.tmp", self.name, rand::random::<u64>()))
+    }
+
+    fn error(&self, operation: &'static str, error: io::Error) -> SessionError {
+        SessionError::Backend {
+            backend: BACKEND,
+            operation,
+            message: format!("{}: {error}", self.shown),
+        }
+    }
+}
+
+/// Runs file work on the blocking pool: file system calls may stall (slow
+/// disks, NFS) and must not stall the runtime's workers.
+async fn blocking<T, F>(operation: &'static str, work: F) -> Result<T, SessionError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, SessionError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| SessionError::Backend {
+            backend: BACKEND,
+            operation,
+            message: format!("file task did not finish: {error}"),
+        })?
+}
+
+fn is_expired(modified: SystemTime, ttl: Duration) -> bool {
+    // An mtime in the future (clock stepped back) counts as fresh.
+    SystemTime::now()
+        .duration_since(modified)
+        .is_ok_and(|age| age > ttl)
+}
+
+/// The data of a session file that exists and has not expired. Metadata and
+/// bytes come from the same open file, so a concurrent rename cannot pair
+/// one file's age with another's content.
+fn read_fresh(path: &Path, ttl: Duration) -> io::Result<Option<Vec<u8>>> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(io::Error::new(ErrorKind::InvalidData, "not a regular file"));
+    }
+    if is_expired(metadata.modified()?, ttl) {
+        return Ok(None);
+    }
+    let mut data = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.read_to_end(&mut data)?;
+    Ok(Some(data))
+}
+
+/// Replaces the session file with `data` or leaves the old one untouched.
+fn write_atomically(files: &SessionFiles, data: &[u8]) -> io::Result<()> {
+    let temp = files.temp();
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(|e| io::Error::new(e.kind(), format!("creating the temp file: {e}")))?;
+    // fsync before the rename: otherwise a crash can leave the new name
+    // pointing at an empty or partial file. It costs a disk flush per write
+    // (well under a millisecond on SSDs, more on network storage; nothing on
+    // tmpfs), which lazy_write keeps to requests that changed the session.
+    // The directory is not fsynced: after a crash the rename may be lost and
+    // the previous session read instead, never a torn one.
+    let written = file
+        .write_all(data)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io::Error::new(e.kind(), format!("writing the temp file: {e}")));
+    drop(file);
+    let replaced = written.and_then(|()| {
+        fs::rename(&temp, &files.data)
+            .map_err(|e| io::Error::new(e.kind(), format!("replacing the session file: {e}")))
+    });
+    if replaced.is_err()
+        && let Err(error) = fs::remove_file(&temp)
+        && error.kind() != ErrorKind::NotFound
+    {
+        // gc removes stale temp files.
+        tracing::warn!("could not remove a temp file of {}: {error}", files.shown);
+    }
+    replaced
+}
+
+/// Restarts the expiry of a fresh session. Missing is fine; an expired file is
+/// left alone, since reviving it would bring back data reads already called gone.
+fn touch_fresh(path: &Path, ttl: Duration) -> io::Result<()> {
+    let file = match OpenOptions::new().write(true).open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    if is_expired(file.metadata()?.modified()?, ttl) {
+        return Ok(());
+    }
+    file.set_modified(SystemTime::now())
+}
+
+fn remove_if_present(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes and removes a throwaway file: the only check that sees read-only
+/// mounts, ACLs and full inode tables as well as permission bits. The name
+/// matches gc's temp pattern, so even a crash in between leaves no litter.
+fn probe_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(format!(".sess_probe.{:016x}.tmp", rand::random::<u64>()));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)?;
+    fs::remove_file(&probe)
+}
+
+/// The outcome of one non-blocking try at a session lock.
+enum Attempt {
+    /// The lock is ours, on the file the lock path names now.
+    Acquired(File),
+    /// Someone else holds it; the open file (if still useful) for the next try.
+    Busy(Option<File>),
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+/// One try at the lock in `path`, opening (creating) it unless `opened`.
+fn try_lock_file(path: &Path, opened: Option<File>) -> io::Result<Attempt> {
+    let mut file = match opened {
+        Some(file) => file,
+        None => open_lock_file(path)?,
+    };
+    for _ in 0..RELINK_TRIES {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(Attempt::Busy(Some(file))),
+            Err(TryLockError::Error(error)) => return Err(error),
+        }
+        if is_still_linked(&file, path)? {
+            return Ok(Attempt::Acquired(file));
+        }
+        // The previous holder removed this lock file (its session was gone)
+        // after we opened it: the lock that counts is on whatever file the
+        // path names now.
+        file = open_lock_file(path)?;
+    }
+    Ok(Attempt::Busy(None))
+}
+
+/// Whether `path` still names the open `file` (and not a newer file, or nothing).
+fn is_still_linked(file: &File, path: &Path) -> io::Result<bool> {
+    let open = file.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Removes the lock file whose lock `file` holds, when its session is gone.
+/// Only a holder removes a lock file; a waiter that opened it before sees it
+/// unlinked once it gets the lock, and starts over on the path.
+fn remove_lock_file_if_session_gone(file: &File, files: &SessionFiles) -> io::Result<bool> {
+    match fs::symlink_metadata(&files.data) {
+        Ok(_) => return Ok(false),
+        Err(error) if error.kind() == ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    if !is_still_linked(file, &files.lock)? {
+        return Ok(false);
+    }
+    remove_if_present(&files.lock)
+}
+
+/// Removes the lock file of a gone session unless someone holds it now.
+fn remove_unused_lock_file(files: &SessionFiles) -> io::Result<bool> {
+    let file = match OpenOptions::new().read(true).open(&files.lock) {
+        Ok(file) => file,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    match file.try_lock() {
+        Ok(()) => remove_lock_file_if_session_gone(&file, files),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(error)) => Err(error),
+    }
+}
+
+/// Removes the session if it expired and no request holds it. The check and
+/// the removal happen under the session's lock, so a request cannot write a
+/// fresh file in between and lose it.
+fn remove_if_expired(files: &SessionFiles, ttl: Duration) -> io::Result<bool> {
+    let lock = match try_lock_file(&files.lock, None)? {
+        Attempt::Acquired(lock) => lock,
+        Attempt::Busy(_) => return Ok(false),
+    };
+    let removed = match fs::symlink_metadata(&files.data) {
+        Ok(metadata) if metadata.is_file() && is_expired(metadata.modified()?, ttl) => {
+            remove_if_present(&files.data)?
+        }
+        Ok(_) => false,
+        Err(error) if error.kind() == ErrorKind::NotFound => false,
+        Err(error) => return Err(error),
+    };
+    remove_lock_file_if_session_gone(&lock, files)?;
+    Ok(removed)
+}
+
+/// What a directory entry is to gc.
+enum Entry<'a> {
+    /// `sess_{id}`.
+    Session(&'a str),
+    /// `sess_{id}.lock`.
+    Lock(&'a str),
+    /// `.sess_*.tmp`, left by a write that crashed or is in flight.
+    Temp,
+    /// Anything else: not ours, left alone.
+    Other,
+}
+
+fn classify(name: &str) -> Entry<'_> {
+    if name.starts_with(".sess_") && name.ends_with(".tmp") {
+        return Entry::Temp;
+    }
+    let Some(rest) = name.strip_prefix("sess_") else {
+        return Entry::Other;
+    };
+    // No id alphabet has a '.', so a dot marks a name that is not ours.
+    if let Some(id) = rest.strip_suffix(".lock")
+        && !id.is_empty()
+        && !id.contains('.')
+    {
+        Entry::Lock(id)
+    } else if !rest.is_empty() && !rest.contains('.') {
+        Entry::Session(rest)
+    } else {
+        Entry::Other
+    }
+}
+
+/// Sweeps the directory: expired sessions, stale temp files, then lock files
+/// of sessions that no longer exist. Entries that vanish or fail on the way
+/// are skipped; the next run tries again.
+fn collect_garbage(dir: &Path, ttl: Duration) -> Result<u64, SessionError> {
+    let entries = fs::read_dir(dir).map_err(|error| SessionError::Backend {
+        backend: BACKEND,
+        operation: "gc",
+        message: format!("{}: {error}", dir.display()),
+    })?;
+    let mut removed_sessions = 0;
+    let mut lock_ids = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        // DirEntry::metadata does not follow symlinks: only our own regular
+        // files are ever removed.
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if !metadata.is_file() {
+            continue;
+        }
+        let expired = metadata.modified().is_ok_and(|m| is_expired(m, ttl));
+        match classify(name) {
+            Entry::Session(id) if expired => {
+                let files = SessionFiles::new(dir, id);
+                match remove_if_expired(&files, ttl) {
+                    Ok(true) => removed_sessions += 1,
+                    Ok(false) => {}
+                    Err(error) => tracing::debug!("gc skipped {}: {error}", files.shown),
+                }
+            }
+            Entry::Temp if expired => {
+                if let Err(error) = remove_if_present(&entry.path()) {
+                    tracing::debug!("gc skipped a temp file in {}: {error}", dir.display());
+                }
+            }
+            Entry::Lock(id) => lock_ids.push(id.to_string()),
+            Entry::Session(_) | Entry::Temp | Entry::Other => {}
+        }
+    }
+    for id in lock_ids {
+        let files = SessionFiles::new(dir, &id);
+        if let Err(error) = remove_unused_lock_file(&files) {
+            tracing::debug!("gc skipped the lock file of {}: {error}", files.shown);
+        }
+    }
+    Ok(removed_sessions)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::session::SessionIdFormat;
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    fn new_id() -> SessionId {
+        SessionIdFormat::new(32, 5).unwrap().generate()
+    }
+
+    fn handler(dir: &Path) -> FileSessionHandler {
+        FileSessionHandler::new(dir, TTL).unwrap()
+    }
+
+    fn session_path(dir: &Path, id: &SessionId) -> PathBuf {
+        dir.join(format!("sess_{}", id.as_str()))
+    }
+
+    fn lock_path(dir: &Path, id: &SessionId) -> PathBuf {
+        dir.join(format!("sess_{}.lock", id.as_str()))
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Sets the file's mtime `by` into the past, as if unused for that long.
+    fn age(path: &Path, by: Duration) {
+        let file = OpenOptions::new().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - by).unwrap();
+    }
+
+    fn temp_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".tmp"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_written_session_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path());
+        let id = new_id();
+        sessions
+            .write(&id, Bytes::from_static(b"{\"user\":42}"))
+            .await
+            .unwrap();
+        let read = sessions.read(&id).await.unwrap();
+        assert_eq!(read.as_deref(), Some(&b"{\"user\":42}"[..]));
+        assert!(sessions.exists(&id).await.unwrap());
+        sessions
+            .write(&id, Bytes::from_static(b"second"))
+            .await
+            .unwrap();
+        let read = sessions.read(&id).await.unwrap();
+        assert_eq!(read.as_deref(), Some(&b"second"[..]));
+        assert_eq!(sessions.name(), "files");
+        sessions.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_new_save_path_is_private_and_so_are_its_files() {
+        let root = tempfile::tempdir().unwrap();
+        let save_path = root.path().join("var/lib/nene/sessions");
+        let sessions = handler(&save_path);
+        assert_eq!(mode(&save_path), 0o700);
+        assert_eq!(mode(&root.path().join("var")), 0o700);
+        let id = new_id();
+        sessions
+            .write(&id, Bytes::from_static(b"secret"))
+            .await
+            .unwrap();
+        assert_eq!(mode(&session_path(&save_path, &id)), 0o600);
+        let lock = sessions.lock(&id).await.unwrap();
+        assert_eq!(mode(&lock_path(&save_path, &id)), 0o600);
+        lock.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_existing_save_path_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o750)).unwrap();
+        handler(dir.path());
+        assert_eq!(mode(dir.path()), 0o750);
+    }
+
+    #[tokio::test]
+    async fn a_save_path_that_is_a_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        fs::write(&file, b"").unwrap();
+        let error = FileSessionHandler::new(&file, TTL).unwrap_err();
+        assert!(
+            error.to_string().contains(&*file.to_string_lossy()),
+            "{error}"
+        );
+        let below = file.join("sessions");
+        let error = FileSessionHandler::new(&below, TTL).unwrap_err();
+        assert!(
+            error.to_string().contains(&*below.to_string_lossy()),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_session_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path());
+        let id = new_id();
+        assert_eq!(sessions.read(&id).await.unwrap(), None);
+        assert!(!sessions.exists(&id).await.unwrap());
+        sessions.touch(&id).await.unwrap();
+        assert!(!session_path(dir.path(), &id).exists());
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_is_gone_before_gc_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path());
+        let id = new_id();
+        sessions
+            .write(&id, Bytes::from_static(b"old"))
+            .await
+            .unwrap();
+        age(&session_path(dir.path(), &id), TTL + Duration::from_secs(1));
+        assert_eq!(sessions.read(&id).await.unwrap(), None);
+        assert!(!sessions.exists(&id).await.unwrap());
+        // A touch (lazy_write after an empty read) must not revive it.
+        sessions.touch(&id).await.unwrap();
+        assert_eq!(sessions.read(&id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn touch_restarts_the_expiry_without_rewriting() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path());
+        let id = new_id();
+        let path = session_path(dir.path(), &id);
+        sessions
+            .write(&id, Bytes::from_static(b"unchanged"))
+            .await
+            .unwrap();
+        age(&path, TTL / 2);
+        let inode = fs::metadata(&path).unwrap().ino();
+        sessions.touch(&id).await.unwrap();
+        let metadata = fs::metadata(&path).unwrap();
+        let age = SystemTime::now()
+            .duration_since(metadata.modified().unwrap())
+            .unwrap_or_default();
+        assert!(age < Duration::from_secs(5), "mtime is {age:?} old");
+        assert_eq!(metadata.ino(), inode, "touch replaced the file");
+        let read = sessions.read(&id).await.unwrap();
+        assert_eq!(read.as_deref(), Some(&b"unchanged"[..]));
+    }
+
+    #[tokio::test]
+    async fn destroy_removes_the_session_and_its_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path());
+        let id = new_id();
+        sessions
+            .write(&id, Bytes::from_static(b"bye"))
+            .await
+            .unwrap();
+        sessions.lock(&id).await.unwrap().release().await.unwrap();
+        assert!(lock_path(dir.path(), &id).exists());
+
+        sessions.destroy(&id).await.unwrap();
+        assert_eq!(sessions.read(&id).await.unwrap(), None);
+        assert!(!session_path(dir.path(), &id).exists());
+        assert!(!lock_path(dir.path(), &id).exists());
+        sessions.destroy(&id).await.unwrap();
+
+        // Destroyed by the request that holds the lock: the release removes
+        // the lock file.
+        sessions
+            .write(&id, Bytes::from_static(b"again"))
+            .await
+            .unwrap();
+        let lock = sessions.lock(&id).await.unwrap();
+        sessions.destroy(&id).await.unwrap();
+        assert!(lock_path(dir.path(), &id).exists());
+        lock.release().await.unwrap();
+        assert!(!lock_path(dir.path(), &id).exists());
+
+        // A visitor whose session was never written leaves no lock file.
+        let visitor = new_id();
+        sessions
+            .lock(&visitor)
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+        assert!(!lock_path(dir.path(), &visitor).exists());
+    }
+
+    #[tokio::test]
+    async fn gc_removes_only_what_expired_and_nobody_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let sessions = handler(path);
+        let old = TTL + Duration::from_secs(1);
+
+        let fresh = new_id();
+        sessions
+            .write(&fresh, Bytes::from_static(b"fresh"))
+            .await
+            .unwrap();
+        sessions
+            .lock(&fresh)
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+        let expired = new_id();
+        sessions
+            .write(&expired, Bytes::from_static(b"expired"))
+            .await
+            .unwrap();
+        age(&session_path(path, &expired), old);
+        let expired_in_use = new_id();
+        sessions
+            .write(&expired_in_use, Bytes::from_static(b"in use"))
+            .await
+            .unwrap();
+        age(&session_path(path, &expired_in_use), old);
+        let in_use = sessions.lock(&expired_in_use).await.unwrap();
+
+        let stale_temp = path.join(format!(".sess_{}.00000000000000aa.tmp", new_id().as_str()));
+        fs::write(&stale_temp, b"half").unwrap();
+        age(&stale_temp, old);
+        let fresh_temp = path.join(format!(".sess_{}.00000000000000bb.tmp", new_id().as_str()));
+        fs::write(&fresh_temp, b"in flight").unwrap();
+        let orphan_lock = lock_path(path, &new_id());
+        fs::write(&orphan_lock, b"").unwrap();
+        let held_id = new_id();
+        let held_lock = File::create(lock_path(path, &held_id)).unwrap();
+        held_lock.lock().unwrap();
+        let stranger = path.join("notes.txt");
+        fs::write(&stranger, b"not a session").unwrap();
+        age(&stranger, old);
+
+        assert_eq!(sessions.gc().await.unwrap(), 1);
+
+        assert!(!session_path(path, &expired).exists());
+        assert!(!lock_path(path, &expired).exists());
+        assert!(session_path(path, &fresh).exists());
+        assert!(lock_path(path, &fresh).exists());
+        assert!(session_path(path, &expired_in_use).exists());
+        assert!(!stale_temp.exists());
+        assert!(fresh_temp.exists());
+        assert!(!orphan_lock.exists());
+        assert!(lock_path(path, &held_id).exists());
+        assert!(stranger.exists());
+        let read = sessions.read(&fresh).await.unwrap();
+        assert_eq!(read.as_deref(), Some(&b"fresh"[..]));
+
+        in_use.release().await.unwrap();
+        drop(held_lock);
+        assert_eq!(sessions.gc().await.unwrap(), 1);
+        assert!(!session_path(path, &expired_in_use).exists());
+        assert!(!lock_path(path, &expired_in_use).exists());
+        assert!(!lock_path(path, &held_id).exists());
+    }
+
+    #[tokio::test]
+    async fn a_second_request_waits_for_the_lock_until_the_first_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = Arc::new(handler(dir.path()));
+        let id = new_id();
+        let events = Arc::new(Mutex::new(Vec::new()));
+
+        let first = sessions.lock(&id).await.unwrap();
+        let waiter = tokio::spawn({
+            let (sessions, id, events) = (sessions.clone(), id.clone(), events.clone());
+            async move {
+                let second = sessions.lock(&id).await.unwrap();
+                events.lock().unwrap().push("second acquired");
+                second.release().await.unwrap();
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!waiter.is_finished(), "the second lock did not wait");
+        events.lock().unwrap().push("first releasing");
+        first.release().await.unwrap();
+        waiter.await.unwrap();
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["first releasing", "second acquired"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_elsewhere_times_out_after_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = new_id();
+        // Another nene instance on the same save_path, and another process's
+        // plain flock: both must keep this handler out.
+        let other_instance = handler(dir.path());
+        let sessions = handler(dir.path()).with_lock_wait(Duration::from_millis(200));
+
+        let held = other_instance.lock(&id).await.unwrap();
+        let started = Instant::now();
+        let Err(error) = sessions.lock(&id).await else {
+            panic!("took a lock another instance holds");
+        };
+        let waited = started.elapsed();
+        match error {
+            SessionError::LockTimeout { id_prefix, .. } => {
+                assert!(id.as_str().starts_with(&id_prefix));
+                assert!(id_prefix.len() < id.as_str().len());
+            }
+            other => panic!("expected LockTimeout, got {other:?}"),
+        }
+        assert!(
+            waited >= Duration::from_millis(200),
+            "gave up after {waited:?}"
+        );
+        assert!(waited < Duration::from_secs(2), "gave up after {waited:?}");
+        held.release().await.unwrap();
+
+        let foreign = open_lock_file(&lock_path(dir.path(), &id)).unwrap();
+        foreign.lock().unwrap();
+        assert!(matches!(
+            sessions.lock(&id).await,
+            Err(SessionError::LockTimeout { .. })
+        ));
+        foreign.unlock().unwrap();
+        sessions.lock(&id).await.unwrap().release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_dropped_without_release_frees_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path()).with_lock_wait(Duration::from_secs(2));
+        let id = new_id();
+        drop(sessions.lock(&id).await.unwrap());
+        sessions.lock(&id).await.unwrap().release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_keeps_the_old_session_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path());
+        let id = new_id();
+        sessions
+            .write(&id, Bytes::from_static(b"old"))
+            .await
+            .unwrap();
+
+        // Fails after the temp file is written, even as root: the session's
+        // name is taken by a directory, so the rename fails.
+        let blocked = new_id();
+        let blocked_path = session_path(dir.path(), &blocked);
+        fs::create_dir(&blocked_path).unwrap();
+        fs::write(blocked_path.join("old"), b"old").unwrap();
+        let error = sessions
+            .write(&blocked, Bytes::from_static(b"new"))
+            .await
+            .unwrap_err();
+        let SessionError::Backend {
+            backend, message, ..
+        } = &error
+        else {
+            panic!("expected a backend error, got {error:?}");
+        };
+        assert_eq!(*backend, "files");
+        assert!(
+            message.contains(&*dir.path().to_string_lossy()),
+            "{message}"
+        );
+        assert!(
+            !message.contains(blocked.as_str()),
+            "{message} leaks the id"
+        );
+        assert_eq!(fs::read(blocked_path.join("old")).unwrap(), b"old");
+        assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+
+        // A read-only directory; permission bits do not stop root.
+        if unsafe { libc::geteuid() } != 0 {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o500)).unwrap();
+            let result = sessions.write(&id, Bytes::from_static(b"new")).await;
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+            assert!(matches!(result, Err(SessionError::Backend { .. })));
+        }
+        let read = sessions.read(&id).await.unwrap();
+        assert_eq!(read.as_deref(), Some(&b"old"[..]));
+        assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn binary_and_large_sessions_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path());
+        let id = new_id();
+        let every_byte: Vec<u8> = (0..=255u8).chain([0, b'\r', b'\n', 0xff]).collect();
+        sessions
+            .write(&id, Bytes::from(every_byte.clone()))
+            .await
+            .unwrap();
+        assert_eq!(sessions.read(&id).await.unwrap().unwrap(), every_byte);
+
+        let big: Vec<u8> = (0..1usize << 20)
+            .map(|i| (i % 251) as u8 ^ (i >> 11) as u8)
+            .collect();
+        sessions.write(&id, Bytes::from(big.clone())).await.unwrap();
+        assert_eq!(sessions.read(&id).await.unwrap().unwrap(), big);
+        sessions.write(&id, Bytes::new()).await.unwrap();
+        assert_eq!(sessions.read(&id).await.unwrap().unwrap(), Bytes::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn readers_never_see_a_half_written_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = Arc::new(handler(dir.path()));
+        let id = new_id();
+        const SIZE: usize = 256 * 1024;
+        sessions
+            .write(&id, Bytes::from(vec![0u8; SIZE]))
+            .await
+            .unwrap();
+        let writer = tokio::spawn({
+            let (sessions, id) = (sessions.clone(), id.clone());
+            async move {
+                for fill in 1..=20u8 {
+                    sessions
+                        .write(&id, Bytes::from(vec![fill; SIZE]))
+                        .await
+                        .unwrap();
+                }
+            }
+        });
+        while !writer.is_finished() {
+            let data = sessions.read(&id).await.unwrap().unwrap();
+            assert_eq!(data.len(), SIZE);
+            assert!(data.iter().all(|&b| b == data[0]), "torn read");
+        }
+        writer.await.unwrap();
+        assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn ping_notices_a_vanished_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let save_path = root.path().join("sessions");
+        let sessions = handler(&save_path);
+        sessions.ping().await.unwrap();
+        fs::remove_dir(&save_path).unwrap();
+        let error = sessions.ping().await.unwrap_err();
+        assert!(
+            error.to_string().contains(&*save_path.to_string_lossy()),
+            "{error}"
+        );
+    }
+}

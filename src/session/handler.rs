@@ -44,6 +44,13 @@ pub trait SessionHandler: Send + Sync + 'static {
 
     /// One round trip to the backend, for `nene check` and health pages.
     async fn ping(&self) -> Result<(), SessionError>;
+
+    /// Whether requests of one session exclude each other. When true, the
+    /// runtime also queues same-session requests in-process before taking
+    /// the backend's lock, so they wait in order instead of polling it.
+    fn uses_locking(&self) -> bool {
+        true
+    }
 }
 
 /// Releasing a held lock; implemented by each backend's lock.

@@ -41,8 +41,9 @@ const ALPHABET_6: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP
 /// Fewer bits than this would make ids guessable (OWASP asks for 64 bits of
 /// entropy at least; nene asks for twice that).
 pub const MIN_ID_ENTROPY_BITS: usize = 128;
-/// PHP's upper bound for `session.sid_length`.
-pub const MAX_ID_LENGTH: usize = 256;
+/// nene caps `session.sid_length` at 128 (PHP: 256): 768 bits is plenty, and
+/// `sess_{id}` plus a temp-file suffix must fit a 255-byte file name.
+pub const MAX_ID_LENGTH: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdFormatError {
@@ -122,8 +123,8 @@ mod tests {
             "",
             "*",
             "sess_*",
-            "0123456789abcdefghijklmnopqrstuw",  // w is not in the 5-bit alphabet
-            "0123456789abcdefghijklmnopqrstu",   // short
+            "0123456789abcdefghijklmnopqrstuw", // w is not in the 5-bit alphabet
+            "0123456789abcdefghijklmnopqrstu",  // short
             "0123456789abcdefghijklmnopqrstuvv", // long
             "0123456789abcdefghijklmnopqrst\r\n",
             "0123456789abcdefghijklmnopqrst\0v",

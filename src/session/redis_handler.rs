@@ -1,1 +1,514 @@
-//! (being written) RedisSessionHandler.
+//! Sessions in Redis (ADR-0010): the data of session `id` is a plain string
+//! under `{prefix}{id}` (`sess_{id}` by default) that Redis expires after
+//! `session.gc_maxlifetime` seconds, so gc is a no-op. A request's lock is a
+//! second key, `{prefix}{id}.lock`, holding a random token.
+//!
+//! Redis may be down when nene starts, stall, or restart under it. None of
+//! that may stop nene or hang a request: the connection is opened on first
+//! use, reopened by itself after a failure, and every command is bounded by
+//! the DSN's `timeout` (plus `connect_timeout` while a connection is being
+//! opened). A request that cannot reach Redis gets an error (a 503), and the
+//! next one tries again.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rand::RngExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    Client, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+    Value,
+};
+use tokio::time::Instant;
+
+use super::dsn::{RedisAddress, RedisDsn, SessionDsn};
+use super::error::SessionError;
+use super::handler::{HeldLock, SessionHandler, SessionLock};
+use super::id::SessionId;
+
+const BACKEND: &str = "redis";
+
+/// Deletes the lock only if it still holds the releasing request's token: a
+/// lock that expired and was taken by another request is not ours to delete.
+const RELEASE_SCRIPT: &str =
+    "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end";
+
+/// First pause between attempts to take a busy lock; it doubles up to
+/// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
+/// quick request.
+const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
+const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
+
+/// After this many timeouts in a row the connection is presumed dead (a
+/// peer that vanished without a reset looks exactly like a slow one) and is
+/// replaced by a fresh one.
+const TIMEOUTS_BEFORE_RECONNECT: u32 = 2;
+
+/// The Redis session backend.
+pub struct RedisSessionHandler {
+    /// The connection, shared with the locks this handler hands out so that
+    /// a lock can be released after the request that took it is gone.
+    redis: Arc<SharedConnection>,
+    /// Prepended to ids to make keys (`sess_` by default).
+    prefix: String,
+    /// `session.gc_maxlifetime` in whole seconds: the `EX` of every write
+    /// and the `EXPIRE` of every touch (Redis' smallest expiry is 1 s).
+    ttl_secs: u64,
+    /// Locking settings; `None` when the DSN says `lock=off`.
+    lock: Option<LockSettings>,
+}
+
+/// How session locks behave (`lock_ttl`, `lock_wait`).
+#[derive(Clone, Copy, Debug)]
+struct LockSettings {
+    /// The lock key's expiry, so a holder that died does not block the session for ever.
+    ttl: Duration,
+    /// How long a request waits for a lock before it gives up.
+    wait: Duration,
+}
+
+/// Setting up the Redis backend failed (before any connection is attempted).
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    #[error("SESSION_DSN `{dsn}` does not name a Redis server")]
+    NotRedis { dsn: String },
+    #[error("SESSION_DSN `{dsn}`: cannot read tls_ca_file {}: {source}", path.display())]
+    CaFile {
+        dsn: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("SESSION_DSN `{dsn}`: the Redis client refused these settings: {message}")]
+    Client { dsn: String, message: String },
+}
+
+impl RedisSessionHandler {
+    /// A handler for the Redis server `dsn` names, whose sessions live `ttl`
+    /// (`session.gc_maxlifetime`). Does not connect: the first command does,
+    /// so nene starts (and serves what needs no session) while Redis is down.
+    pub fn new(dsn: &SessionDsn, ttl: Duration) -> Result<Self, RedisSetupError> {
+        let Some(redis_dsn) = dsn.redis() else {
+            return Err(RedisSetupError::NotRedis {
+                dsn: dsn.redacted(),
+            });
+        };
+        let client = client_for(redis_dsn, dsn)?;
+        let options = &redis_dsn.options;
+        Ok(Self {
+            redis: Arc::new(SharedConnection {
+                client,
+                manager: Mutex::new(None),
+                timeouts_in_a_row: AtomicU32::new(0),
+                timeout: options.timeout,
+                connect_timeout: options.connect_timeout,
+                target: redis_dsn.address.to_string(),
+                password: redis_dsn.password().map(str::to_string),
+            }),
+            prefix: options.prefix.clone(),
+            ttl_secs: ttl.as_secs().max(1),
+            lock: options.lock.then_some(LockSettings {
+                ttl: options.lock_ttl,
+                wait: options.lock_wait,
+            }),
+        })
+    }
+
+    /// Takes the session's lock and reads its data in one round trip (a
+    /// pipelined `SET … NX PX` and `GET`), which is what starting a session
+    /// does. While another request holds the lock, both are retried as in
+    /// [`SessionHandler::lock`]. With `lock=off` this is a plain read.
+    pub async fn lock_and_read(
+        &self,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Option<Bytes>), SessionError> {
+        self.acquire(id, true).await
+    }
+
+    fn key(&self, id: &SessionId) -> String {
+        format!("{}{}", self.prefix, id.as_str())
+    }
+
+    fn lock_key(&self, id: &SessionId) -> String {
+        format!("{}{}.lock", self.prefix, id.as_str())
+    }
+
+    /// The lock loop behind [`SessionHandler::lock`] and [`Self::lock_and_read`].
+    async fn acquire(
+        &self,
+        id: &SessionId,
+        read: bool,
+    ) -> Result<(SessionLock, Option<Bytes>), SessionError> {
+        let Some(settings) = self.lock else {
+            let data = if read { self.read(id).await? } else { None };
+            return Ok((SessionLock::none(), data));
+        };
+        let held = RedisLock {
+            redis: self.redis.clone(),
+            key: self.lock_key(id),
+            token: new_token(),
+        };
+        let mut take = redis::cmd("SET");
+        take.arg(&held.key)
+            .arg(&held.token)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX));
+        let mut take_and_read = redis::pipe();
+        take_and_read.add_command(take.clone()).get(self.key(id));
+
+        let started = Instant::now();
+        let mut pause = LOCK_RETRY_FIRST;
+        loop {
+            let attempt = if read {
+                self.redis
+                    .run::<(Option<String>, Option<Vec<u8>>)>(
+                        "lock",
+                        Request::Pipeline(&take_and_read),
+                    )
+                    .await
+                    .map(|(taken, data)| (taken.is_some(), data))
+            } else {
+                self.redis
+                    .run::<Option<String>>("lock", Request::Command(&take))
+                    .await
+                    .map(|taken| (taken.is_some(), None))
+            };
+            match attempt {
+                Ok((true, data)) => {
+                    return Ok((SessionLock::held(Box::new(held)), data.map(Bytes::from)));
+                }
+                Ok((false, _)) => {}
+                Err(error) => {
+                    if matches!(error, SessionError::Timeout { .. }) {
+                        // The SET may have reached Redis after all; do not
+                        // leave a lock nobody knows they hold.
+                        drop(SessionLock::held(Box::new(held)));
+                    }
+                    return Err(error);
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= settings.wait {
+                return Err(SessionError::LockTimeout {
+                    id_prefix: id.log_prefix().to_string(),
+                    waited,
+                });
+            }
+            let jittered = rand::rng().random_range(pause / 2..=pause);
+            tokio::time::sleep(jittered.min(settings.wait - waited)).await;
+            pause = (pause * 2).min(LOCK_RETRY_MAX);
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisSessionHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSessionHandler")
+            .field("target", &self.redis.target)
+            .field("prefix", &self.prefix)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("lock", &self.lock)
+            .field("timeout", &self.redis.timeout)
+            .field("connect_timeout", &self.redis.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionHandler for RedisSessionHandler {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
+        Ok(self.acquire(id, false).await?.0)
+    }
+
+    async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.key(id));
+        let data: Option<Vec<u8>> = self.redis.run("read", Request::Command(&get)).await?;
+        Ok(data.map(Bytes::from))
+    }
+
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(id))
+            .arg(data.as_ref())
+            .arg("EX")
+            .arg(self.ttl_secs);
+        self.redis.run::<()>("write", Request::Command(&set)).await
+    }
+
+    async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
+        let mut expire = redis::cmd("EXPIRE");
+        expire.arg(self.key(id)).arg(self.ttl_secs);
+        // 0 when the session is gone: nothing to keep alive, not an error.
+        self.redis
+            .run::<i64>("touch", Request::Command(&expire))
+            .await
+            .map(drop)
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        let mut del = redis::cmd("DEL");
+        del.arg(self.key(id));
+        self.redis
+            .run::<i64>("destroy", Request::Command(&del))
+            .await
+            .map(drop)
+    }
+
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(self.key(id));
+        let count: i64 = self.redis.run("exists", Request::Command(&exists)).await?;
+        Ok(count > 0)
+    }
+
+    /// Redis expires sessions itself.
+    async fn gc(&self) -> Result<u64, SessionError> {
+        Ok(0)
+    }
+
+    fn uses_locking(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    async fn ping(&self) -> Result<(), SessionError> {
+        self.redis
+            .run::<String>("ping", Request::Command(&redis::cmd("PING")))
+            .await
+            .map(drop)
+    }
+}
+
+/// A held session lock: the key and the token only its holder knows.
+struct RedisLock {
+    /// The connection, kept so the lock can be released from a background
+    /// task after its request was cancelled.
+    redis: Arc<SharedConnection>,
+    /// `{prefix}{id}.lock`.
+    key: String,
+    /// Random, so that releasing can tell this holder's lock from a later one's.
+    token: String,
+}
+
+#[async_trait]
+impl HeldLock for RedisLock {
+    async fn release(self: Box<Self>) -> Result<(), SessionError> {
+        let mut release = redis::cmd("EVAL");
+        release
+            .arg(RELEASE_SCRIPT)
+            .arg(1)
+            .arg(&self.key)
+            .arg(&self.token);
+        self.redis
+            .run::<i64>("unlock", Request::Command(&release))
+            .await
+            .map(drop)
+    }
+}
+
+/// 128 bits from the thread's CSPRNG, as hex.
+fn new_token() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The Redis connection of one handler and the bounds on using it.
+struct SharedConnection {
+    /// Address, credentials, DB and TLS settings; opening connections is its job.
+    client: Client,
+    /// The shared connection, which reconnects by itself after errors.
+    /// `None` until first use (so building a handler never touches the
+    /// network), and again after it stopped answering or Redis refused
+    /// its set-up.
+    manager: Mutex<Option<ConnectionManager>>,
+    /// Commands in a row that timed out; see [`TIMEOUTS_BEFORE_RECONNECT`].
+    timeouts_in_a_row: AtomicU32,
+    /// Bound on one command (the DSN's `timeout`).
+    timeout: Duration,
+    /// Bound on opening a connection (the DSN's `connect_timeout`).
+    connect_timeout: Duration,
+    /// Where Redis is, for error messages.
+    target: String,
+    /// Masked out of any error text, in case a client message ever quotes it.
+    password: Option<String>,
+}
+
+/// What [`SharedConnection::run`] sends: one command, or several in one round trip.
+enum Request<'a> {
+    Command(&'a redis::Cmd),
+    Pipeline(&'a redis::Pipeline),
+}
+
+impl Request<'_> {
+    async fn send(&self, connection: &mut ConnectionManager) -> Result<Value, RedisError> {
+        match self {
+            Request::Command(command) => command.query_async(connection).await,
+            Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+        }
+    }
+}
+
+impl SharedConnection {
+    /// Sends `request` and converts the reply, within `connect_timeout +
+    /// timeout` whatever happens.
+    async fn run<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+    ) -> Result<T, SessionError> {
+        let started = Instant::now();
+        let mut connection = self.connection();
+        let attempt = async {
+            match request.send(&mut connection).await {
+                // No connection could be opened; the manager has just started
+                // a new attempt, which this request may as well wait for
+                // (a restarted Redis then serves the first request after it).
+                Err(error) if error.is_connection_refusal() => request.send(&mut connection).await,
+                other => other,
+            }
+        };
+        let result = tokio::time::timeout(self.connect_timeout + self.timeout, attempt).await;
+        let reply = match result {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) if error.is_timeout() => return Err(self.timed_out(operation, started)),
+            Ok(Err(error)) => {
+                // The connection manager reopens the connection after I/O
+                // errors, but keeps a connection whose set-up Redis refused
+                // (wrong password, `LOADING`, `READONLY` after a failover)
+                // for ever: start afresh on the next request.
+                if !error.is_io_error() {
+                    self.forget_connection();
+                }
+                return Err(self.failed(operation, &error.to_string()));
+            }
+            Err(_elapsed) => return Err(self.timed_out(operation, started)),
+        };
+        self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        T::from_redis_value(reply)
+            .map_err(|error| self.failed(operation, &format!("unexpected reply: {error}")))
+    }
+
+    /// The shared connection, created (without connecting) on first use.
+    fn connection(&self) -> ConnectionManager {
+        let mut manager = self
+            .manager
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        manager
+            .get_or_insert_with(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    // One attempt per request: a request must not sit out a
+                    // backoff schedule, and the next request tries again.
+                    .set_number_of_retries(0);
+                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+                    .expect("a connection manager without push subscriptions always builds")
+            })
+            .clone()
+    }
+
+    /// Drops the shared connection; the next request opens a new one.
+    fn forget_connection(&self) {
+        self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        *self
+            .manager
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = None;
+    }
+
+    fn timed_out(&self, operation: &'static str, started: Instant) -> SessionError {
+        if self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
+            tracing::warn!(
+                "Redis at {} did not answer {TIMEOUTS_BEFORE_RECONNECT} commands in a row; reconnecting",
+                self.target
+            );
+            self.forget_connection();
+        }
+        SessionError::Timeout {
+            backend: BACKEND,
+            operation,
+            after: started.elapsed(),
+        }
+    }
+
+    fn failed(&self, operation: &'static str, message: &str) -> SessionError {
+        let mut message = format!("{}: {message}", self.target);
+        if let Some(password) = &self.password {
+            message = message.replace(password.as_str(), "***");
+        }
+        SessionError::Backend {
+            backend: BACKEND,
+            operation,
+            message,
+        }
+    }
+}
+
+/// A client for `dsn` (no I/O but reading `tls_ca_file`).
+fn client_for(dsn: &RedisDsn, whole: &SessionDsn) -> Result<Client, RedisSetupError> {
+    let refused = |error: RedisError| RedisSetupError::Client {
+        dsn: whole.redacted(),
+        message: error.to_string(),
+    };
+    let (address, tls) = match &dsn.address {
+        RedisAddress::Tcp {
+            host,
+            port,
+            tls: false,
+        } => (ConnectionAddr::Tcp(host.clone(), *port), false),
+        RedisAddress::Tcp {
+            host,
+            port,
+            tls: true,
+        } => (
+            ConnectionAddr::TcpTls {
+                host: host.clone(),
+                port: *port,
+                insecure: false,
+                tls_params: None,
+            },
+            true,
+        ),
+        RedisAddress::Unix { path } => (ConnectionAddr::Unix(path.clone()), false),
+    };
+    let mut settings = RedisConnectionInfo::default().set_db(i64::from(dsn.db));
+    if let Some(username) = &dsn.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = dsn.password() {
+        settings = settings.set_password(password);
+    }
+    let info = address
+        .into_connection_info()
+        .map_err(refused)?
+        .set_redis_settings(settings);
+    if tls {
+        // The redis crate leaves the choice of rustls' crypto to the
+        // application; an error means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    match &dsn.options.tls_ca_file {
+        Some(path) => {
+            let ca = std::fs::read(path).map_err(|source| RedisSetupError::CaFile {
+                dsn: whole.redacted(),
+                path: path.clone(),
+                source,
+            })?;
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca),
+            };
+            Client::build_with_tls(info, certificates).map_err(refused)
+        }
+        None => Client::open(info).map_err(refused),
+    }
+}

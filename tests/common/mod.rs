@@ -4,8 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod fcgi_client;
 pub mod in_process;
+pub mod redis_server;
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -90,37 +92,49 @@ pub struct Nene {
     /// TCP address, when listening on TCP.
     pub addr: String,
     pub log: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Nene {
-    /// nene on a free loopback TCP port, with extra command-line arguments.
-    pub fn start(extra_args: &[&str]) -> Nene {
+    /// nene on a free loopback TCP port, with extra environment variables
+    /// (`NENE_SERVER__MAX_BODY_BYTES`, `NENE_SESSION_DSN`, …).
+    pub fn start(env: &[(&str, &str)]) -> Nene {
         let addr = format!("127.0.0.1:{}", free_port());
-        Self::spawn(&addr, extra_args)
+        Self::spawn(&addr, env)
     }
 
     /// nene on a Unix socket at `path`.
-    pub fn start_unix(path: &Path, extra_args: &[&str]) -> Nene {
-        Self::spawn(&format!("unix:{}", path.display()), extra_args)
+    pub fn start_unix(path: &Path, env: &[(&str, &str)]) -> Nene {
+        Self::spawn(&format!("unix:{}", path.display()), env)
     }
 
-    fn spawn(listen: &str, extra_args: &[&str]) -> Nene {
+    fn spawn(listen: &str, env: &[(&str, &str)]) -> Nene {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("nene.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nene"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
+        command
             .arg("serve")
             .arg("--listen")
             .arg(listen)
             .arg("--htdocs")
-            .arg(htdocs())
-            .args(extra_args)
+            .arg(htdocs());
+        // Only what the test says: no NENE_* from the caller's environment.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("NENE_") {
+                command.env_remove(name);
+            }
+        }
+        command
             .env("RUST_LOG", "info")
+            .env(
+                "NENE_SESSION__SAVE_PATH",
+                dir.path().join("sessions").display().to_string(),
+            )
+            .envs(env.iter().copied())
             .current_dir(REPO)
             .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("start nene");
+            .stderr(File::create(&log).unwrap());
+        let mut child = command.spawn().expect("start nene");
         match listen.strip_prefix("unix:") {
             Some(path) => wait_for_unix(Path::new(path), &mut child, &log),
             None => wait_for_tcp(listen, &mut child, "nene", &log),
@@ -130,8 +144,13 @@ impl Nene {
             upstream: listen.to_string(),
             addr: listen.to_string(),
             log,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// The directory of this nene's log and (by default) session files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn log_text(&self) -> String {
@@ -204,7 +223,8 @@ impl Nginx {
         let first = servers.next().expect("at least one upstream");
         let mut upstream = first.to_string();
         for server in servers {
-            upstream.push_str(&format!(";\n    server {server}"));
+            // One line: the template names its placeholders in comments too.
+            upstream.push_str(&format!("; server {server}"));
         }
         let site = template
             .replace("${NGINX_LISTEN}", &format!("127.0.0.1:{port}"))
@@ -289,6 +309,45 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `nene` run to completion with `args` and `env` (no inherited NENE_*),
+/// from the repository directory.
+pub fn run_nene(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("NENE_") {
+            command.env_remove(name);
+        }
+    }
+    // Sessions never land in the repository's own var/ directory.
+    let sessions = tempfile::tempdir().unwrap();
+    let child = command
+        .args(args)
+        .env("NENE_SESSION__SAVE_PATH", sessions.path())
+        .envs(env.iter().copied())
+        .current_dir(REPO)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run nene");
+    // A command expected to stop must not hang the suite if it serves instead.
+    let pid = child.id() as i32;
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(20));
+        // SAFETY: kill(2) on our child's pid; harmless if it already exited.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    });
+    let output = child.wait_with_output().expect("run nene");
+    drop(watchdog);
+    assert!(
+        output.status.code().is_some(),
+        "nene {args:?} did not exit within 20 s: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 /// An HTTP client that does not follow redirects or use proxies.

@@ -1,0 +1,26 @@
+//! Where a setting's value came from, for error messages and `nene config`.
+
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// nene's built-in default.
+    Default,
+    /// A line of an ini file.
+    File { path: PathBuf, line: usize },
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    CommandLine(&'static str),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::CommandLine(flag) => write!(f, "command line {flag}"),
+        }
+    }
+}

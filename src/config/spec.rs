@@ -1,0 +1,426 @@
+//! Every setting nene knows, in one table: section, key, default, what it
+//! accepts, what it means, and PHP's equivalent. The loader validates against
+//! it, `nene config` prints it, and the README's settings table follows it.
+
+/// What a setting accepts. Validation turns the raw text into a message
+/// naming the source and saying what is accepted when it does not fit.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// `on/off`, `true/false`, `yes/no`, `1/0` (PHP ini booleans).
+    Bool,
+    /// A whole number within bounds.
+    Number { min: u64, max: u64 },
+    /// A byte size: a number, optionally with PHP's `K`, `M` or `G` suffix.
+    Bytes { min: u64, max: u64 },
+    /// A duration such as `30s`, `500ms`, `2m`.
+    Duration,
+    /// Free text.
+    Text,
+    /// One of a fixed list (case-insensitive).
+    Choice(&'static [&'static str]),
+    /// `IP:PORT` or `unix:/path`.
+    ListenAddr,
+    /// An octal file mode such as `0660`.
+    FileMode,
+    /// Comma-separated IP addresses or CIDR ranges.
+    AddressList,
+    /// The session DSN (validated by the session factory's parser).
+    Dsn,
+    /// A log filter such as `info` or `nene=debug,warn`.
+    LogFilter,
+}
+
+/// One setting.
+#[derive(Clone, Copy, Debug)]
+pub struct SettingSpec {
+    pub section: &'static str,
+    pub key: &'static str,
+    pub default: &'static str,
+    pub kind: Kind,
+    /// A second environment variable that also sets it (the mission's
+    /// `NENE_SESSION_DSN`, the runtime core's `NENE_LISTEN`).
+    pub env_alias: Option<&'static str>,
+    pub php: &'static str,
+    pub meaning: &'static str,
+}
+
+impl SettingSpec {
+    /// `section.key`, as written in messages.
+    pub fn dotted(&self) -> String {
+        format!("{}.{}", self.section, self.key)
+    }
+
+    /// The environment variable that overrides it: `NENE_{SECTION}__{KEY}`.
+    pub fn env_var(&self) -> String {
+        format!(
+            "NENE_{}__{}",
+            self.section.to_ascii_uppercase(),
+            self.key.to_ascii_uppercase()
+        )
+    }
+
+    /// The constant name: `SECTION_KEY` in upper case.
+    pub fn constant_name(&self) -> String {
+        format!(
+            "{}_{}",
+            self.section.to_ascii_uppercase(),
+            self.key.to_ascii_uppercase()
+        )
+    }
+}
+
+/// Sections that belong to nene; any other section is the application's.
+pub const NENE_SECTIONS: &[&str] = &["server", "session", "log"];
+
+const fn setting(
+    section: &'static str,
+    key: &'static str,
+    default: &'static str,
+    kind: Kind,
+    php: &'static str,
+    meaning: &'static str,
+) -> SettingSpec {
+    SettingSpec {
+        section,
+        key,
+        default,
+        kind,
+        env_alias: None,
+        php,
+        meaning,
+    }
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * 1024 * 1024;
+
+pub const SETTINGS: &[SettingSpec] = &[
+    SettingSpec {
+        env_alias: Some("NENE_LISTEN"),
+        ..setting(
+            "server",
+            "listen",
+            "127.0.0.1:9000",
+            Kind::ListenAddr,
+            "listen",
+            "FastCGI address: IP:PORT or unix:/path/to.sock",
+        )
+    },
+    setting(
+        "server",
+        "socket_mode",
+        "0660",
+        Kind::FileMode,
+        "listen.mode",
+        "mode of the Unix socket file (nginx's user must be able to write to it)",
+    ),
+    SettingSpec {
+        env_alias: Some("NENE_HTDOCS"),
+        ..setting(
+            "server",
+            "htdocs",
+            "htdocs",
+            Kind::Text,
+            "(nginx root)",
+            "document root; 404.html is read from here",
+        )
+    },
+    setting(
+        "server",
+        "max_connections",
+        "1024",
+        Kind::Number {
+            min: 1,
+            max: 1_000_000,
+        },
+        "pm.max_children (roughly)",
+        "open connections at once; more wait in the listen queue",
+    ),
+    setting(
+        "server",
+        "max_requests_per_connection",
+        "64",
+        Kind::Number {
+            min: 1,
+            max: 65_535,
+        },
+        "-",
+        "requests open at once on one multiplexed connection (FCGI_OVERLOADED above it)",
+    ),
+    setting(
+        "server",
+        "max_params_bytes",
+        "64K",
+        Kind::Bytes {
+            min: KIB,
+            max: 16 * MIB,
+        },
+        "-",
+        "FastCGI params (headers) per request; above it the answer is 431",
+    ),
+    setting(
+        "server",
+        "max_body_bytes",
+        "8M",
+        Kind::Bytes {
+            min: 0,
+            max: 4 * GIB,
+        },
+        "post_max_size",
+        "request body; above it the answer is 413 and the body is never held",
+    ),
+    setting(
+        "server",
+        "receive_timeout",
+        "30s",
+        Kind::Duration,
+        "-",
+        "time to receive a whole request; a slower peer is disconnected",
+    ),
+    setting(
+        "server",
+        "idle_timeout",
+        "75s",
+        Kind::Duration,
+        "-",
+        "a kept connection idle this long is closed (keep above nginx's 60 s upstream keepalive)",
+    ),
+    setting(
+        "server",
+        "drain_timeout",
+        "8s",
+        Kind::Duration,
+        "process_control_timeout",
+        "after SIGTERM, time for requests in flight to finish",
+    ),
+    setting(
+        "server",
+        "trusted_proxies",
+        "",
+        Kind::AddressList,
+        "-",
+        "peers (IPs or CIDRs) whose X-Forwarded-Proto is believed",
+    ),
+    setting(
+        "server",
+        "layers_num",
+        "0",
+        Kind::Number { min: 0, max: 16 },
+        "(NeNe LAYERS_NUM)",
+        "leading path segments the dispatcher skips (an app under a sub-path)",
+    ),
+    SettingSpec {
+        env_alias: Some("NENE_SESSION_DSN"),
+        ..setting(
+            "session",
+            "dsn",
+            "",
+            Kind::Dsn,
+            "session.save_handler + save_path",
+            "SESSION_DSN: empty = files, redis://host:port[/db] = Redis",
+        )
+    },
+    setting(
+        "session",
+        "name",
+        "NENESESSID",
+        Kind::Text,
+        "session.name",
+        "session cookie name",
+    ),
+    setting(
+        "session",
+        "save_path",
+        "var/sessions",
+        Kind::Text,
+        "session.save_path",
+        "directory of session files (created 0700)",
+    ),
+    setting(
+        "session",
+        "gc_maxlifetime",
+        "1440",
+        Kind::Number {
+            min: 1,
+            max: 315_360_000,
+        },
+        "session.gc_maxlifetime",
+        "seconds a session lives after its last use (Redis TTL)",
+    ),
+    setting(
+        "session",
+        "gc_probability",
+        "1",
+        Kind::Number {
+            min: 0,
+            max: 1_000_000,
+        },
+        "session.gc_probability",
+        "file gc runs on gc_probability/gc_divisor of session starts",
+    ),
+    setting(
+        "session",
+        "gc_divisor",
+        "100",
+        Kind::Number {
+            min: 1,
+            max: 1_000_000,
+        },
+        "session.gc_divisor",
+        "see gc_probability",
+    ),
+    setting(
+        "session",
+        "cookie_lifetime",
+        "0",
+        Kind::Number {
+            min: 0,
+            max: 315_360_000,
+        },
+        "session.cookie_lifetime",
+        "cookie Max-Age in seconds; 0 = until the browser closes",
+    ),
+    setting(
+        "session",
+        "cookie_path",
+        "/",
+        Kind::Text,
+        "session.cookie_path",
+        "cookie Path",
+    ),
+    setting(
+        "session",
+        "cookie_domain",
+        "",
+        Kind::Text,
+        "session.cookie_domain",
+        "cookie Domain; empty = the host that set it",
+    ),
+    setting(
+        "session",
+        "cookie_secure",
+        "auto",
+        Kind::Choice(&["auto", "on", "off"]),
+        "session.cookie_secure",
+        "Secure flag; auto = when the request came over HTTPS",
+    ),
+    setting(
+        "session",
+        "cookie_httponly",
+        "on",
+        Kind::Bool,
+        "session.cookie_httponly",
+        "HttpOnly flag (scripts cannot read the cookie)",
+    ),
+    setting(
+        "session",
+        "cookie_samesite",
+        "Lax",
+        Kind::Choice(&["Lax", "Strict", "None", ""]),
+        "session.cookie_samesite",
+        "SameSite attribute; None needs cookie_secure = on",
+    ),
+    setting(
+        "session",
+        "use_strict_mode",
+        "on",
+        Kind::Bool,
+        "session.use_strict_mode",
+        "an id the backend does not know is replaced, never adopted",
+    ),
+    setting(
+        "session",
+        "lazy_write",
+        "on",
+        Kind::Bool,
+        "session.lazy_write",
+        "an unchanged session only has its expiry refreshed",
+    ),
+    setting(
+        "session",
+        "sid_length",
+        "32",
+        Kind::Number { min: 22, max: 128 },
+        "session.sid_length",
+        "characters in a session id",
+    ),
+    setting(
+        "session",
+        "sid_bits_per_character",
+        "5",
+        Kind::Choice(&["4", "5", "6"]),
+        "session.sid_bits_per_character",
+        "bits per id character",
+    ),
+    setting(
+        "session",
+        "absolute_lifetime",
+        "0",
+        Kind::Number {
+            min: 0,
+            max: 315_360_000,
+        },
+        "-",
+        "seconds after creation when a session ends however active; 0 = off",
+    ),
+    setting(
+        "session",
+        "cache_limiter",
+        "nocache",
+        Kind::Choice(&["nocache", "private", "private_no_expire", "public", ""]),
+        "session.cache_limiter",
+        "caching headers on responses that used the session",
+    ),
+    setting(
+        "session",
+        "cache_expire",
+        "180",
+        Kind::Number {
+            min: 0,
+            max: 525_600,
+        },
+        "session.cache_expire",
+        "minutes, for the private and public cache limiters",
+    ),
+    setting(
+        "log",
+        "level",
+        "info",
+        Kind::LogFilter,
+        "log_level",
+        "log filter (RUST_LOG, when set, wins)",
+    ),
+];
+
+/// The spec of `section.key`, if nene knows it.
+pub fn find(section: &str, key: &str) -> Option<&'static SettingSpec> {
+    SETTINGS
+        .iter()
+        .find(|spec| spec.section == section && spec.key == key)
+}
+
+/// The settings table as markdown, for the README (`nene config --table`).
+pub fn markdown_table() -> String {
+    let mut table = String::from(
+        "| setting | default | environment | meaning | PHP equivalent |\n|---|---|---|---|---|\n",
+    );
+    for spec in SETTINGS {
+        let env = match spec.env_alias {
+            Some(alias) => format!("`{alias}` or `{}`", spec.env_var()),
+            None => format!("`{}`", spec.env_var()),
+        };
+        let default = if spec.default.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("`{}`", spec.default)
+        };
+        table.push_str(&format!(
+            "| `{}` | {default} | {env} | {} | {} |\n",
+            spec.dotted(),
+            spec.meaning,
+            spec.php
+        ));
+    }
+    table
+}

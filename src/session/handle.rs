@@ -1,0 +1,431 @@
+//! [`Session`]: what a handler sees. It loads lazily — a request that never
+//! touches it does no session I/O — and the runtime, not the handler,
+//! commits it after the response (see `layer.rs`).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::FromRequestParts;
+use bytes::Bytes;
+use http::request::Parts;
+use rand::RngExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::codec::SessionData;
+use super::error::SessionError;
+use super::handler::SessionLock;
+use super::id::SessionId;
+use super::local_locks::LocalTurn;
+use super::store::SessionStore;
+
+/// Where the session's creation time is kept when an absolute lifetime is
+/// set. Handlers never see this key.
+const CREATED_KEY: &str = "__nene_created";
+
+/// The session of the current request. Cheap to clone; every clone is the
+/// same session. Take it as a handler argument.
+#[derive(Clone)]
+pub struct Session {
+    state: Arc<Mutex<State>>,
+    store: Arc<SessionStore>,
+}
+
+struct State {
+    /// Ids offered by the request's cookies, not yet validated.
+    offered_ids: Vec<String>,
+    /// The request carried a session cookie (valid or not): only then is a
+    /// removal cookie worth sending.
+    client_sent_cookie: bool,
+    phase: Phase,
+}
+
+enum Phase {
+    /// Nothing read yet.
+    NotStarted,
+    /// Loaded (or created) and in use.
+    Active(Box<Active>),
+    /// Starting failed; later calls in this request fail at once.
+    Failed(String),
+    /// Committed; the request is over.
+    Done,
+}
+
+/// A session in use by this request.
+struct Active {
+    id: SessionId,
+    data: SessionData,
+    /// The bytes read from the backend, to tell whether anything changed.
+    original: Option<Bytes>,
+    /// The id was made in this request (new session or regenerate): the
+    /// client learns it from a Set-Cookie once the session is stored.
+    id_is_new: bool,
+    destroyed: bool,
+    /// The id regenerate() replaced; deleted at commit.
+    replaced: Option<SessionId>,
+    /// The backend lock, held until commit.
+    lock: SessionLock,
+    /// This request's turn in the in-process queue, held until commit.
+    turn: Option<LocalTurn>,
+}
+
+/// What commit decided the response needs.
+pub struct CommitOutcome {
+    /// The session was used: caching headers apply.
+    pub used: bool,
+    /// Send this id in a Set-Cookie.
+    pub set_cookie: Option<String>,
+    /// Tell the client to drop its session cookie.
+    pub remove_cookie: bool,
+}
+
+impl Session {
+    pub(crate) fn new(store: Arc<SessionStore>, offered_ids: Vec<String>) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                client_sent_cookie: !offered_ids.is_empty(),
+                offered_ids,
+                phase: Phase::NotStarted,
+            })),
+            store,
+        }
+    }
+
+    /// The value under `key`, if present and of type `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        self.with_active(|active| {
+            Ok(visible(key)
+                .then(|| active.data.get(key))
+                .flatten()
+                .and_then(|value| serde_json::from_value(value.clone()).ok()))
+        })
+        .await
+    }
+
+    /// Stores `value` under `key`.
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.with_active(|active| {
+            if visible(key) {
+                active.data.insert(key.to_string(), value);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes `key`, returning what it held.
+    pub async fn remove(&self, key: &str) -> Result<Option<Value>, SessionError> {
+        self.with_active(|active| Ok(visible(key).then(|| active.data.remove(key)).flatten()))
+            .await
+    }
+
+    /// A new id for the same data (do this at login: a fixated or leaked
+    /// old id becomes worthless). The old id is deleted at commit.
+    pub async fn regenerate(&self) -> Result<(), SessionError> {
+        let new_id = self.store.ids.generate();
+        self.with_active(move |active| {
+            let old = std::mem::replace(&mut active.id, new_id);
+            if active.original.is_some() && active.replaced.is_none() {
+                active.replaced = Some(old);
+            }
+            active.id_is_new = true;
+            active.original = None;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends the session: its data is deleted at commit and the client is
+    /// told to drop the cookie.
+    pub async fn destroy(&self) -> Result<(), SessionError> {
+        self.with_active(|active| {
+            active.destroyed = true;
+            active.data.clear();
+            Ok(())
+        })
+        .await
+    }
+
+    /// The session id, once the session is started (for logs; never log it whole).
+    pub async fn id(&self) -> Result<String, SessionError> {
+        self.with_active(|active| Ok(active.id.as_str().to_string()))
+            .await
+    }
+
+    async fn with_active<R>(
+        &self,
+        operate: impl FnOnce(&mut Active) -> Result<R, SessionError>,
+    ) -> Result<R, SessionError> {
+        let mut state = self.state.lock().await;
+        if matches!(state.phase, Phase::NotStarted) {
+            let offered = std::mem::take(&mut state.offered_ids);
+            state.phase = match self.start(&offered).await {
+                Ok(active) => Phase::Active(Box::new(active)),
+                Err(error) => {
+                    let message = error.to_string();
+                    state.phase = Phase::Failed(message);
+                    return Err(error);
+                }
+            };
+        }
+        match &mut state.phase {
+            Phase::Active(active) => operate(active),
+            Phase::Failed(message) => Err(SessionError::Backend {
+                backend: self.store.handler.name(),
+                operation: "start",
+                message: message.clone(),
+            }),
+            Phase::Done | Phase::NotStarted => Err(SessionError::Backend {
+                backend: self.store.handler.name(),
+                operation: "use after the response",
+                message: "the session was already committed".to_string(),
+            }),
+        }
+    }
+
+    /// Loads the session named by the first valid offered id, or makes a new one.
+    async fn start(&self, offered: &[String]) -> Result<Active, SessionError> {
+        let store = &self.store;
+        self.maybe_collect_garbage();
+        // Anything that is not a well-formed id is no id: it never reaches
+        // the backend.
+        let Some(id) = offered.iter().find_map(|text| store.ids.parse(text)) else {
+            return Ok(self.new_session());
+        };
+        let turn = if store.handler.uses_locking() {
+            Some(store.local_locks.acquire(&id, store.lock_wait).await?)
+        } else {
+            None
+        };
+        let lock = store.handler.lock(&id).await?;
+        let stored = match store.handler.read(&id).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                let _ = lock.release().await;
+                return Err(error);
+            }
+        };
+        let Some(bytes) = stored else {
+            if store.settings.use_strict_mode {
+                // Strict: an id we did not issue (or that expired) is
+                // replaced; the client's id is never stored.
+                let _ = lock.release().await;
+                drop(turn);
+                return Ok(self.new_session());
+            }
+            let mut active = self.new_session();
+            active.id = id;
+            active.id_is_new = false;
+            active.lock = lock;
+            active.turn = turn;
+            return Ok(active);
+        };
+        let data = store.codec.decode(&bytes).unwrap_or_else(|error| {
+            tracing::warn!("session {}…: {error}; starting it afresh", id.log_prefix());
+            SessionData::new()
+        });
+        let mut active = Active {
+            id,
+            data,
+            original: Some(bytes),
+            id_is_new: false,
+            destroyed: false,
+            replaced: None,
+            lock,
+            turn,
+        };
+        if self.outlived_absolute_lifetime(&mut active) {
+            tracing::info!(
+                "session {}… reached session.absolute_lifetime; replacing it",
+                active.id.log_prefix()
+            );
+            store.handler.destroy(&active.id).await?;
+            let _ = std::mem::replace(&mut active.lock, SessionLock::none())
+                .release()
+                .await;
+            return Ok(self.new_session());
+        }
+        Ok(active)
+    }
+
+    fn new_session(&self) -> Active {
+        let mut data = SessionData::new();
+        if self.store.settings.absolute_lifetime > 0 {
+            data.insert(CREATED_KEY.to_string(), Value::from(unix_now()));
+        }
+        Active {
+            id: self.store.ids.generate(),
+            data,
+            original: None,
+            id_is_new: true,
+            destroyed: false,
+            replaced: None,
+            lock: SessionLock::none(),
+            turn: None,
+        }
+    }
+
+    /// True when the session is older than `absolute_lifetime`. A session
+    /// stored before the setting was turned on gets its clock started now.
+    fn outlived_absolute_lifetime(&self, active: &mut Active) -> bool {
+        let limit = self.store.settings.absolute_lifetime;
+        if limit == 0 {
+            return false;
+        }
+        match active.data.get(CREATED_KEY).and_then(Value::as_u64) {
+            Some(created) => unix_now().saturating_sub(created) >= limit,
+            None => {
+                active
+                    .data
+                    .insert(CREATED_KEY.to_string(), Value::from(unix_now()));
+                false
+            }
+        }
+    }
+
+    /// PHP's gc_probability / gc_divisor, run in the background so no
+    /// request waits for it.
+    fn maybe_collect_garbage(&self) {
+        let settings = &self.store.settings;
+        if settings.gc_probability == 0
+            || rand::rng().random_range(0..settings.gc_divisor) >= settings.gc_probability
+        {
+            return;
+        }
+        let handler = self.store.handler.clone();
+        tokio::spawn(async move {
+            match handler.gc().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!("session gc removed {removed} expired session(s)"),
+                Err(error) => tracing::warn!("session gc failed: {error}"),
+            }
+        });
+    }
+
+    /// Writes, touches or destroys what this request did, releases the
+    /// locks, and says what the response must carry. Called by the runtime
+    /// once the handler has answered.
+    pub(crate) async fn commit(&self) -> Result<CommitOutcome, SessionError> {
+        let mut state = self.state.lock().await;
+        let offered_any = state.client_sent_cookie;
+        let phase = std::mem::replace(&mut state.phase, Phase::Done);
+        let Phase::Active(active) = phase else {
+            return Ok(CommitOutcome {
+                used: false,
+                set_cookie: None,
+                remove_cookie: false,
+            });
+        };
+        let Active {
+            id,
+            data,
+            original,
+            id_is_new,
+            destroyed,
+            replaced,
+            lock,
+            turn,
+        } = *active;
+        let result = self
+            .save(
+                &id,
+                &data,
+                original,
+                id_is_new,
+                destroyed,
+                replaced,
+                offered_any,
+            )
+            .await;
+        let released = lock.release().await;
+        drop(turn);
+        let outcome = result?;
+        if let Err(error) = released {
+            tracing::warn!(
+                "releasing the lock of session {}… failed: {error}",
+                id.log_prefix()
+            );
+        }
+        Ok(outcome)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn save(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        original: Option<Bytes>,
+        id_is_new: bool,
+        destroyed: bool,
+        replaced: Option<SessionId>,
+        client_had_cookie: bool,
+    ) -> Result<CommitOutcome, SessionError> {
+        let store = &self.store;
+        let handler = &store.handler;
+        if let Some(old) = &replaced {
+            handler.destroy(old).await?;
+        }
+        if destroyed {
+            if original.is_some() || replaced.is_some() {
+                handler.destroy(id).await?;
+            }
+            return Ok(CommitOutcome {
+                used: true,
+                set_cookie: None,
+                remove_cookie: client_had_cookie,
+            });
+        }
+        let holds_data = data.keys().any(|key| visible(key));
+        let stored = match &original {
+            Some(before) => {
+                let now = store.codec.encode(data);
+                if store.settings.lazy_write && now == *before {
+                    handler.touch(id).await?;
+                } else {
+                    handler.write(id, now).await?;
+                }
+                true
+            }
+            // New (or adopted) and empty: nothing worth storing, no cookie.
+            None if !holds_data => false,
+            None => {
+                handler.write(id, store.codec.encode(data)).await?;
+                true
+            }
+        };
+        // A refused id with nothing stored in its place leaves the client's
+        // cookie alone: it costs nothing and may be valid on another instance.
+        Ok(CommitOutcome {
+            used: true,
+            set_cookie: (stored && id_is_new).then(|| id.as_str().to_string()),
+            remove_cookie: false,
+        })
+    }
+}
+
+fn visible(key: &str) -> bool {
+    key != CREATED_KEY
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Handlers take `Session` as an argument; the runtime's session layer puts
+/// it into every request.
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = (http::StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Session>().cloned().ok_or((
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "no session: the application runs outside nene's session layer\n",
+        ))
+    }
+}

@@ -1,0 +1,143 @@
+//! The session life cycle around every request, run by the runtime: offer
+//! the cookie's id to a lazy [`Session`], run the handler, then commit —
+//! write, touch or destroy, one Set-Cookie only when needed, PHP's
+//! `session.cache_limiter` headers — and release the locks. A backend
+//! failure at commit turns the response into a 503.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use http::header::{CACHE_CONTROL, EXPIRES, PRAGMA, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Request};
+use tower::{Layer, Service};
+
+use crate::config::CacheLimiter;
+
+use super::handle::Session;
+use super::store::SessionStore;
+
+/// PHP's fixed date for "already expired".
+const EXPIRED: &str = "Thu, 19 Nov 1981 08:52:00 GMT";
+
+#[derive(Clone)]
+pub struct SessionLayer {
+    store: Arc<SessionStore>,
+}
+
+impl SessionLayer {
+    pub fn new(store: Arc<SessionStore>) -> Self {
+        Self { store }
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> SessionService<S> {
+        SessionService {
+            inner,
+            store: self.store.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    store: Arc<SessionStore>,
+}
+
+impl<S, B> Service<Request<B>> for SessionService<S>
+where
+    S: Service<Request<B>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let store = self.store.clone();
+        // The service that was polled ready handles this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (mut parts, body) = request.into_parts();
+        let offered: Vec<String> = store
+            .cookie
+            .candidate_ids(&parts)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let https = store.cookie.request_is_https(&parts);
+        let session = Session::new(store.clone(), offered);
+        parts.extensions.insert(session.clone());
+        let request = Request::from_parts(parts, body);
+        Box::pin(async move {
+            let mut response = match inner.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            match session.commit().await {
+                Ok(outcome) => {
+                    let headers = response.headers_mut();
+                    if let Some(id) = outcome.set_cookie {
+                        headers.append(SET_COOKIE, store.cookie.set_cookie(&id, https));
+                    } else if outcome.remove_cookie {
+                        headers.append(SET_COOKIE, store.cookie.removal_cookie(https));
+                    }
+                    if outcome.used {
+                        add_cache_limiter_headers(
+                            headers,
+                            store.settings.cache_limiter,
+                            store.settings.cache_expire,
+                        );
+                    }
+                    Ok(response)
+                }
+                Err(error) => Ok(error.into_response()),
+            }
+        })
+    }
+}
+
+/// PHP's session.cache_limiter. Headers the handler set itself win.
+fn add_cache_limiter_headers(headers: &mut HeaderMap, limiter: CacheLimiter, expire_minutes: u64) {
+    if headers.contains_key(CACHE_CONTROL) {
+        return;
+    }
+    let max_age = expire_minutes * 60;
+    let mut set = |name, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    match limiter {
+        CacheLimiter::Nocache => {
+            set(EXPIRES, EXPIRED.to_string());
+            set(
+                CACHE_CONTROL,
+                "no-store, no-cache, must-revalidate".to_string(),
+            );
+            set(PRAGMA, "no-cache".to_string());
+        }
+        CacheLimiter::Private => {
+            set(EXPIRES, EXPIRED.to_string());
+            set(CACHE_CONTROL, format!("private, max-age={max_age}"));
+        }
+        CacheLimiter::PrivateNoExpire => set(CACHE_CONTROL, format!("private, max-age={max_age}")),
+        CacheLimiter::Public => {
+            let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(max_age);
+            set(EXPIRES, httpdate::fmt_http_date(expires));
+            set(CACHE_CONTROL, format!("public, max-age={max_age}"));
+        }
+        CacheLimiter::Unset => {}
+    }
+}

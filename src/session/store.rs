@@ -1,0 +1,50 @@
+//! Everything the session life cycle needs, built once at start-up: the
+//! backend, the codec, the id format, the cookie, the in-process queue and
+//! the `[session]` settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::SessionSettings;
+
+use super::codec::SessionCodec;
+use super::cookie::SessionCookie;
+use super::handler::SessionHandler;
+use super::id::SessionIdFormat;
+use super::local_locks::LocalLocks;
+
+/// How long a request waits its turn behind other requests of the same
+/// session on this instance before it gets a 503.
+pub const LOCAL_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+pub struct SessionStore {
+    pub handler: Arc<dyn SessionHandler>,
+    pub codec: Arc<dyn SessionCodec>,
+    pub ids: SessionIdFormat,
+    pub cookie: SessionCookie,
+    pub settings: SessionSettings,
+    /// Same-session requests on this instance queue here.
+    pub local_locks: Arc<LocalLocks>,
+    /// How long to wait in that queue.
+    pub lock_wait: Duration,
+}
+
+impl SessionStore {
+    pub fn new(
+        handler: Arc<dyn SessionHandler>,
+        codec: Arc<dyn SessionCodec>,
+        ids: SessionIdFormat,
+        cookie: SessionCookie,
+        settings: SessionSettings,
+    ) -> Self {
+        Self {
+            handler,
+            codec,
+            ids,
+            cookie,
+            settings,
+            local_locks: Arc::new(LocalLocks::default()),
+            lock_wait: LOCAL_LOCK_WAIT,
+        }
+    }
+}

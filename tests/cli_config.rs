@@ -1,0 +1,192 @@
+//! Bootstrap from outside: `nene config` shows every value with where it came
+//! from (and never a password), `nene check` answers in one line, and every
+//! kind of bad configuration stops start-up with a message naming its source.
+
+mod common;
+
+use common::run_nene;
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn ini_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn nene_config_shows_each_value_and_its_source_default_file_line_or_env() {
+    let dir = ini_dir(&[
+        ("system.ini", "[session]\n\ngc_maxlifetime = 600\n"),
+        ("site.ini", "[site]\ntitle = \"Shop\"\n"),
+    ]);
+    let ini = dir.path().to_str().unwrap();
+    let output = run_nene(
+        &["config", "--ini-dir", ini],
+        &[("NENE_SESSION__NAME", "SHOPSESSID")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let system_ini = format!("{ini}/system.ini:3");
+    assert!(
+        text.contains(&format!("SESSION_GC_MAXLIFETIME = \"600\" ; {system_ini}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("SESSION_NAME = \"SHOPSESSID\" ; env NENE_SESSION__NAME"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SESSION_COOKIE_PATH = \"/\" ; default"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("SITE_TITLE = \"Shop\" ; {ini}/site.ini:2")),
+        "{text}"
+    );
+}
+
+#[test]
+fn nene_config_and_check_never_print_the_dsn_password() {
+    let dsn = "redis://app:s3cr3t-pw@127.0.0.1:1/0";
+    let config = run_nene(&["config"], &[("NENE_SESSION_DSN", dsn)]);
+    assert!(config.status.success(), "{}", stderr(&config));
+    let text = stdout(&config);
+    assert!(
+        text.contains("SESSION_DSN = \"redis://app:***@127.0.0.1:1/0\" ; env NENE_SESSION_DSN"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cr3t-pw"));
+
+    // Nothing listens on port 1: check fails in one line, without the password.
+    let check = run_nene(&["check"], &[("NENE_SESSION_DSN", dsn)]);
+    assert_eq!(check.status.code(), Some(1));
+    let all = format!("{}{}", stdout(&check), stderr(&check));
+    assert!(!all.contains("s3cr3t-pw"), "{all}");
+    assert!(stderr(&check).contains("unreachable"), "{all}");
+}
+
+#[test]
+fn nene_check_passes_with_file_sessions() {
+    let output = run_nene(&["check"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).starts_with("ok: "), "{}", stdout(&output));
+    assert_eq!(stdout(&output).lines().count(), 1);
+}
+
+#[test]
+fn an_unknown_dsn_scheme_stops_start_up_with_the_password_redacted() {
+    for dsn in [
+        "memcached://u:topsecret@cache:11211",
+        "mysql://u:topsecret@db/x",
+        "redis:/nohost",
+    ] {
+        for command in ["serve", "check"] {
+            let output = run_nene(&[command], &[("NENE_SESSION_DSN", dsn)]);
+            assert_eq!(output.status.code(), Some(1), "{dsn} {command}");
+            let message = stderr(&output);
+            assert!(!message.contains("topsecret"), "{message}");
+            assert!(
+                message.contains("redis://"),
+                "says what is accepted: {message}"
+            );
+        }
+    }
+}
+
+/// One way to misconfigure nene, and what the message must say.
+struct BadConfig {
+    files: &'static [(&'static str, &'static str)],
+    env: &'static [(&'static str, &'static str)],
+    /// A directory in place of this ini file (unreadable).
+    directory_instead_of: Option<&'static str>,
+    expected: &'static [&'static str],
+}
+
+#[test]
+fn every_kind_of_bad_configuration_stops_start_up_naming_its_source() {
+    let cases = [
+        // Wrong type in a file.
+        BadConfig {
+            files: &[("system.ini", "[session]\ngc_maxlifetime = soon\n")],
+            env: &[],
+            directory_instead_of: None,
+            expected: &[
+                "system.ini:2",
+                "session.gc_maxlifetime",
+                "\"soon\"",
+                "a whole number",
+            ],
+        },
+        // Out of range, from the environment.
+        BadConfig {
+            files: &[],
+            env: &[("NENE_SESSION__GC_DIVISOR", "0")],
+            directory_instead_of: None,
+            expected: &["env NENE_SESSION__GC_DIVISOR", "from 1 to"],
+        },
+        // Unknown key, with a did-you-mean.
+        BadConfig {
+            files: &[("system.ini", "[session]\ncookie_htponly = on\n")],
+            env: &[],
+            directory_instead_of: None,
+            expected: &[
+                "unknown setting session.cookie_htponly",
+                "did you mean session.cookie_httponly?",
+            ],
+        },
+        BadConfig {
+            files: &[],
+            env: &[("NENE_SESION__NAME", "x")],
+            directory_instead_of: None,
+            expected: &["env NENE_SESION__NAME", "did you mean NENE_SESSION__NAME?"],
+        },
+        // SameSite=None without Secure.
+        BadConfig {
+            files: &[],
+            env: &[("NENE_SESSION__COOKIE_SAMESITE", "None")],
+            directory_instead_of: None,
+            expected: &["needs session.cookie_secure = on"],
+        },
+        // An ini file that exists but cannot be read.
+        BadConfig {
+            files: &[],
+            env: &[],
+            directory_instead_of: Some("site.ini"),
+            expected: &["cannot read ini file", "site.ini"],
+        },
+    ];
+    for (index, case) in cases.iter().enumerate() {
+        let dir = ini_dir(case.files);
+        if let Some(name) = case.directory_instead_of {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let ini = dir.path().to_str().unwrap();
+        let output = run_nene(
+            &["serve", "--ini-dir", ini, "--listen", "127.0.0.1:0"],
+            case.env,
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "case {index}: {}",
+            stderr(&output)
+        );
+        let message = stderr(&output);
+        assert_eq!(message.lines().count(), 1, "one clear line: {message}");
+        for needle in case.expected {
+            assert!(
+                message.contains(needle),
+                "case {index}: {needle:?} not in {message}"
+            );
+        }
+    }
+}

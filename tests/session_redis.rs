@@ -1,0 +1,643 @@
+//! Sessions in Redis, against a real `redis-server`: what lands in Redis
+//! (key, value, TTL, DB, prefix), locking between requests, and what a
+//! request sees when Redis stalls, dies, comes back, or was never up.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::redis_server::RedisServer;
+use nene::config::SessionSettings;
+use nene::session::{
+    RedisSessionHandler, RedisSetupError, SessionDsn, SessionError, SessionHandler,
+    SessionHandlerFactory, SessionId, SessionIdFormat, SessionSetupError,
+};
+use tokio::time::Instant;
+
+/// `session.gc_maxlifetime` of these tests: not PHP's 1440, so that a TTL
+/// below it shows the setting was used.
+const GC_MAXLIFETIME: u64 = 600;
+
+/// Bounds on a stalled or dead Redis in these tests.
+const FAST: &str = "timeout=300ms&connect_timeout=300ms";
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The longest an operation may take when Redis does not answer: a
+/// correctness bound (no hang), not a performance target.
+const GIVE_UP_WITHIN: Duration = Duration::from_millis(3 * 300 + 200);
+
+fn new_id() -> SessionId {
+    SessionIdFormat::new(32, 5).unwrap().generate()
+}
+
+fn handler(dsn: &str) -> RedisSessionHandler {
+    let dsn = SessionDsn::parse(dsn).unwrap_or_else(|error| panic!("{error}"));
+    RedisSessionHandler::new(&dsn, Duration::from_secs(GC_MAXLIFETIME)).unwrap()
+}
+
+fn settings() -> SessionSettings {
+    SessionSettings {
+        gc_maxlifetime: GC_MAXLIFETIME,
+        ..SessionSettings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_a_plain_string_under_sess_id_that_expires_after_gc_maxlifetime() {
+    let redis = RedisServer::start();
+    let sessions = SessionHandlerFactory::from_dsn(&redis.url(), &settings()).unwrap();
+    assert_eq!(sessions.name(), "redis");
+    let id = new_id();
+    let key = format!("sess_{}", id.as_str());
+
+    assert_eq!(sessions.read(&id).await.unwrap(), None);
+    let data = Bytes::from_static(b"{\"user\":\"alice\",\"bytes\":\"\xff\x00\"}");
+    sessions.write(&id, data.clone()).await.unwrap();
+
+    let mut db0 = redis.db(0);
+    assert_eq!(db0.keys("*"), vec![key.clone()]);
+    assert_eq!(db0.get(&key), Some(data.to_vec()));
+    let ttl = db0.ttl(&key);
+    assert!(ttl > 0 && ttl <= GC_MAXLIFETIME as i64, "TTL {ttl}");
+    assert_eq!(sessions.read(&id).await.unwrap(), Some(data));
+    assert_eq!(sessions.gc().await.unwrap(), 0, "Redis expires keys itself");
+    sessions.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_db_in_the_dsn_keeps_sessions_in_that_database() {
+    let redis = RedisServer::start();
+    let sessions = handler(&format!("{}/3", redis.url()));
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"three"))
+        .await
+        .unwrap();
+
+    let key = format!("sess_{}", id.as_str());
+    assert_eq!(redis.db(3).get(&key), Some(b"three".to_vec()));
+    assert!(!redis.db(0).exists(&key));
+    assert!(redis.db(0).keys("*").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_prefix_names_the_session_and_lock_keys() {
+    let redis = RedisServer::start();
+    let sessions = handler(&format!("{}?prefix=shop:sess:", redis.url()));
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"cart"))
+        .await
+        .unwrap();
+    let lock = sessions.lock(&id).await.unwrap();
+
+    let key = format!("shop:sess:{}", id.as_str());
+    assert_eq!(
+        redis.db(0).keys("*"),
+        vec![key.clone(), format!("{key}.lock")]
+    );
+    lock.release().await.unwrap();
+    assert_eq!(redis.db(0).keys("*"), vec![key]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_restarts_the_expiry_without_changing_the_data() {
+    let redis = RedisServer::start();
+    let sessions = handler(&redis.url());
+    let id = new_id();
+    let key = format!("sess_{}", id.as_str());
+    sessions
+        .write(&id, Bytes::from_static(b"v1"))
+        .await
+        .unwrap();
+    // Time passes: the session is about to expire.
+    redis.db(0).expire(&key, 5);
+    assert!(redis.db(0).ttl(&key) <= 5);
+
+    sessions.touch(&id).await.unwrap();
+
+    let ttl = redis.db(0).ttl(&key);
+    assert!(ttl > 5 && ttl <= GC_MAXLIFETIME as i64, "TTL {ttl}");
+    assert_eq!(redis.db(0).get(&key), Some(b"v1".to_vec()));
+
+    // Touching a session that is gone does not bring it back.
+    let gone = new_id();
+    sessions.touch(&gone).await.unwrap();
+    assert!(!redis.db(0).exists(&format!("sess_{}", gone.as_str())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exists_tells_and_destroy_removes() {
+    let redis = RedisServer::start();
+    let sessions = handler(&redis.url());
+    let id = new_id();
+    assert!(!sessions.exists(&id).await.unwrap());
+
+    sessions.write(&id, Bytes::from_static(b"x")).await.unwrap();
+    assert!(sessions.exists(&id).await.unwrap());
+
+    sessions.destroy(&id).await.unwrap();
+    assert!(!sessions.exists(&id).await.unwrap());
+    assert_eq!(sessions.read(&id).await.unwrap(), None);
+    assert!(redis.db(0).keys("*").is_empty());
+    // Destroying what is not there is not an error.
+    sessions.destroy(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_request_waits_for_the_lock_until_the_first_releases_it() {
+    let redis = RedisServer::start();
+    let sessions = Arc::new(handler(&format!("{}?lock_wait=5s", redis.url())));
+    assert!(sessions.uses_locking());
+    let id = new_id();
+    let first = sessions.lock(&id).await.unwrap();
+    assert!(first.is_held());
+
+    let second = tokio::spawn({
+        let sessions = sessions.clone();
+        let id = id.clone();
+        async move {
+            let lock = sessions.lock(&id).await;
+            (Instant::now(), lock)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "the second request got the lock while the first held it"
+    );
+
+    let released_at = Instant::now();
+    first.release().await.unwrap();
+    let (locked_at, second) = tokio::time::timeout(Duration::from_secs(2), second)
+        .await
+        .expect("the second request gets the lock once it is free")
+        .unwrap();
+    let second = second.unwrap();
+    assert!(second.is_held());
+    assert!(
+        locked_at.duration_since(released_at) < Duration::from_millis(500),
+        "took {:?} after the release",
+        locked_at.duration_since(released_at)
+    );
+    second.release().await.unwrap();
+    assert!(!redis.db(0).exists(&format!("sess_{}.lock", id.as_str())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_longer_than_lock_wait_gives_lock_timeout() {
+    let redis = RedisServer::start();
+    let sessions = handler(&format!("{}?lock_wait=300ms", redis.url()));
+    let id = new_id();
+    let held = sessions.lock(&id).await.unwrap();
+
+    let started = Instant::now();
+    let second = sessions.lock(&id).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(second, Err(SessionError::LockTimeout { .. })),
+        "{:?}",
+        second.err()
+    );
+    assert!(
+        waited >= Duration::from_millis(300),
+        "gave up after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(800),
+        "gave up after {waited:?}"
+    );
+    held.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lock_can_be_taken_and_its_old_holder_cannot_release_the_new_one() {
+    let redis = RedisServer::start();
+    let sessions = handler(&format!("{}?lock_ttl=300ms&lock_wait=3s", redis.url()));
+    let id = new_id();
+    let lock_key = format!("sess_{}.lock", id.as_str());
+
+    // The first request takes the lock and then hangs (or died).
+    let stale = sessions.lock(&id).await.unwrap();
+    let started = Instant::now();
+    let fresh = sessions.lock(&id).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "the lock was taken while it had not expired"
+    );
+
+    // The first request wakes up and releases: the second one's lock stays.
+    stale.release().await.unwrap();
+    assert!(redis.db(0).exists(&lock_key));
+    assert!(
+        matches!(
+            handler(&format!("{}?lock_wait=100ms", redis.url()))
+                .lock(&id)
+                .await,
+            Err(SessionError::LockTimeout { .. })
+        ),
+        "the session was unlocked by a request that no longer held the lock"
+    );
+
+    fresh.release().await.unwrap();
+    assert!(!redis.db(0).exists(&lock_key));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_lock_off_requests_do_not_wait_for_each_other() {
+    let redis = RedisServer::start();
+    let sessions = handler(&format!("{}?lock=off", redis.url()));
+    assert!(!sessions.uses_locking());
+    let id = new_id();
+    let first = sessions.lock(&id).await.unwrap();
+    let second = sessions.lock(&id).await.unwrap();
+    assert!(!first.is_held() && !second.is_held());
+    assert!(redis.db(0).keys("*").is_empty());
+    first.release().await.unwrap();
+    second.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_and_read_takes_the_lock_and_returns_the_data() {
+    let redis = RedisServer::start();
+    let sessions = handler(&redis.url());
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"basket"))
+        .await
+        .unwrap();
+
+    let (lock, data) = sessions.lock_and_read(&id).await.unwrap();
+    assert!(lock.is_held());
+    assert_eq!(data.as_deref(), Some(&b"basket"[..]));
+    assert!(redis.db(0).exists(&format!("sess_{}.lock", id.as_str())));
+
+    let impatient = handler(&format!("{}?lock_wait=200ms", redis.url()));
+    assert!(matches!(
+        impatient.lock_and_read(&id).await,
+        Err(SessionError::LockTimeout { .. })
+    ));
+
+    lock.release().await.unwrap();
+    let (lock, data) = impatient.lock_and_read(&id).await.unwrap();
+    assert!(lock.is_held());
+    assert_eq!(data.as_deref(), Some(&b"basket"[..]));
+    lock.release().await.unwrap();
+
+    let (lock, data) = impatient.lock_and_read(&new_id()).await.unwrap();
+    assert!(lock.is_held());
+    assert_eq!(data, None);
+    lock.release().await.unwrap();
+
+    let unlocked = handler(&format!("{}?lock=off", redis.url()));
+    let (lock, data) = unlocked.lock_and_read(&id).await.unwrap();
+    assert!(!lock.is_held());
+    assert_eq!(data.as_deref(), Some(&b"basket"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_gives_a_timeout_not_a_hang_and_keeps_the_data() {
+    let redis = RedisServer::start();
+    let sessions = handler(&format!("{}?{FAST}", redis.url()));
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"kept"))
+        .await
+        .unwrap();
+
+    let pause = Duration::from_millis(1500);
+    let paused_at = Instant::now();
+    redis.pause(pause.as_millis() as u64);
+    let read = sessions.read(&id).await;
+    let took = paused_at.elapsed();
+    assert!(
+        matches!(read, Err(SessionError::Timeout { .. })),
+        "{read:?}"
+    );
+    assert!(
+        took >= TIMEOUT,
+        "gave up after {took:?}, before the timeout"
+    );
+    assert!(took < GIVE_UP_WITHIN, "gave up after {took:?}");
+
+    tokio::time::sleep_until(paused_at + pause + Duration::from_millis(100)).await;
+    assert_eq!(
+        sessions.read(&id).await.unwrap().as_deref(),
+        Some(&b"kept"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_dies_requests_fail_fast_and_the_same_handler_recovers_after_a_restart() {
+    let mut redis = RedisServer::start();
+    let sessions = handler(&format!("{}?{FAST}", redis.url()));
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"before"))
+        .await
+        .unwrap();
+
+    redis.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let read = sessions.read(&id).await;
+        assert!(read.is_err(), "{read:?}");
+        assert!(
+            started.elapsed() < GIVE_UP_WITHIN,
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    redis.restart();
+    // The first request after the restart succeeds: no restart of nene, no
+    // failed request to "wake up" the connection.
+    sessions
+        .write(&id, Bytes::from_static(b"after"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.read(&id).await.unwrap().as_deref(),
+        Some(&b"after"[..])
+    );
+    assert_eq!(
+        redis.db(0).get(&format!("sess_{}", id.as_str())),
+        Some(b"after".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nene_starts_while_redis_is_down_and_sessions_work_once_it_is_up() {
+    let mut redis = RedisServer::start();
+    redis.kill();
+
+    let started = Instant::now();
+    let sessions =
+        SessionHandlerFactory::from_dsn(&format!("{}?{FAST}", redis.url()), &settings()).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "building the handler waited for Redis"
+    );
+    let started = Instant::now();
+    assert!(sessions.ping().await.is_err());
+    assert!(started.elapsed() < GIVE_UP_WITHIN);
+
+    redis.restart();
+    sessions.ping().await.unwrap();
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"late"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.read(&id).await.unwrap().as_deref(),
+        Some(&b"late"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_credentials_work_and_a_wrong_password_is_never_shown() {
+    let redis = RedisServer::start_with(&["--user", "app", "on", ">correct-horse", "~*", "+@all"]);
+    let port = redis.port();
+    let id = new_id();
+
+    let sessions = handler(&format!("redis://app:correct-horse@127.0.0.1:{port}/2"));
+    sessions
+        .write(&id, Bytes::from_static(b"authed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        redis.db(2).get(&format!("sess_{}", id.as_str())),
+        Some(b"authed".to_vec())
+    );
+
+    let wrong = handler(&format!(
+        "redis://app:battery-staple@127.0.0.1:{port}/2?{FAST}"
+    ));
+    assert!(!format!("{wrong:?}").contains("battery-staple"));
+    let error = wrong.read(&id).await.expect_err("a wrong password fails");
+    assert!(matches!(error, SessionError::Backend { .. }), "{error:?}");
+    for shown in [error.to_string(), format!("{error:?}")] {
+        assert!(!shown.contains("battery-staple"), "{shown}");
+    }
+
+    // The operator fixes the password on the server: no restart of nene needed.
+    redis.run(&["ACL", "SETUSER", "app", ">battery-staple"]);
+    assert_eq!(
+        wrong.read(&id).await.unwrap().as_deref(),
+        Some(&b"authed"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_over_a_unix_socket_use_the_db_from_the_query() {
+    let redis = RedisServer::start();
+    let sessions = handler(&format!(
+        "redis+unix://{}?db=1",
+        redis.socket_path().display()
+    ));
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"local"))
+        .await
+        .unwrap();
+    assert_eq!(
+        redis.db(1).get(&format!("sess_{}", id.as_str())),
+        Some(b"local".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_verifies_the_server_certificate_against_tls_ca_file() {
+    let redis = RedisServer::start_tls();
+    let tls_port = redis.tls_port();
+    let id = new_id();
+
+    let sessions = handler(&format!(
+        "rediss://127.0.0.1:{tls_port}/4?tls_ca_file={}",
+        redis.ca_file().display()
+    ));
+    sessions
+        .write(&id, Bytes::from_static(b"sealed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.read(&id).await.unwrap().as_deref(),
+        Some(&b"sealed"[..])
+    );
+    assert_eq!(
+        redis.db(4).get(&format!("sess_{}", id.as_str())),
+        Some(b"sealed".to_vec())
+    );
+
+    // Without the test CA the certificate is not trusted: no silent fallback.
+    let untrusted = handler(&format!("rediss://127.0.0.1:{tls_port}?{FAST}"));
+    let error = untrusted
+        .read(&id)
+        .await
+        .expect_err("an untrusted certificate fails");
+    assert!(
+        error.to_string().to_lowercase().contains("certificate"),
+        "{error}"
+    );
+
+    let missing = SessionDsn::parse(&format!(
+        "rediss://127.0.0.1:{tls_port}?tls_ca_file=/nonexistent/ca.pem"
+    ))
+    .unwrap();
+    assert!(matches!(
+        RedisSessionHandler::new(&missing, Duration::from_secs(60)),
+        Err(RedisSetupError::CaFile { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_empty_dsn_gives_file_sessions_and_a_bad_one_a_masked_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = SessionSettings {
+        save_path: dir.path().to_path_buf(),
+        ..settings()
+    };
+    for dsn in ["", "  "] {
+        let sessions = SessionHandlerFactory::from_dsn(dsn, &files).unwrap();
+        assert_eq!(sessions.name(), "files");
+        let id = new_id();
+        sessions
+            .write(&id, Bytes::from_static(b"on disk"))
+            .await
+            .unwrap();
+        assert_eq!(
+            sessions.read(&id).await.unwrap().as_deref(),
+            Some(&b"on disk"[..])
+        );
+    }
+
+    for dsn in [
+        "memcached://admin:hunter2@cache:11211",
+        "redis://:hunter2@cache:port",
+        "redis://:hunter2@cache?timout=1s",
+    ] {
+        let error = SessionHandlerFactory::from_dsn(dsn, &files)
+            .err()
+            .expect("refused");
+        assert!(matches!(error, SessionSetupError::Dsn(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("***"), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_dropped_by_a_cancelled_request_is_released_in_the_background() {
+    let redis = RedisServer::start();
+    let sessions = handler(&redis.url());
+    let id = new_id();
+    let lock_key = format!("sess_{}.lock", id.as_str());
+    let lock = sessions.lock(&id).await.unwrap();
+    assert!(redis.db(0).exists(&lock_key));
+
+    drop(lock);
+
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while redis.db(0).exists(&lock_key) {
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned lock was not released"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_went_silent_is_replaced_after_two_timeouts() {
+    let redis = RedisServer::start();
+    let relay = SilencingRelay::start(redis.port()).await;
+    let sessions = handler(&format!("redis://127.0.0.1:{}?{FAST}", relay.port));
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"still here"))
+        .await
+        .unwrap();
+
+    // The network path to Redis dies without a reset (a failover moved the
+    // address, a firewall drops packets): nothing answers, nothing closes.
+    relay.silence_current_connections();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let read = sessions.read(&id).await;
+        assert!(
+            matches!(read, Err(SessionError::Timeout { .. })),
+            "{read:?}"
+        );
+        assert!(started.elapsed() < GIVE_UP_WITHIN);
+    }
+
+    // The next request does not wait on the dead connection for ever.
+    assert_eq!(
+        sessions.read(&id).await.unwrap().as_deref(),
+        Some(&b"still here"[..])
+    );
+}
+
+/// A TCP relay in front of Redis that can make the connections it already
+/// relays go silent (bytes are swallowed, sockets stay open) while new
+/// connections are relayed normally.
+struct SilencingRelay {
+    /// The port clients connect to.
+    port: u16,
+    /// Bumped to silence every connection accepted before.
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SilencingRelay {
+    async fn start(redis_port: u16) -> SilencingRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let current = generation.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
+                else {
+                    continue;
+                };
+                let born = current.load(std::sync::atomic::Ordering::SeqCst);
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(relay(client_read, server_write, born, current.clone()));
+                tokio::spawn(relay(server_read, client_write, born, current.clone()));
+            }
+        });
+        SilencingRelay { port, generation }
+    }
+
+    fn silence_current_connections(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    born: u64,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if generation.load(std::sync::atomic::Ordering::SeqCst) != born {
+            // Silenced: hold both sockets open and pass nothing on.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Redis sessions through a real nginx and a real redis-server: the decision
+//! record's contract (`sess_{id}`, TTL = gc_maxlifetime, DB from the DSN),
+//! login/logout, sessions shared by two instances, no lost updates, strict
+//! mode, hostile ids never reaching Redis, and a Redis that dies or stalls.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::browser::Browser;
+use common::fcgi_client::{FcgiClient, RESPONDER, begin, params, stdin};
+use common::redis_server::RedisServer;
+use common::{Nene, Nginx, NginxOptions};
+
+struct Stack {
+    nene: Nene,
+    nginx: Nginx,
+}
+
+fn stack(dsn: &str, env: &[(&str, &str)]) -> Stack {
+    let mut all = vec![("NENE_SESSION_DSN", dsn)];
+    all.extend_from_slice(env);
+    let nene = Nene::start(&all);
+    let nginx = Nginx::start(&nene.upstream, true);
+    Stack { nene, nginx }
+}
+
+/// Every command Redis receives, as `MONITOR` reports them.
+struct Monitor {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Monitor {
+    fn start(redis: &RedisServer) -> Monitor {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        Monitor { lines }
+    }
+
+    /// Commands seen so far (minus MONITOR's own "+OK").
+    fn commands(&self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(150));
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains('"'))
+            .cloned()
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_counter_counts_in_sess_id_with_the_ttl_of_gc_maxlifetime() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis.url(), &[("NENE_SESSION__GC_MAXLIFETIME", "77")]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    for expected in 1..=3 {
+        let page = browser.get("/session/counter").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.json()["count"], expected);
+    }
+    let id = browser.session_id().unwrap();
+    let mut db0 = redis.db(0);
+    let key = format!("sess_{id}");
+    assert_eq!(db0.get(&key).unwrap(), br#"{"count":3}"#.to_vec());
+    let ttl = db0.ttl(&key);
+    assert!(ttl > 0 && ttl <= 77, "TTL {ttl}");
+    assert_eq!(
+        db0.keys("*"),
+        vec![key],
+        "only the session key remains (locks released)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dsn_with_a_db_number_keeps_sessions_in_that_db() {
+    let redis = RedisServer::start();
+    let stack = stack(&format!("{}/3", redis.url()), &[]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let key = format!("sess_{}", browser.session_id().unwrap());
+    assert!(redis.db(3).exists(&key));
+    assert!(!redis.db(0).exists(&key));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_deletes_the_old_key_and_logout_deletes_the_session() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis.url(), &[]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    browser.get("/session/counter").await;
+    let old = browser.session_id().unwrap();
+    assert!(redis.db(0).exists(&format!("sess_{old}")));
+    assert_eq!(
+        browser
+            .post_form("/session/login", "user=carol")
+            .await
+            .json()["user"],
+        "carol"
+    );
+    let new = browser.session_id().unwrap();
+    assert_ne!(old, new);
+    assert!(
+        !redis.db(0).exists(&format!("sess_{old}")),
+        "the old id's key is gone"
+    );
+    assert!(redis.db(0).exists(&format!("sess_{new}")));
+    assert_eq!(browser.get("/session/whoami").await.json()["user"], "carol");
+    let page = browser.post_form("/session/logout", "").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        !redis.db(0).exists(&format!("sess_{new}")),
+        "logout deletes the key"
+    );
+    assert!(browser.session_id().is_none(), "the cookie is expired");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_behind_one_upstream_share_sessions_through_redis() {
+    let redis = RedisServer::start();
+    let dsn = redis.url();
+    let first = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
+    let second = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
+    let nginx = Nginx::start_with(NginxOptions {
+        upstreams: vec![&first.upstream, &second.upstream],
+        keep_conn: true,
+        max_body: "8m",
+    });
+    let mut browser = Browser::new(&nginx.url(""));
+    browser.post_form("/session/login", "user=dave").await;
+    for _ in 0..6 {
+        assert_eq!(browser.get("/session/whoami").await.json()["user"], "dave");
+    }
+    // Both instances answered some of those.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(first.log_text().contains("GET /session/whoami 200"));
+    assert!(second.log_text().contains("GET /session/whoami 200"));
+}
+
+async fn hammer(browser: &Browser, concurrency: usize, per_task: usize) -> usize {
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let mut browser = browser.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..per_task {
+                if browser.get("/session/counter").await.status == 200 {
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        ok += task.await.unwrap();
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_hundred_requests_twenty_at_a_time_lose_no_increment_with_locking() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis.url(), &[]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    assert_eq!(hammer(&browser, 20, 5).await, 100);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_sharing_one_session_lose_no_increment_with_locking() {
+    let redis = RedisServer::start();
+    let dsn = redis.url();
+    let first = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
+    let second = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
+    let nginx = Nginx::start_with(NginxOptions {
+        upstreams: vec![&first.upstream, &second.upstream],
+        keep_conn: true,
+        max_body: "8m",
+    });
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    assert_eq!(hammer(&browser, 20, 5).await, 100);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_id_gets_a_fresh_one_and_the_clients_id_is_never_stored() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis.url(), &[]);
+    let monitor = Monitor::start(&redis);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    let planted = "abcdefghijklmnopqrstuv0123456789";
+    browser.cookies.insert("NENESESSID".into(), planted.into());
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let issued = browser.session_id().unwrap();
+    assert_ne!(issued, planted);
+    let keys = redis.db(0).keys("*");
+    assert_eq!(keys, vec![format!("sess_{issued}")]);
+    let writes: Vec<String> = monitor
+        .commands()
+        .into_iter()
+        .filter(|c| c.contains(planted) && (c.contains("\"SET\"") && !c.contains(".lock")))
+        .collect();
+    assert!(writes.is_empty(), "the planted id was written: {writes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_ids_never_reach_redis_as_keys() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis.url(), &[]);
+    let monitor = Monitor::start(&redis);
+    let hostile: Vec<&[u8]> = vec![
+        b"NENESESSID=",
+        b"NENESESSID=*",
+        b"NENESESSID=sess_*",
+        b"NENESESSID=abc\r\nFLUSHALL",
+        b"NENESESSID=abc\x00def",
+        b"NENESESSID=0123456789abcdefghijklmnopqrstuvw",
+        b"NENESESSID=0123456789abcdefghijklmnopqrst",
+    ];
+    for cookie in &hostile {
+        let mut client = FcgiClient::connect(&stack.nene.addr).await;
+        let mut bytes = begin(1, RESPONDER, false);
+        bytes.extend(params(
+            1,
+            &[
+                (b"REQUEST_METHOD", b"GET"),
+                (b"REQUEST_URI", b"/session/whoami"),
+                (b"HTTP_COOKIE", cookie),
+            ],
+        ));
+        bytes.extend(stdin(1, b""));
+        client.send(&bytes).await;
+        let response = client.response(1).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.body_text(), r#"{"user":null}"#);
+    }
+    // No session was started for any of them: nothing at all went to Redis.
+    let commands = monitor.commands();
+    assert!(commands.is_empty(), "{commands:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_never_touches_the_session_sends_nothing_to_redis() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis.url(), &[]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    browser.get("/session/counter").await;
+    let monitor = Monitor::start(&redis);
+    for _ in 0..5 {
+        assert_eq!(browser.get("/health").await.status, 200);
+    }
+    assert!(monitor.commands().is_empty());
+    // An unchanged session is refreshed, not rewritten (lazy_write).
+    browser.get("/session/whoami").await;
+    let commands = monitor.commands();
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("\"EXPIRE\"") || c.contains("\"PEXPIRE\"")),
+        "{commands:?}"
+    );
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.contains("\"SET\"") && !c.contains(".lock")),
+        "{commands:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_redis_gives_503_quickly_other_routes_work_and_it_recovers_by_itself() {
+    let mut redis = RedisServer::start();
+    let stack = stack(&redis.url(), &[]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    redis.kill();
+    let started = Instant::now();
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(browser.get("/health").await.status, 200);
+    assert_eq!(browser.get("/").await.status, 200);
+    redis.restart();
+    // The data died with the un-persisted Redis; the session starts afresh
+    // (strict mode) and counting works again without restarting nene.
+    let mut recovered = false;
+    for _ in 0..30 {
+        let page = browser.get("/session/counter").await;
+        if page.status == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "sessions did not come back after Redis restarted"
+    );
+    let log = stack.nene.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_redis_gives_503_within_the_timeout_and_the_data_survives() {
+    let redis = RedisServer::start();
+    let stack = stack(&format!("{}?timeout=300ms", redis.url()), &[]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    redis.pause(1500);
+    let started = Instant::now();
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "took {:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.json()["count"],
+        2,
+        "the stored count survived the stall"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dsn_password_never_reaches_the_log() {
+    let redis = RedisServer::start_with(&["--requirepass", "pa55-word-xyz"]);
+    let dsn = format!("redis://:pa55-word-xyz@127.0.0.1:{}/0", redis.port());
+    let stack = stack(&dsn, &[]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let log = stack.nene.log_text();
+    assert!(log.contains("redis://:***@127.0.0.1"), "{log}");
+    assert!(!log.contains("pa55-word-xyz"), "{log}");
+}
