@@ -88,7 +88,8 @@ pub enum RedisSetupError {
 
 impl RedisSessionHandler {
     /// A handler for the Redis server `dsn` names, whose sessions live `ttl`
-    /// (`session.gc_maxlifetime`). Does not connect: the first command does,
+    /// (`session.gc_maxlifetime`, rounded down to whole seconds, at least
+    /// one). Does not connect: the first command does,
     /// so nene starts (and serves what needs no session) while Redis is down.
     pub fn new(dsn: &SessionDsn, ttl: Duration) -> Result<Self, RedisSetupError> {
         let Some(redis_dsn) = dsn.redis() else {
