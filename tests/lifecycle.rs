@@ -9,6 +9,18 @@ use std::time::Duration;
 use common::fcgi_client::*;
 use common::{Nene, Nginx, http_client};
 
+/// Returns once nene has read everything sent so far on `client`: records
+/// are handled in order, so the answer to a GET_VALUES sent now comes after
+/// the earlier records were taken in.
+async fn wait_until_read(client: &mut FcgiClient) {
+    client.send(&record(GET_VALUES, 0, &[])).await;
+    let answer = client
+        .read_record_within(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer.kind, GET_VALUES_RESULT);
+}
+
 #[test]
 fn an_address_in_use_stops_start_up_with_a_message_naming_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -118,7 +130,7 @@ async fn sigterm_lets_a_request_in_flight_finish_refuses_new_connections_and_exi
     let pairs = request_params("POST", "/health");
     let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     client.send(&params(1, &pairs)).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until_read(&mut client).await;
 
     nene.signal(libc::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -148,6 +160,7 @@ async fn a_drain_that_runs_out_of_time_still_exits_0() {
     let mut nene = Nene::start(&[("NENE_SERVER__DRAIN_TIMEOUT", "300ms")]);
     let mut client = FcgiClient::connect(&nene.addr).await;
     client.send(&begin(1, RESPONDER, true)).await;
+    wait_until_read(&mut client).await;
     nene.signal(libc::SIGINT);
     let status = nene.wait_exit(Duration::from_secs(5)).expect("nene exits");
     assert!(status.success());

@@ -200,14 +200,7 @@ impl Session {
         } else {
             None
         };
-        let lock = store.handler.lock(&id).await?;
-        let stored = match store.handler.read(&id).await {
-            Ok(stored) => stored,
-            Err(error) => {
-                let _ = lock.release().await;
-                return Err(error);
-            }
-        };
+        let (lock, stored) = store.handler.lock_and_read(&id).await?;
         let Some(bytes) = stored else {
             if store.settings.use_strict_mode {
                 // Strict: an id we did not issue (or that expired) is

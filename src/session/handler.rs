@@ -3,8 +3,6 @@
 //! requests. Small on purpose: a new backend is one file implementing it
 //! plus one line in the factory.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -25,6 +23,23 @@ pub trait SessionHandler: Send + Sync + 'static {
 
     /// The stored bytes, or `None` when the session does not exist or expired.
     async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError>;
+
+    /// [`lock`](Self::lock) then [`read`](Self::read); a backend that can do
+    /// both in one round trip overrides it. The lock is released if the
+    /// read fails.
+    async fn lock_and_read(
+        &self,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Option<Bytes>), SessionError> {
+        let lock = self.lock(id).await?;
+        match self.read(id).await {
+            Ok(data) => Ok((lock, data)),
+            Err(error) => {
+                let _ = lock.release().await;
+                Err(error)
+            }
+        }
+    }
 
     /// Stores `data` and (re)starts its expiry (`session.gc_maxlifetime`).
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError>;
@@ -103,11 +118,4 @@ impl Drop for SessionLock {
             });
         }
     }
-}
-
-/// Options every backend shares, from `[session]` and the DSN.
-#[derive(Clone, Debug)]
-pub struct StoreOptions {
-    /// How long a session lives after its last write or touch.
-    pub ttl: Duration,
 }

@@ -25,7 +25,7 @@ pub use error::SessionError;
 pub use factory::{SessionHandlerFactory, SessionSetupError};
 pub use file_handler::FileSessionHandler;
 pub use handle::Session;
-pub use handler::{HeldLock, SessionHandler, SessionLock, StoreOptions};
+pub use handler::{HeldLock, SessionHandler, SessionLock};
 pub use id::{IdFormatError, MIN_ID_ENTROPY_BITS, SessionId, SessionIdFormat};
 pub use layer::{SessionLayer, SessionService};
 pub use local_locks::LocalLocks;

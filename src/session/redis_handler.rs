@@ -118,17 +118,6 @@ impl RedisSessionHandler {
         })
     }
 
-    /// Takes the session's lock and reads its data in one round trip (a
-    /// pipelined `SET … NX PX` and `GET`), which is what starting a session
-    /// does. While another request holds the lock, both are retried as in
-    /// [`SessionHandler::lock`]. With `lock=off` this is a plain read.
-    pub async fn lock_and_read(
-        &self,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Option<Bytes>), SessionError> {
-        self.acquire(id, true).await
-    }
-
     fn key(&self, id: &SessionId) -> String {
         format!("{}{}", self.prefix, id.as_str())
     }
@@ -227,6 +216,16 @@ impl SessionHandler for RedisSessionHandler {
 
     async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
         Ok(self.acquire(id, false).await?.0)
+    }
+
+    /// One round trip: a pipelined `SET … NX PX` and `GET`. While another
+    /// request holds the lock, both are retried as in `lock`. With
+    /// `lock=off` this is a plain read.
+    async fn lock_and_read(
+        &self,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Option<Bytes>), SessionError> {
+        self.acquire(id, true).await
     }
 
     async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError> {
