@@ -190,3 +190,15 @@ fn every_kind_of_bad_configuration_stops_start_up_naming_its_source() {
         }
     }
 }
+
+#[test]
+fn the_readme_lists_every_setting() {
+    let output = run_nene(&["config", "--table"], &[]);
+    let table = stdout(&output);
+    assert!(table.lines().count() > 30, "{table}");
+    let readme = std::fs::read_to_string(format!("{}/README.md", common::REPO)).unwrap();
+    assert!(
+        readme.contains(table.trim_end()),
+        "README.md's settings table is out of date; paste `nene config --table` into it"
+    );
+}
