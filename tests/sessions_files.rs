@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::browser::Browser;
-use common::fcgi_client::{FcgiClient, RESPONDER, begin, params, stdin};
+use common::fcgi_client::request_with_params;
 use common::{Nene, Nginx};
 
 struct Stack {
@@ -169,19 +169,15 @@ async fn hostile_session_cookies_count_as_no_cookie_and_reach_no_file() {
     ];
     for (n, cookie) in cookies.iter().enumerate() {
         // Straight to nene (nginx and HTTP clients refuse some of these).
-        let mut client = FcgiClient::connect(&stack.nene.addr).await;
-        let mut bytes = begin(1, RESPONDER, false);
-        bytes.extend(params(
-            1,
+        let response = request_with_params(
+            &stack.nene.addr,
             &[
                 (b"REQUEST_METHOD", b"GET"),
                 (b"REQUEST_URI", b"/session/counter"),
                 (b"HTTP_COOKIE", cookie),
             ],
-        ));
-        bytes.extend(stdin(1, b""));
-        client.send(&bytes).await;
-        let response = client.response(1).await;
+        )
+        .await;
         assert_eq!(
             response.status(),
             200,
@@ -276,17 +272,13 @@ async fn the_absolute_lifetime_ends_a_session_however_active() {
 }
 
 async fn set_cookie_over_fastcgi(addr: &str, extra: &[(&[u8], &[u8])]) -> String {
-    let mut client = FcgiClient::connect(addr).await;
     let mut pairs: Vec<(&[u8], &[u8])> = vec![
         (b"REQUEST_METHOD", b"GET"),
         (b"REQUEST_URI", b"/session/counter"),
     ];
     pairs.extend_from_slice(extra);
-    let mut bytes = begin(1, RESPONDER, false);
-    bytes.extend(params(1, &pairs));
-    bytes.extend(stdin(1, b""));
-    client.send(&bytes).await;
-    let head = String::from_utf8_lossy(client.response(1).await.head()).to_string();
+    let response = request_with_params(addr, &pairs).await;
+    let head = String::from_utf8_lossy(response.head()).to_string();
     head.lines()
         .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
         .unwrap_or_else(|| panic!("no Set-Cookie in {head}"))

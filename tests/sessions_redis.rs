@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::fcgi_client::{FcgiClient, RESPONDER, begin, params, stdin};
+use common::fcgi_client::request_with_params;
 use common::redis_server::RedisServer;
 use common::{Nene, Nginx, NginxOptions};
 
@@ -25,6 +25,18 @@ fn stack(dsn: &str, env: &[(&str, &str)]) -> Stack {
     let nene = Nene::start(&all);
     let nginx = Nginx::start(&nene.upstream, true);
     Stack { nene, nginx }
+}
+
+/// Two nene instances sharing `dsn`, round robin behind one nginx.
+fn two_instances(dsn: &str) -> (Nene, Nene, Nginx) {
+    let first = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
+    let second = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
+    let nginx = Nginx::start_with(NginxOptions {
+        upstreams: vec![&first.upstream, &second.upstream],
+        keep_conn: true,
+        max_body: "8m",
+    });
+    (first, second, nginx)
 }
 
 /// Every command Redis receives, as `MONITOR` reports them.
@@ -130,14 +142,7 @@ async fn login_deletes_the_old_key_and_logout_deletes_the_session() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_behind_one_upstream_share_sessions_through_redis() {
     let redis = RedisServer::start();
-    let dsn = redis.url();
-    let first = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
-    let second = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
-    let nginx = Nginx::start_with(NginxOptions {
-        upstreams: vec![&first.upstream, &second.upstream],
-        keep_conn: true,
-        max_body: "8m",
-    });
+    let (first, second, nginx) = two_instances(&redis.url());
     let mut browser = Browser::new(&nginx.url(""));
     browser.post_form("/session/login", "user=dave").await;
     for _ in 0..6 {
@@ -183,14 +188,7 @@ async fn one_hundred_requests_twenty_at_a_time_lose_no_increment_with_locking() 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_sharing_one_session_lose_no_increment_with_locking() {
     let redis = RedisServer::start();
-    let dsn = redis.url();
-    let first = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
-    let second = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
-    let nginx = Nginx::start_with(NginxOptions {
-        upstreams: vec![&first.upstream, &second.upstream],
-        keep_conn: true,
-        max_body: "8m",
-    });
+    let (_first, _second, nginx) = two_instances(&redis.url());
     let mut browser = Browser::new(&nginx.url(""));
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     assert_eq!(hammer(&browser, 20, 5).await, 100);
@@ -233,19 +231,15 @@ async fn hostile_ids_never_reach_redis_as_keys() {
         b"NENESESSID=0123456789abcdefghijklmnopqrst",
     ];
     for cookie in &hostile {
-        let mut client = FcgiClient::connect(&stack.nene.addr).await;
-        let mut bytes = begin(1, RESPONDER, false);
-        bytes.extend(params(
-            1,
+        let response = request_with_params(
+            &stack.nene.addr,
             &[
                 (b"REQUEST_METHOD", b"GET"),
                 (b"REQUEST_URI", b"/session/whoami"),
                 (b"HTTP_COOKIE", cookie),
             ],
-        ));
-        bytes.extend(stdin(1, b""));
-        client.send(&bytes).await;
-        let response = client.response(1).await;
+        )
+        .await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.body_text(), r#"{"user":null}"#);
     }

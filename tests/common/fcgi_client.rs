@@ -266,3 +266,14 @@ pub async fn get(addr: &str, uri: &str) -> Response {
     client.send(&request(1, "GET", uri, b"", false)).await;
     client.response(1).await
 }
+
+/// One request with exactly these params (and no body) on a fresh
+/// connection: for what nginx or an HTTP client would refuse to send.
+pub async fn request_with_params(addr: &str, pairs: &[(&[u8], &[u8])]) -> Response {
+    let mut client = FcgiClient::connect(addr).await;
+    let mut bytes = begin(1, RESPONDER, false);
+    bytes.extend(params(1, pairs));
+    bytes.extend(stdin(1, b""));
+    client.send(&bytes).await;
+    client.response(1).await
+}
