@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::redis_server::RedisServer;
+
 use common::run_nene;
 
 fn stdout(output: &std::process::Output) -> String {
@@ -200,5 +202,17 @@ fn the_readme_lists_every_setting() {
     assert!(
         readme.contains(table.trim_end()),
         "README.md's settings table is out of date; paste `nene config --table` into it"
+    );
+}
+
+#[test]
+fn nene_check_reaches_a_live_redis() {
+    let redis = RedisServer::start();
+    let output = run_nene(&["check"], &[("NENE_SESSION_DSN", &redis.url())]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("session backend redis answered"),
+        "{}",
+        stdout(&output)
     );
 }

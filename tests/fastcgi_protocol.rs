@@ -488,3 +488,28 @@ async fn a_peer_that_pipelines_steadily_is_never_cut_by_the_receive_deadline() {
     let responses = client.responses(&ids).await;
     assert!(responses.values().all(|r| r.body_text() == "hello"));
 }
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let server = InProcess::start(ConnectionLimits {
+        max_connections: 2,
+        ..ConnectionLimits::default()
+    })
+    .await;
+    let mut first = FcgiClient::connect(&server.addr).await;
+    let mut second = FcgiClient::connect(&server.addr).await;
+    for client in [&mut first, &mut second] {
+        client.send(&request(1, "GET", "/hello", b"", true)).await;
+        assert_eq!(client.response(1).await.body_text(), "hello");
+    }
+    // The third connection is queued by the kernel, not served.
+    let mut third = FcgiClient::connect(&server.addr).await;
+    third.send(&request(1, "GET", "/hello", b"", true)).await;
+    let waiting = tokio::time::timeout(Duration::from_millis(300), third.read_record()).await;
+    assert!(
+        waiting.is_err(),
+        "a third connection was served beyond the cap"
+    );
+    drop(first);
+    assert_eq!(third.response(1).await.body_text(), "hello");
+}

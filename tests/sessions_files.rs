@@ -337,3 +337,30 @@ async fn an_unwritable_session_directory_gives_503_and_other_routes_keep_working
         "a log line names the failure"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cookie_attributes_follow_the_settings() {
+    let stack = Stack::start(&[
+        ("NENE_SESSION__NAME", "SHOPSESS"),
+        ("NENE_SESSION__COOKIE_PATH", "/shop"),
+        ("NENE_SESSION__COOKIE_DOMAIN", "example.test"),
+        ("NENE_SESSION__COOKIE_LIFETIME", "3600"),
+        ("NENE_SESSION__COOKIE_HTTPONLY", "off"),
+        ("NENE_SESSION__COOKIE_SAMESITE", "Strict"),
+        ("NENE_SESSION__COOKIE_SECURE", "on"),
+    ]);
+    let mut browser = stack.browser();
+    let page = browser.get("/session/counter").await;
+    let cookie = &page.set_cookies()[0];
+    assert!(cookie.starts_with("SHOPSESS="), "{cookie}");
+    for attribute in [
+        "Path=/shop",
+        "Domain=example.test",
+        "Max-Age=3600",
+        "SameSite=Strict",
+        "Secure",
+    ] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    assert!(!cookie.contains("HttpOnly"), "{cookie}");
+}
