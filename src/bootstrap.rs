@@ -10,7 +10,8 @@ use std::sync::Arc;
 use crate::app::example_app;
 use crate::config::{ConfigError, Constants, LoadOptions, Source, load};
 use crate::front_controller::front_controller;
-use crate::server::{HttpResponder, ListenError, Listener, serve};
+use crate::ops::{Ops, OpsSetupError};
+use crate::server::{HttpResponder, ListenError, Listener, ServerMetrics, serve};
 use crate::session::{
     IdFormatError, JsonCodec, SessionCookie, SessionHandler, SessionHandlerFactory,
     SessionIdFormat, SessionSetupError, SessionStore, redact_dsn,
@@ -33,6 +34,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Listen(#[from] ListenError),
+    #[error("{0}")]
+    Ops(#[from] OpsSetupError),
 }
 
 /// What the command line adds on top of ini files and environment.
@@ -125,12 +128,20 @@ pub fn session_store(
     )))
 }
 
-/// Step 4: listen and serve until SIGTERM or SIGINT.
+/// Step 4: listen and serve until SIGTERM or SIGINT. SIGHUP reopens the
+/// log files and calls `on_hangup` (which re-reads the log level).
 pub async fn serve_until_signalled(
     constants: Constants,
     sessions: Arc<SessionStore>,
+    on_hangup: impl Fn() + Send + 'static,
 ) -> Result<(), StartupError> {
     let settings = constants.settings().clone();
+    let server_metrics = Arc::new(ServerMetrics::new());
+    let ops = Arc::new(Ops::new(
+        settings.ops.clone(),
+        server_metrics.clone(),
+        sessions.clone(),
+    )?);
     let listener = Listener::bind(&settings.server.listen, settings.server.socket_mode).await?;
     let app = example_app(&settings.htdocs, settings.layers_num);
     tracing::info!(
@@ -139,16 +150,33 @@ pub async fn serve_until_signalled(
         listener.local_addr(),
         settings.htdocs.display()
     );
-    let service = front_controller(app, constants, sessions);
+    let hangups = tokio::spawn(reopen_logs_on_sighup(ops.clone(), on_hangup));
+    let service = front_controller(app, constants, sessions, ops);
     serve(
         listener,
         HttpResponder::new(service),
         &settings.server,
+        server_metrics,
         shutdown_signal(),
     )
     .await;
+    hangups.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP, as operators expect of a daemon: log files are reopened (after
+/// logrotate moved them) and the log level is read again.
+async fn reopen_logs_on_sighup(ops: Arc<Ops>, on_hangup: impl Fn() + Send + 'static) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install a SIGHUP handler; log files will not be reopened");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        ops.reopen_logs();
+        on_hangup();
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

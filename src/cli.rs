@@ -1,10 +1,13 @@
-//! The command line: `nene serve` (the default), `nene config`, `nene check`.
+//! The command line: `nene serve` (the default), `nene config`, `nene check`,
+//! `nene ping`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::bootstrap::CommandLine;
+use crate::server::ListenAddr;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +38,9 @@ pub enum Command {
     },
     /// Validate the configuration and reach the session backend once.
     Check,
+    /// Send one FastCGI request to a running nene; exit 0 when it answers 200
+    /// (for healthchecks).
+    Ping(PingArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -46,6 +52,28 @@ pub struct ServeArgs {
     /// Document root (404.html lives here) [ini: server.htdocs; env: NENE_HTDOCS]
     #[arg(long)]
     pub htdocs: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PingArgs {
+    /// FastCGI address to ask: IP:PORT or unix:/path/to.sock
+    /// [default: server.listen from the configuration]
+    pub addr: Option<ListenAddr>,
+    /// Path to GET; nene's own ping path (ping.path) or any other route can
+    /// be asked instead
+    #[arg(long, default_value = "/health", value_parser = absolute_path)]
+    pub path: String,
+    /// Longest wait for connecting and the whole answer (500ms, 2s, ...)
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+fn absolute_path(text: &str) -> Result<String, String> {
+    if text.starts_with('/') {
+        Ok(text.to_string())
+    } else {
+        Err("a path starts with / (e.g. /health)".to_string())
+    }
 }
 
 impl Cli {

@@ -1,6 +1,8 @@
 //! The per-request half of the front controller, as PHP's index.php runs it
 //! after bootstrap: constants reachable, session started lazily, dispatch to
-//! the application, session committed by the runtime afterwards.
+//! the application, session committed by the runtime afterwards — all inside
+//! the operations layer (ping and status pages, request timeout, slow and
+//! access logs).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use http::Request;
 use tower::{Layer, Service};
 
 use crate::config::Constants;
+use crate::ops::{Ops, OpsLayer};
 use crate::session::{SessionLayer, SessionStore};
 
 /// Wraps `app` (any tower service over `http` types, such as the NeNe
@@ -20,6 +23,7 @@ pub fn front_controller<A>(
     app: A,
     constants: Constants,
     sessions: Arc<SessionStore>,
+    ops: Arc<Ops>,
 ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
 + Clone
 + Send
@@ -29,5 +33,5 @@ where
     A::Future: Send + 'static,
 {
     let with_session = SessionLayer::new(sessions).layer(app);
-    Extension(constants).layer(with_session)
+    OpsLayer::new(ops).layer(Extension(constants).layer(with_session))
 }

@@ -6,7 +6,8 @@
 //! - [`server`]: listeners, the accept loop, shutdown, and the bridge from CGI
 //!   to `http` types and tower services;
 //! - [`dispatch`]: NeNe's `/{controller}/{action}` routing;
-//! - [`app`]: the example application the tests and the compose stack run.
+//! - [`app`]: the example application the tests and the compose stack run;
+//! - [`ping`]: `nene ping`, a one-request FastCGI client for healthchecks.
 
 pub mod app;
 pub mod bootstrap;
@@ -15,5 +16,7 @@ pub mod config;
 pub mod dispatch;
 pub mod fastcgi;
 pub mod front_controller;
+pub mod ops;
+pub mod ping;
 pub mod server;
 pub mod session;

@@ -54,7 +54,7 @@ async fn start_up_logs_where_it_listens_and_each_request() {
         log.contains(&format!("listening on {}", nene.addr)),
         "{log}"
     );
-    assert!(log.contains("GET /health 200"), "{log}");
+    assert!(log.contains("\"GET /health\" 200"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -150,8 +150,8 @@ async fn two_instances_behind_one_upstream_share_sessions_through_redis() {
     }
     // Both instances answered some of those.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(first.log_text().contains("GET /session/whoami 200"));
-    assert!(second.log_text().contains("GET /session/whoami 200"));
+    assert!(first.log_text().contains("\"GET /session/whoami\" 200"));
+    assert!(second.log_text().contains("\"GET /session/whoami\" 200"));
 }
 
 async fn hammer(browser: &Browser, concurrency: usize, per_task: usize) -> usize {

@@ -17,7 +17,7 @@ use super::constants::{Constant, Constants};
 use super::error::{ConfigError, closest};
 use super::ini_file::{IniEntry, read_ini_file};
 use super::session_settings::SessionSettings;
-use super::settings::Settings;
+use super::settings::{LogDestination, LogFormat, OpsSettings, Settings};
 use super::source::Source;
 use super::spec::{self, Kind, NENE_SECTIONS, SETTINGS, SettingSpec};
 
@@ -344,6 +344,78 @@ impl Values {
             .ok_or_else(|| self.invalid(dotted, "a duration above zero such as 500ms, 30s or 2m"))
     }
 
+    fn optional_duration(&self, dotted: &str) -> Result<Option<Duration>, ConfigError> {
+        let text = self.text(dotted);
+        if matches!(text.to_ascii_lowercase().as_str(), "" | "0" | "off") {
+            return Ok(None);
+        }
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|_| self.invalid(dotted, "a duration such as 500ms, 30s or 2m, or 0 for none"))
+    }
+
+    fn destination(&self, dotted: &str) -> LogDestination {
+        let text = self.text(dotted);
+        match text.to_ascii_lowercase().as_str() {
+            "stderr" => LogDestination::Stderr,
+            "" | "off" => LogDestination::Off,
+            _ => LogDestination::File(PathBuf::from(text)),
+        }
+    }
+
+    /// A URL path such as `/status`, or empty for none.
+    fn url_path(&self, dotted: &str) -> Result<Option<String>, ConfigError> {
+        let text = self.text(dotted);
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if !text.starts_with('/') || text.contains(['?', '#', ' ']) {
+            return Err(self.invalid(
+                dotted,
+                "a path starting with / (no query), or empty for none",
+            ));
+        }
+        Ok(Some(text))
+    }
+
+    fn addresses(&self, dotted: &str) -> Result<Vec<IpNet>, ConfigError> {
+        self.text(dotted)
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|item| {
+                item.parse::<IpNet>()
+                    .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                self.invalid(
+                    dotted,
+                    "comma-separated IP addresses or CIDR ranges (e.g. 127.0.0.1, 10.0.0.0/8)",
+                )
+            })
+    }
+
+    fn build_ops(&self) -> Result<OpsSettings, ConfigError> {
+        Ok(OpsSettings {
+            request_terminate_timeout: self
+                .optional_duration("server.request_terminate_timeout")?,
+            request_slowlog_timeout: self.optional_duration("server.request_slowlog_timeout")?,
+            slowlog: self.destination("server.slowlog"),
+            status_path: self.url_path("pm.status_path")?,
+            status_allow: self.addresses("pm.status_allow")?,
+            ping_path: self.url_path("ping.path")?,
+            ping_response: self.text("ping.response"),
+            access_log: self.destination("access.log"),
+            access_format: self.raw("access.format").1.text.clone(),
+            log_format: match self.text("log.format").to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                _ => return Err(self.invalid("log.format", "text or json")),
+            },
+        })
+    }
+
     fn choice<T: FromStr>(&self, dotted: &str) -> Result<T, ConfigError> {
         let (spec, _) = self.raw(dotted);
         let Kind::Choice(choices) = spec.kind else {
@@ -378,22 +450,7 @@ impl Values {
                 .ok_or_else(|| {
                     self.invalid("server.socket_mode", "an octal file mode such as 0660")
                 })?;
-        let trusted_proxies = self
-            .text("server.trusted_proxies")
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|item| {
-                item.parse::<IpNet>()
-                    .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| {
-                self.invalid(
-                    "server.trusted_proxies",
-                    "comma-separated IP addresses or CIDR ranges (e.g. 127.0.0.1, 10.0.0.0/8)",
-                )
-            })?;
+        let trusted_proxies = self.addresses("server.trusted_proxies")?;
         let log_level = self.text("log.level");
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             return Err(self.invalid(
@@ -422,6 +479,7 @@ impl Values {
             layers_num: self.usize("server.layers_num")?,
             session,
             log_level,
+            ops: self.build_ops()?,
         })
     }
 

@@ -18,5 +18,5 @@ pub use loader::{INI_FILES, LoadOptions, Loaded, load};
 pub use session_settings::{
     BadChoice, CacheLimiter, CookieSameSite, CookieSecure, SessionSettings,
 };
-pub use settings::Settings;
+pub use settings::{LogDestination, LogFormat, OpsSettings, Settings};
 pub use source::Source;

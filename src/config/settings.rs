@@ -1,6 +1,7 @@
 //! The typed settings nene runs with, built once from validated values.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -23,4 +24,46 @@ pub struct Settings {
     pub session: SessionSettings,
     /// `[log] level`.
     pub log_level: String,
+    /// Operations: status and ping pages, timeouts, slow and access logs.
+    pub ops: OpsSettings,
+}
+
+/// Where a log goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogDestination {
+    Stderr,
+    File(PathBuf),
+    Off,
+}
+
+/// The tracing log's line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// PHP-FPM's operations settings, under their FPM names.
+#[derive(Clone, Debug)]
+pub struct OpsSettings {
+    /// `server.request_terminate_timeout`: handlers running longer get 504.
+    pub request_terminate_timeout: Option<Duration>,
+    /// `server.request_slowlog_timeout`: slower requests go to the slow log.
+    pub request_slowlog_timeout: Option<Duration>,
+    /// `server.slowlog`.
+    pub slowlog: LogDestination,
+    /// `pm.status_path`; `None` = no status page.
+    pub status_path: Option<String>,
+    /// `pm.status_allow`: who may read it.
+    pub status_allow: Vec<IpNet>,
+    /// `ping.path`; `None` = no ping page.
+    pub ping_path: Option<String>,
+    /// `ping.response`.
+    pub ping_response: String,
+    /// `access.log`.
+    pub access_log: LogDestination,
+    /// `access.format`, PHP-FPM's format codes (checked at start-up).
+    pub access_format: String,
+    /// `log.format`.
+    pub log_format: LogFormat,
 }

@@ -14,6 +14,8 @@ pub enum Kind {
     Bytes { min: u64, max: u64 },
     /// A duration such as `30s`, `500ms`, `2m`.
     Duration,
+    /// A duration, or `0` / `off` for none.
+    OptionalDuration,
     /// Free text.
     Text,
     /// One of a fixed list (case-insensitive).
@@ -70,7 +72,7 @@ impl SettingSpec {
 }
 
 /// Sections that belong to nene; any other section is the application's.
-pub const NENE_SECTIONS: &[&str] = &["server", "session", "log"];
+pub const NENE_SECTIONS: &[&str] = &["server", "session", "log", "pm", "ping", "access"];
 
 const fn setting(
     section: &'static str,
@@ -384,12 +386,92 @@ pub const SETTINGS: &[SettingSpec] = &[
         "minutes, for the private and public cache limiters",
     ),
     setting(
+        "server",
+        "request_terminate_timeout",
+        "30s",
+        Kind::OptionalDuration,
+        "request_terminate_timeout",
+        "a handler running longer is dropped and the request gets 504; 0 = no limit",
+    ),
+    setting(
+        "server",
+        "request_slowlog_timeout",
+        "5s",
+        Kind::OptionalDuration,
+        "request_slowlog_timeout",
+        "requests slower than this are written to the slow log; 0 = off",
+    ),
+    setting(
+        "server",
+        "slowlog",
+        "stderr",
+        Kind::Text,
+        "slowlog",
+        "where the slow log goes: stderr or a file path",
+    ),
+    setting(
+        "pm",
+        "status_path",
+        "/status",
+        Kind::Text,
+        "pm.status_path",
+        "path nene answers with its status page (text, ?json, ?openmetrics); empty = off",
+    ),
+    setting(
+        "pm",
+        "status_allow",
+        "127.0.0.1, ::1",
+        Kind::AddressList,
+        "-",
+        "client addresses (REMOTE_ADDR) allowed to read the status page; others get 403",
+    ),
+    setting(
+        "ping",
+        "path",
+        "/ping",
+        Kind::Text,
+        "ping.path",
+        "path nene answers itself, without touching sessions; empty = off",
+    ),
+    setting(
+        "ping",
+        "response",
+        "pong",
+        Kind::Text,
+        "ping.response",
+        "body of the ping answer",
+    ),
+    setting(
+        "access",
+        "log",
+        "stderr",
+        Kind::Text,
+        "access.log",
+        "where the access log goes: stderr, a file path, or off",
+    ),
+    setting(
+        "access",
+        "format",
+        "%R - %u %t \"%m %r%Q%q\" %s %{mili}d",
+        Kind::Text,
+        "access.format",
+        "access log line, PHP-FPM's format codes (see below)",
+    ),
+    setting(
         "log",
         "level",
         "info",
         Kind::LogFilter,
         "log_level",
         "log filter (RUST_LOG, when set, wins)",
+    ),
+    setting(
+        "log",
+        "format",
+        "text",
+        Kind::Choice(&["text", "json"]),
+        "-",
+        "text lines, or one JSON object per line",
     ),
 ];
 

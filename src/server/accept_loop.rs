@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -15,6 +16,7 @@ use crate::fastcgi::{ConnectionGate, ProtocolError, Responder, serve_connection}
 
 use super::ServerSettings;
 use super::listener::{Accepted, Listener};
+use super::metrics::{OpenConnection, ServerMetrics};
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
@@ -25,8 +27,10 @@ pub async fn serve<R: Responder>(
     listener: Listener,
     responder: R,
     settings: &ServerSettings,
+    metrics: Arc<ServerMetrics>,
     shutdown: impl Future<Output = ()>,
 ) {
+    metrics.set_listen_fd(listener.tcp_fd());
     let connection_permits = Arc::new(Semaphore::new(settings.limits.max_connections));
     let draining = CancellationToken::new();
     let connections = TaskTracker::new();
@@ -39,6 +43,9 @@ pub async fn serve<R: Responder>(
     loop {
         // At the cap, stop accepting: new peers wait in the listen queue
         // instead of being accepted and starved.
+        if connection_permits.available_permits() == 0 {
+            metrics.cap_reached.fetch_add(1, Ordering::Relaxed);
+        }
         let permit = tokio::select! {
             permit = connection_permits.clone().acquire_owned() => {
                 permit.expect("the connection semaphore is never closed")
@@ -51,9 +58,13 @@ pub async fn serve<R: Responder>(
         };
         let responder = responder.clone();
         let gate = gate.clone();
+        let open = accepted
+            .is_ok()
+            .then(|| OpenConnection::new(metrics.clone()));
         match accepted {
             Ok(Accepted::Tcp(stream, peer)) => {
                 connections.spawn(async move {
+                    let _open = open;
                     let result = serve_connection(stream, responder, gate).await;
                     log_connection_end(&peer.to_string(), result);
                     drop(permit);
@@ -61,6 +72,7 @@ pub async fn serve<R: Responder>(
             }
             Ok(Accepted::Unix(stream)) => {
                 connections.spawn(async move {
+                    let _open = open;
                     let result = serve_connection(stream, responder, gate).await;
                     log_connection_end("unix socket peer", result);
                     drop(permit);
@@ -74,6 +86,7 @@ pub async fn serve<R: Responder>(
     }
 
     // Closing the listener refuses new connections from here on.
+    metrics.set_listen_fd(None);
     drop(listener);
     let open = connections.len();
     tracing::info!(

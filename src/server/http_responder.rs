@@ -1,5 +1,6 @@
 //! Runs a tower service over `http` types (an axum `Router`, the NeNe
-//! dispatcher, …) as the FastCGI responder, and logs one line per request.
+//! dispatcher, …) as the FastCGI responder. (The access log is written by
+//! the operations layer, `crate::ops`.)
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,7 +9,6 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
-use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
 use crate::fastcgi::{CgiRequest, CgiResponse, Responder, simple_response};
@@ -40,7 +40,6 @@ where
     fn respond(&self, request: CgiRequest) -> impl Future<Output = CgiResponse> + Send + 'static {
         let service = self.service.clone();
         async move {
-            let started = Instant::now();
             let request = match build_http_request(request) {
                 Ok(request) => request,
                 Err(error) => {
@@ -48,18 +47,10 @@ where
                     return simple_response(400, "Bad Request", "bad request\n");
                 }
             };
-            let method = request.method().clone();
-            let path = request.uri().path().to_owned();
             let response = match service.oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            tracing::info!(
-                target: "nene::access",
-                "{method} {path} {} {:.3}ms",
-                response.status().as_u16(),
-                started.elapsed().as_secs_f64() * 1000.0
-            );
             into_cgi_response(response)
         }
     }

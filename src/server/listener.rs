@@ -75,6 +75,15 @@ impl Listener {
         }
     }
 
+    /// The raw fd of a TCP listener (for its accept queue on the status page).
+    pub fn tcp_fd(&self) -> Option<i32> {
+        use std::os::fd::AsRawFd;
+        match self {
+            Listener::Tcp(listener) => Some(listener.as_raw_fd()),
+            Listener::Unix(..) => None,
+        }
+    }
+
     pub async fn accept(&self) -> io::Result<Accepted> {
         match self {
             Listener::Tcp(listener) => {

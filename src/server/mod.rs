@@ -7,6 +7,7 @@ mod cgi_response;
 mod http_responder;
 mod listen_addr;
 mod listener;
+mod metrics;
 mod settings;
 
 pub use accept_loop::serve;
@@ -15,4 +16,5 @@ pub use cgi_response::into_cgi_response;
 pub use http_responder::HttpResponder;
 pub use listen_addr::{ListenAddr, ListenAddrError};
 pub use listener::{ListenError, Listener};
+pub use metrics::{ListenQueue, ServerMetrics};
 pub use settings::ServerSettings;

@@ -3,7 +3,8 @@
 //! commits it after the response (see `layer.rs`).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use super::error::SessionError;
 use super::handler::SessionLock;
 use super::id::SessionId;
 use super::local_locks::LocalTurn;
+use super::metrics::SessionTimings;
 use super::store::SessionStore;
 
 /// Where the session's creation time is kept when an absolute lifetime is
@@ -31,6 +33,8 @@ const CREATED_KEY: &str = "__nene_created";
 pub struct Session {
     state: Arc<Mutex<State>>,
     store: Arc<SessionStore>,
+    /// Where this request's session time goes, for the slow log.
+    timings: Option<Arc<SessionTimings>>,
 }
 
 struct State {
@@ -82,7 +86,11 @@ pub struct CommitOutcome {
 }
 
 impl Session {
-    pub(crate) fn new(store: Arc<SessionStore>, offered_ids: Vec<String>) -> Self {
+    pub(crate) fn new(
+        store: Arc<SessionStore>,
+        offered_ids: Vec<String>,
+        timings: Option<Arc<SessionTimings>>,
+    ) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 client_sent_cookie: !offered_ids.is_empty(),
@@ -90,6 +98,7 @@ impl Session {
                 phase: Phase::NotStarted,
             })),
             store,
+            timings,
         }
     }
 
@@ -162,9 +171,15 @@ impl Session {
         let mut state = self.state.lock().await;
         if matches!(state.phase, Phase::NotStarted) {
             let offered = std::mem::take(&mut state.offered_ids);
-            state.phase = match self.start(&offered).await {
+            let started = Instant::now();
+            let result = self.start(&offered).await;
+            if let Some(timings) = &self.timings {
+                timings.add_read(started.elapsed());
+            }
+            state.phase = match result {
                 Ok(active) => Phase::Active(Box::new(active)),
                 Err(error) => {
+                    self.store.metrics.count_error(&error);
                     let message = error.to_string();
                     state.phase = Phase::Failed(message);
                     return Err(error);
@@ -196,11 +211,17 @@ impl Session {
             return Ok(self.new_session());
         };
         let turn = if store.handler.uses_locking() {
-            Some(store.local_locks.acquire(&id, store.lock_wait).await?)
+            let turn = store.local_locks.acquire(&id, store.lock_wait).await?;
+            if turn.waited {
+                store.metrics.lock_waits.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(turn)
         } else {
             None
         };
+        let backend_started = Instant::now();
         let (lock, stored) = store.handler.lock_and_read(&id).await?;
+        store.metrics.latency.record(backend_started.elapsed());
         let Some(bytes) = stored else {
             if store.settings.use_strict_mode {
                 // Strict: an id we did not issue (or that expired) is
@@ -322,6 +343,7 @@ impl Session {
             lock,
             turn,
         } = *active;
+        let started = Instant::now();
         let result = self
             .save(
                 &id,
@@ -333,8 +355,15 @@ impl Session {
                 offered_any,
             )
             .await;
+        self.store.metrics.latency.record(started.elapsed());
         let released = lock.release().await;
         drop(turn);
+        if let Some(timings) = &self.timings {
+            timings.add_write(started.elapsed());
+        }
+        if let Err(error) = &result {
+            self.store.metrics.count_error(error);
+        }
         let outcome = result?;
         if let Err(error) = released {
             tracing::warn!(

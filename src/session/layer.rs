@@ -17,6 +17,7 @@ use tower::{Layer, Service};
 use crate::config::CacheLimiter;
 
 use super::handle::Session;
+use super::metrics::SessionTimings;
 use super::store::SessionStore;
 
 /// PHP's fixed date for "already expired".
@@ -77,7 +78,8 @@ where
             .map(str::to_string)
             .collect();
         let https = store.cookie.request_is_https(&parts);
-        let session = Session::new(store.clone(), offered);
+        let timings = parts.extensions.get::<Arc<SessionTimings>>().cloned();
+        let session = Session::new(store.clone(), offered, timings);
         parts.extensions.insert(session.clone());
         let request = Request::from_parts(parts, body);
         Box::pin(async move {

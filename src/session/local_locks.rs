@@ -21,6 +21,8 @@ pub struct LocalLocks {
 /// Holding this is being the session's current request on this instance.
 pub struct LocalTurn {
     guard: Option<OwnedMutexGuard<()>>,
+    /// This request had to queue behind another of its session.
+    pub waited: bool,
     id: SessionId,
     locks: Arc<LocalLocks>,
 }
@@ -40,9 +42,15 @@ impl LocalLocks {
         // still tidies the map when `turn` drops.
         let mut turn = LocalTurn {
             guard: None,
+            waited: false,
             id: id.clone(),
             locks: self.clone(),
         };
+        if let Ok(guard) = mutex.clone().try_lock_owned() {
+            turn.guard = Some(guard);
+            return Ok(turn);
+        }
+        turn.waited = true;
         let waited = tokio::time::timeout(wait, mutex.lock_owned()).await;
         match waited {
             Ok(guard) => {

@@ -13,6 +13,7 @@ mod handler;
 mod id;
 mod layer;
 mod local_locks;
+mod metrics;
 mod redis_handler;
 mod store;
 
@@ -29,5 +30,6 @@ pub use handler::{HeldLock, SessionHandler, SessionLock};
 pub use id::{IdFormatError, MIN_ID_ENTROPY_BITS, SessionId, SessionIdFormat};
 pub use layer::{SessionLayer, SessionService};
 pub use local_locks::LocalLocks;
+pub use metrics::{LatencyHistogram, SessionMetrics, SessionTimings};
 pub use redis_handler::{RedisSessionHandler, RedisSetupError};
 pub use store::{LOCAL_LOCK_WAIT, SessionStore};

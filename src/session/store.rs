@@ -12,6 +12,7 @@ use super::cookie::SessionCookie;
 use super::handler::SessionHandler;
 use super::id::SessionIdFormat;
 use super::local_locks::LocalLocks;
+use super::metrics::SessionMetrics;
 
 /// How long a request waits its turn behind other requests of the same
 /// session on this instance before it gets a 503.
@@ -27,6 +28,8 @@ pub struct SessionStore {
     pub local_locks: Arc<LocalLocks>,
     /// How long to wait in that queue.
     pub lock_wait: Duration,
+    /// Counters for the status page.
+    pub metrics: SessionMetrics,
 }
 
 impl SessionStore {
@@ -45,6 +48,7 @@ impl SessionStore {
             settings,
             local_locks: Arc::new(LocalLocks::default()),
             lock_wait: LOCAL_LOCK_WAIT,
+            metrics: SessionMetrics::default(),
         }
     }
 }

@@ -7,8 +7,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::{get, post};
-use nene::fastcgi::{CgiParams, ConnectionLimits};
-use nene::server::{HttpResponder, ListenAddr, Listener, ServerSettings, serve};
+use std::sync::Arc;
+
+use nene::bootstrap;
+use nene::config::{LoadOptions, load};
+use nene::fastcgi::{CgiParams, ConnectionLimits, Responder};
+use nene::front_controller::front_controller;
+use nene::ops::Ops;
+use nene::server::{HttpResponder, ListenAddr, Listener, ServerMetrics, ServerSettings, serve};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -66,6 +72,7 @@ pub struct InProcess {
 }
 
 impl InProcess {
+    /// The bare server: the test application straight over FastCGI.
     pub async fn start(limits: ConnectionLimits) -> InProcess {
         let settings = ServerSettings {
             listen: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
@@ -73,20 +80,61 @@ impl InProcess {
             drain_timeout: Duration::from_secs(2),
             ..ServerSettings::default()
         };
+        Self::serve(
+            HttpResponder::new(test_app()),
+            settings,
+            Arc::new(ServerMetrics::new()),
+        )
+        .await
+    }
+
+    /// The whole runtime around the test application, configured like the
+    /// binary from `env` (NENE_* variables; no ini files): operations
+    /// layer, constants, sessions in a temporary directory.
+    pub async fn start_front_controller(env: &[(&str, &str)]) -> (InProcess, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push((
+            "NENE_SESSION__SAVE_PATH".into(),
+            dir.path().join("sessions").display().to_string(),
+        ));
+        env.push(("NENE_LISTEN".into(), "127.0.0.1:0".into()));
+        let constants = load(&LoadOptions {
+            ini_dir: dir.path().join("no-ini"),
+            env,
+            command_line: Vec::new(),
+        })
+        .unwrap()
+        .constants;
+        let cookie = bootstrap::configure_session_cookie(&constants);
+        let handler = bootstrap::configure_session_handler(&constants).unwrap();
+        let sessions = bootstrap::session_store(&constants, cookie, handler).unwrap();
+        let settings = constants.settings().clone();
+        let metrics = Arc::new(ServerMetrics::new());
+        let ops =
+            Arc::new(Ops::new(settings.ops.clone(), metrics.clone(), sessions.clone()).unwrap());
+        let service = front_controller(test_app(), constants, sessions, ops);
+        let server = Self::serve(HttpResponder::new(service), settings.server, metrics).await;
+        (server, dir)
+    }
+
+    async fn serve<R: Responder>(
+        responder: R,
+        settings: ServerSettings,
+        metrics: Arc<ServerMetrics>,
+    ) -> InProcess {
         let listener = Listener::bind(&settings.listen, settings.socket_mode)
             .await
             .unwrap();
         let addr = listener.local_addr().to_string();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            serve(
-                listener,
-                HttpResponder::new(test_app()),
-                &settings,
-                async move {
-                    let _ = rx.await;
-                },
-            )
+            serve(listener, responder, &settings, metrics, async move {
+                let _ = rx.await;
+            })
             .await;
         });
         InProcess {

@@ -1,0 +1,275 @@
+//! PHP-FPM's `access.format`: `%R - %u %t "%m %r%Q%q" %s %{mili}d` and the
+//! other codes FPM documents, parsed once at start-up and rendered per request.
+//!
+//! Codes: `%C` (CPU, `-`), `%d` (duration; `%{seconds}d` default,
+//! `%{mili}d`/`%{milliseconds}d`, `%{micro}d`/`%{microseconds}d`), `%{VAR}e`
+//! (a CGI param), `%f` (SCRIPT_FILENAME), `%{Header}i` (request header),
+//! `%l` (CONTENT_LENGTH), `%m` (method), `%M` (memory, `-`), `%n` (pool:
+//! `nene`), `%{Header}o` (response header), `%p` (pid), `%q` (query),
+//! `%Q` (`?` when there is a query), `%r` (path, no query), `%R` (remote
+//! address), `%s` (status), `%t`/`%T` (time, `%d/%b/%Y:%H:%M:%S %z`), `%u`
+//! (REMOTE_USER), `%%`.
+
+use std::time::Duration;
+
+use http::HeaderMap;
+
+use crate::fastcgi::CgiParams;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Literal(String),
+    Duration(DurationUnit),
+    Param(String),
+    RequestHeader(String),
+    ResponseHeader(String),
+    Method,
+    Path,
+    Query,
+    QueryMark,
+    Remote,
+    Status,
+    Time,
+    Pid,
+    Pool,
+    /// CPU and memory: FPM's per-process figures have no meaning here.
+    Unavailable,
+    ContentLength,
+    ScriptFilename,
+    RemoteUser,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DurationUnit {
+    Seconds,
+    Millis,
+    Micros,
+}
+
+/// A parsed `access.format`.
+#[derive(Clone, Debug)]
+pub struct AccessFormat {
+    tokens: Vec<Token>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AccessFormatError(String);
+
+/// What one request looked like, for rendering a line.
+pub struct AccessRecord<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub status: u16,
+    pub duration: Duration,
+    pub params: Option<&'a CgiParams>,
+    pub request_headers: &'a HeaderMap,
+    pub response_headers: &'a HeaderMap,
+}
+
+impl AccessFormat {
+    pub fn parse(format: &str) -> Result<Self, AccessFormatError> {
+        let mut tokens = Vec::new();
+        let mut literal = String::new();
+        let mut chars = format.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                literal.push(c);
+                continue;
+            }
+            let argument = if chars.peek() == Some(&'{') {
+                chars.next();
+                let mut argument = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => argument.push(c),
+                        None => return Err(AccessFormatError("a %{ without its closing }".into())),
+                    }
+                }
+                Some(argument)
+            } else {
+                None
+            };
+            let code = chars
+                .next()
+                .ok_or_else(|| AccessFormatError("a lone % at the end".into()))?;
+            if code == '%' {
+                literal.push('%');
+                continue;
+            }
+            if !literal.is_empty() {
+                tokens.push(Token::Literal(std::mem::take(&mut literal)));
+            }
+            tokens.push(token(code, argument)?);
+        }
+        if !literal.is_empty() {
+            tokens.push(Token::Literal(literal));
+        }
+        Ok(Self { tokens })
+    }
+
+    pub fn render(&self, record: &AccessRecord<'_>) -> String {
+        let mut line = String::with_capacity(128);
+        for token in &self.tokens {
+            match token {
+                Token::Literal(text) => line.push_str(text),
+                Token::Duration(unit) => line.push_str(&match unit {
+                    DurationUnit::Seconds => format!("{:.3}", record.duration.as_secs_f64()),
+                    DurationUnit::Millis => format!("{:.3}", record.duration.as_secs_f64() * 1e3),
+                    DurationUnit::Micros => record.duration.as_micros().to_string(),
+                }),
+                Token::Param(name) => line.push_str(param(record, name)),
+                Token::RequestHeader(name) => line.push_str(header(record.request_headers, name)),
+                Token::ResponseHeader(name) => line.push_str(header(record.response_headers, name)),
+                Token::Method => line.push_str(record.method),
+                Token::Path => line.push_str(record.path),
+                Token::Query => line.push_str(record.query.unwrap_or("")),
+                Token::QueryMark => {
+                    if record.query.is_some_and(|q| !q.is_empty()) {
+                        line.push('?');
+                    }
+                }
+                Token::Remote => line.push_str(param(record, "REMOTE_ADDR")),
+                Token::Status => line.push_str(&record.status.to_string()),
+                Token::Time => line.push_str(&now()),
+                Token::Pid => line.push_str(&std::process::id().to_string()),
+                Token::Pool => line.push_str("nene"),
+                Token::Unavailable => line.push('-'),
+                Token::ContentLength => line.push_str(param(record, "CONTENT_LENGTH")),
+                Token::ScriptFilename => line.push_str(param(record, "SCRIPT_FILENAME")),
+                Token::RemoteUser => line.push_str(param(record, "REMOTE_USER")),
+            }
+        }
+        // Whatever a client sent, one request stays one line.
+        line.replace(['\r', '\n'], " ")
+    }
+}
+
+fn token(code: char, argument: Option<String>) -> Result<Token, AccessFormatError> {
+    let needs =
+        |what: &str| AccessFormatError(format!("%{code} needs an argument: %{{{what}}}{code}"));
+    Ok(match code {
+        'C' | 'M' => Token::Unavailable,
+        'd' => Token::Duration(match argument.as_deref() {
+            None | Some("seconds") => DurationUnit::Seconds,
+            Some("mili") | Some("milli") | Some("miliseconds") | Some("milliseconds") => {
+                DurationUnit::Millis
+            }
+            Some("micro") | Some("microseconds") => DurationUnit::Micros,
+            Some(other) => {
+                return Err(AccessFormatError(format!(
+                    "%{{{other}}}d: the unit is seconds, mili or micro"
+                )));
+            }
+        }),
+        'e' => Token::Param(argument.ok_or_else(|| needs("VARIABLE"))?),
+        'i' => Token::RequestHeader(argument.ok_or_else(|| needs("Header-Name"))?),
+        'o' => Token::ResponseHeader(argument.ok_or_else(|| needs("Header-Name"))?),
+        'f' => Token::ScriptFilename,
+        'l' => Token::ContentLength,
+        'm' => Token::Method,
+        'n' => Token::Pool,
+        'p' => Token::Pid,
+        'q' => Token::Query,
+        'Q' => Token::QueryMark,
+        'r' => Token::Path,
+        'R' => Token::Remote,
+        's' => Token::Status,
+        't' | 'T' => {
+            if argument.is_some() {
+                return Err(AccessFormatError(format!(
+                    "%{{…}}{code}: custom time formats are not supported; %{code} prints %d/%b/%Y:%H:%M:%S %z"
+                )));
+            }
+            Token::Time
+        }
+        'u' => Token::RemoteUser,
+        other => {
+            return Err(AccessFormatError(format!(
+                "%{other} is not a format code (codes: C d e f i l m M n o p q Q r R s t T u %)"
+            )));
+        }
+    })
+}
+
+fn param<'a>(record: &'a AccessRecord<'_>, name: &str) -> &'a str {
+    record
+        .params
+        .and_then(|p| p.get_str(name))
+        .filter(|v| !v.is_empty())
+        .unwrap_or("-")
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+}
+
+fn now() -> String {
+    use time::OffsetDateTime;
+    use time::macros::format_description;
+    OffsetDateTime::now_utc()
+        .format(format_description!(
+            "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+        ))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn the_default_format_renders_like_php_fpm() {
+        let format =
+            AccessFormat::parse("%R - %u %t \"%m %r%Q%q\" %s %{mili}d %{Content-Type}o %%")
+                .unwrap();
+        let params = CgiParams::new(vec![(Bytes::from("REMOTE_ADDR"), Bytes::from("10.0.0.7"))]);
+        let mut response_headers = HeaderMap::new();
+        response_headers.insert("content-type", "application/json".parse().unwrap());
+        let line = format.render(&AccessRecord {
+            method: "GET",
+            path: "/session/counter",
+            query: Some("a=1"),
+            status: 200,
+            duration: Duration::from_micros(1500),
+            params: Some(&params),
+            request_headers: &HeaderMap::new(),
+            response_headers: &response_headers,
+        });
+        assert!(line.starts_with("10.0.0.7 - - "), "{line}");
+        assert!(
+            line.ends_with("\"GET /session/counter?a=1\" 200 1.500 application/json %"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn unknown_codes_are_refused() {
+        assert!(AccessFormat::parse("%Z").is_err());
+        assert!(AccessFormat::parse("%{X").is_err());
+        assert!(AccessFormat::parse("%e").is_err());
+        assert!(AccessFormat::parse("%{hours}d").is_err());
+    }
+
+    #[test]
+    fn a_line_never_spans_two_lines() {
+        let format = AccessFormat::parse("%r").unwrap();
+        let line = format.render(&AccessRecord {
+            method: "GET",
+            path: "/a\r\nforged line",
+            query: None,
+            status: 200,
+            duration: Duration::ZERO,
+            params: None,
+            request_headers: &HeaderMap::new(),
+            response_headers: &HeaderMap::new(),
+        });
+        assert_eq!(line, "/a  forged line");
+    }
+}

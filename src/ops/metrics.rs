@@ -1,0 +1,58 @@
+//! Request counters kept by the operations layer for the status page:
+//! active requests (FPM's "active processes"), their maximum, totals, slow
+//! and timed-out requests, and when nene started.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+#[derive(Debug)]
+pub struct OpsMetrics {
+    pub started_at: SystemTime,
+    pub started: Instant,
+    /// Requests being handled now.
+    pub active: AtomicU64,
+    /// The most handled at once since start.
+    pub max_active: AtomicU64,
+    /// Requests answered since start.
+    pub requests: AtomicU64,
+    /// Requests slower than `request_slowlog_timeout`.
+    pub slow: AtomicU64,
+    /// Requests cut by `request_terminate_timeout` (504).
+    pub timed_out: AtomicU64,
+}
+
+impl Default for OpsMetrics {
+    fn default() -> Self {
+        Self {
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+            active: AtomicU64::new(0),
+            max_active: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+        }
+    }
+}
+
+pub fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// Counts one active request for as long as it lives.
+pub struct ActiveRequest<'a>(&'a OpsMetrics);
+
+impl<'a> ActiveRequest<'a> {
+    pub fn new(metrics: &'a OpsMetrics) -> Self {
+        let now = metrics.active.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics.max_active.fetch_max(now, Ordering::Relaxed);
+        Self(metrics)
+    }
+}
+
+impl Drop for ActiveRequest<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.0.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,198 @@
+//! The status page, like PHP-FPM's `pm.status_path`: plain text by default,
+//! `?json` as JSON, `?openmetrics` as an OpenMetrics/Prometheus exposition.
+//! Field names follow FPM's where the meaning carries over.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::server::ServerMetrics;
+use crate::session::{SessionMetrics, SessionStore};
+
+use super::metrics::{OpsMetrics, read};
+
+/// Everything the page shows, read once.
+pub struct StatusSnapshot {
+    pub fields: Vec<(&'static str, &'static str, &'static str, Value)>,
+}
+
+/// (FPM-style name, metric name, metric type, value)
+impl StatusSnapshot {
+    pub fn take(ops: &OpsMetrics, server: &ServerMetrics, sessions: &SessionStore) -> Self {
+        let queue = server.listen_queue();
+        let session = &sessions.metrics;
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+        let fields = vec![
+            ("pool", "", "info", json!("nene")),
+            ("process manager", "", "info", json!("async")),
+            (
+                "start time",
+                "start_time_seconds",
+                "gauge",
+                json!(
+                    ops.started_at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0)
+                ),
+            ),
+            (
+                "start since",
+                "uptime_seconds",
+                "gauge",
+                json!(ops.started.elapsed().as_secs()),
+            ),
+            (
+                "accepted conn",
+                "accepted_connections",
+                "counter",
+                json!(ServerMetrics::get(&server.accepted)),
+            ),
+            (
+                "listen queue",
+                "listen_queue",
+                "gauge",
+                json!(queue.map(|q| q.waiting)),
+            ),
+            (
+                "listen queue len",
+                "listen_queue_length",
+                "gauge",
+                json!(queue.map(|q| q.capacity)),
+            ),
+            (
+                "open connections",
+                "open_connections",
+                "gauge",
+                json!(ServerMetrics::get(&server.open)),
+            ),
+            (
+                "max children reached",
+                "connection_cap_reached",
+                "counter",
+                json!(ServerMetrics::get(&server.cap_reached)),
+            ),
+            (
+                "active requests",
+                "active_requests",
+                "gauge",
+                json!(read(&ops.active)),
+            ),
+            (
+                "max active requests",
+                "max_active_requests",
+                "gauge",
+                json!(read(&ops.max_active)),
+            ),
+            (
+                "requests",
+                "requests",
+                "counter",
+                json!(read(&ops.requests)),
+            ),
+            (
+                "slow requests",
+                "slow_requests",
+                "counter",
+                json!(read(&ops.slow)),
+            ),
+            (
+                "timed out requests",
+                "timed_out_requests",
+                "counter",
+                json!(read(&ops.timed_out)),
+            ),
+            (
+                "session backend",
+                "",
+                "info",
+                json!(sessions.handler.name()),
+            ),
+            (
+                "session backend errors",
+                "session_backend_errors",
+                "counter",
+                json!(SessionMetrics::get(&session.backend_errors)),
+            ),
+            (
+                "session backend p50 ms",
+                "session_backend_p50_milliseconds",
+                "gauge",
+                json!(ms(session.latency.percentile(0.5))),
+            ),
+            (
+                "session backend p99 ms",
+                "session_backend_p99_milliseconds",
+                "gauge",
+                json!(ms(session.latency.percentile(0.99))),
+            ),
+            (
+                "session lock waits",
+                "session_lock_waits",
+                "counter",
+                json!(SessionMetrics::get(&session.lock_waits)),
+            ),
+            (
+                "session lock timeouts",
+                "session_lock_timeouts",
+                "counter",
+                json!(SessionMetrics::get(&session.lock_timeouts)),
+            ),
+        ];
+        Self { fields }
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for (name, _, _, value) in &self.fields {
+            let shown = match value {
+                Value::Null => "-".to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push_str(&format!("{:<24}{shown}\n", format!("{name}:")));
+        }
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let map: serde_json::Map<String, Value> = self
+            .fields
+            .iter()
+            .map(|(name, _, _, value)| (name.to_string(), value.clone()))
+            .collect();
+        Value::Object(map).to_string()
+    }
+
+    /// OpenMetrics text: `nene_*` metrics, counters with `_total`, the
+    /// backend name as a label of `nene_info`.
+    pub fn openmetrics(&self) -> String {
+        let mut out = String::new();
+        let backend = self
+            .fields
+            .iter()
+            .find(|f| f.0 == "session backend")
+            .and_then(|f| f.3.as_str())
+            .unwrap_or("");
+        out.push_str("# TYPE nene info\n");
+        out.push_str(&format!(
+            "nene_info{{version=\"{}\",session_backend=\"{backend}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        for (name, metric, kind, value) in &self.fields {
+            if metric.is_empty() {
+                continue;
+            }
+            let Some(number) = value.as_f64() else {
+                continue;
+            };
+            out.push_str(&format!(
+                "# TYPE nene_{metric} {kind}\n# HELP nene_{metric} {name}\n"
+            ));
+            let suffix = if *kind == "counter" { "_total" } else { "" };
+            out.push_str(&format!("nene_{metric}{suffix} {number}\n"));
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+}

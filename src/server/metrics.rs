@@ -1,0 +1,89 @@
+//! Counters the accept loop keeps for the status page: PHP-FPM's "accepted
+//! conn", open connections, and how often the connection cap was reached.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    /// Connections accepted since start ("accepted conn").
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Times a new connection had to wait because `max_connections` were
+    /// open (FPM's "max children reached").
+    pub cap_reached: AtomicU64,
+    /// The listening TCP socket, for its accept queue (-1: none or Unix).
+    listen_fd: AtomicI32,
+}
+
+/// The accept queue of a listening TCP socket, as the kernel reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenQueue {
+    /// Connections waiting to be accepted ("listen queue").
+    pub waiting: u32,
+    /// The backlog the socket was given ("listen queue len").
+    pub capacity: u32,
+}
+
+impl ServerMetrics {
+    pub fn new() -> Self {
+        Self {
+            listen_fd: AtomicI32::new(-1),
+            ..Self::default()
+        }
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_listen_fd(&self, fd: Option<i32>) {
+        self.listen_fd.store(fd.unwrap_or(-1), Ordering::Relaxed);
+    }
+
+    /// The TCP accept queue, from `TCP_INFO` (Linux reports a listening
+    /// socket's queue in `tcpi_unacked` and its backlog in `tcpi_sacked`).
+    /// `None` for Unix sockets or when the kernel will not say.
+    pub fn listen_queue(&self) -> Option<ListenQueue> {
+        let fd = self.listen_fd.load(Ordering::Relaxed);
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: getsockopt writes at most `len` bytes into `info`, a
+        // plain-data struct; a closed or reused fd only makes it fail or
+        // report another socket's numbers, never corrupts memory.
+        unsafe {
+            let mut info: libc::tcp_info = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+            let rc = libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            );
+            (rc == 0 && info.tcpi_state == 10).then_some(ListenQueue {
+                waiting: info.tcpi_unacked,
+                capacity: info.tcpi_sacked,
+            })
+        }
+    }
+}
+
+/// Counts one open connection for as long as it lives.
+pub(super) struct OpenConnection(Arc<ServerMetrics>);
+
+impl OpenConnection {
+    pub fn new(metrics: Arc<ServerMetrics>) -> Self {
+        metrics.accepted.fetch_add(1, Ordering::Relaxed);
+        metrics.open.fetch_add(1, Ordering::Relaxed);
+        Self(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}

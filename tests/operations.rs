@@ -1,0 +1,270 @@
+//! Operations as a PHP-FPM operator knows them: the status page in text,
+//! JSON and OpenMetrics with counters that move, a status page closed to
+//! strangers, a ping path that never touches the session backend, the
+//! request timeout (504, connection still usable), the slow log with where
+//! the time went, the access log, JSON logs and SIGHUP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::fcgi_client::{FcgiClient, request, request_with_params};
+use common::in_process::InProcess;
+use common::redis_server::RedisServer;
+use common::{Nene, Nginx};
+
+fn field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name:?} in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name:?} is not a number in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
+    let nene = Nene::start(&[]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    let before = browser.get("/status").await;
+    assert_eq!(before.status, 200);
+    assert!(
+        before.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    for name in [
+        "pool",
+        "start time",
+        "start since",
+        "accepted conn",
+        "listen queue",
+        "active requests",
+        "max active requests",
+        "slow requests",
+        "session backend",
+        "session backend errors",
+        "session backend p50 ms",
+        "session lock waits",
+        "session lock timeouts",
+    ] {
+        assert!(
+            before.body.contains(&format!("{name}:")),
+            "{name} missing:\n{}",
+            before.body
+        );
+    }
+    for _ in 0..5 {
+        browser.get("/session/counter").await;
+    }
+    let after = browser.get("/status").await;
+    assert!(
+        field(&after.body, "requests") >= field(&before.body, "requests") + 6,
+        "{}",
+        after.body
+    );
+    assert!(field(&after.body, "accepted conn") >= 1);
+    let backend = after
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("session backend:"));
+    assert_eq!(backend.map(str::trim), Some("files"), "{}", after.body);
+
+    let json = browser.get("/status?json").await.json();
+    assert_eq!(json["pool"], "nene");
+    assert!(json["requests"].as_u64().unwrap() >= field(&after.body, "requests"));
+    assert!(json["session backend p99 ms"].as_f64().is_some(), "{json}");
+
+    let metrics = browser.get("/status?openmetrics").await;
+    assert!(
+        metrics.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(
+        metrics.body.contains("# TYPE nene_requests counter"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("nene_requests_total "),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("nene_info{version="),
+        "{}",
+        metrics.body
+    );
+    assert!(metrics.body.ends_with("# EOF\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_not_in_status_allow_gets_403() {
+    let nene = Nene::start(&[("NENE_PM__STATUS_ALLOW", "10.0.0.0/8")]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    let page = browser.get("/status").await;
+    assert_eq!(page.status, 403);
+    assert!(!page.body.contains("accepted conn"));
+    // From an allowed address (nginx would pass the real client's).
+    let allowed = request_with_params(
+        &nene.addr,
+        &[
+            (b"REQUEST_METHOD", b"GET"),
+            (b"REQUEST_URI", b"/status"),
+            (b"REMOTE_ADDR", b"10.1.2.3"),
+        ],
+    )
+    .await;
+    assert_eq!(allowed.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ping_path_answers_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let nene = Nene::start(&[
+        ("NENE_SESSION_DSN", &redis.url()),
+        ("NENE_PING__RESPONSE", "still here"),
+    ]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    redis.kill();
+    let ping = browser.get("/ping").await;
+    assert_eq!(ping.status, 200);
+    assert_eq!(ping.body, "still here\n");
+    assert!(ping.set_cookies().is_empty());
+    assert_eq!(browser.get("/session/counter").await.status, 503);
+}
+
+#[tokio::test]
+async fn a_handler_past_the_request_timeout_gets_504_and_the_connection_stays_usable() {
+    let (server, _dir) =
+        InProcess::start_front_controller(&[("NENE_SERVER__REQUEST_TERMINATE_TIMEOUT", "200ms")])
+            .await;
+    let mut client = FcgiClient::connect(&server.addr).await;
+    let started = std::time::Instant::now();
+    client.send(&request(1, "GET", "/slow", b"", true)).await;
+    let response = client.response(1).await;
+    assert_eq!(response.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "the handler was not cut"
+    );
+    client.send(&request(2, "GET", "/hello", b"", true)).await;
+    assert_eq!(client.response(2).await.body_text(), "hello");
+    client
+        .send(&request(3, "GET", "/status?json", b"", true))
+        .await;
+    let status = client.response(3).await.body_text();
+    assert!(status.contains("\"timed out requests\":1"), "{status}");
+}
+
+#[tokio::test]
+async fn a_slow_request_is_in_the_slow_log_with_where_its_time_went() {
+    let logs = tempfile::tempdir().unwrap();
+    let slowlog = logs.path().join("slow.log");
+    let slowlog_text = slowlog.display().to_string();
+    let (server, _dir) = InProcess::start_front_controller(&[
+        ("NENE_SERVER__REQUEST_SLOWLOG_TIMEOUT", "300ms"),
+        ("NENE_SERVER__SLOWLOG", &slowlog_text),
+    ])
+    .await;
+    let fast = common::fcgi_client::get(&server.addr, "/hello").await;
+    assert_eq!(fast.status(), 200);
+    let slow = common::fcgi_client::get(&server.addr, "/slow").await;
+    assert_eq!(slow.body_text(), "slow");
+    let log = std::fs::read_to_string(&slowlog).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.starts_with("slow request: GET /slow took "), "{log}");
+    for part in ["session read", "handler", "session write"] {
+        assert!(log.contains(part), "{part} missing: {log}");
+    }
+}
+
+#[tokio::test]
+async fn the_access_log_follows_its_format_and_goes_to_a_file() {
+    let logs = tempfile::tempdir().unwrap();
+    let access = logs.path().join("access.log");
+    let access_text = access.display().to_string();
+    let (server, _dir) = InProcess::start_front_controller(&[
+        ("NENE_ACCESS__LOG", &access_text),
+        (
+            "NENE_ACCESS__FORMAT",
+            "%m %r%Q%q %s %{HTTP_HOST}e %{Content-Type}o",
+        ),
+    ])
+    .await;
+    let mut pairs = vec![
+        (&b"REQUEST_METHOD"[..], &b"GET"[..]),
+        (b"REQUEST_URI", b"/hello?x=1"),
+        (b"QUERY_STRING", b"x=1"),
+        (b"HTTP_HOST", b"shop.test"),
+    ];
+    request_with_params(&server.addr, &pairs).await;
+    pairs[1] = (b"REQUEST_URI", b"/nope");
+    request_with_params(&server.addr, &pairs).await;
+    let log = std::fs::read_to_string(&access).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "GET /hello?x=1 200 shop.test text/plain; charset=utf-8",
+            "GET /nope 404 shop.test -",
+        ]
+    );
+}
+
+#[test]
+fn a_bad_access_format_stops_start_up() {
+    let output = common::run_nene(&["serve"], &[("NENE_ACCESS__FORMAT", "%m %Z")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("access.format") && stderr.contains("%Z"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reopens_the_access_log_after_logrotate_moved_it() {
+    let logs = tempfile::tempdir().unwrap();
+    let access = logs.path().join("access.log");
+    let access_text = access.display().to_string();
+    let nene = Nene::start(&[("NENE_ACCESS__LOG", &access_text)]);
+    common::fcgi_client::get(&nene.addr, "/health").await;
+    let rotated = logs.path().join("access.log.1");
+    std::fs::rename(&access, &rotated).unwrap();
+    nene.signal(libc::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    common::fcgi_client::get(&nene.addr, "/no/such/thing").await;
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&access).unwrap();
+    assert!(
+        old.contains("/health") && !old.contains("/no/such/thing"),
+        "{old}"
+    );
+    assert!(new.contains("\"GET /no/such/thing\" 404"), "{new}");
+    assert!(
+        nene.log_text().contains("SIGHUP: log files reopened"),
+        "{}",
+        nene.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_log_output_is_one_object_per_line() {
+    let nene = Nene::start(&[("NENE_LOG__FORMAT", "json"), ("NENE_ACCESS__LOG", "off")]);
+    common::fcgi_client::get(&nene.addr, "/health").await;
+    let log = nene.log_text();
+    assert!(log.lines().count() >= 3, "{log}");
+    for line in log.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(value["level"].is_string(), "{line}");
+    }
+}
