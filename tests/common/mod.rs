@@ -5,10 +5,13 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod compose;
+pub mod dockerfile;
 pub mod fcgi_client;
 pub mod in_process;
 pub mod redis_server;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -108,16 +111,34 @@ impl Nene {
         Self::spawn(&format!("unix:{}", path.display()), env)
     }
 
+    /// nene configured by `env` alone, as a container's environment
+    /// configures it: no `--listen` or `--htdocs`; `NENE_LISTEN` in `env` says
+    /// where it listens, and htdocs is the default, relative to the repository.
+    pub fn start_from_env(env: &[(&str, &str)]) -> Nene {
+        let listen = env
+            .iter()
+            .find(|(name, _)| *name == "NENE_LISTEN")
+            .map(|(_, value)| value.to_string())
+            .expect("NENE_LISTEN in the environment");
+        Self::spawn_with(&listen, false, env)
+    }
+
     fn spawn(listen: &str, env: &[(&str, &str)]) -> Nene {
+        Self::spawn_with(listen, true, env)
+    }
+
+    fn spawn_with(listen: &str, command_line: bool, env: &[(&str, &str)]) -> Nene {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("nene.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--htdocs")
-            .arg(htdocs());
+        command.arg("serve");
+        if command_line {
+            command
+                .arg("--listen")
+                .arg(listen)
+                .arg("--htdocs")
+                .arg(htdocs());
+        }
         // Only what the test says: no NENE_* from the caller's environment.
         for (name, _) in std::env::vars() {
             if name.starts_with("NENE_") {
@@ -213,12 +234,7 @@ impl Nginx {
     }
 
     pub fn start_with(options: NginxOptions<'_>) -> Nginx {
-        let nginx = require_program("nginx", "nginx");
-        let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let template =
-            std::fs::read_to_string(Path::new(REPO).join("deploy/nginx/nene.conf.template"))
-                .expect("the nginx template");
         let mut servers = options.upstreams.iter();
         let first = servers.next().expect("at least one upstream");
         let mut upstream = first.to_string();
@@ -226,15 +242,38 @@ impl Nginx {
             // One line: the template names its placeholders in comments too.
             upstream.push_str(&format!("; server {server}"));
         }
-        let site = template
-            .replace("${NGINX_LISTEN}", &format!("127.0.0.1:{port}"))
-            .replace("${NENE_UPSTREAM}", &upstream)
-            .replace("${NENE_HTDOCS}", &htdocs().display().to_string())
-            .replace(
-                "${NENE_FASTCGI_KEEP_CONN}",
-                if options.keep_conn { "on" } else { "off" },
-            )
-            .replace("${NENE_MAX_BODY}", options.max_body);
+        let keep_conn = if options.keep_conn { "on" } else { "off" };
+        let values: BTreeMap<String, String> = [
+            ("NGINX_LISTEN", format!("127.0.0.1:{port}")),
+            ("NENE_UPSTREAM", upstream),
+            ("NENE_HTDOCS", htdocs().display().to_string()),
+            ("NENE_FASTCGI_KEEP_CONN", keep_conn.to_string()),
+            ("NENE_MAX_BODY", options.max_body.to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+        Self::start_rendered(&values)
+    }
+
+    /// nginx with the template's `${NAME}` placeholders set to `values`,
+    /// as the nginx image's envsubst sets them from its environment.
+    /// `NGINX_LISTEN` must be `127.0.0.1:PORT`; a placeholder without a
+    /// value fails the test.
+    pub fn start_rendered(values: &BTreeMap<String, String>) -> Nginx {
+        let nginx = require_program("nginx", "nginx");
+        let dir = tempfile::tempdir().unwrap();
+        let port: u16 = values
+            .get("NGINX_LISTEN")
+            .and_then(|listen| listen.strip_prefix("127.0.0.1:"))
+            .and_then(|port| port.parse().ok())
+            .expect("NGINX_LISTEN = 127.0.0.1:PORT");
+        let mut site =
+            std::fs::read_to_string(Path::new(REPO).join("deploy/nginx/nene.conf.template"))
+                .expect("the nginx template");
+        for (name, value) in values {
+            site = site.replace(&format!("${{{name}}}"), value);
+        }
         assert!(!site.contains("${"), "a placeholder was left unrendered");
         let prefix = dir.path();
         std::fs::write(prefix.join("site.conf"), site).unwrap();
