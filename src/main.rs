@@ -40,7 +40,13 @@ fn main() -> ExitCode {
         Err(error) => return fail(&StartupError::Config(error)),
     };
     let settings = constants.settings();
-    let log_level = init_logging(&settings.log_level, settings.ops.log_format);
+    // `config` and `check` answer in one line of their own; only a problem
+    // is worth a log line there.
+    let level = match command {
+        Command::Serve(_) => settings.log_level.as_str(),
+        _ => "warn",
+    };
+    let log_level = init_logging(level, settings.ops.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -82,6 +82,7 @@ fn nene_check_passes_with_file_sessions() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).starts_with("ok: "), "{}", stdout(&output));
     assert_eq!(stdout(&output).lines().count(), 1);
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
 }
 
 #[test]
