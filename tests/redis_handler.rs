@@ -641,3 +641,37 @@ async fn relay(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_and_unlock_writes_and_releases_in_one_go_but_never_anothers_lock() {
+    let redis = RedisServer::start();
+    let sessions = handler(&redis.url());
+    let id = new_id();
+    let key = format!("sess_{}", id.as_str());
+    let lock_key = format!("{key}.lock");
+
+    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    assert!(redis.db(0).exists(&lock_key));
+    sessions
+        .save_and_unlock(&id, Some(Bytes::from_static(b"{\"n\":1}")), lock)
+        .await
+        .unwrap();
+    let mut db = redis.db(0);
+    assert_eq!(db.get(&key).unwrap(), b"{\"n\":1}".to_vec());
+    let ttl = db.ttl(&key);
+    assert!(ttl > 0 && ttl <= GC_MAXLIFETIME as i64, "TTL {ttl}");
+    assert!(!db.exists(&lock_key), "the lock is released with the write");
+
+    // Our lock expired and another holder took it: our release leaves theirs.
+    let short = handler(&format!("{}?lock_ttl=100ms", redis.url()));
+    let (expired, _) = short.lock_and_read(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (theirs, _) = sessions.lock_and_read(&id).await.unwrap();
+    short.save_and_unlock(&id, None, expired).await.unwrap();
+    assert!(
+        redis.db(0).exists(&lock_key),
+        "another holder's lock was deleted"
+    );
+    theirs.release().await.unwrap();
+    assert!(!redis.db(0).exists(&lock_key));
+}

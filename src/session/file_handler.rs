@@ -258,6 +258,14 @@ impl HeldLock for FileLock {
         })
         .await
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
 
 /// The files of one session, and how messages name them.

@@ -344,6 +344,9 @@ impl Session {
             turn,
         } = *active;
         let started = Instant::now();
+        // `save` takes the lock when it can release it together with the
+        // write; whatever it leaves is released here.
+        let mut lock = Some(lock);
         let result = self
             .save(
                 &id,
@@ -353,10 +356,14 @@ impl Session {
                 destroyed,
                 replaced,
                 offered_any,
+                &mut lock,
             )
             .await;
         self.store.metrics.latency.record(started.elapsed());
-        let released = lock.release().await;
+        let released = match lock {
+            Some(lock) => lock.release().await,
+            None => Ok(()),
+        };
         drop(turn);
         if let Some(timings) = &self.timings {
             timings.add_write(started.elapsed());
@@ -384,6 +391,7 @@ impl Session {
         destroyed: bool,
         replaced: Option<SessionId>,
         client_had_cookie: bool,
+        lock: &mut Option<SessionLock>,
     ) -> Result<CommitOutcome, SessionError> {
         let store = &self.store;
         let handler = &store.handler;
@@ -404,11 +412,10 @@ impl Session {
         let stored = match &original {
             Some(before) => {
                 let now = store.codec.encode(data);
-                if store.settings.lazy_write && now == *before {
-                    handler.touch(id).await?;
-                } else {
-                    handler.write(id, now).await?;
-                }
+                // Unchanged under lazy_write: only the expiry is refreshed.
+                let payload = (!store.settings.lazy_write || now != *before).then_some(now);
+                let lock = lock.take().unwrap_or_else(SessionLock::none);
+                handler.save_and_unlock(id, payload, lock).await?;
                 true
             }
             // New (or adopted) and empty: nothing worth storing, no cookie.

@@ -3,6 +3,8 @@
 //! requests. Small on purpose: a new backend is one file implementing it
 //! plus one line in the factory.
 
+use std::any::Any;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -47,6 +49,30 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// Restarts the expiry without rewriting the data (lazy_write).
     async fn touch(&self, id: &SessionId) -> Result<(), SessionError>;
 
+    /// Stores `data` ([`write`](Self::write)), or when it is `None` only
+    /// restarts the expiry ([`touch`](Self::touch)), then releases `lock`.
+    /// A backend that can do both in one round trip overrides it. The lock
+    /// is released even when saving fails; a failed release is logged, not
+    /// returned (the data is saved and the lock expires by itself).
+    async fn save_and_unlock(
+        &self,
+        id: &SessionId,
+        data: Option<Bytes>,
+        lock: SessionLock,
+    ) -> Result<(), SessionError> {
+        let saved = match data {
+            Some(data) => self.write(id, data).await,
+            None => self.touch(id).await,
+        };
+        if let Err(error) = lock.release().await {
+            tracing::warn!(
+                "releasing the lock of session {}… failed: {error}",
+                id.log_prefix()
+            );
+        }
+        saved
+    }
+
     /// Deletes the session. Deleting a missing session is not an error.
     async fn destroy(&self, id: &SessionId) -> Result<(), SessionError>;
 
@@ -70,10 +96,16 @@ pub trait SessionHandler: Send + Sync + 'static {
 
 /// Releasing a held lock; implemented by each backend's lock.
 #[async_trait]
-pub trait HeldLock: Send + Sync {
+pub trait HeldLock: Send + Sync + 'static {
     /// Gives the lock up. Only the holder's own lock is released (a lock
     /// that expired and was taken by someone else is left alone).
     async fn release(self: Box<Self>) -> Result<(), SessionError>;
+
+    /// The lock as `Any`, so that the backend that made it can take it back
+    /// (to fold its release into another round trip).
+    fn as_any(&self) -> &dyn Any;
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
 /// A session lock as the runtime holds it: released explicitly after the
@@ -96,6 +128,15 @@ impl SessionLock {
 
     pub fn is_held(&self) -> bool {
         self.held.is_some()
+    }
+
+    /// Takes the held lock back as the backend's own type `T`, if it is one;
+    /// otherwise the lock stays as it was.
+    pub fn take_as<T: HeldLock>(&mut self) -> Option<Box<T>> {
+        if !self.held.as_ref()?.as_any().is::<T>() {
+            return None;
+        }
+        self.held.take()?.into_any().downcast::<T>().ok()
     }
 
     pub async fn release(mut self) -> Result<(), SessionError> {

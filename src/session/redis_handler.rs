@@ -254,6 +254,58 @@ impl SessionHandler for RedisSessionHandler {
             .map(drop)
     }
 
+    /// One round trip: the `SET … EX` (or `EXPIRE`) and the lock's
+    /// compare-and-delete go out as one pipeline.
+    async fn save_and_unlock(
+        &self,
+        id: &SessionId,
+        data: Option<Bytes>,
+        mut lock: SessionLock,
+    ) -> Result<(), SessionError> {
+        let Some(held) = lock.take_as::<RedisLock>() else {
+            // No lock (locking off, or a new session): the save alone.
+            let saved = match data {
+                Some(data) => self.write(id, data).await,
+                None => self.touch(id).await,
+            };
+            let _ = lock.release().await;
+            return saved;
+        };
+        let mut pipeline = redis::pipe();
+        match &data {
+            Some(data) => pipeline
+                .cmd("SET")
+                .arg(self.key(id))
+                .arg(data.as_ref())
+                .arg("EX")
+                .arg(self.ttl_secs)
+                .ignore(),
+            None => pipeline
+                .cmd("EXPIRE")
+                .arg(self.key(id))
+                .arg(self.ttl_secs)
+                .ignore(),
+        };
+        pipeline
+            .cmd("EVAL")
+            .arg(RELEASE_SCRIPT)
+            .arg(1)
+            .arg(&held.key)
+            .arg(&held.token)
+            .ignore();
+        let saved = self
+            .redis
+            .run::<()>("write", Request::Pipeline(&pipeline))
+            .await;
+        if saved.is_err() {
+            // The pipeline may not have reached Redis: release on its own,
+            // in the background (best effort; the lock TTL is the backstop).
+            let held: Box<dyn HeldLock> = held;
+            drop(SessionLock::held(held));
+        }
+        saved
+    }
+
     async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
         let mut del = redis::cmd("DEL");
         del.arg(self.key(id));
@@ -311,6 +363,14 @@ impl HeldLock for RedisLock {
             .run::<i64>("unlock", Request::Command(&release))
             .await
             .map(drop)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
     }
 }
 
