@@ -82,5 +82,5 @@ echo
 echo "On the hot session the count should exceed the answered requests only by"
 echo "the requests wrk left in flight at its deadline (at most $CONNECTIONS);"
 echo "anything lower is lost updates. Redis counts the lock-release script's own"
-echo "GET and DEL as commands: with locking on, 6 commands are 3 round trips"
-echo "(SET NX + GET pipelined, SET EX, EVAL)."
+echo "GET and DEL as commands: with locking on, 6 commands are 2 round trips"
+echo "(SET NX + GET pipelined, then SET EX + EVAL pipelined)."
