@@ -326,6 +326,15 @@ http {{
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// `nginx -s reload`: SIGHUP to the master, which starts new workers and
+    /// lets the old ones finish what they have.
+    pub fn reload(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGHUP);
+        }
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
