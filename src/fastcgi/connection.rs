@@ -76,7 +76,8 @@ where
         responder,
         limits: gate.limits,
         read_buf: BytesMut::with_capacity(8 * 1024),
-        write_buf: BytesMut::with_capacity(8 * 1024),
+        // Grown on the first answer: an idle connection holds only its read buffer.
+        write_buf: BytesMut::new(),
         receiving: HashMap::new(),
         running: FuturesUnordered::new(),
         abort_handles: HashMap::new(),
