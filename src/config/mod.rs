@@ -13,7 +13,7 @@ mod source;
 pub mod spec;
 
 pub use constants::{Constant, Constants};
-pub use error::ConfigError;
+pub use error::{ConfigError, closest};
 pub use loader::{INI_FILES, LoadOptions, Loaded, load};
 pub use session_settings::{
     BadChoice, CacheLimiter, CookieSameSite, CookieSecure, SessionSettings,

@@ -29,4 +29,4 @@ pub use record::{
     encode_stream,
 };
 pub use request::{CgiParams, CgiRequest};
-pub use responder::{CgiResponse, Responder, ResponseBody, simple_response};
+pub use responder::{BoxError, CgiResponse, Responder, ResponseBody, simple_response};

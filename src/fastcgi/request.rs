@@ -30,6 +30,11 @@ impl CgiParams {
             .map(|(_, value)| value)
     }
 
+    /// REMOTE_ADDR as an IP address, when nginx sent a valid one.
+    pub fn remote_ip(&self) -> Option<std::net::IpAddr> {
+        self.get_str("REMOTE_ADDR")?.parse().ok()
+    }
+
     /// The value of `name` when it is present and valid UTF-8.
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())

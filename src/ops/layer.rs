@@ -149,9 +149,7 @@ fn ping(ops: &Ops, method: &Method) -> Response {
 }
 
 fn status(ops: &Ops, params: Option<&CgiParams>, query: Option<&str>) -> Response {
-    let client = params
-        .and_then(|p| p.get_str("REMOTE_ADDR"))
-        .and_then(|addr| addr.parse::<std::net::IpAddr>().ok());
+    let client = params.and_then(CgiParams::remote_ip);
     let allowed = client.is_some_and(|addr| {
         ops.settings
             .status_allow

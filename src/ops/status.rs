@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::server::ServerMetrics;
-use crate::session::{SessionMetrics, SessionStore};
+use crate::session::SessionStore;
 
 use super::metrics::{OpsMetrics, read};
 
@@ -46,7 +46,7 @@ impl StatusSnapshot {
                 "accepted conn",
                 "accepted_connections",
                 "counter",
-                json!(ServerMetrics::get(&server.accepted)),
+                json!(read(&server.accepted)),
             ),
             (
                 "listen queue",
@@ -64,13 +64,13 @@ impl StatusSnapshot {
                 "open connections",
                 "open_connections",
                 "gauge",
-                json!(ServerMetrics::get(&server.open)),
+                json!(read(&server.open)),
             ),
             (
                 "max children reached",
                 "connection_cap_reached",
                 "counter",
-                json!(ServerMetrics::get(&server.cap_reached)),
+                json!(read(&server.cap_reached)),
             ),
             (
                 "active requests",
@@ -112,7 +112,7 @@ impl StatusSnapshot {
                 "session backend errors",
                 "session_backend_errors",
                 "counter",
-                json!(SessionMetrics::get(&session.backend_errors)),
+                json!(read(&session.backend_errors)),
             ),
             (
                 "session backend p50 ms",
@@ -130,13 +130,13 @@ impl StatusSnapshot {
                 "session lock waits",
                 "session_lock_waits",
                 "counter",
-                json!(SessionMetrics::get(&session.lock_waits)),
+                json!(read(&session.lock_waits)),
             ),
             (
                 "session lock timeouts",
                 "session_lock_timeouts",
                 "counter",
-                json!(SessionMetrics::get(&session.lock_timeouts)),
+                json!(read(&session.lock_timeouts)),
             ),
         ];
         Self { fields }

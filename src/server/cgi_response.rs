@@ -8,9 +8,7 @@ use http::header::CONTENT_LENGTH;
 use http_body::Body as HttpBody;
 use http_body_util::BodyDataStream;
 
-use crate::fastcgi::{CgiResponse, ResponseBody};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::fastcgi::{BoxError, CgiResponse, ResponseBody};
 
 pub fn into_cgi_response<B>(response: Response<B>) -> CgiResponse
 where

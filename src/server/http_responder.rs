@@ -11,11 +11,9 @@ use http::{Request, Response};
 use http_body::Body as HttpBody;
 use tower::{Service, ServiceExt};
 
-use crate::fastcgi::{CgiRequest, CgiResponse, Responder, simple_response};
+use crate::fastcgi::{BoxError, CgiRequest, CgiResponse, Responder, simple_response};
 
 use super::{build_http_request, into_cgi_response};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Adapts an application service to [`Responder`]. The service is cloned per
 /// request, as hyper and axum do.

@@ -34,10 +34,6 @@ impl ServerMetrics {
         }
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-
     pub(super) fn set_listen_fd(&self, fd: Option<i32>) {
         self.listen_fd.store(fd.unwrap_or(-1), Ordering::Relaxed);
     }

@@ -93,8 +93,7 @@ impl SessionCookie {
 
     fn peer_is_trusted(&self, params: &CgiParams) -> bool {
         params
-            .get_str("REMOTE_ADDR")
-            .and_then(|addr| addr.parse::<std::net::IpAddr>().ok())
+            .remote_ip()
             .is_some_and(|addr| self.trusted_proxies.iter().any(|net| net.contains(&addr)))
     }
 

@@ -323,12 +323,8 @@ fn is_secret_name(key: &str) -> bool {
 
 /// ` (did you mean x?)` for the candidate closest to `unknown`, if close enough to be a typo.
 fn did_you_mean(unknown: &str, candidates: &[&str]) -> String {
-    candidates
-        .iter()
-        .map(|candidate| (strsim::jaro_winkler(unknown, candidate), candidate))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| format!(" (did you mean `{candidate}`?)"))
+    crate::config::closest(unknown, candidates.iter().copied())
+        .map(|candidate| format!(" (did you mean `{candidate}`?)"))
         .unwrap_or_default()
 }
 

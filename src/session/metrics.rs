@@ -74,10 +74,6 @@ impl SessionMetrics {
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
-
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
 }
 
 /// Where one request's session time went; the runtime puts one into the
