@@ -333,38 +333,15 @@ impl Session {
                 remove_cookie: false,
             });
         };
-        let Active {
-            id,
-            data,
-            original,
-            id_is_new,
-            destroyed,
-            replaced,
-            lock,
-            turn,
-        } = *active;
+        let mut active = *active;
         let started = Instant::now();
-        // `save` takes the lock when it can release it together with the
-        // write; whatever it leaves is released here.
-        let mut lock = Some(lock);
-        let result = self
-            .save(
-                &id,
-                &data,
-                original,
-                id_is_new,
-                destroyed,
-                replaced,
-                offered_any,
-                &mut lock,
-            )
-            .await;
+        let result = self.save(&mut active, offered_any).await;
         self.store.metrics.latency.record(started.elapsed());
-        let released = match lock {
-            Some(lock) => lock.release().await,
-            None => Ok(()),
-        };
-        drop(turn);
+        // Whatever lock `save` did not release along with its write.
+        let released = std::mem::replace(&mut active.lock, SessionLock::none())
+            .release()
+            .await;
+        drop(active.turn.take());
         if let Some(timings) = &self.timings {
             timings.add_write(started.elapsed());
         }
@@ -375,31 +352,27 @@ impl Session {
         if let Err(error) = released {
             tracing::warn!(
                 "releasing the lock of session {}… failed: {error}",
-                id.log_prefix()
+                active.id.log_prefix()
             );
         }
         Ok(outcome)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes, touches or destroys what the request did. Where the write
+    /// and the unlock can go together, it takes `active.lock` to do so.
     async fn save(
         &self,
-        id: &SessionId,
-        data: &SessionData,
-        original: Option<Bytes>,
-        id_is_new: bool,
-        destroyed: bool,
-        replaced: Option<SessionId>,
+        active: &mut Active,
         client_had_cookie: bool,
-        lock: &mut Option<SessionLock>,
     ) -> Result<CommitOutcome, SessionError> {
         let store = &self.store;
         let handler = &store.handler;
-        if let Some(old) = &replaced {
+        let id = &active.id;
+        if let Some(old) = &active.replaced {
             handler.destroy(old).await?;
         }
-        if destroyed {
-            if original.is_some() || replaced.is_some() {
+        if active.destroyed {
+            if active.original.is_some() || active.replaced.is_some() {
                 handler.destroy(id).await?;
             }
             return Ok(CommitOutcome {
@@ -408,20 +381,20 @@ impl Session {
                 remove_cookie: client_had_cookie,
             });
         }
-        let holds_data = data.keys().any(|key| visible(key));
-        let stored = match &original {
+        let holds_data = active.data.keys().any(|key| visible(key));
+        let stored = match &active.original {
             Some(before) => {
-                let now = store.codec.encode(data);
+                let now = store.codec.encode(&active.data);
                 // Unchanged under lazy_write: only the expiry is refreshed.
                 let payload = (!store.settings.lazy_write || now != *before).then_some(now);
-                let lock = lock.take().unwrap_or_else(SessionLock::none);
+                let lock = std::mem::replace(&mut active.lock, SessionLock::none());
                 handler.save_and_unlock(id, payload, lock).await?;
                 true
             }
             // New (or adopted) and empty: nothing worth storing, no cookie.
             None if !holds_data => false,
             None => {
-                handler.write(id, store.codec.encode(data)).await?;
+                handler.write(id, store.codec.encode(&active.data)).await?;
                 true
             }
         };
@@ -429,7 +402,7 @@ impl Session {
         // cookie alone: it costs nothing and may be valid on another instance.
         Ok(CommitOutcome {
             used: true,
-            set_cookie: (stored && id_is_new).then(|| id.as_str().to_string()),
+            set_cookie: (stored && active.id_is_new).then(|| id.as_str().to_string()),
             remove_cookie: false,
         })
     }

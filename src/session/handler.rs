@@ -60,17 +60,7 @@ pub trait SessionHandler: Send + Sync + 'static {
         data: Option<Bytes>,
         lock: SessionLock,
     ) -> Result<(), SessionError> {
-        let saved = match data {
-            Some(data) => self.write(id, data).await,
-            None => self.touch(id).await,
-        };
-        if let Err(error) = lock.release().await {
-            tracing::warn!(
-                "releasing the lock of session {}… failed: {error}",
-                id.log_prefix()
-            );
-        }
-        saved
+        save_then_release(self, id, data, lock).await
     }
 
     /// Deletes the session. Deleting a missing session is not an error.
@@ -92,6 +82,28 @@ pub trait SessionHandler: Send + Sync + 'static {
     fn uses_locking(&self) -> bool {
         true
     }
+}
+
+/// The plain [`SessionHandler::save_and_unlock`]: write (or touch), then
+/// release, in two steps. For backends that override it but sometimes
+/// cannot do better.
+pub async fn save_then_release<H: SessionHandler + ?Sized>(
+    handler: &H,
+    id: &SessionId,
+    data: Option<Bytes>,
+    lock: SessionLock,
+) -> Result<(), SessionError> {
+    let saved = match data {
+        Some(data) => handler.write(id, data).await,
+        None => handler.touch(id).await,
+    };
+    if let Err(error) = lock.release().await {
+        tracing::warn!(
+            "releasing the lock of session {}… failed: {error}",
+            id.log_prefix()
+        );
+    }
+    saved
 }
 
 /// Releasing a held lock; implemented by each backend's lock.

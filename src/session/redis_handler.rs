@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::dsn::{RedisAddress, RedisDsn, SessionDsn};
 use super::error::SessionError;
-use super::handler::{HeldLock, SessionHandler, SessionLock};
+use super::handler::{HeldLock, SessionHandler, SessionLock, save_then_release};
 use super::id::SessionId;
 
 const BACKEND: &str = "redis";
@@ -263,13 +263,8 @@ impl SessionHandler for RedisSessionHandler {
         mut lock: SessionLock,
     ) -> Result<(), SessionError> {
         let Some(held) = lock.take_as::<RedisLock>() else {
-            // No lock (locking off, or a new session): the save alone.
-            let saved = match data {
-                Some(data) => self.write(id, data).await,
-                None => self.touch(id).await,
-            };
-            let _ = lock.release().await;
-            return saved;
+            // No Redis lock (locking off): nothing to fold into the write.
+            return save_then_release(self, id, data, lock).await;
         };
         let mut pipeline = redis::pipe();
         match &data {
