@@ -48,6 +48,7 @@ async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
         "session backend",
         "session backend errors",
         "session backend p50 ms",
+        "locked sessions",
         "session lock waits",
         "session lock timeouts",
     ] {

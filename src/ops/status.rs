@@ -127,6 +127,12 @@ impl StatusSnapshot {
                 json!(ms(session.latency.percentile(0.99))),
             ),
             (
+                "locked sessions",
+                "locked_sessions",
+                "gauge",
+                json!(sessions.local_locks.len()),
+            ),
+            (
                 "session lock waits",
                 "session_lock_waits",
                 "counter",

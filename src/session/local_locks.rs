@@ -64,7 +64,8 @@ impl LocalLocks {
         }
     }
 
-    /// Sessions with a request in progress or queued (for status pages).
+    /// Sessions with a request in progress or queued here (the status page's
+    /// "locked sessions").
     pub fn len(&self) -> usize {
         self.by_id.lock().map(|m| m.len()).unwrap_or(0)
     }
