@@ -290,7 +290,10 @@ impl Session {
             return false;
         }
         match active.data.get(CREATED_KEY).and_then(Value::as_u64) {
-            Some(created) => unix_now().saturating_sub(created) >= limit,
+            // Whole seconds: `>` so that a session never ends before its
+            // lifetime (with `>=` one created late in a second could end
+            // almost at once).
+            Some(created) => unix_now().saturating_sub(created) > limit,
             None => {
                 active
                     .data
