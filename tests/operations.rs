@@ -51,6 +51,7 @@ async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
         "locked sessions",
         "session lock waits",
         "session lock timeouts",
+        "session lock hand-offs",
     ] {
         assert!(
             before.body.contains(&format!("{name}:")),

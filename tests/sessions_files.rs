@@ -230,6 +230,42 @@ async fn one_hundred_requests_twenty_at_a_time_lose_no_increment() {
         task.await.unwrap();
     }
     assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
+    // Queued requests start from what their predecessor handed over.
+    let status = browser.get("/status?json").await;
+    let hand_offs = status.json()["session lock hand-offs"].as_u64().unwrap();
+    assert!(hand_offs > 0, "{}", status.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_sharing_a_save_path_lose_no_increment() {
+    // flock excludes the other process; each hands its lock on only to
+    // requests queued in its own process.
+    let shared = tempfile::tempdir().unwrap();
+    let save_path = shared.path().display().to_string();
+    let env = [("NENE_SESSION__SAVE_PATH", save_path.as_str())];
+    let first = Nene::start(&env);
+    let second = Nene::start(&env);
+    let nginx = Nginx::start_with(common::NginxOptions {
+        upstreams: vec![&first.upstream, &second.upstream],
+        keep_conn: true,
+        max_body: "8m",
+    });
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let mut browser = browser.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                let page = browser.get("/session/counter").await;
+                assert_eq!(page.status, 200, "{}", page.body);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -186,6 +186,36 @@ async fn one_hundred_requests_twenty_at_a_time_lose_no_increment_with_locking() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn queued_requests_of_one_session_pass_the_lock_on_instead_of_retaking_it() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis.url(), &[]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let monitor = Monitor::start(&redis);
+    assert_eq!(hammer(&browser, 20, 5).await, 100);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
+    let commands = monitor.commands();
+    let lock_takes = commands
+        .iter()
+        .filter(|c| c.contains("\"SET\"") && c.contains(".lock\"") && c.contains("\"NX\""))
+        .count();
+    let releases = commands.iter().filter(|c| c.contains("\"EVAL\"")).count();
+    // 101 requests read the session; with 20 queued at a time most of them
+    // start with the lock and data their predecessor handed over.
+    assert!(
+        lock_takes < 60,
+        "{lock_takes} lock takes for 101 requests: the lock is not handed on"
+    );
+    assert_eq!(
+        releases, lock_takes,
+        "every lock taken is released once, none left behind"
+    );
+    let status = browser.get("/status?json").await;
+    let hand_offs = status.json()["session lock hand-offs"].as_u64().unwrap();
+    assert!(hand_offs + lock_takes as u64 >= 101, "{}", status.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn two_instances_sharing_one_session_lose_no_increment_with_locking() {
     let redis = RedisServer::start();
     let (_first, _second, nginx) = two_instances(&redis.url());

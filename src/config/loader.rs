@@ -514,6 +514,7 @@ impl Values {
             lazy_write: self.bool("session.lazy_write")?,
             sid_length: self.usize("session.sid_length")?,
             sid_bits_per_character: self.choice::<u8>("session.sid_bits_per_character")?,
+            save_path_fsync: self.bool("session.save_path_fsync")?,
             absolute_lifetime: self.number("session.absolute_lifetime")?,
             cache_limiter: self.choice("session.cache_limiter")?,
             cache_expire: self.number("session.cache_expire")?,

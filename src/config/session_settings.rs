@@ -107,6 +107,9 @@ pub struct SessionSettings {
     pub sid_length: usize,
     /// Bits per id character: 4 (0-9a-f), 5 (0-9a-v) or 6 (0-9a-zA-Z,-).
     pub sid_bits_per_character: u8,
+    /// nene's own: files sessions are fsynced before the rename that
+    /// replaces the old file (PHP's files handler never syncs).
+    pub save_path_fsync: bool,
     /// nene's own: seconds after creation when a session ends however
     /// active it is; 0 = off.
     pub absolute_lifetime: u64,
@@ -134,6 +137,7 @@ impl Default for SessionSettings {
             lazy_write: true,
             sid_length: 32,
             sid_bits_per_character: 5,
+            save_path_fsync: false,
             absolute_lifetime: 0,
             cache_limiter: CacheLimiter::Nocache,
             cache_expire: 180,

@@ -357,6 +357,14 @@ pub const SETTINGS: &[SettingSpec] = &[
     ),
     setting(
         "session",
+        "save_path_fsync",
+        "off",
+        Kind::Bool,
+        "-",
+        "files: fsync each session file before it replaces the old one (survives power loss, costs a disk flush per write)",
+    ),
+    setting(
+        "session",
         "absolute_lifetime",
         "0",
         Kind::Number {

@@ -144,6 +144,12 @@ impl StatusSnapshot {
                 "counter",
                 json!(read(&session.lock_timeouts)),
             ),
+            (
+                "session lock hand-offs",
+                "session_lock_hand_offs",
+                "counter",
+                json!(read(&session.hand_offs)),
+            ),
         ];
         Self { fields }
     }

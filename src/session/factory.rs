@@ -43,12 +43,12 @@ impl SessionHandlerFactory {
         let ttl = Duration::from_secs(settings.gc_maxlifetime);
         let handler: Arc<dyn SessionHandler> = match parsed.backend() {
             SessionBackend::Files => Arc::new(
-                FileSessionHandler::new(&settings.save_path, ttl).map_err(|source| {
-                    SessionSetupError::Files {
+                FileSessionHandler::new(&settings.save_path, ttl)
+                    .map_err(|source| SessionSetupError::Files {
                         path: settings.save_path.clone(),
                         source,
-                    }
-                })?,
+                    })?
+                    .with_fsync(settings.save_path_fsync),
             ),
             SessionBackend::Redis(_) => Arc::new(RedisSessionHandler::new(&parsed, ttl)?),
         };

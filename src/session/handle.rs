@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
@@ -19,13 +19,17 @@ use super::codec::SessionData;
 use super::error::SessionError;
 use super::handler::SessionLock;
 use super::id::SessionId;
-use super::local_locks::LocalTurn;
+use super::local_locks::{HandOff, LocalTurn};
 use super::metrics::SessionTimings;
 use super::store::SessionStore;
 
 /// Where the session's creation time is kept when an absolute lifetime is
 /// set. Handlers never see this key.
 const CREATED_KEY: &str = "__nene_created";
+
+/// The longest a backend lock is passed from request to request of one
+/// session before it is released and taken again.
+const HAND_OFF_WINDOW: Duration = Duration::from_secs(1);
 
 /// The session of the current request. Cheap to clone; every clone is the
 /// same session. Take it as a handler argument.
@@ -71,6 +75,9 @@ struct Active {
     replaced: Option<SessionId>,
     /// The backend lock, held until commit.
     lock: SessionLock,
+    /// When the backend lock was taken (by this request or one that handed
+    /// it over).
+    locked_at: Instant,
     /// This request's turn in the in-process queue, held until commit.
     turn: Option<LocalTurn>,
 }
@@ -210,7 +217,7 @@ impl Session {
         let Some(id) = offered.iter().find_map(|text| store.ids.parse(text)) else {
             return Ok(self.new_session());
         };
-        let turn = if store.handler.uses_locking() {
+        let mut turn = if store.handler.uses_locking() {
             let turn = store.local_locks.acquire(&id, store.lock_wait).await?;
             if turn.waited {
                 store.metrics.lock_waits.fetch_add(1, Ordering::Relaxed);
@@ -219,9 +226,15 @@ impl Session {
         } else {
             None
         };
-        let backend_started = Instant::now();
-        let (lock, stored) = store.handler.lock_and_read(&id).await?;
-        store.metrics.latency.record(backend_started.elapsed());
+        let (lock, stored, locked_at) = match self.handed_off(turn.as_mut()).await {
+            Some(hand_off) => (hand_off.lock, Some(hand_off.stored), hand_off.locked_at),
+            None => {
+                let backend_started = Instant::now();
+                let (lock, stored) = store.handler.lock_and_read(&id).await?;
+                store.metrics.latency.record(backend_started.elapsed());
+                (lock, stored, backend_started)
+            }
+        };
         let Some(bytes) = stored else {
             if store.settings.use_strict_mode {
                 // Strict: an id we did not issue (or that expired) is
@@ -234,6 +247,7 @@ impl Session {
             active.id = id;
             active.id_is_new = false;
             active.lock = lock;
+            active.locked_at = locked_at;
             active.turn = turn;
             return Ok(active);
         };
@@ -249,6 +263,7 @@ impl Session {
             destroyed: false,
             replaced: None,
             lock,
+            locked_at,
             turn,
         };
         if self.outlived_absolute_lifetime(&mut active) {
@@ -278,8 +293,43 @@ impl Session {
             destroyed: false,
             replaced: None,
             lock: SessionLock::none(),
+            locked_at: Instant::now(),
             turn: None,
         }
+    }
+
+    /// The lock and data the previous request of this session left, while
+    /// the lock is young enough to pass on (see [`HAND_OFF_WINDOW`]); an
+    /// older one is released and the caller locks afresh.
+    async fn handed_off(&self, turn: Option<&mut LocalTurn>) -> Option<HandOff> {
+        let hand_off = turn?.take_hand_off()?;
+        if hand_off.locked_at.elapsed() < self.hand_off_window() {
+            self.store.metrics.hand_offs.fetch_add(1, Ordering::Relaxed);
+            return Some(hand_off);
+        }
+        let _ = hand_off.lock.release().await;
+        None
+    }
+
+    /// How long one backend lock may be passed from request to request: a
+    /// second, or a quarter of the lock's own expiry if that is shorter, so
+    /// the last request to get it still has most of the expiry left and
+    /// other instances get their turn at least that often.
+    fn hand_off_window(&self) -> Duration {
+        let expiry = self.store.handler.lock_expiry().unwrap_or(HAND_OFF_WINDOW);
+        HAND_OFF_WINDOW.min(expiry / 4)
+    }
+
+    /// Whether this request keeps its backend lock for the next request of
+    /// the session waiting here instead of releasing it: only for a session
+    /// that stays under the id it was read with, while the lock is young.
+    fn may_hand_off(&self, active: &Active) -> bool {
+        active.lock.is_held()
+            && !active.id_is_new
+            && active.replaced.is_none()
+            && !active.destroyed
+            && active.turn.as_ref().is_some_and(LocalTurn::others_waiting)
+            && active.locked_at.elapsed() < self.hand_off_window()
     }
 
     /// True when the session is older than `absolute_lifetime`. A session
@@ -389,9 +439,27 @@ impl Session {
             Some(before) => {
                 let now = store.codec.encode(&active.data);
                 // Unchanged under lazy_write: only the expiry is refreshed.
-                let payload = (!store.settings.lazy_write || now != *before).then_some(now);
-                let lock = std::mem::replace(&mut active.lock, SessionLock::none());
-                handler.save_and_unlock(id, payload, lock).await?;
+                let changed = !store.settings.lazy_write || now != *before;
+                if self.may_hand_off(active) {
+                    if changed {
+                        handler.write(id, now.clone()).await?;
+                    } else {
+                        handler.touch(id).await?;
+                    }
+                    let hand_off = HandOff {
+                        lock: std::mem::replace(&mut active.lock, SessionLock::none()),
+                        stored: if changed { now } else { before.clone() },
+                        locked_at: active.locked_at,
+                    };
+                    if let Some(turn) = active.turn.as_mut() {
+                        turn.hand_over(hand_off);
+                    }
+                } else {
+                    let lock = std::mem::replace(&mut active.lock, SessionLock::none());
+                    handler
+                        .save_and_unlock(id, changed.then_some(now), lock)
+                        .await?;
+                }
                 true
             }
             // New (or adopted) and empty: nothing worth storing, no cookie.

@@ -82,6 +82,13 @@ pub trait SessionHandler: Send + Sync + 'static {
     fn uses_locking(&self) -> bool {
         true
     }
+
+    /// How long a lock outlives a holder that never released it, for
+    /// backends whose locks expire; `None` when they do not (flock ends
+    /// with its holder).
+    fn lock_expiry(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The plain [`SessionHandler::save_and_unlock`]: write (or touch), then

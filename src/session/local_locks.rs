@@ -1,26 +1,46 @@
 //! The in-process queue for one session: requests of the same session that
 //! reach this instance wait here, in arrival order, instead of polling the
 //! backend's lock. The backend lock then only arbitrates between instances.
+//!
+//! A request that finishes while others of its session wait can hand them
+//! its backend lock and the bytes it just stored ([`HandOff`]): the next
+//! request then starts without a round trip to the backend, since nobody
+//! else can have changed a session whose lock was held all along.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 
 use super::error::SessionError;
+use super::handler::SessionLock;
 use super::id::SessionId;
 
 /// One async mutex per session id in use; entries are removed when the last
 /// request of that session lets go, so the map holds only live sessions.
+/// The mutex holds what the previous request handed over, if anything;
+/// removing the entry drops it, and dropping a held [`SessionLock`]
+/// releases it in the background.
 #[derive(Default)]
 pub struct LocalLocks {
-    by_id: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
+    by_id: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<Option<HandOff>>>>>,
+}
+
+/// What a finished request leaves to the next one of its session.
+pub struct HandOff {
+    /// The backend lock, still held.
+    pub lock: SessionLock,
+    /// The session's bytes as stored by the request that handed over.
+    pub stored: Bytes,
+    /// When the backend lock was taken, to bound how long it is passed on.
+    pub locked_at: Instant,
 }
 
 /// Holding this is being the session's current request on this instance.
 pub struct LocalTurn {
-    guard: Option<OwnedMutexGuard<()>>,
+    guard: Option<OwnedMutexGuard<Option<HandOff>>>,
     /// This request had to queue behind another of its session.
     pub waited: bool,
     id: SessionId,
@@ -72,6 +92,31 @@ impl LocalLocks {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl LocalTurn {
+    /// What the previous request of this session handed over, if anything.
+    pub fn take_hand_off(&mut self) -> Option<HandOff> {
+        self.guard.as_mut()?.take()
+    }
+
+    /// Leaves `hand_off` to the next request of this session.
+    pub fn hand_over(&mut self, hand_off: HandOff) {
+        if let Some(guard) = self.guard.as_mut() {
+            **guard = Some(hand_off);
+        }
+    }
+
+    /// Whether other requests of this session wait (or are arriving) here.
+    /// A hint: one may time out before its turn, which only means a lock
+    /// handed over is released a little later, when the queue empties.
+    pub fn others_waiting(&self) -> bool {
+        // The map holds one reference and this turn's guard another; every
+        // other is a request on its way to the mutex.
+        self.guard
+            .as_ref()
+            .is_some_and(|guard| Arc::strong_count(OwnedMutexGuard::mutex(guard)) > 2)
     }
 }
 

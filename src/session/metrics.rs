@@ -62,6 +62,9 @@ pub struct SessionMetrics {
     pub lock_waits: AtomicU64,
     /// Requests that gave up waiting for a session lock (503).
     pub lock_timeouts: AtomicU64,
+    /// Requests that started with the lock and data the previous request of
+    /// their session handed over, without a backend round trip.
+    pub hand_offs: AtomicU64,
     /// Time of each backend round (start: lock + read; commit: write or touch).
     pub latency: LatencyHistogram,
 }

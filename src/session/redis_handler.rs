@@ -326,6 +326,10 @@ impl SessionHandler for RedisSessionHandler {
         self.lock.is_some()
     }
 
+    fn lock_expiry(&self) -> Option<Duration> {
+        self.lock.map(|settings| settings.ttl)
+    }
+
     async fn ping(&self) -> Result<(), SessionError> {
         self.redis
             .run::<String>("ping", Request::Command(&redis::cmd("PING")))
