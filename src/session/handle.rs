@@ -22,6 +22,7 @@ use super::id::SessionId;
 use super::local_locks::{HandOff, LocalTurn};
 use super::metrics::SessionTimings;
 use super::store::SessionStore;
+use super::write_chain::WriteChain;
 
 /// Where the session's creation time is kept when an absolute lifetime is
 /// set. Handlers never see this key.
@@ -75,6 +76,9 @@ struct Active {
     replaced: Option<SessionId>,
     /// The backend lock, held until commit.
     lock: SessionLock,
+    /// The write chain this request continues (it was handed the session
+    /// by the previous request); the chain holds the backend lock meanwhile.
+    chain: Option<Arc<WriteChain>>,
     /// When the backend lock was taken (by this request or one that handed
     /// it over).
     locked_at: Instant,
@@ -226,13 +230,18 @@ impl Session {
         } else {
             None
         };
-        let (lock, stored, locked_at) = match self.handed_off(turn.as_mut()).await {
-            Some(hand_off) => (hand_off.lock, Some(hand_off.stored), hand_off.locked_at),
+        let (lock, chain, stored, locked_at) = match self.handed_off(turn.as_mut()).await {
+            Some(hand_off) => (
+                SessionLock::none(),
+                Some(hand_off.chain),
+                Some(hand_off.data),
+                hand_off.locked_at,
+            ),
             None => {
                 let backend_started = Instant::now();
                 let (lock, stored) = store.handler.lock_and_read(&id).await?;
                 store.metrics.latency.record(backend_started.elapsed());
-                (lock, stored, backend_started)
+                (lock, None, stored, backend_started)
             }
         };
         let Some(bytes) = stored else {
@@ -263,6 +272,7 @@ impl Session {
             destroyed: false,
             replaced: None,
             lock,
+            chain,
             locked_at,
             turn,
         };
@@ -271,6 +281,7 @@ impl Session {
                 "session {}… reached session.absolute_lifetime; replacing it",
                 active.id.log_prefix()
             );
+            settle_chain(&mut active).await?;
             store.handler.destroy(&active.id).await?;
             let _ = std::mem::replace(&mut active.lock, SessionLock::none())
                 .release()
@@ -293,21 +304,26 @@ impl Session {
             destroyed: false,
             replaced: None,
             lock: SessionLock::none(),
+            chain: None,
             locked_at: Instant::now(),
             turn: None,
         }
     }
 
-    /// The lock and data the previous request of this session left, while
-    /// the lock is young enough to pass on (see [`HAND_OFF_WINDOW`]); an
-    /// older one is released and the caller locks afresh.
+    /// The data and lock the previous request of this session left, while
+    /// the lock is young enough to pass on (see [`HAND_OFF_WINDOW`]) and
+    /// every write of the chain so far succeeded. Otherwise the lock is
+    /// released once the chain's writes are done, and the caller locks and
+    /// reads afresh.
     async fn handed_off(&self, turn: Option<&mut LocalTurn>) -> Option<HandOff> {
         let hand_off = turn?.take_hand_off()?;
-        if hand_off.locked_at.elapsed() < self.hand_off_window() {
+        if hand_off.locked_at.elapsed() < self.hand_off_window() && !hand_off.chain.is_broken() {
             self.store.metrics.hand_offs.fetch_add(1, Ordering::Relaxed);
             return Some(hand_off);
         }
-        let _ = hand_off.lock.release().await;
+        if let Ok(lock) = hand_off.chain.settle().await {
+            let _ = lock.release().await;
+        }
         None
     }
 
@@ -324,7 +340,7 @@ impl Session {
     /// the session waiting here instead of releasing it: only for a session
     /// that stays under the id it was read with, while the lock is young.
     fn may_hand_off(&self, active: &Active) -> bool {
-        active.lock.is_held()
+        (active.lock.is_held() || active.chain.is_some())
             && !active.id_is_new
             && active.replaced.is_none()
             && !active.destroyed
@@ -420,6 +436,10 @@ impl Session {
     ) -> Result<CommitOutcome, SessionError> {
         let store = &self.store;
         let handler = &store.handler;
+        if active.original.is_some() && self.may_hand_off(active) {
+            return self.queue_and_hand_off(active).await;
+        }
+        settle_chain(active).await?;
         let id = &active.id;
         if let Some(old) = &active.replaced {
             handler.destroy(old).await?;
@@ -440,26 +460,10 @@ impl Session {
                 let now = store.codec.encode(&active.data);
                 // Unchanged under lazy_write: only the expiry is refreshed.
                 let changed = !store.settings.lazy_write || now != *before;
-                if self.may_hand_off(active) {
-                    if changed {
-                        handler.write(id, now.clone()).await?;
-                    } else {
-                        handler.touch(id).await?;
-                    }
-                    let hand_off = HandOff {
-                        lock: std::mem::replace(&mut active.lock, SessionLock::none()),
-                        stored: if changed { now } else { before.clone() },
-                        locked_at: active.locked_at,
-                    };
-                    if let Some(turn) = active.turn.as_mut() {
-                        turn.hand_over(hand_off);
-                    }
-                } else {
-                    let lock = std::mem::replace(&mut active.lock, SessionLock::none());
-                    handler
-                        .save_and_unlock(id, changed.then_some(now), lock)
-                        .await?;
-                }
+                let lock = std::mem::replace(&mut active.lock, SessionLock::none());
+                handler
+                    .save_and_unlock(id, changed.then_some(now), lock)
+                    .await?;
                 true
             }
             // New (or adopted) and empty: nothing worth storing, no cookie.
@@ -477,6 +481,45 @@ impl Session {
             remove_cookie: false,
         })
     }
+
+    /// Group commit (see `write_chain.rs`): queues this request's data,
+    /// hands data and lock to the next request of the session at once, and
+    /// then waits until a write has stored the change.
+    async fn queue_and_hand_off(&self, active: &mut Active) -> Result<CommitOutcome, SessionError> {
+        let data = self.store.codec.encode(&active.data);
+        let chain = match active.chain.take() {
+            Some(chain) => chain,
+            None => WriteChain::new(
+                self.store.handler.clone(),
+                active.id.clone(),
+                std::mem::replace(&mut active.lock, SessionLock::none()),
+            ),
+        };
+        let version = chain.queue(data.clone())?;
+        if let Some(mut turn) = active.turn.take() {
+            turn.hand_over(HandOff {
+                data,
+                chain: chain.clone(),
+                locked_at: active.locked_at,
+            });
+        }
+        chain.wait_stored(version).await?;
+        Ok(CommitOutcome {
+            used: true,
+            set_cookie: None,
+            remove_cookie: false,
+        })
+    }
+}
+
+/// Takes the backend lock back from a write chain the request was part of,
+/// once every write queued on it is done, so that what follows (a destroy,
+/// a write under a new id, the last write and the unlock) comes after them.
+async fn settle_chain(active: &mut Active) -> Result<(), SessionError> {
+    if let Some(chain) = active.chain.take() {
+        active.lock = chain.settle().await?;
+    }
+    Ok(())
 }
 
 fn visible(key: &str) -> bool {

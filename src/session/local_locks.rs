@@ -2,10 +2,10 @@
 //! reach this instance wait here, in arrival order, instead of polling the
 //! backend's lock. The backend lock then only arbitrates between instances.
 //!
-//! A request that finishes while others of its session wait can hand them
-//! its backend lock and the bytes it just stored ([`HandOff`]): the next
-//! request then starts without a round trip to the backend, since nobody
-//! else can have changed a session whose lock was held all along.
+//! A request that finishes while others of its session wait hands the next
+//! one its data and its backend lock, inside a [`WriteChain`] ([`HandOff`]):
+//! the next request starts without a round trip to the backend, since
+//! nobody else can change a session whose lock is held all along.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,14 +15,14 @@ use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 
 use super::error::SessionError;
-use super::handler::SessionLock;
 use super::id::SessionId;
+use super::write_chain::WriteChain;
 
 /// One async mutex per session id in use; entries are removed when the last
 /// request of that session lets go, so the map holds only live sessions.
 /// The mutex holds what the previous request handed over, if anything;
-/// removing the entry drops it, and dropping a held [`SessionLock`]
-/// releases it in the background.
+/// removing the entry drops it, and the chain releases its lock once its
+/// last write is done.
 #[derive(Default)]
 pub struct LocalLocks {
     by_id: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<Option<HandOff>>>>>,
@@ -30,10 +30,11 @@ pub struct LocalLocks {
 
 /// What a finished request leaves to the next one of its session.
 pub struct HandOff {
-    /// The backend lock, still held.
-    pub lock: SessionLock,
-    /// The session's bytes as stored by the request that handed over.
-    pub stored: Bytes,
+    /// The session's data as the request that handed over left it (queued
+    /// in `chain`, maybe not stored yet).
+    pub data: Bytes,
+    /// The writes of the session so far, and its backend lock.
+    pub chain: Arc<WriteChain>,
     /// When the backend lock was taken, to bound how long it is passed on.
     pub locked_at: Instant,
 }

@@ -16,6 +16,7 @@ mod local_locks;
 mod metrics;
 mod redis_handler;
 mod store;
+mod write_chain;
 
 pub use codec::{JsonCodec, SessionCodec, SessionData};
 pub use cookie::SessionCookie;
