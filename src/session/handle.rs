@@ -332,8 +332,10 @@ impl Session {
     /// the last request to get it still has most of the expiry left and
     /// other instances get their turn at least that often.
     fn hand_off_window(&self) -> Duration {
-        let expiry = self.store.handler.lock_expiry().unwrap_or(HAND_OFF_WINDOW);
-        HAND_OFF_WINDOW.min(expiry / 4)
+        match self.store.handler.lock_expiry() {
+            Some(expiry) => HAND_OFF_WINDOW.min(expiry / 4),
+            None => HAND_OFF_WINDOW,
+        }
     }
 
     /// Whether this request keeps its backend lock for the next request of
