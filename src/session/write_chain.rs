@@ -77,11 +77,14 @@ impl WriteChain {
     /// Queues `data` as the session's newest version and starts a writer if
     /// none runs. Returns the version to [`wait_stored`](Self::wait_stored) for.
     pub fn queue(self: &Arc<Self>, data: Bytes) -> Result<u64, SessionError> {
-        if let Some(reason) = &self.progress.borrow().broken {
-            return Err(self.failure(reason));
-        }
         let (version, start_writer) = {
+            // Checked under the queue's lock, which a failing writer holds
+            // while it marks the chain broken: nothing built on a failed
+            // write can slip in behind it.
             let mut queue = self.queue_state();
+            if let Some(reason) = &self.progress.borrow().broken {
+                return Err(self.failure(reason));
+            }
             queue.newest += 1;
             queue.unwritten = Some(data);
             let start_writer = !queue.writing;
@@ -148,6 +151,7 @@ impl WriteChain {
                     queue.writing = false;
                     self.progress
                         .send_modify(|p| p.broken = Some(error.to_string().into()));
+                    drop(queue);
                     return;
                 }
             }
