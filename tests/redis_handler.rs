@@ -551,6 +551,36 @@ async fn a_lock_dropped_by_a_cancelled_request_is_released_in_the_background() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_whose_release_failed_while_redis_was_down_is_released_once_it_is_back() {
+    // With persistence, a lock taken before a crash comes back with Redis.
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let sessions = handler(&format!("{}?{FAST}", redis.url()));
+    let id = new_id();
+    let lock_key = format!("sess_{}.lock", id.as_str());
+    let lock = sessions.lock(&id).await.unwrap();
+
+    redis.kill();
+    assert!(lock.release().await.is_err(), "Redis is down");
+    redis.restart();
+    assert!(
+        redis.db(0).exists(&lock_key),
+        "the lock came back with Redis (lock_ttl is 30 s)"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis.db(0).exists(&lock_key) {
+        assert!(
+            Instant::now() < deadline,
+            "the lock stayed after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (relocked, _) = sessions.lock_and_read(&id).await.unwrap();
+    assert!(relocked.is_held());
+    relocked.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_went_silent_is_replaced_after_two_timeouts() {
     let redis = RedisServer::start();
     let relay = SilencingRelay::start(redis.port()).await;

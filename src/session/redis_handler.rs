@@ -140,6 +140,7 @@ impl RedisSessionHandler {
             redis: self.redis.clone(),
             key: self.lock_key(id),
             token: new_token(),
+            expires_at: Instant::now() + settings.ttl,
         };
         let mut take = redis::cmd("SET");
         take.arg(&held.key)
@@ -347,11 +348,17 @@ struct RedisLock {
     key: String,
     /// Random, so that releasing can tell this holder's lock from a later one's.
     token: String,
+    /// When Redis expires the lock at the latest (counted from before it
+    /// was taken, so never later than Redis' own clock).
+    expires_at: Instant,
 }
 
-#[async_trait]
-impl HeldLock for RedisLock {
-    async fn release(self: Box<Self>) -> Result<(), SessionError> {
+/// Pauses between attempts at releasing a lock whose release failed.
+const RELEASE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RELEASE_RETRY_MAX: Duration = Duration::from_secs(2);
+
+impl RedisLock {
+    async fn release_once(&self) -> Result<(), SessionError> {
         let mut release = redis::cmd("EVAL");
         release
             .arg(RELEASE_SCRIPT)
@@ -362,6 +369,32 @@ impl HeldLock for RedisLock {
             .run::<i64>("unlock", Request::Command(&release))
             .await
             .map(drop)
+    }
+
+    /// Keeps trying until the release gets through or the lock has expired
+    /// by itself. A Redis that restarts with persistence brings the lock
+    /// back, and without this the session would stay locked for the rest of
+    /// `lock_ttl` after Redis is up again.
+    async fn retry_release(self: Box<Self>) {
+        let mut pause = RELEASE_RETRY_FIRST;
+        loop {
+            tokio::time::sleep(pause).await;
+            if Instant::now() >= self.expires_at || self.release_once().await.is_ok() {
+                return;
+            }
+            pause = (pause * 2).min(RELEASE_RETRY_MAX);
+        }
+    }
+}
+
+#[async_trait]
+impl HeldLock for RedisLock {
+    async fn release(self: Box<Self>) -> Result<(), SessionError> {
+        let released = self.release_once().await;
+        if released.is_err() {
+            tokio::spawn(self.retry_release());
+        }
+        released
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
