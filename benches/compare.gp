@@ -16,10 +16,11 @@ set logscale y
 set format y "%g"
 set bmargin 7
 set rmargin 10
+set tmargin 5
 set multiplot layout 2,1 title heading font "sans,11"
 
 set ylabel "requests per second (median, log scale)"
-set yrange [500:*]
+set yrange [100:*]
 plot datafile using 2:xtic(1) title "nene" lc rgb "#d9534f", \
      '' using 3 title "PHP-FPM" lc rgb "#5b6bbf", \
      '' using 4 title "reference (nginx return 200 / C libfcgi)" lc rgb "#999999"

@@ -218,6 +218,6 @@ python3 "$REPO/benches/compare_report.py" "$WORK/runs.tsv" "$OUT" \
 gnuplot -e "datafile='$OUT/compare-chart.tsv'; outfile='$OUT/compare.png'; heading=\"$(cat "$OUT/compare-chart.title")\"" \
     "$REPO/benches/compare.gp"
 rm -f "$OUT/compare-chart.title"
+echo "The whole run took $(( ($(date +%s) - BEGAN) / 60 )) minutes." >>"$OUT/compare.md"
 cat "$OUT/compare.md"
-echo
-echo "took $(( ($(date +%s) - BEGAN) / 60 )) min; wrote $OUT/compare.{md,tsv,png} and compare-runs.tsv" >&2
+echo "wrote $OUT/compare.{md,tsv,png} and compare-runs.tsv" >&2

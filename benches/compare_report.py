@@ -7,6 +7,7 @@ Usage: compare_report.py RUNS_TSV OUT_DIR SETTINGS MACHINE DATE CHILDREN PHP_KEE
 """
 
 import csv
+import re
 import shutil
 import statistics
 import sys
@@ -114,6 +115,9 @@ md += [
     "share, opcache's included, count once per process). Redis cmds/req counts",
     "every command Redis ran during the run, lock scripts' own included.",
     "nene fsyncs every file-session write; PHP's files handler does not.",
+    "PHP-FPM with keep_conn on: a worker serves one kept nginx connection until",
+    "nginx drops it, so requests on connections beyond pm.max_children wait for",
+    "a worker to come free (its p99).",
     "",
     "## PHP-FPM pool size (measured once, before the rounds)",
     "",
@@ -138,6 +142,35 @@ for (case, connections), s in grouped("sweep").items():
     s = summary(s)
     md.append(f"| {connections.removeprefix('c=')} | {case} | {fmt(s['rps'], ',.0f')} "
               f"| {fmt(s['p50'], '.2f')} | {fmt(s['p99'], '.2f')} | {lost_text(s)} | {s['errors']} |")
+
+
+def log_summary(path, pattern_sub):
+    """The most frequent lines of a log, with timestamps and ids taken out."""
+    counts = {}
+    for line in open(path, errors="replace"):
+        line = pattern_sub(line.strip())
+        if line:
+            counts[line] = counts.get(line, 0) + 1
+    return sorted(counts.items(), key=lambda item: -item[1])[:5]
+
+
+work = Path(runs_path).parent
+logs = [(work / "php-errors.log", lambda l: re.sub(
+            r"^\[[^]]*\] |\s*\(path: [^)]*\)| in /\S+ on line \d+$", "", l))]
+logs += [(p, lambda l: re.sub(r"^\S*\d{4}-\d\d-\d\dT\S*\s*|[0-9a-z]{26,}", "", l))
+         for p in sorted(work.glob("nene-*.log"))]
+if list(work.glob("nene-*.log")):  # the run's work directory, not a re-run of the report
+    md += ["", "## Warnings and errors in the logs", ""]
+quiet = bool(list(work.glob("nene-*.log")))
+for path, clean in logs:
+    if path.exists() and path.stat().st_size:
+        quiet = False
+        md.append(f"{path.name}:")
+        md.append("")
+        md += [f"    {count:>7} × {line[:160]}" for line, count in log_summary(path, clean)]
+        md.append("")
+if quiet:
+    md.append("None: the PHP error log and nene's logs are empty.")
 (out / "compare.md").write_text("\n".join(md) + "\n")
 
 # The chart: one cluster per case, nene / PHP-FPM / reference side by side.
@@ -162,7 +195,8 @@ with open(out / "compare-chart.tsv", "w") as chart:
         rps = [fmt(by_column[c]["rps"], ".0f", "-") if c in by_column else "-" for c in columns]
         p99 = [fmt(by_column[c]["p99"], ".3f", "-") if c in by_column else "-" for c in columns]
         chart.write(case.replace("counter, ", "") + "\t" + "\t".join(rps + p99) + "\n")
-title = (f"nene vs PHP-FPM (pm static, {children} children) through nginx; {machine}; {date}\\n"
-         f"{settings}. Redis locking: nene lock on vs phpredis locking; "
-         "no lock: nene lock=off vs NeNe's PHP handler. reference: nginx return 200 / C libfcgi")
+title = (f"nene vs PHP-FPM (pm static, {children} children) through one nginx; {machine}; {date}\\n"
+         f"{settings}\\n"
+         "Redis, locking: nene lock on vs phpredis's locking handler; no lock: nene lock=off vs "
+         "NeNe's PHP handler; reference: nginx return 200 / C libfcgi")
 (out / "compare-chart.title").write_text(title.replace('"', ""))
