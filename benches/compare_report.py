@@ -128,7 +128,9 @@ for (case, size), s in grouped("tune").items():
     s = summary(s)
     md.append(f"| {size} | {case} | {fmt(s['rps'], ',.0f')} | {fmt(s['p99'], '.2f')} "
               f"| {fmt(s['rss'], '.1f')} | {s['errors']} |")
-md += ["", f"Kept: pm.max_children = {children} (best req/s over both cases, each relative to its best).", ""]
+md += ["", f"Kept: pm.max_children = {children} (best req/s over both cases, each relative to its best).",
+       "The sizes are measured with keep_conn off; with keep_conn on a pool smaller than",
+       "nginx's connection count leaves requests waiting for a pinned worker.", ""]
 
 md += [
     "## nene, /session/counter on Redis (locking on), by wrk connections",

@@ -190,9 +190,10 @@ find_php_fpm() {
     compgen -c php-fpm | sort -V | tail -1
 }
 
-# start_php_fpm CHILDREN: PHP-FPM from benches/php/{php-fpm.conf,php.ini}, a
-# static pool of CHILDREN workers on PHP_PORT (picked once, kept across
-# restarts so nginx's sites stay valid); sets PHP_FPM_PID (the master).
+# start_php_fpm CHILDREN: $PHP_FPM (see find_php_fpm) from
+# benches/php/{php-fpm.conf,php.ini}, a static pool of CHILDREN workers on
+# PHP_PORT (picked once, kept across restarts so nginx's sites stay valid);
+# sets PHP_FPM_PID (the master).
 start_php_fpm() {
     PHP_PORT=${PHP_PORT:-$(free_port)}
     mkdir -p "$WORK/php-sessions"
