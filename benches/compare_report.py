@@ -159,6 +159,7 @@ def log_summary(path, pattern_sub):
 work = Path(runs_path).parent
 logs = [(work / "php-errors.log", lambda l: re.sub(
             r"^\[[^]]*\] |\s*\(path: [^)]*\)| in /\S+ on line \d+$", "", l))]
+logs += [(work / "error.log", lambda l: re.sub(r"^\S+ \S+ |\*\d+ |, client: .*$", "", l))]
 logs += [(p, lambda l: re.sub(r"^\S*\d{4}-\d\d-\d\dT\S*\s*|[0-9a-z]{26,}", "", l))
          for p in sorted(work.glob("nene-*.log"))]
 if list(work.glob("nene-*.log")):  # the run's work directory, not a re-run of the report
@@ -172,7 +173,7 @@ for path, clean in logs:
         md += [f"    {count:>7} × {line[:160]}" for line, count in log_summary(path, clean)]
         md.append("")
 if quiet:
-    md.append("None: the PHP error log and nene's logs are empty.")
+    md.append("None: nginx's error log, the PHP error log and nene's logs are empty.")
 (out / "compare.md").write_text("\n".join(md) + "\n")
 
 # The chart: one cluster per case, nene / PHP-FPM / reference side by side.

@@ -144,8 +144,8 @@ run_wrk() {
     WRK_P99_MS=$(to_ms "$p99")
     WRK_NON2XX=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
     WRK_NON2XX=${WRK_NON2XX:-0}
-    WRK_SOCKET_ERRORS=$(awk -F'[ ,]+' '/Socket errors/ {print $4 + $6 + $8 + $10}' "$WORK/wrk.out")
-    WRK_SOCKET_ERRORS=${WRK_SOCKET_ERRORS:-0}
+    WRK_SOCKET_ERRORS=$(awk '/Socket errors/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i}
+        END {print n + 0}' "$WORK/wrk.out")
     errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/wrk.out" | tr '\n' ' ')
     echo "$1|$WRK_RPS|$p99|$errors|$WRK_REQUESTS|$p50" >>"$WORK/results"
     echo "$1: $WRK_RPS req/s, p99 $p99 $errors" >&2
