@@ -51,15 +51,55 @@ start_nene() {
     PIDS+=("$NENE_PID")
 }
 
-# site LISTEN_PORT UPSTREAM_NAME UPSTREAM_ADDR KEEP_CONN: one server block from
-# deploy/nginx/nene.conf.template, written to $WORK and included by nginx.
+# site LISTEN_PORT UPSTREAM_NAME UPSTREAM_ADDR KEEP_CONN [PARAM=VALUE ...]: one
+# server block from deploy/nginx/nene.conf.template, written to $WORK and
+# included by nginx. Each PARAM=VALUE adds `fastcgi_param PARAM VALUE;` (the
+# PHP-FPM side needs SCRIPT_FILENAME). Two upstream servers:
+# UPSTREAM_ADDR="127.0.0.1:A; server 127.0.0.1:B".
 site() {
-    NGINX_LISTEN=127.0.0.1:$1 NENE_UPSTREAM=$3 NENE_HTDOCS=$REPO/htdocs \
-    NENE_FASTCGI_KEEP_CONN=$4 NENE_MAX_BODY=8m \
+    local port=$1 name=$2 addr=$3 keep=$4 params="" pair
+    shift 4
+    for pair in "$@"; do params+="        fastcgi_param ${pair%%=*} ${pair#*=};\n"; done
+    NGINX_LISTEN=127.0.0.1:$port NENE_UPSTREAM=$addr NENE_HTDOCS=$REPO/htdocs \
+    NENE_FASTCGI_KEEP_CONN=$keep NENE_MAX_BODY=8m \
         envsubst '${NGINX_LISTEN} ${NENE_UPSTREAM} ${NENE_HTDOCS} ${NENE_FASTCGI_KEEP_CONN} ${NENE_MAX_BODY}' \
         <"$REPO/deploy/nginx/nene.conf.template" |
-        sed "s/upstream nene/upstream $2/; s/fastcgi_pass nene;/fastcgi_pass $2;/" >"$WORK/site-$1.conf"
-    SITES+="    include $WORK/site-$1.conf;"$'\n'
+        sed "s/upstream nene/upstream $name/; s/fastcgi_pass nene;/fastcgi_pass $name;/
+             /fastcgi_keep_conn/a\\
+$params" >"$WORK/site-$port.conf"
+    SITES+="    include $WORK/site-$port.conf;"$'\n'
+}
+
+# start_redis: a throwaway redis-server on a free port; sets REDIS_PORT.
+start_redis() {
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$REDIS_PORT"
+}
+
+# redis_commands: how many commands the bench's Redis has run (INFO itself not counted).
+redis_commands() {
+    redis-cli -p "$REDIS_PORT" info commandstats |
+        awk -F'[=,:]' '/^cmdstat_/ && !/cmdstat_info/ {sum += $3} END {print sum + 0}'
+}
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (at most 10 s).
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
+# rss_mib PID...: the resident memory (VmRSS) of these processes, summed, in MiB.
+rss_mib() {
+    local pid
+    for pid in "$@"; do cat "/proc/$pid/status" 2>/dev/null; done |
+        awk '/^VmRSS/ {kb += $2} END {printf "%.1f", kb / 1024}'
 }
 
 # start_nginx [EXTRA_HTTP_CONFIG]: one nginx serving every site() so far.
@@ -87,18 +127,35 @@ CONF
 }
 
 # run_wrk NAME URL [HEADER]: one wrk run; appends
-# name|req/s|p99|errors|requests to $WORK/results and echoes progress.
+# name|req/s|p99|errors|requests|p50 to $WORK/results and echoes progress.
+# Also sets WRK_REQUESTS (responses of any status), WRK_RPS, WRK_P50_MS,
+# WRK_P99_MS, WRK_NON2XX (answers that were not 2xx/3xx) and
+# WRK_SOCKET_ERRORS (connect, read, write errors and timeouts, summed).
 run_wrk() {
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
     [ -n "${3:-}" ] && args+=(-H "$3")
     wrk "${args[@]}" "$2" >"$WORK/wrk.out"
     WRK_REQUESTS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
-    local rps p99 errors
-    rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+    local p50 p99 errors
+    WRK_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+    p50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.out")
     p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.out")
+    WRK_P50_MS=$(to_ms "$p50")
+    WRK_P99_MS=$(to_ms "$p99")
+    WRK_NON2XX=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
+    WRK_NON2XX=${WRK_NON2XX:-0}
+    WRK_SOCKET_ERRORS=$(awk '/Socket errors/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i}
+        END {print n + 0}' "$WORK/wrk.out")
     errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/wrk.out" | tr '\n' ' ')
-    echo "$1|$rps|$p99|$errors|$WRK_REQUESTS" >>"$WORK/results"
-    echo "$1: $rps req/s, p99 $p99 $errors" >&2
+    echo "$1|$WRK_RPS|$p99|$errors|$WRK_REQUESTS|$p50" >>"$WORK/results"
+    echo "$1: $WRK_RPS req/s, p99 $p99 $errors" >&2
+}
+
+# to_ms 1.23ms|456.00us|1.20s: wrk's latency in milliseconds.
+to_ms() {
+    awk -v t="$1" 'BEGIN {
+        if (t ~ /us$/) f = 0.001; else if (t ~ /ms$/) f = 1; else if (t ~ /m$/) f = 60000; else f = 1000
+        sub(/[a-z]+$/, "", t); printf "%.3f", t * f }'
 }
 
 # median_table [CEILING_CASE]: the markdown table of medians over rounds.
@@ -113,7 +170,7 @@ def ms(text):
     return float(text)
 rows = {}
 for line in open(path):
-    name, rps, p99, errors, _requests = line.rstrip("\n").split("|")
+    name, rps, p99, errors, _requests = line.rstrip("\n").split("|")[:5]
     rows.setdefault(name, []).append((float(rps), ms(p99), errors.strip()))
 ceiling = statistics.median(r for r, _, _ in rows[ceiling_name]) if ceiling_name else None
 header = "| case | req/s | p99 (ms) |" + (" % of ceiling |" if ceiling else "") + " errors |"
@@ -126,4 +183,38 @@ for name, samples in rows.items():
     share = f" {100 * rps / ceiling:.0f}% |" if ceiling else ""
     print(f"| {name} | {rps:,.0f} | {p99:.2f} |{share} {errors} |")
 PY
+}
+
+# PHP-FPM's binary (Debian names it php-fpm8.2 and so on), or empty.
+find_php_fpm() {
+    compgen -c php-fpm | sort -V | tail -1
+}
+
+# start_php_fpm CHILDREN: $PHP_FPM (see find_php_fpm) from
+# benches/php/{php-fpm.conf,php.ini}, a static pool of CHILDREN workers on
+# PHP_PORT (picked once, kept across restarts so nginx's sites stay valid);
+# sets PHP_FPM_PID (the master).
+start_php_fpm() {
+    PHP_PORT=${PHP_PORT:-$(free_port)}
+    mkdir -p "$WORK/php-sessions"
+    WORK=$WORK PHP_PORT=$PHP_PORT PHP_CHILDREN=$1 envsubst '${WORK} ${PHP_PORT} ${PHP_CHILDREN}' \
+        <"$REPO/benches/php/php-fpm.conf" >"$WORK/php-fpm.conf"
+    local root=()
+    [ "$(id -u)" = 0 ] && root=(--allow-to-run-as-root)
+    "$PHP_FPM" --nodaemonize "${root[@]}" -y "$WORK/php-fpm.conf" -c "$REPO/benches/php/php.ini" \
+        2>>"$WORK/php-fpm.log" &
+    PHP_FPM_PID=$!
+    PIDS+=("$PHP_FPM_PID")
+    wait_port "$PHP_PORT"
+}
+
+# stop_php_fpm: ends the pool started last and waits until it has gone.
+stop_php_fpm() {
+    kill "$PHP_FPM_PID" 2>/dev/null || true
+    wait "$PHP_FPM_PID" 2>/dev/null || true
+}
+
+# php_fpm_pids: the master and its workers.
+php_fpm_pids() {
+    echo "$PHP_FPM_PID" $(pgrep -P "$PHP_FPM_PID")
 }

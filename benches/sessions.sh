@@ -14,10 +14,7 @@ DURATION=${2:-10s}
 source "$(dirname "$0")/lib.sh"
 require_tools nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-server envsubst:gettext-base
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-sleep 0.5
+start_redis
 
 build_nene
 FILES=$(free_port); LOCKED=$(free_port); UNLOCKED=$(free_port)
@@ -29,11 +26,6 @@ site "$NGINX_FILES" files "127.0.0.1:$FILES" on
 site "$NGINX_LOCKED" locked "127.0.0.1:$LOCKED" on
 site "$NGINX_UNLOCKED" unlocked "127.0.0.1:$UNLOCKED" on
 start_nginx
-
-redis_commands() {
-    redis-cli -p "$REDIS_PORT" info commandstats |
-        awk -F'[=,:]' '/^cmdstat_/ && !/cmdstat_info/ {sum += $3} END {print sum + 0}'
-}
 
 # hot NAME PORT REDIS?: one session for every request; checks the count.
 hot() {

@@ -14,10 +14,7 @@ DURATION=${SOAK_SLICE:-60s}
 source "$(dirname "$0")/lib.sh"
 require_tools nginx:nginx wrk:wrk redis-server:redis-server envsubst:gettext-base
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-sleep 0.5
+start_redis
 build_nene
 NENE_PORT=$(free_port)
 start_nene "$NENE_PORT" NENE_SESSION_DSN="redis://127.0.0.1:$REDIS_PORT"
