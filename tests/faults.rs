@@ -1,13 +1,17 @@
-//! Faults around nene that must cost no request: nginx reloading its
-//! configuration under load.
+//! Faults around nene that must cost no request, or only the requests that
+//! depend on what failed: nginx reloading its configuration under load,
+//! thousands of idle and slow connections.
 
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{Nene, Nginx};
+use common::fcgi_client::{RESPONDER, begin, params, request_params};
+use common::{Nene, Nginx, raise_open_file_limit, rss_kib};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_nginx_reload_under_load_fails_no_request() {
@@ -64,4 +68,120 @@ async fn an_nginx_reload_under_load_fails_no_request() {
     assert!(!nene.log_text().contains("WARN"), "{}", nene.log_text());
     let nginx_errors = nginx.error_log();
     assert!(!nginx_errors.contains("upstream"), "{nginx_errors}");
+}
+
+/// Connections that send nothing: nene keeps them until `idle_timeout`.
+const IDLE_CONNECTIONS: usize = 1000;
+/// Clients that send a request one byte per second.
+const SLOW_CLIENTS: usize = 100;
+/// `server.receive_timeout` for the slow-client test.
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_and_slow_connections_neither_starve_nginx_nor_grow_memory() {
+    raise_open_file_limit(4096);
+    let nene = Nene::start(&[
+        ("NENE_ACCESS__LOG", "off"),
+        ("NENE_SERVER__RECEIVE_TIMEOUT", "3s"),
+        ("NENE_SERVER__IDLE_TIMEOUT", "120s"),
+    ]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let rss_before = rss_kib(nene.pid());
+
+    let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
+    for _ in 0..IDLE_CONNECTIONS {
+        idle.push(
+            TcpStream::connect(&nene.addr)
+                .await
+                .expect("an idle connection"),
+        );
+    }
+    // A slow client: the bytes of one request, one per second, until nene
+    // closes the connection; returns how long nene let it dribble.
+    let mut one_request = begin(1, RESPONDER, false);
+    let pairs = request_params("GET", "/health");
+    let pairs: Vec<(&[u8], &[u8])> = pairs
+        .iter()
+        .map(|(n, v)| (n.as_slice(), v.as_slice()))
+        .collect();
+    one_request.extend(params(1, &pairs));
+    let mut slow = Vec::new();
+    for _ in 0..SLOW_CLIENTS {
+        let addr = nene.addr.clone();
+        let bytes = one_request.clone();
+        slow.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(&addr).await.expect("a slow connection");
+            let started = Instant::now();
+            for byte in bytes.iter().cycle().take(30) {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    return Some(started.elapsed());
+                }
+                let mut answer = [0u8; 64];
+                match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut answer)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+                    Ok(Ok(_)) => panic!("nene answered a request it never fully received"),
+                    Err(_) => {}
+                }
+            }
+            None
+        }));
+    }
+
+    // Meanwhile nginx's requests are served, every one.
+    let client = common::http_client();
+    let mut served = 0;
+    let until = Instant::now() + RECEIVE_TIMEOUT + Duration::from_secs(2);
+    while Instant::now() < until {
+        let response = client
+            .get(nginx.url("/health"))
+            .send()
+            .await
+            .expect("nginx answers");
+        assert_eq!(response.status(), 200, "/health through nginx");
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rss_busy = rss_kib(nene.pid());
+
+    let mut cut_after = Vec::new();
+    for client in slow {
+        let elapsed = client.await.unwrap().unwrap_or_else(|| {
+            panic!("a slow client was never cut off (receive_timeout {RECEIVE_TIMEOUT:?})")
+        });
+        cut_after.push(elapsed);
+    }
+    cut_after.sort();
+    let (first, last) = (cut_after[0], cut_after[cut_after.len() - 1]);
+    eprintln!(
+        "{IDLE_CONNECTIONS} idle + {SLOW_CLIENTS} slow connections: nene RSS {:.1} MiB \
+         (before {:.1} MiB); slow clients cut after {first:.1?} .. {last:.1?}; \
+         {served} requests through nginx meanwhile",
+        rss_busy as f64 / 1024.0,
+        rss_before as f64 / 1024.0
+    );
+    assert!(
+        first >= RECEIVE_TIMEOUT - Duration::from_millis(100),
+        "a slow client was cut before receive_timeout: {first:?}"
+    );
+    assert!(
+        last <= RECEIVE_TIMEOUT + Duration::from_secs(5),
+        "a slow client was cut only after {last:?}"
+    );
+    assert!(rss_busy < 100 * 1024, "nene's RSS is {rss_busy} KiB");
+    assert!(served > 10, "only {served} requests through nginx");
+
+    // The idle connections are still open: nene neither dropped nor
+    // answered them (idle_timeout is 120 s).
+    for stream in &mut idle {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut byte)).await;
+        assert!(
+            read.is_err(),
+            "an idle connection was closed or answered: {read:?}"
+        );
+    }
+    // And nginx is still served with all of them held.
+    let response = client.get(nginx.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!nene.log_text().contains("panic"), "{}", nene.log_text());
 }
