@@ -35,6 +35,8 @@ pub struct Session {
     store: Arc<SessionStore>,
     /// Where this request's session time goes, for the slow log.
     timings: Option<Arc<SessionTimings>>,
+    /// REMOTE_ADDR, for the warning about a refused id.
+    client: Option<std::net::IpAddr>,
 }
 
 struct State {
@@ -90,6 +92,7 @@ impl Session {
         store: Arc<SessionStore>,
         offered_ids: Vec<String>,
         timings: Option<Arc<SessionTimings>>,
+        client: Option<std::net::IpAddr>,
     ) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
@@ -99,6 +102,7 @@ impl Session {
             })),
             store,
             timings,
+            client,
         }
     }
 
@@ -226,6 +230,7 @@ impl Session {
             if store.settings.use_strict_mode {
                 // Strict: an id we did not issue (or that expired) is
                 // replaced; the client's id is never stored.
+                store.rejected_ids.note(self.client);
                 let _ = lock.release().await;
                 drop(turn);
                 return Ok(self.new_session());
@@ -238,7 +243,7 @@ impl Session {
             return Ok(active);
         };
         let data = store.codec.decode(&bytes).unwrap_or_else(|error| {
-            tracing::warn!("session {}…: {error}; starting it afresh", id.log_prefix());
+            tracing::warn!("session #{}: {error}; starting it afresh", id.log_tag());
             SessionData::new()
         });
         let mut active = Active {
@@ -253,8 +258,8 @@ impl Session {
         };
         if self.outlived_absolute_lifetime(&mut active) {
             tracing::info!(
-                "session {}… reached session.absolute_lifetime; replacing it",
-                active.id.log_prefix()
+                "session #{} reached session.absolute_lifetime; replacing it",
+                active.id.log_tag()
             );
             store.handler.destroy(&active.id).await?;
             let _ = std::mem::replace(&mut active.lock, SessionLock::none())
@@ -354,8 +359,8 @@ impl Session {
         let outcome = result?;
         if let Err(error) = released {
             tracing::warn!(
-                "releasing the lock of session {}… failed: {error}",
-                active.id.log_prefix()
+                "releasing the lock of session #{} failed: {error}",
+                active.id.log_tag()
             );
         }
         Ok(outcome)
