@@ -1,6 +1,7 @@
 //! Faults around nene that must cost no request, or only the requests that
 //! depend on what failed: nginx reloading its configuration under load,
-//! thousands of idle and slow connections, Redis killed under load.
+//! thousands of idle and slow connections, Redis killed under load, many
+//! handlers that never return.
 
 mod common;
 
@@ -9,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::fcgi_client::{RESPONDER, begin, params, request_params};
+use common::fcgi_client::{FcgiClient, RESPONDER, begin, params, request, request_params};
+use common::in_process::InProcess;
 use common::redis_server::RedisServer;
 use common::{Nene, Nginx, raise_open_file_limit, rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -314,4 +316,62 @@ async fn redis_killed_under_load_loses_no_acknowledged_write_and_nene_reconnects
     assert!(recovered_after < Duration::from_secs(6));
     let log = nene.log_text();
     assert!(!log.contains("panic"), "{log}");
+}
+
+/// Requests stuck in a handler at once in the hung-handler test.
+const HUNG_REQUESTS: usize = 60;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_hung_handlers_get_504_and_do_not_starve_other_requests() {
+    let (server, _dir) =
+        InProcess::start_front_controller(&[("NENE_SERVER__REQUEST_TERMINATE_TIMEOUT", "2s")])
+            .await;
+    let started = Instant::now();
+    let mut hung = Vec::new();
+    for _ in 0..HUNG_REQUESTS {
+        let addr = server.addr.clone();
+        hung.push(tokio::spawn(async move {
+            let mut client = FcgiClient::connect(&addr).await;
+            client.send(&request(1, "GET", "/hang", b"", false)).await;
+            let status = client.response(1).await.status();
+            (status, started.elapsed())
+        }));
+    }
+    // While all of them hang, other requests are answered at once.
+    let mut answered = 0;
+    while Instant::now() < started + Duration::from_millis(1500) {
+        let mut client = FcgiClient::connect(&server.addr).await;
+        client.send(&request(1, "GET", "/hello", b"", false)).await;
+        let response = tokio::time::timeout(Duration::from_secs(5), client.response(1))
+            .await
+            .expect("/hello answered while handlers hang");
+        assert_eq!(response.body_text(), "hello");
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut slowest = Duration::ZERO;
+    for request in hung {
+        let (status, after) = request.await.unwrap();
+        assert_eq!(status, 504);
+        slowest = slowest.max(after);
+    }
+    eprintln!(
+        "{HUNG_REQUESTS} hung handlers: all 504 by {slowest:.2?}; {answered} other requests answered meanwhile"
+    );
+    assert!(answered >= 5);
+    assert!(slowest >= Duration::from_secs(2), "cut before the timeout");
+    assert!(
+        slowest < Duration::from_secs(10),
+        "the last 504 took {slowest:?}"
+    );
+    // And the server has nothing left running.
+    let mut client = FcgiClient::connect(&server.addr).await;
+    client
+        .send(&request(1, "GET", "/status?json", b"", false))
+        .await;
+    let status = client.response(1).await.body_text();
+    assert!(
+        status.contains(&format!("\"timed out requests\":{HUNG_REQUESTS}")),
+        "{status}"
+    );
 }

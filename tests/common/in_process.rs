@@ -1,5 +1,5 @@
 //! nene's server run inside the test process with a test application: routes
-//! that stream, panic or stall, which the example application has no reason
+//! that stream, panic, stall or hang, which the example application has no reason
 //! to have. It also shows an axum `Router` serving as the application.
 
 use std::time::Duration;
@@ -55,6 +55,8 @@ pub fn test_app() -> Router {
                 "unreachable"
             }),
         )
+        // Never answers: a handler stuck on a lock or a dead upstream.
+        .route("/hang", get(std::future::pending::<&'static str>))
         .route(
             "/slow",
             get(|| async {
