@@ -55,6 +55,18 @@ pub fn test_app() -> Router {
                 "unreachable"
             }),
         )
+        // Copies the request's X-Echo header into the response's: what a
+        // careless handler does with input.
+        .route(
+            "/echo-header",
+            get(|request: http::Request<Body>| async move {
+                let mut response = http::Response::new(Body::from("echoed"));
+                if let Some(value) = request.headers().get("x-echo") {
+                    response.headers_mut().insert("x-echo", value.clone());
+                }
+                response
+            }),
+        )
         // Never answers: a handler stuck on a lock or a dead upstream.
         .route("/hang", get(std::future::pending::<&'static str>))
         .route(
