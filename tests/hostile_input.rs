@@ -15,8 +15,11 @@ use common::in_process::InProcess;
 use common::redis_server::RedisServer;
 use common::{Nene, Nginx};
 
+/// A FastCGI param: name and value bytes.
+type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// The params of `GET uri` with `overrides` replacing or adding pairs.
-fn hostile_params(uri: &str, overrides: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn hostile_params(uri: &str, overrides: &[Pair]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut pairs: BTreeMap<Vec<u8>, Vec<u8>> = request_params("GET", uri).into_iter().collect();
     for (name, value) in overrides {
         pairs.insert(name.to_vec(), value.to_vec());
@@ -53,7 +56,7 @@ fn head_lines(response: &common::fcgi_client::Response) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_utf8_anywhere_gets_a_defined_answer_and_the_connection_stays_usable() {
     let nene = Nene::start(&[]);
-    let cases: Vec<(&str, Vec<(&[u8], &[u8])>)> = vec![
+    let cases: Vec<(&str, Vec<Pair>)> = vec![
         ("REQUEST_URI", vec![(b"REQUEST_URI", b"/health\xff\xfe")]),
         ("DOCUMENT_URI", vec![(b"DOCUMENT_URI", b"/\xc3\x28")]),
         (
