@@ -376,10 +376,10 @@ impl Session {
         let store = &self.store;
         let handler = &store.handler;
         let id = &active.id;
-        if let Some(old) = &active.replaced {
-            handler.destroy(old).await?;
-        }
         if active.destroyed {
+            if let Some(old) = &active.replaced {
+                handler.destroy(old).await?;
+            }
             if active.original.is_some() || active.replaced.is_some() {
                 handler.destroy(id).await?;
             }
@@ -406,6 +406,11 @@ impl Session {
                 true
             }
         };
+        // The id regenerate() replaced goes only once its successor is
+        // stored: a failed write (full disk, Redis down) keeps the old session.
+        if let Some(old) = &active.replaced {
+            handler.destroy(old).await?;
+        }
         // A refused id with nothing stored in its place leaves the client's
         // cookie alone: it costs nothing and may be valid on another instance.
         Ok(CommitOutcome {
