@@ -123,11 +123,27 @@ impl Nene {
         Self::spawn_with(&listen, false, env)
     }
 
+    /// nene on a free loopback TCP port with its command adjusted by
+    /// `adjust` before it starts (e.g. a `pre_exec` that lowers a limit).
+    pub fn start_adjusted(env: &[(&str, &str)], adjust: impl FnOnce(&mut Command)) -> Nene {
+        let addr = format!("127.0.0.1:{}", free_port());
+        Self::spawn_adjusted(&addr, true, env, adjust)
+    }
+
     fn spawn(listen: &str, env: &[(&str, &str)]) -> Nene {
         Self::spawn_with(listen, true, env)
     }
 
     fn spawn_with(listen: &str, command_line: bool, env: &[(&str, &str)]) -> Nene {
+        Self::spawn_adjusted(listen, command_line, env, |_| {})
+    }
+
+    fn spawn_adjusted(
+        listen: &str,
+        command_line: bool,
+        env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Nene {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("nene.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
@@ -155,6 +171,7 @@ impl Nene {
             .current_dir(REPO)
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap());
+        adjust(&mut command);
         let mut child = command.spawn().expect("start nene");
         match listen.strip_prefix("unix:") {
             Some(path) => wait_for_unix(Path::new(path), &mut child, &log),
