@@ -11,7 +11,9 @@ use crate::app::example_app;
 use crate::config::{ConfigError, Constants, LoadOptions, Source, load};
 use crate::front_controller::front_controller;
 use crate::ops::{Ops, OpsSetupError};
-use crate::server::{HttpResponder, ListenError, Listener, ServerMetrics, serve};
+use crate::server::{
+    HttpResponder, ListenError, Listener, ServerMetrics, raise_open_file_limit_and_log, serve,
+};
 use crate::session::{
     IdFormatError, JsonCodec, SessionCookie, SessionHandler, SessionHandlerFactory,
     SessionIdFormat, SessionSetupError, SessionStore, redact_dsn,
@@ -142,6 +144,7 @@ pub async fn serve_until_signalled(
         server_metrics.clone(),
         sessions.clone(),
     )?);
+    raise_open_file_limit_and_log(settings.server.limits.max_connections);
     let listener = Listener::bind(&settings.server.listen, settings.server.socket_mode).await?;
     let app = example_app(&settings.htdocs, settings.layers_num);
     tracing::info!(

@@ -131,7 +131,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     setting(
         "server",
         "max_connections",
-        "1024",
+        "4096",
         Kind::Number {
             min: 1,
             max: 1_000_000,

@@ -35,7 +35,7 @@ impl Default for ConnectionLimits {
             // request into a connection we are closing.
             idle_timeout: Duration::from_secs(75),
             max_requests_per_connection: 64,
-            max_connections: 1024,
+            max_connections: 4096,
         }
     }
 }

@@ -8,6 +8,7 @@ mod http_responder;
 mod listen_addr;
 mod listener;
 mod metrics;
+mod open_files;
 mod settings;
 
 pub use accept_loop::serve;
@@ -17,4 +18,7 @@ pub use http_responder::HttpResponder;
 pub use listen_addr::{ListenAddr, ListenAddrError};
 pub use listener::{ListenError, Listener};
 pub use metrics::{ListenQueue, ServerMetrics};
+pub use open_files::{
+    OpenFileLimit, OpenFileLimitError, raise_open_file_limit, raise_open_file_limit_and_log,
+};
 pub use settings::ServerSettings;

@@ -22,9 +22,10 @@ pub enum SessionError {
         message: String,
     },
     /// Another request held the session's lock for longer than the wait allows.
-    #[error("session {id_prefix}… is locked by another request; gave up after {waited:?}")]
+    #[error("session #{id_tag} is locked by another request; gave up after {waited:?}")]
     LockTimeout {
-        id_prefix: String,
+        /// [`SessionId::log_tag`](super::id::SessionId::log_tag), never the id.
+        id_tag: String,
         waited: std::time::Duration,
     },
     /// Stored data the codec cannot read.

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use super::error::SessionError;
 use super::handler::{HeldLock, SessionHandler, SessionLock};
-use super::id::SessionId;
+use super::id::{SessionId, log_tag_of};
 
 /// The backend name in logs and errors.
 const BACKEND: &str = "files";
@@ -147,7 +147,7 @@ impl SessionHandler for FileSessionHandler {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Err(SessionError::LockTimeout {
-                    id_prefix: id.log_prefix().to_string(),
+                    id_tag: id.log_tag(),
                     waited: now - started,
                 });
             }
@@ -294,20 +294,22 @@ struct SessionFiles {
     /// write renames a new inode over it and a lock on the old one would no
     /// longer exclude anybody.
     lock: PathBuf,
-    /// The data path with the id cut to its log prefix: errors name the file
-    /// without writing a usable session id into logs.
+    /// The data path with the id replaced by its log tag: errors name the
+    /// file without writing any part of a session id into logs.
     shown: String,
 }
 
 impl SessionFiles {
     fn new(dir: &Path, id: &str) -> SessionFiles {
         let name = format!("sess_{id}");
-        let prefix: String = id.chars().take(6).collect();
         SessionFiles {
             dir: dir.to_path_buf(),
             data: dir.join(&name),
             lock: dir.join(format!("{name}.lock")),
-            shown: format!("{}…", dir.join(format!("sess_{prefix}")).display()),
+            shown: format!(
+                "{}",
+                dir.join(format!("sess_#{}", log_tag_of(id))).display()
+            ),
             name,
         }
     }
@@ -940,9 +942,9 @@ mod tests {
         };
         let waited = started.elapsed();
         match error {
-            SessionError::LockTimeout { id_prefix, .. } => {
-                assert!(id.as_str().starts_with(&id_prefix));
-                assert!(id_prefix.len() < id.as_str().len());
+            SessionError::LockTimeout { id_tag, .. } => {
+                assert_eq!(id_tag, id.log_tag());
+                assert!(!id.as_str().contains(&id_tag));
             }
             other => panic!("expected LockTimeout, got {other:?}"),
         }

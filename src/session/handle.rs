@@ -40,6 +40,8 @@ pub struct Session {
     store: Arc<SessionStore>,
     /// Where this request's session time goes, for the slow log.
     timings: Option<Arc<SessionTimings>>,
+    /// REMOTE_ADDR, for the warning about a refused id.
+    client: Option<std::net::IpAddr>,
 }
 
 struct State {
@@ -101,6 +103,7 @@ impl Session {
         store: Arc<SessionStore>,
         offered_ids: Vec<String>,
         timings: Option<Arc<SessionTimings>>,
+        client: Option<std::net::IpAddr>,
     ) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
@@ -110,6 +113,7 @@ impl Session {
             })),
             store,
             timings,
+            client,
         }
     }
 
@@ -248,6 +252,7 @@ impl Session {
             if store.settings.use_strict_mode {
                 // Strict: an id we did not issue (or that expired) is
                 // replaced; the client's id is never stored.
+                store.rejected_ids.note(self.client);
                 let _ = lock.release().await;
                 drop(turn);
                 return Ok(self.new_session());
@@ -261,7 +266,7 @@ impl Session {
             return Ok(active);
         };
         let data = store.codec.decode(&bytes).unwrap_or_else(|error| {
-            tracing::warn!("session {}…: {error}; starting it afresh", id.log_prefix());
+            tracing::warn!("session #{}: {error}; starting it afresh", id.log_tag());
             SessionData::new()
         });
         let mut active = Active {
@@ -278,8 +283,8 @@ impl Session {
         };
         if self.outlived_absolute_lifetime(&mut active) {
             tracing::info!(
-                "session {}… reached session.absolute_lifetime; replacing it",
-                active.id.log_prefix()
+                "session #{} reached session.absolute_lifetime; replacing it",
+                active.id.log_tag()
             );
             settle_chain(&mut active).await?;
             store.handler.destroy(&active.id).await?;
@@ -422,8 +427,8 @@ impl Session {
         let outcome = result?;
         if let Err(error) = released {
             tracing::warn!(
-                "releasing the lock of session {}… failed: {error}",
-                active.id.log_prefix()
+                "releasing the lock of session #{} failed: {error}",
+                active.id.log_tag()
             );
         }
         Ok(outcome)
@@ -443,10 +448,10 @@ impl Session {
         }
         settle_chain(active).await?;
         let id = &active.id;
-        if let Some(old) = &active.replaced {
-            handler.destroy(old).await?;
-        }
         if active.destroyed {
+            if let Some(old) = &active.replaced {
+                handler.destroy(old).await?;
+            }
             if active.original.is_some() || active.replaced.is_some() {
                 handler.destroy(id).await?;
             }
@@ -475,6 +480,11 @@ impl Session {
                 true
             }
         };
+        // The id regenerate() replaced goes only once its successor is
+        // stored: a failed write (full disk, Redis down) keeps the old session.
+        if let Some(old) = &active.replaced {
+            handler.destroy(old).await?;
+        }
         // A refused id with nothing stored in its place leaves the client's
         // cookie alone: it costs nothing and may be valid on another instance.
         Ok(CommitOutcome {

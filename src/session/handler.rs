@@ -106,8 +106,8 @@ pub async fn save_then_release<H: SessionHandler + ?Sized>(
     };
     if let Err(error) = lock.release().await {
         tracing::warn!(
-            "releasing the lock of session {}… failed: {error}",
-            id.log_prefix()
+            "releasing the lock of session #{} failed: {error}",
+            id.log_tag()
         );
     }
     saved

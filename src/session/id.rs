@@ -2,6 +2,9 @@
 //! `sid_length` and `sid_bits_per_character` before anything reaches a
 //! backend (an invalid id counts as no id).
 
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
 use rand::RngExt;
 
 /// A session id that passed validation: only alphabet characters, exact
@@ -14,16 +17,26 @@ impl SessionId {
         &self.0
     }
 
-    /// The first characters, enough to tell sessions apart in logs without
-    /// writing a usable id into them.
-    pub fn log_prefix(&self) -> &str {
-        &self.0[..self.0.len().min(6)]
+    /// What logs and errors call this session: 8 hex characters of a SipHash
+    /// keyed with a random per-process key. Lines about one session share a
+    /// tag, but no part of the id (a prefix would shrink a brute force) and
+    /// nothing another process could compute from the id reaches a log.
+    pub fn log_tag(&self) -> String {
+        log_tag_of(&self.0)
     }
+}
+
+/// [`SessionId::log_tag`] of any text that names a session (gc sees ids in
+/// file names before they are validated).
+pub fn log_tag_of(id: &str) -> String {
+    static KEY: OnceLock<std::hash::RandomState> = OnceLock::new();
+    let hash = KEY.get_or_init(std::hash::RandomState::new).hash_one(id);
+    format!("{:08x}", hash >> 32)
 }
 
 impl std::fmt::Debug for SessionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SessionId({}…)", self.log_prefix())
+        write!(f, "SessionId(#{})", self.log_tag())
     }
 }
 
@@ -134,6 +147,18 @@ mod tests {
         ] {
             assert!(format.parse(bad).is_none(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn log_tags_are_stable_per_id_and_show_no_part_of_it() {
+        let format = SessionIdFormat::new(32, 5).unwrap();
+        let id = format.generate();
+        let tag = id.log_tag();
+        assert_eq!(tag.len(), 8);
+        assert_eq!(tag, id.log_tag());
+        assert_ne!(tag, format.generate().log_tag());
+        assert!(!id.as_str().contains(&tag[..6]));
+        assert!(!format!("{id:?}").contains(&id.as_str()[..6]));
     }
 
     #[test]

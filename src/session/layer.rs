@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderValue, Request};
 use tower::{Layer, Service};
 
 use crate::config::CacheLimiter;
+use crate::fastcgi::CgiParams;
 
 use super::handle::Session;
 use super::metrics::SessionTimings;
@@ -79,7 +80,11 @@ where
             .collect();
         let https = store.cookie.request_is_https(&parts);
         let timings = parts.extensions.get::<Arc<SessionTimings>>().cloned();
-        let session = Session::new(store.clone(), offered, timings);
+        let client = parts
+            .extensions
+            .get::<CgiParams>()
+            .and_then(CgiParams::remote_ip);
+        let session = Session::new(store.clone(), offered, timings, client);
         parts.extensions.insert(session.clone());
         let request = Request::from_parts(parts, body);
         Box::pin(async move {

@@ -79,7 +79,7 @@ impl LocalLocks {
                 Ok(turn)
             }
             Err(_) => Err(SessionError::LockTimeout {
-                id_prefix: id.log_prefix().to_string(),
+                id_tag: id.log_tag(),
                 waited: wait,
             }),
         }

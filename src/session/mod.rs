@@ -15,6 +15,7 @@ mod layer;
 mod local_locks;
 mod metrics;
 mod redis_handler;
+mod rejected_ids;
 mod store;
 mod write_chain;
 
@@ -33,4 +34,5 @@ pub use layer::{SessionLayer, SessionService};
 pub use local_locks::LocalLocks;
 pub use metrics::{LatencyHistogram, SessionMetrics, SessionTimings};
 pub use redis_handler::{RedisSessionHandler, RedisSetupError};
+pub use rejected_ids::RejectedIds;
 pub use store::{LOCAL_LOCK_WAIT, SessionStore};

@@ -185,7 +185,7 @@ impl RedisSessionHandler {
             let waited = started.elapsed();
             if waited >= settings.wait {
                 return Err(SessionError::LockTimeout {
-                    id_prefix: id.log_prefix().to_string(),
+                    id_tag: id.log_tag(),
                     waited,
                 });
             }

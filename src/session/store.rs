@@ -13,6 +13,7 @@ use super::handler::SessionHandler;
 use super::id::SessionIdFormat;
 use super::local_locks::LocalLocks;
 use super::metrics::SessionMetrics;
+use super::rejected_ids::RejectedIds;
 
 /// How long a request waits its turn behind other requests of the same
 /// session on this instance before it gets a 503.
@@ -30,6 +31,8 @@ pub struct SessionStore {
     pub lock_wait: Duration,
     /// Counters for the status page.
     pub metrics: SessionMetrics,
+    /// Rate-limited warnings about ids `use_strict_mode` refused.
+    pub rejected_ids: RejectedIds,
 }
 
 impl SessionStore {
@@ -49,6 +52,7 @@ impl SessionStore {
             local_locks: Arc::new(LocalLocks::default()),
             lock_wait: LOCAL_LOCK_WAIT,
             metrics: SessionMetrics::default(),
+            rejected_ids: RejectedIds::default(),
         }
     }
 }

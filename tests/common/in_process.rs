@@ -1,5 +1,5 @@
 //! nene's server run inside the test process with a test application: routes
-//! that stream, panic or stall, which the example application has no reason
+//! that stream, panic, stall or hang, which the example application has no reason
 //! to have. It also shows an axum `Router` serving as the application.
 
 use std::time::Duration;
@@ -55,6 +55,20 @@ pub fn test_app() -> Router {
                 "unreachable"
             }),
         )
+        // Copies the request's X-Echo header into the response's: what a
+        // careless handler does with input.
+        .route(
+            "/echo-header",
+            get(|request: http::Request<Body>| async move {
+                let mut response = http::Response::new(Body::from("echoed"));
+                if let Some(value) = request.headers().get("x-echo") {
+                    response.headers_mut().insert("x-echo", value.clone());
+                }
+                response
+            }),
+        )
+        // Never answers: a handler stuck on a lock or a dead upstream.
+        .route("/hang", get(std::future::pending::<&'static str>))
         .route(
             "/slow",
             get(|| async {

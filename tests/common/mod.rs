@@ -123,11 +123,27 @@ impl Nene {
         Self::spawn_with(&listen, false, env)
     }
 
+    /// nene on a free loopback TCP port with its command adjusted by
+    /// `adjust` before it starts (e.g. a `pre_exec` that lowers a limit).
+    pub fn start_adjusted(env: &[(&str, &str)], adjust: impl FnOnce(&mut Command)) -> Nene {
+        let addr = format!("127.0.0.1:{}", free_port());
+        Self::spawn_adjusted(&addr, true, env, adjust)
+    }
+
     fn spawn(listen: &str, env: &[(&str, &str)]) -> Nene {
         Self::spawn_with(listen, true, env)
     }
 
     fn spawn_with(listen: &str, command_line: bool, env: &[(&str, &str)]) -> Nene {
+        Self::spawn_adjusted(listen, command_line, env, |_| {})
+    }
+
+    fn spawn_adjusted(
+        listen: &str,
+        command_line: bool,
+        env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Nene {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("nene.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
@@ -155,6 +171,7 @@ impl Nene {
             .current_dir(REPO)
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap());
+        adjust(&mut command);
         let mut child = command.spawn().expect("start nene");
         match listen.strip_prefix("unix:") {
             Some(path) => wait_for_unix(Path::new(path), &mut child, &log),
@@ -405,4 +422,38 @@ pub fn http_client() -> reqwest::Client {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
+}
+
+/// Raises this test process's soft open-file limit to `wanted` (or the hard
+/// limit), for tests that hold many connections; fails the test when the
+/// hard limit is below `wanted`.
+pub fn raise_open_file_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on structs we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        assert!(
+            limit.rlim_max >= wanted,
+            "this test needs {wanted} open files but the hard limit is {}; raise it (ulimit -Hn)",
+            limit.rlim_max
+        );
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+/// A process's resident memory in KiB, from /proc/PID/status.
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmRSS in /proc status")
 }
