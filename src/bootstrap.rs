@@ -145,7 +145,7 @@ pub async fn serve_until_signalled(
         sessions.clone(),
     )?);
     raise_open_file_limit_and_log(settings.server.limits.max_connections);
-    let listener = Listener::bind(&settings.server.listen, settings.server.socket_mode).await?;
+    let listener = Listener::bind(&settings.server).await?;
     let app = example_app(&settings.htdocs, settings.layers_num);
     tracing::info!(
         "nene {} listening on {} (htdocs {})",

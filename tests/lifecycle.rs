@@ -107,6 +107,43 @@ async fn the_unix_socket_gets_its_mode_replaces_a_stale_file_and_is_removed_on_e
     assert!(!socket.exists(), "the socket file is removed on exit");
 }
 
+/// nginx opens upstream connections in bursts when its kept ones are busy.
+/// With nene at its connection cap, a burst of 600 must wait in the listen
+/// queue (server.listen_backlog), not be dropped: a dropped SYN costs the
+/// client a one-second retry, a refused Unix connect an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_connections_at_the_cap_waits_in_a_listen_queue_of_listen_backlog() {
+    let env = [
+        ("NENE_SERVER__MAX_CONNECTIONS", "1"),
+        ("NENE_SERVER__LISTEN_BACKLOG", "1000"),
+    ];
+    let within = Duration::from_millis(500);
+
+    let nene = Nene::start(&env);
+    let _held = tokio::net::TcpStream::connect(&nene.addr).await.unwrap();
+    let mut queued = Vec::new();
+    for n in 0..600 {
+        let connected = tokio::time::timeout(within, tokio::net::TcpStream::connect(&nene.addr));
+        match connected.await {
+            Ok(Ok(stream)) => queued.push(stream),
+            other => panic!("TCP connection {n} of the burst was not queued: {other:?}"),
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("nene.sock");
+    let _nene = Nene::start_unix(&socket, &env);
+    let _held = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut queued_unix = Vec::new();
+    for n in 0..600 {
+        let connected = tokio::time::timeout(within, tokio::net::UnixStream::connect(&socket));
+        match connected.await {
+            Ok(Ok(stream)) => queued_unix.push(stream),
+            other => panic!("Unix connection {n} of the burst was not queued: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_regular_file_at_the_socket_path_is_never_replaced() {
     let dir = tempfile::tempdir().unwrap();

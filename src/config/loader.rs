@@ -461,6 +461,7 @@ impl Values {
         let server = ServerSettings {
             listen,
             socket_mode,
+            listen_backlog: self.usize("server.listen_backlog")? as u32,
             limits: ConnectionLimits {
                 max_params_bytes: self.usize("server.max_params_bytes")?,
                 max_body_bytes: self.usize("server.max_body_bytes")?,

@@ -141,6 +141,17 @@ pub const SETTINGS: &[SettingSpec] = &[
     ),
     setting(
         "server",
+        "listen_backlog",
+        "4096",
+        Kind::Number {
+            min: 1,
+            max: 65_535,
+        },
+        "listen.backlog",
+        "connections the kernel queues before nene accepts them (capped by net.core.somaxconn)",
+    ),
+    setting(
+        "server",
         "max_requests_per_connection",
         "64",
         Kind::Number {

@@ -1,14 +1,15 @@
 //! The listening socket: TCP, or a Unix socket file with a chosen mode. A stale
 //! socket file left by a crashed nene is replaced; a live one is not stolen;
-//! the file is removed when the listener is dropped.
+//! the file is removed when the listener is dropped. Both get the configured
+//! listen queue (tokio's own `bind` gives TCP a queue of 128).
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixSocket, UnixStream};
 
-use super::ListenAddr;
+use super::{ListenAddr, ServerSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -51,16 +52,16 @@ impl Drop for UnixSocketFile {
 }
 
 impl Listener {
-    pub async fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Self, ListenError> {
-        match addr {
-            ListenAddr::Tcp(socket_addr) => TcpListener::bind(socket_addr)
-                .await
+    pub async fn bind(settings: &ServerSettings) -> Result<Self, ListenError> {
+        let backlog = settings.listen_backlog;
+        match &settings.listen {
+            ListenAddr::Tcp(socket_addr) => bind_tcp(*socket_addr, backlog)
                 .map(Listener::Tcp)
                 .map_err(|source| ListenError::Bind {
-                    addr: addr.clone(),
+                    addr: settings.listen.clone(),
                     source,
                 }),
-            ListenAddr::Unix(path) => bind_unix(path, socket_mode).await,
+            ListenAddr::Unix(path) => bind_unix(path, settings.socket_mode, backlog).await,
         }
     }
 
@@ -100,7 +101,20 @@ impl Listener {
     }
 }
 
-async fn bind_unix(path: &Path, socket_mode: u32) -> Result<Listener, ListenError> {
+fn bind_tcp(addr: std::net::SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As std and tokio do: a restarted nene may bind while old connections
+    // sit in TIME_WAIT. (A live listener on the port still refuses it.)
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+async fn bind_unix(path: &Path, socket_mode: u32, backlog: u32) -> Result<Listener, ListenError> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if UnixStream::connect(path).await.is_ok() {
@@ -112,10 +126,15 @@ async fn bind_unix(path: &Path, socket_mode: u32) -> Result<Listener, ListenErro
         Ok(_) => return Err(ListenError::NotASocket(path.to_path_buf())),
         Err(_) => {}
     }
-    let listener = UnixListener::bind(path).map_err(|source| ListenError::Bind {
-        addr: ListenAddr::Unix(path.to_path_buf()),
-        source,
-    })?;
+    let listener = UnixSocket::new_stream()
+        .and_then(|socket| {
+            socket.bind(path)?;
+            socket.listen(backlog)
+        })
+        .map_err(|source| ListenError::Bind {
+            addr: ListenAddr::Unix(path.to_path_buf()),
+            source,
+        })?;
     let file = UnixSocketFile(path.to_path_buf());
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode)).map_err(
         |source| ListenError::SocketMode {

@@ -13,6 +13,10 @@ pub struct ServerSettings {
     /// Permissions of a Unix socket file (like PHP-FPM's `listen.mode`):
     /// nginx's user must be able to write to it.
     pub socket_mode: u32,
+    /// The listen queue's length (PHP-FPM's `listen.backlog`). nginx opens
+    /// upstream connections in bursts when its kept ones are all busy; a
+    /// queue that overflows drops them and the kernel retries after a second.
+    pub listen_backlog: u32,
     /// Bounds every connection enforces.
     pub limits: ConnectionLimits,
     /// After SIGTERM, how long requests in flight may take to finish before
@@ -25,6 +29,7 @@ impl Default for ServerSettings {
         Self {
             listen: ListenAddr::Tcp(([127, 0, 0, 1], 9000).into()),
             socket_mode: 0o660,
+            listen_backlog: 4096,
             limits: ConnectionLimits::default(),
             // Below Docker's 10 s stop grace period, so a drain ends before
             // the container runtime resorts to SIGKILL.

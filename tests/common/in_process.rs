@@ -140,9 +140,7 @@ impl InProcess {
         settings: ServerSettings,
         metrics: Arc<ServerMetrics>,
     ) -> InProcess {
-        let listener = Listener::bind(&settings.listen, settings.socket_mode)
-            .await
-            .unwrap();
+        let listener = Listener::bind(&settings).await.unwrap();
         let addr = listener.local_addr().to_string();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
