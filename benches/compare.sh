@@ -9,7 +9,8 @@
 #     phpredis's own handler); Redis without locking (nene lock=off, NeNe's
 #     PHP handler); lost increments (answered 200s the counter never saw);
 #   - /session/counter, a new session per request, Redis;
-#   - two nene instances behind one upstream, on the same Redis.
+#   - two nene instances behind one upstream, on the same Redis (round robin,
+#     and for the hot session also pinned by `hash $cookie_NENESESSID`).
 # Before the rounds, PHP-FPM's static pool is measured with 2, 4, 8 and 16
 # children and the best is kept; after them, nene's Redis counter is swept
 # over 1 to 512 connections. Cases alternate within each round (A B A B) and
@@ -67,7 +68,7 @@ SCRIPT=SCRIPT_FILENAME=$REPO/benches/php/index.php
 NENE_KEEP=$(free_port); NENE_CLOSE=$(free_port); C_KEEP=$(free_port); C_CLOSE=$(free_port)
 PHP_KEEP=$(free_port); PHP_CLOSE=$(free_port); PHP_FILES=$(free_port); PHP_NENE=$(free_port)
 PHP_LOCK=$(free_port); NENE_REDIS=$(free_port); NENE_REDIS_NOLOCK=$(free_port)
-NENE_PAIR=$(free_port); CEIL=$(free_port)
+NENE_PAIR=$(free_port); NENE_STICKY=$(free_port); CEIL=$(free_port)
 site "$NENE_KEEP" nene_kept "127.0.0.1:$N_FILES" on
 site "$NENE_CLOSE" nene_closed "127.0.0.1:$N_FILES" off
 site "$C_KEEP" c_kept "127.0.0.1:$C_PORT" on
@@ -82,8 +83,11 @@ site "$PHP_LOCK" php_phpredis "127.0.0.1:$PHP_PORT" "$PHP_SESSION_KEEP_CONN" "$S
 site "$NENE_REDIS" nene_redis "127.0.0.1:$N_LOCK" on
 site "$NENE_REDIS_NOLOCK" nene_redis_nolock "127.0.0.1:$N_NOLOCK" on
 site "$NENE_PAIR" nene_pair "127.0.0.1:$N_LOCK; server 127.0.0.1:$N_SECOND" on
+# The same pair with each session pinned to one instance by its cookie.
+site "$NENE_STICKY" nene_sticky \
+    "127.0.0.1:$N_LOCK; server 127.0.0.1:$N_SECOND; hash \$cookie_NENESESSID consistent" on
 start_nginx "server { listen 127.0.0.1:$CEIL; location = /ret200 { return 200 '{\"status\":\"ok\"}'; } }"
-for port in "$NENE_KEEP" "$NENE_REDIS" "$NENE_REDIS_NOLOCK" "$NENE_PAIR" "$C_KEEP" "$PHP_KEEP" "$PHP_NENE" "$PHP_LOCK"; do
+for port in "$NENE_KEEP" "$NENE_REDIS" "$NENE_REDIS_NOLOCK" "$NENE_PAIR" "$NENE_STICKY" "$C_KEEP" "$PHP_KEEP" "$PHP_NENE" "$PHP_LOCK"; do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null ||
         { echo "127.0.0.1:$port/health did not answer" >&2; cat "$WORK/error.log" "$WORK"/*.log >&2; exit 1; }
 done
@@ -194,6 +198,7 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     fresh "counter, new session, Redis" "nene (lock on)" "$NENE_REDIS" "nene:$NENE_LOCK_PID"
     fresh "counter, new session, Redis" "PHP-FPM NeNe handler" "$PHP_NENE" php
     hot "counter, hot, Redis, 2 nene" "nene ×2 (lock on)" "$NENE_PAIR" "$NENE_PAIR_PIDS"
+    hot "counter, hot, Redis, 2 nene, sticky" 'nene ×2 (hash $cookie_NENESESSID)' "$NENE_STICKY" "$NENE_PAIR_PIDS"
     fresh "counter, new session, Redis, 2 nene" "nene ×2 (lock on)" "$NENE_PAIR" "$NENE_PAIR_PIDS"
 done
 

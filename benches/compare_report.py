@@ -114,7 +114,7 @@ md += [
     "(both for ×2); PHP-FPM's master and workers summed (VmRSS, so pages they",
     "share, opcache's included, count once per process). Redis cmds/req counts",
     "every command Redis ran during the run, lock scripts' own included.",
-    "nene fsyncs every file-session write; PHP's files handler does not.",
+    "Neither side fsyncs file sessions (nene's session.save_path_fsync is off, as PHP never syncs).",
     "PHP-FPM with keep_conn on: a worker serves one kept nginx connection until",
     "nginx drops it, so requests on connections beyond pm.max_children wait for",
     "a worker to come free (its p99).",
