@@ -25,7 +25,7 @@ fn field(text: &str, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
-    let nene = Nene::start(&[]);
+    let nene = Nene::start(&[("NENE_SERVER__LISTEN_BACKLOG", "100")]);
     let nginx = Nginx::start(&nene.upstream, true);
     let mut browser = Browser::new(&nginx.url(""));
     let before = browser.get("/status").await;
@@ -69,6 +69,13 @@ async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
         after.body
     );
     assert!(field(&after.body, "accepted conn") >= 1);
+    // The listener's own queue, as the kernel reports it.
+    assert_eq!(
+        field(&after.body, "listen queue len"),
+        100,
+        "{}",
+        after.body
+    );
     let backend = after
         .body
         .lines()

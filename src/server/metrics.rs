@@ -1,8 +1,8 @@
 //! Counters the accept loop keeps for the status page: PHP-FPM's "accepted
 //! conn", open connections, and how often the connection cap was reached.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
 pub struct ServerMetrics {
@@ -13,8 +13,11 @@ pub struct ServerMetrics {
     /// Times a new connection had to wait because `max_connections` were
     /// open (FPM's "max children reached").
     pub cap_reached: AtomicU64,
-    /// The listening TCP socket, for its accept queue (-1: none or Unix).
-    listen_fd: AtomicI32,
+    /// The listening TCP socket, for its accept queue (`None`: not yet, no
+    /// longer, or Unix). Read under the lock and cleared under it before the
+    /// listener closes, so a closed fd's number is never queried after the
+    /// kernel has handed it to another file.
+    listen_fd: Mutex<Option<i32>>,
 }
 
 /// The accept queue of a listening TCP socket, as the kernel reports it.
@@ -28,27 +31,27 @@ pub struct ListenQueue {
 
 impl ServerMetrics {
     pub fn new() -> Self {
-        Self {
-            listen_fd: AtomicI32::new(-1),
-            ..Self::default()
-        }
+        Self::default()
     }
 
     pub(super) fn set_listen_fd(&self, fd: Option<i32>) {
-        self.listen_fd.store(fd.unwrap_or(-1), Ordering::Relaxed);
+        *self
+            .listen_fd
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fd;
     }
 
     /// The TCP accept queue, from `TCP_INFO` (Linux reports a listening
     /// socket's queue in `tcpi_unacked` and its backlog in `tcpi_sacked`).
     /// `None` for Unix sockets or when the kernel will not say.
     pub fn listen_queue(&self) -> Option<ListenQueue> {
-        let fd = self.listen_fd.load(Ordering::Relaxed);
-        if fd < 0 {
-            return None;
-        }
+        let listen_fd = self
+            .listen_fd
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let fd = (*listen_fd)?;
         // SAFETY: getsockopt writes at most `len` bytes into `info`, a
-        // plain-data struct; a closed or reused fd only makes it fail or
-        // report another socket's numbers, never corrupts memory.
+        // plain-data struct; the fd is the open listener (the lock is held).
         unsafe {
             let mut info: libc::tcp_info = std::mem::zeroed();
             let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
