@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::browser::Browser;
-use common::fcgi_client::{FcgiClient, RESPONDER, begin, params, request_params, stdin};
+use common::fcgi_client::{FcgiClient, request_from_pairs, request_params};
 use common::in_process::InProcess;
 use common::redis_server::RedisServer;
 use common::{Nene, Nginx};
@@ -34,14 +34,7 @@ async fn send_kept(
     id: u16,
     pairs: &[(Vec<u8>, Vec<u8>)],
 ) -> common::fcgi_client::Response {
-    let borrowed: Vec<(&[u8], &[u8])> = pairs
-        .iter()
-        .map(|(n, v)| (n.as_slice(), v.as_slice()))
-        .collect();
-    let mut bytes = begin(id, RESPONDER, true);
-    bytes.extend(params(id, &borrowed));
-    bytes.extend(stdin(id, b""));
-    client.send(&bytes).await;
+    client.send(&request_from_pairs(id, pairs, b"", true)).await;
     client.response(id).await
 }
 

@@ -154,34 +154,13 @@ async fn two_instances_behind_one_upstream_share_sessions_through_redis() {
     assert!(second.log_text().contains("\"GET /session/whoami\" 200"));
 }
 
-async fn hammer(browser: &Browser, concurrency: usize, per_task: usize) -> usize {
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let mut browser = browser.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut ok = 0;
-            for _ in 0..per_task {
-                if browser.get("/session/counter").await.status == 200 {
-                    ok += 1;
-                }
-            }
-            ok
-        }));
-    }
-    let mut ok = 0;
-    for task in tasks {
-        ok += task.await.unwrap();
-    }
-    ok
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn one_hundred_requests_twenty_at_a_time_lose_no_increment_with_locking() {
     let redis = RedisServer::start();
     let stack = stack(&redis.url(), &[]);
     let mut browser = Browser::new(&stack.nginx.url(""));
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
-    assert_eq!(hammer(&browser, 20, 5).await, 100);
+    assert_eq!(browser.hammer_counter(20, 5).await, 100);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
 }
 
@@ -192,7 +171,7 @@ async fn queued_requests_of_one_session_pass_the_lock_on_and_share_writes() {
     let mut browser = Browser::new(&stack.nginx.url(""));
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     let monitor = Monitor::start(&redis);
-    assert_eq!(hammer(&browser, 20, 5).await, 100);
+    assert_eq!(browser.hammer_counter(20, 5).await, 100);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
     let commands = monitor.commands();
     let lock_takes = commands
@@ -232,7 +211,7 @@ async fn two_instances_sharing_one_session_lose_no_increment_with_locking() {
     let (_first, _second, nginx) = two_instances(&redis.url());
     let mut browser = Browser::new(&nginx.url(""));
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
-    assert_eq!(hammer(&browser, 20, 5).await, 100);
+    assert_eq!(browser.hammer_counter(20, 5).await, 100);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
 }
 

@@ -2,10 +2,11 @@
 //! file `sess_{id}` in `session.save_path`, replaced whole on every write
 //! (temp file, rename) so neither a concurrent reader nor a crashed process
 //! ever leaves half a session; with `session.save_path_fsync` the temp file
-//! is also fsynced first, so that a power loss cannot either. A session expires `session.gc_maxlifetime` after the
-//! file's mtime, whether or not gc has run yet. A request locks its session
-//! with `flock` on a separate `sess_{id}.lock` file: that excludes other
-//! requests in this process and other processes sharing the directory.
+//! is also fsynced first, so that a power loss cannot either. A session
+//! expires `session.gc_maxlifetime` after the file's mtime, whether or not gc
+//! has run yet. A request locks its session with `flock` on a separate
+//! `sess_{id}.lock` file: that excludes other requests in this process and
+//! other processes sharing the directory.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, ErrorKind, Read, Write};
@@ -306,10 +307,10 @@ impl SessionFiles {
             dir: dir.to_path_buf(),
             data: dir.join(&name),
             lock: dir.join(format!("{name}.lock")),
-            shown: format!(
-                "{}",
-                dir.join(format!("sess_#{}", log_tag_of(id))).display()
-            ),
+            shown: dir
+                .join(format!("sess_#{}", log_tag_of(id)))
+                .display()
+                .to_string(),
             name,
         }
     }

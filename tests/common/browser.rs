@@ -113,4 +113,28 @@ impl Browser {
     pub fn session_id(&self) -> Option<String> {
         self.cookies.get("NENESESSID").cloned()
     }
+
+    /// `concurrency` copies of this browser (one session) each GET
+    /// /session/counter `per_task` times, all at once; returns how many of
+    /// those requests were answered 200.
+    pub async fn hammer_counter(&self, concurrency: usize, per_task: usize) -> usize {
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let mut browser = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ok = 0;
+                for _ in 0..per_task {
+                    if browser.get("/session/counter").await.status == 200 {
+                        ok += 1;
+                    }
+                }
+                ok
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            ok += task.await.unwrap();
+        }
+        ok
+    }
 }

@@ -108,6 +108,16 @@ pub fn request(id: u16, method: &str, uri: &str, body: &[u8], keep_conn: bool) -
             body.len().to_string().into_bytes(),
         ));
     }
+    request_from_pairs(id, &pairs, body, keep_conn)
+}
+
+/// A whole request (BEGIN, PARAMS, STDIN) with exactly `pairs` as params.
+pub fn request_from_pairs(
+    id: u16,
+    pairs: &[(Vec<u8>, Vec<u8>)],
+    body: &[u8],
+    keep_conn: bool,
+) -> Vec<u8> {
     let borrowed: Vec<(&[u8], &[u8])> = pairs
         .iter()
         .map(|(k, v)| (k.as_slice(), v.as_slice()))

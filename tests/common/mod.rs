@@ -424,26 +424,17 @@ pub fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
-/// Raises this test process's soft open-file limit to `wanted` (or the hard
-/// limit), for tests that hold many connections; fails the test when the
-/// hard limit is below `wanted`.
-pub fn raise_open_file_limit(wanted: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit on structs we own.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        assert!(
-            limit.rlim_max >= wanted,
-            "this test needs {wanted} open files but the hard limit is {}; raise it (ulimit -Hn)",
-            limit.rlim_max
-        );
-        if limit.rlim_cur < wanted {
-            limit.rlim_cur = wanted;
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-        }
+/// Raises this test process's soft open-file limit with nene's own
+/// start-up code, for tests that hold many connections; fails the test when
+/// the hard limit is too low for `connections`.
+pub fn raise_open_file_limit(connections: usize) {
+    use nene::server::OpenFileLimit;
+    match nene::server::raise_open_file_limit(connections) {
+        Ok(OpenFileLimit::Enough { .. } | OpenFileLimit::Raised { .. }) => {}
+        Ok(OpenFileLimit::TooLow { hard, wanted, .. }) => panic!(
+            "this test needs {wanted} open files but the hard limit is {hard}; raise it (ulimit -Hn)"
+        ),
+        Err(error) => panic!("{error}"),
     }
 }
 
