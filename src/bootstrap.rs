@@ -4,10 +4,11 @@
 //! Each step logs one line; any failure stops start-up with a message that
 //! names the file, key or variable at fault.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::app::example_app;
+use crate::application::Application;
 use crate::config::{ConfigError, Constants, LoadOptions, Source, load};
 use crate::front_controller::front_controller;
 use crate::ops::{Ops, OpsSetupError};
@@ -19,32 +20,55 @@ use crate::session::{
     SessionIdFormat, SessionSetupError, SessionStore, redact_dsn,
 };
 
-/// Why nene did not start.
+/// Why nene did not start: printed as one line (`nene: …`) with exit status 1.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// An ini file, environment variable or flag has a bad value.
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),
+    /// The session DSN names no usable backend.
     #[error("session handler: {0}")]
     Session(#[from] SessionSetupError),
     #[error(
         "session ids: {error} (session.sid_length from {length_source}, session.sid_bits_per_character from {bits_source})"
     )]
+    /// `session.sid_length` and `session.sid_bits_per_character` together
+    /// give too little entropy or an impossible id.
     IdFormat {
+        /// What is wrong with the pair.
         error: IdFormatError,
+        /// Where `session.sid_length` was set.
         length_source: Source,
+        /// Where `session.sid_bits_per_character` was set.
         bits_source: Source,
     },
+    /// The FastCGI address cannot be listened on.
     #[error("{0}")]
     Listen(#[from] ListenError),
+    /// An operations setting (access format, log file) cannot be used.
     #[error("{0}")]
     Ops(#[from] OpsSetupError),
+    /// `nene dev` cannot listen on its HTTP address.
+    #[error("cannot listen on http://{addr}/: {source}")]
+    HttpBind {
+        /// The `--http` address.
+        addr: std::net::SocketAddr,
+        /// Why (in use, not permitted, …).
+        source: std::io::Error,
+    },
+    /// The application's own set-up failed ([`crate::run_async`]).
+    #[error("application: {0}")]
+    Application(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What the command line adds on top of ini files and environment.
 #[derive(Clone, Debug, Default)]
 pub struct CommandLine {
+    /// Where `system.ini` and `site.ini` are read from (`--ini-dir`).
     pub ini_dir: PathBuf,
+    /// `--listen`: wins over `server.listen`.
     pub listen: Option<String>,
+    /// `--htdocs`: wins over `server.htdocs`.
     pub htdocs: Option<String>,
 }
 
@@ -130,71 +154,100 @@ pub fn session_store(
     )))
 }
 
-/// Step 4: listen and serve until SIGTERM or SIGINT. SIGHUP reopens the
-/// log files and calls `on_hangup` (which re-reads the log level).
-pub async fn serve_until_signalled(
+/// Everything nene builds once at start-up around an application: the
+/// constants, the session store and the operations layer. Both transports
+/// (FastCGI for production, plain HTTP for `nene dev`) serve an application
+/// through the same one, so an application cannot tell them apart.
+pub struct Bootstrap {
     constants: Constants,
     sessions: Arc<SessionStore>,
-    on_hangup: impl Fn() + Send + 'static,
-) -> Result<(), StartupError> {
-    let settings = constants.settings().clone();
-    let server_metrics = Arc::new(ServerMetrics::new());
-    let ops = Arc::new(Ops::new(
-        settings.ops.clone(),
-        server_metrics.clone(),
-        sessions.clone(),
-    )?);
-    raise_open_file_limit_and_log(settings.server.limits.max_connections);
-    let listener = Listener::bind(&settings.server).await?;
-    let app = example_app(&settings.htdocs, settings.layers_num);
-    tracing::info!(
-        "nene {} listening on {} (htdocs {})",
-        env!("CARGO_PKG_VERSION"),
-        listener.local_addr(),
-        settings.htdocs.display()
-    );
-    let hangups = tokio::spawn(reopen_logs_on_sighup(ops.clone(), on_hangup));
-    let service = front_controller(app, constants, sessions, ops);
-    serve(
-        listener,
-        HttpResponder::new(service),
-        &settings.server,
-        server_metrics,
-        shutdown_signal(),
-    )
-    .await;
-    hangups.abort();
-    tracing::info!("stopped");
-    Ok(())
+    ops: Arc<Ops>,
+    server_metrics: Arc<ServerMetrics>,
 }
 
-/// SIGHUP, as operators expect of a daemon: log files are reopened (after
-/// logrotate moved them) and the log level is read again.
-async fn reopen_logs_on_sighup(ops: Arc<Ops>, on_hangup: impl Fn() + Send + 'static) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot install a SIGHUP handler; log files will not be reopened");
-        return;
-    };
-    while hangup.recv().await.is_some() {
-        ops.reopen_logs();
-        on_hangup();
+impl Bootstrap {
+    /// Steps 2 and 3 (cookie, session handler) and the operations layer,
+    /// from loaded constants. Call it inside a tokio runtime: a Redis
+    /// handler starts its connection task here.
+    pub fn new(constants: Constants) -> Result<Self, StartupError> {
+        let cookie = configure_session_cookie(&constants);
+        let handler = configure_session_handler(&constants)?;
+        let sessions = session_store(&constants, cookie, handler)?;
+        let server_metrics = Arc::new(ServerMetrics::new());
+        let ops = Arc::new(Ops::new(
+            constants.settings().ops.clone(),
+            server_metrics.clone(),
+            sessions.clone(),
+        )?);
+        Ok(Self {
+            constants,
+            sessions,
+            ops,
+            server_metrics,
+        })
     }
-}
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop nene with SIGKILL");
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    };
-    tracing::info!("{name} received");
+    /// The constants the application was built from.
+    pub fn constants(&self) -> &Constants {
+        &self.constants
+    }
+
+    /// A call that reopens the access and slow log files (after logrotate
+    /// moved them), for a SIGHUP handler that outlives `self`.
+    pub fn log_reopener(&self) -> impl Fn() + Send + Sync + 'static {
+        let ops = self.ops.clone();
+        move || ops.reopen_logs()
+    }
+
+    /// `app` inside nene's per-request steps: operations layer, constants,
+    /// session started and committed around the call.
+    pub fn front_controller<A: Application>(&self, app: A) -> impl Application {
+        front_controller(
+            app,
+            self.constants.clone(),
+            self.sessions.clone(),
+            self.ops.clone(),
+        )
+    }
+
+    /// Step 4: serves `app` over FastCGI on `listener` until `shutdown`
+    /// resolves, then drains requests in flight (`server.drain_timeout`).
+    pub async fn serve_fastcgi<A: Application>(
+        self,
+        listener: Listener,
+        app: A,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let settings = self.constants.settings().clone();
+        raise_open_file_limit_and_log(settings.server.limits.max_connections);
+        tracing::info!(
+            "nene {} listening on {} (htdocs {})",
+            env!("CARGO_PKG_VERSION"),
+            listener.local_addr(),
+            settings.htdocs.display()
+        );
+        let service = self.front_controller(app);
+        serve(
+            listener,
+            HttpResponder::new(service),
+            &settings.server,
+            self.server_metrics,
+            shutdown,
+        )
+        .await;
+        tracing::info!("stopped");
+    }
+
+    /// `nene dev`: serves `app` over plain HTTP on `listener`, static files
+    /// from htdocs first, until `shutdown` resolves.
+    pub async fn serve_http<A: Application>(
+        self,
+        listener: tokio::net::TcpListener,
+        app: A,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let settings = self.constants.settings().clone();
+        let service = self.front_controller(app);
+        crate::dev::serve_http(listener, service, &settings, shutdown).await
+    }
 }

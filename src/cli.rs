@@ -1,6 +1,8 @@
-//! The command line: `nene serve` (the default), `nene config`, `nene check`,
-//! `nene ping`.
+//! The command line every nene binary has (nene's own and each
+//! application's, through [`crate::run()`]): `serve` (the default), `dev`,
+//! `config`, `check`, `ping`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,13 +11,14 @@ use clap::{Args, Parser, Subcommand};
 use crate::bootstrap::CommandLine;
 use crate::server::ListenAddr;
 
+/// The parsed command line.
 #[derive(Debug, Parser)]
 #[command(
-    name = "nene",
     version,
-    about = "A FastCGI application server for nginx"
+    about = "A FastCGI application server for nginx, with a development web server"
 )]
 pub struct Cli {
+    /// The subcommand; none means `serve`.
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Options of `serve`, accepted without the subcommand too.
@@ -26,10 +29,14 @@ pub struct Cli {
     pub ini_dir: PathBuf,
 }
 
+/// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve FastCGI requests (the default).
     Serve(ServeArgs),
+    /// Development web server: plain HTTP on loopback, static files from
+    /// htdocs, everything else through the application (like `php -S`).
+    Dev(DevArgs),
     /// Print every setting and constant with where it came from.
     Config {
         /// Print the table of all settings (markdown) instead.
@@ -43,6 +50,7 @@ pub enum Command {
     Ping(PingArgs),
 }
 
+/// Options of `serve`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     /// Address to listen on: IP:PORT or unix:/path/to.sock
@@ -54,6 +62,22 @@ pub struct ServeArgs {
     pub htdocs: Option<String>,
 }
 
+/// Options of `dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// HTTP address to listen on (loopback unless --public)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Allow a non-loopback --http address (the development server is not
+    /// meant to face a network)
+    #[arg(long)]
+    pub public: bool,
+    /// Document root: static files and 404.html [ini: server.htdocs; env: NENE_HTDOCS]
+    #[arg(long)]
+    pub htdocs: Option<String>,
+}
+
+/// Options of `ping`.
 #[derive(Debug, Clone, Args)]
 pub struct PingArgs {
     /// FastCGI address to ask: IP:PORT or unix:/path/to.sock
@@ -77,6 +101,7 @@ fn absolute_path(text: &str) -> Result<String, String> {
 }
 
 impl Cli {
+    /// What the command line adds to the ini files and environment.
     pub fn command_line(&self, serve: &ServeArgs) -> CommandLine {
         CommandLine {
             ini_dir: self.ini_dir.clone(),

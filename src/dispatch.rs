@@ -31,6 +31,7 @@ pub struct Controller {
 }
 
 impl Controller {
+    /// A controller with no actions yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -69,6 +70,7 @@ impl NotFoundPage {
         }
     }
 
+    /// The page with status 404.
     pub fn response(&self) -> Response {
         (StatusCode::NOT_FOUND, Html(self.0.clone())).into_response()
     }
@@ -92,6 +94,7 @@ pub struct DispatcherBuilder {
 }
 
 impl Dispatcher {
+    /// Starts a dispatcher whose unmatched paths answer `not_found`.
     pub fn builder(not_found: NotFoundPage) -> DispatcherBuilder {
         DispatcherBuilder {
             table: DispatchTable {
@@ -130,6 +133,7 @@ impl DispatcherBuilder {
         self
     }
 
+    /// The finished dispatcher.
     pub fn build(self) -> Dispatcher {
         Dispatcher {
             table: Arc::new(self.table),

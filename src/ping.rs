@@ -87,34 +87,75 @@ impl std::fmt::Display for PingAnswer {
 /// Why a ping got no status.
 #[derive(Debug, thiserror::Error)]
 pub enum PingError {
+    /// The connection was refused or failed (nothing listening, no
+    /// permission on the socket file).
     #[error("cannot connect to {addr}: {source}")]
-    Connect { addr: ListenAddr, source: io::Error },
-    #[error("cannot connect to {addr}: no connection within {}", humantime::format_duration(*timeout))]
-    ConnectTimeout { addr: ListenAddr, timeout: Duration },
-    #[error("{addr} did not answer GET {path} within {}", humantime::format_duration(*timeout))]
-    AnswerTimeout {
+    Connect {
+        /// The address tried (a wildcard IP already turned into loopback).
         addr: ListenAddr,
-        path: String,
+        /// The system's reason.
+        source: io::Error,
+    },
+    /// No connection was made within the timeout (a full listen queue, a
+    /// firewall that drops packets).
+    #[error("cannot connect to {addr}: no connection within {}", humantime::format_duration(*timeout))]
+    ConnectTimeout {
+        /// The address tried (a wildcard IP already turned into loopback).
+        addr: ListenAddr,
+        /// The ping's whole time budget, which connecting used up.
         timeout: Duration,
     },
+    /// Connected, but the END_REQUEST did not arrive within the timeout (a
+    /// stalled server or a slow route).
+    #[error("{addr} did not answer GET {path} within {}", humantime::format_duration(*timeout))]
+    AnswerTimeout {
+        /// The address tried (a wildcard IP already turned into loopback).
+        addr: ListenAddr,
+        /// The path that was asked for.
+        path: String,
+        /// The ping's whole time budget.
+        timeout: Duration,
+    },
+    /// Writing the request failed, or the answer was not valid FastCGI.
     #[error("{addr} broke off GET {path}: {source}")]
     Protocol {
+        /// The address tried (a wildcard IP already turned into loopback).
         addr: ListenAddr,
+        /// The path that was asked for.
         path: String,
+        /// What went wrong on the wire.
         source: ProtocolError,
     },
+    /// The server closed the connection before the END_REQUEST.
     #[error("{addr} closed the connection before ending GET {path}")]
-    Closed { addr: ListenAddr, path: String },
+    Closed {
+        /// The address tried (a wildcard IP already turned into loopback).
+        addr: ListenAddr,
+        /// The path that was asked for.
+        path: String,
+    },
+    /// The END_REQUEST carries a protocol status other than
+    /// `REQUEST_COMPLETE` (overloaded, unknown role, no multiplexing).
     #[error("{addr} refused GET {path}: FastCGI protocol status {}", protocol_status_name(*status))]
     Refused {
+        /// The address tried (a wildcard IP already turned into loopback).
         addr: ListenAddr,
+        /// The path that was asked for.
         path: String,
+        /// The END_REQUEST's protocol status byte.
         status: u8,
     },
+    /// The request completed but STDOUT held no CGI head ending in a blank
+    /// line, or its `Status:` line did not parse.
     #[error(
         "{addr} answered GET {path} without a readable CGI head (no blank line or a bad Status line)"
     )]
-    BadHead { addr: ListenAddr, path: String },
+    BadHead {
+        /// The address tried (a wildcard IP already turned into loopback).
+        addr: ListenAddr,
+        /// The path that was asked for.
+        path: String,
+    },
 }
 
 impl Ping {

@@ -3,7 +3,7 @@
 use axum::response::Html;
 use axum::routing::{MethodRouter, get};
 
-use crate::config::Constants;
+use nene::Constants;
 
 async fn home(constants: Constants) -> Html<String> {
     let title = escape_html(constants.get("SITE_TITLE").unwrap_or("nene"));

@@ -6,14 +6,13 @@ mod health;
 mod home;
 mod session_routes;
 
-use std::path::Path;
+use nene::{Constants, Controller, Dispatcher, NotFoundPage};
 
-use crate::dispatch::{Controller, Dispatcher, NotFoundPage};
-
-/// The example application's dispatcher, with its 404 page from `htdocs`
-/// and `layers_num` leading path segments skipped.
-pub fn example_app(htdocs: &Path, layers_num: usize) -> Dispatcher {
-    Dispatcher::builder(NotFoundPage::load(htdocs))
+/// The example application's dispatcher, with its 404 page from htdocs
+/// and `server.layers_num` leading path segments skipped.
+pub fn example_app(constants: &Constants) -> Dispatcher {
+    let settings = constants.settings();
+    Dispatcher::builder(NotFoundPage::load(&settings.htdocs))
         .controller("index", Controller::new().action("index", home::route()))
         .controller("health", Controller::new().action("index", health::route()))
         .controller(
@@ -24,6 +23,6 @@ pub fn example_app(htdocs: &Path, layers_num: usize) -> Dispatcher {
                 .action("whoami", session_routes::whoami_route())
                 .action("logout", session_routes::logout_route()),
         )
-        .skip_segments(layers_num)
+        .skip_segments(settings.layers_num)
         .build()
 }

@@ -6,7 +6,7 @@ use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::session::{Session, SessionError};
+use nene::{Session, SessionError};
 
 /// `GET /session/counter`: 1 on a session's first request, then N+1.
 async fn counter(session: Session) -> Result<Json<Value>, SessionError> {

@@ -16,12 +16,15 @@ use super::source::Source;
 /// One constant: its text as configured, and where that came from.
 #[derive(Clone, Debug)]
 pub struct Constant {
+    /// The text as configured (secrets included: see `secret`).
     pub value: String,
+    /// Where the value came from, for `nene config` and error messages.
     pub source: Source,
     /// The value may hold a password (the DSN): never print it as is.
     pub secret: bool,
 }
 
+/// Every constant by name, and the typed settings they were validated into.
 #[derive(Clone)]
 pub struct Constants(Arc<ConstantsInner>);
 
@@ -31,10 +34,12 @@ struct ConstantsInner {
 }
 
 impl Constants {
+    /// Built by the loader; tests may build their own.
     pub fn new(settings: Settings, by_name: BTreeMap<String, Constant>) -> Self {
         Self(Arc::new(ConstantsInner { settings, by_name }))
     }
 
+    /// nene's own settings, typed (htdocs, server limits, sessions, …).
     pub fn settings(&self) -> &Settings {
         &self.0.settings
     }

@@ -6,31 +6,68 @@ use std::path::PathBuf;
 
 use super::source::Source;
 
+/// A configuration nene refuses to start with; the message is for the
+/// operator and says what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// An ini file exists but cannot be read, or is not valid ini. (A missing
+    /// file is not an error: every layer is optional.)
     #[error("cannot read ini file {path}: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
+    Unreadable {
+        /// The file that failed.
+        path: PathBuf,
+        /// The I/O or parse error, as text.
+        reason: String,
+    },
+    /// A known setting has a value that does not parse or is out of range.
     #[error("{origin}: {name} = {value:?} is not accepted: expected {accepted}")]
     Invalid {
+        /// Where the rejected value was set.
         origin: Source,
+        /// The setting, as `section.key`.
         name: String,
+        /// The value as given, or `(redacted)` for a DSN, which may hold a
+        /// password.
         value: String,
+        /// What the setting takes, in words.
         accepted: String,
     },
+    /// A name where only nene's own settings belong (a key in one of its
+    /// sections, a `NENE_` variable) that no setting has, or a section one
+    /// typo away from one of nene's.
     #[error("{origin}: unknown setting {name}{}", did_you_mean(.suggestion))]
     UnknownKey {
+        /// Where the unknown name appeared.
         origin: Source,
+        /// The name as written, so the operator can find it.
         name: String,
+        /// The nearest known name, when one is close enough to be the
+        /// intended one.
         suggestion: Option<String>,
     },
+    /// One of nene's own sections appears in site.ini, which is for the
+    /// application's constants only.
     #[error(
         "{origin}: [{section}] holds nene's own settings; it belongs in system.ini, not site.ini"
     )]
-    MisplacedSection { origin: Source, section: String },
+    MisplacedSection {
+        /// The site.ini line that sets a key in that section.
+        origin: Source,
+        /// The section that belongs in system.ini.
+        section: String,
+    },
+    /// An unquoted ini value contains `;`, which here would be part of the
+    /// value rather than start a comment; refused so a trailing comment never
+    /// ends up in a value.
     #[error(
         "{origin}: a `;` after a value would be part of the value here; put comments on their own line (or quote the value)"
     )]
-    InlineComment { origin: Source },
+    InlineComment {
+        /// The line with the `;`.
+        origin: Source,
+    },
+    /// Settings that are each valid but do not work together (SameSite=None
+    /// without Secure, too few session id bits); the text names both.
     #[error("{0}")]
     Conflict(String),
 }

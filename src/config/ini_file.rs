@@ -17,8 +17,11 @@ use super::source::Source;
 pub struct IniEntry {
     /// Lower-cased section; empty for keys before any `[section]`.
     pub section: String,
+    /// The key as written; lower-cased later for nene's own settings.
     pub raw_key: String,
+    /// The value as the `config` crate read it (quotes removed).
     pub value: String,
+    /// The file and line that set it, for messages and `nene config`.
     pub source: Source,
 }
 

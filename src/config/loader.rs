@@ -30,6 +30,7 @@ const OTHER_ENV: &[&str] = &["NENE_INI_DIR"];
 /// What to load from.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
+    /// The directory holding `system.ini` and `site.ini`.
     pub ini_dir: PathBuf,
     /// The environment (passed in, so tests need not touch the process's).
     pub env: Vec<(String, String)>,
@@ -49,8 +50,20 @@ impl LoadOptions {
 
 /// The result of loading: the constants, and the ini files that were read.
 pub struct Loaded {
+    /// Every setting and site constant, validated.
     pub constants: Constants,
+    /// The ini files found and read, in the order read (for the start-up log).
     pub files_read: Vec<PathBuf>,
+}
+
+/// Whether a site constant may hold a password, so `nene config` redacts it:
+/// a DSN (`TODO_DATABASE_DSN`, `[db] dsn`) or anything named like a password
+/// or secret. Names are the convention an application keeps to.
+fn site_constant_is_secret(name: &str) -> bool {
+    name.ends_with("_DSN")
+        || ["PASSWORD", "SECRET", "TOKEN"]
+            .iter()
+            .any(|word| name.contains(word))
 }
 
 /// A value before validation, and where it came from.
@@ -59,6 +72,8 @@ struct RawValue {
     source: Source,
 }
 
+/// Loads defaults < system.ini < site.ini < environment < command line and
+/// validates every value; the first problem is the error.
 pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
     let mut settings: BTreeMap<String, (&'static SettingSpec, RawValue)> = BTreeMap::new();
     let mut app_constants: BTreeMap<String, RawValue> = BTreeMap::new();
@@ -111,12 +126,13 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
         );
     }
     for (name, raw) in app_constants {
+        let secret = site_constant_is_secret(&name);
         by_name.insert(
             name,
             Constant {
                 value: raw.text,
                 source: raw.source,
-                secret: false,
+                secret,
             },
         );
     }

@@ -10,15 +10,23 @@ pub enum CookieSecure {
     /// Secure when the request came over HTTPS (the `HTTPS` param, or
     /// `X-Forwarded-Proto: https` from a trusted proxy).
     Auto,
+    /// Always `Secure`; the cookie is never sent over plain HTTP.
     On,
+    /// Never `Secure`, even over HTTPS.
     Off,
 }
 
 /// The cookie's `SameSite` attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CookieSameSite {
+    /// Sent on same-site requests and top-level cross-site navigations
+    /// (nene's default).
     Lax,
+    /// Sent on same-site requests only; a link from another site arrives
+    /// without the session.
     Strict,
+    /// Sent on cross-site requests too; needs `Secure`, which the loader
+    /// enforces.
     None,
     /// PHP's empty value: no SameSite attribute at all.
     Unset,
@@ -28,9 +36,17 @@ pub enum CookieSameSite {
 /// the session carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheLimiter {
+    /// `Expires` in the past and `Cache-Control: no-store, no-cache,
+    /// must-revalidate`: no cache keeps a page that used the session (PHP's
+    /// default).
     Nocache,
+    /// `Cache-Control: private, max-age` plus an `Expires` in the past, as PHP
+    /// sends it.
     Private,
+    /// `Cache-Control: private, max-age` without the `Expires` header.
     PrivateNoExpire,
+    /// `Cache-Control: public, max-age` and a matching `Expires`: shared caches
+    /// may keep the page.
     Public,
     /// PHP's empty value: no caching headers are added.
     Unset,
@@ -40,7 +56,9 @@ pub enum CacheLimiter {
 #[derive(Debug, thiserror::Error)]
 #[error("{value:?} is not one of {accepted}")]
 pub struct BadChoice {
+    /// The rejected value, as given.
     pub value: String,
+    /// The accepted values, as the message lists them.
     pub accepted: &'static str,
 }
 
@@ -91,13 +109,21 @@ pub struct SessionSettings {
     pub gc_maxlifetime: u64,
     /// gc runs on gc_probability / gc_divisor of the requests that start a session.
     pub gc_probability: u32,
+    /// The other half of the gc chance: gc_probability / gc_divisor.
     pub gc_divisor: u32,
     /// Cookie Max-Age in seconds; 0 = until the browser closes.
     pub cookie_lifetime: u64,
+    /// The cookie's `Path`.
     pub cookie_path: String,
+    /// The cookie's `Domain`; empty = no attribute, so the cookie goes to the
+    /// exact host only.
     pub cookie_domain: String,
+    /// When the cookie carries `Secure`.
     pub cookie_secure: CookieSecure,
+    /// The cookie carries `HttpOnly`, so page scripts cannot read the session
+    /// id.
     pub cookie_httponly: bool,
+    /// The cookie's `SameSite` attribute.
     pub cookie_samesite: CookieSameSite,
     /// Refuse ids the backend does not know (no session fixation).
     pub use_strict_mode: bool,
@@ -113,6 +139,7 @@ pub struct SessionSettings {
     /// nene's own: seconds after creation when a session ends however
     /// active it is; 0 = off.
     pub absolute_lifetime: u64,
+    /// The caching headers a response that used the session carries.
     pub cache_limiter: CacheLimiter,
     /// `Expires`/`max-age` minutes for the public and private cache limiters.
     pub cache_expire: u64,

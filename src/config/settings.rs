@@ -31,15 +31,20 @@ pub struct Settings {
 /// Where a log goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogDestination {
+    /// Standard error, beside the tracing log (the default, for containers).
     Stderr,
+    /// Appended to the file at this path, reopened on SIGHUP for logrotate.
     File(PathBuf),
+    /// Discarded; the log is not written.
     Off,
 }
 
 /// The tracing log's line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 

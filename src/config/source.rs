@@ -2,12 +2,19 @@
 
 use std::path::PathBuf;
 
+/// The origin of one value; shown in messages as `file:line`, `env NAME` or
+/// `command line --flag`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// nene's built-in default.
     Default,
     /// A line of an ini file.
-    File { path: PathBuf, line: usize },
+    File {
+        /// The ini file.
+        path: PathBuf,
+        /// The 1-based line that set the value; 0 when it cannot be found.
+        line: usize,
+    },
     /// An environment variable.
     Env(String),
     /// A command-line flag.

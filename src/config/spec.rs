@@ -9,9 +9,19 @@ pub enum Kind {
     /// `on/off`, `true/false`, `yes/no`, `1/0` (PHP ini booleans).
     Bool,
     /// A whole number within bounds.
-    Number { min: u64, max: u64 },
+    Number {
+        /// The smallest value accepted.
+        min: u64,
+        /// The largest value accepted.
+        max: u64,
+    },
     /// A byte size: a number, optionally with PHP's `K`, `M` or `G` suffix.
-    Bytes { min: u64, max: u64 },
+    Bytes {
+        /// The fewest bytes accepted.
+        min: u64,
+        /// The most bytes accepted.
+        max: u64,
+    },
     /// A duration such as `30s`, `500ms`, `2m`.
     Duration,
     /// A duration, or `0` / `off` for none.
@@ -35,14 +45,22 @@ pub enum Kind {
 /// One setting.
 #[derive(Clone, Copy, Debug)]
 pub struct SettingSpec {
+    /// The ini section, without brackets: `server`, `session`, …
     pub section: &'static str,
+    /// The key within the section, lower case.
     pub key: &'static str,
+    /// The value used when no file, variable or flag sets it.
     pub default: &'static str,
+    /// What the value must be; validation and the message for a bad value
+    /// follow it.
     pub kind: Kind,
     /// A second environment variable that also sets it (the mission's
     /// `NENE_SESSION_DSN`, the runtime core's `NENE_LISTEN`).
     pub env_alias: Option<&'static str>,
+    /// PHP's (or PHP-FPM's) name for the same thing, `-` when there is none;
+    /// printed in the settings table.
     pub php: &'static str,
+    /// One line on what the setting does, for `nene config` and the README.
     pub meaning: &'static str,
 }
 
@@ -97,6 +115,8 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * 1024 * 1024;
 
+/// Every setting nene knows. The loader refuses a key in nene's sections that
+/// is not here, and fills each one missing from every source with its default.
 pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         env_alias: Some("NENE_LISTEN"),

@@ -19,16 +19,27 @@ pub const MAX_CONTENT_LEN: usize = 65535;
 pub struct RecordType(pub u8);
 
 impl RecordType {
+    /// Opens a request and names the role it asks for.
     pub const BEGIN_REQUEST: Self = Self(1);
+    /// The peer abandons a request (for example, the client went away).
     pub const ABORT_REQUEST: Self = Self(2);
+    /// Ends a request: the application status and the protocol status.
     pub const END_REQUEST: Self = Self(3);
+    /// A stream of CGI name-value pairs; an empty record ends it.
     pub const PARAMS: Self = Self(4);
+    /// A stream of request body bytes; an empty record ends it.
     pub const STDIN: Self = Self(5);
+    /// A stream of response bytes (CGI head, then body).
     pub const STDOUT: Self = Self(6);
+    /// A stream of error text for the web server's log.
     pub const STDERR: Self = Self(7);
+    /// A stream of extra data for the filter role, which nene does not serve.
     pub const DATA: Self = Self(8);
+    /// A management query for server values such as `FCGI_MAX_CONNS`.
     pub const GET_VALUES: Self = Self(9);
+    /// The answer to GET_VALUES.
     pub const GET_VALUES_RESULT: Self = Self(10);
+    /// The answer to a management record of a type the server does not know.
     pub const UNKNOWN_TYPE: Self = Self(11);
 
     fn name(self) -> Option<&'static str> {
@@ -68,9 +79,13 @@ impl std::fmt::Display for RecordType {
 /// answered with `UNKNOWN_ROLE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// Answers requests and returns a response; the only role nene serves.
     Responder,
+    /// Decides whether a request may proceed; answered with `UNKNOWN_ROLE`.
     Authorizer,
+    /// Transforms a file sent as DATA; answered with `UNKNOWN_ROLE`.
     Filter,
+    /// A role number the specification does not define, kept for the log.
     Other(u16),
 }
 
@@ -89,9 +104,11 @@ impl From<u16> for Role {
 /// padding has already been dropped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// What the record carries; decides which part of a request it feeds.
     pub record_type: RecordType,
     /// 0 for management records, otherwise the request this record belongs to.
     pub request_id: u16,
+    /// Content bytes without padding.
     pub content: Bytes,
 }
 

@@ -16,6 +16,7 @@ pub struct CgiParams {
 }
 
 impl CgiParams {
+    /// Wraps pairs already parsed, in the order the peer sent them.
     pub fn new(pairs: Vec<(Bytes, Bytes)>) -> Self {
         Self { pairs }
     }
@@ -40,14 +41,17 @@ impl CgiParams {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// All pairs in the order sent, repeats included.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
         self.pairs.iter().map(|(name, value)| (name, value))
     }
 
+    /// How many pairs were sent, repeats included.
     pub fn len(&self) -> usize {
         self.pairs.len()
     }
 
+    /// Whether the peer sent no params at all.
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
@@ -56,7 +60,10 @@ impl CgiParams {
 /// A complete responder request: everything the peer sent for one request id.
 #[derive(Clone, Debug)]
 pub struct CgiRequest {
+    /// The CGI meta-variables (REQUEST_METHOD, SCRIPT_NAME, HTTP_* and so on).
     pub params: CgiParams,
+    /// The whole request body (STDIN), already checked against CONTENT_LENGTH
+    /// and `max_body_bytes`.
     pub body: Bytes,
 }
 
@@ -98,6 +105,8 @@ pub(crate) enum Progress {
 }
 
 impl IncomingRequest {
+    /// Starts the state of request `id`, and its receive clock, at its
+    /// BEGIN_REQUEST.
     pub fn new(id: u16) -> Self {
         Self {
             id,

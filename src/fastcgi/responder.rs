@@ -15,20 +15,28 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// on that connection's task, so a panic in it is caught there and becomes a
 /// 500 for that request only.
 pub trait Responder: Clone + Send + 'static {
+    /// Answers one complete request. Runs on the connection's task; the
+    /// connection writes what it returns as STDOUT records and an END_REQUEST.
     fn respond(&self, request: CgiRequest) -> impl Future<Output = CgiResponse> + Send + 'static;
 }
 
 /// A CGI response: `head` holds the `Status:` line, the headers and the blank
 /// line that ends them; `body` follows it on STDOUT.
 pub struct CgiResponse {
+    /// The CGI head: the `Status:` line, headers and the blank line that ends
+    /// them.
     pub head: Bytes,
+    /// What follows the head on STDOUT.
     pub body: ResponseBody,
 }
 
 /// A response body: bytes known up front, or a stream written record by
 /// record as it is produced.
 pub enum ResponseBody {
+    /// A body held in memory, written at once.
     Full(Bytes),
+    /// A body written record by record as it is produced; an error from the
+    /// stream ends the request with a failed application status.
     Stream(BoxStream<'static, Result<Bytes, BoxError>>),
 }
 

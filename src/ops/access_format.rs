@@ -52,23 +52,34 @@ pub struct AccessFormat {
     tokens: Vec<Token>,
 }
 
+/// An `access.format` nene cannot render; the text says which code.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct AccessFormatError(String);
 
 /// What one request looked like, for rendering a line.
 pub struct AccessRecord<'a> {
+    /// `%m`.
     pub method: &'a str,
+    /// `%r`: the path without the query.
     pub path: &'a str,
+    /// `%q` (and `%Q` when present).
     pub query: Option<&'a str>,
+    /// `%s`.
     pub status: u16,
+    /// `%d`: from the request's arrival at the operations layer to its answer.
     pub duration: Duration,
+    /// The CGI params for `%R`, `%u`, `%f`, `%l` and `%{VAR}e`; `None` for a
+    /// request that did not come through a server.
     pub params: Option<&'a CgiParams>,
+    /// `%{Header}i`.
     pub request_headers: &'a HeaderMap,
+    /// `%{Header}o`.
     pub response_headers: &'a HeaderMap,
 }
 
 impl AccessFormat {
+    /// Parses PHP-FPM's `access.format` syntax; an unknown code is an error.
     pub fn parse(format: &str) -> Result<Self, AccessFormatError> {
         let mut tokens = Vec::new();
         let mut literal = String::new();
@@ -110,6 +121,7 @@ impl AccessFormat {
         Ok(Self { tokens })
     }
 
+    /// One access-log line for `record`, never spanning two lines.
     pub fn render(&self, record: &AccessRecord<'_>) -> String {
         let mut line = String::with_capacity(128);
         for token in &self.tokens {

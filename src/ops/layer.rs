@@ -4,6 +4,7 @@
 //! (504), counts it, and writes the slow log and the access log.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use tower::{Layer, Service};
 
 use crate::fastcgi::CgiParams;
+use crate::request_info::RequestInfo;
 use crate::session::SessionTimings;
 
 use super::Ops;
@@ -23,12 +25,14 @@ use super::access_format::AccessRecord;
 use super::metrics::ActiveRequest;
 use super::status::StatusSnapshot;
 
+/// Wraps a service in the operations layer.
 #[derive(Clone)]
 pub struct OpsLayer {
     ops: Arc<Ops>,
 }
 
 impl OpsLayer {
+    /// The layer around `ops`, built once at start-up.
     pub fn new(ops: Arc<Ops>) -> Self {
         Self { ops }
     }
@@ -45,6 +49,7 @@ impl<S> Layer<S> for OpsLayer {
     }
 }
 
+/// A service inside the operations layer.
 #[derive(Clone)]
 pub struct OpsService<S> {
     inner: S,
@@ -75,6 +80,10 @@ where
             let path = request.uri().path().to_string();
             let query = request.uri().query().map(str::to_string);
             let params = request.extensions().get::<CgiParams>().cloned();
+            let client_ip = request
+                .extensions()
+                .get::<RequestInfo>()
+                .and_then(|info| info.client_ip);
             let request_headers = if ops.access_needs_request_headers {
                 request.headers().clone()
             } else {
@@ -85,7 +94,7 @@ where
             let response = if ops.settings.ping_path.as_deref() == Some(path.as_str()) {
                 ping(&ops, &method)
             } else if ops.settings.status_path.as_deref() == Some(path.as_str()) {
-                status(&ops, params.as_ref(), query.as_deref())
+                status(&ops, client_ip, query.as_deref())
             } else {
                 request.extensions_mut().insert(timings.clone());
                 let call = inner.call(request);
@@ -148,9 +157,8 @@ fn ping(ops: &Ops, method: &Method) -> Response {
         .into_response()
 }
 
-fn status(ops: &Ops, params: Option<&CgiParams>, query: Option<&str>) -> Response {
-    let client = params.and_then(CgiParams::remote_ip);
-    let allowed = client.is_some_and(|addr| {
+fn status(ops: &Ops, client_ip: Option<IpAddr>, query: Option<&str>) -> Response {
+    let allowed = client_ip.is_some_and(|addr| {
         ops.settings
             .status_allow
             .iter()

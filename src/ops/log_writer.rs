@@ -8,9 +8,19 @@ use std::sync::Mutex;
 
 use crate::config::LogDestination;
 
+/// An opened log destination, shared by every request that writes to it.
 pub enum LogWriter {
+    /// Lines go to standard error.
     Stderr,
-    File { path: PathBuf, file: Mutex<File> },
+    /// Lines are appended to a file.
+    File {
+        /// The file's name, opened again on SIGHUP after logrotate moves it.
+        path: PathBuf,
+        /// The open file, behind a lock so lines from concurrent requests never
+        /// interleave and a reopen can swap it.
+        file: Mutex<File>,
+    },
+    /// Lines are dropped.
     Off,
 }
 
@@ -28,6 +38,7 @@ impl LogWriter {
         })
     }
 
+    /// Whether the log is off, so callers can skip building the line at all.
     pub fn is_off(&self) -> bool {
         matches!(self, LogWriter::Off)
     }

@@ -5,9 +5,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
+/// Shared by every request through the operations layer; relaxed atomics, since
+/// the counters are independent and only read for display.
 #[derive(Debug)]
 pub struct OpsMetrics {
+    /// Wall-clock start, shown as `start time`.
     pub started_at: SystemTime,
+    /// Monotonic start, for `start since` (uptime), which a clock change must
+    /// not skew.
     pub started: Instant,
     /// Requests being handled now.
     pub active: AtomicU64,
@@ -35,6 +40,7 @@ impl Default for OpsMetrics {
     }
 }
 
+/// The current value of one counter, for display.
 pub fn read(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
@@ -43,6 +49,8 @@ pub fn read(counter: &AtomicU64) -> u64 {
 pub struct ActiveRequest<'a>(&'a OpsMetrics);
 
 impl<'a> ActiveRequest<'a> {
+    /// Counts the request as active and updates the maximum; dropping it
+    /// counts the request as answered.
     pub fn new(metrics: &'a OpsMetrics) -> Self {
         let now = metrics.active.fetch_add(1, Ordering::Relaxed) + 1;
         metrics.max_active.fetch_max(now, Ordering::Relaxed);

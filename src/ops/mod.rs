@@ -23,31 +23,47 @@ use crate::session::SessionStore;
 
 /// Everything the operations layer needs, built once at start-up.
 pub struct Ops {
+    /// The `[pm]`, `[ping]`, `[access]` and timeout settings the layer acts on.
     pub settings: OpsSettings,
+    /// `access.format`, parsed once so each request only fills it in.
     pub access_format: AccessFormat,
     /// `%{…}i` codes need the request headers kept until the answer.
     pub access_needs_request_headers: bool,
+    /// Where access log lines go.
     pub access_log: LogWriter,
+    /// Where slow log lines go.
     pub slow_log: LogWriter,
+    /// Request counters for the status page.
     pub metrics: OpsMetrics,
+    /// Connection counters and the listen queue, for the status page.
     pub server: Arc<ServerMetrics>,
+    /// The session store, whose counters and backend the status page shows.
     pub sessions: Arc<SessionStore>,
 }
 
 /// Why the operations settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsSetupError {
+    /// `access.format` has a code PHP-FPM's access log does not know, or a
+    /// malformed one.
     #[error("access.format: {0}")]
     AccessFormat(#[from] AccessFormatError),
+    /// The access log or the slow log is a file that cannot be opened for
+    /// appending.
     #[error("{setting}: cannot open {path}: {source}")]
     LogFile {
+        /// The setting that names the file (`access.log` or `server.slowlog`).
         setting: &'static str,
+        /// The destination as configured, for the message.
         path: String,
+        /// Why the open failed.
         source: std::io::Error,
     },
 }
 
 impl Ops {
+    /// Parses the access format and opens the log files; fails at start-up,
+    /// never during a request.
     pub fn new(
         settings: OpsSettings,
         server: Arc<ServerMetrics>,

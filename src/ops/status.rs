@@ -13,11 +13,15 @@ use super::metrics::{OpsMetrics, read};
 
 /// Everything the page shows, read once.
 pub struct StatusSnapshot {
+    /// One row per field: (FPM-style name, metric name, metric type, value). An
+    /// empty metric name keeps the row out of OpenMetrics; a null value shows
+    /// as `-`.
     pub fields: Vec<(&'static str, &'static str, &'static str, Value)>,
 }
 
 /// (FPM-style name, metric name, metric type, value)
 impl StatusSnapshot {
+    /// Reads every counter once, so the page's fields come from one moment.
     pub fn take(ops: &OpsMetrics, server: &ServerMetrics, sessions: &SessionStore) -> Self {
         let queue = server.listen_queue();
         let session = &sessions.metrics;
@@ -154,6 +158,7 @@ impl StatusSnapshot {
         Self { fields }
     }
 
+    /// Plain text like FPM's default output: one `name: value` line per field.
     pub fn text(&self) -> String {
         let mut out = String::new();
         for (name, _, _, value) in &self.fields {
@@ -167,6 +172,7 @@ impl StatusSnapshot {
         out
     }
 
+    /// One JSON object keyed by the FPM-style names (`?json`).
     pub fn json(&self) -> String {
         let map: serde_json::Map<String, Value> = self
             .fields

@@ -7,22 +7,29 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
 
 use crate::fastcgi::{CgiParams, CgiRequest};
+use crate::request_info::RequestInfo;
 
 /// A request whose params cannot make an HTTP request; answered 400.
 #[derive(Debug, thiserror::Error)]
 pub enum BadCgiRequest {
+    /// The peer sent no `REQUEST_METHOD`.
     #[error("REQUEST_METHOD is missing")]
     MissingMethod,
+    /// `REQUEST_METHOD` is not an HTTP method token.
     #[error("REQUEST_METHOD is not a valid method")]
     BadMethod,
+    /// `REQUEST_URI` cannot be made a request target even percent-encoded.
     #[error("REQUEST_URI is not a valid request target")]
     BadUri,
+    /// More `HTTP_*` params than a header map holds.
     #[error("too many request headers")]
     TooManyHeaders,
 }
 
-/// The request as an application sees it. All CGI params stay reachable as
-/// the [`CgiParams`] request extension (REMOTE_ADDR, HTTPS, SERVER_NAME, …).
+/// The request as an application sees it, with the typed [`RequestInfo`]
+/// (client address, HTTPS, script name) as a request extension. The raw
+/// params stay reachable as the [`CgiParams`] extension for the access log's
+/// `%{VAR}e`; applications should not need them.
 pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiRequest> {
     let params = cgi.params;
     let method = params
@@ -71,6 +78,8 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
             .try_append(header_name, header_value)
             .map_err(|_| BadCgiRequest::TooManyHeaders)?;
     }
+    let info = RequestInfo::from_cgi(|name| params.get_str(name));
+    request.extensions_mut().insert(info);
     request.extensions_mut().insert(params);
     Ok(request)
 }
@@ -152,6 +161,8 @@ mod tests {
         assert!(request.headers().get("remote-addr").is_none());
         let params = request.extensions().get::<CgiParams>().unwrap();
         assert_eq!(params.get_str("REMOTE_ADDR"), Some("127.0.0.1"));
+        let info = request.extensions().get::<RequestInfo>().unwrap();
+        assert_eq!(info.client_ip, Some("127.0.0.1".parse().unwrap()));
     }
 
     #[test]

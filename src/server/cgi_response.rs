@@ -10,6 +10,8 @@ use http_body_util::BodyDataStream;
 
 use crate::fastcgi::{BoxError, CgiResponse, ResponseBody};
 
+/// Turns an `http` response into a CGI head and a body stream. Adds
+/// `content-length` when the body's size is known and the header is missing.
 pub fn into_cgi_response<B>(response: Response<B>) -> CgiResponse
 where
     B: HttpBody<Data = Bytes> + Send + 'static,

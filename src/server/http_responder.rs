@@ -23,6 +23,7 @@ pub struct HttpResponder<S> {
 }
 
 impl<S> HttpResponder<S> {
+    /// Serves `service`.
     pub fn new(service: S) -> Self {
         Self { service }
     }

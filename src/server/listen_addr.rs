@@ -5,12 +5,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+/// A listen address, parsed from `server.listen` and printed back the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListenAddr {
+    /// `IP:PORT`; with port 0 the kernel picks a free port (as the tests do).
     Tcp(SocketAddr),
+    /// `unix:` followed by the socket file's path.
     Unix(PathBuf),
 }
 
+/// The text is neither `IP:PORT` nor `unix:` with a path; holds the text for
+/// the message.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "invalid listen address {0:?}: expected IP:PORT (e.g. 127.0.0.1:9000) or unix:/path/to.sock"

@@ -11,34 +11,56 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixSocket, Un
 
 use super::{ListenAddr, ServerSettings};
 
+/// Why nene cannot listen; a start-up error, printed before exiting.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
+    /// Creating, binding or listening on the socket fails (address in use,
+    /// no permission, missing directory).
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: ListenAddr, source: io::Error },
+    Bind {
+        /// The address that could not be bound.
+        addr: ListenAddr,
+        /// The system's reason.
+        source: io::Error,
+    },
+    /// The Unix socket file exists and a process accepts connections on it;
+    /// a running server is never displaced.
     #[error(
         "cannot listen on unix:{0}: another process is serving on that socket (stop it or choose another path)"
     )]
     SocketInUse(PathBuf),
+    /// The socket path exists and is some other kind of file, which nene will
+    /// not delete.
     #[error(
         "cannot listen on unix:{0}: the path exists and is not a socket; refusing to replace it"
     )]
     NotASocket(PathBuf),
+    /// The Unix socket is bound but its file mode cannot be set, so nginx
+    /// might not be able to connect.
     #[error("cannot set mode {mode:o} on unix:{path}: {source}")]
     SocketMode {
+        /// The socket file.
         path: PathBuf,
+        /// The mode that was to be set (`server.socket_mode`).
         mode: u32,
+        /// The system's reason.
         source: io::Error,
     },
 }
 
+/// The bound socket the accept loop takes connections from.
 pub enum Listener {
+    /// A TCP listener, `IP:PORT`.
     Tcp(TcpListener),
+    /// A Unix socket listener and its file, removed when this is dropped.
     Unix(UnixListener, UnixSocketFile),
 }
 
 /// An accepted connection, with a printable peer for logs.
 pub enum Accepted {
+    /// A TCP connection and the peer's address.
     Tcp(TcpStream, std::net::SocketAddr),
+    /// A Unix socket connection; its peer has no address worth printing.
     Unix(UnixStream),
 }
 
@@ -52,6 +74,8 @@ impl Drop for UnixSocketFile {
 }
 
 impl Listener {
+    /// Binds `settings.listen` with the configured backlog (and, for a Unix
+    /// socket, replaces a stale socket file and sets its mode).
     pub async fn bind(settings: &ServerSettings) -> Result<Self, ListenError> {
         let backlog = settings.listen_backlog;
         match &settings.listen {
@@ -85,6 +109,7 @@ impl Listener {
         }
     }
 
+    /// Waits for the next connection. TCP connections get `TCP_NODELAY`.
     pub async fn accept(&self) -> io::Result<Accepted> {
         match self {
             Listener::Tcp(listener) => {

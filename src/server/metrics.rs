@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Connection counters shared by the accept loop and the status page.
 #[derive(Debug, Default)]
 pub struct ServerMetrics {
     /// Connections accepted since start ("accepted conn").
@@ -30,10 +31,13 @@ pub struct ListenQueue {
 }
 
 impl ServerMetrics {
+    /// All counters at zero and no listening socket yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Records the listening TCP socket, or clears it (`None`) before the
+    /// listener closes.
     pub(super) fn set_listen_fd(&self, fd: Option<i32>) {
         *self
             .listen_fd
@@ -74,6 +78,7 @@ impl ServerMetrics {
 pub(super) struct OpenConnection(Arc<ServerMetrics>);
 
 impl OpenConnection {
+    /// Counts the connection as accepted and open.
     pub fn new(metrics: Arc<ServerMetrics>) -> Self {
         metrics.accepted.fetch_add(1, Ordering::Relaxed);
         metrics.open.fetch_add(1, Ordering::Relaxed);

@@ -12,14 +12,32 @@ const SPARE_FILES: u64 = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenFileLimit {
     /// The soft limit was already high enough.
-    Enough { soft: u64 },
+    Enough {
+        /// The soft limit as found.
+        soft: u64,
+    },
     /// The soft limit was raised to `soft`.
-    Raised { from: u64, soft: u64 },
+    Raised {
+        /// The soft limit nene started with.
+        from: u64,
+        /// The soft limit now.
+        soft: u64,
+    },
     /// The hard limit is below what `max_connections` needs; the soft limit
     /// is now the hard limit.
-    TooLow { soft: u64, hard: u64, wanted: u64 },
+    TooLow {
+        /// The soft limit now: the hard limit, or the old soft limit if that
+        /// was higher.
+        soft: u64,
+        /// The hard limit, which only root (or the service manager) can raise.
+        hard: u64,
+        /// What `max_connections` plus the spare descriptors need.
+        wanted: u64,
+    },
 }
 
+/// `getrlimit` or `setrlimit` failed; logged as a warning, and nene runs on with
+/// the limit it has.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {operation} RLIMIT_NOFILE: {source}")]
 pub struct OpenFileLimitError {

@@ -6,6 +6,8 @@ use crate::fastcgi::ConnectionLimits;
 
 use super::ListenAddr;
 
+/// The `[server]` settings the listener, the accept loop and every connection
+/// run with.
 #[derive(Clone, Debug)]
 pub struct ServerSettings {
     /// TCP address or Unix socket path to listen on.

@@ -10,8 +10,13 @@ use super::error::SessionError;
 /// Session data: string keys to JSON-like values.
 pub type SessionData = Map<String, Value>;
 
+/// Turns session data into the bytes a backend stores, and back. Shared by
+/// every request, so it holds no per-request state.
 pub trait SessionCodec: Send + Sync + 'static {
+    /// The bytes to store for `data`.
     fn encode(&self, data: &SessionData) -> Bytes;
+    /// The data `bytes` hold; empty bytes are an empty session. Unreadable
+    /// bytes are [`SessionError::Corrupt`].
     fn decode(&self, bytes: &[u8]) -> Result<SessionData, SessionError>;
 }
 

@@ -9,12 +9,13 @@ use http::request::Parts;
 use ipnet::IpNet;
 
 use crate::config::{CookieSameSite, CookieSecure, SessionSettings};
-use crate::fastcgi::CgiParams;
+use crate::request_info::RequestInfo;
 
 /// Caps the cookies looked at in one request: a header with thousands of
 /// same-named cookies costs at most this many id checks.
 const MAX_CANDIDATES: usize = 16;
 
+/// The session cookie's name and attributes, from `[session]`.
 #[derive(Clone, Debug)]
 pub struct SessionCookie {
     name: String,
@@ -31,6 +32,7 @@ pub struct SessionCookie {
 }
 
 impl SessionCookie {
+    /// From the session settings and `server.trusted_proxies`.
     pub fn new(settings: &SessionSettings, trusted_proxies: &[IpNet]) -> Self {
         Self {
             name: settings.name.clone(),
@@ -44,6 +46,7 @@ impl SessionCookie {
         }
     }
 
+    /// The cookie's name (`session.name`).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -73,13 +76,10 @@ impl SessionCookie {
 
     /// Whether the client reached nginx over HTTPS.
     pub fn request_is_https(&self, parts: &Parts) -> bool {
-        let Some(params) = parts.extensions.get::<CgiParams>() else {
+        let Some(info) = parts.extensions.get::<RequestInfo>() else {
             return false;
         };
-        if let Some(https) = params.get_str("HTTPS")
-            && !https.is_empty()
-            && !https.eq_ignore_ascii_case("off")
-        {
+        if info.https {
             return true;
         }
         let forwarded_https = parts
@@ -88,12 +88,11 @@ impl SessionCookie {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
-        forwarded_https && self.peer_is_trusted(params)
+        forwarded_https && self.peer_is_trusted(info)
     }
 
-    fn peer_is_trusted(&self, params: &CgiParams) -> bool {
-        params
-            .remote_ip()
+    fn peer_is_trusted(&self, info: &RequestInfo) -> bool {
+        info.client_ip
             .is_some_and(|addr| self.trusted_proxies.iter().any(|net| net.contains(&addr)))
     }
 
@@ -145,7 +144,6 @@ fn header_value(cookie: Cookie<'static>) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use http::Request;
 
     fn parts(params: &[(&str, &str)], headers: &[(&str, &str)]) -> Parts {
@@ -154,11 +152,9 @@ mod tests {
             request = request.header(*name, *value);
         }
         let (mut parts, ()) = request.body(()).unwrap().into_parts();
-        let pairs = params
-            .iter()
-            .map(|(k, v)| (Bytes::from(k.to_string()), Bytes::from(v.to_string())))
-            .collect();
-        parts.extensions.insert(CgiParams::new(pairs));
+        let info =
+            RequestInfo::from_cgi(|name| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v));
+        parts.extensions.insert(info);
         parts
     }
 

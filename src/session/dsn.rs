@@ -106,9 +106,19 @@ pub struct RedisDsn {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RedisAddress {
     /// TCP; `tls` for `rediss://`.
-    Tcp { host: String, port: u16, tls: bool },
+    Tcp {
+        /// A host name, or an IP address (IPv6 without its brackets).
+        host: String,
+        /// The port; 6379 when the DSN names none.
+        port: u16,
+        /// Whether the connection is TLS (`rediss://`).
+        tls: bool,
+    },
     /// A Unix domain socket (`redis+unix://`, `unix://`).
-    Unix { path: PathBuf },
+    Unix {
+        /// The absolute path of the socket file, percent-decoded.
+        path: PathBuf,
+    },
 }
 
 /// The options of the table in this module's documentation.
@@ -151,28 +161,52 @@ impl Default for RedisOptions {
 /// replaced by `***`, and says what would be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum DsnError {
+    /// The DSN has a `scheme://` that is none of `redis`, `rediss`,
+    /// `redis+unix` and `unix`.
     #[error("SESSION_DSN `{dsn}`: unknown scheme `{scheme}`{hint}; {ACCEPTED}")]
     UnknownScheme {
+        /// The DSN, password masked.
         dsn: String,
+        /// The scheme as written.
         scheme: String,
         /// ` (did you mean …?)` or empty.
         hint: String,
     },
+    /// The DSN does not fit its form: no scheme, a bad host, port or db,
+    /// broken percent-encoding, a user without a password, an option given
+    /// twice or without a value, and the like.
     #[error("SESSION_DSN `{dsn}`: {problem}; {ACCEPTED}")]
-    Malformed { dsn: String, problem: String },
+    Malformed {
+        /// The DSN, password masked.
+        dsn: String,
+        /// What is wrong, and where it helps, how to write it instead.
+        problem: String,
+    },
+    /// The query has an option this form does not take (the db, password and
+    /// username options are for the Unix socket form only).
     #[error("SESSION_DSN `{dsn}`: unknown option `{option}`{hint}; options: {accepted}")]
     UnknownOption {
+        /// The DSN, password masked.
         dsn: String,
+        /// The option name as written, percent-decoded.
         option: String,
         /// ` (did you mean …?)` or empty.
         hint: String,
+        /// The options this form takes, comma-separated.
         accepted: String,
     },
+    /// A known option has a value it cannot take: a duration that does not
+    /// parse or is out of bounds, `lock` other than on/off, a prefix with
+    /// control characters.
     #[error("SESSION_DSN `{dsn}`: option `{option}` must be {expected}, not `{value}`")]
     BadOptionValue {
+        /// The DSN, password masked.
         dsn: String,
+        /// The option the value was given for.
         option: &'static str,
+        /// The value as given; never a password's, which are not checked here.
         value: String,
+        /// What the option takes, in words.
         expected: &'static str,
     },
 }
@@ -185,6 +219,7 @@ impl SessionDsn {
         Ok(Self { backend, redacted })
     }
 
+    /// The backend the DSN selects, with its connection details.
     pub fn backend(&self) -> &SessionBackend {
         &self.backend
     }
@@ -197,6 +232,7 @@ impl SessionDsn {
         }
     }
 
+    /// Whether the DSN is empty (or blank), selecting file sessions.
     pub fn is_files(&self) -> bool {
         self.backend == SessionBackend::Files
     }
@@ -236,6 +272,8 @@ impl RedisDsn {
         self.password.as_deref()
     }
 
+    /// Whether the DSN carries an `AUTH` password; lets logs and `nene config`
+    /// say so without showing it.
     pub fn has_password(&self) -> bool {
         self.password.is_some()
     }

@@ -5,20 +5,29 @@
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
+/// A session operation that failed; the request that needed the session is
+/// answered 503 with `Retry-After: 1`.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The backend did not answer within its timeout.
     #[error("session backend {backend} timed out after {after:?} ({operation})")]
     Timeout {
+        /// The backend's name (`redis`), for the log.
         backend: &'static str,
+        /// What the request was doing (`read`, `write`, `lock`, …).
         operation: &'static str,
+        /// How long the request waited.
         after: std::time::Duration,
     },
     /// The backend answered with an error or could not be reached.
     #[error("session backend {backend} failed ({operation}): {message}")]
     Backend {
+        /// The backend's name (`files`, `redis`), for the log.
         backend: &'static str,
+        /// What the request was doing (`read`, `write`, `gc`, …).
         operation: &'static str,
+        /// The backend's own error, with the file or server it concerns; any
+        /// password is masked.
         message: String,
     },
     /// Another request held the session's lock for longer than the wait allows.
@@ -26,6 +35,7 @@ pub enum SessionError {
     LockTimeout {
         /// [`SessionId::log_tag`](super::id::SessionId::log_tag), never the id.
         id_tag: String,
+        /// How long the request waited before giving up.
         waited: std::time::Duration,
     },
     /// Stored data the codec cannot read.

@@ -21,13 +21,20 @@ pub struct SessionHandlerFactory;
 /// (DSN passwords are masked).
 #[derive(Debug, thiserror::Error)]
 pub enum SessionSetupError {
+    /// `SESSION_DSN` does not parse.
     #[error(transparent)]
     Dsn(#[from] DsnError),
+    /// `session.save_path` is not a directory, cannot be created, or is not
+    /// writable.
     #[error("session.save_path {}: {source}", path.display())]
     Files {
+        /// The configured `session.save_path`.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
+    /// The Redis client cannot be built from the DSN (an unreadable
+    /// `tls_ca_file`, settings the client refuses).
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
 }

@@ -99,6 +99,9 @@ pub struct CommitOutcome {
 }
 
 impl Session {
+    /// The session of one request, not started: nothing is read from the
+    /// backend until a handler first uses it. `offered_ids` are the ids the
+    /// request's cookies carry, not yet validated.
     pub(crate) fn new(
         store: Arc<SessionStore>,
         offered_ids: Vec<String>,

@@ -124,6 +124,8 @@ pub trait HeldLock: Send + Sync + 'static {
     /// (to fold its release into another round trip).
     fn as_any(&self) -> &dyn Any;
 
+    /// The boxed lock as `Any`, so that [`SessionLock::take_as`] can downcast
+    /// it to the backend's own type.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
@@ -141,10 +143,13 @@ impl SessionLock {
         Self { held: None }
     }
 
+    /// A lock a backend has just taken.
     pub fn held(lock: Box<dyn HeldLock>) -> Self {
         Self { held: Some(lock) }
     }
 
+    /// Whether a backend lock is held (false for [`none`](Self::none) and
+    /// after [`take_as`](Self::take_as) took it).
     pub fn is_held(&self) -> bool {
         self.held.is_some()
     }
@@ -158,6 +163,8 @@ impl SessionLock {
         self.held.take()?.into_any().downcast::<T>().ok()
     }
 
+    /// Releases the lock now, rather than in a background task on drop; a
+    /// lock that is not held releases nothing.
     pub async fn release(mut self) -> Result<(), SessionError> {
         match self.held.take() {
             Some(lock) => lock.release().await,

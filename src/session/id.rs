@@ -13,6 +13,8 @@ use rand::RngExt;
 pub struct SessionId(String);
 
 impl SessionId {
+    /// The id itself, for the cookie and the backend key; never for logs
+    /// (use [`log_tag`](Self::log_tag)).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -58,23 +60,34 @@ pub const MIN_ID_ENTROPY_BITS: usize = 128;
 /// `sess_{id}` plus a temp-file suffix must fit a 255-byte file name.
 pub const MAX_ID_LENGTH: usize = 128;
 
+/// Settings that cannot make safe, usable ids; refused at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum IdFormatError {
+    /// `sid_bits_per_character` is not 4, 5 or 6, the only alphabets there
+    /// are.
     #[error("sid_bits_per_character must be 4, 5 or 6, not {0}")]
     BitsPerCharacter(u8),
+    /// `sid_length` × bits per character is below [`MIN_ID_ENTROPY_BITS`].
     #[error(
         "sid_length {length} with {bits} bits per character gives {entropy} bits; at least {MIN_ID_ENTROPY_BITS} are needed"
     )]
     TooLittleEntropy {
+        /// The configured `sid_length`.
         length: usize,
+        /// The configured `sid_bits_per_character`.
         bits: u8,
+        /// The bits of entropy they give.
         entropy: usize,
     },
+    /// `sid_length` is above `MAX_ID_LENGTH` (128).
     #[error("sid_length {0} is above the maximum of {MAX_ID_LENGTH}")]
     TooLong(usize),
 }
 
 impl SessionIdFormat {
+    /// The format for ids of `length` characters from the alphabet of
+    /// `bits_per_character`; refuses what gives under 128 bits or over 128
+    /// characters.
     pub fn new(length: usize, bits_per_character: u8) -> Result<Self, IdFormatError> {
         let alphabet = match bits_per_character {
             4 => ALPHABET_4,

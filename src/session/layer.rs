@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue, Request};
 use tower::{Layer, Service};
 
 use crate::config::CacheLimiter;
-use crate::fastcgi::CgiParams;
+use crate::request_info::RequestInfo;
 
 use super::handle::Session;
 use super::metrics::SessionTimings;
@@ -24,12 +24,15 @@ use super::store::SessionStore;
 /// PHP's fixed date for "already expired".
 const EXPIRED: &str = "Thu, 19 Nov 1981 08:52:00 GMT";
 
+/// Wraps a service so each request gets a [`Session`] that is committed
+/// after the service answers.
 #[derive(Clone)]
 pub struct SessionLayer {
     store: Arc<SessionStore>,
 }
 
 impl SessionLayer {
+    /// The layer over the store built at start-up.
     pub fn new(store: Arc<SessionStore>) -> Self {
         Self { store }
     }
@@ -46,6 +49,7 @@ impl<S> Layer<S> for SessionLayer {
     }
 }
 
+/// A service inside the session layer.
 #[derive(Clone)]
 pub struct SessionService<S> {
     inner: S,
@@ -82,8 +86,8 @@ where
         let timings = parts.extensions.get::<Arc<SessionTimings>>().cloned();
         let client = parts
             .extensions
-            .get::<CgiParams>()
-            .and_then(CgiParams::remote_ip);
+            .get::<RequestInfo>()
+            .and_then(|info| info.client_ip);
         let session = Session::new(store.clone(), offered, timings, client);
         parts.extensions.insert(session.clone());
         let request = Request::from_parts(parts, body);

@@ -91,6 +91,7 @@ impl LocalLocks {
         self.by_id.lock().map(|m| m.len()).unwrap_or(0)
     }
 
+    /// Whether no session has a request in progress or queued here.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -20,12 +20,14 @@ pub struct LatencyHistogram {
 }
 
 impl LatencyHistogram {
+    /// Counts one sample in its bucket (below 1 µs counts as 1 µs).
     pub fn record(&self, elapsed: Duration) {
         let micros = elapsed.as_micros().max(1) as u64;
         let bucket = (63 - micros.leading_zeros() as usize).min(BUCKETS - 1);
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Samples recorded since start.
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
@@ -70,6 +72,8 @@ pub struct SessionMetrics {
 }
 
 impl SessionMetrics {
+    /// Counts a failed session operation: a lock timeout, or any other error
+    /// as a backend error.
     pub(crate) fn count_error(&self, error: &SessionError) {
         let counter = match error {
             SessionError::LockTimeout { .. } => &self.lock_timeouts,
@@ -88,11 +92,13 @@ pub struct SessionTimings {
 }
 
 impl SessionTimings {
+    /// Adds time spent starting the session.
     pub(crate) fn add_read(&self, elapsed: Duration) {
         self.read_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Adds time spent committing the session.
     pub(crate) fn add_write(&self, elapsed: Duration) {
         self.write_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);

@@ -74,16 +74,31 @@ struct LockSettings {
 /// Setting up the Redis backend failed (before any connection is attempted).
 #[derive(Debug, thiserror::Error)]
 pub enum RedisSetupError {
+    /// The handler was asked to serve a DSN for another backend (files).
     #[error("SESSION_DSN `{dsn}` does not name a Redis server")]
-    NotRedis { dsn: String },
+    NotRedis {
+        /// The DSN, password masked.
+        dsn: String,
+    },
+    /// The `tls_ca_file` option names a file that cannot be read.
     #[error("SESSION_DSN `{dsn}`: cannot read tls_ca_file {}: {source}", path.display())]
     CaFile {
+        /// The DSN, password masked.
         dsn: String,
+        /// The CA file as given in the DSN.
         path: PathBuf,
+        /// Why it cannot be read.
         source: std::io::Error,
     },
+    /// The redis crate refuses the connection settings (for example a CA file
+    /// it cannot parse).
     #[error("SESSION_DSN `{dsn}`: the Redis client refused these settings: {message}")]
-    Client { dsn: String, message: String },
+    Client {
+        /// The DSN, password masked.
+        dsn: String,
+        /// The client's reason.
+        message: String,
+    },
 }
 
 impl RedisSessionHandler {

@@ -19,11 +19,18 @@ use super::rejected_ids::RejectedIds;
 /// session on this instance before it gets a 503.
 pub const LOCAL_LOCK_WAIT: Duration = Duration::from_secs(10);
 
+/// Shared by every request through the session layer; read-only apart from
+/// its queues and counters.
 pub struct SessionStore {
+    /// The backend the DSN chose: where session data and locks live.
     pub handler: Arc<dyn SessionHandler>,
+    /// How session data becomes the bytes the backend stores.
     pub codec: Arc<dyn SessionCodec>,
+    /// Makes new ids and checks the shape of ids cookies bring.
     pub ids: SessionIdFormat,
+    /// Reads the session id from a request and writes the `Set-Cookie`.
     pub cookie: SessionCookie,
+    /// The `[session]` settings (lifetimes, gc chance, cache limiter, …).
     pub settings: SessionSettings,
     /// Same-session requests on this instance queue here.
     pub local_locks: Arc<LocalLocks>,
@@ -36,6 +43,8 @@ pub struct SessionStore {
 }
 
 impl SessionStore {
+    /// A store around `handler`, with an empty local queue, zeroed counters
+    /// and the default local lock wait ([`LOCAL_LOCK_WAIT`]).
     pub fn new(
         handler: Arc<dyn SessionHandler>,
         codec: Arc<dyn SessionCodec>,

@@ -9,12 +9,10 @@ use axum::body::{Body, Bytes};
 use axum::routing::{get, post};
 use std::sync::Arc;
 
-use nene::bootstrap;
 use nene::config::{LoadOptions, load};
-use nene::fastcgi::{CgiParams, ConnectionLimits, Responder};
-use nene::front_controller::front_controller;
-use nene::ops::Ops;
+use nene::fastcgi::{ConnectionLimits, Responder};
 use nene::server::{HttpResponder, ListenAddr, Listener, ServerMetrics, ServerSettings, serve};
+use nene::{Bootstrap, RequestInfo};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -25,17 +23,15 @@ pub fn test_app() -> Router {
         .route("/hello", get(|| async { "hello" }))
         .route(
             "/echo",
-            post(|request: http::Request<Body>| async move {
-                let remote = request
-                    .extensions()
-                    .get::<CgiParams>()
-                    .and_then(|p| p.get_str("REMOTE_ADDR").map(str::to_owned))
-                    .unwrap_or_default();
-                let body = axum::body::to_bytes(request.into_body(), usize::MAX)
-                    .await
-                    .unwrap();
-                format!("{} bytes from {remote}", body.len())
-            }),
+            post(
+                |info: RequestInfo, request: http::Request<Body>| async move {
+                    let remote = info.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+                    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+                        .await
+                        .unwrap();
+                    format!("{} bytes from {remote}", body.len())
+                },
+            ),
         )
         .route("/big", get(|| async { vec![b'a'; BIG_BODY_LEN] }))
         .route(
@@ -102,9 +98,10 @@ impl InProcess {
         .await
     }
 
-    /// The whole runtime around the test application, configured like the
-    /// binary from `env` (NENE_* variables; no ini files): operations
-    /// layer, constants, sessions in a temporary directory.
+    /// The whole runtime around the test application through nene's own
+    /// entry point ([`Bootstrap`]), configured like the binary from `env`
+    /// (NENE_* variables; no ini files): operations layer, constants,
+    /// sessions in a temporary directory.
     pub async fn start_front_controller(env: &[(&str, &str)]) -> (InProcess, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let mut env: Vec<(String, String)> = env
@@ -123,15 +120,23 @@ impl InProcess {
         })
         .unwrap()
         .constants;
-        let cookie = bootstrap::configure_session_cookie(&constants);
-        let handler = bootstrap::configure_session_handler(&constants).unwrap();
-        let sessions = bootstrap::session_store(&constants, cookie, handler).unwrap();
-        let settings = constants.settings().clone();
-        let metrics = Arc::new(ServerMetrics::new());
-        let ops =
-            Arc::new(Ops::new(settings.ops.clone(), metrics.clone(), sessions.clone()).unwrap());
-        let service = front_controller(test_app(), constants, sessions, ops);
-        let server = Self::serve(HttpResponder::new(service), settings.server, metrics).await;
+        let nene = Bootstrap::new(constants).unwrap();
+        let listener = Listener::bind(&nene.constants().settings().server)
+            .await
+            .unwrap();
+        let addr = listener.local_addr().to_string();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            nene.serve_fastcgi(listener, test_app(), async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let server = InProcess {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
         (server, dir)
     }
 

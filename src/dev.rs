@@ -1,0 +1,211 @@
+//! `nene dev`: the development web server, as `php -S` is PHP's. Plain
+//! HTTP/1.1 (hyper, through axum's `serve`) in place of nginx + FastCGI;
+//! everything behind the transport is the production path. Like the
+//! repository's nginx block (`try_files $uri @nene`), a request for a file
+//! under htdocs gets the file (tower-http's `ServeDir`: content type, `HEAD`,
+//! `If-Modified-Since`, no directory listing, no `..` escape), anything else
+//! goes to the front controller with the CGI values nginx would have sent:
+//! the client address, `SCRIPT_NAME`, no `HTTPS`. The body is read whole and
+//! bounded by `server.max_body_bytes` (413 above it) before the application
+//! runs, as the FastCGI server does.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, StatusCode};
+use tokio::net::TcpListener;
+use tower::{ServiceExt, service_fn};
+use tower_http::services::ServeDir;
+
+use crate::application::Application;
+use crate::config::Settings;
+use crate::fastcgi::CgiParams;
+use crate::request_info::RequestInfo;
+
+/// Why `nene dev` refuses an address.
+#[derive(Debug, thiserror::Error)]
+pub enum DevAddressError {
+    /// `php -S 0.0.0.0:8000` users learn it the hard way: a development
+    /// server on a public interface serves anyone on the network.
+    #[error(
+        "--http {0}: the development server listens on loopback only (127.0.0.1, ::1); it is not hardened for the network. Add --public to listen on {0} anyway, or put nginx in front of `nene serve` in production"
+    )]
+    NotLoopback(SocketAddr),
+}
+
+/// Checks the `--http` address: loopback, or anything with `public`.
+pub fn check_dev_address(addr: SocketAddr, public: bool) -> Result<(), DevAddressError> {
+    if addr.ip().is_loopback() || public {
+        Ok(())
+    } else {
+        Err(DevAddressError::NotLoopback(addr))
+    }
+}
+
+/// Serves `front` (the application inside nene's front controller) and
+/// htdocs over HTTP on `listener` until `shutdown` resolves.
+pub async fn serve_http<A: Application>(
+    listener: TcpListener,
+    front: A,
+    settings: &Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    let document_root = std::path::absolute(&settings.htdocs)?;
+    let max_body = settings.server.limits.max_body_bytes;
+    let root = document_root.clone();
+    let to_front_controller = service_fn(move |request: Request<Body>| {
+        let front = front.clone();
+        let root = root.clone();
+        async move {
+            let request = match as_nginx_would_send(request, local, &root, max_body).await {
+                Ok(request) => request,
+                Err(refusal) => return Ok::<_, Infallible>(refusal),
+            };
+            front.oneshot(request).await
+        }
+    });
+    let static_first = ServeDir::new(&document_root)
+        .append_index_html_on_directories(false)
+        .call_fallback_on_method_not_allowed(true)
+        .fallback(to_front_controller);
+    let router = Router::new().fallback_service(static_first);
+    tracing::warn!(
+        "nene {} development server on http://{local}/ (htdocs {}) — put nginx (or another web server) in front of `nene serve` in production",
+        env!("CARGO_PKG_VERSION"),
+        document_root.display()
+    );
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The request with its body read whole and the values the repository's
+/// nginx block passes as CGI params, or the answer that refuses it.
+async fn as_nginx_would_send(
+    request: Request<Body>,
+    local: SocketAddr,
+    document_root: &Path,
+    max_body: usize,
+) -> Result<Request<Body>, Response> {
+    let (mut parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max_body as u64) {
+        return Err(too_large());
+    }
+    let body = match axum::body::to_bytes(body, max_body).await {
+        Ok(body) => body,
+        Err(_) => return Err(too_large()),
+    };
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let path = parts.uri.path();
+    let decoded_path = percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned();
+    let request_uri = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let host = header(http::header::HOST);
+    let server_name = host
+        .rsplit_once(':')
+        .map_or(host.as_str(), |(name, _)| name)
+        .to_string();
+    let mut pairs: Vec<(&str, String)> = vec![
+        ("GATEWAY_INTERFACE", "CGI/1.1".into()),
+        (
+            "SERVER_SOFTWARE",
+            format!("nene-dev/{}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("REQUEST_METHOD", parts.method.to_string()),
+        ("REQUEST_URI", request_uri),
+        ("DOCUMENT_URI", decoded_path.clone()),
+        ("SCRIPT_NAME", decoded_path),
+        ("DOCUMENT_ROOT", document_root.display().to_string()),
+        (
+            "QUERY_STRING",
+            parts.uri.query().unwrap_or_default().to_string(),
+        ),
+        ("CONTENT_TYPE", header(CONTENT_TYPE)),
+        ("CONTENT_LENGTH", header(CONTENT_LENGTH)),
+        ("SERVER_PROTOCOL", format!("{:?}", parts.version)),
+        ("REQUEST_SCHEME", "http".into()),
+        ("SERVER_ADDR", unmapped(local.ip()).to_string()),
+        ("SERVER_PORT", local.port().to_string()),
+        ("SERVER_NAME", server_name),
+    ];
+    if let Some(client) = client {
+        pairs.push(("REMOTE_ADDR", unmapped(client.ip()).to_string()));
+        pairs.push(("REMOTE_PORT", client.port().to_string()));
+    }
+    let params = CgiParams::new(
+        pairs
+            .into_iter()
+            .map(|(name, value)| (Bytes::from_static(name.as_bytes()), Bytes::from(value)))
+            .collect(),
+    );
+    parts
+        .extensions
+        .insert(RequestInfo::from_cgi(|name| params.get_str(name)));
+    parts.extensions.insert(params);
+    Ok(Request::from_parts(parts, Body::from(body)))
+}
+
+/// nginx prints an IPv4 client of a dual-stack socket as `1.2.3.4`.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request body over server.max_body_bytes\n",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_without_public() {
+        assert!(check_dev_address("127.0.0.1:8080".parse().unwrap(), false).is_ok());
+        assert!(check_dev_address("[::1]:8080".parse().unwrap(), false).is_ok());
+        let error = check_dev_address("0.0.0.0:8080".parse().unwrap(), false).unwrap_err();
+        assert!(error.to_string().contains("--public"), "{error}");
+        assert!(check_dev_address("0.0.0.0:8080".parse().unwrap(), true).is_ok());
+    }
+}

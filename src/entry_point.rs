@@ -1,0 +1,364 @@
+//! The public entry point: [`run`] (or [`run_async`]) is the whole `main`
+//! of an application on nene. It parses the command line, loads the ini
+//! files and environment, starts logging, builds the application from the
+//! constants, and runs the subcommand: `serve` (FastCGI, the default),
+//! `dev` (HTTP on loopback), `config`, `check` or `ping`. SIGTERM/SIGINT
+//! drain and stop; SIGHUP reopens log files and re-reads the log level.
+//! Any start-up error is one line on stderr and exit status 1.
+
+use std::error::Error;
+use std::future::Future;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
+
+use crate::application::Application;
+use crate::bootstrap::{Bootstrap, CommandLine, StartupError, configure_session_handler, load_ini};
+use crate::cli::{Cli, Command, DevArgs, PingArgs, ServeArgs};
+use crate::config::{Constants, LogFormat};
+use crate::dev::check_dev_address;
+use crate::ping::Ping;
+use crate::server::Listener;
+use crate::session::redact_dsn;
+
+/// Runs an application on nene: the whole of a `main`.
+///
+/// `build_app` gets the constants (ini files + environment, validated) and
+/// returns the application — a [`Dispatcher`](crate::Dispatcher), an axum
+/// `Router`, any [`Application`]. It is called once, after the
+/// configuration is loaded and before anything is served, inside the async
+/// runtime (so it may spawn tasks); `config`, `check` and `ping` never call it.
+///
+/// ```no_run
+/// use nene::{Controller, Dispatcher, NotFoundPage};
+/// use axum::routing::get;
+///
+/// fn main() -> std::process::ExitCode {
+///     nene::run(|constants| {
+///         Dispatcher::builder(NotFoundPage::load(&constants.settings().htdocs))
+///             .controller("index", Controller::new().action("index", get(|| async { "hello" })))
+///             .build()
+///     })
+/// }
+/// ```
+pub fn run<A, F>(build_app: F) -> ExitCode
+where
+    A: Application,
+    F: FnOnce(&Constants) -> A,
+{
+    run_async(|constants: Constants| {
+        let app = build_app(&constants);
+        async move { Ok::<A, std::convert::Infallible>(app) }
+    })
+}
+
+/// Like [`run`], for an application whose set-up is async or can fail:
+/// opening a database pool, applying migrations. An error stops start-up
+/// with exit status 1 and the line `nene: application: {error}` — so the
+/// error's text must not carry secrets (redact DSNs with
+/// [`redact_dsn`]).
+///
+/// ```no_run
+/// use nene::{Constants, Controller, Dispatcher, NotFoundPage};
+///
+/// async fn build(constants: Constants) -> Result<Dispatcher, std::io::Error> {
+///     let htdocs = constants.settings().htdocs.clone();
+///     tokio::fs::create_dir_all("var").await?;
+///     Ok(Dispatcher::builder(NotFoundPage::load(&htdocs)).build())
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     nene::run_async(build)
+/// }
+/// ```
+pub fn run_async<A, E, F, Fut>(build_app: F) -> ExitCode
+where
+    A: Application,
+    E: Into<Box<dyn Error + Send + Sync>>,
+    F: FnOnce(Constants) -> Fut,
+    Fut: Future<Output = Result<A, E>>,
+{
+    let cli = Cli::parse();
+    if let Some(Command::Config { table: true }) = cli.command {
+        print!("{}", crate::config::spec::markdown_table());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Ping(args)) = &cli.command {
+        return ping(&cli, args);
+    }
+    let default_command = Command::Serve(ServeArgs::default());
+    let command = cli.command.as_ref().unwrap_or(&default_command);
+    let command_line = match command {
+        Command::Serve(args) if cli.command.is_some() => cli.command_line(args),
+        Command::Dev(args) => CommandLine {
+            ini_dir: cli.ini_dir.clone(),
+            listen: None,
+            htdocs: args.htdocs.clone(),
+        },
+        _ => cli.command_line(&cli.serve),
+    };
+    if let Command::Dev(args) = command
+        && let Err(error) = check_dev_address(args.http, args.public)
+    {
+        eprintln!("nene: {error}");
+        return ExitCode::FAILURE;
+    }
+    let (constants, files_read) = match load_ini(&command_line) {
+        Ok(loaded) => loaded,
+        Err(error) => return fail(&StartupError::Config(error)),
+    };
+    let settings = constants.settings();
+    // `config` and `check` answer in one line of their own; only a problem
+    // is worth a log line there.
+    let level = match command {
+        Command::Serve(_) | Command::Dev(_) => settings.log_level.as_str(),
+        _ => "warn",
+    };
+    let log_level = init_logging(level, settings.ops.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("nene: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match command {
+        Command::Config { .. } => {
+            print_config(&constants);
+            ExitCode::SUCCESS
+        }
+        Command::Check => runtime.block_on(check(&constants)),
+        Command::Ping(_) => unreachable!("answered before the configuration is loaded"),
+        Command::Serve(_) | Command::Dev(_) => {
+            let files: Vec<String> = files_read.iter().map(|p| p.display().to_string()).collect();
+            tracing::info!(
+                "loaded ini: {}",
+                if files.is_empty() {
+                    "(no ini files; defaults and environment)".to_string()
+                } else {
+                    files.join(", ")
+                }
+            );
+            let dev = match command {
+                Command::Dev(args) => Some(args.clone()),
+                _ => None,
+            };
+            let result = runtime.block_on(async move {
+                let nene = Bootstrap::new(constants.clone())?;
+                let app = build_app(constants)
+                    .await
+                    .map_err(|error| StartupError::Application(error.into()))?;
+                serve_until_signalled(nene, app, dev, move || {
+                    reload_log_level(&log_level, &command_line)
+                })
+                .await
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
+            }
+        }
+    }
+}
+
+/// Serves until SIGTERM or SIGINT: FastCGI on `server.listen`, or with
+/// `dev`, HTTP on its address. SIGHUP reopens the log files and calls
+/// `on_hangup` (which re-reads the log level).
+async fn serve_until_signalled<A: Application>(
+    nene: Bootstrap,
+    app: A,
+    dev: Option<DevArgs>,
+    on_hangup: impl Fn() + Send + 'static,
+) -> Result<(), StartupError> {
+    let reopen = nene.log_reopener();
+    let hangups = tokio::spawn(async move {
+        on_sighup(move || {
+            reopen();
+            on_hangup();
+        })
+        .await
+    });
+    let result = match dev {
+        None => {
+            let listener = Listener::bind(&nene.constants().settings().server).await?;
+            nene.serve_fastcgi(listener, app, shutdown_signal()).await;
+            Ok(())
+        }
+        Some(dev) => {
+            let listener = tokio::net::TcpListener::bind(dev.http)
+                .await
+                .map_err(|source| StartupError::HttpBind {
+                    addr: dev.http,
+                    source,
+                })?;
+            nene.serve_http(listener, app, shutdown_signal())
+                .await
+                .map_err(|source| StartupError::HttpBind {
+                    addr: dev.http,
+                    source,
+                })
+        }
+    };
+    hangups.abort();
+    result
+}
+
+/// SIGHUP, as operators expect of a daemon: log files are reopened (after
+/// logrotate moved them) and the log level is read again.
+async fn on_sighup(on_hangup: impl Fn() + Send + 'static) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install a SIGHUP handler; log files will not be reopened");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        on_hangup();
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop nene with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!("{name} received");
+}
+
+fn fail(error: &StartupError) -> ExitCode {
+    eprintln!("nene: {error}");
+    ExitCode::FAILURE
+}
+
+/// Changes the log filter of the running process (SIGHUP).
+type LogLevelHandle = reload::Handle<EnvFilter, Registry>;
+
+/// `RUST_LOG`, when set, wins over `[log] level`.
+fn log_filter(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
+}
+
+fn init_logging(level: &str, format: LogFormat) -> LogLevelHandle {
+    let (filter, handle) = reload::Layer::new(log_filter(level));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
+            .init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
+    }
+    handle
+}
+
+/// SIGHUP: read the ini files and environment again for `log.level`.
+fn reload_log_level(handle: &LogLevelHandle, command_line: &CommandLine) {
+    match load_ini(command_line) {
+        Ok((constants, _)) => {
+            let level = constants.settings().log_level.clone();
+            match handle.reload(log_filter(&level)) {
+                Ok(()) => tracing::info!("SIGHUP: log files reopened; log level {level}"),
+                Err(error) => tracing::warn!("SIGHUP: cannot change the log level: {error}"),
+            }
+        }
+        Err(error) => tracing::warn!("SIGHUP: configuration not reloaded: {error}"),
+    }
+}
+
+/// `nene config`: every constant, ini-style, with its source as a comment.
+fn print_config(constants: &Constants) {
+    for (name, constant) in constants.iter() {
+        let value = match (constant.secret, name.ends_with("_DSN")) {
+            (false, _) => constant.value.clone(),
+            (true, true) => redact_dsn(&constant.value),
+            (true, false) => "***".to_string(),
+        };
+        println!("{name} = {value:?} ; {}", constant.source);
+    }
+}
+
+/// `nene check`: one line, exit 0 or 1.
+async fn check(constants: &Constants) -> ExitCode {
+    let handler = match configure_session_handler(constants) {
+        Ok(handler) => handler,
+        Err(error) => return fail(&error),
+    };
+    let started = Instant::now();
+    match handler.ping().await {
+        Ok(()) => {
+            println!(
+                "ok: configuration valid; session backend {} answered in {:.1} ms",
+                handler.name(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("nene: configuration valid, but the session backend is unreachable: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `nene ping`: one line, exit 0 (the answer was 200) or 1. Without ADDR it
+/// asks `server.listen`, loaded as `serve` loads it; with ADDR it needs no
+/// configuration, so a probe elsewhere works without nene's ini files.
+fn ping(cli: &Cli, args: &PingArgs) -> ExitCode {
+    let addr = match &args.addr {
+        Some(addr) => addr.clone(),
+        None => match load_ini(&cli.command_line(&cli.serve)) {
+            Ok((constants, _)) => constants.settings().server.listen.clone(),
+            Err(error) => {
+                eprintln!("nene ping: {}", StartupError::Config(error));
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let ping = Ping {
+        addr,
+        path: args.path.clone(),
+        timeout: args.timeout,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("nene ping: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ping.run()) {
+        Ok(answer) if answer.is_ok() => {
+            println!("ok: {answer}");
+            ExitCode::SUCCESS
+        }
+        Ok(answer) => {
+            eprintln!("nene ping: {answer}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("nene ping: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
