@@ -135,11 +135,6 @@ async fn as_nginx_would_send(
         .path_and_query()
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
-    let host = header(http::header::HOST);
-    let server_name = host
-        .rsplit_once(':')
-        .map_or(host.as_str(), |(name, _)| name)
-        .to_string();
     let mut pairs: Vec<(&str, String)> = vec![
         ("GATEWAY_INTERFACE", "CGI/1.1".into()),
         (
@@ -161,7 +156,9 @@ async fn as_nginx_would_send(
         ("REQUEST_SCHEME", "http".into()),
         ("SERVER_ADDR", unmapped(local.ip()).to_string()),
         ("SERVER_PORT", local.port().to_string()),
-        ("SERVER_NAME", server_name),
+        // As `php -S` does: the address it listens on (the Host header is
+        // the client's to choose).
+        ("SERVER_NAME", unmapped(local.ip()).to_string()),
     ];
     if let Some(client) = client {
         pairs.push(("REMOTE_ADDR", unmapped(client.ip()).to_string()));

@@ -13,7 +13,7 @@ async fn home(constants: Constants) -> Html<String> {
 <head><meta charset="utf-8"><title>{title}</title></head>
 <body>
 <h1>{title}</h1>
-<p>This page comes from the front controller, through nginx and FastCGI.</p>
+<p>This page comes from the application, through nene's front controller.</p>
 </body>
 </html>
 "#

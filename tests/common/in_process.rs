@@ -12,7 +12,7 @@ use std::sync::Arc;
 use nene::config::{LoadOptions, load};
 use nene::fastcgi::{ConnectionLimits, Responder};
 use nene::server::{HttpResponder, ListenAddr, Listener, ServerMetrics, ServerSettings, serve};
-use nene::{Bootstrap, RequestInfo};
+use nene::{Application, Bootstrap, RequestInfo};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -74,6 +74,33 @@ pub fn test_app() -> Router {
         )
 }
 
+/// nene's start-up from `env` alone (no ini files), sessions and the
+/// listen address in a new temporary directory, kept alive by the caller.
+fn bootstrap_from_env(env: &[(&str, &str)]) -> (Bootstrap, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.push((
+        "NENE_SESSION__SAVE_PATH".into(),
+        dir.path().join("sessions").display().to_string(),
+    ));
+    env.push(("NENE_LISTEN".into(), "127.0.0.1:0".into()));
+    env.push((
+        "NENE_HTDOCS".into(),
+        super::htdocs().display().to_string(),
+    ));
+    let constants = load(&LoadOptions {
+        ini_dir: dir.path().join("no-ini"),
+        env,
+        command_line: Vec::new(),
+    })
+    .unwrap()
+    .constants;
+    (Bootstrap::new(constants).unwrap(), dir)
+}
+
 /// A running in-process server; dropped = shut down.
 pub struct InProcess {
     pub addr: String,
@@ -103,34 +130,51 @@ impl InProcess {
     /// (NENE_* variables; no ini files): operations layer, constants,
     /// sessions in a temporary directory.
     pub async fn start_front_controller(env: &[(&str, &str)]) -> (InProcess, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        env.push((
-            "NENE_SESSION__SAVE_PATH".into(),
-            dir.path().join("sessions").display().to_string(),
-        ));
-        env.push(("NENE_LISTEN".into(), "127.0.0.1:0".into()));
-        let constants = load(&LoadOptions {
-            ini_dir: dir.path().join("no-ini"),
-            env,
-            command_line: Vec::new(),
-        })
-        .unwrap()
-        .constants;
-        let nene = Bootstrap::new(constants).unwrap();
+        Self::start_app(test_app(), env).await
+    }
+
+    /// `app` served over FastCGI as [`Self::start_front_controller`] serves
+    /// the test application.
+    pub async fn start_app(
+        app: impl Application,
+        env: &[(&str, &str)],
+    ) -> (InProcess, tempfile::TempDir) {
+        let (nene, dir) = bootstrap_from_env(env);
         let listener = Listener::bind(&nene.constants().settings().server)
             .await
             .unwrap();
         let addr = listener.local_addr().to_string();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            nene.serve_fastcgi(listener, test_app(), async move {
+            nene.serve_fastcgi(listener, app, async move {
                 let _ = rx.await;
             })
             .await;
+        });
+        let server = InProcess {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        (server, dir)
+    }
+
+    /// `app` served over plain HTTP, as `nene dev` serves it, with the
+    /// repository's htdocs; `addr` is the HTTP address.
+    pub async fn start_dev_app(
+        app: impl Application,
+        env: &[(&str, &str)],
+    ) -> (InProcess, tempfile::TempDir) {
+        let (nene, dir) = bootstrap_from_env(env);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            nene.serve_http(listener, app, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
         });
         let server = InProcess {
             addr,

@@ -146,7 +146,7 @@ impl Nene {
     ) -> Nene {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("nene.log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
+        let mut command = nene_command(dir.path(), &log, env);
         command.arg("serve");
         if command_line {
             command
@@ -155,22 +155,6 @@ impl Nene {
                 .arg("--htdocs")
                 .arg(htdocs());
         }
-        // Only what the test says: no NENE_* from the caller's environment.
-        for (name, _) in std::env::vars() {
-            if name.starts_with("NENE_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .env("RUST_LOG", "info")
-            .env(
-                "NENE_SESSION__SAVE_PATH",
-                dir.path().join("sessions").display().to_string(),
-            )
-            .envs(env.iter().copied())
-            .current_dir(REPO)
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap());
         adjust(&mut command);
         let mut child = command.spawn().expect("start nene");
         match listen.strip_prefix("unix:") {
@@ -181,6 +165,30 @@ impl Nene {
             child,
             upstream: listen.to_string(),
             addr: listen.to_string(),
+            log,
+            dir,
+        }
+    }
+
+    /// `nene dev`: the development web server on a free loopback port,
+    /// serving `htdocs`; `addr` is its HTTP address.
+    pub fn start_dev(htdocs: &Path, env: &[(&str, &str)]) -> Nene {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("nene.log");
+        let mut command = nene_command(dir.path(), &log, env);
+        command
+            .arg("dev")
+            .arg("--http")
+            .arg(&addr)
+            .arg("--htdocs")
+            .arg(htdocs);
+        let mut child = command.spawn().expect("start nene dev");
+        wait_for_tcp(&addr, &mut child, "nene dev", &log);
+        Nene {
+            child,
+            upstream: String::new(),
+            addr,
             log,
             dir,
         }
@@ -224,6 +232,29 @@ impl Drop for Nene {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The nene binary with only the environment a test gives (no NENE_* of
+/// the caller's), sessions under `dir`, stderr into `log`, run from the
+/// repository; the subcommand and its flags are the caller's.
+fn nene_command(dir: &Path, log: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("NENE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("RUST_LOG", "info")
+        .env(
+            "NENE_SESSION__SAVE_PATH",
+            dir.join("sessions").display().to_string(),
+        )
+        .envs(env.iter().copied())
+        .current_dir(REPO)
+        .stdout(Stdio::null())
+        .stderr(File::create(log).unwrap());
+    command
 }
 
 /// nginx running as a child process with a config rendered from
