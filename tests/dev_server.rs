@@ -53,7 +53,11 @@ async fn serves_the_example_app_static_files_and_sessions_without_nginx() {
 
     let index = browser.get("/").await;
     assert_eq!(index.status, 200);
-    assert!(index.body.contains("<h1>nene example</h1>"), "{}", index.body);
+    assert!(
+        index.body.contains("<h1>nene example</h1>"),
+        "{}",
+        index.body
+    );
     assert_eq!(browser.get("/health").await.json(), json!({"status": "ok"}));
     for expected in 1..=3 {
         let page = browser.get("/session/counter").await;
@@ -159,7 +163,10 @@ async fn visit(base: &str) -> Vec<String> {
     for _ in 0..3 {
         record("counter", browser.get("/session/counter").await);
     }
-    record("login", browser.post_form("/session/login", "user=ann").await);
+    record(
+        "login",
+        browser.post_form("/session/login", "user=ann").await,
+    );
     record("whoami", browser.get("/session/whoami").await);
     record("logout", browser.post_form("/session/logout", "").await);
     record("whoami", browser.get("/session/whoami").await);
@@ -176,7 +183,11 @@ async fn dev_and_nginx_with_serve_answer_alike() {
     let through_nginx = visit(&nginx.url("")).await;
     let through_dev = visit(&format!("http://{}", dev.addr)).await;
     assert_eq!(through_dev, through_nginx);
-    assert!(through_dev.iter().any(|line| line.starts_with("counter -> 200")));
+    assert!(
+        through_dev
+            .iter()
+            .any(|line| line.starts_with("counter -> 200"))
+    );
 }
 
 #[tokio::test]
@@ -215,9 +226,19 @@ async fn a_body_over_the_bound_is_413_before_the_application_runs() {
     let nene = Nene::start_dev(&htdocs(), &[("NENE_SERVER__MAX_BODY_BYTES", "1K")]);
     let client = common::http_client();
     let url = format!("http://{}/health", nene.addr);
-    let fits = client.post(&url).body(vec![b'x'; 1024]).send().await.unwrap();
+    let fits = client
+        .post(&url)
+        .body(vec![b'x'; 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(fits.status(), 200);
-    let declared = client.post(&url).body(vec![b'x'; 1025]).send().await.unwrap();
+    let declared = client
+        .post(&url)
+        .body(vec![b'x'; 1025])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(declared.status(), 413);
     // Chunked: no length to check first, the bound applies while reading.
     let mut stream = TcpStream::connect(&nene.addr).unwrap();

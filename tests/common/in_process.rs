@@ -87,10 +87,7 @@ fn bootstrap_from_env(env: &[(&str, &str)]) -> (Bootstrap, tempfile::TempDir) {
         dir.path().join("sessions").display().to_string(),
     ));
     env.push(("NENE_LISTEN".into(), "127.0.0.1:0".into()));
-    env.push((
-        "NENE_HTDOCS".into(),
-        super::htdocs().display().to_string(),
-    ));
+    env.push(("NENE_HTDOCS".into(), super::htdocs().display().to_string()));
     let constants = load(&LoadOptions {
         ini_dir: dir.path().join("no-ini"),
         env,

@@ -194,6 +194,25 @@ impl Nene {
         }
     }
 
+    /// An application's own binary (built on nene) serving FastCGI on a
+    /// free loopback port, run from `cwd` (its `ini/` and `htdocs/`).
+    pub fn start_program(program: &Path, cwd: &Path, env: &[(&str, &str)]) -> Nene {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let mut command = program_command(program, cwd, dir.path(), &log, env);
+        command.arg("serve").arg("--listen").arg(&addr);
+        let mut child = command.spawn().expect("start the application");
+        wait_for_tcp(&addr, &mut child, "the application", &log);
+        Nene {
+            child,
+            upstream: addr.clone(),
+            addr,
+            log,
+            dir,
+        }
+    }
+
     /// The directory of this nene's log and (by default) session files.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -238,7 +257,24 @@ impl Drop for Nene {
 /// the caller's), sessions under `dir`, stderr into `log`, run from the
 /// repository; the subcommand and its flags are the caller's.
 fn nene_command(dir: &Path, log: &Path, env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
+    program_command(
+        Path::new(env!("CARGO_BIN_EXE_nene")),
+        Path::new(REPO),
+        dir,
+        log,
+        env,
+    )
+}
+
+/// Like [`nene_command`] for any binary built on nene, run from `cwd`.
+fn program_command(
+    program: &Path,
+    cwd: &Path,
+    dir: &Path,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Command {
+    let mut command = Command::new(program);
     for (name, _) in std::env::vars() {
         if name.starts_with("NENE_") {
             command.env_remove(name);
@@ -251,7 +287,7 @@ fn nene_command(dir: &Path, log: &Path, env: &[(&str, &str)]) -> Command {
             dir.join("sessions").display().to_string(),
         )
         .envs(env.iter().copied())
-        .current_dir(REPO)
+        .current_dir(cwd)
         .stdout(Stdio::null())
         .stderr(File::create(log).unwrap());
     command
