@@ -22,6 +22,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, StatusCode};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower::{ServiceExt, service_fn};
 use tower_http::services::ServeDir;
 
@@ -83,12 +84,28 @@ pub async fn serve_http<A: Application>(
         env!("CARGO_PKG_VERSION"),
         document_root.display()
     );
-    axum::serve(
+    // As the FastCGI server drains: requests in flight get
+    // `server.drain_timeout` after the signal, then nene stops anyway (a
+    // handler that never returns must not keep the process alive).
+    let stopping = CancellationToken::new();
+    let trigger = stopping.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let serving = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    .with_graceful_shutdown(stopping.clone().cancelled_owned());
+    let drain_timeout = settings.server.drain_timeout;
+    tokio::select! {
+        served = serving => served?,
+        () = async {
+            stopping.cancelled().await;
+            tokio::time::sleep(drain_timeout).await;
+        } => tracing::warn!("requests still running after drain_timeout ({drain_timeout:?}); stopping anyway"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

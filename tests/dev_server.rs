@@ -256,3 +256,55 @@ async fn a_body_over_the_bound_is_413_before_the_application_runs() {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
+
+/// Sends the head of a POST whose body is still to come, and its first
+/// bytes: a request in flight.
+fn begin_upload(addr: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhalf"
+    )
+    .unwrap();
+    stream
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_then_exits_0() {
+    let mut nene = Nene::start_dev(&htdocs(), &[("NENE_SERVER__DRAIN_TIMEOUT", "5s")]);
+    let mut upload = begin_upload(&nene.addr);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    nene.signal(libc::SIGTERM);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        nene.wait_exit(std::time::Duration::from_millis(10))
+            .is_none(),
+        "exited before the request finished"
+    );
+    write!(upload, "done").unwrap();
+    let mut answer = String::new();
+    upload.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"status":"ok"}"#), "{answer}");
+    let status = nene
+        .wait_exit(std::time::Duration::from_secs(5))
+        .expect("nene dev exits after draining");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_request_that_never_finishes_does_not_keep_it_running_past_the_drain_time() {
+    let mut nene = Nene::start_dev(&htdocs(), &[("NENE_SERVER__DRAIN_TIMEOUT", "300ms")]);
+    let _stuck = begin_upload(&nene.addr);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    nene.signal(libc::SIGINT);
+    let status = nene
+        .wait_exit(std::time::Duration::from_secs(5))
+        .expect("nene dev exits at the drain time");
+    assert!(status.success(), "{status}");
+    assert!(
+        nene.log_text().contains("drain_timeout"),
+        "{}",
+        nene.log_text()
+    );
+}
