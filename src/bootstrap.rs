@@ -235,6 +235,7 @@ impl Bootstrap {
             shutdown,
         )
         .await;
+        self.ops.flush_logs();
         tracing::info!("stopped");
     }
 
@@ -248,6 +249,9 @@ impl Bootstrap {
     ) -> std::io::Result<()> {
         let settings = self.constants.settings().clone();
         let service = self.front_controller(app);
-        crate::dev::serve_http(listener, service, &settings, shutdown).await
+        let served = crate::dev::serve_http(listener, service, &settings, shutdown).await;
+        self.ops.flush_logs();
+        tracing::info!("stopped");
+        served
     }
 }

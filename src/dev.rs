@@ -106,7 +106,6 @@ pub async fn serve_http<A: Application>(
             tokio::time::sleep(drain_timeout).await;
         } => tracing::warn!("requests still running after drain_timeout ({drain_timeout:?}); stopping anyway"),
     }
-    tracing::info!("stopped");
     Ok(())
 }
 

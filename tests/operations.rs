@@ -187,7 +187,7 @@ async fn a_slow_request_is_in_the_slow_log_with_where_its_time_went() {
     assert_eq!(fast.status(), 200);
     let slow = common::fcgi_client::get(&server.addr, "/slow").await;
     assert_eq!(slow.body_text(), "slow");
-    let log = std::fs::read_to_string(&slowlog).unwrap();
+    let log = common::wait_for_log(&slowlog, "\n");
     assert_eq!(log.lines().count(), 1, "{log}");
     assert!(log.starts_with("slow request: GET /slow took "), "{log}");
     for part in ["session read", "handler", "session write"] {
@@ -217,7 +217,7 @@ async fn the_access_log_follows_its_format_and_goes_to_a_file() {
     request_with_params(&server.addr, &pairs).await;
     pairs[1] = (b"REQUEST_URI", b"/nope");
     request_with_params(&server.addr, &pairs).await;
-    let log = std::fs::read_to_string(&access).unwrap();
+    let log = common::wait_for_log(&access, "/nope");
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(
         lines,
@@ -246,13 +246,14 @@ async fn sighup_reopens_the_access_log_after_logrotate_moved_it() {
     let access_text = access.display().to_string();
     let nene = Nene::start(&[("NENE_ACCESS__LOG", &access_text)]);
     common::fcgi_client::get(&nene.addr, "/health").await;
+    common::wait_for_log(&access, "/health");
     let rotated = logs.path().join("access.log.1");
     std::fs::rename(&access, &rotated).unwrap();
     nene.signal(libc::SIGHUP);
     tokio::time::sleep(Duration::from_millis(200)).await;
     common::fcgi_client::get(&nene.addr, "/no/such/thing").await;
+    let new = common::wait_for_log(&access, "/no/such/thing");
     let old = std::fs::read_to_string(&rotated).unwrap();
-    let new = std::fs::read_to_string(&access).unwrap();
     assert!(
         old.contains("/health") && !old.contains("/no/such/thing"),
         "{old}"
@@ -263,6 +264,51 @@ async fn sighup_reopens_the_access_log_after_logrotate_moved_it() {
         "{}",
         nene.log_text()
     );
+}
+
+/// Access lines wait in memory up to `FLUSH_INTERVAL`: a clean stop writes
+/// them all, and a line is never split, under many connections at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_loses_no_access_log_line_and_lines_never_interleave() {
+    let logs = tempfile::tempdir().unwrap();
+    let access = logs.path().join("access.log");
+    let access_text = access.display().to_string();
+    let mut nene = Nene::start(&[
+        ("NENE_ACCESS__LOG", &access_text),
+        ("NENE_ACCESS__FORMAT", "%m %r%Q%q %s"),
+    ]);
+    common::raise_open_file_limit(600);
+    let tasks: Vec<_> = (0..512)
+        .map(|n| {
+            let addr = nene.addr.clone();
+            tokio::spawn(async move {
+                let path = format!("/health?n={n}&pad={}", "p".repeat(n % 200));
+                let answer = common::fcgi_client::get(&addr, &path).await;
+                assert_eq!(answer.status(), 200);
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    nene.signal(libc::SIGTERM);
+    let status = nene.wait_exit(Duration::from_secs(10)).expect("nene exits");
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(&access).unwrap();
+    let mut seen = vec![false; 512];
+    for line in log.lines() {
+        let n: usize = line
+            .strip_prefix("GET /health?n=")
+            .and_then(|rest| rest.split('&').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a mangled line: {line:?}"));
+        let expected = format!("GET /health?n={n}&pad={} 200", "p".repeat(n % 200));
+        assert_eq!(line, expected);
+        assert!(!seen[n], "line {n} twice");
+        seen[n] = true;
+    }
+    let missing: Vec<usize> = (0..512).filter(|n| !seen[*n]).collect();
+    assert!(missing.is_empty(), "lines lost at SIGTERM: {missing:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -56,8 +56,7 @@ async fn serves_pages_json_404_and_static_files(keep_conn: bool) {
     assert_eq!(robots.text().await.unwrap(), robots_file);
     // The static file never reached nene: only the front controller's
     // requests are in its access log.
-    let log = nene.log_text();
-    assert!(log.contains("\"GET /health\" 200"), "access log:\n{log}");
+    let log = common::wait_for_log(&nene.log, "\"GET /health\" 200");
     assert!(
         !log.contains("robots.txt"),
         "nginx should serve static files:\n{log}"

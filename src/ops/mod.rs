@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 pub use access_format::{AccessFormat, AccessFormatError, AccessRecord};
 pub use layer::{OpsLayer, OpsService};
-pub use log_writer::LogWriter;
+pub use log_writer::{FLUSH_BYTES, FLUSH_INTERVAL, LogWriter};
 pub use metrics::OpsMetrics;
 pub use status::StatusSnapshot;
 
@@ -89,7 +89,14 @@ impl Ops {
         })
     }
 
-    /// SIGHUP: log files are opened again under their names.
+    /// Writes every queued access and slow log line (at shutdown).
+    pub fn flush_logs(&self) {
+        self.access_log.flush();
+        self.slow_log.flush();
+    }
+
+    /// SIGHUP: queued lines are written, then log files are opened again
+    /// under their names.
     pub fn reopen_logs(&self) {
         self.access_log.reopen();
         self.slow_log.reopen();

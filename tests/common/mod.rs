@@ -24,6 +24,26 @@ pub fn htdocs() -> PathBuf {
     Path::new(REPO).join("htdocs")
 }
 
+/// The text of the log file at `path` once it contains `needle`: access
+/// and slow log lines are written in batches (within
+/// `nene::ops::FLUSH_INTERVAL`), so a test waits for them. Panics with the
+/// text after 3 s.
+pub fn wait_for_log(path: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never showed {needle:?}; it has:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
