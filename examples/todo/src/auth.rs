@@ -1,0 +1,174 @@
+//! Users and login: `/auth/csrf`, `/auth/register`, `/auth/login`,
+//! `/auth/logout`, `/auth/whoami`, and the [`CurrentUser`] extractor the
+//! todo handlers use. Passwords are Argon2id PHC strings with a random salt;
+//! the session holds only the user's id and name.
+
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::Response;
+use nene::Session;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::envelope::{JsonBody, created, ok};
+use crate::error::ApiError;
+use crate::{AppState, csrf};
+
+/// The session key of the logged-in user.
+const USER_KEY: &str = "user";
+
+/// The logged-in user, as kept in the session. A handler that takes it
+/// answers 401 AUTH-REQUIRED to anyone not logged in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub username: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Internal)?;
+        session
+            .get::<CurrentUser>(USER_KEY)
+            .await?
+            .ok_or(ApiError::AuthRequired)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// `GET /auth/csrf`: the session's CSRF token (made on first ask).
+pub async fn csrf_token(session: Session) -> Result<Response, ApiError> {
+    Ok(ok(json!({ "csrf_token": csrf::token(&session).await? })))
+}
+
+/// `POST /auth/register` `{username, password}`: 201 with the new user.
+/// Registering does not log in.
+pub async fn register(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<Credentials>,
+) -> Result<Response, ApiError> {
+    validate_username(&input.username)?;
+    validate_password(&input.password)?;
+    let hash = hash_password(input.password).await?;
+    match state.db.create_user(&input.username, &hash).await? {
+        Some(id) => Ok(created(CurrentUser {
+            id,
+            username: input.username,
+        })),
+        None => Err(ApiError::UserExists),
+    }
+}
+
+/// `POST /auth/login` `{username, password}`. On success the session gets a
+/// new id (the one a visitor had before logging in — perhaps planted by an
+/// attacker — is worthless) and a new CSRF token, returned in the answer.
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    JsonBody(input): JsonBody<Credentials>,
+) -> Result<Response, ApiError> {
+    let user = state.db.find_user(&input.username).await?;
+    // An unknown user is verified against a dummy hash, so the answer takes
+    // as long as for a known one: timing does not tell which names exist.
+    let (id, stored) = match user {
+        Some(user) => (Some(user.id), user.password_hash),
+        None => (None, dummy_hash().to_string()),
+    };
+    let verified = verify_password(input.password, stored).await?;
+    let Some(id) = id.filter(|_| verified) else {
+        return Err(ApiError::AuthInvalid);
+    };
+    session.regenerate().await?;
+    let user = CurrentUser {
+        id,
+        username: input.username,
+    };
+    session.insert(USER_KEY, &user).await?;
+    let token = csrf::rotate(&session).await?;
+    Ok(ok(json!({ "user": user, "csrf_token": token })))
+}
+
+/// `POST /auth/logout`: the session is destroyed (its data and its id).
+pub async fn logout(session: Session) -> Result<Response, ApiError> {
+    session.destroy().await?;
+    Ok(ok(json!({ "logged_out": true })))
+}
+
+/// `GET /auth/whoami`: the logged-in user, or 401 AUTH-REQUIRED.
+pub async fn whoami(user: CurrentUser) -> Response {
+    ok(user)
+}
+
+fn validate_username(name: &str) -> Result<(), ApiError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if (3..=32).contains(&name.len()) && name.chars().all(allowed) {
+        Ok(())
+    } else {
+        Err(ApiError::UsernameInvalid)
+    }
+}
+
+fn validate_password(password: &str) -> Result<(), ApiError> {
+    if (8..=128).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(ApiError::PasswordInvalid)
+    }
+}
+
+/// Argon2id with the crate's default (OWASP) parameters. Hashing takes tens
+/// of milliseconds of CPU on purpose, so it runs off the async workers.
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+    .map_err(|error| {
+        tracing::error!("password hashing failed: {error}");
+        ApiError::Internal
+    })
+}
+
+async fn verify_password(password: String, stored: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || match PasswordHash::new(&stored) {
+        Ok(hash) => Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok(),
+        Err(error) => {
+            tracing::error!("a stored password hash is unreadable: {error}");
+            false
+        }
+    })
+    .await
+    .map_err(|_| ApiError::Internal)
+}
+
+/// A valid hash of a random password, made once, for unknown user names.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(salt.as_str().as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .unwrap_or_default()
+    })
+}

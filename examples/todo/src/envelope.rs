@@ -1,0 +1,54 @@
+//! The API envelope: every answer is `{"success":true,"data":…}` or
+//! `{"success":false,"error":{"code":…,"message":…}}`, so a client reads one
+//! shape. Also the JSON body and query extractors whose rejections become
+//! envelope errors instead of axum's plain-text ones.
+
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+
+/// `200 {"success":true,"data":data}`.
+pub fn ok<T: Serialize>(data: T) -> Response {
+    Json(json!({ "success": true, "data": data })).into_response()
+}
+
+/// `201 {"success":true,"data":data}`, for a created resource.
+pub fn created<T: Serialize>(data: T) -> Response {
+    (StatusCode::CREATED, ok(data)).into_response()
+}
+
+/// The failure body; the status is set by `ApiError::into_response`.
+pub fn failure(code: &str, message: &str) -> Json<Value> {
+    Json(json!({ "success": false, "error": { "code": code, "message": message } }))
+}
+
+/// A JSON request body whose rejection is an `INPUT-INVALID` envelope.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// A query string whose rejection is an `INPUT-INVALID` envelope.
+pub struct QueryArgs<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryArgs<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
+        Ok(QueryArgs(value))
+    }
+}

@@ -1,0 +1,68 @@
+//! NeNe's sample TODO application on nene: users, login and a per-user TODO
+//! REST API, answered in a JSON envelope, on SQLite, MariaDB/MySQL or
+//! PostgreSQL (one DSN setting). `main` is nene's; `build` opens the
+//! database and wires the controllers (NeNe's `/{controller}/{action}`).
+
+mod auth;
+mod csrf;
+mod db;
+mod envelope;
+mod error;
+mod store;
+mod todos;
+
+use axum::routing::{get, post};
+use nene::{Constants, Controller, Dispatcher, NotFoundPage};
+
+use crate::db::{DEFAULT_DSN, Db, DbError};
+
+/// What every handler shares: the database pool (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+}
+
+/// Called once by nene at start-up; an error stops it with exit status 1
+/// (and its message, DSN redacted, on stderr).
+async fn build(constants: Constants) -> Result<axum::Router, DbError> {
+    let dsn = constants
+        .get("TODO_DATABASE_DSN")
+        .filter(|dsn| !dsn.trim().is_empty())
+        .unwrap_or(DEFAULT_DSN);
+    let state = AppState {
+        db: Db::open(dsn).await?,
+    };
+    let auth = Controller::new()
+        .action("csrf", get(auth::csrf_token))
+        .action("register", post(auth::register).with_state(state.clone()))
+        .action("login", post(auth::login).with_state(state.clone()))
+        .action("logout", post(auth::logout))
+        .action("whoami", get(auth::whoami));
+    let todo = Controller::new()
+        .action(
+            "index",
+            get(todos::list)
+                .post(todos::create)
+                .with_state(state.clone()),
+        )
+        .action(
+            "item",
+            get(todos::show)
+                .put(todos::update)
+                .delete(todos::delete)
+                .with_state(state),
+        );
+    let dispatcher = Dispatcher::builder(NotFoundPage::load(&constants.settings().htdocs))
+        .controller("auth", auth)
+        .controller("todo", todo)
+        .build();
+    // The CSRF check wraps the whole dispatcher: every state-changing
+    // request passes it, whichever action it is for.
+    Ok(axum::Router::new()
+        .fallback_service(dispatcher)
+        .layer(axum::middleware::from_fn(csrf::require_token)))
+}
+
+fn main() -> std::process::ExitCode {
+    nene::run_async(build)
+}

@@ -1,0 +1,209 @@
+//! Flows every backend must pass, run through nginx against `base`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::api::{User, get_with_session};
+
+/// Register, login, whoami, CRUD, one user isolated from another, logout.
+pub async fn core_flow(base: &str) {
+    let mut alice = User::new(base);
+    alice
+        .get("/auth/whoami")
+        .await
+        .assert_error(401, "AUTH-REQUIRED");
+    alice
+        .get("/todo/index")
+        .await
+        .assert_error(401, "AUTH-REQUIRED");
+
+    let registered = alice
+        .register("alice", "correct horse")
+        .await
+        .assert_ok(201);
+    assert_eq!(registered["username"], "alice");
+    let alice_id = registered["id"].as_i64().expect("a user id");
+    alice
+        .register("alice", "another password")
+        .await
+        .assert_error(409, "USER-EXISTS");
+
+    alice
+        .login("alice", "wrong password")
+        .await
+        .assert_error(401, "AUTH-INVALID");
+    alice
+        .login("nobody", "correct horse")
+        .await
+        .assert_error(401, "AUTH-INVALID");
+    alice
+        .get("/auth/whoami")
+        .await
+        .assert_error(401, "AUTH-REQUIRED");
+    let login = alice.login("alice", "correct horse").await.assert_ok(200);
+    assert_eq!(login["user"]["username"], "alice");
+
+    let me = alice.get("/auth/whoami").await.assert_ok(200);
+    assert_eq!(
+        (me["id"].as_i64(), me["username"].as_str()),
+        (Some(alice_id), Some("alice"))
+    );
+
+    // Create and list.
+    assert!(alice.titles().await.is_empty());
+    let created = alice
+        .post("/todo/index", json!({ "title": "buy milk" }))
+        .await
+        .assert_ok(201);
+    assert_eq!(
+        (created["title"].as_str(), created["done"].as_bool()),
+        (Some("buy milk"), Some(false))
+    );
+    let milk = created["id"].as_i64().expect("an id");
+    let tests = alice.create_todo("write tests").await;
+    assert_ne!(milk, tests);
+    assert_eq!(alice.titles().await, ["buy milk", "write tests"]);
+
+    // Read one.
+    let item = alice
+        .get(&format!("/todo/item?id={milk}"))
+        .await
+        .assert_ok(200);
+    assert_eq!(
+        item,
+        json!({ "id": milk, "title": "buy milk", "done": false })
+    );
+
+    // Update the title, then done, each leaving the other as it was.
+    let updated = alice
+        .put(
+            &format!("/todo/item?id={milk}"),
+            json!({ "title": "buy oat milk" }),
+        )
+        .await
+        .assert_ok(200);
+    assert_eq!(
+        updated,
+        json!({ "id": milk, "title": "buy oat milk", "done": false })
+    );
+    let updated = alice
+        .put(&format!("/todo/item?id={milk}"), json!({ "done": true }))
+        .await
+        .assert_ok(200);
+    assert_eq!(
+        updated,
+        json!({ "id": milk, "title": "buy oat milk", "done": true })
+    );
+    let item = alice
+        .get(&format!("/todo/item?id={milk}"))
+        .await
+        .assert_ok(200);
+    assert_eq!(
+        item,
+        json!({ "id": milk, "title": "buy oat milk", "done": true })
+    );
+
+    // Delete.
+    alice
+        .delete(&format!("/todo/item?id={tests}"))
+        .await
+        .assert_ok(200);
+    alice
+        .get(&format!("/todo/item?id={tests}"))
+        .await
+        .assert_error(404, "TODO-NOT-FOUND");
+    alice
+        .delete(&format!("/todo/item?id={tests}"))
+        .await
+        .assert_error(404, "TODO-NOT-FOUND");
+    assert_eq!(alice.titles().await, ["buy oat milk"]);
+
+    // Bob sees none of Alice's todos and cannot touch them.
+    let bob = User::signed_up(base, "bob", "bobs password").await;
+    assert!(bob.titles().await.is_empty());
+    let path = format!("/todo/item?id={milk}");
+    bob.get(&path).await.assert_error(404, "TODO-NOT-FOUND");
+    bob.put(&path, json!({ "title": "mine now", "done": false }))
+        .await
+        .assert_error(404, "TODO-NOT-FOUND");
+    bob.delete(&path).await.assert_error(404, "TODO-NOT-FOUND");
+    let item = alice.get(&path).await.assert_ok(200);
+    assert_eq!(
+        item,
+        json!({ "id": milk, "title": "buy oat milk", "done": true })
+    );
+    let bobs = bob.create_todo("bob's own").await;
+    assert_eq!(bob.titles().await, ["bob's own"]);
+    assert_eq!(alice.titles().await, ["buy oat milk"]);
+    alice
+        .get(&format!("/todo/item?id={bobs}"))
+        .await
+        .assert_error(404, "TODO-NOT-FOUND");
+
+    // A bad id is an input error, not a missing todo.
+    alice
+        .get("/todo/item?id=abc")
+        .await
+        .assert_error(400, "INPUT-INVALID");
+
+    // Logout ends the session.
+    let session = alice.session_id().expect("a session cookie");
+    alice.post("/auth/logout", json!({})).await.assert_ok(200);
+    alice
+        .get("/auth/whoami")
+        .await
+        .assert_error(401, "AUTH-REQUIRED");
+    get_with_session(base, "/auth/whoami", &session)
+        .await
+        .assert_error(401, "AUTH-REQUIRED");
+    // Bob's session is untouched.
+    bob.get("/auth/whoami").await.assert_ok(200);
+}
+
+/// The database goes away: requests answer 503 DATABASE-UNAVAILABLE within
+/// a few seconds (never hang); it comes back on the same port: requests
+/// succeed again with the same app process.
+pub async fn database_outage(base: &str, stop: impl FnOnce(), start: impl FnOnce()) {
+    let carol = User::signed_up(base, "carol", "carols password").await;
+    carol.create_todo("before the outage").await;
+
+    stop();
+    for attempt in 0..2 {
+        let started = Instant::now();
+        let answer = carol.get("/todo/index").await;
+        let took = started.elapsed();
+        answer.assert_error(503, "DATABASE-UNAVAILABLE");
+        assert!(
+            answer.headers.contains_key("retry-after"),
+            "503 without Retry-After: {:?}",
+            answer.headers
+        );
+        assert!(
+            took < Duration::from_secs(6),
+            "attempt {attempt} took {took:?}"
+        );
+    }
+    let started = Instant::now();
+    carol
+        .post("/todo/index", json!({ "title": "during the outage" }))
+        .await
+        .assert_error(503, "DATABASE-UNAVAILABLE");
+    assert!(started.elapsed() < Duration::from_secs(6));
+
+    start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answer = carol.get("/todo/index").await;
+    while answer.status != 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        answer = carol.get("/todo/index").await;
+    }
+    let todos = answer.assert_ok(200);
+    assert_eq!(todos.as_array().map(Vec::len), Some(1), "{todos}");
+    assert_eq!(todos[0]["title"], "before the outage");
+    carol.create_todo("after the outage").await;
+    assert_eq!(
+        carol.titles().await,
+        ["before the outage", "after the outage"]
+    );
+}

@@ -1,0 +1,331 @@
+//! The todo app on SQLite (a file in a temporary directory), through a real
+//! nginx and the real `todo` binary: the core flow, CSRF, session fixation,
+//! concurrent writes, validation, and start-up configuration errors.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::api::{User, get_with_session};
+use common::{Stack, TodoApp, free_port, run_todo};
+use reqwest::Method;
+use serde_json::json;
+
+fn sqlite_stack() -> (Stack, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite://{}/todo.db", dir.path().display());
+    (Stack::start(&dsn), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_flow_through_nginx() {
+    let (stack, dir) = sqlite_stack();
+    common::flows::core_flow(&stack.base()).await;
+    assert!(
+        dir.path().join("todo.db").is_file(),
+        "the DSN's file was not used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_flow_with_sessions_in_redis() {
+    let redis = common::redis::Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite://{}/todo.db", dir.path().display());
+    let stack = Stack::start_with(&dsn, &[("NENE_SESSION_DSN", &redis.dsn())]);
+    common::flows::core_flow(&stack.base()).await;
+    // The sessions were Redis's, not files.
+    let sessions = stack.app.dir().join("sessions");
+    let files = std::fs::read_dir(&sessions).map_or(0, |entries| entries.count());
+    assert_eq!(
+        files, 0,
+        "session files were written with NENE_SESSION_DSN set"
+    );
+    assert!(
+        stack.app.log_text().contains("redis"),
+        "{}",
+        stack.app.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changing_requests_need_the_csrf_token() {
+    let (stack, _dir) = sqlite_stack();
+    let base = stack.base();
+
+    // Register without a token: refused, and nothing was created.
+    let mut dave = User::new(&base);
+    dave.get("/auth/whoami").await;
+    let body = json!({ "username": "dave", "password": "daves password" }).to_string();
+    dave.raw(Method::POST, "/auth/register", Some(&body), None)
+        .await
+        .assert_error(403, "CSRF-TOKEN-INVALID");
+    dave.register("dave", "daves password").await.assert_ok(201);
+
+    // A token from before login is replaced at login.
+    let before_login = dave.fetch_csrf().await;
+    dave.login("dave", "daves password").await.assert_ok(200);
+    let token = dave.csrf.clone().unwrap();
+    assert_ne!(
+        token, before_login,
+        "the CSRF token was not rotated at login"
+    );
+    assert_eq!(token.len(), 64, "32 random bytes, hex: {token}");
+    let id = dave.create_todo("keep me").await;
+    let item = format!("/todo/item?id={id}");
+
+    let wrong = "0".repeat(64);
+    let create = json!({ "title": "forged" }).to_string();
+    let change = json!({ "title": "forged", "done": true }).to_string();
+    for csrf in [
+        None,
+        Some(wrong.as_str()),
+        Some(before_login.as_str()),
+        Some(""),
+    ] {
+        dave.raw(Method::POST, "/todo/index", Some(&create), csrf)
+            .await
+            .assert_error(403, "CSRF-TOKEN-INVALID");
+        dave.raw(Method::PUT, &item, Some(&change), csrf)
+            .await
+            .assert_error(403, "CSRF-TOKEN-INVALID");
+        dave.raw(Method::DELETE, &item, None, csrf)
+            .await
+            .assert_error(403, "CSRF-TOKEN-INVALID");
+        dave.raw(Method::POST, "/auth/logout", Some("{}"), csrf)
+            .await
+            .assert_error(403, "CSRF-TOKEN-INVALID");
+    }
+    // Another user's valid token is no good in this session either.
+    let mut eve = User::new(&base);
+    let eves = eve.fetch_csrf().await;
+    dave.raw(Method::POST, "/todo/index", Some(&create), Some(&eves))
+        .await
+        .assert_error(403, "CSRF-TOKEN-INVALID");
+
+    // Nothing changed, and the right token still works.
+    assert_eq!(dave.titles().await, ["keep me"]);
+    let kept = dave.get(&item).await.assert_ok(200);
+    assert_eq!(kept, json!({ "id": id, "title": "keep me", "done": false }));
+    dave.get("/auth/whoami").await.assert_ok(200);
+    dave.raw(Method::DELETE, &item, None, Some(&token))
+        .await
+        .assert_ok(200);
+    assert!(dave.titles().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_changes_the_session_id_and_a_second_login_keeps_the_first() {
+    let (stack, _dir) = sqlite_stack();
+    let base = stack.base();
+    let mut frank = User::new(&base);
+    frank
+        .register("frank", "franks password")
+        .await
+        .assert_ok(201);
+    let before = frank.session_id().expect("a session before login");
+    frank.login("frank", "franks password").await.assert_ok(200);
+    let after = frank.session_id().expect("a session after login");
+    assert_ne!(before, after, "login kept the session id (fixation)");
+    get_with_session(&base, "/auth/whoami", &before)
+        .await
+        .assert_error(401, "AUTH-REQUIRED");
+    let me = get_with_session(&base, "/auth/whoami", &after)
+        .await
+        .assert_ok(200);
+    assert_eq!(me["username"], "frank");
+
+    // Frank logs in again elsewhere: two sessions, both working.
+    let mut elsewhere = User::new(&base);
+    elsewhere
+        .login("frank", "franks password")
+        .await
+        .assert_ok(200);
+    assert_ne!(elsewhere.session_id(), frank.session_id());
+    frank.get("/auth/whoami").await.assert_ok(200);
+    frank.create_todo("from the first session").await;
+    elsewhere.create_todo("from the second session").await;
+    assert_eq!(
+        frank.titles().await,
+        ["from the first session", "from the second session"]
+    );
+    assert_eq!(elsewhere.titles().await, frank.titles().await);
+    // Logging out one leaves the other logged in.
+    elsewhere
+        .post("/auth/logout", json!({}))
+        .await
+        .assert_ok(200);
+    elsewhere
+        .get("/auth/whoami")
+        .await
+        .assert_error(401, "AUTH-REQUIRED");
+    frank.get("/auth/whoami").await.assert_ok(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_creates_are_all_stored() {
+    let (stack, _dir) = sqlite_stack();
+    let grace = Arc::new(User::signed_up(&stack.base(), "grace", "graces password").await);
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let grace = grace.clone();
+        tasks.push(tokio::spawn(async move {
+            let answer = grace
+                .post("/todo/index", json!({ "title": format!("task {n}") }))
+                .await;
+            answer.assert_ok(201);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut titles = grace.titles().await;
+    titles.sort();
+    let mut expected: Vec<String> = (0..50).map(|n| format!("task {n}")).collect();
+    expected.sort();
+    assert_eq!(titles, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_is_refused_with_a_code() {
+    let (stack, _dir) = sqlite_stack();
+    let base = stack.base();
+    let mut heidi = User::new(&base);
+    heidi
+        .register("hi", "long enough")
+        .await
+        .assert_error(422, "USER-NAME-INVALID");
+    heidi
+        .register("heidi", "short")
+        .await
+        .assert_error(422, "USER-PASSWORD-INVALID");
+    heidi
+        .login("heidi", "long enough")
+        .await
+        .assert_error(401, "AUTH-INVALID");
+    heidi.register("heidi", "long enough").await.assert_ok(201);
+    heidi.login("heidi", "long enough").await.assert_ok(200);
+
+    heidi
+        .post("/todo/index", json!({}))
+        .await
+        .assert_error(422, "TODO-TITLE-REQUIRED");
+    heidi
+        .post("/todo/index", json!({ "title": "   " }))
+        .await
+        .assert_error(422, "TODO-TITLE-REQUIRED");
+    heidi
+        .post("/todo/index", json!({ "title": "x".repeat(201) }))
+        .await
+        .assert_error(422, "TODO-TITLE-TOO-LONG");
+    let csrf = heidi.csrf.clone();
+    heidi
+        .raw(
+            Method::POST,
+            "/todo/index",
+            Some("{\"title\": "),
+            csrf.as_deref(),
+        )
+        .await
+        .assert_error(400, "INPUT-INVALID");
+    heidi
+        .raw(
+            Method::POST,
+            "/todo/index",
+            Some("{\"title\": 5}"),
+            csrf.as_deref(),
+        )
+        .await
+        .assert_error(422, "INPUT-INVALID");
+    assert!(
+        heidi.titles().await.is_empty(),
+        "an invalid todo was stored"
+    );
+
+    let id = heidi.create_todo("  trimmed  ").await;
+    let item = format!("/todo/item?id={id}");
+    heidi
+        .put(&item, json!({}))
+        .await
+        .assert_error(422, "INPUT-INVALID");
+    heidi
+        .put(&item, json!({ "title": "" }))
+        .await
+        .assert_error(422, "TODO-TITLE-REQUIRED");
+    heidi
+        .raw(Method::PUT, &item, Some("not json"), csrf.as_deref())
+        .await
+        .assert_error(400, "INPUT-INVALID");
+    heidi
+        .get("/todo/item")
+        .await
+        .assert_error(400, "INPUT-INVALID");
+    heidi
+        .get("/todo/item?id=-1")
+        .await
+        .assert_error(400, "INPUT-INVALID");
+    let kept = heidi.get(&item).await.assert_ok(200);
+    assert_eq!(kept, json!({ "id": id, "title": "trimmed", "done": false }));
+
+    // A path no controller answers is the app's 404 page.
+    let missing = heidi.get("/nothing/here").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("TODO API"), "{}", missing.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_dsn_creates_var_todo_db() {
+    // No DSN in the environment: ini/site.ini's sqlite://var/todo.db,
+    // relative to the working directory, created with its directory.
+    let app = TodoApp::start_default();
+    assert!(
+        app.dir().join("var/todo.db").is_file(),
+        "{}",
+        app.log_text()
+    );
+}
+
+#[test]
+fn config_never_shows_the_dsn_password() {
+    let output = run_todo(
+        &["config"],
+        &[(
+            "NENE_TODO__DATABASE_DSN",
+            "postgres://todo:S3cret-pass@db.internal:5432/todo",
+        )],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("TODO_DATABASE_DSN"))
+        .unwrap_or_else(|| panic!("no TODO_DATABASE_DSN in:\n{stdout}"));
+    assert!(line.contains("todo:***@db.internal"), "{line}");
+    assert!(!stdout.contains("S3cret-pass") && !stderr.contains("S3cret-pass"));
+}
+
+#[test]
+fn an_unknown_dsn_stops_start_up_naming_the_setting() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    for dsn in [
+        "ftp://bob:Hunter2-secret@files.example/todo",
+        "postgres://bob:Hunter2-secret@db.example:notaport/todo",
+    ] {
+        let output = run_todo(
+            &["serve", "--listen", &listen],
+            &[("NENE_TODO__DATABASE_DSN", dsn)],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{dsn}: {stderr}");
+        assert!(stderr.contains("todo.database_dsn"), "{stderr}");
+        assert!(stderr.contains("NENE_TODO__DATABASE_DSN"), "{stderr}");
+        assert!(stderr.contains("bob:***@"), "{stderr}");
+        assert!(
+            stderr.contains("postgres://") && stderr.contains("mysql://"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("Hunter2-secret"), "{stderr}");
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("Hunter2-secret"));
+    }
+}
