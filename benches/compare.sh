@@ -4,7 +4,8 @@
 # libfcgi responder and nginx's own `return 200` as references, all through
 # one nginx with the same wrk settings:
 #   - nginx `return 200` (the ceiling);
-#   - GET /health: nene, PHP-FPM, C libfcgi, fastcgi_keep_conn on and off;
+#   - GET /health: nene, PHP-FPM, C libfcgi, fastcgi_keep_conn on and off
+#     (nene with access.log = off, and once more as shipped, access log on);
 #   - /session/counter, one hot cookie: files; Redis with locking (nene,
 #     phpredis's own handler); Redis without locking (nene lock=off, NeNe's
 #     PHP handler); lost increments (answered 200s the counter never saw);
@@ -61,6 +62,9 @@ start_nene "$N_FILES"; NENE_FILES_PID=$NENE_PID
 start_nene "$N_LOCK" NENE_SESSION_DSN="$REDIS_DSN"; NENE_LOCK_PID=$NENE_PID
 start_nene "$N_NOLOCK" NENE_SESSION_DSN="$REDIS_DSN?lock=off"; NENE_NOLOCK_PID=$NENE_PID
 start_nene "$N_SECOND" NENE_SESSION_DSN="$REDIS_DSN"; NENE_SECOND_PID=$NENE_PID
+# nene as shipped: file sessions, the access log on (to stderr, here a file).
+N_DEFAULT=$(free_port)
+NENE_ACCESS__LOG=stderr start_nene "$N_DEFAULT"; NENE_DEFAULT_PID=$NENE_PID
 
 start_php_fpm 16
 SCRIPT=SCRIPT_FILENAME=$REPO/benches/php/index.php
@@ -68,8 +72,9 @@ SCRIPT=SCRIPT_FILENAME=$REPO/benches/php/index.php
 NENE_KEEP=$(free_port); NENE_CLOSE=$(free_port); C_KEEP=$(free_port); C_CLOSE=$(free_port)
 PHP_KEEP=$(free_port); PHP_CLOSE=$(free_port); PHP_FILES=$(free_port); PHP_NENE=$(free_port)
 PHP_LOCK=$(free_port); NENE_REDIS=$(free_port); NENE_REDIS_NOLOCK=$(free_port)
-NENE_PAIR=$(free_port); NENE_STICKY=$(free_port); CEIL=$(free_port)
+NENE_PAIR=$(free_port); NENE_STICKY=$(free_port); CEIL=$(free_port); NENE_DEFAULT=$(free_port)
 site "$NENE_KEEP" nene_kept "127.0.0.1:$N_FILES" on
+site "$NENE_DEFAULT" nene_default "127.0.0.1:$N_DEFAULT" on
 site "$NENE_CLOSE" nene_closed "127.0.0.1:$N_FILES" off
 site "$C_KEEP" c_kept "127.0.0.1:$C_PORT" on
 site "$C_CLOSE" c_closed "127.0.0.1:$C_PORT" off
@@ -87,7 +92,7 @@ site "$NENE_PAIR" nene_pair "127.0.0.1:$N_LOCK; server 127.0.0.1:$N_SECOND" on
 site "$NENE_STICKY" nene_sticky \
     "127.0.0.1:$N_LOCK; server 127.0.0.1:$N_SECOND; hash \$cookie_NENESESSID consistent" on
 start_nginx "server { listen 127.0.0.1:$CEIL; location = /ret200 { return 200 '{\"status\":\"ok\"}'; } }"
-for port in "$NENE_KEEP" "$NENE_REDIS" "$NENE_REDIS_NOLOCK" "$NENE_PAIR" "$NENE_STICKY" "$C_KEEP" "$PHP_KEEP" "$PHP_NENE" "$PHP_LOCK"; do
+for port in "$NENE_KEEP" "$NENE_DEFAULT" "$NENE_REDIS" "$NENE_REDIS_NOLOCK" "$NENE_PAIR" "$NENE_STICKY" "$C_KEEP" "$PHP_KEEP" "$PHP_NENE" "$PHP_LOCK"; do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null ||
         { echo "127.0.0.1:$port/health did not answer" >&2; cat "$WORK/error.log" "$WORK"/*.log >&2; exit 1; }
 done
@@ -179,6 +184,10 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     for keep in on off; do
         if [ $keep = on ]; then n=$NENE_KEEP p=$PHP_KEEP c=$C_KEEP; else n=$NENE_CLOSE p=$PHP_CLOSE c=$C_CLOSE; fi
         plain "GET /health, keep_conn $keep" "nene" "http://127.0.0.1:$n/health" "nene:$NENE_FILES_PID"
+        if [ $keep = on ]; then
+            plain "GET /health, keep_conn on" "nene (default config: access log on)" \
+                "http://127.0.0.1:$NENE_DEFAULT/health" "nene:$NENE_DEFAULT_PID"
+        fi
         plain "GET /health, keep_conn $keep" "PHP-FPM" "http://127.0.0.1:$p/health" php
         if [ $keep = on ]; then
             # Each worker now sits on one of nginx's idle kept connections
