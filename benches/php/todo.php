@@ -1,0 +1,84 @@
+<?php
+// The PHP-FPM side of benches/todo.sh: the routes of nene's examples/todo
+// that the benchmark calls, as a PHP front controller with PDO — login and
+// the logged-in list — on the same database (the tables examples/todo
+// creates; its Argon2id hashes are PHP's password_hash format too).
+//
+// From fastcgi_params: TODO_PDO_DSN (sqlite:/path or
+// mysql:host=…;port=…;dbname=…), TODO_PDO_USER, TODO_PDO_PASSWORD,
+// REDIS_SAVE_PATH (phpredis's session handler, locking on in php.ini, as
+// nene's Redis handler locks).
+
+declare(strict_types=1);
+
+function respond(int $status, array $body): never
+{
+    http_response_code($status);
+    header('Content-Type: application/json');
+    echo json_encode($body);
+    exit;
+}
+
+function failure(int $status, string $code, string $message): never
+{
+    respond($status, ['success' => false, 'error' => ['code' => $code, 'message' => $message]]);
+}
+
+function database(): PDO
+{
+    try {
+        // Persistent: one connection per worker, as a tuned PHP site runs.
+        return new PDO(
+            $_SERVER['TODO_PDO_DSN'],
+            $_SERVER['TODO_PDO_USER'] ?? null,
+            $_SERVER['TODO_PDO_PASSWORD'] ?? null,
+            [PDO::ATTR_PERSISTENT => true, PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]
+        );
+    } catch (PDOException $e) {
+        error_log('database: ' . $e->getMessage());
+        failure(503, 'DATABASE-UNAVAILABLE', 'the database is unavailable; try again shortly');
+    }
+}
+
+ini_set('session.save_handler', 'redis');
+ini_set('session.save_path', $_SERVER['REDIS_SAVE_PATH']);
+session_name('NENESESSID');
+session_set_cookie_params(['path' => '/', 'httponly' => true, 'samesite' => 'Lax']);
+
+$route = trim((string) parse_url($_SERVER['REQUEST_URI'] ?? '/', PHP_URL_PATH), '/');
+if (!session_start()) {
+    failure(503, 'SESSION-UNAVAILABLE', 'the session store is unavailable');
+}
+switch ($_SERVER['REQUEST_METHOD'] . ' ' . $route) {
+    case 'POST auth/login':
+        $input = json_decode((string) file_get_contents('php://input'), true);
+        if (!is_array($input) || !is_string($input['username'] ?? null) || !is_string($input['password'] ?? null)) {
+            failure(400, 'INPUT-INVALID', 'username and password are required');
+        }
+        $query = database()->prepare('SELECT id, password_hash FROM users WHERE username = ?');
+        $query->execute([$input['username']]);
+        $user = $query->fetch(PDO::FETCH_ASSOC);
+        if ($user === false || !password_verify($input['password'], $user['password_hash'])) {
+            failure(401, 'AUTH-INVALID', 'unknown user name or wrong password');
+        }
+        session_regenerate_id(true);
+        $_SESSION['user'] = ['id' => (int) $user['id'], 'username' => $input['username']];
+        session_write_close();
+        respond(200, ['success' => true, 'data' => ['user' => $_SESSION['user']]]);
+    case 'GET todo/index':
+        $user = $_SESSION['user'] ?? null;
+        if ($user === null) {
+            failure(401, 'AUTH-REQUIRED', 'log in first');
+        }
+        $query = database()->prepare('SELECT id, title, done FROM todos WHERE user_id = ? ORDER BY id');
+        $query->execute([$user['id']]);
+        $todos = array_map(
+            fn (array $row): array => ['id' => (int) $row['id'], 'title' => $row['title'], 'done' => (bool) $row['done']],
+            $query->fetchAll(PDO::FETCH_ASSOC)
+        );
+        // Saved (here: unlocked) before the answer, as nene does.
+        session_write_close();
+        respond(200, ['success' => true, 'data' => $todos]);
+    default:
+        failure(404, 'NOT-FOUND', 'no such route');
+}

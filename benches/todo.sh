@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The todo application side by side: a logged-in GET /todo/index returning
+# 20 items, sessions in Redis (locking on both sides), through one nginx:
+#   - nene's examples/todo (release) on SQLite and on MariaDB;
+#   - the same routes as a PHP front controller on PHP-FPM with PDO
+#     (benches/php/todo.php: phpredis sessions, persistent PDO connections),
+#     reading the same database files and tables.
+# nene runs with its default configuration (access log on, to a file).
+# Cases alternate within each round (A B A B); the table shows medians over
+# the rounds, nene's resident memory and PHP-FPM's (master and workers).
+#
+# Usage: benches/todo.sh [ROUNDS] [DURATION]   (defaults: 3 rounds, 10s)
+# Needs (Debian): apt-get install -y nginx wrk redis-server mariadb-server
+#   mariadb-client php-fpm php-redis php-opcache php-sqlite3 php-mysql
+#   gettext-base curl python3
+# Loopback only.
+set -euo pipefail
+ROUNDS=${1:-3}
+DURATION=${2:-10s}
+PHP_CHILDREN=${PHP_CHILDREN:-8}
+source "$(dirname "$0")/lib.sh"
+require_tools nginx:nginx wrk:wrk redis-server:redis-server mariadbd:mariadb-server \
+    mariadb:mariadb-client mariadb-install-db:mariadb-server envsubst:gettext-base \
+    curl:curl python3:python3
+PHP_FPM=$(find_php_fpm)
+[ -n "$PHP_FPM" ] || { echo "missing php-fpm: apt-get install -y php-fpm php-redis php-opcache php-sqlite3 php-mysql" >&2; exit 1; }
+for module in redis pdo_sqlite pdo_mysql "Zend OPcache"; do
+    "$PHP_FPM" -m | grep -qx "$module" ||
+        { echo "php-fpm has no $module: apt-get install -y php-redis php-sqlite3 php-mysql php-opcache" >&2; exit 1; }
+done
+
+# --- Redis and MariaDB on free loopback ports ---
+start_redis
+MARIA_PORT=$(free_port)
+root=(); [ "$(id -u)" = 0 ] && root=(--user=root)
+mariadb-install-db --no-defaults --datadir="$WORK/maria" --auth-root-authentication-method=normal \
+    --skip-test-db "${root[@]}" >"$WORK/maria-install.log" 2>&1
+mariadbd --no-defaults --datadir="$WORK/maria" --port="$MARIA_PORT" --bind-address=127.0.0.1 \
+    --socket="$WORK/maria.sock" --pid-file="$WORK/maria.pid" --skip-log-bin --skip-name-resolve \
+    --innodb-buffer-pool-size=64M "${root[@]}" >"$WORK/maria.log" 2>&1 &
+PIDS+=($!)
+wait_port "$MARIA_PORT"
+mariadb --no-defaults --socket="$WORK/maria.sock" -uroot -e \
+    "CREATE DATABASE todo; CREATE USER 'todo'@'127.0.0.1' IDENTIFIED BY 'bench-pw';
+     GRANT ALL ON todo.* TO 'todo'@'127.0.0.1';"
+
+# --- nene's todo app, twice ---
+echo "building examples/todo (release)..." >&2
+cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" -p todo
+# start_todo PORT DSN: sets TODO_PID.
+start_todo() {
+    env RUST_LOG=warn NENE_SESSION_DSN="redis://127.0.0.1:$REDIS_PORT" \
+        NENE_TODO__DATABASE_DSN="$2" NENE_ACCESS__LOG="$WORK/access-$1.log" \
+        "$REPO/target/release/todo" serve --listen "127.0.0.1:$1" \
+        --ini-dir "$REPO/examples/todo/ini" --htdocs "$REPO/examples/todo/htdocs" \
+        2>"$WORK/todo-$1.log" &
+    TODO_PID=$!
+    PIDS+=("$TODO_PID")
+    wait_port "$1"
+}
+N_SQLITE=$(free_port); N_MARIA=$(free_port)
+start_todo "$N_SQLITE" "sqlite://$WORK/todo.db"; SQLITE_PID=$TODO_PID
+start_todo "$N_MARIA" "mariadb://todo:bench-pw@127.0.0.1:$MARIA_PORT/todo"; MARIA_PID=$TODO_PID
+
+# --- PHP-FPM, one pool for both databases ---
+start_php_fpm "$PHP_CHILDREN"
+SCRIPT=SCRIPT_FILENAME=$REPO/benches/php/todo.php
+SAVE=REDIS_SAVE_PATH="\"tcp://127.0.0.1:$REDIS_PORT?persistent=1&prefix=phpsess_\""
+NENE_SQLITE=$(free_port); NENE_MARIA=$(free_port); PHP_SQLITE=$(free_port); PHP_MARIA=$(free_port)
+site "$NENE_SQLITE" todo_sqlite "127.0.0.1:$N_SQLITE" on
+site "$NENE_MARIA" todo_maria "127.0.0.1:$N_MARIA" on
+site "$PHP_SQLITE" php_sqlite "127.0.0.1:$PHP_PORT" off "$SCRIPT" "$SAVE" \
+    "TODO_PDO_DSN=sqlite:$WORK/todo.db"
+site "$PHP_MARIA" php_maria "127.0.0.1:$PHP_PORT" off "$SCRIPT" "$SAVE" \
+    "TODO_PDO_DSN=\"mysql:host=127.0.0.1;port=$MARIA_PORT;dbname=todo\"" \
+    TODO_PDO_USER=todo TODO_PDO_PASSWORD=bench-pw
+start_nginx
+
+# --- one user with 20 todos in each database, created through nene ---
+# seed PORT: registers and logs in `bench`, adds 20 todos; prints the cookie.
+seed() {
+    local base="http://127.0.0.1:$1" jar="$WORK/jar-$1" token
+    token=$(curl -sf -c "$jar" -b "$jar" "$base/auth/csrf" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["csrf_token"])')
+    curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+        -d '{"username":"bench","password":"bench-password"}' "$base/auth/register" >/dev/null
+    token=$(curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+        -d '{"username":"bench","password":"bench-password"}' "$base/auth/login" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["csrf_token"])')
+    for n in $(seq 1 20); do
+        curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+            -d "{\"title\":\"todo number $n\"}" "$base/todo/index" >/dev/null
+    done
+    awk '$6 == "NENESESSID" {print $7}' "$jar"
+}
+# php_login PORT: logs `bench` in through PHP; prints the session id.
+php_login() {
+    curl -sf -i -H 'Content-Type: application/json' -d '{"username":"bench","password":"bench-password"}' \
+        "http://127.0.0.1:$1/auth/login" | awk -F'[=;]' 'tolower($1) ~ /^set-cookie: nenesessid/ {print $2}' | tail -1
+}
+COOKIE_NENE_SQLITE=$(seed "$NENE_SQLITE")
+COOKIE_NENE_MARIA=$(seed "$NENE_MARIA")
+COOKIE_PHP_SQLITE=$(php_login "$PHP_SQLITE")
+COOKIE_PHP_MARIA=$(php_login "$PHP_MARIA")
+for pair in "$NENE_SQLITE:$COOKIE_NENE_SQLITE" "$NENE_MARIA:$COOKIE_NENE_MARIA" \
+    "$PHP_SQLITE:$COOKIE_PHP_SQLITE" "$PHP_MARIA:$COOKIE_PHP_MARIA"; do
+    items=$(curl -sf -H "Cookie: NENESESSID=${pair#*:}" "http://127.0.0.1:${pair%%:*}/todo/index" |
+        python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]))') || items=error
+    [ "$items" = 20 ] || { echo "port ${pair%%:*} answered $items items, not 20" >&2;
+        cat "$WORK"/todo-*.log "$WORK/php-errors.log" "$WORK/error.log" 2>/dev/null >&2; exit 1; }
+done
+
+# --- the rounds ---
+# case NAME PORT COOKIE PIDS...
+case_run() {
+    local name=$1 port=$2 cookie=$3
+    shift 3
+    run_wrk "$name" "http://127.0.0.1:$port/todo/index" "Cookie: NENESESSID=$cookie"
+    echo "$name|$WRK_RPS|$WRK_P99_MS|$WRK_NON2XX|$WRK_SOCKET_ERRORS|$(rss_mib "$@")" >>"$WORK/rows"
+}
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round of $ROUNDS" >&2
+    case_run "nene, SQLite" "$NENE_SQLITE" "$COOKIE_NENE_SQLITE" "$SQLITE_PID"
+    case_run "PHP-FPM, SQLite" "$PHP_SQLITE" "$COOKIE_PHP_SQLITE" $(php_fpm_pids)
+    case_run "nene, MariaDB" "$NENE_MARIA" "$COOKIE_NENE_MARIA" "$MARIA_PID"
+    case_run "PHP-FPM, MariaDB" "$PHP_MARIA" "$COOKIE_PHP_MARIA" $(php_fpm_pids)
+done
+
+python3 - "$WORK/rows" "$ROUNDS" "$DURATION" "$THREADS" "$CONNECTIONS" "$PHP_CHILDREN" <<'PY'
+import statistics, sys
+rows, rounds, duration, threads, connections, children = sys.argv[1:7]
+by = {}
+for line in open(rows):
+    name, rps, p99, non2xx, socket, rss = line.strip().split("|")
+    by.setdefault(name, []).append((float(rps), float(p99), int(non2xx) + int(socket), float(rss)))
+def med(name, i):
+    return statistics.median(v[i] for v in by[name])
+print(f"Logged-in GET /todo/index (20 items, Redis session), wrk -t{threads} -c{connections} -d{duration}, "
+      f"{rounds} round(s), medians; PHP-FPM pm.static with {children} children")
+print()
+print("| case | req/s | p99 ms | errors | RSS MiB |")
+print("|---|---|---|---|---|")
+for name in by:
+    errors = sum(v[2] for v in by[name])
+    print(f"| {name} | {med(name, 0):,.0f} | {med(name, 1):.2f} | {errors} | {med(name, 3):.1f} |")
+print()
+for db in ("SQLite", "MariaDB"):
+    n, p = f"nene, {db}", f"PHP-FPM, {db}"
+    print(f"{db}: nene / PHP-FPM req/s {med(n, 0) / med(p, 0):.1f}x, p99 {med(n, 1) / med(p, 1):.2f} of PHP-FPM's")
+PY
