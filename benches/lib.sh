@@ -126,7 +126,8 @@ CONF
     sleep 1
 }
 
-# run_wrk NAME URL [HEADER]: one wrk run; appends
+# run_wrk NAME URL [HEADER]: one wrk run (with the Lua script $WRK_SCRIPT
+# when set); appends
 # name|req/s|p99|errors|requests|p50 to $WORK/results and echoes progress.
 # Also sets WRK_REQUESTS (responses of any status), WRK_RPS, WRK_P50_MS,
 # WRK_P99_MS, WRK_NON2XX (answers that were not 2xx/3xx) and
@@ -134,6 +135,7 @@ CONF
 run_wrk() {
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
     [ -n "${3:-}" ] && args+=(-H "$3")
+    [ -n "${WRK_SCRIPT:-}" ] && args+=(-s "$WRK_SCRIPT")
     wrk "${args[@]}" "$2" >"$WORK/wrk.out"
     WRK_REQUESTS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
     local p50 p99 errors

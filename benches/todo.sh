@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The todo application side by side: a logged-in GET /todo/index returning
-# 20 items, sessions in Redis (locking on both sides), through one nginx:
+# 20 items, sessions in Redis (locking on both sides; SESSIONS=32 sessions of
+# one user, requests spread over them), through one nginx:
 #   - nene's examples/todo (release) on SQLite and on MariaDB;
 #   - the same routes as a PHP front controller on PHP-FPM with PDO
 #     (benches/php/todo.php: phpredis sessions, persistent PDO connections),
@@ -76,53 +77,84 @@ site "$PHP_MARIA" php_maria "127.0.0.1:$PHP_PORT" off "$SCRIPT" "$SAVE" \
     TODO_PDO_USER=todo TODO_PDO_PASSWORD=bench-pw
 start_nginx
 
-# --- one user with 20 todos in each database, created through nene ---
-# seed PORT: registers and logs in `bench`, adds 20 todos; prints the cookie.
+# --- one user with 20 todos in each database, created through nene, then
+# logged in SESSIONS times on each side: wrk's connections spread over that
+# many sessions (a user's browser tabs and devices), so the figure is not
+# one session's lock queue ---
+SESSIONS=${SESSIONS:-32}
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# nene_login PORT: a new session logged in as `bench`; prints its id.
+nene_login() {
+    local base="http://127.0.0.1:$1" jar token
+    jar=$(mktemp -p "$WORK")
+    token=$(curl -sf -c "$jar" -b "$jar" "$base/auth/csrf" | json_field '["data"]["csrf_token"]')
+    curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+        -d '{"username":"bench","password":"bench-password"}' "$base/auth/login" >/dev/null
+    awk '$6 == "NENESESSID" {print $7}' "$jar"
+}
+# seed PORT: registers `bench` and adds 20 todos through nene's API.
 seed() {
     local base="http://127.0.0.1:$1" jar="$WORK/jar-$1" token
-    token=$(curl -sf -c "$jar" -b "$jar" "$base/auth/csrf" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["csrf_token"])')
+    token=$(curl -sf -c "$jar" -b "$jar" "$base/auth/csrf" | json_field '["data"]["csrf_token"]')
     curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
         -d '{"username":"bench","password":"bench-password"}' "$base/auth/register" >/dev/null
     token=$(curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
-        -d '{"username":"bench","password":"bench-password"}' "$base/auth/login" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["csrf_token"])')
+        -d '{"username":"bench","password":"bench-password"}' "$base/auth/login" | json_field '["data"]["csrf_token"]')
     for n in $(seq 1 20); do
         curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
             -d "{\"title\":\"todo number $n\"}" "$base/todo/index" >/dev/null
     done
-    awk '$6 == "NENESESSID" {print $7}' "$jar"
 }
-# php_login PORT: logs `bench` in through PHP; prints the session id.
+# php_login PORT: a new PHP session logged in as `bench`; prints its id.
 php_login() {
     curl -sf -i -H 'Content-Type: application/json' -d '{"username":"bench","password":"bench-password"}' \
         "http://127.0.0.1:$1/auth/login" | awk -F'[=;]' 'tolower($1) ~ /^set-cookie: nenesessid/ {print $2}' | tail -1
 }
-COOKIE_NENE_SQLITE=$(seed "$NENE_SQLITE")
-COOKIE_NENE_MARIA=$(seed "$NENE_MARIA")
-COOKIE_PHP_SQLITE=$(php_login "$PHP_SQLITE")
-COOKIE_PHP_MARIA=$(php_login "$PHP_MARIA")
-for pair in "$NENE_SQLITE:$COOKIE_NENE_SQLITE" "$NENE_MARIA:$COOKIE_NENE_MARIA" \
-    "$PHP_SQLITE:$COOKIE_PHP_SQLITE" "$PHP_MARIA:$COOKIE_PHP_MARIA"; do
-    items=$(curl -sf -H "Cookie: NENESESSID=${pair#*:}" "http://127.0.0.1:${pair%%:*}/todo/index" |
-        python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]))') || items=error
-    [ "$items" = 20 ] || { echo "port ${pair%%:*} answered $items items, not 20" >&2;
-        cat "$WORK"/todo-*.log "$WORK/php-errors.log" "$WORK/error.log" 2>/dev/null >&2; exit 1; }
-done
+# sessions NAME LOGIN PORT: SESSIONS logins; writes a wrk script that sends
+# them round robin, and checks each sees 20 todos.
+sessions() {
+    local name=$1 login=$2 port=$3 id items
+    : >"$WORK/ids-$name"
+    for _ in $(seq 1 "$SESSIONS"); do
+        id=$($login "$port")
+        items=$(curl -sf -H "Cookie: NENESESSID=$id" "http://127.0.0.1:$port/todo/index" |
+            json_field '["data"].__len__()') || items=error
+        [ "$items" = 20 ] || { echo "$name: a session saw $items todos, not 20" >&2;
+            cat "$WORK"/todo-*.log "$WORK/php-errors.log" "$WORK/error.log" 2>/dev/null >&2; exit 1; }
+        echo "$id" >>"$WORK/ids-$name"
+    done
+    {
+        echo "local ids = {"
+        sed 's/.*/  "&",/' "$WORK/ids-$name"
+        echo "}"
+        echo 'local n = 0'
+        echo 'request = function()'
+        echo '  n = n % #ids + 1'
+        echo '  return wrk.format("GET", "/todo/index", {Cookie = "NENESESSID=" .. ids[n]})'
+        echo 'end'
+    } >"$WORK/$name.lua"
+}
+seed "$NENE_SQLITE"
+seed "$NENE_MARIA"
+sessions nene_sqlite nene_login "$NENE_SQLITE"
+sessions nene_maria nene_login "$NENE_MARIA"
+sessions php_sqlite php_login "$PHP_SQLITE"
+sessions php_maria php_login "$PHP_MARIA"
 
 # --- the rounds ---
-# case NAME PORT COOKIE PIDS...
+# case_run NAME PORT SCRIPT PIDS...
 case_run() {
-    local name=$1 port=$2 cookie=$3
+    local name=$1 port=$2 script=$3
     shift 3
-    run_wrk "$name" "http://127.0.0.1:$port/todo/index" "Cookie: NENESESSID=$cookie"
+    WRK_SCRIPT=$WORK/$script.lua run_wrk "$name" "http://127.0.0.1:$port/todo/index"
     echo "$name|$WRK_RPS|$WRK_P99_MS|$WRK_NON2XX|$WRK_SOCKET_ERRORS|$(rss_mib "$@")" >>"$WORK/rows"
 }
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round of $ROUNDS" >&2
-    case_run "nene, SQLite" "$NENE_SQLITE" "$COOKIE_NENE_SQLITE" "$SQLITE_PID"
-    case_run "PHP-FPM, SQLite" "$PHP_SQLITE" "$COOKIE_PHP_SQLITE" $(php_fpm_pids)
-    case_run "nene, MariaDB" "$NENE_MARIA" "$COOKIE_NENE_MARIA" "$MARIA_PID"
-    case_run "PHP-FPM, MariaDB" "$PHP_MARIA" "$COOKIE_PHP_MARIA" $(php_fpm_pids)
+    case_run "nene, SQLite" "$NENE_SQLITE" nene_sqlite "$SQLITE_PID"
+    case_run "PHP-FPM, SQLite" "$PHP_SQLITE" php_sqlite $(php_fpm_pids)
+    case_run "nene, MariaDB" "$NENE_MARIA" nene_maria "$MARIA_PID"
+    case_run "PHP-FPM, MariaDB" "$PHP_MARIA" php_maria $(php_fpm_pids)
 done
 
 python3 - "$WORK/rows" "$ROUNDS" "$DURATION" "$THREADS" "$CONNECTIONS" "$PHP_CHILDREN" <<'PY'
@@ -134,7 +166,7 @@ for line in open(rows):
     by.setdefault(name, []).append((float(rps), float(p99), int(non2xx) + int(socket), float(rss)))
 def med(name, i):
     return statistics.median(v[i] for v in by[name])
-print(f"Logged-in GET /todo/index (20 items, Redis session), wrk -t{threads} -c{connections} -d{duration}, "
+print(f"Logged-in GET /todo/index (20 items, Redis sessions), wrk -t{threads} -c{connections} -d{duration}, "
       f"{rounds} round(s), medians; PHP-FPM pm.static with {children} children")
 print()
 print("| case | req/s | p99 ms | errors | RSS MiB |")

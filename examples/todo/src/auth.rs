@@ -130,17 +130,43 @@ fn validate_password(password: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Hashes running at once. Each Argon2id hash holds 19 MiB (the default,
+/// OWASP, parameters) for tens of milliseconds: without a bound, a burst of
+/// logins — anyone can send them — costs 19 MiB each at the same time (32
+/// at once took the process to 600 MiB). As many as there are cores keeps
+/// the CPU busy; more only wait longer holding memory.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Runs `hash_work` (an Argon2 call) on the blocking pool once a hashing
+/// permit is free.
+async fn bounded_hashing<T: Send + 'static>(
+    hash_work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    tokio::task::spawn_blocking(hash_work)
+        .await
+        .map_err(|_| ApiError::Internal)
+}
+
 /// Argon2id with the crate's default (OWASP) parameters. Hashing takes tens
 /// of milliseconds of CPU on purpose, so it runs off the async workers.
 async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    bounded_hashing(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|hash| hash.to_string())
     })
-    .await
-    .map_err(|_| ApiError::Internal)?
+    .await?
     .map_err(|error| {
         tracing::error!("password hashing failed: {error}");
         ApiError::Internal
@@ -148,7 +174,7 @@ async fn hash_password(password: String) -> Result<String, ApiError> {
 }
 
 async fn verify_password(password: String, stored: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || match PasswordHash::new(&stored) {
+    bounded_hashing(move || match PasswordHash::new(&stored) {
         Ok(hash) => Argon2::default()
             .verify_password(password.as_bytes(), &hash)
             .is_ok(),
@@ -158,7 +184,6 @@ async fn verify_password(password: String, stored: String) -> Result<bool, ApiEr
         }
     })
     .await
-    .map_err(|_| ApiError::Internal)
 }
 
 /// A valid hash of a random password, made once, for unknown user names.
