@@ -1,30 +1,11 @@
 //! The todo app on PostgreSQL (a server this test starts), through a real
-//! nginx: the core flow, then the database going away and coming back.
+//! nginx: the suite every database passes (`common::flows::suite_on`).
 
 mod common;
 
-use std::cell::RefCell;
-
-use common::Stack;
-use common::postgres::{PASSWORD, Postgres};
+use common::postgres::Postgres;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn todo_on_postgres() {
-    let pg = RefCell::new(Postgres::start());
-    let dsn = pg.borrow().dsn();
-    let stack = Stack::start(&dsn);
-    let base = stack.base();
-    common::flows::core_flow(&base).await;
-    common::flows::database_outage(
-        &base,
-        || pg.borrow_mut().stop(),
-        || pg.borrow_mut().start_again(),
-    )
-    .await;
-    let log = stack.app.log_text();
-    assert!(log.contains("database postgres://todo:***@"), "{log}");
-    assert!(
-        !log.contains(PASSWORD),
-        "the app logged the database password"
-    );
+    common::flows::suite_on(Postgres::start()).await;
 }

@@ -207,3 +207,43 @@ pub async fn database_outage(base: &str, stop: impl FnOnce(), start: impl FnOnce
         ["before the outage", "after the outage"]
     );
 }
+
+/// A database server a test started and can stop and start again.
+pub trait TestDatabase {
+    /// The app's DSN, password included.
+    fn dsn(&self) -> String;
+    /// The password in the DSN, which must never reach a log line.
+    fn password(&self) -> &'static str;
+    /// Stops the server (the outage).
+    fn stop(&mut self);
+    /// Starts it again on the same port with the same data.
+    fn start_again(&mut self);
+}
+
+/// The suite every database backend passes, through nginx: the core flow,
+/// then an outage and recovery, and the password never in the app's log
+/// (the DSN is logged redacted).
+pub async fn suite_on(database: impl TestDatabase) {
+    let database = std::cell::RefCell::new(database);
+    let dsn = database.borrow().dsn();
+    let password = database.borrow().password();
+    let stack = super::Stack::start(&dsn);
+    let base = stack.base();
+    core_flow(&base).await;
+    database_outage(
+        &base,
+        || database.borrow_mut().stop(),
+        || database.borrow_mut().start_again(),
+    )
+    .await;
+    let log = stack.app.log_text();
+    let scheme = dsn.split("://").next().unwrap();
+    assert!(
+        log.contains(&format!("database {scheme}://todo:***@")),
+        "{log}"
+    );
+    assert!(
+        !log.contains(password),
+        "the app logged the database password"
+    );
+}

@@ -166,3 +166,18 @@ impl Drop for MariaDb {
         }
     }
 }
+
+impl super::flows::TestDatabase for MariaDb {
+    fn dsn(&self) -> String {
+        MariaDb::dsn(self)
+    }
+    fn password(&self) -> &'static str {
+        PASSWORD
+    }
+    fn stop(&mut self) {
+        MariaDb::stop(self)
+    }
+    fn start_again(&mut self) {
+        MariaDb::start_again(self)
+    }
+}

@@ -214,3 +214,18 @@ impl Drop for Postgres {
         }
     }
 }
+
+impl super::flows::TestDatabase for Postgres {
+    fn dsn(&self) -> String {
+        Postgres::dsn(self)
+    }
+    fn password(&self) -> &'static str {
+        PASSWORD
+    }
+    fn stop(&mut self) {
+        Postgres::stop(self)
+    }
+    fn start_again(&mut self) {
+        Postgres::start_again(self)
+    }
+}
