@@ -10,22 +10,28 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 
-# Dependencies first: this layer is rebuilt only when Cargo.toml or
-# Cargo.lock change, not on every source edit. Empty stand-ins replace
-# nene's own targets (the bench is declared in Cargo.toml, so it needs one).
+# Dependencies first: this layer is rebuilt only when a manifest or
+# Cargo.lock changes, not on every source edit. Empty stand-ins replace
+# nene's own targets (the bench is declared in Cargo.toml, so it needs one)
+# and the example applications, which are workspace members: cargo reads
+# their manifests even when it builds nene alone (`-p nene`).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
+COPY examples/hello/Cargo.toml examples/hello/
+COPY examples/todo/Cargo.toml examples/todo/
+RUN mkdir -p src benches examples/hello/src examples/todo/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && echo 'fn main() {}' > benches/protocol.rs \
-    && cargo build --release --locked \
+    && echo 'fn main() {}' > examples/hello/src/main.rs \
+    && echo 'fn main() {}' > examples/todo/src/main.rs \
+    && cargo build --release --locked -p nene \
     && rm -rf src
 
 # nene itself. COPY keeps the sources' modification times, which can be
 # older than the stand-ins just built: touch them so cargo rebuilds nene.
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked
+    && cargo build --release --locked -p nene
 
 FROM debian:bookworm-slim
 
