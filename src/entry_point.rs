@@ -120,6 +120,7 @@ where
         _ => "warn",
     };
     let log_level = init_logging(level, settings.ops.log_format);
+    crate::panic_log::log_panics();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -65,6 +65,27 @@ async fn get_values_reports_the_configured_limits_and_multiplexing() {
     );
 }
 
+/// One GET_VALUES record can name a variable 4,369 times (65,535 bytes):
+/// each is answered once, the answer fits one record, nothing panics.
+#[tokio::test]
+async fn a_get_values_flood_gets_one_answer_per_name() {
+    let server = server().await;
+    let mut client = FcgiClient::connect(&server.addr).await;
+    let pair: &[(&[u8], &[u8])] = &[(b"FCGI_MAX_REQS", b"")];
+    let one = name_values(pair);
+    let flood = one.repeat(65_535 / one.len());
+    assert!(flood.len() > 65_000 && flood.len() <= 65_535);
+    client.send(&record(GET_VALUES, 0, &flood)).await;
+    let answer = client
+        .read_record_within(Duration::from_secs(5))
+        .await
+        .expect("an answer, not a dropped connection");
+    let pairs = get_values_result(&answer);
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert_eq!(pairs[0].0, "FCGI_MAX_REQS");
+    assert_still_serving(&server.addr).await;
+}
+
 #[tokio::test]
 async fn an_unknown_management_record_gets_unknown_type_and_the_connection_stays_usable() {
     let server = server().await;

@@ -297,15 +297,26 @@ where
             encode_record(&mut self.write_buf, RecordType::UNKNOWN_TYPE, 0, &body);
             return Ok(());
         }
-        let mut answer = BytesMut::new();
+        // Each known name is answered once, however often it is asked: the
+        // answer then has at most three short pairs, so it always fits one
+        // record (4,369 repeated names used to make an answer over 65,535
+        // bytes).
+        let mut answered: [Option<String>; 3] = [None, None, None];
         for (name, _) in parse_name_values(&record.content)? {
-            let value = match name.as_ref() {
-                b"FCGI_MAX_CONNS" => self.limits.max_connections.to_string(),
-                b"FCGI_MAX_REQS" => self.limits.max_requests().to_string(),
-                b"FCGI_MPXS_CONNS" => "1".to_string(),
+            let (slot, value) = match name.as_ref() {
+                b"FCGI_MAX_CONNS" => (0, self.limits.max_connections.to_string()),
+                b"FCGI_MAX_REQS" => (1, self.limits.max_requests().to_string()),
+                b"FCGI_MPXS_CONNS" => (2, "1".to_string()),
                 _ => continue,
             };
-            encode_name_value(&mut answer, &name, value.as_bytes());
+            answered[slot].get_or_insert(value);
+        }
+        let mut answer = BytesMut::new();
+        let names: [&[u8]; 3] = [b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS"];
+        for (name, value) in names.iter().zip(&answered) {
+            if let Some(value) = value {
+                encode_name_value(&mut answer, name, value.as_bytes());
+            }
         }
         encode_record(
             &mut self.write_buf,
