@@ -132,29 +132,34 @@ impl AccessFormat {
                     DurationUnit::Millis => format!("{:.3}", record.duration.as_secs_f64() * 1e3),
                     DurationUnit::Micros => record.duration.as_micros().to_string(),
                 }),
-                Token::Param(name) => line.push_str(param(record, name)),
-                Token::RequestHeader(name) => line.push_str(header(record.request_headers, name)),
-                Token::ResponseHeader(name) => line.push_str(header(record.response_headers, name)),
-                Token::Method => line.push_str(record.method),
-                Token::Path => line.push_str(record.path),
-                Token::Query => line.push_str(record.query.unwrap_or("")),
+                Token::Param(name) => push_escaped(&mut line, param(record, name)),
+                Token::RequestHeader(name) => {
+                    push_escaped(&mut line, header(record.request_headers, name))
+                }
+                Token::ResponseHeader(name) => {
+                    push_escaped(&mut line, header(record.response_headers, name))
+                }
+                Token::Method => push_escaped(&mut line, record.method),
+                Token::Path => push_escaped(&mut line, record.path),
+                Token::Query => push_escaped(&mut line, record.query.unwrap_or("")),
                 Token::QueryMark => {
                     if record.query.is_some_and(|q| !q.is_empty()) {
                         line.push('?');
                     }
                 }
-                Token::Remote => line.push_str(param(record, "REMOTE_ADDR")),
+                Token::Remote => push_escaped(&mut line, param(record, "REMOTE_ADDR")),
                 Token::Status => line.push_str(&record.status.to_string()),
                 Token::Time => line.push_str(&now()),
                 Token::Pid => line.push_str(&std::process::id().to_string()),
                 Token::Pool => line.push_str("nene"),
                 Token::Unavailable => line.push('-'),
-                Token::ContentLength => line.push_str(param(record, "CONTENT_LENGTH")),
-                Token::ScriptFilename => line.push_str(param(record, "SCRIPT_FILENAME")),
-                Token::RemoteUser => line.push_str(param(record, "REMOTE_USER")),
+                Token::ContentLength => push_escaped(&mut line, param(record, "CONTENT_LENGTH")),
+                Token::ScriptFilename => push_escaped(&mut line, param(record, "SCRIPT_FILENAME")),
+                Token::RemoteUser => push_escaped(&mut line, param(record, "REMOTE_USER")),
             }
         }
-        // Whatever a client sent, one request stays one line.
+        // Values were escaped; a line break in the format itself still
+        // never splits one request over two lines.
         line.replace(['\r', '\n'], " ")
     }
 }
@@ -204,6 +209,20 @@ fn token(code: char, argument: Option<String>) -> Result<Token, AccessFormatErro
             )));
         }
     })
+}
+
+/// Appends a value a client controls, with control bytes, DEL, `"` and
+/// `\` written as `\xHH` (as nginx escapes its access log): no value can
+/// end a quoted field, forge a field or a line, or send terminal escapes to
+/// whoever reads the log.
+fn push_escaped(line: &mut String, value: &str) {
+    for c in value.chars() {
+        if c < ' ' || c == '\x7f' || c == '"' || c == '\\' {
+            line.push_str(&format!("\\x{:02X}", c as u32));
+        } else {
+            line.push(c);
+        }
+    }
 }
 
 fn param<'a>(record: &'a AccessRecord<'_>, name: &str) -> &'a str {
@@ -270,6 +289,32 @@ mod tests {
     }
 
     #[test]
+    fn client_values_cannot_forge_fields_or_send_terminal_escapes() {
+        let format = AccessFormat::parse("\"%u\" \"%{HTTP_X}e\" %s").unwrap();
+        let params = CgiParams::new(vec![
+            (Bytes::from("REMOTE_USER"), Bytes::from("eve\" 200 \"admin")),
+            (
+                Bytes::from("HTTP_X"),
+                Bytes::from("\x1b[31mred\0nul\\back\x7f"),
+            ),
+        ]);
+        let line = format.render(&AccessRecord {
+            method: "GET",
+            path: "/",
+            query: None,
+            status: 404,
+            duration: Duration::ZERO,
+            params: Some(&params),
+            request_headers: &HeaderMap::new(),
+            response_headers: &HeaderMap::new(),
+        });
+        assert_eq!(
+            line,
+            r#""eve\x22 200 \x22admin" "\x1B[31mred\x00nul\x5Cback\x7F" 404"#
+        );
+    }
+
+    #[test]
     fn a_line_never_spans_two_lines() {
         let format = AccessFormat::parse("%r").unwrap();
         let line = format.render(&AccessRecord {
@@ -282,6 +327,6 @@ mod tests {
             request_headers: &HeaderMap::new(),
             response_headers: &HeaderMap::new(),
         });
-        assert_eq!(line, "/a  forged line");
+        assert_eq!(line, "/a\\x0D\\x0Aforged line");
     }
 }

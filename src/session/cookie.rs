@@ -86,7 +86,9 @@ impl SessionCookie {
             .headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            // The right-most value is the one the trusted proxy added; a
+            // proxy that appends leaves the client's own claim on the left.
+            .and_then(|v| v.rsplit(',').next())
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
         forwarded_https && self.peer_is_trusted(info)
     }
@@ -196,6 +198,17 @@ mod tests {
             &[("x-forwarded-proto", "https")],
         );
         assert!(!c.request_is_https(&untrusted));
+        // The client wrote `https`, the proxy appended what it saw.
+        let appended = parts(
+            &[("REMOTE_ADDR", "10.1.2.3")],
+            &[("x-forwarded-proto", "https, http")],
+        );
+        assert!(!c.request_is_https(&appended));
+        let appended_https = parts(
+            &[("REMOTE_ADDR", "10.1.2.3")],
+            &[("x-forwarded-proto", "http,https")],
+        );
+        assert!(c.request_is_https(&appended_https));
     }
 
     #[test]

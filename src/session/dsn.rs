@@ -335,14 +335,20 @@ pub fn redact_dsn(text: &str) -> String {
     let text = format!("{head}{rest}");
     match text.split_once('?') {
         Some((before, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if is_secret_name(key) => format!("{key}=***"),
-                    _ => pair.to_string(),
-                })
-                .collect();
-            format!("{before}?{}", query.join("&"))
+            // Once a secret key is seen, the rest of the query is masked
+            // too: a password with an unencoded `&` (`password=abc&def`)
+            // would otherwise show its tail as the next "option".
+            let mut shown = Vec::new();
+            for pair in query.split('&') {
+                match pair.split_once('=') {
+                    Some((key, _)) if is_secret_name(key) => {
+                        shown.push(format!("{key}=***"));
+                        break;
+                    }
+                    _ => shown.push(pair.to_string()),
+                }
+            }
+            format!("{before}?{}", shown.join("&"))
         }
         None => text,
     }
@@ -1004,7 +1010,11 @@ mod tests {
         assert_eq!(redact_dsn("redis://cache:6379/2"), "redis://cache:6379/2");
         assert_eq!(
             redact_dsn("unix:///r.sock?db=1&password=hunter2&lock=off"),
-            "unix:///r.sock?db=1&password=***&lock=off"
+            "unix:///r.sock?db=1&password=***"
+        );
+        assert_eq!(
+            redact_dsn("redis+unix:///tmp/x.sock?password=abc&def&db=2"),
+            "redis+unix:///tmp/x.sock?password=***"
         );
         assert_eq!(redact_dsn(""), "");
         assert_eq!(redact_dsn("foo"), "foo");
