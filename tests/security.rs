@@ -256,3 +256,35 @@ fn the_default_unix_socket_is_not_world_writable() {
     assert_eq!(mode & 0o007, 0, "other users can use the socket: {mode:o}");
     drop(nene);
 }
+
+/// A response that hands out a session id must never be kept by a shared
+/// cache: `Cache-Control: public` from a handler or from
+/// `session.cache_limiter = public` becomes `private` on the response that
+/// sets the cookie (later responses keep what was asked for).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_setting_the_session_cookie_is_never_publicly_cacheable() {
+    let (server, _dir) = common::in_process::InProcess::start_front_controller(&[]).await;
+    let page = common::fcgi_client::get(&server.addr, "/public-page").await;
+    let head = String::from_utf8_lossy(page.head()).to_lowercase();
+    assert!(head.contains("set-cookie: nenesessid="), "{head}");
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    assert!(!head.contains("public"), "{head}");
+
+    let nene = Nene::start(&[("NENE_SESSION__CACHE_LIMITER", "public")]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    let first = browser.get("/session/counter").await;
+    assert!(!first.set_cookies().is_empty());
+    let control = first.headers["cache-control"].to_str().unwrap().to_string();
+    assert!(
+        control.contains("private") && !control.contains("public"),
+        "{control}"
+    );
+    let second = browser.get("/session/counter").await;
+    assert!(second.set_cookies().is_empty());
+    let control = second.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(control.starts_with("public"), "{control}");
+}

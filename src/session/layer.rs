@@ -99,6 +99,7 @@ where
             match session.commit().await {
                 Ok(outcome) => {
                     let headers = response.headers_mut();
+                    let sets_cookie = outcome.set_cookie.is_some() || outcome.remove_cookie;
                     if let Some(id) = outcome.set_cookie {
                         headers.append(SET_COOKIE, store.cookie.set_cookie(&id, https));
                     } else if outcome.remove_cookie {
@@ -111,12 +112,40 @@ where
                             store.settings.cache_expire,
                         );
                     }
+                    if sets_cookie {
+                        keep_out_of_shared_caches(headers, store.settings.cache_limiter);
+                    }
                     Ok(response)
                 }
                 Err(error) => Ok(error.into_response()),
             }
         })
     }
+}
+
+/// A response that sets (or removes) the session cookie must never be
+/// stored by a shared cache, or the next visitor would get someone's
+/// session id: whatever the handler or `cache_limiter = public` set, its
+/// Cache-Control is made `private` (or `no-store` under the `nocache`
+/// limiter) unless it already is.
+fn keep_out_of_shared_caches(headers: &mut HeaderMap, limiter: CacheLimiter) {
+    let already_safe = headers.get_all(CACHE_CONTROL).iter().any(|value| {
+        value.to_str().is_ok_and(|value| {
+            value
+                .split(',')
+                .map(|directive| directive.trim().to_ascii_lowercase())
+                .any(|directive| directive == "private" || directive == "no-store")
+        })
+    });
+    if already_safe {
+        return;
+    }
+    let safe = match limiter {
+        CacheLimiter::Nocache => "no-store, no-cache, must-revalidate",
+        _ => "private, no-cache",
+    };
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(safe));
+    headers.remove(EXPIRES);
 }
 
 /// PHP's session.cache_limiter. Headers the handler set itself win.

@@ -63,6 +63,20 @@ pub fn test_app() -> Router {
                 response
             }),
         )
+        // A handler that marks its page cacheable by anyone and starts a
+        // session: what a careless page does.
+        .route(
+            "/public-page",
+            get(|session: nene::Session| async move {
+                session.insert("seen", true).await.unwrap();
+                let mut response = http::Response::new(Body::from("public page"));
+                response.headers_mut().insert(
+                    "cache-control",
+                    http::HeaderValue::from_static("public, max-age=600"),
+                );
+                response
+            }),
+        )
         // Never answers: a handler stuck on a lock or a dead upstream.
         .route("/hang", get(std::future::pending::<&'static str>))
         .route(
