@@ -217,3 +217,50 @@ fn nene_check_reaches_a_live_redis() {
         stdout(&output)
     );
 }
+
+/// The cookie's domain and path go into every Set-Cookie header as they are:
+/// one that would add attributes of its own or could not be sent stops
+/// start-up, naming the setting, instead of reaching a response.
+#[test]
+fn a_cookie_domain_or_path_that_would_forge_the_header_stops_start_up() {
+    let cases = [
+        (
+            "NENE_SESSION__COOKIE_DOMAIN",
+            "example.com; SameSite=None",
+            "session.cookie_domain",
+        ),
+        (
+            "NENE_SESSION__COOKIE_DOMAIN",
+            "exa mple.com",
+            "session.cookie_domain",
+        ),
+        (
+            "NENE_SESSION__COOKIE_PATH",
+            "/app\u{1}",
+            "session.cookie_path",
+        ),
+        (
+            "NENE_SESSION__COOKIE_PATH",
+            "/app; Domain=evil.example",
+            "session.cookie_path",
+        ),
+        ("NENE_SESSION__COOKIE_PATH", "app", "session.cookie_path"),
+    ];
+    for (variable, value, setting) in cases {
+        let output = run_nene(&["check"], &[(variable, value)]);
+        assert_eq!(output.status.code(), Some(1), "{variable}={value:?}");
+        let text = stderr(&output);
+        assert!(text.contains(setting), "{variable}={value:?}: {text}");
+    }
+    for (variable, value) in [
+        ("NENE_SESSION__COOKIE_DOMAIN", ".shop.example.com"),
+        ("NENE_SESSION__COOKIE_PATH", "/shop/"),
+    ] {
+        let output = run_nene(&["config"], &[(variable, value)]);
+        assert!(
+            output.status.success(),
+            "{variable}={value:?}: {}",
+            stderr(&output)
+        );
+    }
+}

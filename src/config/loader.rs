@@ -56,6 +56,23 @@ pub struct Loaded {
     pub files_read: Vec<PathBuf>,
 }
 
+/// A DNS host name (an optional leading dot, as PHP users write a cookie
+/// domain): labels of letters, digits and inner hyphens, at most 253 bytes.
+fn is_host_name(text: &str) -> bool {
+    let name = text.strip_prefix('.').unwrap_or(text);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Whether a site constant may hold a password, so `nene config` redacts it:
 /// a DSN (`TODO_DATABASE_DSN`, `[db] dsn`) or anything named like a password
 /// or secret. Names are the convention an application keeps to.
@@ -514,6 +531,27 @@ impl Values {
                 "letters, digits, '_' and '-', not only digits",
             ));
         }
+        let cookie_path = self.text("session.cookie_path");
+        // Both go into every Set-Cookie header as they are: a `;` would add
+        // attributes of its own (`example.com; SameSite=None`), a control
+        // byte would make the header impossible to send.
+        if !cookie_path.starts_with('/')
+            || !cookie_path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        {
+            return Err(self.invalid(
+                "session.cookie_path",
+                "a URL path starting with /, without spaces, ';', ',' or control characters",
+            ));
+        }
+        let cookie_domain = self.text("session.cookie_domain");
+        if !cookie_domain.is_empty() && !is_host_name(&cookie_domain) {
+            return Err(self.invalid(
+                "session.cookie_domain",
+                "empty (this host only) or a host name such as example.com or .example.com",
+            ));
+        }
         let settings = SessionSettings {
             dsn: self.text("session.dsn"),
             name,
@@ -522,8 +560,8 @@ impl Values {
             gc_probability: self.number("session.gc_probability")? as u32,
             gc_divisor: self.number("session.gc_divisor")? as u32,
             cookie_lifetime: self.number("session.cookie_lifetime")?,
-            cookie_path: self.text("session.cookie_path"),
-            cookie_domain: self.text("session.cookie_domain"),
+            cookie_path,
+            cookie_domain,
             cookie_secure: self.choice("session.cookie_secure")?,
             cookie_httponly: self.bool("session.cookie_httponly")?,
             cookie_samesite: self.choice("session.cookie_samesite")?,
