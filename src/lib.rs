@@ -40,6 +40,7 @@
 //! | [`dev`] | `nene dev`: HTTP/1.1 and static files instead of nginx + FastCGI |
 //! | [`front_controller`] | per request: operations layer → constants → session → application |
 //! | [`ops`] | ping and status pages, request timeout, slow and access logs |
+//! | [`log_limit`] | one line per second for warnings a peer can trigger |
 //! | [`panic_log`] | a panic anywhere is one rate-limited log line, not a flood |
 //! | [`session`] | session handle, cookie, store, and the file and Redis backends |
 //! | [`dispatch`] | NeNe's `/{controller}/{action}` routing |
@@ -57,6 +58,7 @@ pub mod dispatch;
 pub mod entry_point;
 pub mod fastcgi;
 pub mod front_controller;
+pub mod log_limit;
 pub mod ops;
 pub mod panic_log;
 pub mod ping;

@@ -6,30 +6,17 @@
 //! with its place; the others in that second are counted and reported with
 //! the next logged one.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use crate::log_limit::LogLimit;
 
-/// One panic line per this interval, at most.
-const ONE_LINE_PER: Duration = Duration::from_secs(1);
-
-/// When the last line was written, and the panics not logged since.
-static LAST_LINE: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
+/// One panic line per second, at most.
+static PANIC_LINES: LogLimit = LogLimit::new();
 
 /// Replaces the process's panic hook with the rate-limited log line.
 pub fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
-        let mut last = LAST_LINE.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let suppressed = match *last {
-            Some((at, suppressed)) if now.duration_since(at) < ONE_LINE_PER => {
-                *last = Some((at, suppressed + 1));
-                return;
-            }
-            Some((_, suppressed)) => suppressed,
-            None => 0,
+        let Some(suppressed) = PANIC_LINES.admit() else {
+            return;
         };
-        *last = Some((now, 0));
-        drop(last);
         let place = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))

@@ -409,6 +409,51 @@ async fn a_kept_connection_left_idle_is_closed_after_the_idle_timeout() {
     assert!(client.is_closed_within(Duration::from_secs(3)).await);
 }
 
+/// Management records and refused requests are not activity: a peer that
+/// sends a GET_VALUES now and then, or requests over the cap, still has
+/// its idle connection (and its slot) closed at the idle timeout.
+#[tokio::test]
+async fn records_that_move_no_request_forward_do_not_keep_a_connection_alive() {
+    let server = InProcess::start(ConnectionLimits {
+        idle_timeout: Duration::from_millis(600),
+        max_requests_per_connection: 1,
+        ..ConnectionLimits::default()
+    })
+    .await;
+    let mut client = FcgiClient::connect(&server.addr).await;
+    let query = name_values(&[(b"FCGI_MPXS_CONNS", b"")]);
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    'probing: while started.elapsed() < Duration::from_secs(3) {
+        client.send(&record(GET_VALUES, 0, &query)).await;
+        client.send(&record(99, 0, b"ignored")).await;
+        // Their two answers (GET_VALUES_RESULT, UNKNOWN_TYPE), or the end.
+        for _ in 0..2 {
+            if client
+                .read_record_within(Duration::from_secs(2))
+                .await
+                .is_none()
+            {
+                closed = true;
+                break 'probing;
+            }
+        }
+        // A pause with nothing sent; the end of the connection may come now.
+        if let Ok(end) =
+            tokio::time::timeout(Duration::from_millis(200), client.read_record()).await
+        {
+            assert!(end.is_none(), "an answer nobody asked for");
+            closed = true;
+            break;
+        }
+    }
+    assert!(
+        closed,
+        "kept open for {:?} by management records",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn malformed_records_close_only_their_own_connection() {
     let server = server().await;

@@ -379,3 +379,39 @@ async fn of_many_same_named_cookies_the_first_well_formed_one_among_the_first_16
         .await;
     assert_eq!(page.json()["count"], 6);
 }
+
+/// 2,000 requests over a connection's cap cost a few dozen kilobytes to
+/// send; they are each refused, but the log gets one line a second with a
+/// count, not 2,000 lines.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_over_the_connection_cap_are_logged_rate_limited() {
+    use common::fcgi_client::{RESPONDER, begin};
+    let nene = Nene::start(&[("NENE_SERVER__MAX_REQUESTS_PER_CONNECTION", "1")]);
+    let mut client = FcgiClient::connect(&nene.addr).await;
+    let mut flood = begin(1, RESPONDER, true);
+    for id in 2..=2001 {
+        flood.extend(begin(id, RESPONDER, true));
+    }
+    client.send(&flood).await;
+    for _ in 2..=2001 {
+        let record = client
+            .read_record_within(std::time::Duration::from_secs(5))
+            .await
+            .expect("an END_REQUEST for each refused request");
+        assert_eq!(record.kind, common::fcgi_client::END_REQUEST);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    client.send(&begin(2002, RESPONDER, true)).await;
+    client
+        .read_record_within(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = nene.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("refused:")).collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[1].contains("(and 1999 more since the previous line)"),
+        "{log}"
+    );
+}

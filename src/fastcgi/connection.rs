@@ -20,12 +20,18 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
+use crate::log_limit::{LogLimit, and_more};
+
 use super::error::ProtocolError;
 use super::limits::ConnectionLimits;
 use super::name_value::{encode_name_value, parse_name_values};
 use super::record::{Record, RecordCodec, RecordType, Role, encode_record, encode_stream};
 use super::request::{IncomingRequest, Progress, Rejection};
 use super::responder::{CgiResponse, Responder, ResponseBody, simple_response};
+
+/// The warning for a request over `max_requests_per_connection`: a peer can
+/// send thousands in a few kilobytes.
+static OVERLOAD_LINES: LogLimit = LogLimit::new();
 
 const FLAG_KEEP_CONN: u8 = 1;
 
@@ -225,14 +231,23 @@ where
 
     fn process_read_buffer(&mut self) -> Result<(), ProtocolError> {
         let mut decoded_any = false;
+        let mut progressed = false;
         while let Some(record) = RecordCodec.decode(&mut self.read_buf)? {
             decoded_any = true;
+            let id = record.request_id;
+            let carries_a_request = matches!(
+                record.record_type,
+                RecordType::BEGIN_REQUEST | RecordType::PARAMS | RecordType::STDIN
+            );
+            let open_before = self.receiving.contains_key(&id);
             self.handle_record(record)?;
+            progressed |= carries_a_request && (open_before || self.receiving.contains_key(&id));
         }
         let now = Instant::now();
-        if decoded_any {
-            // Any complete record is activity: a peer sending only
-            // management records is not idle.
+        if progressed {
+            // Only a request moving forward is activity: management records,
+            // ignored records and refused requests do not keep an idle
+            // connection (and its slot) alive — a few bytes a minute did.
             self.last_activity = now;
         }
         if self.read_buf.is_empty() {
@@ -351,10 +366,13 @@ where
             return Ok(());
         }
         if self.receiving.len() + self.running.len() >= self.limits.max_requests_per_connection {
-            tracing::warn!(
-                "request {id} refused: {} requests already open on this connection",
-                self.limits.max_requests_per_connection
-            );
+            if let Some(left_out) = OVERLOAD_LINES.admit() {
+                tracing::warn!(
+                    "request {id} refused: {} requests already open on this connection{}",
+                    self.limits.max_requests_per_connection,
+                    and_more(left_out)
+                );
+            }
             self.end_request(id, 0, OVERLOADED);
             return Ok(());
         }
