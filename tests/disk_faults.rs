@@ -202,6 +202,11 @@ async fn a_read_only_session_directory_gives_503_and_the_stored_session_is_uncha
     // As root, chmod does not stop writes: a tmpfs remounted read-only does.
     let disk = is_root().then(|| Tmpfs::mount("1m"));
     let plain = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        plain.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let dir = disk
         .as_ref()
         .map_or(plain.path(), |disk| disk.path.as_path());

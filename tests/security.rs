@@ -288,3 +288,59 @@ async fn a_response_setting_the_session_cookie_is_never_publicly_cacheable() {
         .to_string();
     assert!(control.starts_with("public"), "{control}");
 }
+
+/// Whoever reaches the FastCGI port can claim any REMOTE_ADDR, so only the
+/// clients in `server.allowed_clients` (PHP-FPM's `listen.allowed_clients`;
+/// loopback by default) are served: any other is closed at accept, with a
+/// rate-limited warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_outside_allowed_clients_is_closed_at_accept() {
+    use common::fcgi_client::{FcgiClient, request};
+    let nene = Nene::start(&[("NENE_SERVER__ALLOWED_CLIENTS", "192.0.2.0/24")]);
+    let mut client = FcgiClient::connect(&nene.addr).await;
+    // The close may come before or after this is written.
+    let _ = tokio::io::AsyncWriteExt::write_all(
+        &mut tokio::net::TcpStream::connect(&nene.addr).await.unwrap(),
+        &request(1, "GET", "/status", b"", false),
+    )
+    .await;
+    assert!(
+        client
+            .read_record_within(std::time::Duration::from_secs(5))
+            .await
+            .is_none(),
+        "a refused client got an answer"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let log = nene.log_text();
+    assert!(
+        log.contains("refused a connection from 127.0.0.1: not in server.allowed_clients"),
+        "{log}"
+    );
+
+    let default = Nene::start(&[]);
+    let answer = common::fcgi_client::get(&default.addr, "/health").await;
+    assert_eq!(answer.status(), 200);
+}
+
+/// Two REMOTE_ADDR params (the last used to win): a client that adds its
+/// own after nginx's cannot pass for loopback on the status page.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_remote_addr_is_a_bad_request() {
+    let nene = Nene::start(&[]);
+    let pairs: Vec<(&[u8], &[u8])> = vec![
+        (b"REQUEST_METHOD", b"GET"),
+        (b"REQUEST_URI", b"/status"),
+        (b"REMOTE_ADDR", b"192.0.2.7"),
+        (b"REMOTE_ADDR", b"127.0.0.1"),
+    ];
+    let answer = common::fcgi_client::request_with_params(&nene.addr, &pairs).await;
+    assert_eq!(answer.status(), 400);
+    assert!(!answer.body_text().contains("pool:"));
+    let once = common::fcgi_client::request_with_params(&nene.addr, &pairs[..3]).await;
+    assert_eq!(
+        once.status(),
+        403,
+        "192.0.2.7 is not allowed the status page"
+    );
+}

@@ -229,6 +229,12 @@ async fn two_instances_sharing_a_save_path_lose_no_increment() {
     // flock excludes the other process; each hands its lock on only to
     // requests queued in its own process.
     let shared = tempfile::tempdir().unwrap();
+    // Shared by the two instances (same user), private to them.
+    std::fs::set_permissions(
+        shared.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let save_path = shared.path().display().to_string();
     let env = [("NENE_SESSION__SAVE_PATH", save_path.as_str())];
     let first = Nene::start(&env);

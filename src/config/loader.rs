@@ -504,7 +504,14 @@ impl Values {
                 max_connections: self.usize("server.max_connections")?,
             },
             drain_timeout: self.duration("server.drain_timeout")?,
+            allowed_clients: self.addresses("server.allowed_clients")?,
         };
+        if server.allowed_clients.is_empty() {
+            return Err(self.invalid(
+                "server.allowed_clients",
+                "at least one IP address or CIDR range (0.0.0.0/0, ::/0 for anyone)",
+            ));
+        }
         let session = self.build_session()?;
         Ok(Settings {
             server,

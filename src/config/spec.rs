@@ -229,6 +229,14 @@ pub const SETTINGS: &[SettingSpec] = &[
     ),
     setting(
         "server",
+        "allowed_clients",
+        "127.0.0.1, ::1",
+        Kind::AddressList,
+        "listen.allowed_clients",
+        "TCP clients (IPs or CIDRs) that may connect; others are closed at accept (0.0.0.0/0, ::/0: anyone)",
+    ),
+    setting(
+        "server",
         "trusted_proxies",
         "",
         Kind::AddressList,

@@ -13,10 +13,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::fastcgi::{ConnectionGate, ProtocolError, Responder, serve_connection};
+use crate::log_limit::{LogLimit, and_more};
 
 use super::ServerSettings;
 use super::listener::{Accepted, Listener};
 use super::metrics::{OpenConnection, ServerMetrics};
+
+/// The warning for a client outside `server.allowed_clients`: a scanner
+/// can connect thousands of times a second.
+static REFUSED_CLIENT_LINES: LogLimit = LogLimit::new();
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
@@ -62,6 +67,16 @@ pub async fn serve<R: Responder>(
             .is_ok()
             .then(|| OpenConnection::new(metrics.clone()));
         match accepted {
+            Ok(Accepted::Tcp(stream, peer)) if !settings.allows_client(peer.ip()) => {
+                if let Some(left_out) = REFUSED_CLIENT_LINES.admit() {
+                    tracing::warn!(
+                        "refused a connection from {}: not in server.allowed_clients{}",
+                        peer.ip(),
+                        and_more(left_out)
+                    );
+                }
+                drop((stream, open, permit));
+            }
             Ok(Accepted::Tcp(stream, peer)) => {
                 connections.spawn(async move {
                     let _open = open;

@@ -24,7 +24,14 @@ pub enum BadCgiRequest {
     /// More `HTTP_*` params than a header map holds.
     #[error("too many request headers")]
     TooManyHeaders,
+    /// A param nene trusts (the client's address, HTTPS) came twice: which
+    /// one is true cannot be told, so neither is believed.
+    #[error("the CGI param {0} was sent more than once")]
+    RepeatedParam(&'static str),
 }
+
+/// The params whose value decides who the client is: sent once or refused.
+const SINGLE_PARAMS: [&str; 3] = ["REMOTE_ADDR", "REMOTE_PORT", "HTTPS"];
 
 /// The request as an application sees it, with the typed [`RequestInfo`]
 /// (client address, HTTPS, script name) as a request extension. The raw
@@ -32,6 +39,16 @@ pub enum BadCgiRequest {
 /// `%{VAR}e`; applications should not need them.
 pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiRequest> {
     let params = cgi.params;
+    for name in SINGLE_PARAMS {
+        if params
+            .iter()
+            .filter(|(n, _)| n.as_ref() == name.as_bytes())
+            .count()
+            > 1
+        {
+            return Err(BadCgiRequest::RepeatedParam(name));
+        }
+    }
     let method = params
         .get("REQUEST_METHOD")
         .ok_or(BadCgiRequest::MissingMethod)
@@ -198,6 +215,18 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(request.uri(), "/health?a=b");
+    }
+
+    #[test]
+    fn a_repeated_client_address_is_refused() {
+        assert!(matches!(
+            build_http_request(cgi(&[
+                ("REQUEST_METHOD", b"GET"),
+                ("REMOTE_ADDR", b"192.0.2.1"),
+                ("REMOTE_ADDR", b"127.0.0.1"),
+            ])),
+            Err(BadCgiRequest::RepeatedParam("REMOTE_ADDR"))
+        ));
     }
 
     #[test]

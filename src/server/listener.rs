@@ -1,10 +1,13 @@
 //! The listening socket: TCP, or a Unix socket file with a chosen mode. A stale
-//! socket file left by a crashed nene is replaced; a live one is not stolen;
-//! the file is removed when the listener is dropped. Both get the configured
-//! listen queue (tokio's own `bind` gives TCP a queue of 128).
+//! socket file of ours (left by a crashed nene) is replaced; a live one, one
+//! that cannot be probed, or another user's is not touched; the file has its
+//! mode before anyone can connect and is removed when the listener is dropped.
+//! Both get the configured listen queue (tokio's own `bind` gives TCP a queue
+//! of 128).
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixSocket, UnixStream};
@@ -29,12 +32,40 @@ pub enum ListenError {
         "cannot listen on unix:{0}: another process is serving on that socket (stop it or choose another path)"
     )]
     SocketInUse(PathBuf),
+    /// The socket file belongs to another user: live or not, it is not ours
+    /// to remove.
+    #[error(
+        "cannot listen on unix:{path}: the socket belongs to another user (uid {owner}); refusing to replace it"
+    )]
+    SocketNotOurs {
+        /// The socket file.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+    },
+    /// Connecting to the existing socket fails for a reason other than
+    /// "nobody listens", so a server may well be behind it.
+    #[error(
+        "cannot listen on unix:{path}: cannot tell whether the socket is in use ({source}); refusing to replace it"
+    )]
+    SocketUnknown {
+        /// The socket file.
+        path: PathBuf,
+        /// Why connecting failed.
+        source: io::Error,
+    },
     /// The socket path exists and is some other kind of file, which nene will
     /// not delete.
     #[error(
         "cannot listen on unix:{0}: the path exists and is not a socket; refusing to replace it"
     )]
     NotASocket(PathBuf),
+    /// Between binding and setting its mode, the socket file was replaced by
+    /// something else (a symlink, another socket); its mode is not touched.
+    #[error(
+        "cannot listen on unix:{0}: the socket file was replaced while starting; refusing to set its mode"
+    )]
+    SocketReplaced(PathBuf),
     /// The Unix socket is bound but its file mode cannot be set, so nginx
     /// might not be able to connect.
     #[error("cannot set mode {mode:o} on unix:{path}: {source}")]
@@ -102,7 +133,6 @@ impl Listener {
 
     /// The raw fd of a TCP listener (for its accept queue on the status page).
     pub fn tcp_fd(&self) -> Option<i32> {
-        use std::os::fd::AsRawFd;
         match self {
             Listener::Tcp(listener) => Some(listener.as_raw_fd()),
             Listener::Unix(..) => None,
@@ -140,33 +170,104 @@ fn bind_tcp(addr: std::net::SocketAddr, backlog: u32) -> io::Result<TcpListener>
 }
 
 async fn bind_unix(path: &Path, socket_mode: u32, backlog: u32) -> Result<Listener, ListenError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            if UnixStream::connect(path).await.is_ok() {
-                return Err(ListenError::SocketInUse(path.to_path_buf()));
-            }
-            tracing::info!("replacing stale socket file {}", path.display());
-            let _ = std::fs::remove_file(path);
-        }
-        Ok(_) => return Err(ListenError::NotASocket(path.to_path_buf())),
-        Err(_) => {}
+    clear_stale_socket(path).await?;
+    let bind_error = |source| ListenError::Bind {
+        addr: ListenAddr::Unix(path.to_path_buf()),
+        source,
+    };
+    let socket = UnixSocket::new_stream().map_err(bind_error)?;
+    // Linux creates the socket file with the mode of the socket's own inode
+    // (less the umask), so the file starts out owner-only whatever the umask
+    // is. The umask itself is not touched: it is process-wide, and by now the
+    // application's tasks run on other threads and may be creating files.
+    // After bind(), fchmod() on the socket changes only that inode, never the
+    // file, which is why the final mode is set through the path below.
+    // SAFETY: fchmod on a descriptor we own.
+    if unsafe { libc::fchmod(socket.as_raw_fd(), 0o600) } != 0 {
+        return Err(bind_error(io::Error::last_os_error()));
     }
-    let listener = UnixSocket::new_stream()
-        .and_then(|socket| {
-            socket.bind(path)?;
-            socket.listen(backlog)
-        })
-        .map_err(|source| ListenError::Bind {
-            addr: ListenAddr::Unix(path.to_path_buf()),
-            source,
-        })?;
+    socket.bind(path).map_err(bind_error)?;
     let file = UnixSocketFile(path.to_path_buf());
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode)).map_err(
-        |source| ListenError::SocketMode {
-            path: path.to_path_buf(),
-            mode: socket_mode,
-            source,
-        },
-    )?;
+    // Nothing can connect before listen(), so the mode is final first.
+    match set_socket_mode(path, socket_mode) {
+        Ok(()) => {}
+        Err(error @ ListenError::SocketReplaced(_)) => {
+            // The path is no longer our socket: leave whatever is there.
+            std::mem::forget(file);
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    }
+    let listener = socket.listen(backlog).map_err(bind_error)?;
     Ok(Listener::Unix(listener, file))
+}
+
+/// Makes way for the socket: nothing at `path`, or a stale socket file of
+/// ours, which is removed. Only a socket that refuses connections
+/// (ECONNREFUSED: nobody listens) and belongs to this user is stale; any other
+/// failure to connect (no permission, a full queue) says nothing about whether
+/// a server is behind it, and another user's socket is never ours to remove.
+async fn clear_stale_socket(path: &Path) -> Result<(), ListenError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        // Nothing there (or an unreadable directory, which bind reports).
+        Err(_) => return Ok(()),
+    };
+    // A symlink is not a socket either: what it points to is not ours to
+    // replace or to chmod.
+    if !meta.file_type().is_socket() {
+        return Err(ListenError::NotASocket(path.to_path_buf()));
+    }
+    let refused = match UnixStream::connect(path).await {
+        Ok(_) => return Err(ListenError::SocketInUse(path.to_path_buf())),
+        Err(error) => error,
+    };
+    if meta.uid() != effective_uid() {
+        return Err(ListenError::SocketNotOurs {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+        });
+    }
+    if refused.kind() != io::ErrorKind::ConnectionRefused {
+        return Err(ListenError::SocketUnknown {
+            path: path.to_path_buf(),
+            source: refused,
+        });
+    }
+    tracing::info!("replacing stale socket file {}", path.display());
+    // If this fails, bind() says why.
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+/// Sets `server.socket_mode` on the socket file just bound, without following
+/// a symlink or touching any other file put there in the meantime. The path is
+/// opened without following it (O_PATH | O_NOFOLLOW) and the open file checked:
+/// a socket, ours, with no other name (a hard link to someone else's socket
+/// would have two). The mode is then set through /proc/self/fd, which names
+/// exactly that checked file; chmod() on the path itself would follow a symlink
+/// swapped in after the check.
+fn set_socket_mode(path: &Path, socket_mode: u32) -> Result<(), ListenError> {
+    let mode_error = |source| ListenError::SocketMode {
+        path: path.to_path_buf(),
+        mode: socket_mode,
+        source,
+    };
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(mode_error)?;
+    let meta = opened.metadata().map_err(mode_error)?;
+    if !meta.file_type().is_socket() || meta.uid() != effective_uid() || meta.nlink() != 1 {
+        return Err(ListenError::SocketReplaced(path.to_path_buf()));
+    }
+    let checked = format!("/proc/self/fd/{}", opened.as_raw_fd());
+    std::fs::set_permissions(checked, std::fs::Permissions::from_mode(socket_mode))
+        .map_err(mode_error)
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use crate::fastcgi::ConnectionLimits;
 
 use super::ListenAddr;
@@ -24,6 +26,23 @@ pub struct ServerSettings {
     /// After SIGTERM, how long requests in flight may take to finish before
     /// nene exits anyway.
     pub drain_timeout: Duration,
+    /// TCP peers that may connect (PHP-FPM's `listen.allowed_clients`):
+    /// whoever reaches the FastCGI port can claim any REMOTE_ADDR, so only
+    /// the web server should. Not checked for a Unix socket (its mode is
+    /// the gate).
+    pub allowed_clients: Vec<IpNet>,
+}
+
+impl ServerSettings {
+    /// Whether a TCP peer at `ip` may connect. An IPv4 client of a
+    /// dual-stack socket (`::ffff:a.b.c.d`) is checked as `a.b.c.d`.
+    pub fn allows_client(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.allowed_clients.iter().any(|net| net.contains(&ip))
+    }
 }
 
 impl Default for ServerSettings {
@@ -36,6 +55,10 @@ impl Default for ServerSettings {
             // Below Docker's 10 s stop grace period, so a drain ends before
             // the container runtime resorts to SIGKILL.
             drain_timeout: Duration::from_secs(8),
+            allowed_clients: vec![
+                IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
+                IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+            ],
         }
     }
 }

@@ -55,7 +55,8 @@ impl SessionHandlerFactory {
                         path: settings.save_path.clone(),
                         source,
                     })?
-                    .with_fsync(settings.save_path_fsync),
+                    .with_fsync(settings.save_path_fsync)
+                    .with_id_format_if_valid(settings.sid_length, settings.sid_bits_per_character),
             ),
             SessionBackend::Redis(_) => Arc::new(RedisSessionHandler::new(&parsed, ttl)?),
         };

@@ -7,6 +7,11 @@
 //! has run yet. A request locks its session with `flock` on a separate
 //! `sess_{id}.lock` file: that excludes other requests in this process and
 //! other processes sharing the directory.
+//!
+//! The directory is trusted only when it is private to nene (owner, mode
+//! 0700), and nothing in it is followed: every file is opened without
+//! following symlinks and without blocking, then must be a regular file
+//! nene owns with a single link. gc touches only names nene itself makes.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, ErrorKind, Read, Write};
@@ -19,7 +24,7 @@ use bytes::Bytes;
 
 use super::error::SessionError;
 use super::handler::{HeldLock, SessionHandler, SessionLock};
-use super::id::{SessionId, log_tag_of};
+use super::id::{SessionId, SessionIdFormat, log_tag_of};
 
 /// The backend name in logs and errors.
 const BACKEND: &str = "files";
@@ -34,6 +39,13 @@ const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(50);
 /// Tries at re-opening a lock file that was removed under us before giving
 /// the turn back to the (sleeping) wait loop.
 const RELINK_TRIES: usize = 3;
+/// The largest session file `read` accepts. Real sessions are a few KiB (a
+/// login, a cart); 16 MiB is far past any of them, yet bounds what one
+/// request allocates for a file that was planted or grew without bound.
+const MAX_SESSION_BYTES: u64 = 16 * 1024 * 1024;
+/// The `sid_bits_per_character` values whose alphabets gc accepts in names
+/// when the handler was not told the configured format: all there are.
+const ID_BITS_PER_CHARACTER: [u8; 3] = [4, 5, 6];
 
 /// Session storage in one directory of files.
 #[derive(Debug)]
@@ -50,16 +62,22 @@ pub struct FileSessionHandler {
     lock_wait: Duration,
     /// Flush each new session file to disk before it replaces the old one.
     fsync: bool,
+    /// The configured id format, when known: gc then takes only names of
+    /// exactly that format for its own. Without it, gc takes names of any
+    /// format nene can be configured with.
+    id_format: Option<SessionIdFormat>,
 }
 
 impl FileSessionHandler {
     /// A handler storing sessions in `save_path`, created (with its parents,
-    /// mode 0700) when missing. An existing directory keeps its mode but must
-    /// be writable; the error names the path otherwise.
+    /// mode 0700) when missing. An existing directory must be owned by the
+    /// effective user, have no group or other permission bits, and be
+    /// writable; the error names the path otherwise (a PermissionDenied
+    /// error says how to fix the mode or owner).
     pub fn new(save_path: &Path, ttl: Duration) -> Result<FileSessionHandler, io::Error> {
         let shown = save_path.display();
         match fs::metadata(save_path) {
-            Ok(metadata) if metadata.is_dir() => {}
+            Ok(metadata) if metadata.is_dir() => check_private(save_path, &metadata)?,
             Ok(_) => {
                 return Err(io::Error::new(
                     ErrorKind::NotADirectory,
@@ -96,7 +114,29 @@ impl FileSessionHandler {
             ttl,
             lock_wait: DEFAULT_LOCK_WAIT,
             fsync: false,
+            id_format: None,
         })
+    }
+
+    /// The same handler, with gc taking only names of ids in `format` (the
+    /// configured `sid_length` and `sid_bits_per_character`) for sessions.
+    pub fn with_id_format(mut self, format: SessionIdFormat) -> FileSessionHandler {
+        self.id_format = Some(format);
+        self
+    }
+
+    /// [`Self::with_id_format`] for the configured id settings; an invalid
+    /// pair is refused by the session store at start-up with its own
+    /// message, so here it only leaves gc on every format nene accepts.
+    pub fn with_id_format_if_valid(
+        self,
+        sid_length: usize,
+        bits_per_character: u8,
+    ) -> FileSessionHandler {
+        match SessionIdFormat::new(sid_length, bits_per_character) {
+            Ok(format) => self.with_id_format(format),
+            Err(_) => self,
+        }
     }
 
     /// The same handler with a different bound on how long `lock` waits for
@@ -163,10 +203,21 @@ impl SessionHandler for FileSessionHandler {
     async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError> {
         let files = self.files(id);
         let ttl = self.ttl;
-        blocking("read", move || {
-            read_fresh(&files.data, ttl)
-                .map(|data| data.map(Bytes::from))
-                .map_err(|e| files.error("read", e))
+        blocking("read", move || match read_fresh(&files.data, ttl) {
+            Ok(data) => Ok(data.map(Bytes::from)),
+            Err(error) => match refusal(&error) {
+                Some(refused) => {
+                    // No session rather than an error: the visitor gets a
+                    // fresh session, and whoever planted the file gets nothing
+                    // from it. Named by tag, never by id.
+                    tracing::warn!(
+                        "ignoring the session file {}: {refused}; it counts as no session",
+                        files.shown
+                    );
+                    Ok(None)
+                }
+                None => Err(files.error("read", error)),
+            },
         })
         .await
     }
@@ -204,14 +255,17 @@ impl SessionHandler for FileSessionHandler {
     async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
         let files = self.files(id);
         let ttl = self.ttl;
-        blocking("exists", move || match fs::metadata(&files.data) {
-            Ok(metadata) => Ok(metadata.is_file()
-                && !is_expired(
+        blocking("exists", move || {
+            match open_own(&files.data, Access::Read) {
+                Ok((_, metadata)) => Ok(!is_expired(
                     metadata.modified().map_err(|e| files.error("exists", e))?,
                     ttl,
                 )),
-            Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
-            Err(error) => Err(files.error("exists", error)),
+                Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+                // `read` warns about it; to `exists` it is simply not a session.
+                Err(error) if refusal(&error).is_some() => Ok(false),
+                Err(error) => Err(files.error("exists", error)),
+            }
         })
         .await
     }
@@ -221,7 +275,8 @@ impl SessionHandler for FileSessionHandler {
     async fn gc(&self) -> Result<u64, SessionError> {
         let dir = self.dir.clone();
         let ttl = self.ttl;
-        blocking("gc", move || collect_garbage(&dir, ttl)).await
+        let id_format = self.id_format;
+        blocking("gc", move || collect_garbage(&dir, ttl, id_format)).await
     }
 
     async fn ping(&self) -> Result<(), SessionError> {
@@ -347,6 +402,136 @@ where
         })?
 }
 
+/// Refuses a save_path that anyone but nene can read or enter. The file
+/// names there are the session ids: a directory listing is a list of
+/// sessions to take over, and write access lets anyone plant sessions. This
+/// is an error and not a warning because a warning in a start-up log is
+/// easily missed while every session would stay exposed; one `chmod` fixes
+/// it for good.
+fn check_private(save_path: &Path, metadata: &fs::Metadata) -> io::Result<()> {
+    let mode = metadata.mode() & 0o7777;
+    let owner = metadata.uid();
+    let euid = effective_uid();
+    if owner == euid && mode & 0o077 == 0 {
+        return Ok(());
+    }
+    let shown = save_path.display();
+    let chown = if owner == euid {
+        String::new()
+    } else {
+        format!(" and chown {euid} {shown}")
+    };
+    Err(io::Error::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "session.save_path {shown} has mode {mode:04o} and owner uid {owner}; \
+             its file names are session ids, so it must be private to nene (uid {euid}): \
+             chmod 0700 {shown}{chown}"
+        ),
+    ))
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Why a file under a session's name is not taken for one of nene's own.
+/// nene only ever makes regular files with one link in a directory only it
+/// can write to; anything else was put there by someone else, and following
+/// it would let them choose a session's content or make nene write (or
+/// block) where they point.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// A symlink, refused by `O_NOFOLLOW` (ELOOP).
+    #[error("refused: a symbolic link")]
+    Symlink,
+    /// A FIFO, socket, device or directory.
+    #[error("refused: not a regular file")]
+    NotRegular,
+    /// A file of another user (nene made every file here itself).
+    #[error("refused: owned by uid {owner}, not by nene's uid {euid}")]
+    ForeignOwner {
+        /// The file's owner.
+        owner: u32,
+        /// nene's effective uid.
+        euid: u32,
+    },
+    /// A hard link to a file that also lives elsewhere.
+    #[error("refused: {0} hard links where nene makes one")]
+    HardLinked(u64),
+    /// Over [`MAX_SESSION_BYTES`].
+    #[error("refused: larger than {MAX_SESSION_BYTES} bytes")]
+    TooLarge,
+}
+
+impl From<Refused> for io::Error {
+    fn from(refused: Refused) -> io::Error {
+        io::Error::new(ErrorKind::InvalidData, refused)
+    }
+}
+
+/// The refusal an error carries, if it is one.
+fn refusal(error: &io::Error) -> Option<&Refused> {
+    error.get_ref()?.downcast_ref()
+}
+
+/// How [`open_own`] opens a file.
+#[derive(Clone, Copy, Debug)]
+enum Access {
+    /// An existing file, read-only (reads, `exists`, touch, gc's lock checks).
+    Read,
+    /// A new temp file, failing if the name is taken.
+    CreateNew,
+    /// A lock file, created when missing and never truncated.
+    Lock,
+}
+
+/// Opens a file of a session without following a symlink or blocking, and
+/// only if it is nene's own (see [`Refused`]); returns it with its metadata
+/// from the open file, so nothing can be swapped in between.
+fn open_own(path: &Path, access: Access) -> io::Result<(File, fs::Metadata)> {
+    let mut options = OpenOptions::new();
+    match access {
+        Access::Read => options.read(true),
+        Access::CreateNew => options.write(true).create_new(true).mode(0o600),
+        Access::Lock => options.write(true).create(true).truncate(false).mode(0o600),
+    };
+    // O_NOFOLLOW: a symlink in the last component fails (ELOOP) instead of
+    // being read, touched or created through. O_NONBLOCK: a FIFO opens (or
+    // fails) at once instead of holding a blocking-pool thread in open()
+    // until a writer appears; the check below then refuses it. Neither
+    // changes anything for a regular file.
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let file = options
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::ELOOP) => Refused::Symlink.into(),
+            // Opening a FIFO without a reader, or a socket, for writing.
+            Some(libc::ENXIO) => Refused::NotRegular.into(),
+            _ => error,
+        })?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(Refused::NotRegular.into());
+    }
+    let euid = effective_uid();
+    if metadata.uid() != euid {
+        return Err(Refused::ForeignOwner {
+            owner: metadata.uid(),
+            euid,
+        }
+        .into());
+    }
+    // Zero links is fine: a write renamed a new file over this one (or a
+    // lock holder removed it) after we opened it; what we read is still a
+    // whole file nene made, and the lock code re-checks the name.
+    if metadata.nlink() > 1 {
+        return Err(Refused::HardLinked(metadata.nlink()).into());
+    }
+    Ok((file, metadata))
+}
+
 fn is_expired(modified: SystemTime, ttl: Duration) -> bool {
     // An mtime in the future (clock stepped back) counts as fresh.
     SystemTime::now()
@@ -357,32 +542,32 @@ fn is_expired(modified: SystemTime, ttl: Duration) -> bool {
 /// The data of a session file that exists and has not expired. Metadata and
 /// bytes come from the same open file, so a concurrent rename cannot pair
 /// one file's age with another's content.
+/// A file that is not nene's own, or too large, is a [`Refused`] error.
 fn read_fresh(path: &Path, ttl: Duration) -> io::Result<Option<Vec<u8>>> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
+    let (file, metadata) = match open_own(path, Access::Read) {
+        Ok(opened) => opened,
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(io::Error::new(ErrorKind::InvalidData, "not a regular file"));
-    }
     if is_expired(metadata.modified()?, ttl) {
         return Ok(None);
     }
+    if metadata.len() > MAX_SESSION_BYTES {
+        return Err(Refused::TooLarge.into());
+    }
     let mut data = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    file.read_to_end(&mut data)?;
+    // Bounded again while reading: the file may grow after the fstat.
+    file.take(MAX_SESSION_BYTES + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_SESSION_BYTES {
+        return Err(Refused::TooLarge.into());
+    }
     Ok(Some(data))
 }
 
 /// Replaces the session file with `data` or leaves the old one untouched.
 fn write_atomically(files: &SessionFiles, data: &[u8], fsync: bool) -> io::Result<()> {
     let temp = files.temp();
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
+    let (mut file, _) = open_own(&temp, Access::CreateNew)
         .map_err(|e| io::Error::new(e.kind(), format!("creating the temp file: {e}")))?;
     // Without fsync, a crash of the process leaves the old or the new file
     // whole (the rename is atomic), but a power loss can leave the new name
@@ -411,16 +596,21 @@ fn write_atomically(files: &SessionFiles, data: &[u8], fsync: bool) -> io::Resul
 }
 
 /// Restarts the expiry of a fresh session. Missing is fine; an expired file is
-/// left alone, since reviving it would bring back data reads already called gone.
+/// left alone, since reviving it would bring back data reads already called
+/// gone; so is a file that is not nene's own, which reads as no session. The
+/// mtime is set through the open file (futimens), never through the name, so
+/// a symlink swapped in meanwhile is not followed either.
 fn touch_fresh(path: &Path, ttl: Duration) -> io::Result<()> {
-    let file = match OpenOptions::new().write(true).open(path) {
-        Ok(file) => file,
+    let (file, metadata) = match open_own(path, Access::Read) {
+        Ok(opened) => opened,
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(error) if refusal(&error).is_some() => return Ok(()),
         Err(error) => return Err(error),
     };
-    if is_expired(file.metadata()?.modified()?, ttl) {
+    if is_expired(metadata.modified()?, ttl) {
         return Ok(());
     }
+    // Read-only is enough: the owner may set the times of its own file.
     file.set_modified(SystemTime::now())
 }
 
@@ -436,14 +626,13 @@ fn remove_if_present(path: &Path) -> io::Result<bool> {
 /// mounts, ACLs and full inode tables as well as permission bits. The name
 /// matches gc's temp pattern, so even a crash in between leaves no litter.
 fn probe_writable(dir: &Path) -> io::Result<()> {
-    let probe = dir.join(format!(".sess_probe.{:016x}.tmp", rand::random::<u64>()));
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&probe)?;
+    let probe = dir.join(format!(".sess_{PROBE}.{:016x}.tmp", rand::random::<u64>()));
+    open_own(&probe, Access::CreateNew)?;
     fs::remove_file(&probe)
 }
+
+/// What `probe_writable` puts where a temp file has the session's id.
+const PROBE: &str = "probe";
 
 /// The outcome of one non-blocking try at a session lock.
 enum Attempt {
@@ -454,12 +643,7 @@ enum Attempt {
 }
 
 fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
+    open_own(path, Access::Lock).map(|(file, _)| file)
 }
 
 /// One try at the lock in `path`, opening (creating) it unless `opened`.
@@ -512,8 +696,8 @@ fn remove_lock_file_if_session_gone(file: &File, files: &SessionFiles) -> io::Re
 
 /// Removes the lock file of a gone session unless someone holds it now.
 fn remove_unused_lock_file(files: &SessionFiles) -> io::Result<bool> {
-    let file = match OpenOptions::new().read(true).open(&files.lock) {
-        Ok(file) => file,
+    let file = match open_own(&files.lock, Access::Read) {
+        Ok((file, _)) => file,
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(false),
         Err(error) => return Err(error),
     };
@@ -550,36 +734,62 @@ enum Entry<'a> {
     Session(&'a str),
     /// `sess_{id}.lock`.
     Lock(&'a str),
-    /// `.sess_*.tmp`, left by a write that crashed or is in flight.
+    /// `.sess_{id}.{16 hex digits}.tmp`, left by a write that crashed or is
+    /// in flight (or `.sess_probe.….tmp`, by the writability probe).
     Temp,
-    /// Anything else: not ours, left alone.
+    /// Anything else, even if it starts with `sess_` (an admin's
+    /// `sess_important_backup`): not ours, left alone.
     Other,
 }
 
-fn classify(name: &str) -> Entry<'_> {
-    if name.starts_with(".sess_") && name.ends_with(".tmp") {
+/// Names gc may act on are exactly the names nene makes, with an `{id}`
+/// that parses as a session id (`format`, or any format nene accepts).
+fn classify(name: &str, format: Option<SessionIdFormat>) -> Entry<'_> {
+    if let Some(rest) = name.strip_prefix(".sess_")
+        && let Some(rest) = rest.strip_suffix(".tmp")
+        && let Some((id, random)) = rest.rsplit_once('.')
+        && random.len() == 16
+        && random
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && (id == PROBE || is_session_id(id, format))
+    {
         return Entry::Temp;
     }
     let Some(rest) = name.strip_prefix("sess_") else {
         return Entry::Other;
     };
-    // No id alphabet has a '.', so a dot marks a name that is not ours.
     if let Some(id) = rest.strip_suffix(".lock")
-        && !id.is_empty()
-        && !id.contains('.')
+        && is_session_id(id, format)
     {
         Entry::Lock(id)
-    } else if !rest.is_empty() && !rest.contains('.') {
+    } else if is_session_id(rest, format) {
         Entry::Session(rest)
     } else {
         Entry::Other
     }
 }
 
+/// Whether `text` is an id nene could have issued: of `format` when known,
+/// else of any length and alphabet [`SessionIdFormat`] allows. Both are
+/// fixed alphabets without `_` or `.`, of 22 characters at least.
+fn is_session_id(text: &str, format: Option<SessionIdFormat>) -> bool {
+    match format {
+        Some(format) => format.parse(text).is_some(),
+        None => ID_BITS_PER_CHARACTER.into_iter().any(|bits| {
+            SessionIdFormat::new(text.len(), bits).is_ok_and(|format| format.parse(text).is_some())
+        }),
+    }
+}
+
 /// Sweeps the directory: expired sessions, stale temp files, then lock files
 /// of sessions that no longer exist. Entries that vanish or fail on the way
 /// are skipped; the next run tries again.
-fn collect_garbage(dir: &Path, ttl: Duration) -> Result<u64, SessionError> {
+fn collect_garbage(
+    dir: &Path,
+    ttl: Duration,
+    id_format: Option<SessionIdFormat>,
+) -> Result<u64, SessionError> {
     let entries = fs::read_dir(dir).map_err(|error| SessionError::Backend {
         backend: BACKEND,
         operation: "gc",
@@ -599,7 +809,7 @@ fn collect_garbage(dir: &Path, ttl: Duration) -> Result<u64, SessionError> {
             continue;
         }
         let expired = metadata.modified().is_ok_and(|m| is_expired(m, ttl));
-        match classify(name) {
+        match classify(name, id_format) {
             Entry::Session(id) if expired => {
                 let files = SessionFiles::new(dir, id);
                 match remove_if_expired(&files, ttl) {
@@ -641,7 +851,12 @@ mod tests {
         SessionIdFormat::new(32, 5).unwrap().generate()
     }
 
+    /// A handler on `dir`, made private first as an admin would (tempfile
+    /// creates directories 0755 under the usual umask).
     fn handler(dir: &Path) -> FileSessionHandler {
+        if dir.exists() {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+        }
         FileSessionHandler::new(dir, TTL).unwrap()
     }
 
@@ -712,11 +927,165 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_existing_save_path_keeps_its_mode() {
+    async fn a_save_path_others_can_enter_is_refused_and_left_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o750)).unwrap();
+        for shared in [0o750, 0o755, 0o701, 0o1777] {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(shared)).unwrap();
+            let error = FileSessionHandler::new(dir.path(), TTL).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::PermissionDenied);
+            let message = error.to_string();
+            assert!(
+                message.contains(&*dir.path().to_string_lossy()),
+                "{message}"
+            );
+            assert!(message.contains(&format!("{shared:04o}")), "{message}");
+            assert!(message.contains("chmod 0700"), "{message}");
+            assert_eq!(mode(dir.path()), shared & 0o777);
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
         handler(dir.path());
-        assert_eq!(mode(dir.path()), 0o750);
+        assert_eq!(mode(dir.path()), 0o700);
+    }
+
+    #[tokio::test]
+    async fn a_save_path_of_another_user_is_refused_with_chown_advice() {
+        if effective_uid() != 0 {
+            return; // Only root can give a directory away.
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(65534), None).unwrap();
+        let error = FileSessionHandler::new(dir.path(), TTL).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::PermissionDenied);
+        let message = error.to_string();
+        assert!(message.contains("uid 65534"), "{message}");
+        assert!(message.contains("chmod 0700"), "{message}");
+        assert!(message.contains("chown 0"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn files_that_nene_did_not_make_are_no_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path());
+        let target = outside.path().join("outside.json");
+        fs::write(&target, br#"{"user":"admin"}"#).unwrap();
+        let before = fs::metadata(&target).unwrap().modified().unwrap();
+
+        let symlinked = new_id();
+        std::os::unix::fs::symlink(&target, session_path(dir.path(), &symlinked)).unwrap();
+        let hard_linked = new_id();
+        fs::hard_link(&target, session_path(dir.path(), &hard_linked)).unwrap();
+        let fifo = new_id();
+        let fifo_path = std::ffi::CString::new(
+            session_path(dir.path(), &fifo)
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo_path.as_ptr(), 0o600) }, 0);
+        let directory = new_id();
+        fs::create_dir(session_path(dir.path(), &directory)).unwrap();
+
+        std::thread::sleep(Duration::from_millis(20));
+        for id in [&symlinked, &hard_linked, &fifo, &directory] {
+            let started = Instant::now();
+            assert_eq!(sessions.read(id).await.unwrap(), None);
+            assert!(!sessions.exists(id).await.unwrap());
+            sessions.touch(id).await.unwrap();
+            assert!(started.elapsed() < Duration::from_secs(1));
+        }
+        assert_eq!(fs::read(&target).unwrap(), br#"{"user":"admin"}"#);
+        assert_eq!(fs::metadata(&target).unwrap().modified().unwrap(), before);
+
+        // A write replaces the planted name, never what it points to.
+        sessions
+            .write(&symlinked, Bytes::from_static(b"mine"))
+            .await
+            .unwrap();
+        assert_eq!(fs::read(&target).unwrap(), br#"{"user":"admin"}"#);
+        let read = sessions.read(&symlinked).await.unwrap();
+        assert_eq!(read.as_deref(), Some(&b"mine"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_planted_lock_symlink_is_an_error_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path()).with_lock_wait(Duration::from_millis(100));
+        let id = new_id();
+        let target = outside.path().join("created-by-nene");
+        std::os::unix::fs::symlink(&target, lock_path(dir.path(), &id)).unwrap();
+        let Err(error) = sessions.lock(&id).await else {
+            panic!("locked through a symlink");
+        };
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+        assert!(!error.to_string().contains(id.as_str()), "{error}");
+        assert!(!target.exists());
+    }
+
+    #[tokio::test]
+    async fn a_session_file_over_the_cap_is_no_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path());
+        let id = new_id();
+        let file = File::create(session_path(dir.path(), &id)).unwrap();
+        file.set_len(MAX_SESSION_BYTES + 1).unwrap();
+        assert_eq!(sessions.read(&id).await.unwrap(), None);
+        file.set_len(MAX_SESSION_BYTES).unwrap();
+        let read = sessions.read(&id).await.unwrap().unwrap();
+        assert_eq!(read.len() as u64, MAX_SESSION_BYTES);
+    }
+
+    #[test]
+    fn gc_knows_only_the_names_nene_makes() {
+        let id = "0123456789abcdefghijklmnopqrstuv";
+        let format = SessionIdFormat::new(32, 5).unwrap();
+        for known in [None, Some(format)] {
+            assert!(matches!(
+                classify(&format!("sess_{id}"), known),
+                Entry::Session(_)
+            ));
+            assert!(matches!(
+                classify(&format!("sess_{id}.lock"), known),
+                Entry::Lock(_)
+            ));
+            assert!(matches!(
+                classify(&format!(".sess_{id}.00000000000000aa.tmp"), known),
+                Entry::Temp
+            ));
+            assert!(matches!(
+                classify(".sess_probe.0123456789abcdef.tmp", known),
+                Entry::Temp
+            ));
+            for foreign in [
+                "sess_important_backup".to_string(),
+                "sess_important_backup.lock".to_string(),
+                "sess_backup".to_string(),
+                format!("sess_{id}.bak"),
+                format!("sess_{id}.lock.old"),
+                format!(".sess_{id}.tmp"),
+                format!(".sess_{id}.00000000000000aa.tmp.keep"),
+                ".sess_notes.00000000000000aa.tmp".to_string(),
+                "notes.txt".to_string(),
+            ] {
+                assert!(
+                    matches!(classify(&foreign, known), Entry::Other),
+                    "{foreign}"
+                );
+            }
+        }
+        // Known, the configured format is the only one: a 26-character id
+        // is still an id nene could issue with other settings, not these.
+        let short = &id[..26];
+        assert!(matches!(
+            classify(&format!("sess_{short}"), None),
+            Entry::Session(_)
+        ));
+        assert!(matches!(
+            classify(&format!("sess_{short}"), Some(format)),
+            Entry::Other
+        ));
     }
 
     #[tokio::test]

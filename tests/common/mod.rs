@@ -473,10 +473,12 @@ pub fn run_nene(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         }
     }
     // Sessions never land in the repository's own var/ directory.
+    // A directory nene creates itself (0700): an existing save_path must be
+    // private to it.
     let sessions = tempfile::tempdir().unwrap();
     let child = command
         .args(args)
-        .env("NENE_SESSION__SAVE_PATH", sessions.path())
+        .env("NENE_SESSION__SAVE_PATH", sessions.path().join("sessions"))
         .envs(env.iter().copied())
         .current_dir(REPO)
         .stdout(Stdio::piped())

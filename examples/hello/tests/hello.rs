@@ -23,7 +23,7 @@ impl Hello {
         let sessions = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hello"))
             .args(["dev", "--http", &addr])
-            .env("NENE_SESSION__SAVE_PATH", sessions.path())
+            .env("NENE_SESSION__SAVE_PATH", sessions.path().join("sessions"))
             .env_remove("NENE_SESSION_DSN")
             .env_remove("NENE_SITE__TITLE")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
