@@ -26,6 +26,10 @@ use crate::ping::Ping;
 use crate::server::Listener;
 use crate::session::redact_dsn;
 
+/// After the drain, how long blocking tasks (file sessions' I/O) still get
+/// before the process exits without them.
+const ABANDON_BLOCKING_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs an application on nene: the whole of a `main`.
 ///
 /// `build_app` gets the constants (ini files + environment, validated) and
@@ -159,6 +163,11 @@ where
                 })
                 .await
             });
+            // Dropping the runtime would wait for every blocking task, and
+            // one stuck in a system call (a hung network file system) would
+            // keep nene from exiting after its drain. The drain is over:
+            // whatever still runs is abandoned.
+            runtime.shutdown_timeout(ABANDON_BLOCKING_AFTER);
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => fail(&error),
