@@ -208,6 +208,31 @@ fn a_stale_socket_of_our_own_is_replaced() {
     );
 }
 
+/// At exit nene removes its socket file — but not whatever took the path
+/// since (another server restarted on it, an operator's file).
+#[test]
+fn at_exit_a_path_that_is_no_longer_our_socket_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("nene.sock");
+    let mut nene = Nene::start_unix(&socket, &[]);
+    std::fs::rename(&socket, dir.path().join("moved.sock")).unwrap();
+    std::fs::write(&socket, "someone else's").unwrap();
+    nene.signal(libc::SIGTERM);
+    assert!(
+        nene.wait_exit(Duration::from_secs(10)).is_some(),
+        "nene exits"
+    );
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "someone else's");
+
+    let mut again = Nene::start_unix(&socket.with_file_name("own.sock"), &[]);
+    again.signal(libc::SIGTERM);
+    assert!(again.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(
+        !socket.with_file_name("own.sock").exists(),
+        "its own socket is removed at exit"
+    );
+}
+
 /// Under a umask of 0 a socket file is created 0777; nene's must still never
 /// be more open than its `server.socket_mode`, not even for an instant. The
 /// instant is short, so nene is started several times and the path watched

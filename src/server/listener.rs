@@ -95,12 +95,24 @@ pub enum Accepted {
     Unix(UnixStream),
 }
 
-/// Removes the socket file when the listener goes away.
-pub struct UnixSocketFile(PathBuf);
+/// Removes the socket file when the listener goes away — only if the path
+/// still names the socket nene bound (its device and inode): whatever
+/// replaced it since (another server's socket, a file) is not ours.
+pub struct UnixSocketFile {
+    /// The socket's path.
+    path: PathBuf,
+    /// The (device, inode) of the file nene bound and set the mode of.
+    identity: (u64, u64),
+}
 
 impl Drop for UnixSocketFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+            && meta.file_type().is_socket()
+            && (meta.dev(), meta.ino()) == self.identity
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -127,7 +139,7 @@ impl Listener {
                 .local_addr()
                 .map(ListenAddr::Tcp)
                 .unwrap_or_else(|_| ListenAddr::Tcp(([0, 0, 0, 0], 0).into())),
-            Listener::Unix(_, file) => ListenAddr::Unix(file.0.clone()),
+            Listener::Unix(_, file) => ListenAddr::Unix(file.path.clone()),
         }
     }
 
@@ -187,17 +199,14 @@ async fn bind_unix(path: &Path, socket_mode: u32, backlog: u32) -> Result<Listen
         return Err(bind_error(io::Error::last_os_error()));
     }
     socket.bind(path).map_err(bind_error)?;
-    let file = UnixSocketFile(path.to_path_buf());
-    // Nothing can connect before listen(), so the mode is final first.
-    match set_socket_mode(path, socket_mode) {
-        Ok(()) => {}
-        Err(error @ ListenError::SocketReplaced(_)) => {
-            // The path is no longer our socket: leave whatever is there.
-            std::mem::forget(file);
-            return Err(error);
-        }
-        Err(error) => return Err(error),
-    }
+    // Nothing can connect before listen(), so the mode is final first. On
+    // any failure the file is left alone: if it was replaced it is not ours,
+    // and if not, the next start replaces it as stale.
+    let identity = set_socket_mode(path, socket_mode)?;
+    let file = UnixSocketFile {
+        path: path.to_path_buf(),
+        identity,
+    };
     let listener = socket.listen(backlog).map_err(bind_error)?;
     Ok(Listener::Unix(listener, file))
 }
@@ -246,8 +255,9 @@ async fn clear_stale_socket(path: &Path) -> Result<(), ListenError> {
 /// a socket, ours, with no other name (a hard link to someone else's socket
 /// would have two). The mode is then set through /proc/self/fd, which names
 /// exactly that checked file; chmod() on the path itself would follow a symlink
-/// swapped in after the check.
-fn set_socket_mode(path: &Path, socket_mode: u32) -> Result<(), ListenError> {
+/// swapped in after the check. Returns the file's (device, inode), to
+/// recognise it at exit.
+fn set_socket_mode(path: &Path, socket_mode: u32) -> Result<(u64, u64), ListenError> {
     let mode_error = |source| ListenError::SocketMode {
         path: path.to_path_buf(),
         mode: socket_mode,
@@ -264,7 +274,8 @@ fn set_socket_mode(path: &Path, socket_mode: u32) -> Result<(), ListenError> {
     }
     let checked = format!("/proc/self/fd/{}", opened.as_raw_fd());
     std::fs::set_permissions(checked, std::fs::Permissions::from_mode(socket_mode))
-        .map_err(mode_error)
+        .map_err(mode_error)?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 fn effective_uid() -> u32 {
