@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
@@ -87,7 +87,7 @@ where
     F: FnOnce(Constants) -> Fut,
     Fut: Future<Output = Result<A, E>>,
 {
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     if let Some(Command::Config { table: true }) = cli.command {
         print!("{}", crate::config::spec::markdown_table());
         return ExitCode::SUCCESS;
@@ -174,6 +174,30 @@ where
             }
         }
     }
+}
+
+/// The command line, named after the running binary: an application's
+/// `--help` and `--version` say `shop …` (on nene), not `nene`.
+fn parse_command_line() -> Cli {
+    let binary = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "nene".to_string());
+    let version = if binary == "nene" {
+        env!("CARGO_PKG_VERSION").to_string()
+    } else {
+        format!("(on nene {})", env!("CARGO_PKG_VERSION"))
+    };
+    // clap keeps 'static names; this runs once per process.
+    let command = Cli::command()
+        .name(&*Box::leak(binary.into_boxed_str()))
+        .version(&*Box::leak(version.into_boxed_str()));
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }
 
 /// Serves until SIGTERM or SIGINT: FastCGI on `server.listen`, or with

@@ -151,4 +151,7 @@ async fn an_application_outside_the_repository_is_served_through_nginx() {
         .unwrap();
     let printed = String::from_utf8_lossy(&config.stdout);
     assert!(printed.contains("SHOP_NAME = \"Corner Shop\""), "{printed}");
+    let version = Command::new(&shop).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(version.starts_with("shop (on nene "), "{version}");
 }
