@@ -133,6 +133,36 @@ async fn a_client_not_in_status_allow_gets_403() {
     assert_eq!(allowed.status(), 200);
 }
 
+/// No usable client address is never an allowed one: with REMOTE_ADDR
+/// absent, empty or not an IP (a Unix-socket peer's `unix:`), the status
+/// page is refused even though loopback is allowed; loopback gets it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_needs_a_client_address_to_allow() {
+    let nene = Nene::start(&[]);
+    let status_from = |remote: Option<&'static [u8]>| {
+        let addr = nene.addr.clone();
+        async move {
+            let mut pairs: Vec<(&[u8], &[u8])> =
+                vec![(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/status")];
+            if let Some(remote) = remote {
+                pairs.push((b"REMOTE_ADDR", remote));
+            }
+            request_with_params(&addr, &pairs).await
+        }
+    };
+    for remote in [
+        None,
+        Some(&b""[..]),
+        Some(&b"unix:"[..]),
+        Some(&b"localhost"[..]),
+    ] {
+        let answer = status_from(remote).await;
+        assert_eq!(answer.status(), 403, "REMOTE_ADDR {remote:?}");
+        assert!(!answer.body_text().contains("accepted conn"));
+    }
+    assert_eq!(status_from(Some(b"127.0.0.1")).await.status(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ping_path_answers_while_redis_is_down() {
     let mut redis = RedisServer::start();
