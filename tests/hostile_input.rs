@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 
 use common::browser::Browser;
 use common::fcgi_client::{FcgiClient, request_from_pairs, request_params};
@@ -414,4 +415,74 @@ async fn requests_over_the_connection_cap_are_logged_rate_limited() {
         lines[1].contains("(and 1999 more since the previous line)"),
         "{log}"
     );
+}
+
+/// Ids of exactly the valid length (32) with one character outside the
+/// alphabet. A session is planted in the store under each such name (where
+/// the store can hold it): if the id reached the backend, the counter would
+/// continue from it.
+fn exact_length_bad_ids() -> Vec<(&'static str, Vec<u8>)> {
+    let valid = *b"abcdefghijklmnopqrstuv0123456789";
+    [
+        ("CR", b'\r'),
+        ("LF", b'\n'),
+        ("*", b'*'),
+        ("/", b'/'),
+        ("NUL", 0u8),
+    ]
+    .into_iter()
+    .map(|(what, bad)| {
+        let mut id = valid.to_vec();
+        id[20] = bad;
+        (what, id)
+    })
+    .collect()
+}
+
+/// Sends each exact-length bad id straight over FastCGI: a fresh session
+/// (count 1) every time, never the planted one.
+async fn send_exact_length_bad_ids(nene: &Nene) {
+    for (what, id) in exact_length_bad_ids() {
+        let mut cookie = b"NENESESSID=".to_vec();
+        cookie.extend_from_slice(&id);
+        let mut client = FcgiClient::connect(&nene.addr).await;
+        let pairs = hostile_params("/session/counter", &[(b"HTTP_COOKIE", &cookie)]);
+        let response = send_kept(&mut client, 1, &pairs).await;
+        assert_eq!(response.status(), 200, "{what}: {}", response.body_text());
+        assert_eq!(
+            response.body_text(),
+            r#"{"count":1}"#,
+            "{what}: the planted session was read"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exact_length_ids_with_one_bad_character_never_reach_the_file_store() {
+    let nene = Nene::start(&[]);
+    // The store exists once nene has answered one session request.
+    common::fcgi_client::get(&nene.addr, "/session/counter").await;
+    let sessions = nene.dir().join("sessions");
+    for (_, id) in exact_length_bad_ids() {
+        if id.contains(&b'/') || id.contains(&0) {
+            continue; // no file can have that name
+        }
+        let mut name = b"sess_".to_vec();
+        name.extend_from_slice(&id);
+        let path = sessions.join(std::ffi::OsStr::from_bytes(&name));
+        std::fs::write(&path, br#"{"count":41}"#).unwrap();
+    }
+    send_exact_length_bad_ids(&nene).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exact_length_ids_with_one_bad_character_never_reach_redis() {
+    let redis = RedisServer::start();
+    let nene = Nene::start(&[("NENE_SESSION_DSN", &redis.url())]);
+    let mut db = redis.db(0);
+    for (_, id) in exact_length_bad_ids() {
+        let key = format!("sess_{}", String::from_utf8_lossy(&id));
+        db.set(&key, br#"{"count":41}"#);
+    }
+    send_exact_length_bad_ids(&nene).await;
 }
