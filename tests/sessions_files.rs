@@ -94,9 +94,22 @@ async fn a_route_that_never_touches_the_session_does_no_session_io() {
         std::fs::metadata(&file).unwrap().modified().unwrap(),
         before
     );
-    // An unchanged session is touched, not rewritten: its mtime moves.
+    // An unchanged session is touched, not rewritten: its mtime moves, and
+    // it is the same file (a rewrite goes through a new file renamed over
+    // the old one, a new inode).
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&file).unwrap());
     browser.get("/session/whoami").await;
-    assert!(std::fs::metadata(&file).unwrap().modified().unwrap() > before);
+    let after = std::fs::metadata(&file).unwrap();
+    assert!(after.modified().unwrap() > before);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&after),
+        inode,
+        "an unchanged session was rewritten"
+    );
+    // A change is a rewrite: a new inode.
+    browser.get("/session/counter").await;
+    let changed = std::fs::metadata(&file).unwrap();
+    assert_ne!(std::os::unix::fs::MetadataExt::ino(&changed), inode);
 }
 
 #[tokio::test(flavor = "multi_thread")]
