@@ -376,3 +376,21 @@ async fn the_dsn_password_never_reaches_the_log() {
     assert!(log.contains("redis://:***@127.0.0.1"), "{log}");
     assert!(!log.contains("pa55-word-xyz"), "{log}");
 }
+
+/// `session.absolute_lifetime` with Redis, as with files: a session in use
+/// every second still ends once it is older than the bound, and its key is
+/// gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_absolute_lifetime_ends_a_redis_session_however_active() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis.url(), &[("NENE_SESSION__ABSOLUTE_LIFETIME", "1")]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+    let first_id = browser.session_id().unwrap();
+    assert!(redis.db(0).exists(&format!("sess_{first_id}")));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    assert_ne!(browser.session_id().unwrap(), first_id);
+    assert!(!redis.db(0).exists(&format!("sess_{first_id}")));
+}
