@@ -73,7 +73,6 @@ fn decode_available(buf: &mut BytesMut, out: &mut Vec<Record>) -> Result<(), Tes
         };
         match RecordCodec.decode(buf) {
             Ok(Some(record)) => {
-                prop_assert!(record.content.len() <= MAX_CONTENT_LEN);
                 prop_assert_eq!(
                     before - buf.len(),
                     HEADER_LEN + record.content.len() + padding
@@ -106,6 +105,71 @@ proptest! {
             .map(|(name, value)| (name.to_vec(), value.to_vec()))
             .collect();
         prop_assert_eq!(parsed, pairs);
+    }
+
+    #[test]
+    fn name_value_pairs_cut_inside_the_last_pair_are_an_error_never_fewer_pairs(
+        pairs in prop::collection::vec((name_or_value(), name_or_value()), 1..8),
+        cut in any::<Index>(),
+    ) {
+        let mut buf = BytesMut::new();
+        for (name, value) in &pairs[..pairs.len() - 1] {
+            encode_name_value(&mut buf, name, value);
+        }
+        let last_starts = buf.len();
+        let (name, value) = &pairs[pairs.len() - 1];
+        encode_name_value(&mut buf, name, value);
+        // Anywhere strictly inside the last pair: its lengths or its bytes.
+        let end = last_starts + 1 + cut.index(buf.len() - last_starts - 1);
+        prop_assume!(end < buf.len());
+        let truncated = buf.freeze().slice(..end);
+        prop_assert!(
+            parse_name_values(&truncated).is_err(),
+            "{} of {} bytes parsed", end, last_starts
+        );
+    }
+
+    #[test]
+    fn a_pair_whose_value_length_claims_more_than_is_there_is_an_error(
+        pairs in prop::collection::vec((name_or_value(), name_or_value()), 1..8),
+        lie in 1usize..1000,
+    ) {
+        // The last pair's value length, in its long (4-byte) form, made larger
+        // than the bytes that follow.
+        let mut buf = BytesMut::new();
+        for (name, value) in &pairs[..pairs.len() - 1] {
+            encode_name_value(&mut buf, name, value);
+        }
+        let (name, value) = &pairs[pairs.len() - 1];
+        prop_assume!(name.len() < 128);
+        buf.extend_from_slice(&[name.len() as u8]);
+        let claimed = (value.len() + lie) as u32 | 0x8000_0000;
+        buf.extend_from_slice(&claimed.to_be_bytes());
+        buf.extend_from_slice(name);
+        buf.extend_from_slice(value);
+        prop_assert!(parse_name_values(&buf.freeze()).is_err());
+    }
+
+    #[test]
+    fn a_stream_cut_inside_its_last_record_yields_the_records_before_it_and_waits(
+        records in prop::collection::vec(record_parts(), 1..8),
+        cut in any::<Index>(),
+    ) {
+        let mut wire = BytesMut::new();
+        for (record_type, id, content) in &records[..records.len() - 1] {
+            encode_record(&mut wire, RecordType(*record_type), *id, content);
+        }
+        let last_starts = wire.len();
+        let (record_type, id, content) = &records[records.len() - 1];
+        encode_record(&mut wire, RecordType(*record_type), *id, content);
+        let end = last_starts + cut.index(wire.len() - last_starts);
+        let mut buf = BytesMut::from(&wire[..end]);
+        let mut decoded = Vec::new();
+        decode_available(&mut buf, &mut decoded)?;
+        // Never a shorter last record: the complete ones, then a wait with
+        // every byte of the unfinished one kept.
+        prop_assert_eq!(decoded.len(), records.len() - 1);
+        prop_assert_eq!(buf.len(), end - last_starts);
     }
 
     #[test]
