@@ -287,6 +287,13 @@ async fn a_response_setting_the_session_cookie_is_never_publicly_cacheable() {
         .unwrap()
         .to_string();
     assert!(control.starts_with("public"), "{control}");
+
+    // Already private: left as the limiter wrote it.
+    let private = Nene::start(&[("NENE_SESSION__CACHE_LIMITER", "private")]);
+    let nginx = Nginx::start(&private.upstream, true);
+    let first = Browser::new(&nginx.url("")).get("/session/counter").await;
+    assert!(!first.set_cookies().is_empty());
+    assert_eq!(first.headers["cache-control"], "private, max-age=10800");
 }
 
 /// Whoever reaches the FastCGI port can claim any REMOTE_ADDR, so only the
