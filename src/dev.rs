@@ -11,7 +11,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 
 use axum::Router;
@@ -170,14 +170,16 @@ async fn as_nginx_would_send(
         ("CONTENT_LENGTH", header(CONTENT_LENGTH)),
         ("SERVER_PROTOCOL", format!("{:?}", parts.version)),
         ("REQUEST_SCHEME", "http".into()),
-        ("SERVER_ADDR", unmapped(local.ip()).to_string()),
+        ("SERVER_ADDR", local.ip().to_canonical().to_string()),
         ("SERVER_PORT", local.port().to_string()),
         // As `php -S` does: the address it listens on (the Host header is
         // the client's to choose).
-        ("SERVER_NAME", unmapped(local.ip()).to_string()),
+        ("SERVER_NAME", local.ip().to_canonical().to_string()),
     ];
+    // `to_canonical`: nginx prints an IPv4 client of a dual-stack socket as
+    // `1.2.3.4`, not `::ffff:1.2.3.4`.
     if let Some(client) = client {
-        pairs.push(("REMOTE_ADDR", unmapped(client.ip()).to_string()));
+        pairs.push(("REMOTE_ADDR", client.ip().to_canonical().to_string()));
         pairs.push(("REMOTE_PORT", client.port().to_string()));
     }
     let params = CgiParams::new(
@@ -191,14 +193,6 @@ async fn as_nginx_would_send(
         .insert(RequestInfo::from_cgi(|name| params.get_str(name)));
     parts.extensions.insert(params);
     Ok(Request::from_parts(parts, Body::from(body)))
-}
-
-/// nginx prints an IPv4 client of a dual-stack socket as `1.2.3.4`.
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    }
 }
 
 fn too_large() -> Response {

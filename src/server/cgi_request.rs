@@ -39,14 +39,16 @@ const SINGLE_PARAMS: [&str; 3] = ["REMOTE_ADDR", "REMOTE_PORT", "HTTPS"];
 /// `%{VAR}e`; applications should not need them.
 pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiRequest> {
     let params = cgi.params;
-    for name in SINGLE_PARAMS {
-        if params
+    // One pass over the params, not one per name.
+    let mut seen = [false; SINGLE_PARAMS.len()];
+    for (name, _) in params.iter() {
+        let single = SINGLE_PARAMS
             .iter()
-            .filter(|(n, _)| n.as_ref() == name.as_bytes())
-            .count()
-            > 1
+            .position(|s| s.as_bytes() == name.as_ref());
+        if let Some(index) = single
+            && std::mem::replace(&mut seen[index], true)
         {
-            return Err(BadCgiRequest::RepeatedParam(name));
+            return Err(BadCgiRequest::RepeatedParam(SINGLE_PARAMS[index]));
         }
     }
     let method = params

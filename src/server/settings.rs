@@ -37,10 +37,7 @@ impl ServerSettings {
     /// Whether a TCP peer at `ip` may connect. An IPv4 client of a
     /// dual-stack socket (`::ffff:a.b.c.d`) is checked as `a.b.c.d`.
     pub fn allows_client(&self, ip: std::net::IpAddr) -> bool {
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = ip.to_canonical();
         self.allowed_clients.iter().any(|net| net.contains(&ip))
     }
 }
