@@ -12,7 +12,7 @@ use common::redis_server::RedisServer;
 use nene::config::SessionSettings;
 use nene::session::{
     RedisSessionHandler, RedisSetupError, SessionDsn, SessionError, SessionHandler,
-    SessionHandlerFactory, SessionId, SessionIdFormat, SessionSetupError,
+    SessionHandlerFactory, SessionId, SessionIdFormat, SessionSetupError, Stored,
 };
 use tokio::time::Instant;
 
@@ -52,7 +52,7 @@ async fn a_session_is_a_plain_string_under_sess_id_that_expires_after_gc_maxlife
     let id = new_id();
     let key = format!("sess_{}", id.as_str());
 
-    assert_eq!(sessions.read(&id).await.unwrap(), None);
+    assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
     let data = Bytes::from_static(b"{\"user\":\"alice\",\"bytes\":\"\xff\x00\"}");
     sessions.write(&id, data.clone()).await.unwrap();
 
@@ -61,7 +61,7 @@ async fn a_session_is_a_plain_string_under_sess_id_that_expires_after_gc_maxlife
     assert_eq!(db0.get(&key), Some(data.to_vec()));
     let ttl = db0.ttl(&key);
     assert!(ttl > 0 && ttl <= GC_MAXLIFETIME as i64, "TTL {ttl}");
-    assert_eq!(sessions.read(&id).await.unwrap(), Some(data));
+    assert_eq!(sessions.read(&id).await.unwrap(), Stored::Data(data));
     assert_eq!(sessions.gc().await.unwrap(), 0, "Redis expires keys itself");
     sessions.ping().await.unwrap();
 }
@@ -140,7 +140,7 @@ async fn exists_tells_and_destroy_removes() {
 
     sessions.destroy(&id).await.unwrap();
     assert!(!sessions.exists(&id).await.unwrap());
-    assert_eq!(sessions.read(&id).await.unwrap(), None);
+    assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
     assert!(redis.db(0).keys("*").is_empty());
     // Destroying what is not there is not an error.
     sessions.destroy(&id).await.unwrap();
@@ -271,7 +271,7 @@ async fn lock_and_read_takes_the_lock_and_returns_the_data() {
 
     let (lock, data) = sessions.lock_and_read(&id).await.unwrap();
     assert!(lock.is_held());
-    assert_eq!(data.as_deref(), Some(&b"basket"[..]));
+    assert_eq!(data, Stored::Data(Bytes::from_static(b"basket")));
     assert!(redis.db(0).exists(&format!("sess_{}.lock", id.as_str())));
 
     let impatient = handler(&format!("{}?lock_wait=200ms", redis.url()));
@@ -283,18 +283,18 @@ async fn lock_and_read_takes_the_lock_and_returns_the_data() {
     lock.release().await.unwrap();
     let (lock, data) = impatient.lock_and_read(&id).await.unwrap();
     assert!(lock.is_held());
-    assert_eq!(data.as_deref(), Some(&b"basket"[..]));
+    assert_eq!(data, Stored::Data(Bytes::from_static(b"basket")));
     lock.release().await.unwrap();
 
     let (lock, data) = impatient.lock_and_read(&new_id()).await.unwrap();
     assert!(lock.is_held());
-    assert_eq!(data, None);
+    assert_eq!(data, Stored::Missing);
     lock.release().await.unwrap();
 
     let unlocked = handler(&format!("{}?lock=off", redis.url()));
     let (lock, data) = unlocked.lock_and_read(&id).await.unwrap();
     assert!(!lock.is_held());
-    assert_eq!(data.as_deref(), Some(&b"basket"[..]));
+    assert_eq!(data, Stored::Data(Bytes::from_static(b"basket")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +324,7 @@ async fn a_stalled_redis_gives_a_timeout_not_a_hang_and_keeps_the_data() {
 
     tokio::time::sleep_until(paused_at + pause + Duration::from_millis(100)).await;
     assert_eq!(
-        sessions.read(&id).await.unwrap().as_deref(),
+        sessions.read(&id).await.unwrap().data().as_deref(),
         Some(&b"kept"[..])
     );
 }
@@ -359,7 +359,7 @@ async fn when_redis_dies_requests_fail_fast_and_the_same_handler_recovers_after_
         .await
         .unwrap();
     assert_eq!(
-        sessions.read(&id).await.unwrap().as_deref(),
+        sessions.read(&id).await.unwrap().data().as_deref(),
         Some(&b"after"[..])
     );
     assert_eq!(
@@ -392,7 +392,7 @@ async fn nene_starts_while_redis_is_down_and_sessions_work_once_it_is_up() {
         .await
         .unwrap();
     assert_eq!(
-        sessions.read(&id).await.unwrap().as_deref(),
+        sessions.read(&id).await.unwrap().data().as_deref(),
         Some(&b"late"[..])
     );
 }
@@ -426,7 +426,7 @@ async fn acl_credentials_work_and_a_wrong_password_is_never_shown() {
     // The operator fixes the password on the server: no restart of nene needed.
     redis.run(&["ACL", "SETUSER", "app", ">battery-staple"]);
     assert_eq!(
-        wrong.read(&id).await.unwrap().as_deref(),
+        wrong.read(&id).await.unwrap().data().as_deref(),
         Some(&b"authed"[..])
     );
 }
@@ -464,7 +464,7 @@ async fn rediss_verifies_the_server_certificate_against_tls_ca_file() {
         .await
         .unwrap();
     assert_eq!(
-        sessions.read(&id).await.unwrap().as_deref(),
+        sessions.read(&id).await.unwrap().data().as_deref(),
         Some(&b"sealed"[..])
     );
     assert_eq!(
@@ -510,7 +510,7 @@ async fn an_empty_dsn_gives_file_sessions_and_a_bad_one_a_masked_error() {
             .await
             .unwrap();
         assert_eq!(
-            sessions.read(&id).await.unwrap().as_deref(),
+            sessions.read(&id).await.unwrap().data().as_deref(),
             Some(&b"on disk"[..])
         );
     }
@@ -607,7 +607,7 @@ async fn a_connection_that_went_silent_is_replaced_after_two_timeouts() {
 
     // The next request does not wait on the dead connection for ever.
     assert_eq!(
-        sessions.read(&id).await.unwrap().as_deref(),
+        sessions.read(&id).await.unwrap().data().as_deref(),
         Some(&b"still here"[..])
     );
 }
@@ -705,4 +705,124 @@ async fn save_and_unlock_writes_and_releases_in_one_go_but_never_anothers_lock()
     );
     theirs.release().await.unwrap();
     assert!(!redis.db(0).exists(&lock_key));
+}
+
+/// Closes every client connection but the caller's, as Redis' idle
+/// `timeout` or a proxy would.
+fn kill_client_connections(redis: &RedisServer) {
+    redis.run(&["CLIENT", "KILL", "TYPE", "normal"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_whose_connection_was_closed_is_retried_only_while_the_lock_is_still_ours() {
+    let redis = RedisServer::start();
+    let sessions = handler(&redis.url());
+    let id = new_id();
+    let key = format!("sess_{}", id.as_str());
+    let lock_key = format!("{key}.lock");
+
+    // Closed before the save: the retry stores it and releases the lock.
+    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    kill_client_connections(&redis);
+    sessions
+        .save_and_unlock(&id, Some(Bytes::from_static(b"{\"n\":1}")), lock)
+        .await
+        .unwrap();
+    assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":1}".to_vec());
+    assert!(!redis.db(0).exists(&lock_key));
+
+    // The first attempt got through (data stored, lock gone) but its reply
+    // was lost: the retry finds its own data and counts the save as done.
+    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    kill_client_connections(&redis);
+    redis.db(0).set(&key, b"{\"n\":2}");
+    redis.run(&["DEL", &lock_key]);
+    sessions
+        .save_and_unlock(&id, Some(Bytes::from_static(b"{\"n\":2}")), lock)
+        .await
+        .unwrap();
+
+    // Meanwhile another request took the lock and wrote newer data: the
+    // retry must not overwrite it, and says the save failed.
+    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    kill_client_connections(&redis);
+    redis.run(&["SET", &lock_key, "another-holders-token"]);
+    redis.db(0).set(&key, b"{\"n\":7}");
+    let saved = sessions
+        .save_and_unlock(&id, Some(Bytes::from_static(b"{\"n\":3}")), lock)
+        .await;
+    assert!(
+        matches!(&saved, Err(SessionError::Backend { .. })),
+        "{saved:?}"
+    );
+    assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":7}".to_vec());
+    assert_eq!(
+        redis.db(0).get(&lock_key).unwrap(),
+        b"another-holders-token".to_vec(),
+        "the other holder keeps its lock"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_the_lock_again_after_a_closed_connection_does_not_wait_for_itself() {
+    let redis = RedisServer::start();
+    let sessions = handler(&format!("{}?lock_wait=500ms", redis.url()));
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"{\"n\":1}"))
+        .await
+        .unwrap();
+    // Warm the connection, then close it: the next lock attempt fails on
+    // the closed connection and is retried.
+    sessions.ping().await.unwrap();
+    kill_client_connections(&redis);
+    let started = Instant::now();
+    let (lock, data) = sessions.lock_and_read(&id).await.unwrap();
+    assert!(lock.is_held());
+    assert_eq!(data, Stored::Data(Bytes::from_static(b"{\"n\":1}")));
+    assert!(started.elapsed() < Duration::from_millis(400));
+    lock.release().await.unwrap();
+
+    // A lock this token already holds counts as taken (what a retry sees
+    // when the first attempt got through but its reply was lost).
+    let held_by_other = handler(&format!("{}?lock_wait=200ms", redis.url()));
+    let (theirs, _) = held_by_other.lock_and_read(&id).await.unwrap();
+    assert!(matches!(
+        sessions.lock_and_read(&id).await,
+        Err(SessionError::LockTimeout { .. })
+    ));
+    theirs.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_of_another_type_or_over_max_size_is_reported_with_the_lock_held() {
+    let redis = RedisServer::start();
+    let sessions = handler(&redis.url()).with_max_size(1024);
+    let id = new_id();
+    let key = format!("sess_{}", id.as_str());
+    redis.run(&["HSET", &key, "field", "value"]);
+    let (lock, stored) = sessions.lock_and_read(&id).await.unwrap();
+    assert!(lock.is_held());
+    assert_eq!(
+        stored,
+        Stored::Unreadable(nene::session::Unreadable::WrongType("hash".into()))
+    );
+    lock.release().await.unwrap();
+
+    redis.run(&["DEL", &key]);
+    redis.db(0).set(&key, &[b'x'; 1025]);
+    let (lock, stored) = sessions.lock_and_read(&id).await.unwrap();
+    assert_eq!(
+        stored,
+        Stored::Unreadable(nene::session::Unreadable::TooLarge {
+            size: 1025,
+            max: 1024
+        })
+    );
+    lock.release().await.unwrap();
+    redis.db(0).set(&key, &[b'x'; 1024]);
+    assert_eq!(
+        sessions.read(&id).await.unwrap(),
+        Stored::Data(Bytes::from(vec![b'x'; 1024]))
+    );
 }

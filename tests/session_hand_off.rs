@@ -29,7 +29,7 @@ use http::{HeaderMap, Request, StatusCode};
 use nene::config::SessionSettings;
 use nene::session::{
     FileSessionHandler, JsonCodec, SessionCodec, SessionCookie, SessionError, SessionHandler,
-    SessionId, SessionIdFormat, SessionLayer, SessionLock, SessionService, SessionStore,
+    SessionId, SessionIdFormat, SessionLayer, SessionLock, SessionService, SessionStore, Stored,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -63,14 +63,11 @@ impl SessionHandler for GatedFiles {
         self.inner.lock(id).await
     }
 
-    async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError> {
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
         self.inner.read(id).await
     }
 
-    async fn lock_and_read(
-        &self,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Option<Bytes>), SessionError> {
+    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
         self.inner.lock_and_read(id).await
     }
 
@@ -279,7 +276,7 @@ impl Harness {
     /// `n` as the files backend holds it now, read past the gate.
     async fn stored_n(&self, id: &str) -> Option<u64> {
         let id = self.store.ids.parse(id).expect("a well-formed id");
-        let bytes = self.files.read(&id).await.unwrap()?;
+        let bytes = self.files.read(&id).await.unwrap().data()?;
         JsonCodec.decode(&bytes).unwrap().get("n")?.as_u64()
     }
 

@@ -578,6 +578,7 @@ impl Values {
             sid_bits_per_character: self.choice::<u8>("session.sid_bits_per_character")?,
             save_path_fsync: self.bool("session.save_path_fsync")?,
             absolute_lifetime: self.number("session.absolute_lifetime")?,
+            max_size: self.number("session.max_size")?,
             cache_limiter: self.choice("session.cache_limiter")?,
             cache_expire: self.number("session.cache_expire")?,
         };

@@ -139,6 +139,10 @@ pub struct SessionSettings {
     /// nene's own: seconds after creation when a session ends however
     /// active it is; 0 = off.
     pub absolute_lifetime: u64,
+    /// nene's own: the largest stored session, in bytes. A larger stored
+    /// value is not loaded (the request starts with an empty session and
+    /// leaves it alone); a session that grows past it is not stored (500).
+    pub max_size: u64,
     /// The caching headers a response that used the session carries.
     pub cache_limiter: CacheLimiter,
     /// `Expires`/`max-age` minutes for the public and private cache limiters.
@@ -166,6 +170,7 @@ impl Default for SessionSettings {
             sid_bits_per_character: 5,
             save_path_fsync: false,
             absolute_lifetime: 0,
+            max_size: 4 * 1024 * 1024,
             cache_limiter: CacheLimiter::Nocache,
             cache_expire: 180,
         }

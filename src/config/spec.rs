@@ -415,6 +415,19 @@ pub const SETTINGS: &[SettingSpec] = &[
     ),
     setting(
         "session",
+        "max_size",
+        "4M",
+        // At least 1 KiB: below that even a login does not fit. At most
+        // 512 MiB, Redis' own limit for one string.
+        Kind::Bytes {
+            min: 1024,
+            max: 512 * 1024 * 1024,
+        },
+        "-",
+        "largest stored session in bytes: a larger stored value is not loaded (the session starts empty and is left alone), a session that grows past it is not stored (500)",
+    ),
+    setting(
+        "session",
         "cache_limiter",
         "nocache",
         Kind::Choice(&["nocache", "private", "private_no_expire", "public", ""]),

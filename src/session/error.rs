@@ -1,6 +1,7 @@
-//! What can go wrong with a session backend. Every variant becomes a 503 for
-//! the request that needed the session (one place: `IntoResponse` below); no
-//! message carries a DSN password.
+//! What can go wrong with a session. A backend failure becomes a 503 for the
+//! request that needed the session, a session grown past `session.max_size`
+//! a 500 (retrying cannot help); one place, `IntoResponse` below. No message
+//! carries a DSN password.
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -41,10 +42,33 @@ pub enum SessionError {
     /// Stored data the codec cannot read.
     #[error("stored session data is unreadable: {0}")]
     Corrupt(String),
+    /// The session grew past `session.max_size`; the change was not stored
+    /// and the request is answered 500.
+    #[error(
+        "session #{id_tag} grew to {size} bytes, over session.max_size ({max}); this change was not stored"
+    )]
+    TooLarge {
+        /// [`SessionId::log_tag`](super::id::SessionId::log_tag), never the id.
+        id_tag: String,
+        /// The encoded session's size.
+        size: usize,
+        /// `session.max_size`.
+        max: u64,
+    },
 }
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
+        if let SessionError::TooLarge { .. } = self {
+            // The application stored more than the bound allows: a bug to
+            // fix, not a passing outage, so no Retry-After.
+            tracing::error!("{self}");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the session grew too large to be stored\n",
+            )
+                .into_response();
+        }
         tracing::warn!("session unavailable: {self}");
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -56,9 +56,12 @@ impl SessionHandlerFactory {
                         source,
                     })?
                     .with_fsync(settings.save_path_fsync)
+                    .with_max_size(settings.max_size)
                     .with_id_format_if_valid(settings.sid_length, settings.sid_bits_per_character),
             ),
-            SessionBackend::Redis(_) => Arc::new(RedisSessionHandler::new(&parsed, ttl)?),
+            SessionBackend::Redis(_) => {
+                Arc::new(RedisSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
+            }
         };
         Ok(handler)
     }

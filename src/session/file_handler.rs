@@ -23,8 +23,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::error::SessionError;
-use super::handler::{HeldLock, SessionHandler, SessionLock};
+use super::handler::{DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock, Stored};
 use super::id::{SessionId, SessionIdFormat, log_tag_of};
+use super::unreadable::Unreadable;
 
 /// The backend name in logs and errors.
 const BACKEND: &str = "files";
@@ -39,10 +40,6 @@ const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(50);
 /// Tries at re-opening a lock file that was removed under us before giving
 /// the turn back to the (sleeping) wait loop.
 const RELINK_TRIES: usize = 3;
-/// The largest session file `read` accepts. Real sessions are a few KiB (a
-/// login, a cart); 16 MiB is far past any of them, yet bounds what one
-/// request allocates for a file that was planted or grew without bound.
-const MAX_SESSION_BYTES: u64 = 16 * 1024 * 1024;
 /// The `sid_bits_per_character` values whose alphabets gc accepts in names
 /// when the handler was not told the configured format: all there are.
 const ID_BITS_PER_CHARACTER: [u8; 3] = [4, 5, 6];
@@ -66,6 +63,8 @@ pub struct FileSessionHandler {
     /// exactly that format for its own. Without it, gc takes names of any
     /// format nene can be configured with.
     id_format: Option<SessionIdFormat>,
+    /// `session.max_size`: a larger file is not read.
+    max_size: u64,
 }
 
 impl FileSessionHandler {
@@ -115,6 +114,7 @@ impl FileSessionHandler {
             lock_wait: DEFAULT_LOCK_WAIT,
             fsync: false,
             id_format: None,
+            max_size: DEFAULT_MAX_SESSION_BYTES,
         })
     }
 
@@ -143,6 +143,13 @@ impl FileSessionHandler {
     /// another request (10 s by default).
     pub fn with_lock_wait(mut self, lock_wait: Duration) -> FileSessionHandler {
         self.lock_wait = lock_wait;
+        self
+    }
+
+    /// The same handler, leaving session files over `max_size` bytes
+    /// unread (`session.max_size`).
+    pub fn with_max_size(mut self, max_size: u64) -> FileSessionHandler {
+        self.max_size = max_size;
         self
     }
 
@@ -200,24 +207,27 @@ impl SessionHandler for FileSessionHandler {
         }
     }
 
-    async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError> {
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
         let files = self.files(id);
         let ttl = self.ttl;
-        blocking("read", move || match read_fresh(&files.data, ttl) {
-            Ok(data) => Ok(data.map(Bytes::from)),
-            Err(error) => match refusal(&error) {
-                Some(refused) => {
-                    // No session rather than an error: the visitor gets a
-                    // fresh session, and whoever planted the file gets nothing
-                    // from it. Named by tag, never by id.
-                    tracing::warn!(
-                        "ignoring the session file {}: {refused}; it counts as no session",
-                        files.shown
-                    );
-                    Ok(None)
-                }
-                None => Err(files.error("read", error)),
-            },
+        let max_size = self.max_size;
+        blocking("read", move || {
+            match read_fresh(&files.data, ttl, max_size) {
+                Ok(stored) => Ok(stored),
+                Err(error) => match refusal(&error) {
+                    Some(refused) => {
+                        // No session rather than an error: the visitor gets a
+                        // fresh session, and whoever planted the file gets nothing
+                        // from it. Named by tag, never by id.
+                        tracing::warn!(
+                            "ignoring the session file {}: {refused}; it counts as no session",
+                            files.shown
+                        );
+                        Ok(Stored::Missing)
+                    }
+                    None => Err(files.error("read", error)),
+                },
+            }
         })
         .await
     }
@@ -460,9 +470,6 @@ enum Refused {
     /// A hard link to a file that also lives elsewhere.
     #[error("refused: {0} hard links where nene makes one")]
     HardLinked(u64),
-    /// Over [`MAX_SESSION_BYTES`].
-    #[error("refused: larger than {MAX_SESSION_BYTES} bytes")]
-    TooLarge,
 }
 
 impl From<Refused> for io::Error {
@@ -542,26 +549,33 @@ fn is_expired(modified: SystemTime, ttl: Duration) -> bool {
 /// The data of a session file that exists and has not expired. Metadata and
 /// bytes come from the same open file, so a concurrent rename cannot pair
 /// one file's age with another's content.
-/// A file that is not nene's own, or too large, is a [`Refused`] error.
-fn read_fresh(path: &Path, ttl: Duration) -> io::Result<Option<Vec<u8>>> {
+/// A file that is not nene's own is a [`Refused`] error; one over
+/// `max_size` is [`Stored::Unreadable`], not read.
+fn read_fresh(path: &Path, ttl: Duration, max_size: u64) -> io::Result<Stored> {
     let (file, metadata) = match open_own(path, Access::Read) {
         Ok(opened) => opened,
-        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Stored::Missing),
         Err(error) => return Err(error),
     };
     if is_expired(metadata.modified()?, ttl) {
-        return Ok(None);
+        return Ok(Stored::Missing);
     }
-    if metadata.len() > MAX_SESSION_BYTES {
-        return Err(Refused::TooLarge.into());
+    let too_large = |size: u64| {
+        Ok(Stored::Unreadable(Unreadable::TooLarge {
+            size,
+            max: max_size,
+        }))
+    };
+    if metadata.len() > max_size {
+        return too_large(metadata.len());
     }
     let mut data = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
     // Bounded again while reading: the file may grow after the fstat.
-    file.take(MAX_SESSION_BYTES + 1).read_to_end(&mut data)?;
-    if data.len() as u64 > MAX_SESSION_BYTES {
-        return Err(Refused::TooLarge.into());
+    file.take(max_size + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max_size {
+        return too_large(data.len() as u64);
     }
-    Ok(Some(data))
+    Ok(Stored::Data(Bytes::from(data)))
 }
 
 /// Replaces the session file with `data` or leaves the old one untouched.
@@ -895,14 +909,14 @@ mod tests {
             .write(&id, Bytes::from_static(b"{\"user\":42}"))
             .await
             .unwrap();
-        let read = sessions.read(&id).await.unwrap();
+        let read = sessions.read(&id).await.unwrap().data();
         assert_eq!(read.as_deref(), Some(&b"{\"user\":42}"[..]));
         assert!(sessions.exists(&id).await.unwrap());
         sessions
             .write(&id, Bytes::from_static(b"second"))
             .await
             .unwrap();
-        let read = sessions.read(&id).await.unwrap();
+        let read = sessions.read(&id).await.unwrap().data();
         assert_eq!(read.as_deref(), Some(&b"second"[..]));
         assert_eq!(sessions.name(), "files");
         sessions.ping().await.unwrap();
@@ -990,7 +1004,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         for id in [&symlinked, &hard_linked, &fifo, &directory] {
             let started = Instant::now();
-            assert_eq!(sessions.read(id).await.unwrap(), None);
+            assert_eq!(sessions.read(id).await.unwrap(), Stored::Missing);
             assert!(!sessions.exists(id).await.unwrap());
             sessions.touch(id).await.unwrap();
             assert!(started.elapsed() < Duration::from_secs(1));
@@ -1004,7 +1018,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fs::read(&target).unwrap(), br#"{"user":"admin"}"#);
-        let read = sessions.read(&symlinked).await.unwrap();
+        let read = sessions.read(&symlinked).await.unwrap().data();
         assert_eq!(read.as_deref(), Some(&b"mine"[..]));
     }
 
@@ -1025,16 +1039,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_session_file_over_the_cap_is_no_session() {
+    async fn a_session_file_over_max_size_is_unreadable_and_not_loaded() {
         let dir = tempfile::tempdir().unwrap();
-        let sessions = handler(dir.path());
+        let max = 64 * 1024;
+        let sessions = handler(dir.path()).with_max_size(max);
         let id = new_id();
         let file = File::create(session_path(dir.path(), &id)).unwrap();
-        file.set_len(MAX_SESSION_BYTES + 1).unwrap();
-        assert_eq!(sessions.read(&id).await.unwrap(), None);
-        file.set_len(MAX_SESSION_BYTES).unwrap();
-        let read = sessions.read(&id).await.unwrap().unwrap();
-        assert_eq!(read.len() as u64, MAX_SESSION_BYTES);
+        file.set_len(max + 1).unwrap();
+        assert_eq!(
+            sessions.read(&id).await.unwrap(),
+            Stored::Unreadable(Unreadable::TooLarge { size: max + 1, max })
+        );
+        file.set_len(max).unwrap();
+        let read = sessions.read(&id).await.unwrap().data().unwrap();
+        assert_eq!(read.len() as u64, max);
     }
 
     #[test]
@@ -1111,7 +1129,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sessions = handler(dir.path());
         let id = new_id();
-        assert_eq!(sessions.read(&id).await.unwrap(), None);
+        assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
         assert!(!sessions.exists(&id).await.unwrap());
         sessions.touch(&id).await.unwrap();
         assert!(!session_path(dir.path(), &id).exists());
@@ -1127,11 +1145,11 @@ mod tests {
             .await
             .unwrap();
         age(&session_path(dir.path(), &id), TTL + Duration::from_secs(1));
-        assert_eq!(sessions.read(&id).await.unwrap(), None);
+        assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
         assert!(!sessions.exists(&id).await.unwrap());
         // A touch (lazy_write after an empty read) must not revive it.
         sessions.touch(&id).await.unwrap();
-        assert_eq!(sessions.read(&id).await.unwrap(), None);
+        assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
     }
 
     #[tokio::test]
@@ -1153,7 +1171,7 @@ mod tests {
             .unwrap_or_default();
         assert!(age < Duration::from_secs(5), "mtime is {age:?} old");
         assert_eq!(metadata.ino(), inode, "touch replaced the file");
-        let read = sessions.read(&id).await.unwrap();
+        let read = sessions.read(&id).await.unwrap().data();
         assert_eq!(read.as_deref(), Some(&b"unchanged"[..]));
     }
 
@@ -1170,7 +1188,7 @@ mod tests {
         assert!(lock_path(dir.path(), &id).exists());
 
         sessions.destroy(&id).await.unwrap();
-        assert_eq!(sessions.read(&id).await.unwrap(), None);
+        assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
         assert!(!session_path(dir.path(), &id).exists());
         assert!(!lock_path(dir.path(), &id).exists());
         sessions.destroy(&id).await.unwrap();
@@ -1258,7 +1276,7 @@ mod tests {
         assert!(!orphan_lock.exists());
         assert!(lock_path(path, &held_id).exists());
         assert!(stranger.exists());
-        let read = sessions.read(&fresh).await.unwrap();
+        let read = sessions.read(&fresh).await.unwrap().data();
         assert_eq!(read.as_deref(), Some(&b"fresh"[..]));
 
         in_use.release().await.unwrap();
@@ -1389,7 +1407,7 @@ mod tests {
             fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
             assert!(matches!(result, Err(SessionError::Backend { .. })));
         }
-        let read = sessions.read(&id).await.unwrap();
+        let read = sessions.read(&id).await.unwrap().data();
         assert_eq!(read.as_deref(), Some(&b"old"[..]));
         assert_eq!(temp_files(dir.path()), Vec::<String>::new());
     }
@@ -1404,15 +1422,21 @@ mod tests {
             .write(&id, Bytes::from(every_byte.clone()))
             .await
             .unwrap();
-        assert_eq!(sessions.read(&id).await.unwrap().unwrap(), every_byte);
+        assert_eq!(
+            sessions.read(&id).await.unwrap().data().unwrap(),
+            every_byte
+        );
 
         let big: Vec<u8> = (0..1usize << 20)
             .map(|i| (i % 251) as u8 ^ (i >> 11) as u8)
             .collect();
         sessions.write(&id, Bytes::from(big.clone())).await.unwrap();
-        assert_eq!(sessions.read(&id).await.unwrap().unwrap(), big);
+        assert_eq!(sessions.read(&id).await.unwrap().data().unwrap(), big);
         sessions.write(&id, Bytes::new()).await.unwrap();
-        assert_eq!(sessions.read(&id).await.unwrap().unwrap(), Bytes::new());
+        assert_eq!(
+            sessions.read(&id).await.unwrap().data().unwrap(),
+            Bytes::new()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1437,7 +1461,7 @@ mod tests {
             }
         });
         while !writer.is_finished() {
-            let data = sessions.read(&id).await.unwrap().unwrap();
+            let data = sessions.read(&id).await.unwrap().data().unwrap();
             assert_eq!(data.len(), SIZE);
             assert!(data.iter().all(|&b| b == data[0]), "torn read");
         }

@@ -17,11 +17,12 @@ use tokio::sync::Mutex;
 
 use super::codec::SessionData;
 use super::error::SessionError;
-use super::handler::SessionLock;
+use super::handler::{SessionLock, Stored};
 use super::id::SessionId;
 use super::local_locks::{HandOff, LocalTurn};
 use super::metrics::SessionTimings;
 use super::store::SessionStore;
+use super::unreadable::Unreadable;
 use super::write_chain::WriteChain;
 
 /// Where the session's creation time is kept when an absolute lifetime is
@@ -69,7 +70,13 @@ struct Active {
     id: SessionId,
     data: SessionData,
     /// The bytes read from the backend, to tell whether anything changed.
+    /// For a stored value nene could not use, the encoding of the empty
+    /// data the request started with instead.
     original: Option<Bytes>,
+    /// The stored value is not nene's to rewrite unless the handler changes
+    /// the session (it was unreadable, or empty as PHP stores an empty
+    /// session): an unchanged session is neither written nor touched.
+    leave_alone_unless_changed: bool,
     /// The id was made in this request (new session or regenerate): the
     /// client learns it from a Set-Cookie once the session is stored.
     id_is_new: bool,
@@ -241,7 +248,7 @@ impl Session {
             Some(hand_off) => (
                 SessionLock::none(),
                 Some(hand_off.chain),
-                Some(hand_off.data),
+                Stored::Data(hand_off.data),
                 hand_off.locked_at,
             ),
             None => {
@@ -251,7 +258,26 @@ impl Session {
                 (lock, None, stored, backend_started)
             }
         };
-        let Some(bytes) = stored else {
+        let (data, bytes, leave_alone_unless_changed) = match stored {
+            Stored::Data(bytes) if bytes.is_empty() => (SessionData::new(), None, true),
+            Stored::Data(bytes) => match store.codec.decode(&bytes) {
+                Ok(data) => (data, Some(bytes), false),
+                Err(error) => {
+                    let reason = match error {
+                        SessionError::Corrupt(reason) => reason,
+                        other => other.to_string(),
+                    };
+                    self.warn_unreadable(&id, &Unreadable::undecodable(&bytes, reason));
+                    (SessionData::new(), None, true)
+                }
+            },
+            Stored::Unreadable(why) => {
+                self.warn_unreadable(&id, &why);
+                (SessionData::new(), None, true)
+            }
+            Stored::Missing => (SessionData::new(), None, false),
+        };
+        if !leave_alone_unless_changed && bytes.is_none() {
             if store.settings.use_strict_mode {
                 // Strict: an id we did not issue (or that expired) is
                 // replaced; the client's id is never stored.
@@ -267,15 +293,12 @@ impl Session {
             active.locked_at = locked_at;
             active.turn = turn;
             return Ok(active);
-        };
-        let data = store.codec.decode(&bytes).unwrap_or_else(|error| {
-            tracing::warn!("session #{}: {error}; starting it afresh", id.log_tag());
-            SessionData::new()
-        });
+        }
         let mut active = Active {
             id,
             data,
-            original: Some(bytes),
+            original: bytes,
+            leave_alone_unless_changed,
             id_is_new: false,
             destroyed: false,
             replaced: None,
@@ -296,7 +319,19 @@ impl Session {
                 .await;
             return Ok(self.new_session());
         }
+        if active.leave_alone_unless_changed {
+            // What "unchanged" means for this request: the empty data it
+            // started with (a creation time included, if one was just added).
+            active.original = Some(store.codec.encode(&active.data));
+        }
         Ok(active)
+    }
+
+    fn warn_unreadable(&self, id: &SessionId, why: &Unreadable) {
+        tracing::warn!(
+            "session #{}: {why}; the request starts with an empty session, and the stored value is kept unless the session is changed or destroyed",
+            id.log_tag()
+        );
     }
 
     fn new_session(&self) -> Active {
@@ -308,6 +343,7 @@ impl Session {
             id: self.store.ids.generate(),
             data,
             original: None,
+            leave_alone_unless_changed: false,
             id_is_new: true,
             destroyed: false,
             replaced: None,
@@ -354,6 +390,7 @@ impl Session {
             && !active.id_is_new
             && active.replaced.is_none()
             && !active.destroyed
+            && !active.leave_alone_unless_changed
             && active.turn.as_ref().is_some_and(LocalTurn::others_waiting)
             && active.locked_at.elapsed() < self.hand_off_window()
     }
@@ -466,8 +503,16 @@ impl Session {
         }
         let holds_data = active.data.keys().any(|key| visible(key));
         let stored = match &active.original {
+            // A stored value that is not nene's to rewrite, unchanged: not
+            // even its expiry is touched (the lock goes at commit).
+            Some(before)
+                if active.leave_alone_unless_changed
+                    && store.codec.encode(&active.data) == *before =>
+            {
+                false
+            }
             Some(before) => {
-                let now = store.codec.encode(&active.data);
+                let now = self.encode_within_max_size(active)?;
                 // Unchanged under lazy_write: only the expiry is refreshed.
                 let changed = !store.settings.lazy_write || now != *before;
                 let lock = std::mem::replace(&mut active.lock, SessionLock::none());
@@ -479,7 +524,9 @@ impl Session {
             // New (or adopted) and empty: nothing worth storing, no cookie.
             None if !holds_data => false,
             None => {
-                handler.write(id, store.codec.encode(&active.data)).await?;
+                handler
+                    .write(id, self.encode_within_max_size(active)?)
+                    .await?;
                 true
             }
         };
@@ -501,7 +548,15 @@ impl Session {
     /// hands data and lock to the next request of the session at once, and
     /// then waits until a write has stored the change.
     async fn queue_and_hand_off(&self, active: &mut Active) -> Result<CommitOutcome, SessionError> {
-        let data = self.store.codec.encode(&active.data);
+        let data = match self.encode_within_max_size(active) {
+            Ok(data) => data,
+            Err(too_large) => {
+                // Nothing queued: take the lock back from the chain so that
+                // commit releases it.
+                settle_chain(active).await?;
+                return Err(too_large);
+            }
+        };
         let chain = match active.chain.take() {
             Some(chain) => chain,
             None => WriteChain::new(
@@ -524,6 +579,23 @@ impl Session {
             set_cookie: None,
             remove_cookie: false,
         })
+    }
+}
+
+impl Session {
+    /// The bytes to store for the session, unless they are over
+    /// `session.max_size` (then the change is refused, never stored half).
+    fn encode_within_max_size(&self, active: &Active) -> Result<Bytes, SessionError> {
+        let bytes = self.store.codec.encode(&active.data);
+        let max = self.store.settings.max_size;
+        if bytes.len() as u64 > max {
+            return Err(SessionError::TooLarge {
+                id_tag: active.id.log_tag(),
+                size: bytes.len(),
+                max,
+            });
+        }
+        Ok(bytes)
     }
 }
 

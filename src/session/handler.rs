@@ -10,6 +10,36 @@ use bytes::Bytes;
 
 use super::error::SessionError;
 use super::id::SessionId;
+use super::unreadable::Unreadable;
+
+/// The largest stored session a backend loads unless told otherwise
+/// (`session.max_size`'s default). Real sessions are a few KiB (a login, a
+/// cart); 4 MiB is far past any of them, yet bounds what one request
+/// allocates for a value that was planted or grew without bound.
+pub(crate) const DEFAULT_MAX_SESSION_BYTES: u64 = 4 * 1024 * 1024;
+
+/// What a backend found under a session id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Nothing: never stored, expired or destroyed.
+    Missing,
+    /// The stored bytes, for the codec to decode.
+    Data(Bytes),
+    /// Something the backend will not hand over: over `session.max_size`,
+    /// or not a plain value. The request starts with an empty session and
+    /// leaves the stored value alone unless its handler changes the session.
+    Unreadable(Unreadable),
+}
+
+impl Stored {
+    /// The bytes, when there are usable ones.
+    pub fn data(self) -> Option<Bytes> {
+        match self {
+            Stored::Data(bytes) => Some(bytes),
+            Stored::Missing | Stored::Unreadable(_) => None,
+        }
+    }
+}
 
 /// A session backend. Every method is bounded in time by the backend's own
 /// timeout and returns an error rather than hang.
@@ -23,16 +53,14 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// [`SessionLock::none`].
     async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError>;
 
-    /// The stored bytes, or `None` when the session does not exist or expired.
-    async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError>;
+    /// What is stored under `id`. A value over `session.max_size` is
+    /// [`Stored::Unreadable`] and is not loaded into memory.
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError>;
 
     /// [`lock`](Self::lock) then [`read`](Self::read); a backend that can do
     /// both in one round trip overrides it. The lock is released if the
-    /// read fails.
-    async fn lock_and_read(
-        &self,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Option<Bytes>), SessionError> {
+    /// read fails (and kept, for the request, when the data is unreadable).
+    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
         let lock = self.lock(id).await?;
         match self.read(id).await {
             Ok(data) => Ok((lock, data)),

@@ -9,10 +9,23 @@
 //! the DSN's `timeout` (plus `connect_timeout` while a connection is being
 //! opened). A request that cannot reach Redis gets an error (a 503), and the
 //! next one tries again.
+//!
+//! Redis may also close a connection under nene: its own `timeout` setting
+//! for idle clients, `CLIENT KILL`, a proxy or a load balancer that drops
+//! idle connections. A command that failed that way (not a timeout, not an
+//! error reply) is sent once more on a fresh connection: every command here
+//! is safe to repeat (see `CHECKED_SAVE_SCRIPT` for the one that needs care).
+//! Nothing keeps idle connections alive: the retry costs one reconnect after
+//! an idle period, a keep-alive ping would cost traffic on every idle
+//! connection and still lose to a proxy with a shorter idle limit.
+//!
+//! A key that holds something nene cannot use (a hash, a value over
+//! `session.max_size`) is reported as [`Stored::Unreadable`], never loaded:
+//! the lock is still taken, so the request goes on with an empty session.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,14 +34,17 @@ use rand::RngExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     Client, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo, RedisError,
-    Value,
+    Script, ScriptInvocation, Value,
 };
 use tokio::time::Instant;
 
 use super::dsn::{RedisAddress, RedisDsn, SessionDsn};
 use super::error::SessionError;
-use super::handler::{HeldLock, SessionHandler, SessionLock, save_then_release};
+use super::handler::{
+    DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock, Stored, save_then_release,
+};
 use super::id::SessionId;
+use super::unreadable::Unreadable;
 
 const BACKEND: &str = "redis";
 
@@ -36,6 +52,61 @@ const BACKEND: &str = "redis";
 /// lock that expired and was taken by another request is not ours to delete.
 const RELEASE_SCRIPT: &str =
     "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end";
+
+/// Takes the lock (when ARGV[1] is a token) and reads the session, in one
+/// round trip. Only a plain string of at most ARGV[3] bytes is sent back:
+/// a key of another type, or a value over `session.max_size`, is reported
+/// instead, so nene never loads it. With ARGV[4] = '0' nothing is read.
+/// Taking the lock is idempotent — a lock that already holds this token
+/// counts as taken — so a retry after a dropped connection does not wait
+/// for its own lock.
+///
+/// KEYS: session key, lock key. ARGV: token ('' = no lock), lock TTL in
+/// ms, max size, read ('1'/'0'). Reply: {0} when another request holds the
+/// lock; otherwise {1}, {1,'type',T}, {1,'size',N} or {1,'data',bytes}.
+const LOCK_AND_READ_SCRIPT: &str = r"
+if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
+   and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return {0}
+end
+if ARGV[4] == '0' then return {1} end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then return {1} end
+if kind ~= 'string' then return {1, 'type', kind} end
+local size = redis.call('STRLEN', KEYS[1])
+if size > tonumber(ARGV[3]) then return {1, 'size', size} end
+return {1, 'data', redis.call('GET', KEYS[1])}
+";
+
+/// The retry of a save whose connection dropped before its reply came. The
+/// first attempt may or may not have been applied, and another request may
+/// have taken the lock since, so a blind repeat could overwrite its newer
+/// data: this writes (or touches) and unlocks only while the lock still
+/// holds this request's token. When it does not, the save counts as done if
+/// it was a touch or if the stored value is exactly what this request wrote
+/// (the first attempt got through), and as failed otherwise.
+///
+/// KEYS: session key, lock key. ARGV: token, TTL in seconds, data (absent
+/// for a touch). Reply: 1 stored, 0 not stored.
+const CHECKED_SAVE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  if ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
+  else
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+  end
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+if not ARGV[3] then return 1 end
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[3] then
+  return 1
+end
+return 0
+";
+
+static LOCK_AND_READ: LazyLock<Script> = LazyLock::new(|| Script::new(LOCK_AND_READ_SCRIPT));
+static CHECKED_SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(CHECKED_SAVE_SCRIPT));
 
 /// First pause between attempts to take a busy lock; it doubles up to
 /// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
@@ -60,6 +131,8 @@ pub struct RedisSessionHandler {
     ttl_secs: u64,
     /// Locking settings; `None` when the DSN says `lock=off`.
     lock: Option<LockSettings>,
+    /// `session.max_size`: a larger stored value is never sent to nene.
+    max_size: u64,
 }
 
 /// How session locks behave (`lock_ttl`, `lock_wait`).
@@ -130,7 +203,15 @@ impl RedisSessionHandler {
                 ttl: options.lock_ttl,
                 wait: options.lock_wait,
             }),
+            max_size: DEFAULT_MAX_SESSION_BYTES,
         })
+    }
+
+    /// The same handler, leaving stored values over `max_size` bytes
+    /// unread (`session.max_size`).
+    pub fn with_max_size(mut self, max_size: u64) -> Self {
+        self.max_size = max_size;
+        self
     }
 
     fn key(&self, id: &SessionId) -> String {
@@ -146,10 +227,14 @@ impl RedisSessionHandler {
         &self,
         id: &SessionId,
         read: bool,
-    ) -> Result<(SessionLock, Option<Bytes>), SessionError> {
+    ) -> Result<(SessionLock, Stored), SessionError> {
         let Some(settings) = self.lock else {
-            let data = if read { self.read(id).await? } else { None };
-            return Ok((SessionLock::none(), data));
+            let stored = if read {
+                self.read(id).await?
+            } else {
+                Stored::Missing
+            };
+            return Ok((SessionLock::none(), stored));
         };
         let held = RedisLock {
             redis: self.redis.clone(),
@@ -157,43 +242,39 @@ impl RedisSessionHandler {
             token: new_token(),
             expires_at: Instant::now() + settings.ttl,
         };
-        let mut take = redis::cmd("SET");
-        take.arg(&held.key)
+        let mut invocation = LOCK_AND_READ.prepare_invoke();
+        invocation
+            .key(self.key(id))
+            .key(&held.key)
             .arg(&held.token)
-            .arg("NX")
-            .arg("PX")
-            .arg(u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX));
-        let mut take_and_read = redis::pipe();
-        take_and_read.add_command(take.clone()).get(self.key(id));
+            .arg(u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX))
+            .arg(self.max_size)
+            .arg(if read { "1" } else { "0" });
 
         let started = Instant::now();
         let mut pause = LOCK_RETRY_FIRST;
         loop {
-            let attempt = if read {
-                self.redis
-                    .run::<(Option<String>, Option<Vec<u8>>)>(
-                        "lock",
-                        Request::Pipeline(&take_and_read),
-                    )
-                    .await
-                    .map(|(taken, data)| (taken.is_some(), data))
-            } else {
-                self.redis
-                    .run::<Option<String>>("lock", Request::Command(&take))
-                    .await
-                    .map(|taken| (taken.is_some(), None))
-            };
-            match attempt {
-                Ok((true, data)) => {
-                    return Ok((SessionLock::held(Box::new(held)), data.map(Bytes::from)));
-                }
-                Ok((false, _)) => {}
-                Err(error) => {
-                    if matches!(error, SessionError::Timeout { .. }) {
-                        // The SET may have reached Redis after all; do not
+            let reply = self
+                .redis
+                .run_reporting::<Value>("lock", Request::Script(&invocation))
+                .await;
+            let parsed = match reply {
+                Ok(reply) => parse_lock_and_read(reply, self.max_size)
+                    .map_err(|message| self.redis.failed("lock", &message)),
+                Err(failure) => {
+                    if failure.may_have_applied {
+                        // The lock may have been taken after all; do not
                         // leave a lock nobody knows they hold.
                         drop(SessionLock::held(Box::new(held)));
                     }
+                    return Err(failure.error);
+                }
+            };
+            match parsed {
+                Ok(Some(stored)) => return Ok((SessionLock::held(Box::new(held)), stored)),
+                Ok(None) => {}
+                Err(error) => {
+                    drop(SessionLock::held(Box::new(held)));
                     return Err(error);
                 }
             }
@@ -208,6 +289,81 @@ impl RedisSessionHandler {
             tokio::time::sleep(jittered.min(settings.wait - waited)).await;
             pause = (pause * 2).min(LOCK_RETRY_MAX);
         }
+    }
+}
+
+/// The reply of [`LOCK_AND_READ_SCRIPT`]: `None` while another request
+/// holds the lock, else what is stored. The error names a reply the script
+/// cannot give.
+fn parse_lock_and_read(reply: Value, max_size: u64) -> Result<Option<Stored>, String> {
+    let unexpected =
+        |reply: &dyn std::fmt::Debug| format!("unexpected reply to the lock script: {reply:?}");
+    let Value::Array(mut items) = reply else {
+        return Err(unexpected(&reply));
+    };
+    // The data itself is moved out, not copied: it can be megabytes.
+    if let [
+        Value::Int(1),
+        Value::BulkString(what),
+        Value::BulkString(bytes),
+    ] = items.as_mut_slice()
+        && what.as_slice() == b"data"
+    {
+        return Ok(Some(Stored::Data(Bytes::from(std::mem::take(bytes)))));
+    }
+    match items.as_slice() {
+        [Value::Int(0)] => Ok(None),
+        [Value::Int(1)] => Ok(Some(Stored::Missing)),
+        [
+            Value::Int(1),
+            Value::BulkString(what),
+            Value::BulkString(kind),
+        ] if what == b"type" => Ok(Some(Stored::Unreadable(Unreadable::WrongType(
+            String::from_utf8_lossy(kind).into_owned(),
+        )))),
+        [Value::Int(1), Value::BulkString(what), Value::Int(size)] if what == b"size" => {
+            Ok(Some(Stored::Unreadable(Unreadable::TooLarge {
+                size: u64::try_from(*size).unwrap_or(0),
+                max: max_size,
+            })))
+        }
+        _ => Err(unexpected(&items)),
+    }
+}
+
+impl RedisSessionHandler {
+    /// The retry of [`SessionHandler::save_and_unlock`] after a dropped
+    /// connection: [`CHECKED_SAVE_SCRIPT`], sent once.
+    async fn checked_save(
+        &self,
+        id: &SessionId,
+        data: Option<&Bytes>,
+        held: &RedisLock,
+    ) -> Result<(), SessionError> {
+        let mut invocation = CHECKED_SAVE.prepare_invoke();
+        invocation
+            .key(self.key(id))
+            .key(&held.key)
+            .arg(&held.token)
+            .arg(self.ttl_secs);
+        if let Some(data) = data {
+            invocation.arg(data.as_ref());
+        }
+        let stored = self
+            .redis
+            .attempt::<i64>("write", &Request::Script(&invocation))
+            .await
+            .map_err(|failure| failure.error)?;
+        if stored == 1 {
+            return Ok(());
+        }
+        Err(self.redis.failed(
+            "write",
+            &format!(
+                "the connection dropped during the write of session #{} and its lock had passed to another request by the retry; this change was not stored",
+                id.log_tag()
+            ),
+        ))
     }
 }
 
@@ -234,21 +390,33 @@ impl SessionHandler for RedisSessionHandler {
         Ok(self.acquire(id, false).await?.0)
     }
 
-    /// One round trip: a pipelined `SET … NX PX` and `GET`. While another
-    /// request holds the lock, both are retried as in `lock`. With
-    /// `lock=off` this is a plain read.
-    async fn lock_and_read(
-        &self,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Option<Bytes>), SessionError> {
+    /// One round trip: [`LOCK_AND_READ_SCRIPT`] takes the lock and reads.
+    /// While another request holds the lock, it is retried as in `lock`.
+    /// With `lock=off` this is a plain read.
+    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
         self.acquire(id, true).await
     }
 
-    async fn read(&self, id: &SessionId) -> Result<Option<Bytes>, SessionError> {
-        let mut get = redis::cmd("GET");
-        get.arg(self.key(id));
-        let data: Option<Vec<u8>> = self.redis.run("read", Request::Command(&get)).await?;
-        Ok(data.map(Bytes::from))
+    /// [`LOCK_AND_READ_SCRIPT`] without the lock: only a string within
+    /// `session.max_size` comes back.
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
+        let mut invocation = LOCK_AND_READ.prepare_invoke();
+        invocation
+            .key(self.key(id))
+            .key(self.lock_key(id))
+            .arg("")
+            .arg(0)
+            .arg(self.max_size)
+            .arg("1");
+        let reply = self
+            .redis
+            .run::<Value>("read", Request::Script(&invocation))
+            .await?;
+        match parse_lock_and_read(reply, self.max_size) {
+            Ok(Some(stored)) => Ok(stored),
+            Ok(None) => Err(self.redis.failed("read", "the lock script refused a read")),
+            Err(message) => Err(self.redis.failed("read", &message)),
+        }
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
@@ -271,7 +439,8 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     /// One round trip: the `SET … EX` (or `EXPIRE`) and the lock's
-    /// compare-and-delete go out as one pipeline.
+    /// compare-and-delete go out as one pipeline. If the connection drops
+    /// under it, [`CHECKED_SAVE_SCRIPT`] is the retry.
     async fn save_and_unlock(
         &self,
         id: &SessionId,
@@ -304,10 +473,15 @@ impl SessionHandler for RedisSessionHandler {
             .arg(&held.key)
             .arg(&held.token)
             .ignore();
-        let saved = self
+        let saved = match self
             .redis
-            .run::<()>("write", Request::Pipeline(&pipeline))
-            .await;
+            .attempt::<()>("write", &Request::Pipeline(&pipeline))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(failure) if failure.dropped => self.checked_save(id, data.as_ref(), &held).await,
+            Err(failure) => Err(failure.error),
+        };
         if saved.is_err() {
             // The pipeline may not have reached Redis: release on its own,
             // in the background (best effort; the lock TTL is the backstop).
@@ -448,10 +622,12 @@ struct SharedConnection {
     password: Option<String>,
 }
 
-/// What [`SharedConnection::run`] sends: one command, or several in one round trip.
+/// What [`SharedConnection::run`] sends: one command, several in one round
+/// trip, or a script (by its SHA, loaded on first use).
 enum Request<'a> {
     Command(&'a redis::Cmd),
     Pipeline(&'a redis::Pipeline),
+    Script(&'a ScriptInvocation<'a>),
 }
 
 impl Request<'_> {
@@ -459,18 +635,63 @@ impl Request<'_> {
         match self {
             Request::Command(command) => command.query_async(connection).await,
             Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+            Request::Script(script) => script.invoke_async(connection).await,
         }
     }
 }
 
+/// A command that failed, with what the caller needs to recover.
+struct Failure {
+    /// The error for the request.
+    error: SessionError,
+    /// Redis closed the connection under the command (reset, broken pipe,
+    /// end of stream): the command may or may not have run, and a fresh
+    /// connection is worth one more try.
+    dropped: bool,
+    /// The command may have reached Redis and run (false only when no
+    /// connection could be opened).
+    may_have_applied: bool,
+}
+
 impl SharedConnection {
     /// Sends `request` and converts the reply, within `connect_timeout +
-    /// timeout` whatever happens.
+    /// timeout` (twice that when the connection dropped under the first
+    /// try). Only for requests that are safe to repeat.
     async fn run<T: FromRedisValue>(
         &self,
         operation: &'static str,
         request: Request<'_>,
     ) -> Result<T, SessionError> {
+        self.run_reporting(operation, request)
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    /// [`Self::run`], saying whether a failed request may have run.
+    async fn run_reporting<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+    ) -> Result<T, Failure> {
+        match self.attempt(operation, &request).await {
+            Err(failure) if failure.dropped => {
+                tracing::debug!(
+                    "Redis at {} closed the connection during {operation}; retrying once on a new one",
+                    self.target
+                );
+                self.attempt(operation, &request).await
+            }
+            other => other,
+        }
+    }
+
+    /// Sends `request` once and converts the reply, within `connect_timeout
+    /// + timeout` whatever happens.
+    async fn attempt<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: &Request<'_>,
+    ) -> Result<T, Failure> {
         let started = Instant::now();
         let mut connection = self.connection();
         let attempt = async {
@@ -483,9 +704,14 @@ impl SharedConnection {
             }
         };
         let result = tokio::time::timeout(self.connect_timeout + self.timeout, attempt).await;
+        let timed_out = |started| Failure {
+            error: self.timed_out(operation, started),
+            dropped: false,
+            may_have_applied: true,
+        };
         let reply = match result {
             Ok(Ok(reply)) => reply,
-            Ok(Err(error)) if error.is_timeout() => return Err(self.timed_out(operation, started)),
+            Ok(Err(error)) if error.is_timeout() => return Err(timed_out(started)),
             Ok(Err(error)) => {
                 // The connection manager reopens the connection after I/O
                 // errors, but keeps a connection whose set-up Redis refused
@@ -494,13 +720,21 @@ impl SharedConnection {
                 if !error.is_io_error() {
                     self.forget_connection();
                 }
-                return Err(self.failed(operation, &error.to_string()));
+                let refused = error.is_connection_refusal();
+                return Err(Failure {
+                    error: self.failed(operation, &error.to_string()),
+                    dropped: error.is_connection_dropped() && !refused,
+                    may_have_applied: !refused,
+                });
             }
-            Err(_elapsed) => return Err(self.timed_out(operation, started)),
+            Err(_elapsed) => return Err(timed_out(started)),
         };
         self.timeouts_in_a_row.store(0, Ordering::Relaxed);
-        T::from_redis_value(reply)
-            .map_err(|error| self.failed(operation, &format!("unexpected reply: {error}")))
+        T::from_redis_value(reply).map_err(|error| Failure {
+            error: self.failed(operation, &format!("unexpected reply: {error}")),
+            dropped: false,
+            may_have_applied: true,
+        })
     }
 
     /// The shared connection, created (without connecting) on first use.

@@ -218,7 +218,7 @@ mod tests {
         async fn lock(&self, _: &SessionId) -> Result<SessionLock, SessionError> {
             unimplemented!()
         }
-        async fn read(&self, _: &SessionId) -> Result<Option<Bytes>, SessionError> {
+        async fn read(&self, _: &SessionId) -> Result<crate::session::Stored, SessionError> {
             unimplemented!()
         }
         async fn write(&self, _: &SessionId, data: Bytes) -> Result<(), SessionError> {

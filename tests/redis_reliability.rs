@@ -1,0 +1,374 @@
+//! Redis misbehaving in ordinary production ways, through a real nginx and a
+//! real redis-server: connections closed under nene (idle timeout, `CLIENT
+//! KILL`), keys holding data nene cannot read, values over
+//! `session.max_size`, and a Redis that refuses writes (out of memory, turned
+//! replica, ACL). No request may get a 503 for a dropped connection, no
+//! lock may outlive its request, no value nene cannot read may be destroyed
+//! by a request that did not change the session.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use common::browser::Browser;
+use common::fcgi_client::{Response, request_params, request_with_params};
+use common::in_process::InProcess;
+use common::redis_server::RedisServer;
+use common::{Nene, Nginx, rss_kib};
+use nene::{Session, SessionError};
+
+struct Stack {
+    nene: Nene,
+    nginx: Nginx,
+}
+
+fn stack(redis: &RedisServer, env: &[(&str, &str)]) -> Stack {
+    let url = redis.url();
+    let mut all = vec![("NENE_SESSION_DSN", url.as_str())];
+    all.extend_from_slice(env);
+    let nene = Nene::start(&all);
+    let nginx = Nginx::start(&nene.upstream, true);
+    Stack { nene, nginx }
+}
+
+fn int(value: redis::Value) -> i64 {
+    match value {
+        redis::Value::Int(n) => n,
+        other => panic!("expected an integer reply, got {other:?}"),
+    }
+}
+
+/// `PTTL` of the session's lock key: -2 when there is no lock.
+fn lock_pttl(redis: &RedisServer, id: &str) -> i64 {
+    int(redis.run(&["PTTL", &format!("sess_{id}.lock")]))
+}
+
+/// Connections Redis has accepted since it started.
+fn connections_received(redis: &RedisServer) -> u64 {
+    let redis::Value::BulkString(info) = redis.run(&["INFO", "stats"]) else {
+        panic!("INFO is a bulk string");
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("INFO stats has total_connections_received")
+}
+
+/// A browser with a session holding `{"count":1}`; returns it and the id.
+async fn browser_with_a_session(stack: &Stack) -> (Browser, String) {
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let id = browser.session_id().expect("a session cookie");
+    (browser, id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_redis_closed_while_idle_costs_no_request_a_503() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let (mut browser, _) = browser_with_a_session(&stack).await;
+    redis.run(&["CONFIG", "SET", "timeout", "1"]);
+    let before = connections_received(&redis);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}\n{}", page.body, stack.nene.log_text());
+    assert_eq!(page.json()["count"], 2);
+    assert!(
+        connections_received(&redis) > before + 1,
+        "Redis closed the idle connection and nene opened a new one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_killed_every_100_ms_cost_no_503_and_no_count() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    let before = connections_received(&redis);
+    let stop = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let stop = stop.clone();
+        let url = redis.url();
+        std::thread::spawn(move || {
+            let client = redis::Client::open(url).unwrap();
+            let mut connection = client.get_connection().unwrap();
+            let mut kills = 0;
+            while !stop.load(Ordering::Relaxed) {
+                // SKIPME is the default: the killer keeps its own connection.
+                let killed: i64 = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg("normal")
+                    .query(&mut connection)
+                    .unwrap();
+                kills += killed;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            kills
+        })
+    };
+    let mut ok = 0;
+    let mut statuses = Vec::new();
+    for _ in 0..200 {
+        let page = browser.get("/session/counter").await;
+        if page.status == 200 {
+            ok += 1;
+            assert_eq!(page.json()["count"], ok, "every 200 counted once");
+        } else {
+            statuses.push(page.status);
+        }
+        // Paced so that the kills land between requests, as on a real site.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let kills = killer.join().unwrap();
+    assert_eq!(statuses, Vec::<u16>::new(), "{}", stack.nene.log_text());
+    assert_eq!(ok, 200);
+    let id = browser.session_id().unwrap();
+    assert_eq!(
+        redis.db(0).get(&format!("sess_{id}")).unwrap(),
+        br#"{"count":200}"#.to_vec()
+    );
+    assert!(kills >= 10, "nene's connection was killed {kills} times");
+    assert!(
+        connections_received(&redis) >= before + 10,
+        "nene reconnected after the kills"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hash_under_the_session_key_does_not_lock_the_session_out() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let key = format!("sess_{id}");
+    redis.run(&["DEL", &key]);
+    redis.run(&["HSET", &key, "owner", "another application"]);
+
+    let page = browser.get("/session/whoami").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.json()["user"], serde_json::Value::Null);
+    assert_eq!(lock_pttl(&redis, &id), -2, "the lock went with the request");
+    assert_eq!(
+        redis.run(&["HGET", &key, "owner"]),
+        redis::Value::BulkString(b"another application".to_vec()),
+        "a read-only request leaves the hash alone"
+    );
+    let log = common::wait_for_log(&stack.nene.dir().join("nene.log"), "holds a hash");
+    let line = log.lines().find(|l| l.contains("holds a hash")).unwrap();
+    let tag = line
+        .split("session #")
+        .nth(1)
+        .and_then(|rest| rest.get(..8))
+        .unwrap_or_default();
+    assert!(
+        tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the line names the session's tag: {line}"
+    );
+    assert!(!line.contains(&id), "never the id itself: {line}");
+
+    let page = browser.post_form("/session/logout", "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(int(redis.run(&["EXISTS", &key])), 0, "logout removes it");
+    assert_eq!(lock_pttl(&redis, &id), -2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_request_leaves_data_nene_cannot_read_byte_for_byte() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let values: [(&[u8], &str); 6] = [
+        (b"\xff\x00 not json at all", "not readable"),
+        (b"[1,2,3]", "JSON but not an object"),
+        (b"null", "JSON but not an object"),
+        (b"", ""),
+        (
+            b"count|i:5;user|s:5:\"alice\";",
+            "PHP's session format (session.serialize_handler = php)",
+        ),
+        (b"a:1:{s:5:\"count\";i:5;}", "php_serialize format"),
+    ];
+    for (value, logged) in values {
+        let (mut browser, id) = browser_with_a_session(&stack).await;
+        let key = format!("sess_{id}");
+        // No expiry: a touch would give it one.
+        redis.db(0).set(&key, value);
+        let page = browser.get("/session/whoami").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.json()["user"], serde_json::Value::Null);
+        assert_eq!(
+            redis.db(0).get(&key).as_deref(),
+            Some(value),
+            "unchanged: {value:?}"
+        );
+        assert_eq!(redis.db(0).ttl(&key), -1, "not even touched: {value:?}");
+        assert_eq!(lock_pttl(&redis, &id), -2, "unlocked: {value:?}");
+        if !logged.is_empty() {
+            common::wait_for_log(&stack.nene.dir().join("nene.log"), logged);
+        }
+    }
+
+    // A request that changes the session stores nene's own data in its place.
+    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let key = format!("sess_{id}");
+    redis.db(0).set(&key, b"count|i:5;");
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    assert_eq!(redis.db(0).get(&key).unwrap(), br#"{"count":1}"#.to_vec());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_over_max_size_is_never_loaded_and_a_session_cannot_grow_past_it() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[("NENE_SESSION__MAX_SIZE", "1M")]);
+    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let key = format!("sess_{id}");
+    let huge = vec![b'x'; 20 * 1024 * 1024];
+    redis.db(0).set(&key, &huge);
+    let rss_before = rss_kib(stack.nene.pid());
+    for _ in 0..5 {
+        let page = browser.get("/session/whoami").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.json()["user"], serde_json::Value::Null);
+    }
+    let grown = rss_kib(stack.nene.pid()).saturating_sub(rss_before);
+    assert!(grown < 4 * 1024, "RSS grew by {grown} KiB");
+    assert_eq!(int(redis.run(&["STRLEN", &key])), 20 * 1024 * 1024);
+    assert_eq!(lock_pttl(&redis, &id), -2);
+    common::wait_for_log(
+        &stack.nene.dir().join("nene.log"),
+        "bytes, over session.max_size (1048576)",
+    );
+
+    // Growing past the bound: a 500, nothing stored, the old session intact.
+    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let user = "u".repeat(1024 * 1024);
+    let page = browser
+        .post_form("/session/login", &format!("user={user}"))
+        .await;
+    assert_eq!(page.status, 500, "{}", page.body);
+    assert_eq!(browser.session_id().as_deref(), Some(id.as_str()));
+    assert_eq!(
+        redis.db(0).get(&format!("sess_{id}")).unwrap(),
+        br#"{"count":1}"#.to_vec()
+    );
+    assert_eq!(redis.db(0).keys("*").len(), 2, "the 20 MB one and this one");
+    assert_eq!(redis.db(0).keys("*.lock"), Vec::<String>::new());
+    common::wait_for_log(
+        &stack.nene.dir().join("nene.log"),
+        "this change was not stored",
+    );
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+}
+
+/// Redis refusing writes in three ordinary ways; each gives 503 while it
+/// lasts, loses no write that was answered 200, leaves no lock, and
+/// recovers without restarting nene.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_refuses_writes_gives_503_and_recovers_by_itself() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let mut count = 1;
+    let refusals: [(&[&str], &[&str]); 3] = [
+        (
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &["CONFIG", "SET", "maxmemory", "0"],
+        ),
+        (
+            &["REPLICAOF", "127.0.0.1", "1"],
+            &["REPLICAOF", "NO", "ONE"],
+        ),
+        (
+            &["ACL", "SETUSER", "default", "-set"],
+            &["ACL", "SETUSER", "default", "+set"],
+        ),
+    ];
+    redis.run(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    for (refuse, allow) in refusals {
+        redis.run(refuse);
+        let page = browser.get("/session/counter").await;
+        assert_eq!(page.status, 503, "{refuse:?}: {}", page.body);
+        assert_eq!(lock_pttl(&redis, &id), -2, "{refuse:?}");
+        redis.run(allow);
+        count += 1;
+        let page = browser.get("/session/counter").await;
+        assert_eq!(page.status, 200, "after {refuse:?}: {}", page.body);
+        assert_eq!(page.json()["count"], count, "after {refuse:?}");
+    }
+}
+
+/// An application route that uses the session and then fails: with an
+/// error response, or with a panic.
+fn failing_app() -> Router {
+    async fn fails(session: Session) -> Result<&'static str, SessionError> {
+        session.insert("seen", true).await?;
+        Err(SessionError::Corrupt("the handler gave up".into()))
+    }
+    async fn panics(session: Session) -> &'static str {
+        let _ = session.get::<bool>("seen").await;
+        panic!("the handler panicked");
+    }
+    async fn counter(session: Session) -> Result<String, SessionError> {
+        let n = session.get::<u64>("n").await?.unwrap_or(0) + 1;
+        session.insert("n", n).await?;
+        Ok(n.to_string())
+    }
+    Router::new()
+        .route("/fails", get(fails))
+        .route("/panics", get(panics))
+        .route("/counter", get(counter))
+}
+
+/// One GET of `path` over FastCGI, with `cookie` when given.
+async fn fastcgi_get(addr: &str, path: &str, cookie: Option<&str>) -> Response {
+    let mut pairs = request_params("GET", path);
+    if let Some(cookie) = cookie {
+        pairs.push((b"HTTP_COOKIE".to_vec(), cookie.as_bytes().to_vec()));
+    }
+    let borrowed: Vec<(&[u8], &[u8])> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    request_with_params(addr, &borrowed).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_that_fails_or_panics_leaves_no_lock_behind() {
+    let redis = RedisServer::start();
+    let (server, _dir) =
+        InProcess::start_app(failing_app(), &[("NENE_SESSION_DSN", &redis.url())]).await;
+    let first = fastcgi_get(&server.addr, "/counter", None).await;
+    assert_eq!(first.body_text(), "1");
+    let head = String::from_utf8_lossy(first.head()).to_string();
+    let id = head
+        .split("NENESESSID=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let cookie = format!("NENESESSID={id}");
+    for path in ["/fails", "/panics"] {
+        let response = fastcgi_get(&server.addr, path, Some(&cookie)).await;
+        assert!((500..600).contains(&response.status()), "{path}");
+        // A panicked request's lock is released in the background.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while lock_pttl(&redis, &id) != -2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(lock_pttl(&redis, &id), -2, "{path} left its lock");
+    }
+    let started = std::time::Instant::now();
+    let next = fastcgi_get(&server.addr, "/counter", Some(&cookie)).await;
+    assert_eq!(next.body_text(), "2");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no lock to wait for"
+    );
+    server.stop().await;
+}
