@@ -395,3 +395,44 @@ async fn cookie_attributes_follow_the_settings() {
     }
     assert!(!cookie.contains("HttpOnly"), "{cookie}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_file_nene_cannot_read_is_left_alone_by_a_read_only_request() {
+    use std::os::unix::fs::MetadataExt;
+    let stack = Stack::start(&[("NENE_SESSION__MAX_SIZE", "4K")]);
+    let contents: [&[u8]; 4] = [
+        b"count|i:5;user|s:5:\"alice\";",
+        b"[1,2,3]",
+        b"",
+        &[b'x'; 5000],
+    ];
+    for content in contents {
+        let mut browser = stack.browser();
+        assert_eq!(browser.get("/session/counter").await.status, 200);
+        let id = browser.session_id().unwrap();
+        let path = stack.save_path().join(format!("sess_{id}"));
+        std::fs::write(&path, content).unwrap();
+        // An old mtime that a touch would move, still within gc_maxlifetime.
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let before = std::fs::metadata(&path).unwrap();
+
+        let page = browser.get("/session/whoami").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.json()["user"], serde_json::Value::Null);
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), content, "bytes unchanged");
+        assert_eq!(after.ino(), before.ino(), "not replaced");
+        assert_eq!(after.mtime(), before.mtime(), "not even touched");
+    }
+    common::wait_for_log(&stack.nene.dir().join("nene.log"), "PHP's session format");
+    common::wait_for_log(
+        &stack.nene.dir().join("nene.log"),
+        "over session.max_size (4096)",
+    );
+}
