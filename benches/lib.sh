@@ -39,14 +39,14 @@ build_nene() {
 
 # start_nene PORT [ENV=VALUE ...]: a release nene on 127.0.0.1:PORT; sets NENE_PID.
 # The access log is off (nginx logs requests, as with PHP-FPM's default);
-# NENE_ACCESS__LOG=stderr in the environment measures it on. NENE_BIN picks
+# NENE_ACCESS__LOG=stderr in the environment measures it on. BENCH_BINARY picks
 # another build (A/B runs); the repository's release build by default.
 start_nene() {
     local port=$1
     shift
     env RUST_LOG=warn NENE_ACCESS__LOG="${NENE_ACCESS__LOG:-off}" \
         NENE_SESSION__SAVE_PATH="$WORK/sessions-$port" "$@" \
-        "${NENE_BIN:-$REPO/target/release/nene}" serve --listen "127.0.0.1:$port" \
+        "${BENCH_BINARY:-$REPO/target/release/nene}" serve --listen "127.0.0.1:$port" \
         --htdocs "$REPO/htdocs" 2>"$WORK/nene-$port.log" &
     NENE_PID=$!
     PIDS+=("$NENE_PID")

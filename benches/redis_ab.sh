@@ -21,8 +21,8 @@ require_tools nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-serv
 start_redis
 DSN="redis://127.0.0.1:$REDIS_PORT"
 A_PORT=$(free_port); B_PORT=$(free_port)
-NENE_BIN=$A start_nene "$A_PORT" NENE_SESSION_DSN="$DSN"
-NENE_BIN=$B start_nene "$B_PORT" NENE_SESSION_DSN="$DSN"
+BENCH_BINARY=$A start_nene "$A_PORT" NENE_SESSION_DSN="$DSN"
+BENCH_BINARY=$B start_nene "$B_PORT" NENE_SESSION_DSN="$DSN"
 NGINX_A=$(free_port); NGINX_B=$(free_port)
 site "$NGINX_A" build_a "127.0.0.1:$A_PORT" on
 site "$NGINX_B" build_b "127.0.0.1:$B_PORT" on

@@ -17,7 +17,7 @@ use crate::server::{
 };
 use crate::session::{
     IdFormatError, JsonCodec, SessionCookie, SessionHandler, SessionHandlerFactory,
-    SessionIdFormat, SessionSetupError, SessionStore, redact_dsn,
+    SessionIdFormat, SessionRuntime, SessionSetupError, redact_dsn,
 };
 
 /// Why nene did not start: printed as one line (`nene: …`) with exit status 1.
@@ -127,7 +127,7 @@ pub fn session_store(
     constants: &Constants,
     cookie: SessionCookie,
     handler: Arc<dyn SessionHandler>,
-) -> Result<Arc<SessionStore>, StartupError> {
+) -> Result<Arc<SessionRuntime>, StartupError> {
     let session = &constants.settings().session;
     let ids = SessionIdFormat::new(session.sid_length, session.sid_bits_per_character).map_err(
         |error| {
@@ -145,7 +145,7 @@ pub fn session_store(
             }
         },
     )?;
-    Ok(Arc::new(SessionStore::new(
+    Ok(Arc::new(SessionRuntime::new(
         handler,
         Arc::new(JsonCodec),
         ids,
@@ -160,7 +160,7 @@ pub fn session_store(
 /// through the same one, so an application cannot tell them apart.
 pub struct Bootstrap {
     constants: Constants,
-    sessions: Arc<SessionStore>,
+    sessions: Arc<SessionRuntime>,
     ops: Arc<Ops>,
     server_metrics: Arc<ServerMetrics>,
 }

@@ -12,14 +12,14 @@ use tower::Layer;
 use crate::application::Application;
 use crate::config::Constants;
 use crate::ops::{Ops, OpsLayer};
-use crate::session::{SessionLayer, SessionStore};
+use crate::session::{SessionLayer, SessionRuntime};
 
 /// Wraps `app` (any tower service over `http` types, such as the NeNe
 /// dispatcher or an axum `Router`) with nene's per-request steps.
 pub fn front_controller<A: Application>(
     app: A,
     constants: Constants,
-    sessions: Arc<SessionStore>,
+    sessions: Arc<SessionRuntime>,
     ops: Arc<Ops>,
 ) -> impl Application {
     let with_session = SessionLayer::new(sessions).layer(app);

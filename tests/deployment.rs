@@ -1,5 +1,5 @@
 //! Deployment as an operator meets it: compose.yaml wires nginx → app →
-//! Redis with health checks and the decision record's DSN default; the same
+//! Redis with health checks and the DSN default of docs/decisions/0006; the same
 //! topology runs here without Docker (real nginx from the same template, nene
 //! with the environment compose gives the app, a real redis-server) and
 //! carries a session; and `nene ping`, the app's healthcheck, says in one

@@ -29,7 +29,7 @@ use http::{HeaderMap, Request, StatusCode};
 use nene::config::SessionSettings;
 use nene::session::{
     FileSessionHandler, JsonCodec, SessionCodec, SessionCookie, SessionError, SessionHandler,
-    SessionId, SessionIdFormat, SessionLayer, SessionLock, SessionService, SessionStore, Stored,
+    SessionId, SessionIdFormat, SessionLayer, SessionLock, SessionRuntime, SessionService, Stored,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -132,7 +132,7 @@ enum Event {
 
 struct Harness {
     service: SessionService<Router>,
-    store: Arc<SessionStore>,
+    store: Arc<SessionRuntime>,
     files: Arc<FileSessionHandler>,
     gate: Arc<Semaphore>,
     backend: Arc<GatedFiles>,
@@ -169,7 +169,7 @@ impl Harness {
         let cookie = SessionCookie::new(&settings, &[]);
         let handler: Arc<dyn SessionHandler> = backend.clone();
         let codec: Arc<dyn SessionCodec> = Arc::new(JsonCodec);
-        let store = Arc::new(SessionStore::new(handler, codec, ids, cookie, settings));
+        let store = Arc::new(SessionRuntime::new(handler, codec, ids, cookie, settings));
 
         let hold = Arc::new(Semaphore::new(0));
         let (report, events) = mpsc::unbounded_channel();
@@ -275,7 +275,7 @@ impl Harness {
 
     /// `n` as the files backend holds it now, read past the gate.
     async fn stored_n(&self, id: &str) -> Option<u64> {
-        let id = self.store.ids.parse(id).expect("a well-formed id");
+        let id = self.store.ids().parse(id).expect("a well-formed id");
         let bytes = self.files.read(&id).await.unwrap().data()?;
         JsonCodec.decode(&bytes).unwrap().get("n")?.as_u64()
     }
@@ -289,7 +289,7 @@ impl Harness {
         &mut self,
         id: &str,
     ) -> (JoinHandle<Response>, JoinHandle<Response>) {
-        let hand_offs_before = self.store.metrics.hand_offs.load(Ordering::SeqCst);
+        let hand_offs_before = self.store.metrics().hand_offs.load(Ordering::SeqCst);
         let mut one = self.send("one", Some(id), true);
         self.expect_event(Event::Entered("one".into())).await;
         self.expect_event(Event::Counted("one".into(), 2)).await;
@@ -305,7 +305,7 @@ impl Harness {
         // from the store (which still holds 1, and whose lock the chain has).
         self.expect_event(Event::Counted("two".into(), 3)).await;
         assert_eq!(
-            self.store.metrics.hand_offs.load(Ordering::SeqCst),
+            self.store.metrics().hand_offs.load(Ordering::SeqCst),
             hand_offs_before + 1,
             "request one must have handed the session to request two"
         );

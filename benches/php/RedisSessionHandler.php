@@ -1,5 +1,5 @@
 <?php
-// NeNe's Redis session handler (ADR-0010), on phpredis: a session is the plain
+// NeNe's Redis session handler (docs/decisions/0006), on phpredis: a session is the plain
 // string under `sess_{id}`, written with SETEX for session.gc_maxlifetime
 // seconds; Redis expires the keys, so gc() does nothing. There is no lock: two
 // requests of one session both read the old value and the last write wins.

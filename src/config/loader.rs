@@ -678,7 +678,7 @@ mod tests {
     }
 
     #[test]
-    fn the_mission_env_var_sets_the_session_dsn_constant() {
+    fn nene_session_dsn_sets_the_session_dsn_constant() {
         let loaded = load_with(&[], &[("NENE_SESSION_DSN", "redis://cache:6379/2")]).unwrap();
         assert_eq!(
             loaded.constants.get("SESSION_DSN"),

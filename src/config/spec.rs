@@ -54,8 +54,8 @@ pub struct SettingSpec {
     /// What the value must be; validation and the message for a bad value
     /// follow it.
     pub kind: Kind,
-    /// A second environment variable that also sets it (the mission's
-    /// `NENE_SESSION_DSN`, the runtime core's `NENE_LISTEN`).
+    /// A second environment variable that also sets it (`NENE_SESSION_DSN`
+    /// for `SESSION_DSN`, see docs/decisions/0006; `NENE_LISTEN`).
     pub env_alias: Option<&'static str>,
     /// PHP's (or PHP-FPM's) name for the same thing, `-` when there is none;
     /// printed in the settings table.

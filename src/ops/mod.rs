@@ -19,7 +19,7 @@ pub use status::StatusSnapshot;
 
 use crate::config::OpsSettings;
 use crate::server::ServerMetrics;
-use crate::session::SessionStore;
+use crate::session::SessionRuntime;
 
 /// Everything the operations layer needs, built once at start-up.
 pub struct Ops {
@@ -38,7 +38,7 @@ pub struct Ops {
     /// Connection counters and the listen queue, for the status page.
     pub server: Arc<ServerMetrics>,
     /// The session store, whose counters and backend the status page shows.
-    pub sessions: Arc<SessionStore>,
+    pub sessions: Arc<SessionRuntime>,
 }
 
 /// Why the operations settings cannot be used.
@@ -67,7 +67,7 @@ impl Ops {
     pub fn new(
         settings: OpsSettings,
         server: Arc<ServerMetrics>,
-        sessions: Arc<SessionStore>,
+        sessions: Arc<SessionRuntime>,
     ) -> Result<Self, OpsSetupError> {
         let access_format = AccessFormat::parse(&settings.access_format)?;
         let open = |setting: &'static str, destination| {

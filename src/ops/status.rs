@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::server::ServerMetrics;
-use crate::session::SessionStore;
+use crate::session::SessionRuntime;
 
 use super::metrics::{OpsMetrics, read};
 
@@ -22,9 +22,9 @@ pub struct StatusSnapshot {
 /// (FPM-style name, metric name, metric type, value)
 impl StatusSnapshot {
     /// Reads every counter once, so the page's fields come from one moment.
-    pub fn take(ops: &OpsMetrics, server: &ServerMetrics, sessions: &SessionStore) -> Self {
+    pub fn take(ops: &OpsMetrics, server: &ServerMetrics, sessions: &SessionRuntime) -> Self {
         let queue = server.listen_queue();
-        let session = &sessions.metrics;
+        let session = sessions.metrics();
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
         let fields = vec![
             ("pool", "", "info", json!("nene")),
@@ -110,7 +110,7 @@ impl StatusSnapshot {
                 "session backend",
                 "",
                 "info",
-                json!(sessions.handler.name()),
+                json!(sessions.handler().name()),
             ),
             (
                 "session backend errors",
@@ -134,7 +134,7 @@ impl StatusSnapshot {
                 "locked sessions",
                 "locked_sessions",
                 "gauge",
-                json!(sessions.local_locks.len()),
+                json!(sessions.locked_sessions()),
             ),
             (
                 "session lock waits",

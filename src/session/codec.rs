@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::error::SessionError;
+use crate::session::error::SessionError;
 
 /// Session data: string keys to JSON-like values.
 pub type SessionData = Map<String, Value>;

@@ -1,40 +1,31 @@
-//! Sessions: the backend contract ([`SessionHandler`]), the factory that picks
-//! a backend from the DSN, the file and Redis backends, ids, the data codec,
-//! and the life cycle the runtime runs around every request.
+//! Sessions, in two halves.
+//!
+//! | where | what |
+//! |---|---|
+//! | [`backend`] | where session data lives: the [`SessionHandler`] contract, the factory that picks a backend from `SESSION_DSN`, the DSN types, and one folder per backend (`files/`, `redis/`) |
+//! | [`lifecycle`] | what happens around every request: the [`Session`] handle a handler takes, the layer that commits it, the [`SessionRuntime`] bundle built at start-up, the cookie, the in-process queue, the write chain (group commit), refused-id warnings and counters |
+//! | `id.rs`, `codec.rs`, `error.rs` | shared by both: session ids, how data becomes bytes, what can fail |
+//!
+//! A request meets them in this order: the layer reads the cookie, the
+//! handle starts lazily (local queue, then the backend's lock and read), the
+//! handler runs, the layer commits (write chain or the backend's save) and
+//! sets the cookie.
 
+pub mod backend;
 mod codec;
-mod cookie;
-mod dsn;
 mod error;
-mod factory;
-mod file_handler;
-mod handle;
-mod handler;
 mod id;
-mod layer;
-mod local_locks;
-mod metrics;
-mod redis_handler;
-mod rejected_ids;
-mod store;
-mod unreadable;
-mod write_chain;
+pub mod lifecycle;
 
-pub use codec::{JsonCodec, SessionCodec, SessionData};
-pub use cookie::SessionCookie;
-pub use dsn::{
-    DsnError, RedisAddress, RedisDsn, RedisOptions, SessionBackend, SessionDsn, redact_dsn,
+pub use backend::{
+    DsnError, FileSessionHandler, HeldLock, RedisAddress, RedisDsn, RedisOptions,
+    RedisSessionHandler, RedisSetupError, SessionBackend, SessionDsn, SessionHandler,
+    SessionHandlerFactory, SessionLock, SessionSetupError, Stored, Unreadable, redact_dsn,
 };
+pub use codec::{JsonCodec, SessionCodec, SessionData};
 pub use error::SessionError;
-pub use factory::{SessionHandlerFactory, SessionSetupError};
-pub use file_handler::FileSessionHandler;
-pub use handle::Session;
-pub use handler::{HeldLock, SessionHandler, SessionLock, Stored};
 pub use id::{IdFormatError, MIN_ID_ENTROPY_BITS, SessionId, SessionIdFormat};
-pub use layer::{SessionLayer, SessionService};
-pub use local_locks::LocalLocks;
-pub use metrics::{LatencyHistogram, SessionMetrics, SessionTimings};
-pub use redis_handler::{RedisSessionHandler, RedisSetupError};
-pub use rejected_ids::RejectedIds;
-pub use store::{LOCAL_LOCK_WAIT, SessionStore};
-pub use unreadable::Unreadable;
+pub use lifecycle::{
+    LatencyHistogram, LocalLocks, RejectedIds, Session, SessionCookie, SessionLayer,
+    SessionMetrics, SessionRuntime, SessionService, SessionTimings,
+};

@@ -13,36 +13,37 @@
 //! following symlinks and without blocking, then must be a regular file
 //! nene owns with a single link. gc touches only names nene itself makes.
 
-use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
-use std::io::{self, ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, DirBuilder, File};
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::error::SessionError;
-use super::handler::{DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock, Stored};
-use super::id::{SessionId, SessionIdFormat, log_tag_of};
-use super::unreadable::Unreadable;
+use crate::session::backend::{
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, SessionHandler, SessionLock, Stored,
+};
+use crate::session::error::SessionError;
+use crate::session::id::{SessionId, SessionIdFormat};
+
+mod file_io;
+mod gc;
+mod lock;
+mod paths;
+
+use file_io::*;
+use gc::collect_garbage;
+use lock::*;
+use paths::SessionFiles;
 
 /// The backend name in logs and errors.
-const BACKEND: &str = "files";
-/// How long `lock` waits for another request by default: long enough for a
-/// slow request to finish, short enough that a stuck one cannot hold every
-/// later request for the same session forever.
-const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+pub(super) const BACKEND: &str = "files";
 /// The first pause between lock attempts; doubled after each busy attempt.
 const FIRST_LOCK_BACKOFF: Duration = Duration::from_millis(1);
 /// The longest pause between lock attempts, so a freed lock is noticed soon.
 const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(50);
-/// Tries at re-opening a lock file that was removed under us before giving
-/// the turn back to the (sleeping) wait loop.
-const RELINK_TRIES: usize = 3;
-/// The `sid_bits_per_character` values whose alphabets gc accepts in names
-/// when the handler was not told the configured format: all there are.
-const ID_BITS_PER_CHARACTER: [u8; 3] = [4, 5, 6];
 
 /// Session storage in one directory of files.
 #[derive(Debug)]
@@ -169,6 +170,10 @@ impl FileSessionHandler {
 impl SessionHandler for FileSessionHandler {
     fn name(&self) -> &'static str {
         BACKEND
+    }
+
+    fn lock_wait(&self) -> Duration {
+        self.lock_wait
     }
 
     async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
@@ -309,96 +314,9 @@ impl SessionHandler for FileSessionHandler {
     }
 }
 
-/// A held session lock: the open, flocked `sess_{id}.lock`.
-struct FileLock {
-    /// The lock itself. flock belongs to this open file description, so
-    /// closing it (dropping the `File`, even without `release`) frees the
-    /// session for the next request or process.
-    file: File,
-    /// Where the session lives, so `release` can remove the lock file of a
-    /// session that is gone (destroyed, or never written) instead of leaving
-    /// one file behind per visitor.
-    files: SessionFiles,
-}
-
-#[async_trait]
-impl HeldLock for FileLock {
-    async fn release(self: Box<Self>) -> Result<(), SessionError> {
-        let FileLock { file, files } = *self;
-        blocking("unlock", move || {
-            // Tidy while the lock is still ours: nobody can lock this file
-            // between the check and the removal.
-            if let Err(error) = remove_lock_file_if_session_gone(&file, &files) {
-                // Harmless: gc removes unused lock files.
-                tracing::debug!("keeping lock file of {}: {error}", files.shown);
-            }
-            file.unlock().map_err(|e| files.error("unlock", e))
-        })
-        .await
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
-        self
-    }
-}
-
-/// The files of one session, and how messages name them.
-#[derive(Clone, Debug)]
-struct SessionFiles {
-    /// The directory, for temp files next to the data (a rename is only
-    /// atomic within one file system).
-    dir: PathBuf,
-    /// `sess_{id}`, the stem of every file of this session.
-    name: String,
-    /// `sess_{id}`: the data, replaced whole by every write.
-    data: PathBuf,
-    /// `sess_{id}.lock`: what `lock` flocks. Not the data file, because a
-    /// write renames a new inode over it and a lock on the old one would no
-    /// longer exclude anybody.
-    lock: PathBuf,
-    /// The data path with the id replaced by its log tag: errors name the
-    /// file without writing any part of a session id into logs.
-    shown: String,
-}
-
-impl SessionFiles {
-    fn new(dir: &Path, id: &str) -> SessionFiles {
-        let name = format!("sess_{id}");
-        SessionFiles {
-            dir: dir.to_path_buf(),
-            data: dir.join(&name),
-            lock: dir.join(format!("{name}.lock")),
-            shown: dir
-                .join(format!("sess_#{}", log_tag_of(id)))
-                .display()
-                .to_string(),
-            name,
-        }
-    }
-
-    /// A fresh temp file name for a write: hidden, unique per write, and
-    /// recognisable by gc (`.sess_*.tmp`) when a crash leaves it behind.
-    fn temp(&self) -> PathBuf {
-        self.dir
-            .join(format!(".{}.{:016x}.tmp", self.name, rand::random::<u64>()))
-    }
-
-    fn error(&self, operation: &'static str, error: io::Error) -> SessionError {
-        SessionError::Backend {
-            backend: BACKEND,
-            operation,
-            message: format!("{}: {error}", self.shown),
-        }
-    }
-}
-
 /// Runs file work on the blocking pool: file system calls may stall (slow
 /// disks, NFS) and must not stall the runtime's workers.
-async fn blocking<T, F>(operation: &'static str, work: F) -> Result<T, SessionError>
+pub(super) async fn blocking<T, F>(operation: &'static str, work: F) -> Result<T, SessionError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, SessionError> + Send + 'static,
@@ -412,452 +330,20 @@ where
         })?
 }
 
-/// Refuses a save_path that anyone but nene can read or enter. The file
-/// names there are the session ids: a directory listing is a list of
-/// sessions to take over, and write access lets anyone plant sessions. This
-/// is an error and not a warning because a warning in a start-up log is
-/// easily missed while every session would stay exposed; one `chmod` fixes
-/// it for good.
-fn check_private(save_path: &Path, metadata: &fs::Metadata) -> io::Result<()> {
-    let mode = metadata.mode() & 0o7777;
-    let owner = metadata.uid();
-    let euid = effective_uid();
-    if owner == euid && mode & 0o077 == 0 {
-        return Ok(());
-    }
-    let shown = save_path.display();
-    let chown = if owner == euid {
-        String::new()
-    } else {
-        format!(" and chown {euid} {shown}")
-    };
-    Err(io::Error::new(
-        ErrorKind::PermissionDenied,
-        format!(
-            "session.save_path {shown} has mode {mode:04o} and owner uid {owner}; \
-             its file names are session ids, so it must be private to nene (uid {euid}): \
-             chmod 0700 {shown}{chown}"
-        ),
-    ))
-}
-
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
-/// Why a file under a session's name is not taken for one of nene's own.
-/// nene only ever makes regular files with one link in a directory only it
-/// can write to; anything else was put there by someone else, and following
-/// it would let them choose a session's content or make nene write (or
-/// block) where they point.
-#[derive(Debug, thiserror::Error)]
-enum Refused {
-    /// A symlink, refused by `O_NOFOLLOW` (ELOOP).
-    #[error("refused: a symbolic link")]
-    Symlink,
-    /// A FIFO, socket, device or directory.
-    #[error("refused: not a regular file")]
-    NotRegular,
-    /// A file of another user (nene made every file here itself).
-    #[error("refused: owned by uid {owner}, not by nene's uid {euid}")]
-    ForeignOwner {
-        /// The file's owner.
-        owner: u32,
-        /// nene's effective uid.
-        euid: u32,
-    },
-    /// A hard link to a file that also lives elsewhere.
-    #[error("refused: {0} hard links where nene makes one")]
-    HardLinked(u64),
-}
-
-impl From<Refused> for io::Error {
-    fn from(refused: Refused) -> io::Error {
-        io::Error::new(ErrorKind::InvalidData, refused)
-    }
-}
-
-/// The refusal an error carries, if it is one.
-fn refusal(error: &io::Error) -> Option<&Refused> {
-    error.get_ref()?.downcast_ref()
-}
-
-/// How [`open_own`] opens a file.
-#[derive(Clone, Copy, Debug)]
-enum Access {
-    /// An existing file, read-only (reads, `exists`, touch, gc's lock checks).
-    Read,
-    /// A new temp file, failing if the name is taken.
-    CreateNew,
-    /// A lock file, created when missing and never truncated.
-    Lock,
-}
-
-/// Opens a file of a session without following a symlink or blocking, and
-/// only if it is nene's own (see [`Refused`]); returns it with its metadata
-/// from the open file, so nothing can be swapped in between.
-fn open_own(path: &Path, access: Access) -> io::Result<(File, fs::Metadata)> {
-    let mut options = OpenOptions::new();
-    match access {
-        Access::Read => options.read(true),
-        Access::CreateNew => options.write(true).create_new(true).mode(0o600),
-        Access::Lock => options.write(true).create(true).truncate(false).mode(0o600),
-    };
-    // O_NOFOLLOW: a symlink in the last component fails (ELOOP) instead of
-    // being read, touched or created through. O_NONBLOCK: a FIFO opens (or
-    // fails) at once instead of holding a blocking-pool thread in open()
-    // until a writer appears; the check below then refuses it. Neither
-    // changes anything for a regular file.
-    options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    let file = options
-        .open(path)
-        .map_err(|error| match error.raw_os_error() {
-            Some(libc::ELOOP) => Refused::Symlink.into(),
-            // Opening a FIFO without a reader, or a socket, for writing.
-            Some(libc::ENXIO) => Refused::NotRegular.into(),
-            _ => error,
-        })?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(Refused::NotRegular.into());
-    }
-    let euid = effective_uid();
-    if metadata.uid() != euid {
-        return Err(Refused::ForeignOwner {
-            owner: metadata.uid(),
-            euid,
-        }
-        .into());
-    }
-    // Zero links is fine: a write renamed a new file over this one (or a
-    // lock holder removed it) after we opened it; what we read is still a
-    // whole file nene made, and the lock code re-checks the name.
-    if metadata.nlink() > 1 {
-        return Err(Refused::HardLinked(metadata.nlink()).into());
-    }
-    Ok((file, metadata))
-}
-
-fn is_expired(modified: SystemTime, ttl: Duration) -> bool {
-    // An mtime in the future (clock stepped back) counts as fresh.
-    SystemTime::now()
-        .duration_since(modified)
-        .is_ok_and(|age| age > ttl)
-}
-
-/// The data of a session file that exists and has not expired. Metadata and
-/// bytes come from the same open file, so a concurrent rename cannot pair
-/// one file's age with another's content.
-/// A file that is not nene's own is a [`Refused`] error; one over
-/// `max_size` is [`Stored::Unreadable`], not read.
-fn read_fresh(path: &Path, ttl: Duration, max_size: u64) -> io::Result<Stored> {
-    let (file, metadata) = match open_own(path, Access::Read) {
-        Ok(opened) => opened,
-        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Stored::Missing),
-        Err(error) => return Err(error),
-    };
-    if is_expired(metadata.modified()?, ttl) {
-        return Ok(Stored::Missing);
-    }
-    let too_large = |size: u64| {
-        Ok(Stored::Unreadable(Unreadable::TooLarge {
-            size,
-            max: max_size,
-        }))
-    };
-    if metadata.len() > max_size {
-        return too_large(metadata.len());
-    }
-    let mut data = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    // Bounded again while reading: the file may grow after the fstat.
-    file.take(max_size + 1).read_to_end(&mut data)?;
-    if data.len() as u64 > max_size {
-        return too_large(data.len() as u64);
-    }
-    Ok(Stored::Data(Bytes::from(data)))
-}
-
-/// Replaces the session file with `data` or leaves the old one untouched.
-fn write_atomically(files: &SessionFiles, data: &[u8], fsync: bool) -> io::Result<()> {
-    let temp = files.temp();
-    let (mut file, _) = open_own(&temp, Access::CreateNew)
-        .map_err(|e| io::Error::new(e.kind(), format!("creating the temp file: {e}")))?;
-    // Without fsync, a crash of the process leaves the old or the new file
-    // whole (the rename is atomic), but a power loss can leave the new name
-    // pointing at an empty file, which reads as no session. With it, every
-    // write costs a disk flush (milliseconds under load: a hot session
-    // drops from thousands of writes a second to hundreds). The directory
-    // is never fsynced: after a power loss the rename may be lost and the
-    // previous session read instead, never a torn one.
-    let written = file
-        .write_all(data)
-        .and_then(|()| if fsync { file.sync_all() } else { Ok(()) })
-        .map_err(|e| io::Error::new(e.kind(), format!("writing the temp file: {e}")));
-    drop(file);
-    let replaced = written.and_then(|()| {
-        fs::rename(&temp, &files.data)
-            .map_err(|e| io::Error::new(e.kind(), format!("replacing the session file: {e}")))
-    });
-    if replaced.is_err()
-        && let Err(error) = fs::remove_file(&temp)
-        && error.kind() != ErrorKind::NotFound
-    {
-        // gc removes stale temp files.
-        tracing::warn!("could not remove a temp file of {}: {error}", files.shown);
-    }
-    replaced
-}
-
-/// Restarts the expiry of a fresh session. Missing is fine; an expired file is
-/// left alone, since reviving it would bring back data reads already called
-/// gone; so is a file that is not nene's own, which reads as no session. The
-/// mtime is set through the open file (futimens), never through the name, so
-/// a symlink swapped in meanwhile is not followed either.
-fn touch_fresh(path: &Path, ttl: Duration) -> io::Result<()> {
-    let (file, metadata) = match open_own(path, Access::Read) {
-        Ok(opened) => opened,
-        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(error) if refusal(&error).is_some() => return Ok(()),
-        Err(error) => return Err(error),
-    };
-    if is_expired(metadata.modified()?, ttl) {
-        return Ok(());
-    }
-    // Read-only is enough: the owner may set the times of its own file.
-    file.set_modified(SystemTime::now())
-}
-
-fn remove_if_present(path: &Path) -> io::Result<bool> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
-        Err(error) => Err(error),
-    }
-}
-
-/// Writes and removes a throwaway file: the only check that sees read-only
-/// mounts, ACLs and full inode tables as well as permission bits. The name
-/// matches gc's temp pattern, so even a crash in between leaves no litter.
-fn probe_writable(dir: &Path) -> io::Result<()> {
-    let probe = dir.join(format!(".sess_{PROBE}.{:016x}.tmp", rand::random::<u64>()));
-    open_own(&probe, Access::CreateNew)?;
-    fs::remove_file(&probe)
-}
-
-/// What `probe_writable` puts where a temp file has the session's id.
-const PROBE: &str = "probe";
-
-/// The outcome of one non-blocking try at a session lock.
-enum Attempt {
-    /// The lock is ours, on the file the lock path names now.
-    Acquired(File),
-    /// Someone else holds it; the open file (if still useful) for the next try.
-    Busy(Option<File>),
-}
-
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    open_own(path, Access::Lock).map(|(file, _)| file)
-}
-
-/// One try at the lock in `path`, opening (creating) it unless `opened`.
-fn try_lock_file(path: &Path, opened: Option<File>) -> io::Result<Attempt> {
-    let mut file = match opened {
-        Some(file) => file,
-        None => open_lock_file(path)?,
-    };
-    for _ in 0..RELINK_TRIES {
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Ok(Attempt::Busy(Some(file))),
-            Err(TryLockError::Error(error)) => return Err(error),
-        }
-        if is_still_linked(&file, path)? {
-            return Ok(Attempt::Acquired(file));
-        }
-        // The previous holder removed this lock file (its session was gone)
-        // after we opened it: the lock that counts is on whatever file the
-        // path names now.
-        file = open_lock_file(path)?;
-    }
-    Ok(Attempt::Busy(None))
-}
-
-/// Whether `path` still names the open `file` (and not a newer file, or nothing).
-fn is_still_linked(file: &File, path: &Path) -> io::Result<bool> {
-    let open = file.metadata()?;
-    match fs::symlink_metadata(path) {
-        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
-        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
-        Err(error) => Err(error),
-    }
-}
-
-/// Removes the lock file whose lock `file` holds, when its session is gone.
-/// Only a holder removes a lock file; a waiter that opened it before sees it
-/// unlinked once it gets the lock, and starts over on the path.
-fn remove_lock_file_if_session_gone(file: &File, files: &SessionFiles) -> io::Result<bool> {
-    match fs::symlink_metadata(&files.data) {
-        Ok(_) => return Ok(false),
-        Err(error) if error.kind() == ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
-    }
-    if !is_still_linked(file, &files.lock)? {
-        return Ok(false);
-    }
-    remove_if_present(&files.lock)
-}
-
-/// Removes the lock file of a gone session unless someone holds it now.
-fn remove_unused_lock_file(files: &SessionFiles) -> io::Result<bool> {
-    let file = match open_own(&files.lock, Access::Read) {
-        Ok((file, _)) => file,
-        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(error) => return Err(error),
-    };
-    match file.try_lock() {
-        Ok(()) => remove_lock_file_if_session_gone(&file, files),
-        Err(TryLockError::WouldBlock) => Ok(false),
-        Err(TryLockError::Error(error)) => Err(error),
-    }
-}
-
-/// Removes the session if it expired and no request holds it. The check and
-/// the removal happen under the session's lock, so a request cannot write a
-/// fresh file in between and lose it.
-fn remove_if_expired(files: &SessionFiles, ttl: Duration) -> io::Result<bool> {
-    let lock = match try_lock_file(&files.lock, None)? {
-        Attempt::Acquired(lock) => lock,
-        Attempt::Busy(_) => return Ok(false),
-    };
-    let removed = match fs::symlink_metadata(&files.data) {
-        Ok(metadata) if metadata.is_file() && is_expired(metadata.modified()?, ttl) => {
-            remove_if_present(&files.data)?
-        }
-        Ok(_) => false,
-        Err(error) if error.kind() == ErrorKind::NotFound => false,
-        Err(error) => return Err(error),
-    };
-    remove_lock_file_if_session_gone(&lock, files)?;
-    Ok(removed)
-}
-
-/// What a directory entry is to gc.
-enum Entry<'a> {
-    /// `sess_{id}`.
-    Session(&'a str),
-    /// `sess_{id}.lock`.
-    Lock(&'a str),
-    /// `.sess_{id}.{16 hex digits}.tmp`, left by a write that crashed or is
-    /// in flight (or `.sess_probe.….tmp`, by the writability probe).
-    Temp,
-    /// Anything else, even if it starts with `sess_` (an admin's
-    /// `sess_important_backup`): not ours, left alone.
-    Other,
-}
-
-/// Names gc may act on are exactly the names nene makes, with an `{id}`
-/// that parses as a session id (`format`, or any format nene accepts).
-fn classify(name: &str, format: Option<SessionIdFormat>) -> Entry<'_> {
-    if let Some(rest) = name.strip_prefix(".sess_")
-        && let Some(rest) = rest.strip_suffix(".tmp")
-        && let Some((id, random)) = rest.rsplit_once('.')
-        && random.len() == 16
-        && random
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && (id == PROBE || is_session_id(id, format))
-    {
-        return Entry::Temp;
-    }
-    let Some(rest) = name.strip_prefix("sess_") else {
-        return Entry::Other;
-    };
-    if let Some(id) = rest.strip_suffix(".lock")
-        && is_session_id(id, format)
-    {
-        Entry::Lock(id)
-    } else if is_session_id(rest, format) {
-        Entry::Session(rest)
-    } else {
-        Entry::Other
-    }
-}
-
-/// Whether `text` is an id nene could have issued: of `format` when known,
-/// else of any length and alphabet [`SessionIdFormat`] allows. Both are
-/// fixed alphabets without `_` or `.`, of 22 characters at least.
-fn is_session_id(text: &str, format: Option<SessionIdFormat>) -> bool {
-    match format {
-        Some(format) => format.parse(text).is_some(),
-        None => ID_BITS_PER_CHARACTER.into_iter().any(|bits| {
-            SessionIdFormat::new(text.len(), bits).is_ok_and(|format| format.parse(text).is_some())
-        }),
-    }
-}
-
-/// Sweeps the directory: expired sessions, stale temp files, then lock files
-/// of sessions that no longer exist. Entries that vanish or fail on the way
-/// are skipped; the next run tries again.
-fn collect_garbage(
-    dir: &Path,
-    ttl: Duration,
-    id_format: Option<SessionIdFormat>,
-) -> Result<u64, SessionError> {
-    let entries = fs::read_dir(dir).map_err(|error| SessionError::Backend {
-        backend: BACKEND,
-        operation: "gc",
-        message: format!("{}: {error}", dir.display()),
-    })?;
-    let mut removed_sessions = 0;
-    let mut lock_ids = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        // DirEntry::metadata does not follow symlinks: only our own regular
-        // files are ever removed.
-        let Ok(metadata) = entry.metadata() else {
-            continue;
-        };
-        if !metadata.is_file() {
-            continue;
-        }
-        let expired = metadata.modified().is_ok_and(|m| is_expired(m, ttl));
-        match classify(name, id_format) {
-            Entry::Session(id) if expired => {
-                let files = SessionFiles::new(dir, id);
-                match remove_if_expired(&files, ttl) {
-                    Ok(true) => removed_sessions += 1,
-                    Ok(false) => {}
-                    Err(error) => tracing::debug!("gc skipped {}: {error}", files.shown),
-                }
-            }
-            Entry::Temp if expired => {
-                if let Err(error) = remove_if_present(&entry.path()) {
-                    tracing::debug!("gc skipped a temp file in {}: {error}", dir.display());
-                }
-            }
-            Entry::Lock(id) => lock_ids.push(id.to_string()),
-            Entry::Session(_) | Entry::Temp | Entry::Other => {}
-        }
-    }
-    for id in lock_ids {
-        let files = SessionFiles::new(dir, &id);
-        if let Err(error) = remove_unused_lock_file(&files) {
-            tracing::debug!("gc skipped the lock file of {}: {error}", files.shown);
-        }
-    }
-    Ok(removed_sessions)
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::MetadataExt;
+    use std::time::SystemTime;
+
+    use super::gc::*;
     use super::*;
     use crate::session::SessionIdFormat;
+    use crate::session::backend::Unreadable;
 
     const TTL: Duration = Duration::from_secs(60);
 

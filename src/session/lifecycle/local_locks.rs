@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 
-use super::error::SessionError;
-use super::id::SessionId;
-use super::write_chain::WriteChain;
+use crate::session::error::SessionError;
+use crate::session::id::SessionId;
+use crate::session::lifecycle::write_chain::WriteChain;
 
 /// One async mutex per session id in use; entries are removed when the last
 /// request of that session lets go, so the map holds only live sessions.

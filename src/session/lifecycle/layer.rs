@@ -17,9 +17,9 @@ use tower::{Layer, Service};
 use crate::config::CacheLimiter;
 use crate::request_info::RequestInfo;
 
-use super::handle::Session;
-use super::metrics::SessionTimings;
-use super::store::SessionStore;
+use crate::session::lifecycle::metrics::SessionTimings;
+use crate::session::lifecycle::runtime::SessionRuntime;
+use crate::session::lifecycle::session::Session;
 
 /// PHP's fixed date for "already expired".
 const EXPIRED: &str = "Thu, 19 Nov 1981 08:52:00 GMT";
@@ -28,12 +28,12 @@ const EXPIRED: &str = "Thu, 19 Nov 1981 08:52:00 GMT";
 /// after the service answers.
 #[derive(Clone)]
 pub struct SessionLayer {
-    store: Arc<SessionStore>,
+    store: Arc<SessionRuntime>,
 }
 
 impl SessionLayer {
     /// The layer over the store built at start-up.
-    pub fn new(store: Arc<SessionStore>) -> Self {
+    pub fn new(store: Arc<SessionRuntime>) -> Self {
         Self { store }
     }
 }
@@ -53,7 +53,7 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Clone)]
 pub struct SessionService<S> {
     inner: S,
-    store: Arc<SessionStore>,
+    store: Arc<SessionRuntime>,
 }
 
 impl<S, B> Service<Request<B>> for SessionService<S>

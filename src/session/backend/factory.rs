@@ -1,5 +1,5 @@
-//! The one place that turns `SESSION_DSN` into a session backend (ADR-0010's
-//! `SessionHandlerFactory`): empty → files, `redis://…` → Redis. A new
+//! The one place that turns `SESSION_DSN` into a session backend
+//! (docs/decisions/0006): empty → files, `redis://…` → Redis. A new
 //! backend is one more arm here. Nothing here opens a connection: a Redis
 //! that is down at start-up fails requests that need a session, not start-up.
 
@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use crate::config::SessionSettings;
 
-use super::dsn::{DsnError, SessionBackend, SessionDsn};
-use super::file_handler::FileSessionHandler;
-use super::handler::SessionHandler;
-use super::redis_handler::{RedisSessionHandler, RedisSetupError};
+use crate::session::backend::SessionHandler;
+use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
+use crate::session::backend::files::FileSessionHandler;
+use crate::session::backend::redis::{RedisSessionHandler, RedisSetupError};
 
 /// Picks and builds the session backend.
 pub struct SessionHandlerFactory;
@@ -26,7 +26,8 @@ pub enum SessionSetupError {
     Dsn(#[from] DsnError),
     /// `session.save_path` is not a directory, cannot be created, or is not
     /// writable.
-    #[error("session.save_path {}: {source}", path.display())]
+    // The handler's error already names the path.
+    #[error("{source}")]
     Files {
         /// The configured `session.save_path`.
         path: PathBuf,

@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::error::SessionError;
-use super::handler::{SessionHandler, SessionLock};
-use super::id::SessionId;
+use crate::session::backend::{SessionHandler, SessionLock};
+use crate::session::error::SessionError;
+use crate::session::id::SessionId;
 
 /// The queued writes of one session and the lock they are made under.
 pub struct WriteChain {
@@ -184,8 +184,8 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
+    use crate::session::HeldLock;
     use crate::session::SessionIdFormat;
-    use crate::session::handler::HeldLock;
 
     /// Writes wait for a permit; everything done is logged in order.
     struct HeldUpBackend {

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::error::SessionError;
+use crate::session::error::SessionError;
 
 /// Buckets of powers of two microseconds: bucket `i` holds durations below
 /// 2^(i+1) µs, the last one everything from about 8.6 s up.

@@ -15,15 +15,15 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::codec::SessionData;
-use super::error::SessionError;
-use super::handler::{SessionLock, Stored};
-use super::id::SessionId;
-use super::local_locks::{HandOff, LocalTurn};
-use super::metrics::SessionTimings;
-use super::store::SessionStore;
-use super::unreadable::Unreadable;
-use super::write_chain::WriteChain;
+use crate::session::backend::Unreadable;
+use crate::session::backend::{SessionLock, Stored};
+use crate::session::codec::SessionData;
+use crate::session::error::SessionError;
+use crate::session::id::SessionId;
+use crate::session::lifecycle::local_locks::{HandOff, LocalTurn};
+use crate::session::lifecycle::metrics::SessionTimings;
+use crate::session::lifecycle::runtime::SessionRuntime;
+use crate::session::lifecycle::write_chain::WriteChain;
 
 /// Where the session's creation time is kept when an absolute lifetime is
 /// set. Handlers never see this key.
@@ -38,7 +38,7 @@ const HAND_OFF_WINDOW: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Session {
     state: Arc<Mutex<State>>,
-    store: Arc<SessionStore>,
+    store: Arc<SessionRuntime>,
     /// Where this request's session time goes, for the slow log.
     timings: Option<Arc<SessionTimings>>,
     /// REMOTE_ADDR, for the warning about a refused id.
@@ -110,7 +110,7 @@ impl Session {
     /// backend until a handler first uses it. `offered_ids` are the ids the
     /// request's cookies carry, not yet validated.
     pub(crate) fn new(
-        store: Arc<SessionStore>,
+        store: Arc<SessionRuntime>,
         offered_ids: Vec<String>,
         timings: Option<Arc<SessionTimings>>,
         client: Option<std::net::IpAddr>,

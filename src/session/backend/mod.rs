@@ -1,22 +1,43 @@
-//! The backend contract: a [`SessionHandler`] stores opaque session bytes
-//! under an id, with an expiry, and can lock one session against concurrent
-//! requests. Small on purpose: a new backend is one file implementing it
-//! plus one line in the factory.
+//! The backend half of sessions: where session data lives. A
+//! [`SessionHandler`] stores opaque session bytes under an id, with an
+//! expiry, and can lock one session against concurrent requests. Small on
+//! purpose: a new backend is one folder implementing it plus one arm in the
+//! factory (`factory.rs`), which picks the backend from `SESSION_DSN`
+//! (`dsn/`).
+
+mod dsn;
+mod factory;
+mod files;
+mod redis;
+mod unreadable;
+
+pub use dsn::{
+    DsnError, RedisAddress, RedisDsn, RedisOptions, SessionBackend, SessionDsn, redact_dsn,
+};
+pub use factory::{SessionHandlerFactory, SessionSetupError};
+pub use files::FileSessionHandler;
+pub use redis::{RedisSessionHandler, RedisSetupError};
+pub use unreadable::Unreadable;
 
 use std::any::Any;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::error::SessionError;
-use super::id::SessionId;
-use super::unreadable::Unreadable;
+use crate::session::error::SessionError;
+use crate::session::id::SessionId;
 
 /// The largest stored session a backend loads unless told otherwise
 /// (`session.max_size`'s default). Real sessions are a few KiB (a login, a
 /// cart); 4 MiB is far past any of them, yet bounds what one request
 /// allocates for a value that was planted or grew without bound.
 pub(crate) const DEFAULT_MAX_SESSION_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How long a request waits for its session's lock unless the backend says
+/// otherwise (the Redis DSN's `lock_wait`): long enough for a slow request
+/// to finish, short enough that a stuck one cannot hold every later request
+/// of the same session forever.
+pub(crate) const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a backend found under a session id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +130,12 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// the backend's lock, so they wait in order instead of polling it.
     fn uses_locking(&self) -> bool {
         true
+    }
+
+    /// How long a request waits for the lock of its session, in the
+    /// in-process queue and then at the backend, before it gets a 503.
+    fn lock_wait(&self) -> std::time::Duration {
+        DEFAULT_LOCK_WAIT
     }
 
     /// How long a lock outlives a holder that never released it, for

@@ -1,0 +1,280 @@
+//! The one shared Redis connection of a handler: opened on first use,
+//! reopened after failures, every command bounded in time, a command the
+//! server closed the connection under retried once on a new one.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    Client, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+    ScriptInvocation, Value,
+};
+use tokio::time::Instant;
+
+use crate::session::backend::dsn::{RedisAddress, RedisDsn, SessionDsn};
+use crate::session::error::SessionError;
+
+use super::{BACKEND, RedisSetupError};
+
+/// After this many timeouts in a row the connection is presumed dead (a
+/// peer that vanished without a reset looks exactly like a slow one) and is
+/// replaced by a fresh one.
+pub(super) const TIMEOUTS_BEFORE_RECONNECT: u32 = 2;
+
+/// The Redis connection of one handler and the bounds on using it.
+pub(super) struct SharedConnection {
+    /// Address, credentials, DB and TLS settings; opening connections is its job.
+    pub(super) client: Client,
+    /// The shared connection, which reconnects by itself after errors.
+    /// `None` until first use (so building a handler never touches the
+    /// network), and again after it stopped answering or Redis refused
+    /// its set-up.
+    pub(super) manager: Mutex<Option<ConnectionManager>>,
+    /// Commands in a row that timed out; see [`TIMEOUTS_BEFORE_RECONNECT`].
+    pub(super) timeouts_in_a_row: AtomicU32,
+    /// Bound on one command (the DSN's `timeout`).
+    pub(super) timeout: Duration,
+    /// Bound on opening a connection (the DSN's `connect_timeout`).
+    pub(super) connect_timeout: Duration,
+    /// Where Redis is, for error messages.
+    pub(super) target: String,
+    /// Masked out of any error text, in case a client message ever quotes it.
+    pub(super) password: Option<String>,
+}
+
+/// What [`SharedConnection::run`] sends: one command, several in one round
+/// trip, or a script (by its SHA, loaded on first use).
+pub(super) enum Request<'a> {
+    Command(&'a redis::Cmd),
+    Pipeline(&'a redis::Pipeline),
+    Script(&'a ScriptInvocation<'a>),
+}
+
+impl Request<'_> {
+    pub(super) async fn send(
+        &self,
+        connection: &mut ConnectionManager,
+    ) -> Result<Value, RedisError> {
+        match self {
+            Request::Command(command) => command.query_async(connection).await,
+            Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+            Request::Script(script) => script.invoke_async(connection).await,
+        }
+    }
+}
+
+/// A command that failed, with what the caller needs to recover.
+pub(super) struct Failure {
+    /// The error for the request.
+    pub(super) error: SessionError,
+    /// Redis closed the connection under the command (reset, broken pipe,
+    /// end of stream): the command may or may not have run, and a fresh
+    /// connection is worth one more try.
+    pub(super) dropped: bool,
+    /// The command may have reached Redis and run (false only when no
+    /// connection could be opened).
+    pub(super) may_have_applied: bool,
+}
+
+impl SharedConnection {
+    /// Sends `request` and converts the reply, within `connect_timeout +
+    /// timeout` (twice that when the connection dropped under the first
+    /// try). Only for requests that are safe to repeat.
+    pub(super) async fn run<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+    ) -> Result<T, SessionError> {
+        self.run_reporting(operation, request)
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    /// [`Self::run`], saying whether a failed request may have run.
+    pub(super) async fn run_reporting<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+    ) -> Result<T, Failure> {
+        match self.attempt(operation, &request).await {
+            Err(failure) if failure.dropped => {
+                tracing::debug!(
+                    "Redis at {} closed the connection during {operation}; retrying once on a new one",
+                    self.target
+                );
+                self.attempt(operation, &request).await
+            }
+            other => other,
+        }
+    }
+
+    /// Sends `request` once and converts the reply, within `connect_timeout
+    /// + timeout` whatever happens.
+    pub(super) async fn attempt<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: &Request<'_>,
+    ) -> Result<T, Failure> {
+        let started = Instant::now();
+        let mut connection = self.connection();
+        let attempt = async {
+            match request.send(&mut connection).await {
+                // No connection could be opened; the manager has just started
+                // a new attempt, which this request may as well wait for
+                // (a restarted Redis then serves the first request after it).
+                Err(error) if error.is_connection_refusal() => request.send(&mut connection).await,
+                other => other,
+            }
+        };
+        let result = tokio::time::timeout(self.connect_timeout + self.timeout, attempt).await;
+        let timed_out = |started| Failure {
+            error: self.timed_out(operation, started),
+            dropped: false,
+            may_have_applied: true,
+        };
+        let reply = match result {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) if error.is_timeout() => return Err(timed_out(started)),
+            Ok(Err(error)) => {
+                // The connection manager reopens the connection after I/O
+                // errors, but keeps a connection whose set-up Redis refused
+                // (wrong password, `LOADING`, `READONLY` after a failover)
+                // for ever: start afresh on the next request.
+                if !error.is_io_error() {
+                    self.forget_connection();
+                }
+                let refused = error.is_connection_refusal();
+                return Err(Failure {
+                    error: self.failed(operation, &error.to_string()),
+                    dropped: error.is_connection_dropped() && !refused,
+                    may_have_applied: !refused,
+                });
+            }
+            Err(_elapsed) => return Err(timed_out(started)),
+        };
+        self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        T::from_redis_value(reply).map_err(|error| Failure {
+            error: self.failed(operation, &format!("unexpected reply: {error}")),
+            dropped: false,
+            may_have_applied: true,
+        })
+    }
+
+    /// The shared connection, created (without connecting) on first use.
+    pub(super) fn connection(&self) -> ConnectionManager {
+        let mut manager = self
+            .manager
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        manager
+            .get_or_insert_with(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    // One attempt per request: a request must not sit out a
+                    // backoff schedule, and the next request tries again.
+                    .set_number_of_retries(0);
+                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+                    .expect("a connection manager without push subscriptions always builds")
+            })
+            .clone()
+    }
+
+    /// Drops the shared connection; the next request opens a new one.
+    pub(super) fn forget_connection(&self) {
+        self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        *self
+            .manager
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = None;
+    }
+
+    pub(super) fn timed_out(&self, operation: &'static str, started: Instant) -> SessionError {
+        if self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
+            tracing::warn!(
+                "Redis at {} did not answer {TIMEOUTS_BEFORE_RECONNECT} commands in a row; reconnecting",
+                self.target
+            );
+            self.forget_connection();
+        }
+        SessionError::Timeout {
+            backend: BACKEND,
+            operation,
+            after: started.elapsed(),
+        }
+    }
+
+    pub(super) fn failed(&self, operation: &'static str, message: &str) -> SessionError {
+        let mut message = format!("{}: {message}", self.target);
+        if let Some(password) = &self.password {
+            message = message.replace(password.as_str(), "***");
+        }
+        SessionError::Backend {
+            backend: BACKEND,
+            operation,
+            message,
+        }
+    }
+}
+
+/// A client for `dsn` (no I/O but reading `tls_ca_file`).
+pub(super) fn client_for(dsn: &RedisDsn, whole: &SessionDsn) -> Result<Client, RedisSetupError> {
+    let refused = |error: RedisError| RedisSetupError::Client {
+        dsn: whole.redacted(),
+        message: error.to_string(),
+    };
+    let (address, tls) = match &dsn.address {
+        RedisAddress::Tcp {
+            host,
+            port,
+            tls: false,
+        } => (ConnectionAddr::Tcp(host.clone(), *port), false),
+        RedisAddress::Tcp {
+            host,
+            port,
+            tls: true,
+        } => (
+            ConnectionAddr::TcpTls {
+                host: host.clone(),
+                port: *port,
+                insecure: false,
+                tls_params: None,
+            },
+            true,
+        ),
+        RedisAddress::Unix { path } => (ConnectionAddr::Unix(path.clone()), false),
+    };
+    let mut settings = RedisConnectionInfo::default().set_db(i64::from(dsn.db));
+    if let Some(username) = &dsn.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = dsn.password() {
+        settings = settings.set_password(password);
+    }
+    let info = address
+        .into_connection_info()
+        .map_err(refused)?
+        .set_redis_settings(settings);
+    if tls {
+        // The redis crate leaves the choice of rustls' crypto to the
+        // application; an error means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    match &dsn.options.tls_ca_file {
+        Some(path) => {
+            let ca = std::fs::read(path).map_err(|source| RedisSetupError::CaFile {
+                dsn: whole.redacted(),
+                path: path.clone(),
+                source,
+            })?;
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca),
+            };
+            Client::build_with_tls(info, certificates).map_err(refused)
+        }
+        None => Client::open(info).map_err(refused),
+    }
+}

@@ -1,0 +1,435 @@
+//! Sessions in Redis (docs/decisions/0006): the data of session `id` is a plain string
+//! under `{prefix}{id}` (`sess_{id}` by default) that Redis expires after
+//! `session.gc_maxlifetime` seconds, so gc is a no-op. A request's lock is a
+//! second key, `{prefix}{id}.lock`, holding a random token.
+//!
+//! Redis may be down when nene starts, stall, or restart under it. None of
+//! that may stop nene or hang a request: the connection is opened on first
+//! use, reopened by itself after a failure, and every command is bounded by
+//! the DSN's `timeout` (plus `connect_timeout` while a connection is being
+//! opened). A request that cannot reach Redis gets an error (a 503), and the
+//! next one tries again.
+//!
+//! Redis may also close a connection under nene: its own `timeout` setting
+//! for idle clients, `CLIENT KILL`, a proxy or a load balancer that drops
+//! idle connections. A command that failed that way (not a timeout, not an
+//! error reply) is sent once more on a fresh connection: every command here
+//! is safe to repeat (see `CHECKED_SAVE_SCRIPT` for the one that needs care).
+//! Nothing keeps idle connections alive: the retry costs one reconnect after
+//! an idle period, a keep-alive ping would cost traffic on every idle
+//! connection and still lose to a proxy with a shorter idle limit.
+//!
+//! A key that holds something nene cannot use (a hash, a value over
+//! `session.max_size`) is reported as [`Stored::Unreadable`], never loaded:
+//! the lock is still taken, so the request goes on with an empty session.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rand::RngExt;
+use redis::Value;
+use tokio::time::Instant;
+
+use crate::session::backend::dsn::SessionDsn;
+use crate::session::backend::{
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock, Stored,
+    save_then_release,
+};
+use crate::session::error::SessionError;
+use crate::session::id::SessionId;
+
+mod connection;
+mod lock;
+mod scripts;
+
+use connection::{Request, SharedConnection, client_for};
+use lock::{RedisLock, new_token};
+use scripts::{CHECKED_SAVE, LOCK_AND_READ, RELEASE_SCRIPT, parse_lock_and_read};
+
+pub(super) const BACKEND: &str = "redis";
+
+/// First pause between attempts to take a busy lock; it doubles up to
+/// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
+/// quick request.
+const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
+const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
+
+/// The Redis session backend.
+pub struct RedisSessionHandler {
+    /// The connection, shared with the locks this handler hands out so that
+    /// a lock can be released after the request that took it is gone.
+    redis: Arc<SharedConnection>,
+    /// Prepended to ids to make keys (`sess_` by default).
+    prefix: String,
+    /// `session.gc_maxlifetime` in whole seconds: the `EX` of every write
+    /// and the `EXPIRE` of every touch (Redis' smallest expiry is 1 s).
+    ttl_secs: u64,
+    /// Locking settings; `None` when the DSN says `lock=off`.
+    lock: Option<LockSettings>,
+    /// `session.max_size`: a larger stored value is never sent to nene.
+    max_size: u64,
+}
+
+/// How session locks behave (`lock_ttl`, `lock_wait`).
+#[derive(Clone, Copy, Debug)]
+struct LockSettings {
+    /// The lock key's expiry, so a holder that died does not block the session for ever.
+    ttl: Duration,
+    /// How long a request waits for a lock before it gives up.
+    wait: Duration,
+}
+
+/// Setting up the Redis backend failed (before any connection is attempted).
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    /// The handler was asked to serve a DSN for another backend (files).
+    #[error("SESSION_DSN `{dsn}` does not name a Redis server")]
+    NotRedis {
+        /// The DSN, password masked.
+        dsn: String,
+    },
+    /// The `tls_ca_file` option names a file that cannot be read.
+    #[error("SESSION_DSN `{dsn}`: cannot read tls_ca_file {}: {source}", path.display())]
+    CaFile {
+        /// The DSN, password masked.
+        dsn: String,
+        /// The CA file as given in the DSN.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
+    },
+    /// The redis crate refuses the connection settings (for example a CA file
+    /// it cannot parse).
+    #[error("SESSION_DSN `{dsn}`: the Redis client refused these settings: {message}")]
+    Client {
+        /// The DSN, password masked.
+        dsn: String,
+        /// The client's reason.
+        message: String,
+    },
+}
+
+impl RedisSessionHandler {
+    /// A handler for the Redis server `dsn` names, whose sessions live `ttl`
+    /// (`session.gc_maxlifetime`, rounded down to whole seconds, at least
+    /// one). Does not connect: the first command does,
+    /// so nene starts (and serves what needs no session) while Redis is down.
+    pub fn new(dsn: &SessionDsn, ttl: Duration) -> Result<Self, RedisSetupError> {
+        let Some(redis_dsn) = dsn.redis() else {
+            return Err(RedisSetupError::NotRedis {
+                dsn: dsn.redacted(),
+            });
+        };
+        let client = client_for(redis_dsn, dsn)?;
+        let options = &redis_dsn.options;
+        Ok(Self {
+            redis: Arc::new(SharedConnection {
+                client,
+                manager: Mutex::new(None),
+                timeouts_in_a_row: AtomicU32::new(0),
+                timeout: options.timeout,
+                connect_timeout: options.connect_timeout,
+                target: redis_dsn.address.to_string(),
+                password: redis_dsn.password().map(str::to_string),
+            }),
+            prefix: options.prefix.clone(),
+            ttl_secs: ttl.as_secs().max(1),
+            lock: options.lock.then_some(LockSettings {
+                ttl: options.lock_ttl,
+                wait: options.lock_wait,
+            }),
+            max_size: DEFAULT_MAX_SESSION_BYTES,
+        })
+    }
+
+    /// The same handler, leaving stored values over `max_size` bytes
+    /// unread (`session.max_size`).
+    pub fn with_max_size(mut self, max_size: u64) -> Self {
+        self.max_size = max_size;
+        self
+    }
+
+    fn key(&self, id: &SessionId) -> String {
+        format!("{}{}", self.prefix, id.as_str())
+    }
+
+    fn lock_key(&self, id: &SessionId) -> String {
+        format!("{}{}.lock", self.prefix, id.as_str())
+    }
+
+    /// The lock loop behind [`SessionHandler::lock`] and [`Self::lock_and_read`].
+    async fn acquire(
+        &self,
+        id: &SessionId,
+        read: bool,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        let Some(settings) = self.lock else {
+            let stored = if read {
+                self.read(id).await?
+            } else {
+                Stored::Missing
+            };
+            return Ok((SessionLock::none(), stored));
+        };
+        let held = RedisLock {
+            redis: self.redis.clone(),
+            key: self.lock_key(id),
+            token: new_token(),
+            expires_at: Instant::now() + settings.ttl,
+        };
+        let mut invocation = LOCK_AND_READ.prepare_invoke();
+        invocation
+            .key(self.key(id))
+            .key(&held.key)
+            .arg(&held.token)
+            .arg(u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX))
+            .arg(self.max_size)
+            .arg(if read { "1" } else { "0" });
+
+        let started = Instant::now();
+        let mut pause = LOCK_RETRY_FIRST;
+        loop {
+            let reply = self
+                .redis
+                .run_reporting::<Value>("lock", Request::Script(&invocation))
+                .await;
+            let parsed = match reply {
+                Ok(reply) => parse_lock_and_read(reply, self.max_size)
+                    .map_err(|message| self.redis.failed("lock", &message)),
+                Err(failure) => {
+                    if failure.may_have_applied {
+                        // The lock may have been taken after all; do not
+                        // leave a lock nobody knows they hold.
+                        drop(SessionLock::held(Box::new(held)));
+                    }
+                    return Err(failure.error);
+                }
+            };
+            match parsed {
+                Ok(Some(stored)) => return Ok((SessionLock::held(Box::new(held)), stored)),
+                Ok(None) => {}
+                Err(error) => {
+                    drop(SessionLock::held(Box::new(held)));
+                    return Err(error);
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= settings.wait {
+                return Err(SessionError::LockTimeout {
+                    id_tag: id.log_tag(),
+                    waited,
+                });
+            }
+            let jittered = rand::rng().random_range(pause / 2..=pause);
+            tokio::time::sleep(jittered.min(settings.wait - waited)).await;
+            pause = (pause * 2).min(LOCK_RETRY_MAX);
+        }
+    }
+}
+
+impl RedisSessionHandler {
+    /// The retry of [`SessionHandler::save_and_unlock`] after a dropped
+    /// connection: [`CHECKED_SAVE_SCRIPT`], sent once.
+    async fn checked_save(
+        &self,
+        id: &SessionId,
+        data: Option<&Bytes>,
+        held: &RedisLock,
+    ) -> Result<(), SessionError> {
+        let mut invocation = CHECKED_SAVE.prepare_invoke();
+        invocation
+            .key(self.key(id))
+            .key(&held.key)
+            .arg(&held.token)
+            .arg(self.ttl_secs);
+        if let Some(data) = data {
+            invocation.arg(data.as_ref());
+        }
+        let stored = self
+            .redis
+            .attempt::<i64>("write", &Request::Script(&invocation))
+            .await
+            .map_err(|failure| failure.error)?;
+        if stored == 1 {
+            return Ok(());
+        }
+        Err(self.redis.failed(
+            "write",
+            &format!(
+                "the connection dropped during the write of session #{} and its lock had passed to another request by the retry; this change was not stored",
+                id.log_tag()
+            ),
+        ))
+    }
+}
+
+impl std::fmt::Debug for RedisSessionHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSessionHandler")
+            .field("target", &self.redis.target)
+            .field("prefix", &self.prefix)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("lock", &self.lock)
+            .field("timeout", &self.redis.timeout)
+            .field("connect_timeout", &self.redis.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionHandler for RedisSessionHandler {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
+        Ok(self.acquire(id, false).await?.0)
+    }
+
+    /// One round trip: [`LOCK_AND_READ_SCRIPT`] takes the lock and reads.
+    /// While another request holds the lock, it is retried as in `lock`.
+    /// With `lock=off` this is a plain read.
+    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
+        self.acquire(id, true).await
+    }
+
+    /// [`LOCK_AND_READ_SCRIPT`] without the lock: only a string within
+    /// `session.max_size` comes back.
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
+        let mut invocation = LOCK_AND_READ.prepare_invoke();
+        invocation
+            .key(self.key(id))
+            .key(self.lock_key(id))
+            .arg("")
+            .arg(0)
+            .arg(self.max_size)
+            .arg("1");
+        let reply = self
+            .redis
+            .run::<Value>("read", Request::Script(&invocation))
+            .await?;
+        match parse_lock_and_read(reply, self.max_size) {
+            Ok(Some(stored)) => Ok(stored),
+            Ok(None) => Err(self.redis.failed("read", "the lock script refused a read")),
+            Err(message) => Err(self.redis.failed("read", &message)),
+        }
+    }
+
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(id))
+            .arg(data.as_ref())
+            .arg("EX")
+            .arg(self.ttl_secs);
+        self.redis.run::<()>("write", Request::Command(&set)).await
+    }
+
+    async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
+        let mut expire = redis::cmd("EXPIRE");
+        expire.arg(self.key(id)).arg(self.ttl_secs);
+        // 0 when the session is gone: nothing to keep alive, not an error.
+        self.redis
+            .run::<i64>("touch", Request::Command(&expire))
+            .await
+            .map(drop)
+    }
+
+    /// One round trip: the `SET … EX` (or `EXPIRE`) and the lock's
+    /// compare-and-delete go out as one pipeline. If the connection drops
+    /// under it, [`CHECKED_SAVE_SCRIPT`] is the retry.
+    async fn save_and_unlock(
+        &self,
+        id: &SessionId,
+        data: Option<Bytes>,
+        mut lock: SessionLock,
+    ) -> Result<(), SessionError> {
+        let Some(held) = lock.take_as::<RedisLock>() else {
+            // No Redis lock (locking off): nothing to fold into the write.
+            return save_then_release(self, id, data, lock).await;
+        };
+        let mut pipeline = redis::pipe();
+        match &data {
+            Some(data) => pipeline
+                .cmd("SET")
+                .arg(self.key(id))
+                .arg(data.as_ref())
+                .arg("EX")
+                .arg(self.ttl_secs)
+                .ignore(),
+            None => pipeline
+                .cmd("EXPIRE")
+                .arg(self.key(id))
+                .arg(self.ttl_secs)
+                .ignore(),
+        };
+        pipeline
+            .cmd("EVAL")
+            .arg(RELEASE_SCRIPT)
+            .arg(1)
+            .arg(&held.key)
+            .arg(&held.token)
+            .ignore();
+        let saved = match self
+            .redis
+            .attempt::<()>("write", &Request::Pipeline(&pipeline))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(failure) if failure.dropped => self.checked_save(id, data.as_ref(), &held).await,
+            Err(failure) => Err(failure.error),
+        };
+        if saved.is_err() {
+            // The pipeline may not have reached Redis: release on its own,
+            // in the background (best effort; the lock TTL is the backstop).
+            let held: Box<dyn HeldLock> = held;
+            drop(SessionLock::held(held));
+        }
+        saved
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        let mut del = redis::cmd("DEL");
+        del.arg(self.key(id));
+        self.redis
+            .run::<i64>("destroy", Request::Command(&del))
+            .await
+            .map(drop)
+    }
+
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(self.key(id));
+        let count: i64 = self.redis.run("exists", Request::Command(&exists)).await?;
+        Ok(count > 0)
+    }
+
+    /// Redis expires sessions itself.
+    async fn gc(&self) -> Result<u64, SessionError> {
+        Ok(0)
+    }
+
+    fn uses_locking(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    fn lock_wait(&self) -> Duration {
+        self.lock
+            .map(|settings| settings.wait)
+            .unwrap_or(DEFAULT_LOCK_WAIT)
+    }
+
+    fn lock_expiry(&self) -> Option<Duration> {
+        self.lock.map(|settings| settings.ttl)
+    }
+
+    async fn ping(&self) -> Result<(), SessionError> {
+        self.redis
+            .run::<String>("ping", Request::Command(&redis::cmd("PING")))
+            .await
+            .map(drop)
+    }
+}

@@ -1,0 +1,110 @@
+//! The Lua scripts that make each Redis step one round trip and safe to
+//! repeat, and how their replies read.
+
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use redis::{Script, Value};
+
+use crate::session::backend::{Stored, Unreadable};
+
+/// Deletes the lock only if it still holds the releasing request's token: a
+/// lock that expired and was taken by another request is not ours to delete.
+pub(super) const RELEASE_SCRIPT: &str =
+    "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end";
+
+/// Takes the lock (when ARGV[1] is a token) and reads the session, in one
+/// round trip. Only a plain string of at most ARGV[3] bytes is sent back:
+/// a key of another type, or a value over `session.max_size`, is reported
+/// instead, so nene never loads it. With ARGV[4] = '0' nothing is read.
+/// Taking the lock is idempotent — a lock that already holds this token
+/// counts as taken — so a retry after a dropped connection does not wait
+/// for its own lock.
+///
+/// KEYS: session key, lock key. ARGV: token ('' = no lock), lock TTL in
+/// ms, max size, read ('1'/'0'). Reply: {0} when another request holds the
+/// lock; otherwise {1}, {1,'type',T}, {1,'size',N} or {1,'data',bytes}.
+pub(super) const LOCK_AND_READ_SCRIPT: &str = r"
+if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
+   and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return {0}
+end
+if ARGV[4] == '0' then return {1} end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then return {1} end
+if kind ~= 'string' then return {1, 'type', kind} end
+local size = redis.call('STRLEN', KEYS[1])
+if size > tonumber(ARGV[3]) then return {1, 'size', size} end
+return {1, 'data', redis.call('GET', KEYS[1])}
+";
+
+/// The retry of a save whose connection dropped before its reply came. The
+/// first attempt may or may not have been applied, and another request may
+/// have taken the lock since, so a blind repeat could overwrite its newer
+/// data: this writes (or touches) and unlocks only while the lock still
+/// holds this request's token. When it does not, the save counts as done if
+/// it was a touch or if the stored value is exactly what this request wrote
+/// (the first attempt got through), and as failed otherwise.
+///
+/// KEYS: session key, lock key. ARGV: token, TTL in seconds, data (absent
+/// for a touch). Reply: 1 stored, 0 not stored.
+pub(super) const CHECKED_SAVE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  if ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
+  else
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+  end
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+if not ARGV[3] then return 1 end
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[3] then
+  return 1
+end
+return 0
+";
+
+pub(super) static LOCK_AND_READ: LazyLock<Script> =
+    LazyLock::new(|| Script::new(LOCK_AND_READ_SCRIPT));
+pub(super) static CHECKED_SAVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(CHECKED_SAVE_SCRIPT));
+
+/// The reply of [`LOCK_AND_READ_SCRIPT`]: `None` while another request
+/// holds the lock, else what is stored. The error names a reply the script
+/// cannot give.
+pub(super) fn parse_lock_and_read(reply: Value, max_size: u64) -> Result<Option<Stored>, String> {
+    let unexpected =
+        |reply: &dyn std::fmt::Debug| format!("unexpected reply to the lock script: {reply:?}");
+    let Value::Array(mut items) = reply else {
+        return Err(unexpected(&reply));
+    };
+    // The data itself is moved out, not copied: it can be megabytes.
+    if let [
+        Value::Int(1),
+        Value::BulkString(what),
+        Value::BulkString(bytes),
+    ] = items.as_mut_slice()
+        && what.as_slice() == b"data"
+    {
+        return Ok(Some(Stored::Data(Bytes::from(std::mem::take(bytes)))));
+    }
+    match items.as_slice() {
+        [Value::Int(0)] => Ok(None),
+        [Value::Int(1)] => Ok(Some(Stored::Missing)),
+        [
+            Value::Int(1),
+            Value::BulkString(what),
+            Value::BulkString(kind),
+        ] if what == b"type" => Ok(Some(Stored::Unreadable(Unreadable::WrongType(
+            String::from_utf8_lossy(kind).into_owned(),
+        )))),
+        [Value::Int(1), Value::BulkString(what), Value::Int(size)] if what == b"size" => {
+            Ok(Some(Stored::Unreadable(Unreadable::TooLarge {
+                size: u64::try_from(*size).unwrap_or(0),
+                max: max_size,
+            })))
+        }
+        _ => Err(unexpected(&items)),
+    }
+}

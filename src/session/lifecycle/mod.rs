@@ -1,0 +1,20 @@
+//! The per-request half of sessions: the [`Session`] handle a handler takes,
+//! the [`SessionLayer`] that offers it and commits it after the handler, and
+//! what they share, built once at start-up ([`SessionRuntime`]).
+
+mod cookie;
+mod layer;
+mod local_locks;
+mod metrics;
+mod rejected_ids;
+mod runtime;
+mod session;
+mod write_chain;
+
+pub use cookie::SessionCookie;
+pub use layer::{SessionLayer, SessionService};
+pub use local_locks::LocalLocks;
+pub use metrics::{LatencyHistogram, SessionMetrics, SessionTimings};
+pub use rejected_ids::RejectedIds;
+pub use runtime::SessionRuntime;
+pub use session::Session;
