@@ -33,16 +33,18 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`entry_point`] | [`run`]: the entry point: command line, logging, signals |
+//! | [`cli`] | the command line: subcommands and flags |
 //! | [`bootstrap`] | start-up in PHP's order: ini → cookie → session handler → serve |
 //! | [`config`] | ini files + environment → [`Constants`] and typed settings |
 //! | [`server`] | listener, accept loop, drain; CGI params → `http` request |
 //! | [`fastcgi`] | records, name-value pairs, the connection state machine (bytes only) |
 //! | [`dev`] | `nene dev`: HTTP/1.1 and static files instead of nginx + FastCGI |
+//! | [`Application`] | what nene can serve: any tower service over `http` types |
 //! | [`front_controller`] | per request: operations layer → constants → session → application |
 //! | [`ops`] | ping and status pages, request timeout, slow and access logs |
 //! | [`log_limit`] | one line per second for warnings a peer can trigger |
 //! | [`panic_log`] | a panic anywhere is one rate-limited log line, not a flood |
-//! | [`session`] | session handle, cookie, store, and the file and Redis backends |
+//! | [`session`] | [`session::lifecycle`]: the session handle, cookie and commit around each request; [`session::backend`]: the DSN, the backend contract, files and Redis |
 //! | [`dispatch`] | NeNe's `/{controller}/{action}` routing |
 //! | [`request_info`] | client address, HTTPS, script name: the CGI values an app needs |
 //! | [`ping`] | `nene ping`, a one-request FastCGI client for healthchecks |

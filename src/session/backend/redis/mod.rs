@@ -233,7 +233,7 @@ impl RedisSessionHandler {
 
 impl RedisSessionHandler {
     /// The retry of [`SessionHandler::save_and_unlock`] after a dropped
-    /// connection: [`CHECKED_SAVE_SCRIPT`], sent once.
+    /// connection: `CHECKED_SAVE_SCRIPT` (scripts.rs), sent once.
     async fn checked_save(
         &self,
         id: &SessionId,
@@ -290,14 +290,14 @@ impl SessionHandler for RedisSessionHandler {
         Ok(self.acquire(id, false).await?.0)
     }
 
-    /// One round trip: [`LOCK_AND_READ_SCRIPT`] takes the lock and reads.
+    /// One round trip: `LOCK_AND_READ_SCRIPT` (scripts.rs) takes the lock and reads.
     /// While another request holds the lock, it is retried as in `lock`.
     /// With `lock=off` this is a plain read.
     async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
         self.acquire(id, true).await
     }
 
-    /// [`LOCK_AND_READ_SCRIPT`] without the lock: only a string within
+    /// `LOCK_AND_READ_SCRIPT` (scripts.rs) without the lock: only a string within
     /// `session.max_size` comes back.
     async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
         let mut invocation = LOCK_AND_READ.prepare_invoke();
@@ -340,7 +340,7 @@ impl SessionHandler for RedisSessionHandler {
 
     /// One round trip: the `SET … EX` (or `EXPIRE`) and the lock's
     /// compare-and-delete go out as one pipeline. If the connection drops
-    /// under it, [`CHECKED_SAVE_SCRIPT`] is the retry.
+    /// under it, `CHECKED_SAVE_SCRIPT` (scripts.rs) is the retry.
     async fn save_and_unlock(
         &self,
         id: &SessionId,

@@ -70,7 +70,7 @@ pub(super) static LOCK_AND_READ: LazyLock<Script> =
 pub(super) static CHECKED_SAVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(CHECKED_SAVE_SCRIPT));
 
-/// The reply of [`LOCK_AND_READ_SCRIPT`]: `None` while another request
+/// The reply of `LOCK_AND_READ_SCRIPT` (scripts.rs): `None` while another request
 /// holds the lock, else what is stored. The error names a reply the script
 /// cannot give.
 pub(super) fn parse_lock_and_read(reply: Value, max_size: u64) -> Result<Option<Stored>, String> {

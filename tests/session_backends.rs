@@ -1,0 +1,562 @@
+//! The session backend contract, one suite run over every backend (files
+//! and Redis today): what a [`SessionHandler`] promises on its own (data
+//! round trips, expiry, locks, size bound, outage and recovery), and what a
+//! visitor sees through a real nginx and nene (counter, login and logout,
+//! strict ids, hostile cookies, concurrent increments, absolute lifetime).
+//! A new backend implements [`Backend`] and adds one line to `contract!`.
+//! Tests of what only one backend does (file modes, Redis TTLs and
+//! commands) stay in that backend's own test file.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::browser::Browser;
+use common::fcgi_client::request_with_params;
+use common::redis_server::RedisServer;
+use common::{Nene, Nginx};
+use nene::session::{
+    FileSessionHandler, RedisSessionHandler, SessionDsn, SessionError, SessionHandler, SessionId,
+    SessionIdFormat, Stored, Unreadable,
+};
+
+/// What the suite needs of a backend: handlers with given bounds, nene's
+/// settings for it, a look at what is stored, and a way to take it away.
+trait Backend: Sized {
+    fn start() -> Self;
+    /// A handler whose sessions live `ttl`, whose lock waits `lock_wait`,
+    /// and which loads at most `max_size` bytes.
+    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64)
+    -> Arc<dyn SessionHandler>;
+    /// The NENE_* settings that point nene at this backend.
+    fn env(&self) -> Vec<(String, String)>;
+    /// The stored bytes of session `id`, read behind nene's back.
+    fn stored(&self, id: &str) -> Option<Vec<u8>>;
+    /// The ids of every stored session.
+    fn stored_ids(&self) -> Vec<String>;
+    /// Makes the backend unusable, as an outage or a full disk would.
+    fn break_it(&mut self);
+    /// Makes it usable again (a restarted Redis may have lost its data).
+    fn repair(&mut self);
+}
+
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn save_path(&self) -> PathBuf {
+        self.dir.path().join("sessions")
+    }
+
+    fn kept(&self) -> PathBuf {
+        self.dir.path().join("kept")
+    }
+}
+
+impl Backend for Files {
+    fn start() -> Self {
+        Files {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn handler(
+        &self,
+        ttl: Duration,
+        lock_wait: Duration,
+        max_size: u64,
+    ) -> Arc<dyn SessionHandler> {
+        Arc::new(
+            FileSessionHandler::new(&self.save_path(), ttl)
+                .unwrap()
+                .with_lock_wait(lock_wait)
+                .with_max_size(max_size),
+        )
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![(
+            "NENE_SESSION__SAVE_PATH".into(),
+            self.save_path().display().to_string(),
+        )]
+    }
+
+    fn stored(&self, id: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.save_path().join(format!("sess_{id}"))).ok()
+    }
+
+    fn stored_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.save_path())
+            .map(|entries| {
+                entries
+                    .filter_map(|entry| entry.ok())
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .filter(|name| !name.ends_with(".lock"))
+                    .filter_map(|name| name.strip_prefix("sess_").map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// Replaces the directory with a file: every operation fails, even as root.
+    fn break_it(&mut self) {
+        std::fs::rename(self.save_path(), self.kept()).unwrap();
+        std::fs::write(self.save_path(), "not a directory").unwrap();
+    }
+
+    fn repair(&mut self) {
+        std::fs::remove_file(self.save_path()).unwrap();
+        std::fs::rename(self.kept(), self.save_path()).unwrap();
+    }
+}
+
+struct Redis {
+    server: RedisServer,
+}
+
+impl Backend for Redis {
+    fn start() -> Self {
+        Redis {
+            server: RedisServer::start(),
+        }
+    }
+
+    fn handler(
+        &self,
+        ttl: Duration,
+        lock_wait: Duration,
+        max_size: u64,
+    ) -> Arc<dyn SessionHandler> {
+        let dsn = format!(
+            "{}?lock_wait={}ms&timeout=300ms&connect_timeout=300ms",
+            self.server.url(),
+            lock_wait.as_millis()
+        );
+        let dsn = SessionDsn::parse(&dsn).unwrap();
+        Arc::new(
+            RedisSessionHandler::new(&dsn, ttl)
+                .unwrap()
+                .with_max_size(max_size),
+        )
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![("NENE_SESSION_DSN".into(), self.server.url())]
+    }
+
+    fn stored(&self, id: &str) -> Option<Vec<u8>> {
+        self.server.db(0).get(&format!("sess_{id}"))
+    }
+
+    fn stored_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .server
+            .db(0)
+            .keys("sess_*")
+            .into_iter()
+            .filter(|key| !key.ends_with(".lock"))
+            .filter_map(|key| key.strip_prefix("sess_").map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn break_it(&mut self) {
+        self.server.kill();
+    }
+
+    fn repair(&mut self) {
+        self.server.restart();
+    }
+}
+
+fn new_id() -> SessionId {
+    SessionIdFormat::new(32, 5).unwrap().generate()
+}
+
+const LONG: Duration = Duration::from_secs(600);
+const MAX: u64 = 4 * 1024 * 1024;
+
+/// nene and nginx in front of `backend`, with `extra` settings.
+fn stack<B: Backend>(backend: &B, extra: &[(&str, &str)]) -> (Nene, Nginx) {
+    let env = backend.env();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.extend_from_slice(extra);
+    let nene = Nene::start(&all);
+    let nginx = Nginx::start(&nene.upstream, true);
+    (nene, nginx)
+}
+
+// ---- the handler on its own ----
+
+async fn stored_data_reads_back_exactly<B: Backend>() {
+    let backend = B::start();
+    let sessions = backend.handler(LONG, Duration::from_secs(1), MAX);
+    let id = new_id();
+    assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
+    assert!(!sessions.exists(&id).await.unwrap());
+    let every_byte: Vec<u8> = (0..=255).collect();
+    for data in [every_byte, vec![7u8; 1 << 20], Vec::new()] {
+        sessions
+            .write(&id, Bytes::from(data.clone()))
+            .await
+            .unwrap();
+        assert_eq!(sessions.read(&id).await.unwrap(), Stored::Data(data.into()));
+        assert!(sessions.exists(&id).await.unwrap());
+    }
+    sessions.destroy(&id).await.unwrap();
+    assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
+    assert!(!sessions.exists(&id).await.unwrap());
+    sessions.destroy(&id).await.unwrap();
+    sessions.ping().await.unwrap();
+    assert_eq!(sessions.gc().await.unwrap(), 0, "nothing expired");
+}
+
+async fn a_session_expires_after_its_lifetime_unless_touched<B: Backend>() {
+    let backend = B::start();
+    let sessions = backend.handler(Duration::from_secs(2), Duration::from_secs(1), MAX);
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from_static(b"alive"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    sessions.touch(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        sessions.read(&id).await.unwrap(),
+        Stored::Data(Bytes::from_static(b"alive")),
+        "the touch restarted the lifetime"
+    );
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
+    // A touch does not bring it back.
+    sessions.touch(&id).await.unwrap();
+    assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
+}
+
+async fn a_lock_excludes_others_until_released_and_waiting_is_bounded<B: Backend>() {
+    let backend = B::start();
+    let impatient = backend.handler(LONG, Duration::from_millis(300), MAX);
+    let patient = backend.handler(LONG, Duration::from_secs(5), MAX);
+    let id = new_id();
+    let (held, stored) = patient.lock_and_read(&id).await.unwrap();
+    assert!(held.is_held());
+    assert_eq!(stored, Stored::Missing);
+
+    let started = Instant::now();
+    let refused = impatient.lock(&id).await;
+    assert!(
+        matches!(refused, Err(SessionError::LockTimeout { .. })),
+        "{:?}",
+        refused.map(|_| ())
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+
+    let waiter = {
+        let patient = patient.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let lock = patient.lock(&id).await.unwrap();
+            (started.elapsed(), lock)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    patient
+        .save_and_unlock(&id, Some(Bytes::from_static(b"saved")), held)
+        .await
+        .unwrap();
+    let (waited, lock) = waiter.await.unwrap();
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    assert_eq!(
+        patient.read(&id).await.unwrap(),
+        Stored::Data(Bytes::from_static(b"saved"))
+    );
+    // A lock dropped without release (a cancelled request) frees the
+    // session too.
+    drop(lock);
+    let again = tokio::time::timeout(Duration::from_secs(2), patient.lock(&id)).await;
+    assert!(
+        matches!(again, Ok(Ok(_))),
+        "the dropped lock was never freed"
+    );
+}
+
+async fn a_stored_value_over_max_size_is_reported_not_loaded<B: Backend>() {
+    let backend = B::start();
+    let sessions = backend.handler(LONG, Duration::from_secs(1), 1024);
+    let id = new_id();
+    sessions
+        .write(&id, Bytes::from(vec![b'x'; 1025]))
+        .await
+        .unwrap();
+    let (lock, stored) = sessions.lock_and_read(&id).await.unwrap();
+    assert_eq!(
+        stored,
+        Stored::Unreadable(Unreadable::TooLarge {
+            size: 1025,
+            max: 1024
+        })
+    );
+    assert!(lock.is_held(), "the request keeps its lock");
+    lock.release().await.unwrap();
+    sessions
+        .write(&id, Bytes::from(vec![b'x'; 1024]))
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.read(&id).await.unwrap(),
+        Stored::Data(Bytes::from(vec![b'x'; 1024]))
+    );
+}
+
+async fn an_unusable_backend_is_an_error_and_recovery_needs_no_new_handler<B: Backend>() {
+    let mut backend = B::start();
+    let sessions = backend.handler(LONG, Duration::from_secs(1), MAX);
+    let id = new_id();
+    sessions.write(&id, Bytes::from_static(b"x")).await.unwrap();
+    backend.break_it();
+    let started = Instant::now();
+    assert!(sessions.ping().await.is_err());
+    assert!(sessions.write(&id, Bytes::from_static(b"y")).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(3), "no hang");
+    backend.repair();
+    let mut recovered = false;
+    for _ in 0..30 {
+        if sessions.ping().await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the same handler works again");
+    sessions.write(&id, Bytes::from_static(b"z")).await.unwrap();
+    assert_eq!(
+        sessions.read(&id).await.unwrap(),
+        Stored::Data(Bytes::from_static(b"z"))
+    );
+}
+
+// ---- through nginx and nene ----
+
+async fn the_counter_counts_under_the_cookie_id_and_sets_the_cookie_once<B: Backend>() {
+    let backend = B::start();
+    let (_nene, nginx) = stack(&backend, &[]);
+    let mut browser = Browser::new(&nginx.url(""));
+    for expected in 1..=3 {
+        let page = browser.get("/session/counter").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.json()["count"], expected);
+        assert_eq!(
+            page.headers["cache-control"],
+            "no-store, no-cache, must-revalidate"
+        );
+        assert_eq!(page.headers["pragma"], "no-cache");
+    }
+    assert_eq!(browser.set_cookies.len(), 1, "{:?}", browser.set_cookies);
+    let cookie = &browser.set_cookies[0];
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let id = browser.session_id().unwrap();
+    assert_eq!(id.len(), 32);
+    assert_eq!(backend.stored_ids(), vec![id.clone()]);
+    assert_eq!(backend.stored(&id).unwrap(), br#"{"count":3}"#.to_vec());
+}
+
+async fn login_moves_the_data_to_a_new_id_and_logout_destroys_it<B: Backend>() {
+    let backend = B::start();
+    let (_nene, nginx) = stack(&backend, &[]);
+    let mut browser = Browser::new(&nginx.url(""));
+    browser.get("/session/counter").await;
+    let before_login = browser.session_id().unwrap();
+    let page = browser.post_form("/session/login", "user=alice").await;
+    assert_eq!(page.json()["user"], "alice");
+    let after_login = browser.session_id().unwrap();
+    assert_ne!(before_login, after_login, "login must regenerate the id");
+    assert_eq!(backend.stored_ids(), vec![after_login.clone()]);
+    assert_eq!(browser.get("/session/whoami").await.json()["user"], "alice");
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+
+    let page = browser.post_form("/session/logout", "").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.set_cookies()[0].contains("Max-Age=0"),
+        "{:?}",
+        page.set_cookies()
+    );
+    assert!(browser.session_id().is_none());
+    assert_eq!(backend.stored_ids(), Vec::<String>::new());
+    assert!(browser.get("/session/whoami").await.json()["user"].is_null());
+}
+
+async fn an_unknown_id_is_replaced_and_never_stored<B: Backend>() {
+    let backend = B::start();
+    let (_nene, nginx) = stack(&backend, &[]);
+    let mut browser = Browser::new(&nginx.url(""));
+    let planted = "0123456789abcdefghijklmnopqrstuv";
+    browser.cookies.insert("NENESESSID".into(), planted.into());
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let issued = browser.session_id().unwrap();
+    assert_ne!(issued, planted);
+    assert_eq!(backend.stored_ids(), vec![issued]);
+}
+
+async fn hostile_session_cookies_never_reach_the_backend<B: Backend>() {
+    let backend = B::start();
+    let (nene, nginx) = stack(&backend, &[]);
+    let valid_looking = "0123456789abcdefghijklmnopqrstuv";
+    let many_same_name = (0..200)
+        .map(|i| format!("NENESESSID=bad{i}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let cookies: Vec<Vec<u8>> = vec![
+        b"NENESESSID=".to_vec(),
+        b"NENESESSID=*".to_vec(),
+        b"NENESESSID=sess_*".to_vec(),
+        b"NENESESSID=../../etc/passwd".to_vec(),
+        b"NENESESSID=abc\x00def".to_vec(),
+        b"NENESESSID=abc\r\nX-Injected: 1".to_vec(),
+        b"NENESESSID=0123456789abcdefghijklmnopqrstuvw".to_vec(),
+        format!("NENESESSID={}", "a".repeat(4096)).into_bytes(),
+        "NENESESSID=ééééééééééééééééééééééééééééééé"
+            .as_bytes()
+            .to_vec(),
+        format!("NENESESSID={}\u{2028}", &valid_looking[..31]).into_bytes(),
+        many_same_name.into_bytes(),
+    ];
+    for (n, cookie) in cookies.iter().enumerate() {
+        // Straight to nene (nginx and HTTP clients refuse some of these).
+        let response = request_with_params(
+            &nene.addr,
+            &[
+                (b"REQUEST_METHOD", b"GET"),
+                (b"REQUEST_URI", b"/session/whoami"),
+                (b"HTTP_COOKIE", cookie),
+            ],
+        )
+        .await;
+        assert_eq!(response.status(), 200, "cookie {n}");
+        assert_eq!(response.body_text(), r#"{"user":null}"#, "cookie {n}");
+        let head = String::from_utf8_lossy(response.head()).to_string();
+        assert!(!head.contains("X-Injected"), "cookie {n}: {head}");
+    }
+    assert_eq!(
+        backend.stored_ids(),
+        Vec::<String>::new(),
+        "no session was started for any of them"
+    );
+    // Among many cookies of the name, the first valid one counts.
+    let mut browser = Browser::new(&nginx.url(""));
+    browser.get("/session/counter").await;
+    let good = browser.session_id().unwrap();
+    let header = format!("NENESESSID=junk; NENESESSID={good}; NENESESSID=zzz");
+    let page = browser
+        .get_with_cookie_header("/session/counter", header.as_bytes())
+        .await;
+    assert_eq!(page.json()["count"], 2);
+}
+
+async fn one_hundred_requests_twenty_at_a_time_lose_no_increment<B: Backend>() {
+    let backend = B::start();
+    let (_nene, nginx) = stack(&backend, &[]);
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    assert_eq!(browser.hammer_counter(20, 5).await, 100);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
+    // Queued requests start from what their predecessor handed over.
+    let status = browser.get("/status?json").await;
+    let hand_offs = status.json()["session lock hand-offs"].as_u64().unwrap();
+    assert!(hand_offs > 0, "{}", status.body);
+}
+
+async fn the_absolute_lifetime_ends_a_session_however_active<B: Backend>() {
+    let backend = B::start();
+    let (_nene, nginx) = stack(&backend, &[("NENE_SESSION__ABSOLUTE_LIFETIME", "1")]);
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+    let first_id = browser.session_id().unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let second_id = browser.session_id().unwrap();
+    assert_ne!(second_id, first_id);
+    assert_eq!(backend.stored_ids(), vec![second_id]);
+}
+
+async fn an_outage_gives_503_other_routes_keep_working_and_sessions_come_back<B: Backend>() {
+    let mut backend = B::start();
+    let (nene, nginx) = stack(&backend, &[]);
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    backend.break_it();
+    let started = Instant::now();
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert_eq!(page.headers["retry-after"], "1");
+    assert!(started.elapsed() < Duration::from_secs(3), "no hang");
+    assert_eq!(browser.get("/health").await.status, 200);
+    backend.repair();
+    let mut recovered = false;
+    for _ in 0..30 {
+        if browser.get("/session/counter").await.status == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "sessions did not come back without a restart");
+    let log = nene.log_text();
+    assert!(log.contains("session"), "a log line names the failure");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// Every contract test, for every backend: `files::…` and `redis::…`.
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod files {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test::<super::Files>().await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test::<super::Redis>().await
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    stored_data_reads_back_exactly,
+    a_session_expires_after_its_lifetime_unless_touched,
+    a_lock_excludes_others_until_released_and_waiting_is_bounded,
+    a_stored_value_over_max_size_is_reported_not_loaded,
+    an_unusable_backend_is_an_error_and_recovery_needs_no_new_handler,
+    the_counter_counts_under_the_cookie_id_and_sets_the_cookie_once,
+    login_moves_the_data_to_a_new_id_and_logout_destroys_it,
+    an_unknown_id_is_replaced_and_never_stored,
+    hostile_session_cookies_never_reach_the_backend,
+    one_hundred_requests_twenty_at_a_time_lose_no_increment,
+    the_absolute_lifetime_ends_a_session_however_active,
+    an_outage_gives_503_other_routes_keep_working_and_sessions_come_back,
+);
