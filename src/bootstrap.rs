@@ -9,15 +9,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::application::Application;
-use crate::config::{ConfigError, Constants, LoadOptions, Source, load};
+use crate::config::{ConfigError, Constants, LoadOptions, SerializeHandler, Source, load};
 use crate::front_controller::front_controller;
 use crate::ops::{Ops, OpsSetupError};
 use crate::server::{
     HttpResponder, ListenError, Listener, ServerMetrics, raise_open_file_limit_and_log, serve,
 };
 use crate::session::{
-    IdFormatError, JsonCodec, SessionCookie, SessionHandler, SessionHandlerFactory,
-    SessionIdFormat, SessionRuntime, SessionSetupError, redact_dsn,
+    IdFormatError, JsonCodec, PhpCodec, PhpHandler, SessionCodec, SessionCookie, SessionHandler,
+    SessionHandlerFactory, SessionIdFormat, SessionRuntime, SessionSetupError, redact_dsn,
 };
 
 /// Why nene did not start: printed as one line (`nene: …`) with exit status 1.
@@ -147,11 +147,20 @@ pub fn session_store(
     )?;
     Ok(Arc::new(SessionRuntime::new(
         handler,
-        Arc::new(JsonCodec),
+        codec_for(session.serialize_handler),
         ids,
         cookie,
         session.clone(),
     )))
+}
+
+/// The session format `session.serialize_handler` names.
+fn codec_for(handler: SerializeHandler) -> Arc<dyn SessionCodec> {
+    match handler {
+        SerializeHandler::Json => Arc::new(JsonCodec),
+        SerializeHandler::Php => Arc::new(PhpCodec(PhpHandler::Php)),
+        SerializeHandler::PhpSerialize => Arc::new(PhpCodec(PhpHandler::PhpSerialize)),
+    }
 }
 
 /// Everything nene builds once at start-up around an application: the

@@ -277,7 +277,7 @@ impl Harness {
     async fn stored_n(&self, id: &str) -> Option<u64> {
         let id = self.store.ids().parse(id).expect("a well-formed id");
         let bytes = self.files.read(&id).await.unwrap().data()?;
-        JsonCodec.decode(&bytes).unwrap().get("n")?.as_u64()
+        JsonCodec.decode(&bytes).unwrap().data.get("n")?.as_u64()
     }
 
     /// Two requests of session `id`: "one" takes the session, counts and is

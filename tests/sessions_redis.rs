@@ -278,4 +278,3 @@ async fn the_dsn_password_never_reaches_the_log() {
     assert!(log.contains("redis://:***@127.0.0.1"), "{log}");
     assert!(!log.contains("pa55-word-xyz"), "{log}");
 }
-

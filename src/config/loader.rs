@@ -579,6 +579,7 @@ impl Values {
             save_path_fsync: self.bool("session.save_path_fsync")?,
             absolute_lifetime: self.number("session.absolute_lifetime")?,
             max_size: self.number("session.max_size")?,
+            serialize_handler: self.choice("session.serialize_handler")?,
             cache_limiter: self.choice("session.cache_limiter")?,
             cache_expire: self.number("session.cache_expire")?,
         };

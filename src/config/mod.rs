@@ -16,7 +16,7 @@ pub use constants::{Constant, Constants};
 pub use error::{ConfigError, closest};
 pub use loader::{INI_FILES, LoadOptions, Loaded, load};
 pub use session_settings::{
-    BadChoice, CacheLimiter, CookieSameSite, CookieSecure, SessionSettings,
+    BadChoice, CacheLimiter, CookieSameSite, CookieSecure, SerializeHandler, SessionSettings,
 };
 pub use settings::{LogDestination, LogFormat, OpsSettings, Settings};
 pub use source::Source;

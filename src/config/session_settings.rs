@@ -52,6 +52,17 @@ pub enum CacheLimiter {
     Unset,
 }
 
+/// PHP's `session.serialize_handler`: the format sessions are stored in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SerializeHandler {
+    /// nene's own: one JSON object (the default).
+    Json,
+    /// PHP's default: `name|serialize(value)` for each key.
+    Php,
+    /// `serialize($_SESSION)`: one PHP array.
+    PhpSerialize,
+}
+
 /// A value outside what a setting accepts; the message lists what is.
 #[derive(Debug, thiserror::Error)]
 #[error("{value:?} is not one of {accepted}")]
@@ -86,6 +97,11 @@ choice_from_str!(CookieSameSite, "Lax, Strict, None, or empty", {
     "strict" => CookieSameSite::Strict,
     "none" => CookieSameSite::None,
     "" => CookieSameSite::Unset,
+});
+choice_from_str!(SerializeHandler, "json, php, php_serialize", {
+    "json" => SerializeHandler::Json,
+    "php" => SerializeHandler::Php,
+    "php_serialize" => SerializeHandler::PhpSerialize,
 });
 choice_from_str!(CacheLimiter, "nocache, private, private_no_expire, public, or empty", {
     "nocache" => CacheLimiter::Nocache,
@@ -143,6 +159,8 @@ pub struct SessionSettings {
     /// value is not loaded (the request starts with an empty session and
     /// leaves it alone); a session that grows past it is not stored (500).
     pub max_size: u64,
+    /// The format sessions are stored in (PHP's name).
+    pub serialize_handler: SerializeHandler,
     /// The caching headers a response that used the session carries.
     pub cache_limiter: CacheLimiter,
     /// `Expires`/`max-age` minutes for the public and private cache limiters.
@@ -171,6 +189,7 @@ impl Default for SessionSettings {
             save_path_fsync: false,
             absolute_lifetime: 0,
             max_size: 4 * 1024 * 1024,
+            serialize_handler: SerializeHandler::Json,
             cache_limiter: CacheLimiter::Nocache,
             cache_expire: 180,
         }

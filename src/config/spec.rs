@@ -428,6 +428,14 @@ pub const SETTINGS: &[SettingSpec] = &[
     ),
     setting(
         "session",
+        "serialize_handler",
+        "json",
+        Kind::Choice(&["json", "php", "php_serialize"]),
+        "session.serialize_handler",
+        "the format sessions are stored in: json (nene's), or PHP's php / php_serialize to share sessions with a PHP application",
+    ),
+    setting(
+        "session",
         "cache_limiter",
         "nocache",
         Kind::Choice(&["nocache", "private", "private_no_expire", "public", ""]),

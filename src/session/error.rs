@@ -55,17 +55,39 @@ pub enum SessionError {
         /// `session.max_size`.
         max: u64,
     },
+    /// The handler read a value nene keeps only as stored bytes (a PHP
+    /// object, a reference, a string that is not UTF-8); answered 500.
+    #[error("session key `{key}` holds {what}, which nene cannot read; it is kept as stored")]
+    Unmappable {
+        /// The key the handler asked for.
+        key: String,
+        /// What the stored value is.
+        what: &'static str,
+    },
+    /// The session holds data the configured format cannot store; answered
+    /// 500 and nothing is stored.
+    #[error("session key `{key}` cannot be stored: {reason}")]
+    Unencodable {
+        /// The key.
+        key: String,
+        /// Why the format cannot store it.
+        reason: &'static str,
+    },
 }
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
-        if let SessionError::TooLarge { .. } = self {
-            // The application stored more than the bound allows: a bug to
+        if let SessionError::TooLarge { .. }
+        | SessionError::Unmappable { .. }
+        | SessionError::Unencodable { .. } = self
+        {
+            // The application stored more than the bound allows, read what
+            // it cannot, or stored what the format cannot hold: a bug to
             // fix, not a passing outage, so no Retry-After.
             tracing::error!("{self}");
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "the session grew too large to be stored\n",
+                "the session cannot be used as the application asked\n",
             )
                 .into_response();
         }

@@ -4,7 +4,8 @@
 //! |---|---|
 //! | [`backend`] | where session data lives: the [`SessionHandler`] contract, the factory that picks a backend from `SESSION_DSN`, the DSN types, and one folder per backend (`files/`, `redis/`) |
 //! | [`lifecycle`] | what happens around every request: the [`Session`] handle a handler takes, the layer that commits it, the [`SessionRuntime`] bundle built at start-up, the cookie, the in-process queue, the write chain (group commit), refused-id warnings and counters |
-//! | `id.rs`, `codec.rs`, `error.rs` | shared by both: session ids, how data becomes bytes, what can fail |
+//! | [`format`] | how session data becomes bytes: `json` (nene's), PHP's `php` and `php_serialize` |
+//! | `id.rs`, `error.rs` | shared by both: session ids, what can fail |
 //!
 //! A request meets them in this order: the layer reads the cookie, the
 //! handle starts lazily (local queue, then the backend's lock and read), the
@@ -12,8 +13,8 @@
 //! sets the cookie.
 
 pub mod backend;
-mod codec;
 mod error;
+pub mod format;
 mod id;
 pub mod lifecycle;
 
@@ -22,8 +23,8 @@ pub use backend::{
     RedisSessionHandler, RedisSetupError, SessionBackend, SessionDsn, SessionHandler,
     SessionHandlerFactory, SessionLock, SessionSetupError, Stored, Unreadable, redact_dsn,
 };
-pub use codec::{JsonCodec, SessionCodec, SessionData};
 pub use error::SessionError;
+pub use format::{Decoded, JsonCodec, KeptValues, PhpCodec, PhpHandler, SessionCodec, SessionData};
 pub use id::{IdFormatError, MIN_ID_ENTROPY_BITS, SessionId, SessionIdFormat};
 pub use lifecycle::{
     LatencyHistogram, LocalLocks, RejectedIds, Session, SessionCookie, SessionLayer,

@@ -78,8 +78,12 @@ fn recognise(bytes: &[u8]) -> Option<&'static str> {
     if bytes.starts_with(b"\x01\x02\x00\x00\x00\x02") || bytes.starts_with(b"\x00\x00\x00\x02") {
         return Some("in igbinary format");
     }
-    if serde_json::from_slice::<serde_json::Value>(bytes).is_ok() {
-        return Some("JSON but not an object");
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(_)) => {
+            return Some("in nene's JSON format (session.serialize_handler = json)");
+        }
+        Ok(_) => return Some("JSON but not an object"),
+        Err(_) => {}
     }
     None
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::config::SessionSettings;
 
 use crate::session::backend::SessionHandler;
-use crate::session::codec::SessionCodec;
+use crate::session::format::SessionCodec;
 use crate::session::id::SessionIdFormat;
 use crate::session::lifecycle::cookie::SessionCookie;
 use crate::session::lifecycle::local_locks::LocalLocks;

@@ -17,8 +17,8 @@ use tokio::sync::Mutex;
 
 use crate::session::backend::Unreadable;
 use crate::session::backend::{SessionLock, Stored};
-use crate::session::codec::SessionData;
 use crate::session::error::SessionError;
+use crate::session::format::{Decoded, KeptValues, SessionData};
 use crate::session::id::SessionId;
 use crate::session::lifecycle::local_locks::{HandOff, LocalTurn};
 use crate::session::lifecycle::metrics::SessionTimings;
@@ -69,6 +69,9 @@ enum Phase {
 struct Active {
     id: SessionId,
     data: SessionData,
+    /// Each stored value's bytes: what the handler does not change is
+    /// written back as it was, and values nene cannot map stay as stored.
+    kept: KeptValues,
     /// The bytes read from the backend, to tell whether anything changed.
     /// For a stored value nene could not use, the encoding of the empty
     /// data the request started with instead.
@@ -130,6 +133,12 @@ impl Session {
     /// The value under `key`, if present and of type `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         self.with_active(|active| {
+            if let Some(what) = active.kept.opaque(key) {
+                return Err(SessionError::Unmappable {
+                    key: key.to_string(),
+                    what,
+                });
+            }
             Ok(visible(key)
                 .then(|| active.data.get(key))
                 .flatten()
@@ -143,6 +152,7 @@ impl Session {
         let value = serde_json::to_value(value).unwrap_or(Value::Null);
         self.with_active(|active| {
             if visible(key) {
+                active.kept.forget(key);
                 active.data.insert(key.to_string(), value);
             }
             Ok(())
@@ -152,8 +162,14 @@ impl Session {
 
     /// Removes `key`, returning what it held.
     pub async fn remove(&self, key: &str) -> Result<Option<Value>, SessionError> {
-        self.with_active(|active| Ok(visible(key).then(|| active.data.remove(key)).flatten()))
-            .await
+        self.with_active(|active| {
+            if !visible(key) {
+                return Ok(None);
+            }
+            active.kept.forget(key);
+            Ok(active.data.remove(key))
+        })
+        .await
     }
 
     /// A new id for the same data (do this at login: a fixated or leaked
@@ -178,6 +194,7 @@ impl Session {
         self.with_active(|active| {
             active.destroyed = true;
             active.data.clear();
+            active.kept.clear();
             Ok(())
         })
         .await
@@ -258,24 +275,24 @@ impl Session {
                 (lock, None, stored, backend_started)
             }
         };
-        let (data, bytes, leave_alone_unless_changed) = match stored {
-            Stored::Data(bytes) if bytes.is_empty() => (SessionData::new(), None, true),
+        let (decoded, bytes, leave_alone_unless_changed) = match stored {
+            Stored::Data(bytes) if bytes.is_empty() => (Decoded::default(), None, true),
             Stored::Data(bytes) => match store.codec.decode(&bytes) {
-                Ok(data) => (data, Some(bytes), false),
+                Ok(decoded) => (decoded, Some(bytes), false),
                 Err(error) => {
                     let reason = match error {
                         SessionError::Corrupt(reason) => reason,
                         other => other.to_string(),
                     };
                     self.warn_unreadable(&id, &Unreadable::undecodable(&bytes, reason));
-                    (SessionData::new(), None, true)
+                    (Decoded::default(), None, true)
                 }
             },
             Stored::Unreadable(why) => {
                 self.warn_unreadable(&id, &why);
-                (SessionData::new(), None, true)
+                (Decoded::default(), None, true)
             }
-            Stored::Missing => (SessionData::new(), None, false),
+            Stored::Missing => (Decoded::default(), None, false),
         };
         if !leave_alone_unless_changed && bytes.is_none() {
             if store.settings.use_strict_mode {
@@ -296,7 +313,8 @@ impl Session {
         }
         let mut active = Active {
             id,
-            data,
+            data: decoded.data,
+            kept: decoded.kept,
             original: bytes,
             leave_alone_unless_changed,
             id_is_new: false,
@@ -322,7 +340,7 @@ impl Session {
         if active.leave_alone_unless_changed {
             // What "unchanged" means for this request: the empty data it
             // started with (a creation time included, if one was just added).
-            active.original = Some(store.codec.encode(&active.data));
+            active.original = Some(store.codec.encode(&active.data, &active.kept)?);
         }
         Ok(active)
     }
@@ -342,6 +360,7 @@ impl Session {
         Active {
             id: self.store.ids.generate(),
             data,
+            kept: KeptValues::default(),
             original: None,
             leave_alone_unless_changed: false,
             id_is_new: true,
@@ -507,7 +526,7 @@ impl Session {
             // even its expiry is touched (the lock goes at commit).
             Some(before)
                 if active.leave_alone_unless_changed
-                    && store.codec.encode(&active.data) == *before =>
+                    && store.codec.encode(&active.data, &active.kept)? == *before =>
             {
                 false
             }
@@ -586,7 +605,7 @@ impl Session {
     /// The bytes to store for the session, unless they are over
     /// `session.max_size` (then the change is refused, never stored half).
     fn encode_within_max_size(&self, active: &Active) -> Result<Bytes, SessionError> {
-        let bytes = self.store.codec.encode(&active.data);
+        let bytes = self.store.codec.encode(&active.data, &active.kept)?;
         let max = self.store.settings.max_size;
         if bytes.len() as u64 > max {
             return Err(SessionError::TooLarge {

@@ -1,0 +1,119 @@
+//! How session data becomes the bytes a backend stores, and back:
+//! `session.serialize_handler` under PHP's name. `json` (nene's own, the
+//! default, docs/decisions/0010), `php` (PHP's default, `name|value…`) and
+//! `php_serialize` (`serialize($_SESSION)`), so that nene and a PHP
+//! application can share live sessions.
+//!
+//! A value nene cannot map to its data (a PHP object, a reference, a byte
+//! string that is not UTF-8) is carried through as the bytes it was stored
+//! as, and so is every value the handler did not change: what nene writes
+//! back differs from what it read only where the handler changed something.
+
+mod json;
+mod php;
+mod php_value;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::session::error::SessionError;
+
+pub use json::JsonCodec;
+pub use php::{PhpCodec, PhpHandler};
+
+/// Session data: string keys to JSON-like values.
+pub type SessionData = Map<String, Value>;
+
+/// What decoding found.
+#[derive(Clone, Debug, Default)]
+pub struct Decoded {
+    /// The values nene can map, by key.
+    pub data: SessionData,
+    /// Every stored value's own bytes, for writing back what did not change.
+    pub kept: KeptValues,
+}
+
+/// The stored bytes of each top-level value, in stored order: an unchanged
+/// value is written back exactly as it was read, and a value nene cannot map
+/// is written back untouched until the handler replaces or removes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeptValues {
+    entries: Vec<KeptEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct KeptEntry {
+    key: String,
+    /// The whole stored entry (key and value) in the codec's own format.
+    raw: Bytes,
+    /// What it maps to, or why it does not map.
+    value: Result<Value, &'static str>,
+}
+
+impl KeptValues {
+    /// Records an entry as stored: its key, its bytes, and what it maps to
+    /// (or why it does not).
+    pub(crate) fn keep(&mut self, key: String, raw: Bytes, value: Result<Value, &'static str>) {
+        self.entries.push(KeptEntry { key, raw, value });
+    }
+
+    /// Why `key` holds a value nene cannot map, when it does.
+    pub fn opaque(&self, key: &str) -> Option<&'static str> {
+        self.entries
+            .iter()
+            .find(|entry| entry.key == key)
+            .and_then(|entry| entry.value.as_ref().err().copied())
+    }
+
+    /// Forgets `key`: the handler replaced or removed it.
+    pub fn forget(&mut self, key: &str) {
+        self.entries.retain(|entry| entry.key != key);
+    }
+
+    /// Forgets everything: the session was destroyed.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// What to write, in order: each kept entry that is still there (as
+    /// its stored bytes when unchanged, as its new value when changed), then
+    /// the keys the handler added.
+    fn plan<'a>(&'a self, data: &'a SessionData) -> Vec<Planned<'a>> {
+        let mut plan = Vec::with_capacity(data.len() + self.entries.len());
+        for entry in &self.entries {
+            match (&entry.value, data.get(&entry.key)) {
+                (Err(_), _) => plan.push(Planned::Stored(&entry.raw)),
+                (Ok(before), Some(now)) if before == now => plan.push(Planned::Stored(&entry.raw)),
+                (Ok(_), Some(now)) => plan.push(Planned::Changed(&entry.key, now)),
+                (Ok(_), None) => {}
+            }
+        }
+        for (key, value) in data {
+            if !self.entries.iter().any(|entry| &entry.key == key) {
+                plan.push(Planned::Changed(key, value));
+            }
+        }
+        plan
+    }
+}
+
+/// One entry to write.
+enum Planned<'a> {
+    /// Bytes as they were stored.
+    Stored(&'a Bytes),
+    /// A key with a value to encode.
+    Changed(&'a str, &'a Value),
+}
+
+/// Turns session data into the bytes a backend stores, and back. Shared by
+/// every request, so it holds no per-request state.
+pub trait SessionCodec: Send + Sync + 'static {
+    /// `session.serialize_handler`'s name for it.
+    fn name(&self) -> &'static str;
+    /// The bytes to store for `data`, keeping what `kept` holds. Fails only
+    /// for data the format cannot express (a key PHP's `php` format forbids).
+    fn encode(&self, data: &SessionData, kept: &KeptValues) -> Result<Bytes, SessionError>;
+    /// The data `bytes` hold; empty bytes are an empty session. Bytes that
+    /// are not this format are [`SessionError::Corrupt`].
+    fn decode(&self, bytes: &[u8]) -> Result<Decoded, SessionError>;
+}
