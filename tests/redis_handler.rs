@@ -721,3 +721,45 @@ async fn a_key_of_another_type_or_over_max_size_is_reported_with_the_lock_held()
         Stored::Data(Bytes::from(vec![b'x'; 1024]))
     );
 }
+
+/// phpredis' locking (`redis.session.locking_enabled=1`) names the lock
+/// `{prefix}{id}_LOCK`, takes it with `SET … NX PX` and releases it by
+/// compare-and-delete: with `lock_suffix=_LOCK` nene waits for a PHP
+/// request's lock and PHP's waits for nene's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_lock_suffix_lock_nene_and_phpredis_take_the_same_lock() {
+    let redis = RedisServer::start();
+    let prefix = "PHPREDIS_SESSION:";
+    let sessions = handler(&format!(
+        "{}?prefix=PHPREDIS_SESSION%3A&lock_suffix=_LOCK&lock_wait=300ms",
+        redis.url()
+    ));
+    let id = new_id();
+    let php_lock = format!("{prefix}{}_LOCK", id.as_str());
+    // A PHP request holds the session.
+    redis.run(&["SET", &php_lock, "php-host|4242", "NX", "PX", "5000"]);
+    assert!(matches!(
+        sessions.lock_and_read(&id).await,
+        Err(SessionError::LockTimeout { .. })
+    ));
+    redis.run(&["DEL", &php_lock]);
+    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    assert!(redis.db(0).exists(&php_lock), "nene holds PHP's lock key");
+    // PHP's own attempt now fails, as phpredis' SET NX would.
+    assert_eq!(
+        redis.run(&["SET", &php_lock, "php-host|4242", "NX", "PX", "5000"]),
+        redis::Value::Nil
+    );
+    sessions
+        .save_and_unlock(&id, Some(Bytes::from_static(b"count|i:1;")), lock)
+        .await
+        .unwrap();
+    assert!(!redis.db(0).exists(&php_lock));
+    assert_eq!(
+        redis
+            .db(0)
+            .get(&format!("{prefix}{}", id.as_str()))
+            .unwrap(),
+        b"count|i:1;".to_vec()
+    );
+}

@@ -26,7 +26,8 @@
 //!
 //! | option | default | meaning |
 //! | --- | --- | --- |
-//! | `prefix` | `sess_` | key prefix: a session is stored under `{prefix}{id}`, its lock under `{prefix}{id}.lock` |
+//! | `prefix` | `sess_` | key prefix: a session is stored under `{prefix}{id}`, its lock under `{prefix}{id}{lock_suffix}` |
+//! | `lock_suffix` | `.lock` | appended to the session key to name its lock; `_LOCK` shares locks with phpredis (`redis.session.locking_enabled`) |
 //! | `timeout` | `500ms` | longest wait for any one Redis command; past it the request fails with a 503 instead of hanging |
 //! | `connect_timeout` | `1s` | longest wait for (re)connecting, on top of `timeout` |
 //! | `lock` | `on` | `on`: one request at a time per session, like PHP's file handler; `off`: no locking (last write wins) |
@@ -49,6 +50,7 @@ const ACCEPTED: &str = "accepted: '' (file sessions), \
 /// Options every Redis DSN takes.
 const OPTIONS: &[&str] = &[
     "prefix",
+    "lock_suffix",
     "timeout",
     "connect_timeout",
     "lock",
@@ -131,6 +133,9 @@ pub struct RedisOptions {
     pub timeout: Duration,
     /// Bound on opening a connection, on top of `timeout`.
     pub connect_timeout: Duration,
+    /// Appended to the session key to name its lock key: `.lock`, or
+    /// phpredis' `_LOCK` to share locks with a PHP application.
+    pub lock_suffix: String,
     /// Whether requests of one session take turns (PHP's files handler
     /// locks; without it, parallel requests overwrite each other's changes).
     pub lock: bool,
@@ -147,6 +152,7 @@ impl Default for RedisOptions {
     fn default() -> Self {
         Self {
             prefix: "sess_".to_string(),
+            lock_suffix: ".lock".to_string(),
             timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(1),
             lock: true,
@@ -436,12 +442,13 @@ mod tests {
     fn options_override_the_defaults() {
         let dsn = redis(
             "rediss://cache:6380/1?prefix=shop_&timeout=250ms&connect_timeout=2s\
-             &lock=off&lock_ttl=1m&lock_wait=1s%20500ms&tls_ca_file=/etc/ssl/redis-ca.pem",
+             &lock_suffix=_LOCK&lock=off&lock_ttl=1m&lock_wait=1s%20500ms&tls_ca_file=/etc/ssl/redis-ca.pem",
         );
         assert_eq!(
             dsn.options,
             RedisOptions {
                 prefix: "shop_".to_string(),
+                lock_suffix: "_LOCK".to_string(),
                 timeout: Duration::from_millis(250),
                 connect_timeout: Duration::from_secs(2),
                 lock: false,

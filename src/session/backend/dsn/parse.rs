@@ -256,6 +256,16 @@ impl Parser<'_> {
                     }
                     options.prefix = value;
                 }
+                "lock_suffix" => {
+                    if value.chars().any(char::is_control) {
+                        return Err(self.bad_value(
+                            "lock_suffix",
+                            &value,
+                            "free of control characters",
+                        ));
+                    }
+                    options.lock_suffix = value;
+                }
                 "timeout" => options.timeout = self.duration("timeout", &value, false)?,
                 "connect_timeout" => {
                     options.connect_timeout = self.duration("connect_timeout", &value, false)?;

@@ -1,7 +1,8 @@
 //! Sessions in Redis (docs/decisions/0006): the data of session `id` is a plain string
 //! under `{prefix}{id}` (`sess_{id}` by default) that Redis expires after
 //! `session.gc_maxlifetime` seconds, so gc is a no-op. A request's lock is a
-//! second key, `{prefix}{id}.lock`, holding a random token.
+//! second key, `{prefix}{id}.lock` (the `lock_suffix` option; phpredis names
+//! it `_LOCK`), holding a random token.
 //!
 //! Redis may be down when nene starts, stall, or restart under it. None of
 //! that may stop nene or hang a request: the connection is opened on first
@@ -65,6 +66,9 @@ pub struct RedisSessionHandler {
     redis: Arc<SharedConnection>,
     /// Prepended to ids to make keys (`sess_` by default).
     prefix: String,
+    /// Appended to the session key to name its lock (`.lock`, or `_LOCK`
+    /// as phpredis names it).
+    lock_suffix: String,
     /// `session.gc_maxlifetime` in whole seconds: the `EX` of every write
     /// and the `EXPIRE` of every touch (Redis' smallest expiry is 1 s).
     ttl_secs: u64,
@@ -137,6 +141,7 @@ impl RedisSessionHandler {
                 password: redis_dsn.password().map(str::to_string),
             }),
             prefix: options.prefix.clone(),
+            lock_suffix: options.lock_suffix.clone(),
             ttl_secs: ttl.as_secs().max(1),
             lock: options.lock.then_some(LockSettings {
                 ttl: options.lock_ttl,
@@ -158,7 +163,7 @@ impl RedisSessionHandler {
     }
 
     fn lock_key(&self, id: &SessionId) -> String {
-        format!("{}{}.lock", self.prefix, id.as_str())
+        format!("{}{}{}", self.prefix, id.as_str(), self.lock_suffix)
     }
 
     /// The lock loop behind [`SessionHandler::lock`] and [`Self::lock_and_read`].
