@@ -1,17 +1,23 @@
-//! nene on a session a PHP application wrote, through a real nginx and
-//! redis-server, with `session.serialize_handler = php` and
-//! `php_serialize`: nene reads PHP's values, counts on in the same
-//! session, and PHP (the `php` command line decoding what Redis holds)
-//! finds every value it stored unchanged — its object, nested array and
-//! reference included.
+//! nene and a PHP application sharing live sessions, with
+//! `session.serialize_handler = php` and `php_serialize`. First nene on a
+//! session PHP wrote (the `php` command line encoding and decoding what
+//! Redis holds): nene reads PHP's values, counts on, and PHP finds every
+//! value it stored unchanged, its object, nested array and reference
+//! included. Then a site half on PHP-FPM, half on nene, behind one nginx
+//! (deploy/nginx/migration.conf.template): a login on either side is seen
+//! on the other, with phpredis' handler, NeNe's PHP Redis handler and
+//! shared files; and with phpredis' locking, a counter incremented by both
+//! at once loses nothing.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::browser::Browser;
+use common::php_fpm::PhpFpm;
 use common::redis_server::RedisServer;
-use common::{Nene, Nginx};
+use common::{Nene, Nginx, REPO};
 
 /// What PHP stores for a logged-in user with a cart object, a nested
 /// array, a float and a reference, in `handler`'s format, and PHP code that
@@ -155,4 +161,211 @@ async fn a_handler_reading_a_php_object_gets_a_clear_error_and_the_object_stays(
     // Logout replaces nothing it cannot read: it deletes the session.
     assert_eq!(browser.post_form("/session/logout", "").await.status, 200);
     assert!(!redis.db(0).exists(&key));
+}
+
+/// Where the shared sessions live.
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    /// phpredis' own handler (`PHPREDIS_SESSION:` keys, locking on with
+    /// `_LOCK` keys), nene with `prefix` and `lock_suffix` to match.
+    Phpredis,
+    /// NeNe's PHP Redis handler (`sess_` keys, no lock), nene's defaults.
+    NeneRedisHandler,
+    /// One save_path for both.
+    Files,
+}
+
+/// PHP-FPM serving `/php/…`, nene the rest, one nginx in front.
+struct MixedSite {
+    nginx: Nginx,
+    php: PhpFpm,
+    nene: Nene,
+    _redis: Option<RedisServer>,
+    _save_path: tempfile::TempDir,
+}
+
+fn mixed_site(store: Store, format: &str) -> MixedSite {
+    let save_path = tempfile::tempdir().unwrap();
+    let shared_files = save_path.path().join("sessions");
+    std::fs::create_dir(&shared_files).unwrap();
+    std::fs::set_permissions(
+        &shared_files,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let shared_files = shared_files.display().to_string();
+    let redis = match store {
+        Store::Files => None,
+        _ => Some(RedisServer::start()),
+    };
+    let redis_port = redis
+        .as_ref()
+        .map(|r| r.port().to_string())
+        .unwrap_or_default();
+    let phpredis_path = format!("tcp://127.0.0.1:{redis_port}?prefix=PHPREDIS_SESSION:");
+    let mut php_values = vec![
+        ("session.serialize_handler", format),
+        ("session.name", "NENESESSID"),
+        ("session.sid_length", "32"),
+        ("session.sid_bits_per_character", "5"),
+        ("session.use_strict_mode", "1"),
+        ("session.cache_limiter", "nocache"),
+        ("session.gc_probability", "0"),
+    ];
+    let mut php_env = vec![];
+    match store {
+        Store::Phpredis => {
+            php_values.extend([
+                ("session.save_handler", "redis"),
+                ("session.save_path", phpredis_path.as_str()),
+                ("redis.session.locking_enabled", "1"),
+                ("redis.session.lock_expire", "30"),
+                ("redis.session.lock_wait_time", "2000"),
+                ("redis.session.lock_retries", "5000"),
+            ]);
+        }
+        Store::NeneRedisHandler => {
+            php_env.extend([
+                ("SESSION_HANDLER", "nene_redis"),
+                ("REDIS_PORT", redis_port.as_str()),
+            ]);
+        }
+        Store::Files => {
+            php_values.extend([
+                ("session.save_handler", "files"),
+                ("session.save_path", shared_files.as_str()),
+            ]);
+        }
+    }
+    let php = PhpFpm::start(4, &php_values, &php_env);
+    let dsn = match (&redis, store) {
+        (Some(redis), Store::Phpredis) => {
+            format!(
+                "{}?prefix=PHPREDIS_SESSION%3A&lock_suffix=_LOCK",
+                redis.url()
+            )
+        }
+        (Some(redis), _) => redis.url(),
+        (None, _) => String::new(),
+    };
+    let nene = Nene::start(&[
+        ("NENE_SESSION_DSN", dsn.as_str()),
+        ("NENE_SESSION__SAVE_PATH", shared_files.as_str()),
+        ("NENE_SESSION__SERIALIZE_HANDLER", format),
+    ]);
+    let port = common::free_port();
+    let values: BTreeMap<String, String> = [
+        ("NGINX_LISTEN", format!("127.0.0.1:{port}")),
+        ("NENE_UPSTREAM", nene.upstream.clone()),
+        ("PHP_UPSTREAM", php.addr()),
+        ("PHP_LOCATION", "/php/".to_string()),
+        ("PHP_SCRIPT", format!("{REPO}/tests/php/shared_session.php")),
+        ("NENE_HTDOCS", common::htdocs().display().to_string()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect();
+    let nginx = Nginx::start_template("deploy/nginx/migration.conf.template", &values);
+    MixedSite {
+        nginx,
+        php,
+        nene,
+        _redis: redis,
+        _save_path: save_path,
+    }
+}
+
+async fn a_login_on_either_side_is_seen_on_the_other(store: Store, format: &str) {
+    let site = mixed_site(store, format);
+    let context = || {
+        format!(
+            "{store:?}/{format}\n{}\n{}",
+            site.php.log(),
+            site.nene.log_text()
+        )
+    };
+
+    let mut browser = Browser::new(&site.nginx.url(""));
+    let page = browser.post_form("/php/login", "user=alice").await;
+    assert_eq!(page.status, 200, "{}: {}", page.body, context());
+    assert_eq!(page.json()["user"], "alice", "{}", context());
+    let page = browser.get("/session/whoami").await;
+    assert_eq!(page.status, 200, "{}: {}", page.body, context());
+    assert_eq!(
+        page.json()["user"],
+        "alice",
+        "nene sees PHP's login: {}",
+        context()
+    );
+
+    let mut browser = Browser::new(&site.nginx.url(""));
+    let page = browser.post_form("/session/login", "user=bob").await;
+    assert_eq!(page.json()["user"], "bob", "{}", context());
+    let page = browser.get("/php/whoami").await;
+    assert_eq!(page.status, 200, "{}: {}", page.body, context());
+    assert_eq!(
+        page.json()["user"],
+        "bob",
+        "PHP sees nene's login: {}",
+        context()
+    );
+    // And both keep counting in the one session.
+    assert_eq!(browser.get("/php/counter").await.json()["count"], 1);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+    assert_eq!(browser.get("/php/counter").await.json()["count"], 3);
+    assert_eq!(browser.get("/session/whoami").await.json()["user"], "bob");
+}
+
+macro_rules! shared_login {
+    ($($name:ident: $store:expr, $format:literal;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $name() {
+                a_login_on_either_side_is_seen_on_the_other($store, $format).await;
+            }
+        )*
+    };
+}
+
+shared_login! {
+    logins_are_shared_through_phpredis_in_the_php_format: Store::Phpredis, "php";
+    logins_are_shared_through_phpredis_with_php_serialize: Store::Phpredis, "php_serialize";
+    logins_are_shared_through_nenes_php_handler_in_the_php_format: Store::NeneRedisHandler, "php";
+    logins_are_shared_through_nenes_php_handler_with_php_serialize: Store::NeneRedisHandler, "php_serialize";
+    logins_are_shared_through_files_in_the_php_format: Store::Files, "php";
+    logins_are_shared_through_files_with_php_serialize: Store::Files, "php_serialize";
+}
+
+/// With phpredis' locking and nene's `lock_suffix=_LOCK`, PHP and nene take
+/// turns at one lock: 100 increments, 20 at a time, spread over both, add
+/// exactly 100.
+#[tokio::test(flavor = "multi_thread")]
+async fn php_and_nene_incrementing_one_counter_at_once_lose_nothing_with_phpredis_locking() {
+    let site = mixed_site(Store::Phpredis, "php");
+    let mut browser = Browser::new(&site.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let mut tasks = Vec::new();
+    for task in 0..20 {
+        let mut browser = browser.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for n in 0..5 {
+                let path = if (task + n) % 2 == 0 {
+                    "/php/counter"
+                } else {
+                    "/session/counter"
+                };
+                if browser.get(path).await.status == 200 {
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        ok += task.await.unwrap();
+    }
+    assert_eq!(ok, 100, "{}\n{}", site.php.log(), site.nene.log_text());
+    assert_eq!(browser.get("/php/counter").await.json()["count"], 102);
 }

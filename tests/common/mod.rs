@@ -9,6 +9,7 @@ pub mod compose;
 pub mod dockerfile;
 pub mod fcgi_client;
 pub mod in_process;
+pub mod php_fpm;
 pub mod redis_server;
 
 use std::collections::BTreeMap;
@@ -365,6 +366,13 @@ impl Nginx {
     /// `NGINX_LISTEN` must be `127.0.0.1:PORT`; a placeholder without a
     /// value fails the test.
     pub fn start_rendered(values: &BTreeMap<String, String>) -> Nginx {
+        Self::start_template("deploy/nginx/nene.conf.template", values)
+    }
+
+    /// nginx with another of the repository's templates (a path from the
+    /// repository's root), rendered like [`Self::start_rendered`]. Debian's
+    /// `fastcgi_params` sits next to the config, as in the nginx image.
+    pub fn start_template(template: &str, values: &BTreeMap<String, String>) -> Nginx {
         let nginx = require_program("nginx", "nginx");
         let dir = tempfile::tempdir().unwrap();
         let port: u16 = values
@@ -372,15 +380,16 @@ impl Nginx {
             .and_then(|listen| listen.strip_prefix("127.0.0.1:"))
             .and_then(|port| port.parse().ok())
             .expect("NGINX_LISTEN = 127.0.0.1:PORT");
-        let mut site =
-            std::fs::read_to_string(Path::new(REPO).join("deploy/nginx/nene.conf.template"))
-                .expect("the nginx template");
+        let mut site = std::fs::read_to_string(Path::new(REPO).join(template))
+            .unwrap_or_else(|error| panic!("the nginx template {template}: {error}"));
         for (name, value) in values {
             site = site.replace(&format!("${{{name}}}"), value);
         }
         assert!(!site.contains("${"), "a placeholder was left unrendered");
         let prefix = dir.path();
         std::fs::write(prefix.join("site.conf"), site).unwrap();
+        std::fs::copy("/etc/nginx/fastcgi_params", prefix.join("fastcgi_params"))
+            .expect("Debian's /etc/nginx/fastcgi_params (apt-get install nginx)");
         // As root, workers would otherwise run as nobody and could not use
         // the temp directories below.
         let user = if unsafe { libc::geteuid() } == 0 {
