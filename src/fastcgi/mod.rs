@@ -12,6 +12,8 @@
 //! writing it here lets every length read off the wire be checked against
 //! [`ConnectionLimits`] before anything is allocated.
 
+mod body;
+mod budget;
 mod connection;
 mod error;
 mod limits;
@@ -20,6 +22,8 @@ mod record;
 mod request;
 mod responder;
 
+pub use body::RequestBody;
+pub use budget::{BudgetShare, BufferBudget};
 pub use connection::{ConnectionGate, serve_connection};
 pub use error::ProtocolError;
 pub use limits::ConnectionLimits;
