@@ -43,6 +43,7 @@
 //! | [`log_limit`] | one line per second for warnings a peer can trigger |
 //! | [`panic_log`] | a panic anywhere is one rate-limited log line, not a flood |
 //! | [`session`] | session handle, cookie, store, and the file and Redis backends |
+//! | [`upload`] | `multipart/form-data` uploads as an [`UploadForm`]: fields, and files on disk |
 //! | [`dispatch`] | NeNe's `/{controller}/{action}` routing |
 //! | [`request_info`] | client address, HTTPS, script name: the CGI values an app needs |
 //! | [`ping`] | `nene ping`, a one-request FastCGI client for healthchecks |
@@ -65,6 +66,7 @@ pub mod ping;
 pub mod request_info;
 pub mod server;
 pub mod session;
+pub mod upload;
 
 pub use application::Application;
 pub use bootstrap::{Bootstrap, StartupError};
@@ -73,3 +75,4 @@ pub use dispatch::{Controller, Dispatcher, NotFoundPage};
 pub use entry_point::{run, run_async};
 pub use request_info::RequestInfo;
 pub use session::{Session, SessionError, redact_dsn};
+pub use upload::UploadForm;

@@ -26,7 +26,9 @@ pub fn example_app(constants: &Constants) -> Dispatcher {
         )
         .controller(
             "upload",
-            Controller::new().action("raw", upload::raw_route()),
+            Controller::new()
+                .action("index", upload::form_route())
+                .action("raw", upload::raw_route()),
         )
         .skip_segments(settings.layers_num)
         .build()

@@ -529,8 +529,15 @@ impl Values {
                 budget.text, budget.source, limits.max_params_bytes, limits.client_body_buffer_size
             )));
         }
+        let uploads = crate::upload::UploadSettings {
+            tmp_dir: limits.upload_tmp_dir.clone(),
+            upload_max_filesize: self.number("server.upload_max_filesize")?,
+            max_file_uploads: self.usize("server.max_file_uploads")?,
+            max_input_vars: self.usize("server.max_input_vars")?,
+        };
         let session = self.build_session()?;
         Ok(Settings {
+            uploads,
             server,
             htdocs: PathBuf::from(self.text("server.htdocs")),
             trusted_proxies,

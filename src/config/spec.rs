@@ -235,6 +235,39 @@ pub const SETTINGS: &[SettingSpec] = &[
     ),
     setting(
         "server",
+        "upload_max_filesize",
+        "2M",
+        Kind::Bytes {
+            min: 0,
+            max: 64 * GIB,
+        },
+        "upload_max_filesize",
+        "largest file a multipart/form-data upload may carry (UploadForm); above it, 413",
+    ),
+    setting(
+        "server",
+        "max_file_uploads",
+        "20",
+        Kind::Number {
+            min: 1,
+            max: 100_000,
+        },
+        "max_file_uploads",
+        "most files in one upload (UploadForm); above it, 413",
+    ),
+    setting(
+        "server",
+        "max_input_vars",
+        "1000",
+        Kind::Number {
+            min: 1,
+            max: 1_000_000,
+        },
+        "max_input_vars",
+        "most text fields in one multipart/form-data request (UploadForm); above it, 413",
+    ),
+    setting(
+        "server",
         "max_buffered_bytes",
         "64M",
         Kind::Bytes {
