@@ -513,3 +513,44 @@ impl IncomingRequest {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(pairs: &[(&[u8], &[u8])]) -> Bytes {
+        let mut raw = BytesMut::new();
+        for (name, value) in pairs {
+            encode_name_value(&mut raw, name, value);
+        }
+        raw.freeze()
+    }
+
+    #[test]
+    fn params_are_read_in_order_with_the_last_repeat_winning() {
+        let raw = encoded(&[(b"A", b"1"), (b"B", b""), (b"A", b"2")]);
+        let Ok(params) = CgiParams::parse(raw, 3) else {
+            panic!("three pairs within a cap of three")
+        };
+        assert_eq!(params.len(), 3);
+        assert_eq!(params.get("A"), Some(&b"2"[..]));
+        assert_eq!(params.get_shared("B").as_deref(), Some(&b""[..]));
+        assert_eq!(params.get("C"), None);
+        let pairs: Vec<_> = params.iter().collect();
+        assert_eq!(pairs[0], (&b"A"[..], &b"1"[..]));
+    }
+
+    #[test]
+    fn one_pair_over_the_cap_or_an_empty_name_is_refused() {
+        let three = encoded(&[(b"A", b"1"), (b"B", b"2"), (b"C", b"3")]);
+        assert!(matches!(
+            CgiParams::parse(three, 2),
+            Err(ParamsError::Refused(Rejection::TooManyParams))
+        ));
+        let empty_name = encoded(&[(b"A", b"1"), (b"", b"x")]);
+        assert!(matches!(
+            CgiParams::parse(empty_name, 10),
+            Err(ParamsError::Refused(Rejection::EmptyParamName))
+        ));
+    }
+}
