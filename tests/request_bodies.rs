@@ -306,14 +306,14 @@ fn memory_backed_tempdir() -> tempfile::TempDir {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_temp_directory_is_503_with_a_log_line_and_never_reaches_the_handler() {
+/// A full disk, without root or a mount: nene's writes past 1 MiB fail with
+/// EFBIG (SIGXFSZ ignored, so the kernel reports the error instead of
+/// stopping the process) — the same failed write ENOSPC is.
+fn disk_full_past_1_mib(command: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().unwrap();
-    // A full disk, without root or a mount: writes past 1 MiB fail with
-    // EFBIG (SIGXFSZ ignored, as the kernel then reports the error instead
-    // of stopping the process) — the same failed write ENOSPC is.
-    let nene = nene_with_tmp_dir(dir.path(), &[], |command| unsafe {
+    // SAFETY: between fork and exec only async-signal-safe calls:
+    // setrlimit(2) and signal(2).
+    unsafe {
         command.pre_exec(|| {
             let limit = libc::rlimit {
                 rlim_cur: 1024 * 1024,
@@ -325,7 +325,13 @@ async fn a_full_temp_directory_is_503_with_a_log_line_and_never_reaches_the_hand
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             Ok(())
         });
-    });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_temp_directory_is_503_with_a_log_line_and_never_reaches_the_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let nene = nene_with_tmp_dir(dir.path(), &[], disk_full_past_1_mib);
     let too_big = patterned(2 * 1024 * 1024);
     let mut client = FcgiClient::connect(&nene.addr).await;
     client.send(&raw_upload(1, &too_big)).await;
@@ -345,6 +351,56 @@ async fn a_full_temp_directory_is_503_with_a_log_line_and_never_reaches_the_hand
     assert_eq!(response.status(), 200);
     assert!(response.body_text().contains(&sha256_hex(&fits)));
     wait_for_open_files(&nene.pid().to_string(), dir.path(), 0, "after both").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_file_the_disk_cannot_take_is_503_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // The form stays in memory (under client_body_buffer_size): what fails
+    // is writing the uploaded file itself.
+    let nene = nene_with_tmp_dir(
+        dir.path(),
+        &[
+            ("NENE_SERVER__CLIENT_BODY_BUFFER_SIZE", "2M"),
+            ("NENE_SERVER__UPLOAD_MAX_FILESIZE", "4M"),
+        ],
+        disk_full_past_1_mib,
+    );
+    let boundary = "nene-boundary";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"big.bin\"\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend(patterned(1536 * 1024));
+    form.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let mut pairs = request_params("POST", "/upload");
+    pairs.push((
+        b"CONTENT_LENGTH".to_vec(),
+        form.len().to_string().into_bytes(),
+    ));
+    pairs.push((
+        b"CONTENT_TYPE".to_vec(),
+        format!("multipart/form-data; boundary={boundary}").into_bytes(),
+    ));
+    let mut client = FcgiClient::connect(&nene.addr).await;
+    client
+        .send(&common::fcgi_client::request_from_pairs(
+            1, &pairs, &form, false,
+        ))
+        .await;
+    let response = client.response(1).await;
+    assert_eq!(response.status(), 503, "{}", response.body_text());
+    assert!(
+        nene.log_text()
+            .contains("upload refused: the upload could not be stored"),
+        "{}",
+        nene.log_text()
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a half-written upload was left"
+    );
 }
 
 #[test]
