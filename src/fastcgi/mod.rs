@@ -18,6 +18,7 @@ mod connection;
 mod error;
 mod limits;
 mod name_value;
+mod params;
 mod record;
 mod request;
 mod responder;
@@ -28,9 +29,10 @@ pub use connection::{ConnectionGate, serve_connection};
 pub use error::ProtocolError;
 pub use limits::ConnectionLimits;
 pub use name_value::{encode_name_value, parse_name_values};
+pub use params::CgiParams;
 pub use record::{
     HEADER_LEN, MAX_CONTENT_LEN, Record, RecordCodec, RecordType, Role, VERSION_1, encode_record,
     encode_stream,
 };
-pub use request::{CgiParams, CgiRequest};
+pub use request::CgiRequest;
 pub use responder::{BoxError, CgiResponse, Responder, ResponseBody, simple_response};
