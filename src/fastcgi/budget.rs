@@ -10,6 +10,7 @@
 //! it is dropped — answered, rejected, aborted, timed out or panicked alike.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -20,6 +21,8 @@ pub struct BufferBudget {
     bytes: Arc<Semaphore>,
     /// The total, for the status page and messages.
     total: usize,
+    /// Requests refused because the budget was spent, for the status page.
+    refused: Arc<AtomicU64>,
 }
 
 impl BufferBudget {
@@ -28,6 +31,7 @@ impl BufferBudget {
         Self {
             bytes: Arc::new(Semaphore::new(total.min(Semaphore::MAX_PERMITS))),
             total,
+            refused: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -41,10 +45,16 @@ impl BufferBudget {
         self.bytes.available_permits()
     }
 
+    /// Times a request could not get the bytes it needed.
+    pub fn refusals(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// An empty share, grown with [`BudgetShare::grow`].
     pub fn share(&self) -> BudgetShare {
         BudgetShare {
             budget: self.bytes.clone(),
+            refused: self.refused.clone(),
             held: None,
         }
     }
@@ -54,6 +64,7 @@ impl BufferBudget {
 #[derive(Debug)]
 pub struct BudgetShare {
     budget: Arc<Semaphore>,
+    refused: Arc<AtomicU64>,
     held: Option<OwnedSemaphorePermit>,
 }
 
@@ -65,19 +76,18 @@ impl BudgetShare {
         if bytes == 0 {
             return true;
         }
-        let Ok(bytes) = u32::try_from(bytes) else {
+        let permit = u32::try_from(bytes)
+            .ok()
+            .and_then(|bytes| self.budget.clone().try_acquire_many_owned(bytes).ok());
+        let Some(permit) = permit else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             return false;
         };
-        match self.budget.clone().try_acquire_many_owned(bytes) {
-            Ok(permit) => {
-                match &mut self.held {
-                    Some(held) => held.merge(permit),
-                    None => self.held = Some(permit),
-                }
-                true
-            }
-            Err(_) => false,
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
         }
+        true
     }
 
     /// Gives back everything held (the bytes were freed or moved to disk).
@@ -90,6 +100,7 @@ impl BudgetShare {
     pub fn take(&mut self) -> BudgetShare {
         BudgetShare {
             budget: self.budget.clone(),
+            refused: self.refused.clone(),
             held: self.held.take(),
         }
     }
@@ -111,6 +122,7 @@ mod tests {
         let mut second = budget.share();
         assert!(first.grow(60));
         assert!(!second.grow(41), "only 40 bytes are left");
+        assert_eq!(budget.refusals(), 1);
         assert!(second.grow(40));
         assert_eq!(budget.available(), 0);
         drop(first);

@@ -40,6 +40,7 @@ pub async fn serve<R: Responder>(
     let draining = CancellationToken::new();
     let connections = TaskTracker::new();
     let gate = ConnectionGate::new(draining.clone(), settings.limits.clone());
+    metrics.set_budget(gate.budget.clone());
     tokio::pin!(shutdown);
 
     loop {
