@@ -9,9 +9,9 @@
 #      (spilled, streamed to the handler) and as a multipart POST /upload
 #      (UploadForm: spilled, then parsed into a file), RUNS times each; the
 #      median MiB/s and nene's peak RSS.
-#   3. A 1 GiB upload to POST /upload with max_body_bytes raised: the SHA-256
-#      of the file as nene stored it against the original's, and nene's
-#      peak RSS (VmHWM, reset before the upload).
+#   3. A 1 GiB upload to POST /upload with max_body_bytes raised, on a nene
+#      that has served nothing else: the SHA-256 of the file as nene stored
+#      it against the original's, and nene's peak RSS (VmHWM).
 #
 # Usage: benches/uploads.sh [ROUNDS] [DURATION] [RUNS]   (defaults 3, 10s, 5)
 #   BASE=<commit>                   "before" (default b5608c7)
@@ -19,6 +19,7 @@
 #   BENCH_TARGET_DIR=dir            cargo's target directory for the builds
 #   UPLOAD_TMP_DIR=dir              nene's upload_tmp_dir (default: on disk,
 #                                   in the work directory)
+#   SKIP_SMALL=1                    parts 2 and 3 only
 # Needs: nginx, wrk, curl, python3, sha256sum; about 5 GiB of free disk for
 # part 3 (the file, nginx's copy, nene's spilled body and the stored file).
 # Writes benches/results/uploads.md. Loopback only.
@@ -61,16 +62,20 @@ start_bin() {
 }
 
 UPLOADS=${UPLOAD_TMP_DIR:-$WORK/uploads}
-N_BEFORE=$(free_port); N_AFTER=$(free_port); N_UPLOAD=$(free_port)
+N_BEFORE=$(free_port); N_AFTER=$(free_port); N_UPLOAD=$(free_port); N_GIB=$(free_port)
 start_bin "$BIN_BEFORE" "$N_BEFORE"
 start_bin "$BIN_AFTER" "$N_AFTER"
-start_bin "$BIN_AFTER" "$N_UPLOAD" NENE_SERVER__MAX_BODY_BYTES=1100M \
-    NENE_SERVER__UPLOAD_MAX_FILESIZE=1G NENE_SERVER__UPLOAD_TMP_DIR="$UPLOADS"
+UPLOAD_ENV=(NENE_SERVER__MAX_BODY_BYTES=1100M NENE_SERVER__UPLOAD_MAX_FILESIZE=1G
+    NENE_SERVER__UPLOAD_TMP_DIR="$UPLOADS")
+start_bin "$BIN_AFTER" "$N_UPLOAD" "${UPLOAD_ENV[@]}"
 UPLOAD_PID=$NENE_PID
-S_BEFORE=$(free_port); S_AFTER=$(free_port); S_UPLOAD=$(free_port)
+start_bin "$BIN_AFTER" "$N_GIB" "${UPLOAD_ENV[@]}"
+GIB_PID=$NENE_PID
+S_BEFORE=$(free_port); S_AFTER=$(free_port); S_UPLOAD=$(free_port); S_GIB=$(free_port)
 site "$S_BEFORE" before "127.0.0.1:$N_BEFORE" on
 site "$S_AFTER" after "127.0.0.1:$N_AFTER" on
 SITE_MAX_BODY=2g site "$S_UPLOAD" uploads "127.0.0.1:$N_UPLOAD" on
+SITE_MAX_BODY=2g site "$S_GIB" gib "127.0.0.1:$N_GIB" on
 start_nginx
 
 # --- 1. small requests, before and after ---
@@ -91,11 +96,14 @@ small_requests() { # before|after
     WRK_SCRIPT="" run_wrk "counter, $1" "http://127.0.0.1:$port/session/counter" "Cookie: $cookie"
     WRK_SCRIPT=$WORK/post.lua run_wrk "1 KiB JSON POST, $1" "http://127.0.0.1:$port/health"
 }
-for round in $(seq "$ROUNDS"); do
-    if [ $((round % 2)) = 1 ]; then order="before after"; else order="after before"; fi
-    for side in $order; do small_requests "$side"; done
-done
-SMALL=$(median_table)
+SMALL="(skipped)"
+if [ -z "${SKIP_SMALL:-}" ]; then
+    for round in $(seq "$ROUNDS"); do
+        if [ $((round % 2)) = 1 ]; then order="before after"; else order="after before"; fi
+        for side in $order; do small_requests "$side"; done
+    done
+    SMALL=$(median_table)
+fi
 
 # --- 2. 100 MiB uploads ---
 head -c $((100 * 1024 * 1024)) /dev/urandom >"$WORK/100m"
@@ -133,13 +141,12 @@ PY
 head -c $((1024 * 1024 * 1024)) /dev/urandom >"$WORK/1g"
 SHA_1G=$(sha256sum "$WORK/1g" | cut -d' ' -f1)
 rm -f "$WORK/100m"
-echo 5 >"/proc/$UPLOAD_PID/clear_refs"
-BEFORE_1G=$(rss_mib "$UPLOAD_PID")
+BEFORE_1G=$(rss_mib "$GIB_PID")
 SECONDS_1G=$(curl -s -o "$WORK/answer.json" -w '%{time_total}' -F "file=@$WORK/1g" \
-    "http://127.0.0.1:$S_UPLOAD/upload")
+    "http://127.0.0.1:$S_GIB/upload")
 STORED_1G=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["files"][0]["sha256"])' \
     "$WORK/answer.json")
-PEAK_1G=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$UPLOAD_PID/status")
+PEAK_1G=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$GIB_PID/status")
 INTACT=no; [ "$STORED_1G" = "$SHA_1G" ] && INTACT=yes
 
 mkdir -p "$OUT"
@@ -155,7 +162,7 @@ mkdir -p "$OUT"
     echo
     echo "nene's peak RSS over the 100 MiB uploads: $PEAK_100M MiB."
     echo
-    echo "1 GiB (multipart, POST /upload, max_body_bytes = 1100M): ${SECONDS_1G} s;"
+    echo "1 GiB (multipart, POST /upload, max_body_bytes = 1100M, a fresh nene): ${SECONDS_1G} s;"
     echo "stored intact (SHA-256 compared): $INTACT; nene's RSS before $BEFORE_1G MiB, peak $PEAK_1G MiB."
 } | tee "$OUT/uploads.md"
 [ "$INTACT" = yes ]
