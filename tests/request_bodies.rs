@@ -245,7 +245,7 @@ async fn a_request_the_budget_cannot_hold_is_503_and_the_budget_comes_back() {
     let mut holder = FcgiClient::connect(&server.addr).await;
     holder.send(&padded(1)).await;
     // Its params are in; its body never ends: it holds 60 KB of budget.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut refused = FcgiClient::connect(&server.addr).await;
     refused.send(&padded(1)).await;
     refused.send(&stdin(1, b"")).await;
@@ -514,11 +514,11 @@ async fn a_multiplexing_peer_holding_requests_open_gains_little_memory() {
             .status(),
         200
     );
+    wait_for_open_files(&pid.to_string(), dir.path(), 16, "16 bodies held").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let grown_mib = common::rss_kib(pid).saturating_sub(before) / 1024;
     eprintln!("16 held 8 MiB bodies + 64 held 64 KiB params: RSS grew {grown_mib} MiB");
     assert!(grown_mib < 20, "nene's RSS grew by {grown_mib} MiB");
-    assert_eq!(files_open_in(&pid.to_string(), dir.path()), 16);
     drop((bodies, pairs));
     wait_for_open_files(&pid.to_string(), dir.path(), 0, "after both left").await;
 }
