@@ -46,9 +46,9 @@ impl Default for ConnectionLimits {
             // its own header buffers (4 × 8 KiB) hold a few hundred headers.
             max_params: 1000,
             max_body_bytes: 8 * 1024 * 1024,
-            // nginx's default on 64-bit systems (two pages of 8 KiB there, 16
-            // KiB here since a record is up to 64 KiB): a login form or a
-            // JSON call stays in memory, an upload goes to disk.
+            // One FastCGI record's worth (nginx's own default is two memory
+            // pages, 16 KiB on x86-64): a login form or a JSON call stays
+            // in memory, an upload goes to disk.
             client_body_buffer_size: 64 * 1024,
             upload_tmp_dir: std::env::temp_dir(),
             // 512 requests with full params and an in-memory body each, or
