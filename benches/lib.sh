@@ -56,13 +56,14 @@ start_nene() {
 # server block from deploy/nginx/nene.conf.template, written to $WORK and
 # included by nginx. Each PARAM=VALUE adds `fastcgi_param PARAM VALUE;` (the
 # PHP-FPM side needs SCRIPT_FILENAME). Two upstream servers:
-# UPSTREAM_ADDR="127.0.0.1:A; server 127.0.0.1:B".
+# UPSTREAM_ADDR="127.0.0.1:A; server 127.0.0.1:B". client_max_body_size is
+# $SITE_MAX_BODY when set, else 8m.
 site() {
     local port=$1 name=$2 addr=$3 keep=$4 params="" pair
     shift 4
     for pair in "$@"; do params+="        fastcgi_param ${pair%%=*} ${pair#*=};\n"; done
     NGINX_LISTEN=127.0.0.1:$port NENE_UPSTREAM=$addr NENE_HTDOCS=$REPO/htdocs \
-    NENE_FASTCGI_KEEP_CONN=$keep NENE_MAX_BODY=8m \
+    NENE_FASTCGI_KEEP_CONN=$keep NENE_MAX_BODY=${SITE_MAX_BODY:-8m} \
         envsubst '${NGINX_LISTEN} ${NENE_UPSTREAM} ${NENE_HTDOCS} ${NENE_FASTCGI_KEEP_CONN} ${NENE_MAX_BODY}' \
         <"$REPO/deploy/nginx/nene.conf.template" |
         sed "s/upstream nene/upstream $name/; s/fastcgi_pass nene;/fastcgi_pass $name;/

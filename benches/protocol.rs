@@ -5,7 +5,6 @@
 //! Run with `cargo bench --bench protocol`.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -176,10 +175,7 @@ impl Responder for Hello {
 }
 
 fn gate() -> ConnectionGate {
-    ConnectionGate {
-        shutdown: CancellationToken::new(),
-        limits: Arc::new(ConnectionLimits::default()),
-    }
+    ConnectionGate::new(CancellationToken::new(), ConnectionLimits::default())
 }
 
 /// Reads records from `peer` until the END_REQUEST of `REQUEST_ID`, and

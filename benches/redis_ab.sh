@@ -6,6 +6,8 @@
 # noisy machine hurts both alike; medians and the B/A ratio are printed.
 #
 # Usage: benches/redis_ab.sh A_BINARY B_BINARY [ROUNDS] [DURATION]
+#   A_ENV / B_ENV: extra NENE_* settings for one side, e.g. one build with
+#   A_ENV=NENE_SESSION__SERIALIZE_HANDLER=json B_ENV=NENE_SESSION__SERIALIZE_HANDLER=php
 #   e.g. build the previous commit into another target directory:
 #   git worktree add /tmp/old HEAD~1 && (cd /tmp/old && cargo build --release)
 #   benches/redis_ab.sh /tmp/old/target/release/nene target/release/nene 3 10s
@@ -21,8 +23,10 @@ require_tools nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-serv
 start_redis
 DSN="redis://127.0.0.1:$REDIS_PORT"
 A_PORT=$(free_port); B_PORT=$(free_port)
-BENCH_BINARY=$A start_nene "$A_PORT" NENE_SESSION_DSN="$DSN"
-BENCH_BINARY=$B start_nene "$B_PORT" NENE_SESSION_DSN="$DSN"
+# shellcheck disable=SC2086 # A_ENV/B_ENV are NAME=VALUE words
+BENCH_BINARY=$A start_nene "$A_PORT" NENE_SESSION_DSN="$DSN" ${A_ENV:-}
+# shellcheck disable=SC2086
+BENCH_BINARY=$B start_nene "$B_PORT" NENE_SESSION_DSN="$DSN" ${B_ENV:-}
 NGINX_A=$(free_port); NGINX_B=$(free_port)
 site "$NGINX_A" build_a "127.0.0.1:$A_PORT" on
 site "$NGINX_B" build_b "127.0.0.1:$B_PORT" on
@@ -61,8 +65,8 @@ for round in $(seq 1 "$ROUNDS"); do
     run_wrk "B, one hot session" "http://127.0.0.1:$NGINX_B/session/counter" "Cookie: NENESESSID=$HOT_B"
 done
 
-echo "A = $A"
-echo "B = $B"
+echo "A = $A ${A_ENV:-}"
+echo "B = $B ${B_ENV:-}"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds alternating A B, medians"
 echo
 median_table

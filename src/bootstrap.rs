@@ -13,7 +13,8 @@ use crate::config::{ConfigError, Constants, LoadOptions, SerializeHandler, Sourc
 use crate::front_controller::front_controller;
 use crate::ops::{Ops, OpsSetupError};
 use crate::server::{
-    HttpResponder, ListenError, Listener, ServerMetrics, raise_open_file_limit_and_log, serve,
+    HttpResponder, ListenError, Listener, ServerMetrics, UploadTmpDirError, prepare_upload_tmp_dir,
+    raise_open_file_limit_and_log, serve,
 };
 use crate::session::{
     IdFormatError, JsonCodec, PhpCodec, PhpHandler, SessionCodec, SessionCookie, SessionHandler,
@@ -42,6 +43,9 @@ pub enum StartupError {
         /// Where `session.sid_bits_per_character` was set.
         bits_source: Source,
     },
+    /// `server.upload_tmp_dir` cannot be created or written to.
+    #[error("{0}")]
+    UploadTmpDir(#[from] UploadTmpDirError),
     /// The FastCGI address cannot be listened on.
     #[error("{0}")]
     Listen(#[from] ListenError),
@@ -179,6 +183,7 @@ impl Bootstrap {
     /// from loaded constants. Call it inside a tokio runtime: a Redis
     /// handler starts its connection task here.
     pub fn new(constants: Constants) -> Result<Self, StartupError> {
+        prepare_upload_tmp_dir(&constants.settings().server.limits.upload_tmp_dir)?;
         let cookie = configure_session_cookie(&constants);
         let handler = configure_session_handler(&constants)?;
         let sessions = session_store(&constants, cookie, handler)?;

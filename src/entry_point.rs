@@ -331,6 +331,11 @@ fn print_config(constants: &Constants) {
 
 /// `nene check`: one line, exit 0 or 1.
 async fn check(constants: &Constants) -> ExitCode {
+    if let Err(error) =
+        crate::server::prepare_upload_tmp_dir(&constants.settings().server.limits.upload_tmp_dir)
+    {
+        return fail(&error.into());
+    }
     let handler = match configure_session_handler(constants) {
         Ok(handler) => handler,
         Err(error) => return fail(&error),

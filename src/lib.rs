@@ -45,6 +45,7 @@
 //! | [`log_limit`] | one line per second for warnings a peer can trigger |
 //! | [`panic_log`] | a panic anywhere is one rate-limited log line, not a flood |
 //! | [`session`] | [`session::lifecycle`]: the session handle, cookie and commit around each request; [`session::backend`]: the DSN, the backend contract, files and Redis |
+//! | [`upload`] | `multipart/form-data` uploads as an [`UploadForm`]: fields, and files on disk |
 //! | [`dispatch`] | NeNe's `/{controller}/{action}` routing |
 //! | [`request_info`] | client address, HTTPS, script name: the CGI values an app needs |
 //! | [`ping`] | `nene ping`, a one-request FastCGI client for healthchecks |
@@ -67,6 +68,7 @@ pub mod ping;
 pub mod request_info;
 pub mod server;
 pub mod session;
+pub mod upload;
 
 pub use application::Application;
 pub use bootstrap::{Bootstrap, StartupError};
@@ -75,3 +77,4 @@ pub use dispatch::{Controller, Dispatcher, NotFoundPage};
 pub use entry_point::{run, run_async};
 pub use request_info::RequestInfo;
 pub use session::{Session, SessionError, redact_dsn};
+pub use upload::UploadForm;

@@ -153,7 +153,13 @@ async fn a_write_past_the_file_size_limit_gives_503_and_keeps_the_stored_session
 /// a write to a full disk fails with ENOSPC.
 async fn file_size_limit() {
     const LIMIT: u64 = 512 * 1024;
-    let nene = Nene::start_adjusted(&[("NENE_ACCESS__LOG", "off")], |command| {
+    // The form (over LIMIT) stays in memory, so that what fails is the
+    // session's write, not the spill of the body to upload_tmp_dir.
+    let env = [
+        ("NENE_ACCESS__LOG", "off"),
+        ("NENE_SERVER__CLIENT_BODY_BUFFER_SIZE", "1M"),
+    ];
+    let nene = Nene::start_adjusted(&env, |command| {
         // SAFETY: between fork and exec only async-signal-safe calls:
         // signal(2) and setrlimit(2).
         unsafe {

@@ -42,6 +42,8 @@ async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
         "start since",
         "accepted conn",
         "listen queue",
+        "buffered bytes",
+        "buffer budget refusals",
         "active requests",
         "max active requests",
         "slow requests",
@@ -76,6 +78,8 @@ async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
         "{}",
         after.body
     );
+    // server.max_buffered_bytes, 64M by default.
+    assert_eq!(field(&after.body, "buffered bytes max"), 64 * 1024 * 1024);
     let backend = after
         .body
         .lines()

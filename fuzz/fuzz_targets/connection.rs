@@ -10,7 +10,6 @@
 #![no_main]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -43,6 +42,10 @@ fn limits() -> ConnectionLimits {
         idle_timeout: Duration::from_secs(1),
         max_requests_per_connection: 4,
         max_connections: 16,
+        // Small, so that bodies also take the path to a temporary file.
+        client_body_buffer_size: 1024,
+        max_params: 64,
+        ..ConnectionLimits::default()
     }
 }
 
@@ -69,10 +72,7 @@ fuzz_target!(|data: &[u8]| {
 
     let output = runtime.block_on(async {
         let (peer, server_side) = tokio::io::duplex(16 * 1024);
-        let gate = ConnectionGate {
-            shutdown: CancellationToken::new(),
-            limits: Arc::new(limits()),
-        };
+        let gate = ConnectionGate::new(CancellationToken::new(), limits());
         let (mut peer_read, mut peer_write) = tokio::io::split(peer);
         let send = async {
             // The server may close first (protocol error): a broken pipe here is fine.

@@ -1,10 +1,11 @@
 //! The example application: what the tests and the compose stack run, and a
 //! template for a real one. `GET /` is an HTML page, `/health` a JSON probe,
-//! `/session/*` shows sessions.
+//! `/session/*` shows sessions, `/upload/*` takes large bodies.
 
 mod health;
 mod home;
 mod session_routes;
+mod upload;
 
 use nene::{Constants, Controller, Dispatcher, NotFoundPage};
 
@@ -22,6 +23,12 @@ pub fn example_app(constants: &Constants) -> Dispatcher {
                 .action("login", session_routes::login_route())
                 .action("whoami", session_routes::whoami_route())
                 .action("logout", session_routes::logout_route()),
+        )
+        .controller(
+            "upload",
+            Controller::new()
+                .action("index", upload::form_route())
+                .action("raw", upload::raw_route()),
         )
         .skip_segments(settings.layers_num)
         .build()

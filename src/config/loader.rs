@@ -497,7 +497,14 @@ impl Values {
             listen_backlog: self.usize("server.listen_backlog")? as u32,
             limits: ConnectionLimits {
                 max_params_bytes: self.usize("server.max_params_bytes")?,
+                max_params: self.usize("server.max_params")?,
                 max_body_bytes: self.usize("server.max_body_bytes")?,
+                client_body_buffer_size: self.usize("server.client_body_buffer_size")?,
+                upload_tmp_dir: match self.text("server.upload_tmp_dir") {
+                    dir if dir.is_empty() => std::env::temp_dir(),
+                    dir => PathBuf::from(dir),
+                },
+                max_buffered_bytes: self.usize("server.max_buffered_bytes")?,
                 receive_timeout: self.duration("server.receive_timeout")?,
                 idle_timeout: self.duration("server.idle_timeout")?,
                 max_requests_per_connection: self.usize("server.max_requests_per_connection")?,
@@ -512,8 +519,25 @@ impl Values {
                 "at least one IP address or CIDR range (0.0.0.0/0, ::/0 for anyone)",
             ));
         }
+        let limits = &server.limits;
+        // One request must always fit: full params and a body at the
+        // in-memory threshold, or every such request would be refused.
+        if limits.max_params_bytes + limits.client_body_buffer_size > limits.max_buffered_bytes {
+            let (_, budget) = self.raw("server.max_buffered_bytes");
+            return Err(ConfigError::Conflict(format!(
+                "server.max_buffered_bytes = {} ({}) is less than one request may hold: max_params_bytes ({}) + client_body_buffer_size ({})",
+                budget.text, budget.source, limits.max_params_bytes, limits.client_body_buffer_size
+            )));
+        }
+        let uploads = crate::upload::UploadSettings {
+            tmp_dir: limits.upload_tmp_dir.clone(),
+            upload_max_filesize: self.number("server.upload_max_filesize")?,
+            max_file_uploads: self.usize("server.max_file_uploads")?,
+            max_input_vars: self.usize("server.max_input_vars")?,
+        };
         let session = self.build_session()?;
         Ok(Settings {
+            uploads,
             server,
             htdocs: PathBuf::from(self.text("server.htdocs")),
             trusted_proxies,

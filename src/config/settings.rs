@@ -6,6 +6,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::server::ServerSettings;
+use crate::upload::UploadSettings;
 
 use super::session_settings::SessionSettings;
 
@@ -22,6 +23,8 @@ pub struct Settings {
     pub layers_num: usize,
     /// `[session]`.
     pub session: SessionSettings,
+    /// PHP's upload bounds, for [`crate::upload::UploadForm`].
+    pub uploads: UploadSettings,
     /// `[log] level`.
     pub log_level: String,
     /// Operations: status and ping pages, timeouts, slow and access logs.

@@ -173,7 +173,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     setting(
         "server",
         "max_requests_per_connection",
-        "64",
+        "8",
         Kind::Number {
             min: 1,
             max: 65_535,
@@ -194,6 +194,17 @@ pub const SETTINGS: &[SettingSpec] = &[
     ),
     setting(
         "server",
+        "max_params",
+        "1000",
+        Kind::Number {
+            min: 32,
+            max: 100_000,
+        },
+        "-",
+        "FastCGI params (name-value pairs) per request; above it the answer is 431, a pair with an empty name is 400",
+    ),
+    setting(
+        "server",
         "max_body_bytes",
         "8M",
         Kind::Bytes {
@@ -202,6 +213,69 @@ pub const SETTINGS: &[SettingSpec] = &[
         },
         "post_max_size",
         "request body; above it the answer is 413 and the body is never held",
+    ),
+    setting(
+        "server",
+        "client_body_buffer_size",
+        "64K",
+        Kind::Bytes {
+            min: 0,
+            max: 16 * MIB,
+        },
+        "(nginx client_body_buffer_size)",
+        "a body up to this size is kept in memory; a larger one is written to a file in upload_tmp_dir as it arrives",
+    ),
+    setting(
+        "server",
+        "upload_tmp_dir",
+        "",
+        Kind::Text,
+        "upload_tmp_dir",
+        "directory of request bodies over client_body_buffer_size and of uploaded files (created 0700); empty = the system's temp directory",
+    ),
+    setting(
+        "server",
+        "upload_max_filesize",
+        "2M",
+        Kind::Bytes {
+            min: 0,
+            max: 64 * GIB,
+        },
+        "upload_max_filesize",
+        "largest file a multipart/form-data upload may carry (UploadForm); above it, 413",
+    ),
+    setting(
+        "server",
+        "max_file_uploads",
+        "20",
+        Kind::Number {
+            min: 1,
+            max: 100_000,
+        },
+        "max_file_uploads",
+        "most files in one upload (UploadForm); above it, 413",
+    ),
+    setting(
+        "server",
+        "max_input_vars",
+        "1000",
+        Kind::Number {
+            min: 1,
+            max: 1_000_000,
+        },
+        "max_input_vars",
+        "most text fields in one multipart/form-data request (UploadForm); above it, 413",
+    ),
+    setting(
+        "server",
+        "max_buffered_bytes",
+        "64M",
+        Kind::Bytes {
+            min: MIB,
+            max: 64 * GIB,
+        },
+        "-",
+        "params and in-memory bodies of all requests together; a request that would go over it is answered 503",
     ),
     setting(
         "server",

@@ -22,11 +22,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::log_limit::{LogLimit, and_more};
 
+use super::budget::BufferBudget;
 use super::error::ProtocolError;
 use super::limits::ConnectionLimits;
 use super::name_value::{encode_name_value, parse_name_values};
 use super::record::{Record, RecordCodec, RecordType, Role, encode_record, encode_stream};
-use super::request::{IncomingRequest, Progress, Rejection};
+use super::request::{IncomingRequest, Progress};
 use super::responder::{CgiResponse, Responder, ResponseBody, simple_response};
 
 /// The warning for a request over `max_requests_per_connection`: a peer can
@@ -56,6 +57,20 @@ pub struct ConnectionGate {
     pub shutdown: CancellationToken,
     /// The limits every peer is held to.
     pub limits: Arc<ConnectionLimits>,
+    /// The bytes all connections together may hold in memory for requests.
+    pub budget: BufferBudget,
+}
+
+impl ConnectionGate {
+    /// A gate with `limits` and a new budget of `limits.max_buffered_bytes`
+    /// (one per server: every connection shares it).
+    pub fn new(shutdown: CancellationToken, limits: ConnectionLimits) -> Self {
+        Self {
+            shutdown,
+            budget: BufferBudget::new(limits.max_buffered_bytes),
+            limits: Arc::new(limits),
+        }
+    }
 }
 
 /// How a responder future ended.
@@ -81,6 +96,7 @@ where
         io,
         responder,
         limits: gate.limits,
+        budget: gate.budget,
         read_buf: BytesMut::with_capacity(8 * 1024),
         // Grown on the first answer: an idle connection holds only its read buffer.
         write_buf: BytesMut::new(),
@@ -102,6 +118,7 @@ struct Connection<IO, R> {
     io: IO,
     responder: R,
     limits: Arc<ConnectionLimits>,
+    budget: BufferBudget,
     read_buf: BytesMut,
     write_buf: BytesMut,
     /// Requests whose records are still arriving, by request id.
@@ -376,7 +393,8 @@ where
             self.end_request(id, 0, OVERLOADED);
             return Ok(());
         }
-        self.receiving.insert(id, IncomingRequest::new(id));
+        self.receiving
+            .insert(id, IncomingRequest::new(id, &self.budget));
         Ok(())
     }
 
@@ -395,32 +413,22 @@ where
             Progress::Pending => {}
             Progress::Rejected(rejection) => {
                 self.receiving.remove(&id);
-                let response = match rejection {
-                    Rejection::ParamsTooLarge => simple_response(
-                        431,
-                        "Request Header Fields Too Large",
-                        "request headers too large\n",
-                    ),
-                    Rejection::BodyTooLarge => {
-                        simple_response(413, "Payload Too Large", "request body too large\n")
-                    }
-                    Rejection::BadContentLength => simple_response(
-                        400,
-                        "Bad Request",
-                        "CONTENT_LENGTH does not match the request body\n",
-                    ),
-                };
-                tracing::info!("request {id} rejected before the application: {rejection:?}");
-                self.encode_full_response(id, response);
+                tracing::info!("request {id} rejected before the application: {rejection}");
+                self.encode_full_response(id, rejection.response());
                 self.last_activity = Instant::now();
             }
-            Progress::Complete(request) => {
+            Progress::Complete(request, held) => {
                 self.receiving.remove(&id);
                 // The responder is called inside the future so that a panic in
-                // its synchronous part is caught too.
+                // its synchronous part is caught too. The request's budget is
+                // given back when the future ends or is dropped (answered,
+                // aborted, panicked).
                 let responder = self.responder.clone();
-                let future = AssertUnwindSafe(async move { responder.respond(request).await })
-                    .catch_unwind();
+                let future = AssertUnwindSafe(async move {
+                    let _held = held;
+                    responder.respond(request).await
+                })
+                .catch_unwind();
                 let (future, handle) = futures::future::abortable(future);
                 self.abort_handles.insert(id, handle);
                 self.running.push(Box::pin(run_to_outcome(id, future)));

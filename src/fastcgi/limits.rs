@@ -1,6 +1,7 @@
 //! The bounds one FastCGI connection enforces on what a peer may send. Every
 //! length read off the wire is untrusted; these say how much of it we hold.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Bounds for one connection. Built once at start-up and shared.
@@ -9,9 +10,22 @@ pub struct ConnectionLimits {
     /// Total bytes of PARAMS content per request. Above it the request is
     /// answered 431 and the rest of its params are discarded unread.
     pub max_params_bytes: usize,
+    /// Pairs of params per request. Above it the request is answered 431.
+    pub max_params: usize,
     /// Bytes of request body (STDIN) per request. Above it the request is
     /// answered 413; the body is discarded as it arrives, never buffered.
     pub max_body_bytes: usize,
+    /// A body up to this size stays in memory; a larger one is written to a
+    /// temporary file in `upload_tmp_dir` as it arrives (nginx's
+    /// `client_body_buffer_size`).
+    pub client_body_buffer_size: usize,
+    /// Where bodies over `client_body_buffer_size` (and uploaded files) are
+    /// written (PHP's `upload_tmp_dir`).
+    pub upload_tmp_dir: PathBuf,
+    /// Bytes all requests together may hold in memory: params and bodies
+    /// within `client_body_buffer_size`. A request that would go over it is
+    /// answered 503.
+    pub max_buffered_bytes: usize,
     /// Time from a request's first record to its last (end of STDIN). A slow
     /// or stalled peer is disconnected when it runs out.
     pub receive_timeout: Duration,
@@ -28,13 +42,27 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             max_params_bytes: 64 * 1024,
+            // nginx sends about 20 params plus one per request header, and
+            // its own header buffers (4 × 8 KiB) hold a few hundred headers.
+            max_params: 1000,
             max_body_bytes: 8 * 1024 * 1024,
+            // One FastCGI record's worth (nginx's own default is two memory
+            // pages, 16 KiB on x86-64): a login form or a JSON call stays
+            // in memory, an upload goes to disk.
+            client_body_buffer_size: 64 * 1024,
+            upload_tmp_dir: std::env::temp_dir(),
+            // 512 requests with full params and an in-memory body each, or
+            // about 30,000 with nginx's usual 1–2 KiB of params.
+            max_buffered_bytes: 64 * 1024 * 1024,
             receive_timeout: Duration::from_secs(30),
             // Longer than nginx's upstream keepalive_timeout (60 s), so nginx
             // closes an idle kept connection before we do and never sends a
             // request into a connection we are closing.
             idle_timeout: Duration::from_secs(75),
-            max_requests_per_connection: 64,
+            // nginx never multiplexes (one request per connection); a client
+            // that does still gets a few at once, and each waiting request
+            // holds a connection's worth of params and body budget.
+            max_requests_per_connection: 8,
             max_connections: 4096,
         }
     }

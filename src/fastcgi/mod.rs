@@ -12,21 +12,27 @@
 //! writing it here lets every length read off the wire be checked against
 //! [`ConnectionLimits`] before anything is allocated.
 
+mod body;
+mod budget;
 mod connection;
 mod error;
 mod limits;
 mod name_value;
+mod params;
 mod record;
 mod request;
 mod responder;
 
+pub use body::RequestBody;
+pub use budget::{BudgetShare, BufferBudget};
 pub use connection::{ConnectionGate, serve_connection};
 pub use error::ProtocolError;
 pub use limits::ConnectionLimits;
 pub use name_value::{encode_name_value, parse_name_values};
+pub use params::CgiParams;
 pub use record::{
     HEADER_LEN, MAX_CONTENT_LEN, Record, RecordCodec, RecordType, Role, VERSION_1, encode_record,
     encode_stream,
 };
-pub use request::{CgiParams, CgiRequest};
+pub use request::CgiRequest;
 pub use responder::{BoxError, CgiResponse, Responder, ResponseBody, simple_response};

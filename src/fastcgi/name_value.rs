@@ -9,6 +9,19 @@ use super::error::ProtocolError;
 /// A length that runs past the end of `data` is an error, never a panic.
 pub fn parse_name_values(data: &Bytes) -> Result<Vec<(Bytes, Bytes)>, ProtocolError> {
     let mut pairs = Vec::with_capacity(32);
+    for_each_name_value::<ProtocolError>(data, |name, value| {
+        pairs.push((data.slice(name), data.slice(value)));
+        Ok(())
+    })?;
+    Ok(pairs)
+}
+
+/// Calls `each` with the byte ranges of every pair's name and value in
+/// `data`, in order; stops at the first error, `each`'s or the data's.
+pub(crate) fn for_each_name_value<E: From<ProtocolError>>(
+    data: &[u8],
+    mut each: impl FnMut(std::ops::Range<usize>, std::ops::Range<usize>) -> Result<(), E>,
+) -> Result<(), E> {
     let mut pos = 0;
     while pos < data.len() {
         let name_len = read_length(data, &mut pos)?;
@@ -20,12 +33,12 @@ pub fn parse_name_values(data: &Bytes) -> Result<Vec<(Bytes, Bytes)>, ProtocolEr
             .checked_add(value_len)
             .ok_or(ProtocolError::TruncatedNameValue)?;
         if value_end > data.len() {
-            return Err(ProtocolError::TruncatedNameValue);
+            return Err(ProtocolError::TruncatedNameValue.into());
         }
-        pairs.push((data.slice(pos..name_end), data.slice(name_end..value_end)));
+        each(pos..name_end, name_end..value_end)?;
         pos = value_end;
     }
-    Ok(pairs)
+    Ok(())
 }
 
 fn read_length(data: &[u8], pos: &mut usize) -> Result<usize, ProtocolError> {

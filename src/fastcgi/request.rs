@@ -1,83 +1,108 @@
-//! A request as the protocol layer sees it: CGI params and a body, plus the
-//! state of one request while its records are still arriving.
+//! A request as the protocol layer sees it — CGI params and a body — and
+//! the state of one request while its records are still arriving: a small
+//! body in memory, a larger one written to a temporary file as it arrives,
+//! every byte held in memory drawn from the shared [`BufferBudget`].
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::time::Instant;
 
+use crate::log_limit::{LogLimit, and_more};
+
+use super::body::{RequestBody, SpillFile};
+use super::budget::{BudgetShare, BufferBudget};
 use super::error::ProtocolError;
 use super::limits::ConnectionLimits;
-use super::name_value::parse_name_values;
+use super::params::{CgiParams, ParamsError};
+use super::responder::{CgiResponse, simple_response};
 
-/// The CGI meta-variables of one request, in the order the peer sent them.
-/// Names and values are opaque bytes (nothing forces a peer to send UTF-8).
-#[derive(Clone, Debug, Default)]
-pub struct CgiParams {
-    pairs: Vec<(Bytes, Bytes)>,
-}
-
-impl CgiParams {
-    /// Wraps pairs already parsed, in the order the peer sent them.
-    pub fn new(pairs: Vec<(Bytes, Bytes)>) -> Self {
-        Self { pairs }
-    }
-
-    /// The value of `name`, if sent. The last one wins when a name repeats,
-    /// as with nginx's `fastcgi_param` overrides.
-    pub fn get(&self, name: &str) -> Option<&Bytes> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(key, _)| key.as_ref() == name.as_bytes())
-            .map(|(_, value)| value)
-    }
-
-    /// REMOTE_ADDR as an IP address, when nginx sent a valid one.
-    pub fn remote_ip(&self) -> Option<std::net::IpAddr> {
-        self.get_str("REMOTE_ADDR")?.parse().ok()
-    }
-
-    /// The value of `name` when it is present and valid UTF-8.
-    pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
-    }
-
-    /// All pairs in the order sent, repeats included.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-        self.pairs.iter().map(|(name, value)| (name, value))
-    }
-
-    /// How many pairs were sent, repeats included.
-    pub fn len(&self) -> usize {
-        self.pairs.len()
-    }
-
-    /// Whether the peer sent no params at all.
-    pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
-    }
-}
+/// Warnings a peer (or a full disk) can trigger at will: one line a second.
+static SPILL_FAILURE_LINES: LogLimit = LogLimit::new();
+static BUDGET_LINES: LogLimit = LogLimit::new();
 
 /// A complete responder request: everything the peer sent for one request id.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct CgiRequest {
     /// The CGI meta-variables (REQUEST_METHOD, SCRIPT_NAME, HTTP_* and so on).
     pub params: CgiParams,
     /// The whole request body (STDIN), already checked against CONTENT_LENGTH
-    /// and `max_body_bytes`.
-    pub body: Bytes,
+    /// and `max_body_bytes`: in memory, or in a temporary file when it was
+    /// larger than `client_body_buffer_size`.
+    pub body: RequestBody,
 }
 
 /// Why a request is answered by the protocol layer itself, without reaching
 /// the application. Its records are still read (and discarded) to the end, so
 /// the connection stays in step with the peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Rejection {
     /// More than `max_params_bytes` of params.
+    #[error("params over max_params_bytes")]
     ParamsTooLarge,
+    /// More than `max_params` pairs.
+    #[error("more params than max_params")]
+    TooManyParams,
+    /// A pair with an empty name: no CGI variable has one.
+    #[error("a param with an empty name")]
+    EmptyParamName,
     /// A body (or a CONTENT_LENGTH) over `max_body_bytes`.
+    #[error("body over max_body_bytes")]
     BodyTooLarge,
     /// CONTENT_LENGTH that is not a number, or does not match the body sent.
+    #[error("CONTENT_LENGTH does not match the body")]
     BadContentLength,
+    /// `max_buffered_bytes` are all held by requests in progress.
+    #[error("the buffer budget (max_buffered_bytes) is spent")]
+    NoBudget,
+    /// The body could not be written to `upload_tmp_dir` (full, gone,
+    /// read-only).
+    #[error("the body could not be written to upload_tmp_dir")]
+    SpillFailed,
+}
+
+impl Rejection {
+    /// The answer the peer gets: every rejection's status and text, in one
+    /// place.
+    pub fn response(self) -> CgiResponse {
+        match self {
+            Rejection::ParamsTooLarge | Rejection::TooManyParams => simple_response(
+                431,
+                "Request Header Fields Too Large",
+                "request headers too large\n",
+            ),
+            Rejection::EmptyParamName => {
+                simple_response(400, "Bad Request", "a request header has an empty name\n")
+            }
+            Rejection::BodyTooLarge => {
+                simple_response(413, "Payload Too Large", "request body too large\n")
+            }
+            Rejection::BadContentLength => simple_response(
+                400,
+                "Bad Request",
+                "CONTENT_LENGTH does not match the request body\n",
+            ),
+            Rejection::NoBudget | Rejection::SpillFailed => simple_response(
+                503,
+                "Service Unavailable",
+                "the server cannot take this request body now; try again\n",
+            ),
+        }
+    }
+}
+
+/// The budget a complete request still holds: its params (and a body kept
+/// in memory) stay in memory while its handler runs.
+/// Its fields are never read: holding them is the point.
+pub(crate) struct HeldBudget {
+    _params: BudgetShare,
+    _body: BudgetShare,
+}
+
+/// Where a body goes while it arrives.
+enum BodySink {
+    /// Up to `client_body_buffer_size`, in memory.
+    Memory(BytesMut),
+    /// Beyond it, a temporary file.
+    File(SpillFile),
 }
 
 /// One request whose records are still arriving.
@@ -89,34 +114,43 @@ pub(crate) struct IncomingRequest {
     params_bytes: BytesMut,
     params: Option<CgiParams>,
     declared_body_len: Option<usize>,
-    body: BytesMut,
+    body: BodySink,
+    /// Body bytes received, wherever they went.
+    body_len: usize,
     body_done: bool,
     rejection: Option<Rejection>,
+    /// The budget its params bytes draw from.
+    params_share: BudgetShare,
+    /// The budget its in-memory body draws from (none once it spilled).
+    body_share: BudgetShare,
 }
 
 /// What a record did to an incoming request.
 pub(crate) enum Progress {
     /// More records are needed.
     Pending,
-    /// The request is complete and valid.
-    Complete(CgiRequest),
+    /// The request is complete and valid; the budget goes with it.
+    Complete(CgiRequest, HeldBudget),
     /// The request is complete and must be answered with this rejection.
     Rejected(Rejection),
 }
 
 impl IncomingRequest {
     /// Starts the state of request `id`, and its receive clock, at its
-    /// BEGIN_REQUEST.
-    pub fn new(id: u16) -> Self {
+    /// BEGIN_REQUEST. What it holds in memory is drawn from `budget`.
+    pub fn new(id: u16, budget: &BufferBudget) -> Self {
         Self {
             id,
             started: Instant::now(),
             params_bytes: BytesMut::new(),
             params: None,
             declared_body_len: None,
-            body: BytesMut::new(),
+            body: BodySink::Memory(BytesMut::new()),
+            body_len: 0,
             body_done: false,
             rejection: None,
+            params_share: budget.share(),
+            body_share: budget.share(),
         }
     }
 
@@ -136,6 +170,8 @@ impl IncomingRequest {
             if self.rejection.is_none() {
                 if self.params_bytes.len() + content.len() > limits.max_params_bytes {
                     self.reject(Rejection::ParamsTooLarge);
+                } else if !self.params_share.grow(content.len()) {
+                    self.refuse_for_budget(limits);
                 } else {
                     self.params_bytes.extend_from_slice(content);
                 }
@@ -146,13 +182,20 @@ impl IncomingRequest {
             CgiParams::default()
         } else {
             let raw = std::mem::take(&mut self.params_bytes).freeze();
-            CgiParams::new(parse_name_values(&raw)?)
+            match CgiParams::parse(raw, limits.max_params) {
+                Ok(params) => params,
+                Err(ParamsError::Protocol(error)) => return Err(error),
+                Err(ParamsError::Refused(rejection)) => {
+                    self.reject(rejection);
+                    CgiParams::default()
+                }
+            }
         };
         if self.rejection.is_none() {
             self.check_declared_length(&params, limits);
         }
         self.params = Some(params);
-        Ok(self.progress())
+        Ok(self.progress(limits))
     }
 
     /// Takes one STDIN record's content (empty = end of body).
@@ -170,13 +213,83 @@ impl IncomingRequest {
         if content.is_empty() {
             self.body_done = true;
         } else if self.rejection.is_none() {
-            if self.body.len() + content.len() > limits.max_body_bytes {
+            if self.body_len + content.len() > limits.max_body_bytes {
                 self.reject(Rejection::BodyTooLarge);
             } else {
-                self.body.extend_from_slice(content);
+                self.take_body(content, limits);
             }
         }
-        Ok(self.progress())
+        Ok(self.progress(limits))
+    }
+
+    /// Keeps `content` in memory while the body fits
+    /// `client_body_buffer_size` (and the budget), otherwise in the file.
+    fn take_body(&mut self, content: &[u8], limits: &ConnectionLimits) {
+        let threshold = limits.client_body_buffer_size;
+        if let BodySink::Memory(held) = &self.body
+            && (held.len() + content.len() > threshold
+                || self.declared_body_len.is_some_and(|len| len > threshold))
+            && let Err(error) = self.spill(limits)
+        {
+            self.refuse_for_disk(limits, &error);
+            return;
+        }
+        match &mut self.body {
+            BodySink::Memory(held) => {
+                let needed = held.len() + content.len();
+                if !self
+                    .body_share
+                    .grow(needed.saturating_sub(self.body_share.held()))
+                {
+                    self.refuse_for_budget(limits);
+                    return;
+                }
+                held.extend_from_slice(content);
+            }
+            BodySink::File(file) => {
+                if let Err(error) = file.write(content) {
+                    self.refuse_for_disk(limits, &error);
+                    return;
+                }
+            }
+        }
+        self.body_len += content.len();
+    }
+
+    /// Moves the body to a temporary file: what was held in memory is
+    /// written first and its budget given back.
+    fn spill(&mut self, limits: &ConnectionLimits) -> std::io::Result<()> {
+        let mut file = SpillFile::create(&limits.upload_tmp_dir)?;
+        if let BodySink::Memory(held) = &self.body {
+            file.write(held)?;
+        }
+        self.body = BodySink::File(file);
+        self.body_share.release();
+        Ok(())
+    }
+
+    fn refuse_for_disk(&mut self, limits: &ConnectionLimits, error: &std::io::Error) {
+        if let Some(left_out) = SPILL_FAILURE_LINES.admit() {
+            tracing::warn!(
+                "request {}: cannot write its body to upload_tmp_dir {}: {error}; answered 503{}",
+                self.id,
+                limits.upload_tmp_dir.display(),
+                and_more(left_out)
+            );
+        }
+        self.reject(Rejection::SpillFailed);
+    }
+
+    fn refuse_for_budget(&mut self, limits: &ConnectionLimits) {
+        if let Some(left_out) = BUDGET_LINES.admit() {
+            tracing::warn!(
+                "request {}: all of server.max_buffered_bytes ({} bytes) is held by requests in progress; answered 503{}",
+                self.id,
+                limits.max_buffered_bytes,
+                and_more(left_out)
+            );
+        }
+        self.reject(Rejection::NoBudget);
     }
 
     fn check_declared_length(&mut self, params: &CgiParams, limits: &ConnectionLimits) {
@@ -194,37 +307,64 @@ impl IncomingRequest {
             Some(len) if len > limits.max_body_bytes => self.reject(Rejection::BodyTooLarge),
             Some(len) => {
                 self.declared_body_len = Some(len);
-                // Reserve for what the peer announced, but only up to what
-                // one record brings: memory follows bytes received, not
-                // bytes promised.
-                self.body.reserve(len.min(super::MAX_CONTENT_LEN));
+                // A body that will stay in memory gets its buffer at once,
+                // paid for from the budget: a declared length within
+                // client_body_buffer_size costs no more than a record.
+                if len <= limits.client_body_buffer_size
+                    && let BodySink::Memory(held) = &mut self.body
+                {
+                    if self.body_share.grow(len) {
+                        held.reserve(len);
+                    } else {
+                        self.refuse_for_budget(limits);
+                    }
+                }
             }
         }
     }
 
     fn reject(&mut self, rejection: Rejection) {
         self.rejection.get_or_insert(rejection);
-        // Free what was held: a rejected request's bytes are discarded.
+        // Free what was held: a rejected request's bytes are discarded, a
+        // file with them closed (and so deleted).
         self.params_bytes = BytesMut::new();
-        self.body = BytesMut::new();
+        self.body = BodySink::Memory(BytesMut::new());
+        self.params_share.release();
+        self.body_share.release();
     }
 
-    fn progress(&mut self) -> Progress {
+    fn progress(&mut self, limits: &ConnectionLimits) -> Progress {
         if !self.body_done || self.params.is_none() {
             return Progress::Pending;
         }
         if let Some(declared) = self.declared_body_len
             && self.rejection.is_none()
-            && declared != self.body.len()
+            && declared != self.body_len
         {
             self.reject(Rejection::BadContentLength);
         }
         if let Some(rejection) = self.rejection {
             return Progress::Rejected(rejection);
         }
-        Progress::Complete(CgiRequest {
-            params: self.params.take().unwrap_or_default(),
-            body: std::mem::take(&mut self.body).freeze(),
-        })
+        let body = match std::mem::replace(&mut self.body, BodySink::Memory(BytesMut::new())) {
+            BodySink::Memory(held) => RequestBody::Memory(held.freeze()),
+            BodySink::File(file) => match file.finish() {
+                Ok(body) => body,
+                Err(error) => {
+                    self.refuse_for_disk(limits, &error);
+                    return Progress::Rejected(Rejection::SpillFailed);
+                }
+            },
+        };
+        Progress::Complete(
+            CgiRequest {
+                params: self.params.take().unwrap_or_default(),
+                body,
+            },
+            HeldBudget {
+                _params: self.params_share.take(),
+                _body: self.body_share.take(),
+            },
+        )
     }
 }

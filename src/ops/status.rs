@@ -24,6 +24,7 @@ impl StatusSnapshot {
     /// Reads every counter once, so the page's fields come from one moment.
     pub fn take(ops: &OpsMetrics, server: &ServerMetrics, sessions: &SessionRuntime) -> Self {
         let queue = server.listen_queue();
+        let budget = server.budget();
         let session = sessions.metrics();
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
         let fields = vec![
@@ -69,6 +70,24 @@ impl StatusSnapshot {
                 "open_connections",
                 "gauge",
                 json!(read(&server.open)),
+            ),
+            (
+                "buffered bytes",
+                "buffered_bytes",
+                "gauge",
+                json!(budget.map(|b| b.total() - b.available())),
+            ),
+            (
+                "buffered bytes max",
+                "buffered_bytes_max",
+                "gauge",
+                json!(budget.map(|b| b.total())),
+            ),
+            (
+                "buffer budget refusals",
+                "buffer_budget_refusals",
+                "counter",
+                json!(budget.map(|b| b.refusals())),
             ),
             (
                 "max children reached",

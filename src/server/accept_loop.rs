@@ -39,10 +39,8 @@ pub async fn serve<R: Responder>(
     let connection_permits = Arc::new(Semaphore::new(settings.limits.max_connections));
     let draining = CancellationToken::new();
     let connections = TaskTracker::new();
-    let gate = ConnectionGate {
-        shutdown: draining.clone(),
-        limits: Arc::new(settings.limits.clone()),
-    };
+    let gate = ConnectionGate::new(draining.clone(), settings.limits.clone());
+    metrics.set_budget(gate.budget.clone());
     tokio::pin!(shutdown);
 
     loop {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
 
-use crate::fastcgi::{CgiParams, CgiRequest};
+use crate::fastcgi::{CgiParams, CgiRequest, RequestBody};
 use crate::request_info::RequestInfo;
 
 /// A request whose params cannot make an HTTP request; answered 400.
@@ -42,9 +42,7 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
     // One pass over the params, not one per name.
     let mut seen = [false; SINGLE_PARAMS.len()];
     for (name, _) in params.iter() {
-        let single = SINGLE_PARAMS
-            .iter()
-            .position(|s| s.as_bytes() == name.as_ref());
+        let single = SINGLE_PARAMS.iter().position(|s| s.as_bytes() == name);
         if let Some(index) = single
             && std::mem::replace(&mut seen[index], true)
         {
@@ -56,20 +54,20 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
         .ok_or(BadCgiRequest::MissingMethod)
         .and_then(|m| Method::from_bytes(m).map_err(|_| BadCgiRequest::BadMethod))?;
     let uri = request_uri(&params)?;
-    let version = match params.get("SERVER_PROTOCOL").map(|v| v.as_ref()) {
+    let version = match params.get("SERVER_PROTOCOL") {
         Some(b"HTTP/1.0") => Version::HTTP_10,
         Some(b"HTTP/2.0") => Version::HTTP_2,
         Some(b"HTTP/3.0") => Version::HTTP_3,
         _ => Version::HTTP_11,
     };
 
-    let mut request = Request::new(Body::from(cgi.body));
+    let mut request = Request::new(request_body(cgi.body));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     let headers = request.headers_mut();
     let mut name_buf = Vec::with_capacity(64);
-    for (name, value) in params.iter() {
+    for (name, value) in params.iter_shared() {
         let header_name = if let Some(http_name) = name.strip_prefix(b"HTTP_") {
             name_buf.clear();
             name_buf.extend(http_name.iter().map(|&b| if b == b'_' { b'-' } else { b }));
@@ -77,9 +75,9 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
                 Ok(header_name) => header_name,
                 Err(_) => continue,
             }
-        } else if name.as_ref() == b"CONTENT_TYPE" {
+        } else if name == b"CONTENT_TYPE" {
             CONTENT_TYPE
-        } else if name.as_ref() == b"CONTENT_LENGTH" {
+        } else if name == b"CONTENT_LENGTH" {
             CONTENT_LENGTH
         } else {
             continue;
@@ -89,7 +87,7 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
         }
         // A value with bytes HTTP forbids (CR, LF, NUL, …) is dropped, not
         // passed on: it can only be an injection attempt.
-        let Ok(header_value) = HeaderValue::from_maybe_shared(value.clone()) else {
+        let Ok(header_value) = HeaderValue::from_maybe_shared(value) else {
             tracing::debug!("dropping request header {header_name} with an invalid value");
             continue;
         };
@@ -103,15 +101,30 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
     Ok(request)
 }
 
+/// The body as the application reads it: bytes in memory, or the
+/// temporary file streamed in chunks (the file is closed, and so deleted,
+/// when the body is dropped, read or not).
+fn request_body(body: RequestBody) -> Body {
+    match body {
+        RequestBody::Memory(bytes) => Body::from(bytes),
+        RequestBody::File { file, .. } => {
+            let file = tokio::fs::File::from_std(file);
+            // 64 KiB reads: a record's worth, and what nginx's own
+            // temp-file reads use.
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024))
+        }
+    }
+}
+
 /// REQUEST_URI as nginx sends it (path and query, still percent-encoded), or
 /// for peers that do not send it, SCRIPT_NAME + PATH_INFO + QUERY_STRING.
 fn request_uri(params: &CgiParams) -> Result<Uri, BadCgiRequest> {
-    let raw: Bytes = match params.get("REQUEST_URI") {
-        Some(uri) if !uri.is_empty() => uri.clone(),
+    let raw: Bytes = match params.get_shared("REQUEST_URI") {
+        Some(uri) if !uri.is_empty() => uri,
         _ => {
             let mut uri = Vec::new();
             for name in ["SCRIPT_NAME", "PATH_INFO"] {
-                uri.extend_from_slice(params.get(name).map(|v| v.as_ref()).unwrap_or(b""));
+                uri.extend_from_slice(params.get(name).unwrap_or(b""));
             }
             if uri.is_empty() {
                 uri.push(b'/');
@@ -152,7 +165,7 @@ mod tests {
                     .map(|(k, v)| (Bytes::from(k.to_string()), Bytes::copy_from_slice(v)))
                     .collect(),
             ),
-            body: Bytes::from_static(b"hello"),
+            body: Bytes::from_static(b"hello").into(),
         }
     }
 

@@ -1,8 +1,11 @@
 //! Counters the accept loop keeps for the status page: PHP-FPM's "accepted
-//! conn", open connections, and how often the connection cap was reached.
+//! conn", open connections, how often the connection cap was reached, and
+//! the request buffer budget.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::fastcgi::BufferBudget;
 
 /// Connection counters shared by the accept loop and the status page.
 #[derive(Debug, Default)]
@@ -19,6 +22,9 @@ pub struct ServerMetrics {
     /// listener closes, so a closed fd's number is never queried after the
     /// kernel has handed it to another file.
     listen_fd: Mutex<Option<i32>>,
+    /// The budget requests' params and in-memory bodies draw from, once the
+    /// server runs.
+    budget: OnceLock<BufferBudget>,
 }
 
 /// The accept queue of a listening TCP socket, as the kernel reports it.
@@ -43,6 +49,16 @@ impl ServerMetrics {
             .listen_fd
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = fd;
+    }
+
+    /// Records the budget the server's connections share.
+    pub(super) fn set_budget(&self, budget: BufferBudget) {
+        let _ = self.budget.set(budget);
+    }
+
+    /// The request buffer budget, once the server runs.
+    pub fn budget(&self) -> Option<&BufferBudget> {
+        self.budget.get()
     }
 
     /// The TCP accept queue, from `TCP_INFO` (Linux reports a listening

@@ -10,6 +10,7 @@ mod listener;
 mod metrics;
 mod open_files;
 mod settings;
+mod upload_tmp_dir;
 
 pub use accept_loop::serve;
 pub use cgi_request::{BadCgiRequest, build_http_request};
@@ -22,3 +23,4 @@ pub use open_files::{
     OpenFileLimit, OpenFileLimitError, raise_open_file_limit, raise_open_file_limit_and_log,
 };
 pub use settings::ServerSettings;
+pub use upload_tmp_dir::{UploadTmpDirError, prepare_upload_tmp_dir};

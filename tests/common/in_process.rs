@@ -33,6 +33,11 @@ pub fn test_app() -> Router {
                 },
             ),
         )
+        // The body back as it arrived, from memory or from its temporary file.
+        .route(
+            "/echo-body",
+            post(|body: Body| async move { axum::body::to_bytes(body, usize::MAX).await.unwrap() }),
+        )
         .route("/big", get(|| async { vec![b'a'; BIG_BODY_LEN] }))
         .route(
             "/stream",
@@ -47,6 +52,12 @@ pub fn test_app() -> Router {
             get(|| async {
                 if true {
                     panic!("this handler always panics");
+                }
+                "unreachable"
+            })
+            .post(|_body: Body| async {
+                if true {
+                    panic!("this handler always panics, its body unread");
                 }
                 "unreachable"
             }),

@@ -1,0 +1,74 @@
+//! `/upload/*`: what an application does with a request body too large for
+//! memory. `POST /upload` takes a `multipart/form-data` form
+//! ([`UploadForm`]) and answers its fields and, for each file, its name,
+//! content type, size and SHA-256 (read back from disk). `POST /upload/raw`
+//! reads the body as a stream (nene spilled it to a file in
+//! `upload_tmp_dir`) and answers its length and SHA-256 without ever holding
+//! it whole.
+
+use axum::Json;
+use axum::body::Body;
+use axum::routing::{MethodRouter, post};
+use futures::StreamExt;
+use nene::UploadForm;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+async fn raw(body: Body) -> Result<Json<Value>, (http::StatusCode, String)> {
+    let mut stream = body.into_data_stream();
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
+            (
+                http::StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {error}\n"),
+            )
+        })?;
+        bytes += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok(Json(json!({
+        "bytes": bytes,
+        "sha256": format!("{:x}", hasher.finalize()),
+    })))
+}
+
+async fn form(form: UploadForm) -> Result<Json<Value>, (http::StatusCode, String)> {
+    let fields: serde_json::Map<String, Value> = form
+        .fields()
+        .iter()
+        .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
+        .collect();
+    let mut files = Vec::new();
+    for file in form.files() {
+        let path = file.path().to_path_buf();
+        // Hashing a large file is blocking work: off the connection's task.
+        let sha256 = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+            let mut hasher = Sha256::new();
+            std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+            Ok(format!("{:x}", hasher.finalize()))
+        })
+        .await
+        .map_err(|error| (http::StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+        .map_err(|error| (http::StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+        files.push(json!({
+            "field": file.field(),
+            "name": file.file_name(),
+            "type": file.content_type(),
+            "size": file.size(),
+            "sha256": sha256,
+        }));
+    }
+    // The files are deleted when `form` is dropped; an application that keeps
+    // one calls `file.persist(to)` first.
+    Ok(Json(json!({ "fields": fields, "files": files })))
+}
+
+pub fn form_route() -> MethodRouter {
+    post(form)
+}
+
+pub fn raw_route() -> MethodRouter {
+    post(raw)
+}

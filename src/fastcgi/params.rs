@@ -1,0 +1,196 @@
+//! The CGI params of one request, held compactly: the buffer they arrived
+//! in, and where each name and value lies in it. A pair costs 12 bytes
+//! beside its own bytes, however short it is.
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::ProtocolError;
+use super::name_value::{encode_name_value, for_each_name_value};
+use super::request::Rejection;
+
+/// Where one pair lies in [`CgiParams`]' buffer: the name runs from `name`
+/// to `value`, the value from `value` to `end`. Twelve bytes a pair, where
+/// two `Bytes` handles took 64 (a peer sending 64 KiB of empty pairs made
+/// 2 MiB of them).
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    name: u32,
+    value: u32,
+    end: u32,
+}
+
+/// The CGI meta-variables of one request, in the order the peer sent them.
+/// Names and values are opaque bytes (nothing forces a peer to send UTF-8),
+/// slices of the buffer the params arrived in.
+#[derive(Clone, Debug, Default)]
+pub struct CgiParams {
+    /// The params as the peer encoded them.
+    raw: Bytes,
+    /// Each pair's place in `raw`, in the order sent.
+    spans: Vec<Span>,
+}
+
+/// Why params were refused while parsing them.
+pub(crate) enum ParamsError {
+    /// The encoding lies about its lengths: the connection is closed.
+    Protocol(ProtocolError),
+    /// Well-formed but not accepted: the request alone is answered.
+    Refused(Rejection),
+}
+
+impl From<ProtocolError> for ParamsError {
+    fn from(error: ProtocolError) -> Self {
+        ParamsError::Protocol(error)
+    }
+}
+
+impl CgiParams {
+    /// Params made of these pairs, in this order (for callers that are not
+    /// reading FastCGI: `nene dev`, tests).
+    ///
+    /// # Panics
+    /// When the pairs encode to 4 GiB or more.
+    pub fn new(pairs: Vec<(Bytes, Bytes)>) -> Self {
+        let mut raw = BytesMut::new();
+        for (name, value) in &pairs {
+            encode_name_value(&mut raw, name, value);
+        }
+        match Self::parse(raw.freeze(), usize::MAX) {
+            Ok(params) => params,
+            Err(_) => panic!("params of 4 GiB or more"),
+        }
+    }
+
+    /// Parses the params content of one request: at most `max_count` pairs,
+    /// none with an empty name.
+    pub(crate) fn parse(raw: Bytes, max_count: usize) -> Result<Self, ParamsError> {
+        if u32::try_from(raw.len()).is_err() {
+            return Err(ParamsError::Refused(Rejection::ParamsTooLarge));
+        }
+        // nginx sends about 20 params and one per header; most requests fit
+        // without growing.
+        let mut spans = Vec::with_capacity(32);
+        for_each_name_value(&raw, |name, value| {
+            if name.is_empty() {
+                return Err(ParamsError::Refused(Rejection::EmptyParamName));
+            }
+            if spans.len() == max_count {
+                return Err(ParamsError::Refused(Rejection::TooManyParams));
+            }
+            // In range: `raw` is shorter than 4 GiB.
+            spans.push(Span {
+                name: name.start as u32,
+                value: value.start as u32,
+                end: value.end as u32,
+            });
+            Ok(())
+        })?;
+        Ok(Self { raw, spans })
+    }
+
+    fn name_of(&self, span: &Span) -> &[u8] {
+        &self.raw[span.name as usize..span.value as usize]
+    }
+
+    fn value_of(&self, span: &Span) -> &[u8] {
+        &self.raw[span.value as usize..span.end as usize]
+    }
+
+    fn find(&self, name: &str) -> Option<&Span> {
+        self.spans
+            .iter()
+            .rev()
+            .find(|span| self.name_of(span) == name.as_bytes())
+    }
+
+    /// The value of `name`, if sent. The last one wins when a name repeats,
+    /// as with nginx's `fastcgi_param` overrides.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.find(name).map(|span| self.value_of(span))
+    }
+
+    /// Like [`Self::get`], as a handle sharing the params' buffer (no copy).
+    pub fn get_shared(&self, name: &str) -> Option<Bytes> {
+        self.find(name)
+            .map(|span| self.raw.slice(span.value as usize..span.end as usize))
+    }
+
+    /// REMOTE_ADDR as an IP address, when nginx sent a valid one.
+    pub fn remote_ip(&self) -> Option<std::net::IpAddr> {
+        self.get_str("REMOTE_ADDR")?.parse().ok()
+    }
+
+    /// The value of `name` when it is present and valid UTF-8.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// All pairs in the order sent, repeats included.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans
+            .iter()
+            .map(|span| (self.name_of(span), self.value_of(span)))
+    }
+
+    /// All pairs in the order sent, each value as a handle sharing the
+    /// params' buffer (no copy).
+    pub fn iter_shared(&self) -> impl Iterator<Item = (&[u8], Bytes)> {
+        self.spans.iter().map(|span| {
+            (
+                self.name_of(span),
+                self.raw.slice(span.value as usize..span.end as usize),
+            )
+        })
+    }
+
+    /// How many pairs were sent, repeats included.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether the peer sent no params at all.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(pairs: &[(&[u8], &[u8])]) -> Bytes {
+        let mut raw = BytesMut::new();
+        for (name, value) in pairs {
+            encode_name_value(&mut raw, name, value);
+        }
+        raw.freeze()
+    }
+
+    #[test]
+    fn params_are_read_in_order_with_the_last_repeat_winning() {
+        let raw = encoded(&[(b"A", b"1"), (b"B", b""), (b"A", b"2")]);
+        let Ok(params) = CgiParams::parse(raw, 3) else {
+            panic!("three pairs within a cap of three")
+        };
+        assert_eq!(params.len(), 3);
+        assert_eq!(params.get("A"), Some(&b"2"[..]));
+        assert_eq!(params.get_shared("B").as_deref(), Some(&b""[..]));
+        assert_eq!(params.get("C"), None);
+        let pairs: Vec<_> = params.iter().collect();
+        assert_eq!(pairs[0], (&b"A"[..], &b"1"[..]));
+    }
+
+    #[test]
+    fn one_pair_over_the_cap_or_an_empty_name_is_refused() {
+        let three = encoded(&[(b"A", b"1"), (b"B", b"2"), (b"C", b"3")]);
+        assert!(matches!(
+            CgiParams::parse(three, 2),
+            Err(ParamsError::Refused(Rejection::TooManyParams))
+        ));
+        let empty_name = encoded(&[(b"A", b"1"), (b"", b"x")]);
+        assert!(matches!(
+            CgiParams::parse(empty_name, 10),
+            Err(ParamsError::Refused(Rejection::EmptyParamName))
+        ));
+    }
+}
