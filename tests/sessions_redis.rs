@@ -156,10 +156,14 @@ async fn queued_requests_of_one_session_pass_the_lock_on_and_share_writes() {
         lock_takes < 60,
         "{lock_takes} lock takes for 101 requests: the lock is not handed on"
     );
-    assert_eq!(
-        releases, lock_takes,
-        "every lock taken is released once, none left behind"
+    // A SET NX that found the lock still held (its release was on its way)
+    // counts as a take here too, so releases may be fewer, never more; and
+    // no lock is left behind.
+    assert!(
+        releases >= 1 && releases <= lock_takes,
+        "{releases} releases for {lock_takes} lock takes"
     );
+    assert_eq!(redis.db(0).keys("*.lock"), Vec::<String>::new());
     let status = browser.get("/status?json").await;
     let hand_offs = status.json()["session lock hand-offs"].as_u64().unwrap();
     assert!(hand_offs + lock_takes as u64 >= 101, "{}", status.body);
