@@ -172,6 +172,9 @@ mod tests {
         assert_ne!(tag, format.generate().log_tag());
         assert!(!id.as_str().contains(&tag[..6]));
         assert!(!format!("{id:?}").contains(&id.as_str()[..6]));
+        // Debug output (in a panic or a debug log) names the session by its
+        // tag, so it can still be found in the logs.
+        assert_eq!(format!("{id:?}"), format!("SessionId(#{tag})"));
     }
 
     #[test]
