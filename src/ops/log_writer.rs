@@ -6,7 +6,7 @@
 //! the buffer in one `write` every [`FLUSH_INTERVAL`], or as soon as it
 //! holds [`FLUSH_BYTES`]. Measured on /health through nginx, a `write(2)` to
 //! stderr per request cost ~15% of req/s; batched, the access log costs
-//! about nothing (see the README's benchmark notes). What it costs: a crash
+//! about nothing (see benches/README.md). What it costs: a crash
 //! (SIGKILL, abort) loses at most the last [`FLUSH_INTERVAL`] of lines; a
 //! clean stop (SIGTERM, SIGINT) and SIGHUP flush everything first.
 
