@@ -252,6 +252,8 @@ fn mixed_site(store: Store, format: &str) -> MixedSite {
         ("NENE_SESSION_DSN", dsn.as_str()),
         ("NENE_SESSION__SAVE_PATH", shared_files.as_str()),
         ("NENE_SESSION__SERIALIZE_HANDLER", format),
+        // PHP's locking for a shared save_path (no effect on Redis).
+        ("NENE_SESSION__SAVE_PATH_LOCK", "session_file"),
     ]);
     let port = common::free_port();
     let values: BTreeMap<String, String> = [
@@ -336,12 +338,10 @@ shared_login! {
     logins_are_shared_through_files_with_php_serialize: Store::Files, "php_serialize";
 }
 
-/// With phpredis' locking and nene's `lock_suffix=_LOCK`, PHP and nene take
-/// turns at one lock: 100 increments, 20 at a time, spread over both, add
-/// exactly 100.
-#[tokio::test(flavor = "multi_thread")]
-async fn php_and_nene_incrementing_one_counter_at_once_lose_nothing_with_phpredis_locking() {
-    let site = mixed_site(Store::Phpredis, "php");
+/// PHP and nene incrementing one counter at once, 100 increments 20 at a
+/// time spread over both: exactly +100 when they take the same lock.
+async fn php_and_nene_incrementing_one_counter_lose_nothing(store: Store) {
+    let site = mixed_site(store, "php");
     let mut browser = Browser::new(&site.nginx.url(""));
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     let mut tasks = Vec::new();
@@ -367,5 +367,22 @@ async fn php_and_nene_incrementing_one_counter_at_once_lose_nothing_with_phpredi
         ok += task.await.unwrap();
     }
     assert_eq!(ok, 100, "{}\n{}", site.php.log(), site.nene.log_text());
-    assert_eq!(browser.get("/php/counter").await.json()["count"], 102);
+    assert_eq!(
+        browser.get("/php/counter").await.json()["count"],
+        102,
+        "{store:?}"
+    );
+}
+
+/// phpredis' locking and nene's `lock_suffix=_LOCK` take one lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn php_and_nene_incrementing_one_counter_at_once_lose_nothing_with_phpredis_locking() {
+    php_and_nene_incrementing_one_counter_lose_nothing(Store::Phpredis).await;
+}
+
+/// PHP's flock on `sess_{id}` and nene's `save_path_lock = session_file`
+/// take one lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn php_and_nene_incrementing_one_counter_at_once_lose_nothing_in_a_shared_save_path() {
+    php_and_nene_incrementing_one_counter_lose_nothing(Store::Files).await;
 }

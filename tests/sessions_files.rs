@@ -230,3 +230,41 @@ async fn a_session_file_nene_cannot_read_is_left_alone_by_a_read_only_request() 
         "over session.max_size (4096)",
     );
 }
+
+/// PHP's locking (`session.save_path_lock = session_file`): the session
+/// file itself is locked and rewritten in place (its inode stays), and the
+/// empty file that taking the lock of an unknown id creates is gone again,
+/// so PHP's strict mode cannot be made to accept a made-up id.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_phps_locking_the_session_file_is_rewritten_in_place_and_no_placeholder_stays() {
+    use std::os::unix::fs::MetadataExt;
+    let stack = Stack::start(&[("NENE_SESSION__SAVE_PATH_LOCK", "session_file")]);
+    let mut browser = stack.browser();
+    let planted = "0123456789abcdefghijklmnopqrstuv";
+    browser.cookies.insert("NENESESSID".into(), planted.into());
+    assert!(browser.get("/session/whoami").await.json()["user"].is_null());
+    assert!(
+        !stack.save_path().join(format!("sess_{planted}")).exists(),
+        "the placeholder of an unknown id was left behind"
+    );
+
+    let mut browser = stack.browser();
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let path = stack
+        .save_path()
+        .join(format!("sess_{}", browser.session_id().unwrap()));
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+    assert_eq!(std::fs::read(&path).unwrap(), br#"{"count":2}"#.to_vec());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().ino(),
+        inode,
+        "rewritten in place"
+    );
+    let lock_files: Vec<_> = std::fs::read_dir(stack.save_path())
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".lock"))
+        .collect();
+    assert!(lock_files.is_empty(), "no separate lock files");
+}

@@ -604,6 +604,7 @@ impl Values {
             absolute_lifetime: self.number("session.absolute_lifetime")?,
             max_size: self.number("session.max_size")?,
             serialize_handler: self.choice("session.serialize_handler")?,
+            save_path_lock: self.choice("session.save_path_lock")?,
             cache_limiter: self.choice("session.cache_limiter")?,
             cache_expire: self.number("session.cache_expire")?,
         };

@@ -16,7 +16,8 @@ pub use constants::{Constant, Constants};
 pub use error::{ConfigError, closest};
 pub use loader::{INI_FILES, LoadOptions, Loaded, load};
 pub use session_settings::{
-    BadChoice, CacheLimiter, CookieSameSite, CookieSecure, SerializeHandler, SessionSettings,
+    BadChoice, CacheLimiter, CookieSameSite, CookieSecure, SavePathLock, SerializeHandler,
+    SessionSettings,
 };
 pub use settings::{LogDestination, LogFormat, OpsSettings, Settings};
 pub use source::Source;

@@ -52,6 +52,17 @@ pub enum CacheLimiter {
     Unset,
 }
 
+/// How file sessions are locked (`session.save_path_lock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SavePathLock {
+    /// nene's own: `flock` on `sess_{id}.lock`, the session file replaced
+    /// whole by rename (never torn).
+    LockFile,
+    /// PHP's: `flock` on `sess_{id}` itself, rewritten in place, so that
+    /// nene and PHP sharing a save_path exclude each other.
+    SessionFile,
+}
+
 /// PHP's `session.serialize_handler`: the format sessions are stored in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SerializeHandler {
@@ -97,6 +108,10 @@ choice_from_str!(CookieSameSite, "Lax, Strict, None, or empty", {
     "strict" => CookieSameSite::Strict,
     "none" => CookieSameSite::None,
     "" => CookieSameSite::Unset,
+});
+choice_from_str!(SavePathLock, "lock_file, session_file", {
+    "lock_file" => SavePathLock::LockFile,
+    "session_file" => SavePathLock::SessionFile,
 });
 choice_from_str!(SerializeHandler, "json, php, php_serialize", {
     "json" => SerializeHandler::Json,
@@ -161,6 +176,8 @@ pub struct SessionSettings {
     pub max_size: u64,
     /// The format sessions are stored in (PHP's name).
     pub serialize_handler: SerializeHandler,
+    /// nene's own: how file sessions are locked.
+    pub save_path_lock: SavePathLock,
     /// The caching headers a response that used the session carries.
     pub cache_limiter: CacheLimiter,
     /// `Expires`/`max-age` minutes for the public and private cache limiters.
@@ -190,6 +207,7 @@ impl Default for SessionSettings {
             absolute_lifetime: 0,
             max_size: 4 * 1024 * 1024,
             serialize_handler: SerializeHandler::Json,
+            save_path_lock: SavePathLock::LockFile,
             cache_limiter: CacheLimiter::Nocache,
             cache_expire: 180,
         }

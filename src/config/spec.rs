@@ -510,6 +510,14 @@ pub const SETTINGS: &[SettingSpec] = &[
     ),
     setting(
         "session",
+        "save_path_lock",
+        "lock_file",
+        Kind::Choice(&["lock_file", "session_file"]),
+        "-",
+        "files: lock_file (sess_{id}.lock, files replaced whole) or session_file (PHP's flock on sess_{id}, written in place) to share a save_path with PHP",
+    ),
+    setting(
+        "session",
         "cache_limiter",
         "nocache",
         Kind::Choice(&["nocache", "private", "private_no_expire", "public", ""]),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::SessionSettings;
+use crate::config::{SavePathLock, SessionSettings};
 
 use crate::session::backend::SessionHandler;
 use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
@@ -58,6 +58,7 @@ impl SessionHandlerFactory {
                     })?
                     .with_fsync(settings.save_path_fsync)
                     .with_max_size(settings.max_size)
+                    .with_php_locking(settings.save_path_lock == SavePathLock::SessionFile)
                     .with_id_format_if_valid(settings.sid_length, settings.sid_bits_per_character),
             ),
             SessionBackend::Redis(_) => {

@@ -212,6 +212,19 @@ pub(super) fn write_atomically(files: &SessionFiles, data: &[u8], fsync: bool) -
     replaced
 }
 
+/// Rewrites the session file in place, as PHP's files handler does, for
+/// PHP's locking: the flock PHP holds is on this inode, so it must stay the
+/// same file. Called under that lock.
+pub(super) fn write_in_place(files: &SessionFiles, data: &[u8], fsync: bool) -> io::Result<()> {
+    let (mut file, _) = open_own(&files.data, Access::Lock)?;
+    file.set_len(0)?;
+    file.write_all(data)?;
+    if fsync {
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Restarts the expiry of a fresh session. Missing is fine; an expired file is
 /// left alone, since reviving it would bring back data reads already called
 /// gone; so is a file that is not nene's own, which reads as no session. The

@@ -39,7 +39,12 @@ impl HeldLock for FileLock {
         blocking("unlock", move || {
             // Tidy while the lock is still ours: nobody can lock this file
             // between the check and the removal.
-            if let Err(error) = remove_lock_file_if_session_gone(&file, &files) {
+            let tidied = if files.in_place {
+                remove_if_empty_placeholder(&file, &files)
+            } else {
+                remove_lock_file_if_session_gone(&file, &files)
+            };
+            if let Err(error) = tidied {
                 // Harmless: gc removes unused lock files.
                 tracing::debug!("keeping lock file of {}: {error}", files.shown);
             }
@@ -132,4 +137,16 @@ pub(super) fn remove_unused_lock_file(files: &SessionFiles) -> io::Result<bool> 
         Err(TryLockError::WouldBlock) => Ok(false),
         Err(TryLockError::Error(error)) => Err(error),
     }
+}
+
+/// With PHP's locking, taking the lock of a new session creates its file;
+/// if nothing was written to it, it goes again. Left behind, an empty file
+/// would make PHP's strict mode accept that id (it only checks that the file
+/// exists), so a visitor's made-up id would become valid. Called while the
+/// lock is ours.
+pub(super) fn remove_if_empty_placeholder(file: &File, files: &SessionFiles) -> io::Result<bool> {
+    if file.metadata()?.len() != 0 || !is_still_linked(file, &files.data)? {
+        return Ok(false);
+    }
+    remove_if_present(&files.data)
 }

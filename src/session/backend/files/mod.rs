@@ -66,6 +66,10 @@ pub struct FileSessionHandler {
     id_format: Option<SessionIdFormat>,
     /// `session.max_size`: a larger file is not read.
     max_size: u64,
+    /// Lock the session file itself and write it in place, as PHP does
+    /// (`session.save_path_lock = session_file`), so that nene and PHP
+    /// sharing a save_path exclude each other.
+    php_locking: bool,
 }
 
 impl FileSessionHandler {
@@ -116,6 +120,7 @@ impl FileSessionHandler {
             fsync: false,
             id_format: None,
             max_size: DEFAULT_MAX_SESSION_BYTES,
+            php_locking: false,
         })
     }
 
@@ -161,8 +166,22 @@ impl FileSessionHandler {
         self
     }
 
+    /// The same handler with PHP's locking: `flock` on `sess_{id}` itself,
+    /// written in place (truncate and write) instead of replaced by rename.
+    /// A crash in the middle of a write can then leave a torn file, as with
+    /// PHP; nene's own locking (the default) never can.
+    pub fn with_php_locking(mut self, php_locking: bool) -> FileSessionHandler {
+        self.php_locking = php_locking;
+        self
+    }
+
     fn files(&self, id: &SessionId) -> SessionFiles {
-        SessionFiles::new(&self.dir, id.as_str())
+        let files = SessionFiles::new(&self.dir, id.as_str());
+        if self.php_locking {
+            files.locking_the_session_file()
+        } else {
+            files
+        }
     }
 }
 
@@ -218,6 +237,10 @@ impl SessionHandler for FileSessionHandler {
         let max_size = self.max_size;
         blocking("read", move || {
             match read_fresh(&files.data, ttl, max_size) {
+                // With PHP's locking, taking the lock creates the file: an
+                // empty one is no session (PHP's own empty session reads
+                // the same), so strict mode still refuses an unknown id.
+                Ok(Stored::Data(data)) if files.in_place && data.is_empty() => Ok(Stored::Missing),
                 Ok(stored) => Ok(stored),
                 Err(error) => match refusal(&error) {
                     Some(refused) => {
@@ -241,7 +264,12 @@ impl SessionHandler for FileSessionHandler {
         let files = self.files(id);
         let fsync = self.fsync;
         blocking("write", move || {
-            write_atomically(&files, &data, fsync).map_err(|e| files.error("write", e))
+            let written = if files.in_place {
+                write_in_place(&files, &data, fsync)
+            } else {
+                write_atomically(&files, &data, fsync)
+            };
+            written.map_err(|e| files.error("write", e))
         })
         .await
     }

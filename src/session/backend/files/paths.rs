@@ -21,8 +21,11 @@ pub(super) struct SessionFiles {
     pub(super) data: PathBuf,
     /// `sess_{id}.lock`: what `lock` flocks. Not the data file, because a
     /// write renames a new inode over it and a lock on the old one would no
-    /// longer exclude anybody.
+    /// longer exclude anybody. With PHP's locking it is the data file itself.
     pub(super) lock: PathBuf,
+    /// PHP's locking (`session.save_path_lock = session_file`): the data
+    /// file is flocked and rewritten in place, as PHP's files handler does.
+    pub(super) in_place: bool,
     /// The data path with the id replaced by its log tag: errors name the
     /// file without writing any part of a session id into logs.
     pub(super) shown: String,
@@ -35,12 +38,20 @@ impl SessionFiles {
             dir: dir.to_path_buf(),
             data: dir.join(&name),
             lock: dir.join(format!("{name}.lock")),
+            in_place: false,
             shown: dir
                 .join(format!("sess_#{}", log_tag_of(id)))
                 .display()
                 .to_string(),
             name,
         }
+    }
+
+    /// The same files with PHP's locking: the data file is the lock.
+    pub(super) fn locking_the_session_file(mut self) -> SessionFiles {
+        self.lock = self.data.clone();
+        self.in_place = true;
+        self
     }
 
     /// A fresh temp file name for a write: hidden, unique per write, and
