@@ -24,6 +24,7 @@ use http::{Request, StatusCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::{ServiceExt, service_fn};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::services::ServeDir;
 
 use crate::application::Application;
@@ -78,7 +79,17 @@ pub async fn serve_http<A: Application>(
         .append_index_html_on_directories(false)
         .call_fallback_on_method_not_allowed(true)
         .fallback(to_front_controller);
-    let router = Router::new().fallback_service(static_first);
+    // A handler that panics answers 500, as under FastCGI, instead of
+    // dropping the connection (the panic hook has logged it already).
+    let router = Router::new()
+        .fallback_service(static_first)
+        .layer(CatchPanicLayer::custom(|_panic| {
+            (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal server error\n",
+            )
+                .into_response()
+        }));
     tracing::warn!(
         "nene {} development server on http://{local}/ (htdocs {}) — put nginx (or another web server) in front of `nene serve` in production",
         env!("CARGO_PKG_VERSION"),

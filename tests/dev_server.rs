@@ -309,3 +309,29 @@ fn a_request_that_never_finishes_does_not_keep_it_running_past_the_drain_time() 
         nene.log_text()
     );
 }
+
+/// A handler that panics under `nene dev` answers 500, as under FastCGI,
+/// and the server goes on serving (the connection is not simply dropped).
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
+    let app = Router::new()
+        .route(
+            "/boom",
+            axum::routing::get(|| async { panic!("boom") as &'static str }),
+        )
+        .route("/fine", get(|| async { "fine" }));
+    let (dev, _dir) = InProcess::start_dev_app(app, &[]).await;
+    let client = common::http_client();
+    let boom = client
+        .get(format!("http://{}/boom", dev.addr))
+        .send()
+        .await
+        .expect("an answer, not a dropped connection");
+    assert_eq!(boom.status(), 500);
+    let fine = client
+        .get(format!("http://{}/fine", dev.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.text().await.unwrap(), "fine");
+}
