@@ -1,5 +1,6 @@
-//! Writes an `http::Response` as a CGI response: a `Status:` line, the
-//! headers, a blank line, then the body streamed as it is produced.
+//! Writes an `http::Response` as a CGI response: a `Status:` line unless
+//! the status is 200 (and another field follows), the headers, a blank
+//! line, then the body streamed as it is produced.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
@@ -19,17 +20,24 @@ where
 {
     let (parts, body) = response.into_parts();
     let mut head = BytesMut::with_capacity(256);
-    head.put_slice(b"Status: ");
-    head.put_slice(parts.status.as_str().as_bytes());
-    head.put_u8(b' ');
-    head.put_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or("Unknown")
-            .as_bytes(),
-    );
-    head.put_slice(b"\r\n");
+    // CGI's default is 200, and PHP sends `Status:` only for another status:
+    // some web servers (Caddy's php_fastcgi) pass the line on to the client
+    // as a header. A head needs at least one field (RFC 3875), so a 200
+    // without any header still says its status.
+    let known_length = body.size_hint().exact().is_some();
+    if parts.status != http::StatusCode::OK || (parts.headers.is_empty() && !known_length) {
+        head.put_slice(b"Status: ");
+        head.put_slice(parts.status.as_str().as_bytes());
+        head.put_u8(b' ');
+        head.put_slice(
+            parts
+                .status
+                .canonical_reason()
+                .unwrap_or("Unknown")
+                .as_bytes(),
+        );
+        head.put_slice(b"\r\n");
+    }
     for (name, value) in &parts.headers {
         // `HeaderValue` cannot hold CR or LF, but the head is where header
         // injection would happen, so it is checked once more here.
@@ -85,6 +93,12 @@ mod tests {
         assert_eq!(
             &cgi.head[..],
             b"Status: 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: 4\r\n\r\n"
+        );
+        let ok = Response::new(Full::new(Bytes::from_static(b"yes")));
+        assert_eq!(
+            &into_cgi_response(ok).head[..],
+            b"content-length: 3\r\n\r\n",
+            "200 is CGI's default: no Status line"
         );
     }
 }
