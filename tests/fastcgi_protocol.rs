@@ -579,3 +579,46 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     drop(first);
     assert_eq!(third.response(1).await.body_text(), "hello");
 }
+
+/// `CONTENT_LENGTH=-1` is how Caddy's `php_fastcgi` says "length unknown"
+/// for a chunked upload: the body is whatever STDIN carries up to its empty
+/// record, bounded by `max_body_bytes` as it arrives (413, not 400).
+#[tokio::test]
+async fn a_content_length_of_minus_one_means_unknown_as_caddy_sends_it() {
+    let limits = ConnectionLimits {
+        max_body_bytes: 1024,
+        ..ConnectionLimits::default()
+    };
+    let server = InProcess::start(limits).await;
+    let send = |body: Vec<u8>| {
+        let addr = server.addr.clone();
+        async move {
+            let mut pairs = request_params("POST", "/echo-body");
+            pairs.push((b"CONTENT_LENGTH".to_vec(), b"-1".to_vec()));
+            pairs.push((
+                b"CONTENT_TYPE".to_vec(),
+                b"application/x-www-form-urlencoded".to_vec(),
+            ));
+            let mut client = FcgiClient::connect(&addr).await;
+            client
+                .send(&request_from_pairs(1, &pairs, &body, false))
+                .await;
+            client.response(1).await
+        }
+    };
+    let small = send(b"user=bob".to_vec()).await;
+    assert_eq!(small.status(), 200, "{}", small.body_text());
+    assert_eq!(small.body_text(), "user=bob");
+    let head = String::from_utf8_lossy(small.head()).to_string();
+    assert!(!head.contains("-1"), "{head}");
+    let large = send(vec![b'x'; 2000]).await;
+    assert_eq!(large.status(), 413, "{}", large.body_text());
+    // Any other length that is not a number is still refused.
+    let mut pairs = request_params("POST", "/echo-body");
+    pairs.push((b"CONTENT_LENGTH".to_vec(), b"-2".to_vec()));
+    let mut client = FcgiClient::connect(&server.addr).await;
+    client
+        .send(&request_from_pairs(1, &pairs, b"ab", false))
+        .await;
+    assert_eq!(client.response(1).await.status(), 400);
+}

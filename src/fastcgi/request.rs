@@ -296,7 +296,10 @@ impl IncomingRequest {
         let Some(raw) = params.get("CONTENT_LENGTH") else {
             return;
         };
-        if raw.is_empty() {
+        // Empty: no body. `-1`: Caddy's "length unknown" for a chunked
+        // upload. Either way the empty STDIN record ends the body, and the
+        // bound is checked as it arrives.
+        if raw.is_empty() || raw == b"-1" {
             return;
         }
         match std::str::from_utf8(raw)

@@ -85,6 +85,10 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
         if value.is_empty() && (header_name == CONTENT_TYPE || header_name == CONTENT_LENGTH) {
             continue;
         }
+        // Caddy's "length unknown": no header; the body has its own size.
+        if header_name == CONTENT_LENGTH && value.as_ref() == b"-1" {
+            continue;
+        }
         // A value with bytes HTTP forbids (CR, LF, NUL, …) is dropped, not
         // passed on: it can only be an injection attempt.
         let Ok(header_value) = HeaderValue::from_maybe_shared(value) else {
