@@ -203,6 +203,13 @@ async fn as_nginx_would_send(
         .extensions
         .insert(RequestInfo::from_cgi(|name| params.get_str(name)));
     parts.extensions.insert(params);
+    // The path the application routes on, as under FastCGI.
+    parts.uri = match crate::server::routed(parts.uri) {
+        Ok(uri) => uri,
+        Err(refused) => {
+            return Err((StatusCode::BAD_REQUEST, format!("{refused}\n")).into_response());
+        }
+    };
     Ok(Request::from_parts(parts, Body::from(body)))
 }
 

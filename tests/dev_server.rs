@@ -335,3 +335,19 @@ async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
         .unwrap();
     assert_eq!(fine.text().await.unwrap(), "fine");
 }
+
+/// `nene dev` routes on the same canonical path as nginx + FastCGI.
+#[test]
+fn dev_routes_encoded_dotted_and_index_php_paths_like_production() {
+    let dev = Nene::start_dev(&htdocs(), &[]);
+    let (status, health) = raw_get(&dev.addr, "/health");
+    assert_eq!(status, 200);
+    for target in ["/%68ealth", "/session/../health", "/index.php/health"] {
+        assert_eq!(
+            raw_get(&dev.addr, target),
+            (200, health.clone()),
+            "{target}"
+        );
+    }
+    assert_eq!(raw_get(&dev.addr, "/session%2Fcounter").0, 400);
+}

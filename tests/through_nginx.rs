@@ -158,3 +158,49 @@ async fn nginx_reaches_nene_over_a_unix_socket() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), r#"{"status":"ok"}"#);
 }
+
+/// GET `target` through nginx exactly as written (an HTTP client would
+/// normalise `..` itself); the status and the body.
+fn raw_get(nginx: &Nginx, target: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", nginx.port)).unwrap();
+    write!(stream, "GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+/// One route, one path: encoded and unnormalised spellings reach the route
+/// they name, PHP's front-controller URLs route as on the PHP site, and an
+/// encoded slash or NUL is refused — so a prefix check in an application
+/// cannot be walked around.
+#[tokio::test]
+async fn encoded_dotted_and_index_php_paths_route_to_one_canonical_path() {
+    let nene = Nene::start(&[]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let (status, health) = raw_get(&nginx, "/health");
+    assert_eq!(status, 200);
+    for target in [
+        "/%68ealth",
+        "/session/../health",
+        "/session/%2e%2e/health",
+        "//health",
+        "/index.php/health",
+        "/index.php/health?x=1",
+    ] {
+        assert_eq!(raw_get(&nginx, target), (200, health.clone()), "{target}");
+    }
+    let (status, home) = raw_get(&nginx, "/");
+    assert_eq!(status, 200);
+    assert_eq!(raw_get(&nginx, "/index.php"), (200, home.clone()));
+    assert_eq!(raw_get(&nginx, "/index.php?x=1"), (200, home));
+    for target in ["/session%2Fcounter", "/health%00"] {
+        assert_eq!(raw_get(&nginx, target).0, 400, "{target}");
+    }
+}

@@ -9,6 +9,8 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
 use crate::fastcgi::{CgiParams, CgiRequest, RequestBody};
 use crate::request_info::RequestInfo;
 
+use super::routing_path::{BadPath, canonical_path, is_canonical};
+
 /// A request whose params cannot make an HTTP request; answered 400.
 #[derive(Debug, thiserror::Error)]
 pub enum BadCgiRequest {
@@ -21,6 +23,9 @@ pub enum BadCgiRequest {
     /// `REQUEST_URI` cannot be made a request target even percent-encoded.
     #[error("REQUEST_URI is not a valid request target")]
     BadUri,
+    /// The path cannot be routed (an encoded slash or NUL).
+    #[error("REQUEST_URI: {0}")]
+    BadPath(#[from] BadPath),
     /// More `HTTP_*` params than a header map holds.
     #[error("too many request headers")]
     TooManyHeaders,
@@ -53,7 +58,7 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
         .get("REQUEST_METHOD")
         .ok_or(BadCgiRequest::MissingMethod)
         .and_then(|m| Method::from_bytes(m).map_err(|_| BadCgiRequest::BadMethod))?;
-    let uri = request_uri(&params)?;
+    let uri = routed(request_uri(&params)?)?;
     let version = match params.get("SERVER_PROTOCOL") {
         Some(b"HTTP/1.0") => Version::HTTP_10,
         Some(b"HTTP/2.0") => Version::HTTP_2,
@@ -118,6 +123,20 @@ fn request_body(body: RequestBody) -> Body {
             Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024))
         }
     }
+}
+
+/// `uri` with its path made canonical (see `routing_path.rs`); the query
+/// is kept as it came.
+pub(crate) fn routed(uri: Uri) -> Result<Uri, BadCgiRequest> {
+    if is_canonical(uri.path()) {
+        return Ok(uri);
+    }
+    let path = canonical_path(uri.path())?;
+    let target = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    Uri::try_from(target).map_err(|_| BadCgiRequest::BadUri)
 }
 
 /// REQUEST_URI as nginx sends it (path and query, still percent-encoded), or

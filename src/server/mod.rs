@@ -9,10 +9,12 @@ mod listen_addr;
 mod listener;
 mod metrics;
 mod open_files;
+mod routing_path;
 mod settings;
 mod upload_tmp_dir;
 
 pub use accept_loop::serve;
+pub(crate) use cgi_request::routed;
 pub use cgi_request::{BadCgiRequest, build_http_request};
 pub use cgi_response::into_cgi_response;
 pub use http_responder::HttpResponder;
