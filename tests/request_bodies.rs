@@ -107,6 +107,22 @@ async fn a_body_over_the_threshold_is_in_a_file_while_it_arrives_and_gone_after(
     assert_eq!(response.status(), 200);
     assert_eq!(response.body(), &small[..]);
 
+    // Declared at exactly the threshold: still memory.
+    let at_threshold = patterned(THRESHOLD);
+    client
+        .send(&post_head(4, "/echo-body", Some(THRESHOLD)))
+        .await;
+    client.send(&body_part(4, &at_threshold[..500])).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        files_open_in("self", dir.path()),
+        0,
+        "a body declared at the threshold spilled"
+    );
+    client.send(&stdin(4, &at_threshold[500..])).await;
+    let response = client.response(4).await;
+    assert!(response.body() == &at_threshold[..]);
+
     // Declared over it: in a file from its first byte, read back intact.
     let large = patterned(200_000);
     client
