@@ -274,6 +274,24 @@ async fn a_request_the_budget_cannot_hold_is_503_and_the_budget_comes_back() {
     assert_eq!(after.response(1).await.status(), 200);
 }
 
+/// A body declared larger than client_body_buffer_size goes to a file and
+/// costs the budget nothing: it is accepted even when the budget could not
+/// hold it in memory.
+#[tokio::test]
+async fn a_declared_body_that_spills_takes_no_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), |limits| limits.max_buffered_bytes = 150_000).await;
+    let large = patterned(200_000);
+    let mut client = FcgiClient::connect(&server.addr).await;
+    client
+        .send(&post_head(1, "/echo-body", Some(large.len())))
+        .await;
+    client.send(&stdin(1, &large)).await;
+    let response = client.response(1).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.body() == &large[..]);
+}
+
 /// nene (the example application, whose `POST /upload/raw` streams the body
 /// and answers its length and SHA-256) with `upload_tmp_dir` at `dir` and
 /// `env`, its command adjusted by `adjust`.
