@@ -173,6 +173,9 @@ enum Store {
     NeneRedisHandler,
     /// One save_path for both.
     Files,
+    /// One save_path for both, in PHP's `1;` layout (one level of
+    /// one-character subdirectories, made beforehand as PHP needs).
+    FilesNested,
 }
 
 /// PHP-FPM serving `/php/…`, nene the rest, one nginx in front.
@@ -193,9 +196,18 @@ fn mixed_site(store: Store, format: &str) -> MixedSite {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    let shared_files = shared_files.display().to_string();
+    let shared_dir = shared_files.clone();
+    let shared_files = match store {
+        Store::FilesNested => {
+            for c in "0123456789abcdefghijklmnopqrstuv".chars() {
+                std::fs::create_dir(shared_dir.join(c.to_string())).unwrap();
+            }
+            format!("1;{}", shared_dir.display())
+        }
+        _ => shared_dir.display().to_string(),
+    };
     let redis = match store {
-        Store::Files => None,
+        Store::Files | Store::FilesNested => None,
         _ => Some(RedisServer::start()),
     };
     let redis_port = redis
@@ -230,7 +242,7 @@ fn mixed_site(store: Store, format: &str) -> MixedSite {
                 ("REDIS_PORT", redis_port.as_str()),
             ]);
         }
-        Store::Files => {
+        Store::Files | Store::FilesNested => {
             php_values.extend([
                 ("session.save_handler", "files"),
                 ("session.save_path", shared_files.as_str()),
@@ -336,6 +348,7 @@ shared_login! {
     logins_are_shared_through_nenes_php_handler_with_php_serialize: Store::NeneRedisHandler, "php_serialize";
     logins_are_shared_through_files_in_the_php_format: Store::Files, "php";
     logins_are_shared_through_files_with_php_serialize: Store::Files, "php_serialize";
+    logins_are_shared_through_files_in_phps_nested_layout: Store::FilesNested, "php";
 }
 
 /// PHP and nene incrementing one counter at once, 100 increments 20 at a

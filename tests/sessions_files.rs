@@ -268,3 +268,23 @@ async fn with_phps_locking_the_session_file_is_rewritten_in_place_and_no_placeho
         .collect();
     assert!(lock_files.is_empty(), "no separate lock files");
 }
+
+/// PHP's `N;/path` save_path: sessions live N levels of one-character
+/// directories down, made as sessions are first written; gc finds them.
+#[tokio::test(flavor = "multi_thread")]
+async fn phps_nested_save_path_layout_keeps_sessions_in_subdirectories() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("sessions");
+    let save_path = format!("2;{}", dir.display());
+    let stack = Stack::start(&[("NENE_SESSION__SAVE_PATH", save_path.as_str())]);
+    let mut browser = stack.browser();
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+    let id = browser.session_id().unwrap();
+    let file = dir
+        .join(&id[..1])
+        .join(&id[1..2])
+        .join(format!("sess_{id}"));
+    assert_eq!(std::fs::read(&file).unwrap(), br#"{"count":2}"#.to_vec());
+    assert!(!dir.join(format!("sess_{id}")).exists());
+}

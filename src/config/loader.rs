@@ -56,6 +56,27 @@ pub struct Loaded {
     pub files_read: Vec<PathBuf>,
 }
 
+/// PHP's `session.save_path` forms: `/path`, `N;/path` and `N;MODE;/path`
+/// (N levels of one-character subdirectories; MODE is PHP's file mode,
+/// accepted and ignored: nene's session files are always 0600).
+fn save_path_parts(text: &str) -> (usize, &str) {
+    let mut parts = text.splitn(3, ';');
+    let first = parts.next().unwrap_or_default();
+    match (first.parse::<usize>(), parts.next(), parts.next()) {
+        (Ok(depth), Some(path), None) => (depth, path),
+        (Ok(depth), Some(_mode), Some(path)) => (depth, path),
+        _ => (0, text),
+    }
+}
+
+fn save_path_dir(text: &str) -> String {
+    save_path_parts(text).1.to_string()
+}
+
+fn save_path_depth(text: &str) -> usize {
+    save_path_parts(text).0
+}
+
 /// A DNS host name (an optional leading dot, as PHP users write a cookie
 /// domain): labels of letters, digits and inner hyphens, at most 253 bytes.
 fn is_host_name(text: &str) -> bool {
@@ -586,7 +607,8 @@ impl Values {
         let settings = SessionSettings {
             dsn: self.text("session.dsn"),
             name,
-            save_path: PathBuf::from(self.text("session.save_path")),
+            save_path: PathBuf::from(save_path_dir(&self.text("session.save_path"))),
+            save_path_depth: save_path_depth(&self.text("session.save_path")),
             gc_maxlifetime: self.number("session.gc_maxlifetime")?,
             gc_probability: self.number("session.gc_probability")? as u32,
             gc_divisor: self.number("session.gc_divisor")? as u32,
@@ -665,6 +687,21 @@ mod tests {
         match load_with(files, env) {
             Ok(_) => panic!("expected a configuration error"),
             Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn phps_nested_save_path_forms_give_a_depth_and_a_directory() {
+        for (text, depth, dir) in [
+            ("/var/lib/php/sessions", 0, "/var/lib/php/sessions"),
+            ("2;/var/lib/php/sessions", 2, "/var/lib/php/sessions"),
+            ("1;0600;/srv/sessions", 1, "/srv/sessions"),
+            ("x;/odd", 0, "x;/odd"),
+        ] {
+            let loaded = load_with(&[], &[("NENE_SESSION__SAVE_PATH", text)]).unwrap();
+            let session = &loaded.constants.settings().session;
+            assert_eq!(session.save_path_depth, depth, "{text}");
+            assert_eq!(session.save_path, PathBuf::from(dir), "{text}");
         }
     }
 

@@ -136,6 +136,9 @@ pub struct SessionSettings {
     pub name: String,
     /// Directory of session files (files handler).
     pub save_path: PathBuf,
+    /// PHP's `N;` prefix of `session.save_path`: sessions live N levels of
+    /// one-character directories down (`a/b/sess_ab…` for 2); 0 = flat.
+    pub save_path_depth: usize,
     /// Seconds a session lives after its last use (Redis TTL, file gc age).
     pub gc_maxlifetime: u64,
     /// gc runs on gc_probability / gc_divisor of the requests that start a session.
@@ -190,6 +193,7 @@ impl Default for SessionSettings {
             dsn: String::new(),
             name: "NENESESSID".to_string(),
             save_path: PathBuf::from("var/sessions"),
+            save_path_depth: 0,
             gc_maxlifetime: 1440,
             gc_probability: 1,
             gc_divisor: 100,

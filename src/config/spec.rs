@@ -350,7 +350,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         "var/sessions",
         Kind::Text,
         "session.save_path",
-        "directory of session files (created 0700)",
+        "directory of session files (created 0700); PHP's N;/path keeps them N levels of subdirectories down",
     ),
     setting(
         "session",

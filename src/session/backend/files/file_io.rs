@@ -263,3 +263,24 @@ pub(super) fn probe_writable(dir: &Path) -> io::Result<()> {
 
 /// What `probe_writable` puts where a temp file has the session's id.
 pub(super) const PROBE: &str = "probe";
+
+/// With PHP's `N;` layout, the subdirectory a session lives in, made (0700,
+/// with its parents) when missing. PHP needs them made beforehand
+/// (`mod_files.sh`); nene makes them as sessions are first written.
+pub(super) fn make_session_directory(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err(io::Error::new(
+            ErrorKind::NotADirectory,
+            "a session subdirectory is not a directory",
+        )),
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+        }
+        Err(error) => Err(error),
+    }
+}

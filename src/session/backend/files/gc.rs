@@ -145,3 +145,22 @@ pub(super) fn collect_garbage(
     }
     Ok(removed_sessions)
 }
+
+/// The directories sessions live in: `dir` itself, or with PHP's `N;`
+/// layout every directory `depth` levels down (one-character names only;
+/// symlinks are not followed).
+pub(super) fn session_directories(dir: &Path, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut level = vec![dir.to_path_buf()];
+    for _ in 0..depth {
+        level = level
+            .iter()
+            .filter_map(|parent| fs::read_dir(parent).ok())
+            .flat_map(|entries| entries.flatten())
+            .filter(|entry| {
+                entry.file_name().len() == 1 && entry.file_type().is_ok_and(|kind| kind.is_dir())
+            })
+            .map(|entry| entry.path())
+            .collect();
+    }
+    level
+}

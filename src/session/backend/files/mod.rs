@@ -34,7 +34,7 @@ mod lock;
 mod paths;
 
 use file_io::*;
-use gc::collect_garbage;
+use gc::{collect_garbage, session_directories};
 use lock::*;
 use paths::SessionFiles;
 
@@ -70,6 +70,9 @@ pub struct FileSessionHandler {
     /// (`session.save_path_lock = session_file`), so that nene and PHP
     /// sharing a save_path exclude each other.
     php_locking: bool,
+    /// PHP's `N;` save_path prefix: sessions live `depth` levels of
+    /// one-character directories down, named after the id's first characters.
+    depth: usize,
 }
 
 impl FileSessionHandler {
@@ -121,6 +124,7 @@ impl FileSessionHandler {
             id_format: None,
             max_size: DEFAULT_MAX_SESSION_BYTES,
             php_locking: false,
+            depth: 0,
         })
     }
 
@@ -175,8 +179,20 @@ impl FileSessionHandler {
         self
     }
 
+    /// The same handler with PHP's `N;` layout: session `abcd…` of depth 2
+    /// lives in `a/b/`. The directories are made (0700) when a session is
+    /// first written, where PHP needs them made beforehand.
+    pub fn with_depth(mut self, depth: usize) -> FileSessionHandler {
+        self.depth = depth;
+        self
+    }
+
     fn files(&self, id: &SessionId) -> SessionFiles {
-        let files = SessionFiles::new(&self.dir, id.as_str());
+        let mut dir = self.dir.clone();
+        for character in id.as_str().chars().take(self.depth) {
+            dir.push(character.to_string());
+        }
+        let files = SessionFiles::new(&dir, id.as_str());
         if self.php_locking {
             files.locking_the_session_file()
         } else {
@@ -207,7 +223,13 @@ impl SessionHandler for FileSessionHandler {
             let lock_path = files.lock.clone();
             let attempt = blocking("lock", {
                 let files = files.clone();
-                move || try_lock_file(&lock_path, opened).map_err(|e| files.error("lock", e))
+                let nested = self.depth > 0;
+                move || {
+                    if nested {
+                        make_session_directory(&files.dir).map_err(|e| files.error("lock", e))?;
+                    }
+                    try_lock_file(&lock_path, opened).map_err(|e| files.error("lock", e))
+                }
             })
             .await?;
             match attempt {
@@ -263,7 +285,11 @@ impl SessionHandler for FileSessionHandler {
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
         let files = self.files(id);
         let fsync = self.fsync;
+        let nested = self.depth > 0;
         blocking("write", move || {
+            if nested {
+                make_session_directory(&files.dir).map_err(|e| files.error("write", e))?;
+            }
             let written = if files.in_place {
                 write_in_place(&files, &data, fsync)
             } else {
@@ -319,7 +345,15 @@ impl SessionHandler for FileSessionHandler {
         let dir = self.dir.clone();
         let ttl = self.ttl;
         let id_format = self.id_format;
-        blocking("gc", move || collect_garbage(&dir, ttl, id_format)).await
+        let depth = self.depth;
+        blocking("gc", move || {
+            let mut removed = 0;
+            for leaf in session_directories(&dir, depth) {
+                removed += collect_garbage(&leaf, ttl, id_format)?;
+            }
+            Ok(removed)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), SessionError> {
@@ -903,5 +937,34 @@ mod tests {
             error.to_string().contains(&*save_path.to_string_lossy()),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn with_phps_nested_layout_sessions_live_in_subdirectories_and_gc_finds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = handler(dir.path()).with_depth(2);
+        let id = new_id();
+        sessions.write(&id, Bytes::from_static(b"x")).await.unwrap();
+        let id_text = id.as_str();
+        let nested = dir
+            .path()
+            .join(&id_text[..1])
+            .join(&id_text[1..2])
+            .join(format!("sess_{id_text}"));
+        assert_eq!(fs::read(&nested).unwrap(), b"x");
+        assert_eq!(
+            sessions.read(&id).await.unwrap(),
+            Stored::Data(Bytes::from_static(b"x"))
+        );
+        let lock = sessions.lock(&id).await.unwrap();
+        lock.release().await.unwrap();
+        assert_eq!(sessions.gc().await.unwrap(), 0, "fresh");
+        age(&nested, TTL + Duration::from_secs(1));
+        assert_eq!(
+            sessions.gc().await.unwrap(),
+            1,
+            "the nested session expired"
+        );
+        assert!(!nested.exists());
     }
 }
