@@ -522,23 +522,23 @@ impl Session {
         }
         let holds_data = active.data.keys().any(|key| visible(key));
         let stored = match &active.original {
-            // A stored value that is not nene's to rewrite, unchanged: not
-            // even its expiry is touched (the lock goes at commit).
-            Some(before)
-                if active.leave_alone_unless_changed
-                    && store.codec.encode(&active.data, &active.kept)? == *before =>
-            {
-                false
-            }
             Some(before) => {
                 let now = self.encode_within_max_size(active)?;
-                // Unchanged under lazy_write: only the expiry is refreshed.
-                let changed = !store.settings.lazy_write || now != *before;
-                let lock = std::mem::replace(&mut active.lock, SessionLock::none());
-                handler
-                    .save_and_unlock(id, changed.then_some(now), lock)
-                    .await?;
-                true
+                let unchanged = now == *before;
+                if active.leave_alone_unless_changed && unchanged {
+                    // A stored value that is not nene's to rewrite,
+                    // unchanged: not even its expiry is touched (the lock
+                    // goes at commit).
+                    false
+                } else {
+                    // Unchanged under lazy_write: only the expiry is refreshed.
+                    let changed = !store.settings.lazy_write || !unchanged;
+                    let lock = std::mem::replace(&mut active.lock, SessionLock::none());
+                    handler
+                        .save_and_unlock(id, changed.then_some(now), lock)
+                        .await?;
+                    true
+                }
             }
             // New (or adopted) and empty: nothing worth storing, no cookie.
             None if !holds_data => false,
