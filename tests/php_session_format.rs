@@ -9,8 +9,8 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::process::Command;
 
+use common::php_cli::{hex, run_php, unhex};
 use nene::session::{KeptValues, PhpCodec, PhpHandler, SessionCodec};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -143,47 +143,6 @@ fn session() -> impl Strategy<Value = Vec<(String, Php)>> {
     prop::collection::vec(("[a-z][a-z0-9_]{0,8}", php_value()), 0..6)
 }
 
-/// Runs `script` with PHP's command line and returns its output lines.
-fn run_php(script: &str) -> Vec<String> {
-    let php = common::require_program("php", "php-cli");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("case.php");
-    std::fs::write(&path, script).unwrap();
-    let output = Command::new(php)
-        .arg("-d")
-        .arg(format!("session.save_path={}", dir.path().display()))
-        .arg(&path)
-        .output()
-        .expect("run php");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !stderr.contains("Warning"),
-        "PHP warned, so its sessions are not what the test meant: {stderr}"
-    );
-    assert!(
-        output.status.success(),
-        "php failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 const PRELUDE: &str = "<?php\nob_start();\nenum Suit { case Hearts; }\nini_set('session.use_cookies', '0');\nini_set('session.cache_limiter', '');\n";
 
 /// `count` generated sessions as PHP's `session_encode` writes them in
@@ -203,7 +162,7 @@ fn encoded_by_php(handler: &str, count: usize) -> Vec<Vec<u8>> {
         }
         script.push_str("echo bin2hex(session_encode()), \"\\n\"; session_abort();\n");
     }
-    run_php(&script).iter().map(|line| unhex(line)).collect()
+    run_php(&script).lines().map(unhex).collect()
 }
 
 fn round_trips_byte_for_byte(handler: &str, codec: PhpCodec) {
@@ -256,7 +215,8 @@ fn php_reads_what_nene_writes(handler: &str, codec: PhpCodec) {
         )
         .unwrap();
     }
-    let lines = run_php(&script);
+    let output = run_php(&script);
+    let lines: Vec<String> = output.lines().map(str::to_string).collect();
     let different: Vec<&String> = lines
         .iter()
         .filter(|l| l.starts_with("DIFFERENT"))

@@ -12,9 +12,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use common::browser::Browser;
+use common::php_cli::{hex, run_php, unhex};
 use common::php_fpm::PhpFpm;
 use common::redis_server::RedisServer;
 use common::{Nene, Nginx, REPO};
@@ -39,36 +39,6 @@ fn php_session(handler: &str) -> (Vec<u8>, &'static str) {
     );
     let stored = run_php(&script);
     (unhex(stored.trim()), check)
-}
-
-fn run_php(script: &str) -> String {
-    let php = common::require_program("php", "php-cli");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("script.php");
-    std::fs::write(&path, script).unwrap();
-    let output = Command::new(php)
-        .arg("-d")
-        .arg(format!("session.save_path={}", dir.path().display()))
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && !stderr.contains("Warning"),
-        "{stderr}"
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether PHP, decoding `stored` in `handler`'s format, finds what `check`

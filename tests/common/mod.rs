@@ -9,6 +9,7 @@ pub mod compose;
 pub mod dockerfile;
 pub mod fcgi_client;
 pub mod in_process;
+pub mod php_cli;
 pub mod php_fpm;
 pub mod redis_server;
 
