@@ -9,9 +9,8 @@ use std::hint::black_box;
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use nene::fastcgi::{
-    CgiRequest, CgiResponse, ConnectionGate, ConnectionLimits, RecordCodec, RecordType, Responder,
-    ResponseBody, encode_name_value, encode_record, encode_stream, parse_name_values,
-    serve_connection,
+    CgiRequest, CgiResponse, ConnectionGate, RecordCodec, RecordType, Responder, ResponseBody,
+    encode_name_value, encode_record, encode_stream, parse_name_values, serve_connection,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::codec::Decoder;
@@ -175,7 +174,10 @@ impl Responder for Hello {
 }
 
 fn gate() -> ConnectionGate {
-    ConnectionGate::new(CancellationToken::new(), ConnectionLimits::default())
+    ConnectionGate::new(
+        CancellationToken::new(),
+        nene::config::Settings::defaults().server.limits,
+    )
 }
 
 /// Reads records from `peer` until the END_REQUEST of `REQUEST_ID`, and

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::application::Application;
-use crate::config::{ConfigError, Constants, LoadOptions, SerializeHandler, Source, load};
+use crate::config::{ConfigError, Constants, LoadOptions, Source, load, table};
 use crate::front_controller::front_controller;
 use crate::ops::{Ops, OpsSetupError};
 use crate::server::{
@@ -17,8 +17,9 @@ use crate::server::{
     raise_open_file_limit_and_log, serve,
 };
 use crate::session::{
-    IdFormatError, JsonCodec, PhpCodec, PhpHandler, SessionCodec, SessionCookie, SessionHandler,
-    SessionHandlerFactory, SessionIdFormat, SessionRuntime, SessionSetupError, redact_dsn,
+    IdFormatError, JsonCodec, PhpCodec, PhpHandler, SerializeHandler, SessionCodec, SessionCookie,
+    SessionHandler, SessionHandlerFactory, SessionIdFormat, SessionRuntime, SessionSetupError,
+    redact_dsn,
 };
 
 /// Why nene did not start: printed as one line (`nene: …`) with exit status 1.
@@ -80,10 +81,10 @@ pub struct CommandLine {
 pub fn load_ini(command_line: &CommandLine) -> Result<(Constants, Vec<PathBuf>), ConfigError> {
     let mut overrides = Vec::new();
     if let Some(listen) = &command_line.listen {
-        overrides.push(("server.listen", listen.clone(), "--listen"));
+        overrides.push((&table::SERVER_LISTEN.spec, listen.clone(), "--listen"));
     }
     if let Some(htdocs) = &command_line.htdocs {
-        overrides.push(("server.htdocs", htdocs.clone(), "--htdocs"));
+        overrides.push((&table::SERVER_HTDOCS.spec, htdocs.clone(), "--htdocs"));
     }
     let loaded = load(&LoadOptions {
         ini_dir: command_line.ini_dir.clone(),

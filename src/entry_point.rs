@@ -20,8 +20,9 @@ use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 use crate::application::Application;
 use crate::bootstrap::{Bootstrap, CommandLine, StartupError, configure_session_handler, load_ini};
 use crate::cli::{Cli, Command, DevArgs, PingArgs, ServeArgs};
-use crate::config::{Constants, LogFormat};
+use crate::config::Constants;
 use crate::dev::check_dev_address;
+use crate::ops::LogFormat;
 use crate::ping::Ping;
 use crate::server::Listener;
 use crate::session::redact_dsn;
@@ -89,7 +90,7 @@ where
 {
     let cli = parse_command_line();
     if let Some(Command::Config { table: true }) = cli.command {
-        print!("{}", crate::config::spec::markdown_table());
+        print!("{}", crate::config::table::markdown_table());
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Ping(args)) = &cli.command {

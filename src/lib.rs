@@ -36,6 +36,7 @@
 //! | [`cli`] | the command line: subcommands and flags |
 //! | [`bootstrap`] | start-up in PHP's order: ini → cookie → session handler → serve |
 //! | [`config`] | ini files + environment → [`Constants`] and typed settings |
+//! | [`choice`] | settings that are one word of a list: the `FromStr` and its error |
 //! | [`server`] | listener, accept loop, drain; CGI params → `http` request |
 //! | [`fastcgi`] | records, name-value pairs, the connection state machine (bytes only) |
 //! | [`dev`] | `nene dev`: HTTP/1.1 and static files instead of nginx + FastCGI |
@@ -54,6 +55,7 @@
 
 mod application;
 pub mod bootstrap;
+pub mod choice;
 pub mod cli;
 pub mod config;
 pub mod dev;

@@ -17,7 +17,7 @@ async fn server() -> InProcess {
     InProcess::start(ConnectionLimits {
         max_body_bytes: MAX_BODY,
         max_params_bytes: MAX_PARAMS,
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     })
     .await
 }

@@ -50,9 +50,8 @@ fn mount_target(service: &Service<'_>, source: &str) -> String {
 }
 
 fn setting_default(dotted: &str) -> &'static str {
-    nene::config::spec::SETTINGS
-        .iter()
-        .find(|spec| spec.dotted() == dotted)
+    let (section, key) = dotted.split_once('.').unwrap();
+    nene::config::table::find(section, key)
         .unwrap_or_else(|| panic!("no setting {dotted}"))
         .default
 }

@@ -11,7 +11,7 @@ use common::in_process::{BIG_BODY_LEN, InProcess};
 use nene::fastcgi::ConnectionLimits;
 
 async fn server() -> InProcess {
-    InProcess::start(ConnectionLimits::default()).await
+    InProcess::start(nene::config::Settings::defaults().server.limits).await
 }
 
 async fn assert_still_serving(addr: &str) {
@@ -40,7 +40,7 @@ async fn get_values_reports_the_configured_limits_and_multiplexing() {
     let server = InProcess::start(ConnectionLimits {
         max_connections: 7,
         max_requests_per_connection: 3,
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     })
     .await;
     let mut client = FcgiClient::connect(&server.addr).await;
@@ -206,7 +206,7 @@ async fn a_second_begin_for_an_active_request_id_closes_the_connection() {
 async fn requests_beyond_the_per_connection_cap_get_overloaded() {
     let server = InProcess::start(ConnectionLimits {
         max_requests_per_connection: 2,
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     })
     .await;
     let mut client = FcgiClient::connect(&server.addr).await;
@@ -313,7 +313,7 @@ async fn params_over_the_bound_get_431_and_the_connection_stays_usable() {
 async fn bodies_over_the_bound_or_with_a_lying_content_length_are_refused() {
     let server = InProcess::start(ConnectionLimits {
         max_body_bytes: 1000,
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     })
     .await;
     let mut client = FcgiClient::connect(&server.addr).await;
@@ -365,7 +365,7 @@ async fn bodies_over_the_bound_or_with_a_lying_content_length_are_refused() {
 async fn a_stalled_client_is_cut_at_the_receive_deadline_without_holding_up_others() {
     let server = InProcess::start(ConnectionLimits {
         receive_timeout: Duration::from_millis(600),
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     })
     .await;
     // One client stalls after BEGIN and half its params, another after three
@@ -399,7 +399,7 @@ async fn a_stalled_client_is_cut_at_the_receive_deadline_without_holding_up_othe
 async fn a_kept_connection_left_idle_is_closed_after_the_idle_timeout() {
     let server = InProcess::start(ConnectionLimits {
         idle_timeout: Duration::from_millis(300),
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     })
     .await;
     let mut client = FcgiClient::connect(&server.addr).await;
@@ -417,7 +417,7 @@ async fn records_that_move_no_request_forward_do_not_keep_a_connection_alive() {
     let server = InProcess::start(ConnectionLimits {
         idle_timeout: Duration::from_millis(600),
         max_requests_per_connection: 1,
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     })
     .await;
     let mut client = FcgiClient::connect(&server.addr).await;
@@ -532,7 +532,7 @@ async fn draining_finishes_a_request_in_progress_then_stops() {
 async fn a_peer_that_pipelines_steadily_is_never_cut_by_the_receive_deadline() {
     let server = InProcess::start(ConnectionLimits {
         receive_timeout: Duration::from_millis(300),
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     })
     .await;
     let mut client = FcgiClient::connect(&server.addr).await;
@@ -559,7 +559,7 @@ async fn a_peer_that_pipelines_steadily_is_never_cut_by_the_receive_deadline() {
 async fn connections_beyond_the_cap_wait_until_one_closes() {
     let server = InProcess::start(ConnectionLimits {
         max_connections: 2,
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     })
     .await;
     let mut first = FcgiClient::connect(&server.addr).await;
@@ -587,7 +587,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
 async fn a_content_length_of_minus_one_means_unknown_as_caddy_sends_it() {
     let limits = ConnectionLimits {
         max_body_bytes: 1024,
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     };
     let server = InProcess::start(limits).await;
     let send = |body: Vec<u8>| {

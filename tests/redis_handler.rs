@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::redis_server::RedisServer;
-use nene::config::SessionSettings;
+use nene::session::SessionSettings;
 use nene::session::{
     RedisSessionHandler, RedisSetupError, SessionDsn, SessionError, SessionHandler,
     SessionHandlerFactory, SessionId, SessionIdFormat, SessionSetupError, Stored,
@@ -40,7 +40,7 @@ fn handler(dsn: &str) -> RedisSessionHandler {
 fn settings() -> SessionSettings {
     SessionSettings {
         gc_maxlifetime: GC_MAXLIFETIME,
-        ..SessionSettings::default()
+        ..nene::config::Settings::defaults().session
     }
 }
 

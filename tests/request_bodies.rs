@@ -53,7 +53,7 @@ async fn server(dir: &Path, adjust: impl FnOnce(&mut ConnectionLimits)) -> InPro
         client_body_buffer_size: THRESHOLD,
         upload_tmp_dir: dir.to_path_buf(),
         receive_timeout: Duration::from_secs(1),
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     };
     adjust(&mut limits);
     InProcess::start(limits).await

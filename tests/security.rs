@@ -12,16 +12,12 @@ use common::Nene;
 use common::Nginx;
 use common::browser::Browser;
 use common::redis_server::RedisServer;
-use nene::config::spec;
 use nene::session::{MIN_ID_ENTROPY_BITS, SessionIdFormat};
 
 /// The id format nene uses when nothing is configured.
 fn default_format() -> (usize, u8) {
-    let length = spec::find("session", "sid_length").unwrap().default;
-    let bits = spec::find("session", "sid_bits_per_character")
-        .unwrap()
-        .default;
-    (length.parse().unwrap(), bits.parse().unwrap())
+    let session = nene::config::Settings::defaults().session;
+    (session.sid_length, session.sid_bits_per_character)
 }
 
 #[test]

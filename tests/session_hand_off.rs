@@ -26,7 +26,7 @@ use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
-use nene::config::SessionSettings;
+use nene::session::SessionSettings;
 use nene::session::{
     FileSessionHandler, JsonCodec, SessionCodec, SessionCookie, SessionError, SessionHandler,
     SessionId, SessionIdFormat, SessionLayer, SessionLock, SessionRuntime, SessionService, Stored,
@@ -162,7 +162,7 @@ impl Harness {
         let settings = SessionSettings {
             // No background gc task touching the directory mid-test.
             gc_probability: 0,
-            ..SessionSettings::default()
+            ..nene::config::Settings::defaults().session
         };
         let ids =
             SessionIdFormat::new(settings.sid_length, settings.sid_bits_per_character).unwrap();

@@ -4,13 +4,15 @@
 
 use std::path::PathBuf;
 
+use super::layering::RawValue;
+use super::setting::SettingSpec;
 use super::source::Source;
 
 /// A configuration nene refuses to start with; the message is for the
 /// operator and says what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// An ini file exists but cannot be read, or is not valid ini. (A missing
+    /// An ini file exists but cannot be read. (A missing
     /// file is not an error: every layer is optional.)
     #[error("cannot read ini file {path}: {reason}")]
     Unreadable {
@@ -66,10 +68,36 @@ pub enum ConfigError {
         /// The line with the `;`.
         origin: Source,
     },
+    /// A line of an ini file that is not `[section]`, `key = value`, a
+    /// comment or blank, or a quoted value that does not end.
+    #[error("{origin}: {problem}")]
+    Syntax {
+        /// The line.
+        origin: Source,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// Settings that are each valid but do not work together (SameSite=None
     /// without Secure, too few session id bits); the text names both.
     #[error("{0}")]
     Conflict(String),
+}
+
+impl ConfigError {
+    /// `spec`'s value `raw` is not what it accepts.
+    pub(super) fn invalid(spec: &SettingSpec, raw: &RawValue, accepted: String) -> Self {
+        let value = if spec.secret {
+            "(redacted)".to_string()
+        } else {
+            raw.text.clone()
+        };
+        ConfigError::Invalid {
+            origin: raw.source.clone(),
+            name: spec.dotted(),
+            value,
+            accepted,
+        }
+    }
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {

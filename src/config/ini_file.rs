@@ -1,12 +1,13 @@
-//! One ini file: its values read with the `config` crate, plus a line scan
-//! that the crate does not offer — which line set each key (for `nene config`
-//! and error messages) and PHP-style inline comments, which the crate would
-//! silently keep as part of the value.
+//! One ini file, read in a single pass: each `key = value` with its
+//! section and the line that set it (for `nene config` and error messages).
+//!
+//! Written here rather than taken from an ini crate: the syntax nene accepts
+//! is small (PHP's `[section]`, `key = value`, `;`/`#` comment lines, quoted
+//! values), and the crates that read it neither report lines nor refuse an
+//! inline `;` comment, which PHP's parser treats differently from them — a
+//! value that silently kept a trailing comment would be worse than an error.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-use config::{Config, File, FileFormat, Source as _, ValueKind};
 
 use super::error::ConfigError;
 use super::source::Source;
@@ -19,14 +20,14 @@ pub struct IniEntry {
     pub section: String,
     /// The key as written; lower-cased later for nene's own settings.
     pub raw_key: String,
-    /// The value as the `config` crate read it (quotes removed).
+    /// The value, quotes removed.
     pub value: String,
     /// The file and line that set it, for messages and `nene config`.
     pub source: Source,
 }
 
 /// Reads `path`. A missing file is `Ok(None)`; a file that exists but cannot
-/// be read or parsed is an error naming it.
+/// be read or parsed is an error naming it (and the line).
 pub fn read_ini_file(path: &Path) -> Result<Option<Vec<IniEntry>>, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -38,91 +39,97 @@ pub fn read_ini_file(path: &Path) -> Result<Option<Vec<IniEntry>>, ConfigError> 
             });
         }
     };
-    let lines = scan_lines(path, &text)?;
-    let parsed = Config::builder()
-        .add_source(File::from_str(&text, FileFormat::Ini))
-        .build()
-        .and_then(|config| config.collect())
-        .map_err(|error| ConfigError::Unreadable {
-            path: path.to_path_buf(),
-            reason: error.to_string(),
-        })?;
+    parse_ini(path, &text).map(Some)
+}
+
+/// Every entry of `text` in file order (a key set twice appears twice; the
+/// later one wins when applied).
+fn parse_ini(path: &Path, text: &str) -> Result<Vec<IniEntry>, ConfigError> {
     let mut entries = Vec::new();
-    for (outer_key, value) in parsed {
-        match value.kind {
-            ValueKind::Table(table) => {
-                for (key, value) in table {
-                    entries.push(entry(path, &lines, &outer_key, &key, value.into_string()));
-                }
-            }
-            // rust-ini puts keys before the first section at the top level.
-            other => {
-                let value = config::Value::new(None, other).into_string();
-                entries.push(entry(path, &lines, "", &outer_key, value));
-            }
-        }
-    }
-    entries.sort_by_key(|e| match &e.source {
-        Source::File { line, .. } => *line,
-        _ => 0,
-    });
-    Ok(Some(entries))
-}
-
-fn entry(
-    path: &Path,
-    lines: &HashMap<(String, String), usize>,
-    section: &str,
-    key: &str,
-    value: Result<String, config::ConfigError>,
-) -> IniEntry {
-    let section = section.to_ascii_lowercase();
-    let line = lines
-        .get(&(section.clone(), key.to_string()))
-        .copied()
-        .unwrap_or(0);
-    IniEntry {
-        section,
-        raw_key: key.to_string(),
-        value: value.unwrap_or_default(),
-        source: Source::File {
-            path: path.to_path_buf(),
-            line,
-        },
-    }
-}
-
-/// Maps (section, key) to the line that last set it, and refuses inline
-/// comments in unquoted values.
-fn scan_lines(path: &Path, text: &str) -> Result<HashMap<(String, String), usize>, ConfigError> {
-    let mut lines = HashMap::new();
     let mut section = String::new();
     for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
+        let origin = || Source::File {
+            path: PathBuf::from(path),
+            line: index + 1,
+        };
         let line = line.trim();
         if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
             continue;
         }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        if let Some(rest) = line.strip_prefix('[') {
+            let Some(name) = rest.strip_suffix(']') else {
+                return Err(ConfigError::Syntax {
+                    origin: origin(),
+                    problem: "a section header needs its closing ]",
+                });
+            };
             section = name.trim().to_ascii_lowercase();
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
-            continue;
+            return Err(ConfigError::Syntax {
+                origin: origin(),
+                problem: "expected key = value, [section], or a comment starting with ;",
+            });
         };
-        let value = value.trim();
-        let quoted = value.starts_with('"') || value.starts_with('\'');
-        if !quoted && value.contains(';') {
-            return Err(ConfigError::InlineComment {
-                origin: Source::File {
-                    path: PathBuf::from(path),
-                    line: number,
-                },
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(ConfigError::Syntax {
+                origin: origin(),
+                problem: "a key is missing before =",
             });
         }
-        lines.insert((section.clone(), key.trim().to_string()), number);
+        entries.push(IniEntry {
+            section: section.clone(),
+            raw_key: key.to_string(),
+            value: parse_value(value.trim(), origin)?,
+            source: origin(),
+        });
     }
-    Ok(lines)
+    Ok(entries)
+}
+
+/// A value: `"quoted"` (where `\"` and `\\` are escapes), `'quoted'` (taken as
+/// is), or bare. A comment may follow a quoted value; in a bare one a `;`
+/// is refused, since PHP would end the value there and other ini readers
+/// would not.
+fn parse_value(value: &str, origin: impl Fn() -> Source) -> Result<String, ConfigError> {
+    let Some(quote) = value.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+        if value.contains(';') {
+            return Err(ConfigError::InlineComment { origin: origin() });
+        }
+        return Ok(value.to_string());
+    };
+    let mut text = String::new();
+    let mut chars = value[1..].chars();
+    loop {
+        match chars.next() {
+            None => {
+                return Err(ConfigError::Syntax {
+                    origin: origin(),
+                    problem: "a quoted value does not end on its line",
+                });
+            }
+            Some(c) if c == quote => break,
+            Some('\\') if quote == '"' => match chars.next() {
+                Some(escaped @ ('"' | '\\')) => text.push(escaped),
+                Some(other) => {
+                    text.push('\\');
+                    text.push(other);
+                }
+                None => text.push('\\'),
+            },
+            Some(c) => text.push(c),
+        }
+    }
+    let rest = chars.as_str().trim();
+    if !(rest.is_empty() || rest.starts_with(';') || rest.starts_with('#')) {
+        return Err(ConfigError::Syntax {
+            origin: origin(),
+            problem: "only a comment may follow a quoted value",
+        });
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -166,5 +173,43 @@ mod tests {
         assert!(error.contains("bad.ini:2"), "{error}");
         std::fs::write(&path, "[site]\ntitle = \"x ; not a comment\"\n").unwrap();
         assert!(read_ini_file(&path).is_ok());
+    }
+
+    fn parsed(text: &str) -> Result<Vec<IniEntry>, String> {
+        parse_ini(Path::new("t.ini"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn quotes_escapes_and_comments_after_a_quoted_value() {
+        let entries =
+            parsed("a = \"x \\\" y\\\\z\" ; comment\nb = 'no \\\" escapes'\nc = \"\"\nd =\n")
+                .unwrap();
+        let values: Vec<&str> = entries.iter().map(|e| e.value.as_str()).collect();
+        assert_eq!(values, ["x \" y\\z", "no \\\" escapes", "", ""]);
+    }
+
+    #[test]
+    fn a_key_set_twice_appears_twice_in_file_order() {
+        let entries = parsed("[s]\nk = 1\nk = 2\n").unwrap();
+        let values: Vec<&str> = entries.iter().map(|e| e.value.as_str()).collect();
+        assert_eq!(values, ["1", "2"]);
+    }
+
+    #[test]
+    fn lines_that_are_not_ini_name_their_line() {
+        for (text, line, problem) in [
+            ("a = 1\njust words\n", 2, "expected key = value"),
+            ("[open\n", 1, "closing ]"),
+            ("= 1\n", 1, "key is missing"),
+            ("a = \"unended\n", 1, "does not end"),
+            ("a = \"x\" y\n", 1, "only a comment"),
+        ] {
+            let error = parsed(text).unwrap_err();
+            assert!(
+                error.contains(&format!("t.ini:{line}")),
+                "{text:?}: {error}"
+            );
+            assert!(error.contains(problem), "{text:?}: {error}");
+        }
     }
 }

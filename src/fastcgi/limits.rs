@@ -38,36 +38,6 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            max_params_bytes: 64 * 1024,
-            // nginx sends about 20 params plus one per request header, and
-            // its own header buffers (4 × 8 KiB) hold a few hundred headers.
-            max_params: 1000,
-            max_body_bytes: 8 * 1024 * 1024,
-            // One FastCGI record's worth (nginx's own default is two memory
-            // pages, 16 KiB on x86-64): a login form or a JSON call stays
-            // in memory, an upload goes to disk.
-            client_body_buffer_size: 64 * 1024,
-            upload_tmp_dir: std::env::temp_dir(),
-            // 512 requests with full params and an in-memory body each, or
-            // about 30,000 with nginx's usual 1–2 KiB of params.
-            max_buffered_bytes: 64 * 1024 * 1024,
-            receive_timeout: Duration::from_secs(30),
-            // Longer than nginx's upstream keepalive_timeout (60 s), so nginx
-            // closes an idle kept connection before we do and never sends a
-            // request into a connection we are closing.
-            idle_timeout: Duration::from_secs(75),
-            // nginx never multiplexes (one request per connection); a client
-            // that does still gets a few at once, and each waiting request
-            // holds a connection's worth of params and body budget.
-            max_requests_per_connection: 8,
-            max_connections: 4096,
-        }
-    }
-}
-
 impl ConnectionLimits {
     /// `FCGI_MAX_REQS`: the most requests the server accepts at once.
     pub fn max_requests(&self) -> usize {

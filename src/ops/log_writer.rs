@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::config::LogDestination;
+use super::settings::LogDestination;
 
 /// The longest a written line waits in memory: what a crash can lose.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);

@@ -6,6 +6,7 @@ mod access_format;
 mod layer;
 mod log_writer;
 mod metrics;
+mod settings;
 mod status;
 
 use std::sync::Arc;
@@ -15,9 +16,9 @@ pub use access_format::{AccessFormat, AccessFormatError, AccessRecord};
 pub use layer::{OpsLayer, OpsService};
 pub use log_writer::{FLUSH_BYTES, FLUSH_INTERVAL, LogWriter};
 pub use metrics::OpsMetrics;
+pub use settings::{LogDestination, LogFormat, OpsSettings};
 pub use status::StatusSnapshot;
 
-use crate::config::OpsSettings;
 use crate::server::ServerMetrics;
 use crate::session::SessionRuntime;
 

@@ -41,21 +41,3 @@ impl ServerSettings {
         self.allowed_clients.iter().any(|net| net.contains(&ip))
     }
 }
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self {
-            listen: ListenAddr::Tcp(([127, 0, 0, 1], 9000).into()),
-            socket_mode: 0o660,
-            listen_backlog: 4096,
-            limits: ConnectionLimits::default(),
-            // Below Docker's 10 s stop grace period, so a drain ends before
-            // the container runtime resorts to SIGKILL.
-            drain_timeout: Duration::from_secs(8),
-            allowed_clients: vec![
-                IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
-                IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
-            ],
-        }
-    }
-}

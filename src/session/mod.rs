@@ -5,7 +5,7 @@
 //! | [`backend`] | where session data lives: the [`SessionHandler`] contract, the factory that picks a backend from `SESSION_DSN`, the DSN types, and one folder per backend (`files/`, `redis/`) |
 //! | [`lifecycle`] | what happens around every request: the [`Session`] handle a handler takes, the layer that commits it, the [`SessionRuntime`] bundle built at start-up, the cookie, the in-process queue, the write chain (group commit), refused-id warnings and counters |
 //! | [`format`] | how session data becomes bytes: `json` (nene's), PHP's `php` and `php_serialize` |
-//! | `id.rs`, `error.rs` | shared by both: session ids, what can fail |
+//! | `id.rs`, `error.rs`, `settings.rs` | shared by both: session ids, what can fail, the `[session]` settings |
 //!
 //! A request meets them in this order: the layer reads the cookie, the
 //! handle starts lazily (local queue, then the backend's lock and read), the
@@ -17,6 +17,7 @@ mod error;
 pub mod format;
 mod id;
 pub mod lifecycle;
+mod settings;
 
 pub use backend::{
     DsnError, FileSessionHandler, HeldLock, RedisAddress, RedisDsn, RedisOptions,
@@ -29,4 +30,7 @@ pub use id::{IdFormatError, MIN_ID_ENTROPY_BITS, SessionId, SessionIdFormat};
 pub use lifecycle::{
     LatencyHistogram, LocalLocks, RejectedIds, Session, SessionCookie, SessionLayer,
     SessionMetrics, SessionRuntime, SessionService, SessionTimings,
+};
+pub use settings::{
+    CacheLimiter, CookieSameSite, CookieSecure, SavePathLock, SerializeHandler, SessionSettings,
 };

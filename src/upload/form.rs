@@ -140,7 +140,7 @@ impl<S: Send + Sync> FromRequest<S> for UploadForm {
             .extensions()
             .get::<Constants>()
             .map(|constants| constants.settings().uploads.clone())
-            .unwrap_or_default();
+            .unwrap_or_else(|| crate::config::Settings::defaults().uploads);
         let content_type = request
             .headers()
             .get(CONTENT_TYPE)

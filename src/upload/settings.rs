@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-/// PHP's upload bounds. Defaults are PHP's.
+/// PHP's upload bounds (defaults are PHP's, in the settings table).
 #[derive(Clone, Debug)]
 pub struct UploadSettings {
     /// Where uploaded files are written (`server.upload_tmp_dir`).
@@ -15,15 +15,4 @@ pub struct UploadSettings {
     /// The most text fields in one request (`max_input_vars`); above it,
     /// 413.
     pub max_input_vars: usize,
-}
-
-impl Default for UploadSettings {
-    fn default() -> Self {
-        Self {
-            tmp_dir: std::env::temp_dir(),
-            upload_max_filesize: 2 * 1024 * 1024,
-            max_file_uploads: 20,
-            max_input_vars: 1000,
-        }
-    }
 }

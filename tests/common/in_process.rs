@@ -137,7 +137,7 @@ impl InProcess {
             listen: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
             limits,
             drain_timeout: Duration::from_secs(2),
-            ..ServerSettings::default()
+            ..nene::config::Settings::defaults().server
         };
         Self::serve(
             HttpResponder::new(test_app()),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{SavePathLock, SessionSettings};
+use crate::session::{SavePathLock, SessionSettings};
 
 use crate::session::backend::SessionHandler;
 use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};

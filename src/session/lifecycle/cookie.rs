@@ -8,8 +8,8 @@ use http::HeaderValue;
 use http::request::Parts;
 use ipnet::IpNet;
 
-use crate::config::{CookieSameSite, CookieSecure, SessionSettings};
 use crate::request_info::RequestInfo;
+use crate::session::{CookieSameSite, CookieSecure, SessionSettings};
 
 /// Caps the cookies looked at in one request: a header with thousands of
 /// same-named cookies costs at most this many id checks.
@@ -162,7 +162,7 @@ mod tests {
 
     fn cookie(trusted: &[&str]) -> SessionCookie {
         let proxies: Vec<IpNet> = trusted.iter().map(|p| p.parse().unwrap()).collect();
-        SessionCookie::new(&SessionSettings::default(), &proxies)
+        SessionCookie::new(&crate::config::Settings::defaults().session, &proxies)
     }
 
     #[test]

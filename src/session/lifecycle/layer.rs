@@ -14,8 +14,8 @@ use http::header::{CACHE_CONTROL, EXPIRES, PRAGMA, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Request};
 use tower::{Layer, Service};
 
-use crate::config::CacheLimiter;
 use crate::request_info::RequestInfo;
+use crate::session::CacheLimiter;
 
 use crate::session::lifecycle::metrics::SessionTimings;
 use crate::session::lifecycle::runtime::SessionRuntime;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::SessionSettings;
+use crate::session::SessionSettings;
 
 use crate::session::backend::SessionHandler;
 use crate::session::format::SessionCodec;

@@ -2,7 +2,8 @@
 //! README's settings table for where nene's defaults differ and why).
 
 use std::path::PathBuf;
-use std::str::FromStr;
+
+use crate::choice::choice_from_str;
 
 /// Whether the session cookie carries `Secure`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,30 +73,6 @@ pub enum SerializeHandler {
     Php,
     /// `serialize($_SESSION)`: one PHP array.
     PhpSerialize,
-}
-
-/// A value outside what a setting accepts; the message lists what is.
-#[derive(Debug, thiserror::Error)]
-#[error("{value:?} is not one of {accepted}")]
-pub struct BadChoice {
-    /// The rejected value, as given.
-    pub value: String,
-    /// The accepted values, as the message lists them.
-    pub accepted: &'static str,
-}
-
-macro_rules! choice_from_str {
-    ($type:ty, $accepted:literal, { $($($text:literal)|+ => $variant:expr),+ $(,)? }) => {
-        impl FromStr for $type {
-            type Err = BadChoice;
-            fn from_str(text: &str) -> Result<Self, BadChoice> {
-                match text.trim().to_ascii_lowercase().as_str() {
-                    $($($text)|+ => Ok($variant),)+
-                    _ => Err(BadChoice { value: text.to_string(), accepted: $accepted }),
-                }
-            }
-        }
-    };
 }
 
 choice_from_str!(CookieSecure, "auto, on, off", {
@@ -185,35 +162,4 @@ pub struct SessionSettings {
     pub cache_limiter: CacheLimiter,
     /// `Expires`/`max-age` minutes for the public and private cache limiters.
     pub cache_expire: u64,
-}
-
-impl Default for SessionSettings {
-    fn default() -> Self {
-        Self {
-            dsn: String::new(),
-            name: "NENESESSID".to_string(),
-            save_path: PathBuf::from("var/sessions"),
-            save_path_depth: 0,
-            gc_maxlifetime: 1440,
-            gc_probability: 1,
-            gc_divisor: 100,
-            cookie_lifetime: 0,
-            cookie_path: "/".to_string(),
-            cookie_domain: String::new(),
-            cookie_secure: CookieSecure::Auto,
-            cookie_httponly: true,
-            cookie_samesite: CookieSameSite::Lax,
-            use_strict_mode: true,
-            lazy_write: true,
-            sid_length: 32,
-            sid_bits_per_character: 5,
-            save_path_fsync: false,
-            absolute_lifetime: 0,
-            max_size: 4 * 1024 * 1024,
-            serialize_handler: SerializeHandler::Json,
-            save_path_lock: SavePathLock::LockFile,
-            cache_limiter: CacheLimiter::Nocache,
-            cache_expire: 180,
-        }
-    }
 }

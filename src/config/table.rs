@@ -1,634 +1,519 @@
-//! Every setting nene knows, in one table: section, key, default, what it
-//! accepts, what it means, and PHP's equivalent. The loader validates against
-//! it, `nene config` prints it, and the README's settings table follows it.
+//! Every setting nene knows, each declared once: section, key, default,
+//! what it accepts, what it means and PHP's name for it. The loader refuses a
+//! key in nene's sections that is not here and parses each value with the
+//! kind declared here; `nene config` prints this table, the README's
+//! settings table is `nene config --table` (a test holds them equal), and
+//! [`super::Settings::defaults`] is this table with nothing overridden.
+//!
+//! Adding a setting is one entry here plus its use in
+//! [`super::building`].
 
-/// What a setting accepts. Validation turns the raw text into a message
-/// naming the source and saying what is accepted when it does not fit.
-#[derive(Clone, Copy, Debug)]
-pub enum Kind {
-    /// `on/off`, `true/false`, `yes/no`, `1/0` (PHP ini booleans).
-    Bool,
-    /// A whole number within bounds.
-    Number {
-        /// The smallest value accepted.
-        min: u64,
-        /// The largest value accepted.
-        max: u64,
-    },
-    /// A byte size: a number, optionally with PHP's `K`, `M` or `G` suffix.
-    Bytes {
-        /// The fewest bytes accepted.
-        min: u64,
-        /// The most bytes accepted.
-        max: u64,
-    },
-    /// A duration such as `30s`, `500ms`, `2m`.
-    Duration,
-    /// A duration, or `0` / `off` for none.
-    OptionalDuration,
-    /// Free text.
-    Text,
-    /// One of a fixed list (case-insensitive).
-    Choice(&'static [&'static str]),
-    /// `IP:PORT` or `unix:/path`.
-    ListenAddr,
-    /// An octal file mode such as `0660`.
-    FileMode,
-    /// Comma-separated IP addresses or CIDR ranges.
-    AddressList,
-    /// The session DSN (validated by the session factory's parser).
-    Dsn,
-    /// A log filter such as `info` or `nene=debug,warn`.
-    LogFilter,
-}
+use crate::ops::LogFormat;
+use crate::session::{CacheLimiter, CookieSameSite, CookieSecure, SavePathLock, SerializeHandler};
 
-/// One setting.
-#[derive(Clone, Copy, Debug)]
-pub struct SettingSpec {
-    /// The ini section, without brackets: `server`, `session`, …
-    pub section: &'static str,
-    /// The key within the section, lower case.
-    pub key: &'static str,
-    /// The value used when no file, variable or flag sets it.
-    pub default: &'static str,
-    /// What the value must be; validation and the message for a bad value
-    /// follow it.
-    pub kind: Kind,
-    /// A second environment variable that also sets it (`NENE_SESSION_DSN`
-    /// for `SESSION_DSN`, see docs/decisions/0006; `NENE_LISTEN`).
-    pub env_alias: Option<&'static str>,
-    /// PHP's (or PHP-FPM's) name for the same thing, `-` when there is none;
-    /// printed in the settings table.
-    pub php: &'static str,
-    /// One line on what the setting does, for `nene config` and the README.
-    pub meaning: &'static str,
-}
-
-impl SettingSpec {
-    /// `section.key`, as written in messages.
-    pub fn dotted(&self) -> String {
-        format!("{}.{}", self.section, self.key)
-    }
-
-    /// The environment variable that overrides it: `NENE_{SECTION}__{KEY}`.
-    pub fn env_var(&self) -> String {
-        format!(
-            "NENE_{}__{}",
-            self.section.to_ascii_uppercase(),
-            self.key.to_ascii_uppercase()
-        )
-    }
-
-    /// The constant name: `SECTION_KEY` in upper case.
-    pub fn constant_name(&self) -> String {
-        format!(
-            "{}_{}",
-            self.section.to_ascii_uppercase(),
-            self.key.to_ascii_uppercase()
-        )
-    }
-}
+use super::kinds::{
+    AddressList, Bytes, Choice, CookieDomain, CookieName, CookiePath, Destination, DirOrSystemTemp,
+    FileMode, FilePath, Flag, ListenAddress, LogFilter, Number, OptionalTimeout, SavePath, Text,
+    Timeout, UrlPath, Verbatim,
+};
+use super::setting::{AnySetting, Setting, SettingSpec};
 
 /// Sections that belong to nene; any other section is the application's.
 pub const NENE_SECTIONS: &[&str] = &["server", "session", "log", "pm", "ping", "access"];
-
-const fn setting(
-    section: &'static str,
-    key: &'static str,
-    default: &'static str,
-    kind: Kind,
-    php: &'static str,
-    meaning: &'static str,
-) -> SettingSpec {
-    SettingSpec {
-        section,
-        key,
-        default,
-        kind,
-        env_alias: None,
-        php,
-        meaning,
-    }
-}
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * 1024 * 1024;
 
-/// Every setting nene knows. The loader refuses a key in nene's sections that
-/// is not here, and fills each one missing from every source with its default.
-pub const SETTINGS: &[SettingSpec] = &[
-    SettingSpec {
-        env_alias: Some("NENE_LISTEN"),
-        ..setting(
-            "server",
-            "listen",
-            "127.0.0.1:9000",
-            Kind::ListenAddr,
-            "listen",
-            "FastCGI address: IP:PORT or unix:/path/to.sock",
-        )
-    },
-    setting(
+/// Declares each setting as a typed constant and lists them all in
+/// [`SETTINGS`], so a setting cannot be declared and left out of the table.
+macro_rules! settings {
+    ($($name:ident: $kind:ty = $setting:expr;)*) => {
+        $(
+            #[doc = concat!("The `", stringify!($name), "` setting (see [`SETTINGS`]).")]
+            pub const $name: Setting<$kind> = $setting;
+        )*
+
+        /// Every setting, in the order `nene config` and the README list them.
+        pub const SETTINGS: &[&dyn AnySetting] = &[$(&$name),*];
+    };
+}
+
+settings! {
+    SERVER_LISTEN: ListenAddress = Setting::new(
+        "server",
+        "listen",
+        "127.0.0.1:9000",
+        ListenAddress,
+        "listen",
+        "FastCGI address: IP:PORT or unix:/path/to.sock",
+    )
+    .env_alias("NENE_LISTEN");
+    SERVER_SOCKET_MODE: FileMode = Setting::new(
         "server",
         "socket_mode",
         "0660",
-        Kind::FileMode,
+        FileMode,
         "listen.mode",
         "mode of the Unix socket file (nginx's user must be able to write to it)",
-    ),
-    SettingSpec {
-        env_alias: Some("NENE_HTDOCS"),
-        ..setting(
-            "server",
-            "htdocs",
-            "htdocs",
-            Kind::Text,
-            "(nginx root)",
-            "document root; 404.html is read from here",
-        )
-    },
-    setting(
+    );
+    SERVER_HTDOCS: FilePath = Setting::new(
+        "server",
+        "htdocs",
+        "htdocs",
+        FilePath,
+        "(nginx root)",
+        "document root; 404.html is read from here",
+    )
+    .env_alias("NENE_HTDOCS");
+    // Each connection costs a task and a few KiB; the listen queue holds the
+    // rest. Also reported to the web server as FCGI_MAX_CONNS.
+    SERVER_MAX_CONNECTIONS: Number = Setting::new(
         "server",
         "max_connections",
         "4096",
-        Kind::Number {
-            min: 1,
-            max: 1_000_000,
-        },
+        Number { min: 1, max: 1_000_000, },
         "pm.max_children (roughly)",
         "open connections at once; more wait in the listen queue",
-    ),
-    setting(
+    );
+    // nginx opens upstream connections in bursts when its kept ones are all
+    // busy; a queue that overflows drops them and the kernel retries after a
+    // second.
+    SERVER_LISTEN_BACKLOG: Number = Setting::new(
         "server",
         "listen_backlog",
         "4096",
-        Kind::Number {
-            min: 1,
-            max: 65_535,
-        },
+        Number { min: 1, max: 65_535, },
         "listen.backlog",
         "connections the kernel queues before nene accepts them (capped by net.core.somaxconn)",
-    ),
-    setting(
+    );
+    // nginx never multiplexes (one request per connection); a client that
+    // does still gets a few at once, and each waiting request holds a
+    // connection's worth of params and body budget.
+    SERVER_MAX_REQUESTS_PER_CONNECTION: Number = Setting::new(
         "server",
         "max_requests_per_connection",
         "8",
-        Kind::Number {
-            min: 1,
-            max: 65_535,
-        },
+        Number { min: 1, max: 65_535, },
         "-",
         "requests open at once on one multiplexed connection (FCGI_OVERLOADED above it)",
-    ),
-    setting(
+    );
+    SERVER_MAX_PARAMS_BYTES: Bytes = Setting::new(
         "server",
         "max_params_bytes",
         "64K",
-        Kind::Bytes {
-            min: KIB,
-            max: 16 * MIB,
-        },
+        Bytes { min: KIB, max: 16 * MIB, },
         "-",
         "FastCGI params (headers) per request; above it the answer is 431",
-    ),
-    setting(
+    );
+    // nginx sends about 20 params plus one per request header, and its own
+    // header buffers (4 × 8 KiB) hold a few hundred headers.
+    SERVER_MAX_PARAMS: Number = Setting::new(
         "server",
         "max_params",
         "1000",
-        Kind::Number {
-            min: 32,
-            max: 100_000,
-        },
+        Number { min: 32, max: 100_000, },
         "-",
         "FastCGI params (name-value pairs) per request; above it the answer is 431, a pair with an empty name is 400",
-    ),
-    setting(
+    );
+    // PHP's post_max_size default.
+    SERVER_MAX_BODY_BYTES: Bytes = Setting::new(
         "server",
         "max_body_bytes",
         "8M",
-        Kind::Bytes {
-            min: 0,
-            max: 4 * GIB,
-        },
+        Bytes { min: 0, max: 4 * GIB, },
         "post_max_size",
         "request body; above it the answer is 413 and the body is never held",
-    ),
-    setting(
+    );
+    // One FastCGI record's worth (nginx's own default is two memory pages,
+    // 16 KiB on x86-64): a login form or a JSON call stays in memory, an
+    // upload goes to disk.
+    SERVER_CLIENT_BODY_BUFFER_SIZE: Bytes = Setting::new(
         "server",
         "client_body_buffer_size",
         "64K",
-        Kind::Bytes {
-            min: 0,
-            max: 16 * MIB,
-        },
+        Bytes { min: 0, max: 16 * MIB, },
         "(nginx client_body_buffer_size)",
         "a body up to this size is kept in memory; a larger one is written to a file in upload_tmp_dir as it arrives",
-    ),
-    setting(
+    );
+    SERVER_UPLOAD_TMP_DIR: DirOrSystemTemp = Setting::new(
         "server",
         "upload_tmp_dir",
         "",
-        Kind::Text,
+        DirOrSystemTemp,
         "upload_tmp_dir",
         "directory of request bodies over client_body_buffer_size and of uploaded files (created 0700); empty = the system's temp directory",
-    ),
-    setting(
+    );
+    SERVER_UPLOAD_MAX_FILESIZE: Bytes = Setting::new(
         "server",
         "upload_max_filesize",
         "2M",
-        Kind::Bytes {
-            min: 0,
-            max: 64 * GIB,
-        },
+        Bytes { min: 0, max: 64 * GIB, },
         "upload_max_filesize",
         "largest file a multipart/form-data upload may carry (UploadForm); above it, 413",
-    ),
-    setting(
+    );
+    SERVER_MAX_FILE_UPLOADS: Number = Setting::new(
         "server",
         "max_file_uploads",
         "20",
-        Kind::Number {
-            min: 1,
-            max: 100_000,
-        },
+        Number { min: 1, max: 100_000, },
         "max_file_uploads",
         "most files in one upload (UploadForm); above it, 413",
-    ),
-    setting(
+    );
+    SERVER_MAX_INPUT_VARS: Number = Setting::new(
         "server",
         "max_input_vars",
         "1000",
-        Kind::Number {
-            min: 1,
-            max: 1_000_000,
-        },
+        Number { min: 1, max: 1_000_000, },
         "max_input_vars",
         "most text fields in one multipart/form-data request (UploadForm); above it, 413",
-    ),
-    setting(
+    );
+    // 512 requests with full params and an in-memory body each, or about
+    // 30,000 with nginx's usual 1–2 KiB of params.
+    SERVER_MAX_BUFFERED_BYTES: Bytes = Setting::new(
         "server",
         "max_buffered_bytes",
         "64M",
-        Kind::Bytes {
-            min: MIB,
-            max: 64 * GIB,
-        },
+        Bytes { min: MIB, max: 64 * GIB, },
         "-",
         "params and in-memory bodies of all requests together; a request that would go over it is answered 503",
-    ),
-    setting(
+    );
+    SERVER_RECEIVE_TIMEOUT: Timeout = Setting::new(
         "server",
         "receive_timeout",
         "30s",
-        Kind::Duration,
+        Timeout,
         "-",
         "time to receive a whole request; a slower peer is disconnected",
-    ),
-    setting(
+    );
+    // Longer than nginx's upstream keepalive_timeout (60 s), so nginx closes
+    // an idle kept connection before we do and never sends a request into a
+    // connection we are closing.
+    SERVER_IDLE_TIMEOUT: Timeout = Setting::new(
         "server",
         "idle_timeout",
         "75s",
-        Kind::Duration,
+        Timeout,
         "-",
         "a kept connection idle this long is closed (keep above nginx's 60 s upstream keepalive)",
-    ),
-    setting(
+    );
+    // Below Docker's 10 s stop grace period, so a drain ends before the
+    // container runtime resorts to SIGKILL.
+    SERVER_DRAIN_TIMEOUT: Timeout = Setting::new(
         "server",
         "drain_timeout",
         "8s",
-        Kind::Duration,
+        Timeout,
         "process_control_timeout",
         "after SIGTERM, time for requests in flight to finish",
-    ),
-    setting(
+    );
+    SERVER_ALLOWED_CLIENTS: AddressList = Setting::new(
         "server",
         "allowed_clients",
         "127.0.0.1, ::1",
-        Kind::AddressList,
+        AddressList { at_least_one: true },
         "listen.allowed_clients",
         "TCP clients (IPs or CIDRs) that may connect; others are closed at accept (0.0.0.0/0, ::/0: anyone)",
-    ),
-    setting(
+    );
+    SERVER_TRUSTED_PROXIES: AddressList = Setting::new(
         "server",
         "trusted_proxies",
         "",
-        Kind::AddressList,
+        AddressList { at_least_one: false },
         "-",
         "peers (IPs or CIDRs) whose X-Forwarded-Proto is believed",
-    ),
-    setting(
+    );
+    SERVER_LAYERS_NUM: Number = Setting::new(
         "server",
         "layers_num",
         "0",
-        Kind::Number { min: 0, max: 16 },
+        Number { min: 0, max: 16 },
         "(NeNe LAYERS_NUM)",
         "leading path segments the dispatcher skips (an app under a sub-path)",
-    ),
-    SettingSpec {
-        env_alias: Some("NENE_SESSION_DSN"),
-        ..setting(
-            "session",
-            "dsn",
-            "",
-            Kind::Dsn,
-            "session.save_handler + save_path",
-            "SESSION_DSN: empty = files, redis://host:port[/db] = Redis",
-        )
-    },
-    setting(
+    );
+    SESSION_DSN: Text = Setting::new(
+        "session",
+        "dsn",
+        "",
+        Text,
+        "session.save_handler + save_path",
+        "SESSION_DSN: empty = files, redis://host:port[/db] = Redis",
+    )
+    .env_alias("NENE_SESSION_DSN")
+    .secret();
+    SESSION_NAME: CookieName = Setting::new(
         "session",
         "name",
         "NENESESSID",
-        Kind::Text,
+        CookieName,
         "session.name",
         "session cookie name",
-    ),
-    setting(
+    );
+    SESSION_SAVE_PATH: SavePath = Setting::new(
         "session",
         "save_path",
         "var/sessions",
-        Kind::Text,
+        SavePath,
         "session.save_path",
         "directory of session files (created 0700); PHP's N;/path keeps them N levels of subdirectories down",
-    ),
-    setting(
+    );
+    SESSION_GC_MAXLIFETIME: Number = Setting::new(
         "session",
         "gc_maxlifetime",
         "1440",
-        Kind::Number {
-            min: 1,
-            max: 315_360_000,
-        },
+        Number { min: 1, max: 315_360_000, },
         "session.gc_maxlifetime",
         "seconds a session lives after its last use (Redis TTL)",
-    ),
-    setting(
+    );
+    SESSION_GC_PROBABILITY: Number = Setting::new(
         "session",
         "gc_probability",
         "1",
-        Kind::Number {
-            min: 0,
-            max: 1_000_000,
-        },
+        Number { min: 0, max: 1_000_000, },
         "session.gc_probability",
         "file gc runs on gc_probability/gc_divisor of session starts",
-    ),
-    setting(
+    );
+    SESSION_GC_DIVISOR: Number = Setting::new(
         "session",
         "gc_divisor",
         "100",
-        Kind::Number {
-            min: 1,
-            max: 1_000_000,
-        },
+        Number { min: 1, max: 1_000_000, },
         "session.gc_divisor",
         "see gc_probability",
-    ),
-    setting(
+    );
+    SESSION_COOKIE_LIFETIME: Number = Setting::new(
         "session",
         "cookie_lifetime",
         "0",
-        Kind::Number {
-            min: 0,
-            max: 315_360_000,
-        },
+        Number { min: 0, max: 315_360_000, },
         "session.cookie_lifetime",
         "cookie Max-Age in seconds; 0 = until the browser closes",
-    ),
-    setting(
+    );
+    SESSION_COOKIE_PATH: CookiePath = Setting::new(
         "session",
         "cookie_path",
         "/",
-        Kind::Text,
+        CookiePath,
         "session.cookie_path",
         "cookie Path",
-    ),
-    setting(
+    );
+    SESSION_COOKIE_DOMAIN: CookieDomain = Setting::new(
         "session",
         "cookie_domain",
         "",
-        Kind::Text,
+        CookieDomain,
         "session.cookie_domain",
         "cookie Domain; empty = the host that set it",
-    ),
-    setting(
+    );
+    SESSION_COOKIE_SECURE: Choice<CookieSecure> = Setting::new(
         "session",
         "cookie_secure",
         "auto",
-        Kind::Choice(&["auto", "on", "off"]),
+        Choice::<CookieSecure>::of(),
         "session.cookie_secure",
         "Secure flag; auto = when the request came over HTTPS",
-    ),
-    setting(
+    );
+    SESSION_COOKIE_HTTPONLY: Flag = Setting::new(
         "session",
         "cookie_httponly",
         "on",
-        Kind::Bool,
+        Flag,
         "session.cookie_httponly",
         "HttpOnly flag (scripts cannot read the cookie)",
-    ),
-    setting(
+    );
+    SESSION_COOKIE_SAMESITE: Choice<CookieSameSite> = Setting::new(
         "session",
         "cookie_samesite",
         "Lax",
-        Kind::Choice(&["Lax", "Strict", "None", ""]),
+        Choice::<CookieSameSite>::of(),
         "session.cookie_samesite",
         "SameSite attribute; None needs cookie_secure = on",
-    ),
-    setting(
+    );
+    SESSION_USE_STRICT_MODE: Flag = Setting::new(
         "session",
         "use_strict_mode",
         "on",
-        Kind::Bool,
+        Flag,
         "session.use_strict_mode",
         "an id the backend does not know is replaced, never adopted",
-    ),
-    setting(
+    );
+    SESSION_LAZY_WRITE: Flag = Setting::new(
         "session",
         "lazy_write",
         "on",
-        Kind::Bool,
+        Flag,
         "session.lazy_write",
         "an unchanged session only has its expiry refreshed",
-    ),
-    setting(
+    );
+    SESSION_SID_LENGTH: Number = Setting::new(
         "session",
         "sid_length",
         "32",
-        Kind::Number { min: 22, max: 128 },
+        Number { min: 22, max: 128 },
         "session.sid_length",
         "characters in a session id",
-    ),
-    setting(
+    );
+    SESSION_SID_BITS_PER_CHARACTER: Number = Setting::new(
         "session",
         "sid_bits_per_character",
         "5",
-        Kind::Choice(&["4", "5", "6"]),
+        Number { min: 4, max: 6 },
         "session.sid_bits_per_character",
         "bits per id character",
-    ),
-    setting(
+    );
+    SESSION_SAVE_PATH_FSYNC: Flag = Setting::new(
         "session",
         "save_path_fsync",
         "off",
-        Kind::Bool,
+        Flag,
         "-",
         "files: fsync each session file before it replaces the old one (survives power loss, costs a disk flush per write)",
-    ),
-    setting(
+    );
+    SESSION_ABSOLUTE_LIFETIME: Number = Setting::new(
         "session",
         "absolute_lifetime",
         "0",
-        Kind::Number {
-            min: 0,
-            max: 315_360_000,
-        },
+        Number { min: 0, max: 315_360_000, },
         "-",
         "seconds after creation when a session ends however active; 0 = off",
-    ),
-    setting(
+    );
+    // At least 1 KiB: below that even a login does not fit. At most
+    // 512 MiB, Redis' own limit for one string.
+    SESSION_MAX_SIZE: Bytes = Setting::new(
         "session",
         "max_size",
         "4M",
-        // At least 1 KiB: below that even a login does not fit. At most
-        // 512 MiB, Redis' own limit for one string.
-        Kind::Bytes {
-            min: 1024,
-            max: 512 * 1024 * 1024,
-        },
+        Bytes { min: 1024, max: 512 * 1024 * 1024, },
         "-",
         "largest stored session in bytes: a larger stored value is not loaded (the session starts empty and is left alone), a session that grows past it is not stored (500)",
-    ),
-    setting(
+    );
+    SESSION_SERIALIZE_HANDLER: Choice<SerializeHandler> = Setting::new(
         "session",
         "serialize_handler",
         "json",
-        Kind::Choice(&["json", "php", "php_serialize"]),
+        Choice::<SerializeHandler>::of(),
         "session.serialize_handler",
         "the format sessions are stored in: json (nene's), or PHP's php / php_serialize to share sessions with a PHP application",
-    ),
-    setting(
+    );
+    SESSION_SAVE_PATH_LOCK: Choice<SavePathLock> = Setting::new(
         "session",
         "save_path_lock",
         "lock_file",
-        Kind::Choice(&["lock_file", "session_file"]),
+        Choice::<SavePathLock>::of(),
         "-",
         "files: lock_file (sess_{id}.lock, files replaced whole) or session_file (PHP's flock on sess_{id}, written in place) to share a save_path with PHP",
-    ),
-    setting(
+    );
+    SESSION_CACHE_LIMITER: Choice<CacheLimiter> = Setting::new(
         "session",
         "cache_limiter",
         "nocache",
-        Kind::Choice(&["nocache", "private", "private_no_expire", "public", ""]),
+        Choice::<CacheLimiter>::of(),
         "session.cache_limiter",
         "caching headers on responses that used the session",
-    ),
-    setting(
+    );
+    SESSION_CACHE_EXPIRE: Number = Setting::new(
         "session",
         "cache_expire",
         "180",
-        Kind::Number {
-            min: 0,
-            max: 525_600,
-        },
+        Number { min: 0, max: 525_600, },
         "session.cache_expire",
         "minutes, for the private and public cache limiters",
-    ),
-    setting(
+    );
+    SERVER_REQUEST_TERMINATE_TIMEOUT: OptionalTimeout = Setting::new(
         "server",
         "request_terminate_timeout",
         "30s",
-        Kind::OptionalDuration,
+        OptionalTimeout,
         "request_terminate_timeout",
         "a handler running longer is dropped and the request gets 504; 0 = no limit",
-    ),
-    setting(
+    );
+    SERVER_REQUEST_SLOWLOG_TIMEOUT: OptionalTimeout = Setting::new(
         "server",
         "request_slowlog_timeout",
         "5s",
-        Kind::OptionalDuration,
+        OptionalTimeout,
         "request_slowlog_timeout",
         "requests slower than this are written to the slow log; 0 = off",
-    ),
-    setting(
+    );
+    SERVER_SLOWLOG: Destination = Setting::new(
         "server",
         "slowlog",
         "stderr",
-        Kind::Text,
+        Destination,
         "slowlog",
         "where the slow log goes: stderr or a file path",
-    ),
-    setting(
+    );
+    PM_STATUS_PATH: UrlPath = Setting::new(
         "pm",
         "status_path",
         "/status",
-        Kind::Text,
+        UrlPath,
         "pm.status_path",
         "path nene answers with its status page (text, ?json, ?openmetrics); empty = off",
-    ),
-    setting(
+    );
+    PM_STATUS_ALLOW: AddressList = Setting::new(
         "pm",
         "status_allow",
         "127.0.0.1, ::1",
-        Kind::AddressList,
+        AddressList { at_least_one: false },
         "-",
         "client addresses (REMOTE_ADDR) allowed to read the status page; others get 403",
-    ),
-    setting(
+    );
+    PING_PATH: UrlPath = Setting::new(
         "ping",
         "path",
         "/ping",
-        Kind::Text,
+        UrlPath,
         "ping.path",
         "path nene answers itself, without touching sessions; empty = off",
-    ),
-    setting(
+    );
+    PING_RESPONSE: Text = Setting::new(
         "ping",
         "response",
         "pong",
-        Kind::Text,
+        Text,
         "ping.response",
         "body of the ping answer",
-    ),
-    setting(
+    );
+    ACCESS_LOG: Destination = Setting::new(
         "access",
         "log",
         "stderr",
-        Kind::Text,
+        Destination,
         "access.log",
         "where the access log goes: stderr, a file path, or off",
-    ),
-    setting(
+    );
+    ACCESS_FORMAT: Verbatim = Setting::new(
         "access",
         "format",
         "%R - %u %t \"%m %r%Q%q\" %s %{mili}d",
-        Kind::Text,
+        Verbatim,
         "access.format",
         "access log line, PHP-FPM's format codes (see below)",
-    ),
-    setting(
+    );
+    LOG_LEVEL: LogFilter = Setting::new(
         "log",
         "level",
         "info",
-        Kind::LogFilter,
+        LogFilter,
         "log_level",
         "log filter (RUST_LOG, when set, wins)",
-    ),
-    setting(
+    );
+    LOG_FORMAT: Choice<LogFormat> = Setting::new(
         "log",
         "format",
         "text",
-        Kind::Choice(&["text", "json"]),
+        Choice::<LogFormat>::of(),
         "-",
         "text lines, or one JSON object per line",
-    ),
-];
+    );
+}
 
-/// The spec of `section.key`, if nene knows it.
+/// The setting `section.key`, if nene knows it.
 pub fn find(section: &str, key: &str) -> Option<&'static SettingSpec> {
     SETTINGS
         .iter()
+        .map(|setting| setting.spec())
         .find(|spec| spec.section == section && spec.key == key)
 }
 
@@ -637,7 +522,7 @@ pub fn markdown_table() -> String {
     let mut table = String::from(
         "| setting | default | environment | meaning | PHP equivalent |\n|---|---|---|---|---|\n",
     );
-    for spec in SETTINGS {
+    for spec in SETTINGS.iter().map(|setting| setting.spec()) {
         let env = match spec.env_alias {
             Some(alias) => format!("`{alias}` or `{}`", spec.env_var()),
             None => format!("`{}`", spec.env_var()),
