@@ -5,8 +5,7 @@
 //! settings table is `nene config --table` (a test holds them equal), and
 //! [`super::Settings::defaults`] is this table with nothing overridden.
 //!
-//! Adding a setting is one entry here plus its use in
-//! [`super::building`].
+//! Adding a setting is one entry here plus its use in `building.rs`.
 
 use crate::ops::LogFormat;
 use crate::session::{CacheLimiter, CookieSameSite, CookieSecure, SavePathLock, SerializeHandler};
