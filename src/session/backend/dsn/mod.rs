@@ -13,6 +13,7 @@
 //! | `redis://[user]:password@host[:port][/db]` | with `AUTH` (`user` is a Redis 6 ACL user; leave it out for `requirepass`) |
 //! | `rediss://…` | any of the above over TLS |
 //! | `redis+unix:///path/to/redis.sock` (or `unix:///…`) | a Unix socket; `db`, `password` and `username` go in the query: `?db=2&password=…` |
+//! | `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db]` | the primary of SERVICE, asked of these sentinels (port 26379 by default); user, password and db are the data nodes' |
 //!
 //! IPv6 hosts go in brackets (`redis://[::1]:6379`). A password with
 //! reserved characters is percent-encoded (`@` → `%40`, `/` → `%2F`,
@@ -34,6 +35,9 @@
 //! | `lock_ttl` | `30s` | how long a lock outlives a holder that died without releasing it |
 //! | `lock_wait` | `10s` | longest wait for a lock another request holds; then the request fails with a 503 |
 //! | `tls_ca_file` | Mozilla's public roots | `rediss://` only: PEM file of the CA that signed the server's certificate (private CAs, self-signed test servers) |
+//! | `wait` | `0` (off) | replicas that must acknowledge a session write or destroy (`WAIT n`) before the request is answered; fewer by `wait_timeout` → 503 |
+//! | `wait_timeout` | `500ms` | bound on that wait |
+//! | `sentinel_username`, `sentinel_password` | none | `redis+sentinel://` only: the sentinels' own credentials |
 //! | `db`, `password`, `username` | `0`, none, none | Unix socket form only (the TCP forms carry them in the URL) |
 
 use std::fmt;
@@ -45,11 +49,16 @@ use std::time::Duration;
 const ACCEPTED: &str = "accepted: '' (file sessions), \
      redis://[[user]:password@]host[:port][/db][?options], \
      rediss://… (the same over TLS), \
-     redis+unix:///path/to/redis.sock[?db=N&password=…&options]";
+     redis+unix:///path/to/redis.sock[?db=N&password=…&options], \
+     redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db][?options]";
 
 /// Options every Redis DSN takes.
 const OPTIONS: &[&str] = &[
     "prefix",
+    "wait",
+    "wait_timeout",
+    "sentinel_username",
+    "sentinel_password",
     "lock_suffix",
     "timeout",
     "connect_timeout",
@@ -62,9 +71,12 @@ const OPTIONS: &[&str] = &[
 /// Options only the Unix socket form takes (the URL forms have a place for them).
 const SOCKET_OPTIONS: &[&str] = &["db", "password", "username"];
 
-const SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix"];
+const SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "redis+sentinel"];
 
 const DEFAULT_PORT: u16 = 6379;
+
+/// Redis Sentinel's own port.
+const DEFAULT_SENTINEL_PORT: u16 = 26379;
 
 /// The longest duration an option accepts; more is surely a typo.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -100,6 +112,9 @@ pub struct RedisDsn {
     /// The `AUTH` password. Private so that it cannot leak through a field
     /// access in a log line; [`RedisDsn::password`] hands it to the client.
     password: Option<String>,
+    /// The sentinels' own `AUTH` password (`sentinel_password`), private
+    /// for the same reason.
+    sentinel_password: Option<String>,
     /// The query options (key prefix, timeouts, locking, TLS CA).
     pub options: RedisOptions,
 }
@@ -120,6 +135,15 @@ pub enum RedisAddress {
     Unix {
         /// The absolute path of the socket file, percent-decoded.
         path: PathBuf,
+    },
+    /// The primary of a Sentinel-monitored service (`redis+sentinel://`),
+    /// asked of the sentinels on first use and again after a connection
+    /// error or a `READONLY` reply.
+    Sentinel {
+        /// Host and port of each sentinel, asked in this order.
+        sentinels: Vec<(String, u16)>,
+        /// The service name (`sentinel monitor SERVICE …`).
+        service: String,
     },
 }
 
@@ -146,6 +170,13 @@ pub struct RedisOptions {
     /// A CA certificate (PEM) for `rediss://` servers whose certificate is
     /// not signed by a public CA.
     pub tls_ca_file: Option<PathBuf>,
+    /// Replicas that must acknowledge a session write (or destroy) before
+    /// the request is answered (`WAIT n`); 0 = do not wait.
+    pub wait_replicas: u32,
+    /// Bound on that wait; fewer acknowledgements by then fail the request.
+    pub wait_timeout: Duration,
+    /// The sentinels' own ACL user (`sentinel_username`).
+    pub sentinel_username: Option<String>,
 }
 
 impl Default for RedisOptions {
@@ -159,6 +190,9 @@ impl Default for RedisOptions {
             lock_ttl: Duration::from_secs(30),
             lock_wait: Duration::from_secs(10),
             tls_ca_file: None,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(500),
+            sentinel_username: None,
         }
     }
 }
@@ -278,6 +312,11 @@ impl RedisDsn {
         self.password.as_deref()
     }
 
+    /// The sentinels' `AUTH` password, for the client only: never log it.
+    pub(crate) fn sentinel_password(&self) -> Option<&str> {
+        self.sentinel_password.as_deref()
+    }
+
     /// Whether the DSN carries an `AUTH` password; lets logs and `nene config`
     /// say so without showing it.
     pub fn has_password(&self) -> bool {
@@ -292,6 +331,10 @@ impl fmt::Debug for RedisDsn {
             .field("db", &self.db)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "***"),
+            )
             .field("options", &self.options)
             .finish()
     }
@@ -312,6 +355,18 @@ impl fmt::Display for RedisAddress {
                 Ok(())
             }
             RedisAddress::Unix { path } => write!(f, "{}", path.display()),
+            RedisAddress::Sentinel { sentinels, service } => {
+                write!(f, "the primary of `{service}` (sentinels ")?;
+                for (at, (host, port)) in sentinels.iter().enumerate() {
+                    let separator = if at == 0 { "" } else { "," };
+                    if host.contains(':') {
+                        write!(f, "{separator}[{host}]:{port}")?;
+                    } else {
+                        write!(f, "{separator}{host}:{port}")?;
+                    }
+                }
+                f.write_str(")")
+            }
         }
     }
 }
@@ -455,6 +510,7 @@ mod tests {
                 lock_ttl: Duration::from_secs(60),
                 lock_wait: Duration::from_millis(1500),
                 tls_ca_file: Some(PathBuf::from("/etc/ssl/redis-ca.pem")),
+                ..RedisOptions::default()
             }
         );
         assert_eq!(redis("redis://h?prefix=").options.prefix, "");
@@ -471,6 +527,64 @@ mod tests {
                 "{off}"
             );
         }
+    }
+
+    #[test]
+    fn sentinel_dsns_list_their_sentinels_service_and_db() {
+        let dsn = redis(
+            "redis+sentinel://:s3cret@10.0.0.1:26380,[::1],sentinel-c/mymaster/2?sentinel_password=sp&sentinel_username=watch&wait=1&wait_timeout=2s",
+        );
+        assert_eq!(
+            dsn.address,
+            RedisAddress::Sentinel {
+                sentinels: vec![
+                    ("10.0.0.1".to_string(), 26380),
+                    ("::1".to_string(), 26379),
+                    ("sentinel-c".to_string(), 26379),
+                ],
+                service: "mymaster".to_string(),
+            }
+        );
+        assert_eq!(dsn.db, 2);
+        assert_eq!(dsn.password(), Some("s3cret"));
+        assert_eq!(dsn.sentinel_password(), Some("sp"));
+        assert_eq!(dsn.options.sentinel_username.as_deref(), Some("watch"));
+        assert_eq!(dsn.options.wait_replicas, 1);
+        assert_eq!(dsn.options.wait_timeout, Duration::from_secs(2));
+        assert_eq!(
+            dsn.address.to_string(),
+            "the primary of `mymaster` (sentinels 10.0.0.1:26380,[::1]:26379,sentinel-c:26379)"
+        );
+        let debug = format!("{dsn:?}");
+        assert!(!debug.contains("sp\""), "{debug}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        let redacted =
+            SessionDsn::parse("redis+sentinel://127.0.0.1/m?sentinel_password=topsecret")
+                .unwrap()
+                .redacted();
+        assert!(!redacted.contains("topsecret"), "{redacted}");
+    }
+
+    #[test]
+    fn sentinel_and_wait_mistakes_say_what_is_wrong() {
+        for (text, expected) in [
+            ("redis+sentinel://127.0.0.1:26379", "no service name"),
+            ("redis+sentinel://127.0.0.1:26379/", "no service name"),
+            ("redis+sentinel://127.0.0.1:0/m", "port `0`"),
+            ("redis+sentinel://a,,b/m", "no host"),
+            ("redis+sentinel://a/m/99999", "db `99999`"),
+            (
+                "redis://h?sentinel_username=x",
+                "only applies to redis+sentinel://",
+            ),
+            ("redis://h?wait=-1", "a number of replicas"),
+            ("redis://h?wait=65", "a number of replicas"),
+            ("redis://h?wait=1&wait_timeout=0s", "a duration from 1ms"),
+        ] {
+            let message = error(text).to_string();
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+        assert_eq!(redis("redis://h?wait=0").options.wait_replicas, 0);
     }
 
     #[test]

@@ -64,6 +64,7 @@ impl Parser<'_> {
             "redis" => self.tcp(rest, false),
             "rediss" => self.tcp(rest, true),
             "redis+unix" | "unix" => self.unix(rest),
+            "redis+sentinel" => self.sentinel(rest),
             _ => Err(DsnError::UnknownScheme {
                 dsn: self.dsn.to_string(),
                 scheme: scheme.to_string(),
@@ -101,10 +102,80 @@ impl Parser<'_> {
             db,
             username,
             password,
+            sentinel_password: None,
             options: RedisOptions::default(),
         };
         self.options(query, &mut dsn, false)?;
         Ok(SessionBackend::Redis(Box::new(dsn)))
+    }
+
+    /// `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db][?options]`:
+    /// the sentinels to ask for the primary of SERVICE (port 26379 when not
+    /// given); the credentials and db are the data nodes'.
+    fn sentinel(&self, rest: &str) -> Result<SessionBackend, DsnError> {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, rest) = rest.split_at(authority_end);
+        if rest.contains('@') {
+            return Err(self.malformed(
+                "an `@` after the hosts: percent-encode reserved characters in the password \
+                 (`/` → %2F, `?` → %3F, `#` → %23, `@` → %40)",
+            ));
+        }
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts),
+            None => (None, authority),
+        };
+        let (username, password) = match userinfo {
+            Some(userinfo) => self.credentials(userinfo)?,
+            None => (None, None),
+        };
+        let sentinels = self.host_list(hosts, DEFAULT_SENTINEL_PORT)?;
+        let (path, query) = self.split_query(rest)?;
+        let mut segments = path.trim_start_matches('/').splitn(2, '/');
+        let service = segments.next().unwrap_or_default();
+        if service.is_empty() {
+            return Err(self.malformed(
+                "no service name: redis+sentinel://host:26379/SERVICE (the name in `sentinel monitor SERVICE …`)",
+            ));
+        }
+        let service = percent_decode(service)
+            .ok_or_else(|| self.malformed("broken percent-encoding in the service name"))?;
+        let db = match segments.next() {
+            None | Some("") => 0,
+            Some(db) => self.db(db)?,
+        };
+        let mut dsn = RedisDsn {
+            address: RedisAddress::Sentinel { sentinels, service },
+            db,
+            username,
+            password,
+            sentinel_password: None,
+            options: RedisOptions::default(),
+        };
+        self.options(query, &mut dsn, false)?;
+        Ok(SessionBackend::Redis(Box::new(dsn)))
+    }
+
+    /// `host[:port][,host[:port]…]`, each with `default_port` when it names none.
+    fn host_list(&self, text: &str, default_port: u16) -> Result<Vec<(String, u16)>, DsnError> {
+        text.split(',')
+            .map(|hostport| {
+                let (host, port) = self.host_port(hostport)?;
+                // host_port fills in Redis' port; a listed host without one
+                // gets this list's default.
+                let named_port = hostport
+                    .rsplit_once(']')
+                    .map_or(hostport, |(_, after)| after);
+                Ok((
+                    host,
+                    if named_port.contains(':') {
+                        port
+                    } else {
+                        default_port
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// `redis+unix:///path/to/redis.sock[?db=N&password=…&options]`
@@ -124,6 +195,7 @@ impl Parser<'_> {
             db: 0,
             username: None,
             password: None,
+            sentinel_password: None,
             options: RedisOptions::default(),
         };
         self.options(query, &mut dsn, true)?;
@@ -285,6 +357,31 @@ impl Parser<'_> {
                     }
                     options.tls_ca_file = Some(PathBuf::from(value));
                 }
+                "wait" => {
+                    options.wait_replicas = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n <= 64)
+                        .ok_or_else(|| {
+                            self.bad_value(
+                                "wait",
+                                &value,
+                                "a number of replicas from 0 (off) to 64",
+                            )
+                        })?;
+                }
+                "wait_timeout" => {
+                    options.wait_timeout = self.duration("wait_timeout", &value, false)?;
+                }
+                "sentinel_username" | "sentinel_password"
+                    if !matches!(dsn.address, RedisAddress::Sentinel { .. }) =>
+                {
+                    return Err(
+                        self.malformed(format!("`{key}` only applies to redis+sentinel://"))
+                    );
+                }
+                "sentinel_username" => options.sentinel_username = Some(value),
+                "sentinel_password" => dsn.sentinel_password = Some(value),
                 "db" if socket => dsn.db = self.db(&value)?,
                 "password" if socket => dsn.password = Some(value),
                 "username" if socket => dsn.username = Some(value),

@@ -1,6 +1,8 @@
 //! The one shared Redis connection of a handler: opened on first use,
 //! reopened after failures, every command bounded in time, a command the
-//! server closed the connection under retried once on a new one.
+//! server closed the connection under (or refused as a replica, `READONLY`)
+//! retried once on a new one. With Sentinel, a new connection starts with
+//! asking the sentinels where the primary is.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,7 +18,17 @@ use tokio::time::Instant;
 use crate::session::backend::dsn::{RedisAddress, RedisDsn, SessionDsn};
 use crate::session::error::SessionError;
 
+use super::sentinel::SentinelLookup;
 use super::{BACKEND, RedisSetupError};
+
+/// Where connections go.
+pub(super) enum Node {
+    /// One server, as the DSN names it.
+    Fixed(Client),
+    /// Whichever server the sentinels name as the primary, asked again for
+    /// every new connection.
+    Sentinel(SentinelLookup),
+}
 
 /// After this many timeouts in a row the connection is presumed dead (a
 /// peer that vanished without a reset looks exactly like a slow one) and is
@@ -25,8 +37,11 @@ pub(super) const TIMEOUTS_BEFORE_RECONNECT: u32 = 2;
 
 /// The Redis connection of one handler and the bounds on using it.
 pub(super) struct SharedConnection {
-    /// Address, credentials, DB and TLS settings; opening connections is its job.
-    pub(super) client: Client,
+    /// Where connections go: address, credentials, DB and TLS settings.
+    pub(super) node: Node,
+    /// Held while the sentinels are asked, so that requests arriving after
+    /// a failover ask once, not each.
+    pub(super) finding_primary: tokio::sync::Mutex<()>,
     /// The shared connection, which reconnects by itself after errors.
     /// `None` until first use (so building a handler never touches the
     /// network), and again after it stopped answering or Redis refused
@@ -118,8 +133,8 @@ impl SharedConnection {
         request: &Request<'_>,
     ) -> Result<T, Failure> {
         let started = Instant::now();
-        let mut connection = self.connection();
         let attempt = async {
+            let mut connection = self.connection().await.map_err(Err)?;
             match request.send(&mut connection).await {
                 // No connection could be opened; the manager has just started
                 // a new attempt, which this request may as well wait for
@@ -127,6 +142,7 @@ impl SharedConnection {
                 Err(error) if error.is_connection_refusal() => request.send(&mut connection).await,
                 other => other,
             }
+            .map_err(Ok)
         };
         let result = tokio::time::timeout(self.connect_timeout + self.timeout, attempt).await;
         let timed_out = |started| Failure {
@@ -136,19 +152,33 @@ impl SharedConnection {
         };
         let reply = match result {
             Ok(Ok(reply)) => reply,
-            Ok(Err(error)) if error.is_timeout() => return Err(timed_out(started)),
-            Ok(Err(error)) => {
+            // No sentinel named a primary: nothing was sent.
+            Ok(Err(Err(no_primary))) => {
+                return Err(Failure {
+                    error: self.failed(operation, &no_primary),
+                    dropped: false,
+                    may_have_applied: false,
+                });
+            }
+            Ok(Err(Ok(error))) if error.is_timeout() => return Err(timed_out(started)),
+            Ok(Err(Ok(error))) => {
                 // The connection manager reopens the connection after I/O
                 // errors, but keeps a connection whose set-up Redis refused
                 // (wrong password, `LOADING`, `READONLY` after a failover)
-                // for ever: start afresh on the next request.
-                if !error.is_io_error() {
+                // for ever: start afresh on the next request. With Sentinel
+                // every failure starts afresh, so that the sentinels are
+                // asked again where the primary is.
+                let sentinel = matches!(self.node, Node::Sentinel(_));
+                if !error.is_io_error() || sentinel {
                     self.forget_connection();
                 }
-                let refused = error.is_connection_refusal();
+                // A replica refused the write: it did not run, and the
+                // primary is elsewhere now (a failover, or a stale answer).
+                let replica = error.code() == Some("READONLY");
+                let refused = error.is_connection_refusal() || replica;
                 return Err(Failure {
                     error: self.failed(operation, &error.to_string()),
-                    dropped: error.is_connection_dropped() && !refused,
+                    dropped: (error.is_connection_dropped() && !refused) || replica,
                     may_have_applied: !refused,
                 });
             }
@@ -162,23 +192,42 @@ impl SharedConnection {
         })
     }
 
-    /// The shared connection, created (without connecting) on first use.
-    pub(super) fn connection(&self) -> ConnectionManager {
-        let mut manager = self
+    /// The shared connection, created (without connecting) on first use;
+    /// with Sentinel, after asking where the primary is.
+    pub(super) async fn connection(&self) -> Result<ConnectionManager, String> {
+        if let Some(manager) = self.current() {
+            return Ok(manager);
+        }
+        let client = match &self.node {
+            Node::Fixed(client) => client.clone(),
+            Node::Sentinel(lookup) => {
+                let _asking = self.finding_primary.lock().await;
+                // Another request may have found it while this one waited.
+                if let Some(manager) = self.current() {
+                    return Ok(manager);
+                }
+                lookup.primary().await?
+            }
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.timeout))
+            // One attempt per request: a request must not sit out a
+            // backoff schedule, and the next request tries again.
+            .set_number_of_retries(0);
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .expect("a connection manager without push subscriptions always builds");
+        let mut slot = self
             .manager
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        manager
-            .get_or_insert_with(|| {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.connect_timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    // One attempt per request: a request must not sit out a
-                    // backoff schedule, and the next request tries again.
-                    .set_number_of_retries(0);
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                    .expect("a connection manager without push subscriptions always builds")
-            })
+        Ok(slot.get_or_insert(manager).clone())
+    }
+
+    fn current(&self) -> Option<ConnectionManager> {
+        self.manager
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
             .clone()
     }
 
@@ -219,13 +268,40 @@ impl SharedConnection {
     }
 }
 
-/// A client for `dsn` (no I/O but reading `tls_ca_file`).
-pub(super) fn client_for(dsn: &RedisDsn, whole: &SessionDsn) -> Result<Client, RedisSetupError> {
+/// Where the connections for `dsn` go (no I/O but reading `tls_ca_file`).
+pub(super) fn node_for(
+    dsn: &RedisDsn,
+    whole: &SessionDsn,
+    connect_timeout: std::time::Duration,
+) -> Result<Node, RedisSetupError> {
     let refused = |error: RedisError| RedisSetupError::Client {
         dsn: whole.redacted(),
         message: error.to_string(),
     };
+    let mut settings = RedisConnectionInfo::default().set_db(i64::from(dsn.db));
+    if let Some(username) = &dsn.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = dsn.password() {
+        settings = settings.set_password(password);
+    }
     let (address, tls) = match &dsn.address {
+        RedisAddress::Sentinel { sentinels, service } => {
+            let mut sentinel_login = RedisConnectionInfo::default();
+            if let Some(username) = &dsn.options.sentinel_username {
+                sentinel_login = sentinel_login.set_username(username);
+            }
+            if let Some(password) = dsn.sentinel_password() {
+                sentinel_login = sentinel_login.set_password(password);
+            }
+            return Ok(Node::Sentinel(SentinelLookup {
+                sentinels: sentinels.clone(),
+                service: service.clone(),
+                sentinel_login,
+                node_login: settings,
+                timeout: connect_timeout,
+            }));
+        }
         RedisAddress::Tcp {
             host,
             port,
@@ -246,13 +322,6 @@ pub(super) fn client_for(dsn: &RedisDsn, whole: &SessionDsn) -> Result<Client, R
         ),
         RedisAddress::Unix { path } => (ConnectionAddr::Unix(path.clone()), false),
     };
-    let mut settings = RedisConnectionInfo::default().set_db(i64::from(dsn.db));
-    if let Some(username) = &dsn.username {
-        settings = settings.set_username(username);
-    }
-    if let Some(password) = dsn.password() {
-        settings = settings.set_password(password);
-    }
     let info = address
         .into_connection_info()
         .map_err(refused)?
@@ -273,8 +342,10 @@ pub(super) fn client_for(dsn: &RedisDsn, whole: &SessionDsn) -> Result<Client, R
                 client_tls: None,
                 root_cert: Some(ca),
             };
-            Client::build_with_tls(info, certificates).map_err(refused)
+            Client::build_with_tls(info, certificates)
+                .map(Node::Fixed)
+                .map_err(refused)
         }
-        None => Client::open(info).map_err(refused),
+        None => Client::open(info).map(Node::Fixed).map_err(refused),
     }
 }

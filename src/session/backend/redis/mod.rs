@@ -46,8 +46,9 @@ use crate::session::id::SessionId;
 mod connection;
 mod lock;
 mod scripts;
+mod sentinel;
 
-use connection::{Request, SharedConnection, client_for};
+use connection::{Request, SharedConnection, node_for};
 use lock::{RedisLock, new_token};
 use scripts::{CHECKED_SAVE, LOCK_AND_READ, RELEASE_SCRIPT, parse_lock_and_read};
 
@@ -64,6 +65,12 @@ pub struct RedisSessionHandler {
     /// The connection, shared with the locks this handler hands out so that
     /// a lock can be released after the request that took it is gone.
     redis: Arc<SharedConnection>,
+    /// The connection session writes and destroys go over: `redis` itself,
+    /// or with `wait` a second one, because `WAIT` holds its connection
+    /// until the replicas answer and locks and reads must not queue behind it.
+    writes: Arc<SharedConnection>,
+    /// `wait` / `wait_timeout`: replicas that must acknowledge a write.
+    wait: Option<(u32, Duration)>,
     /// Prepended to ids to make keys (`sess_` by default).
     prefix: String,
     /// Appended to the session key to name its lock (`.lock`, or `_LOCK`
@@ -128,18 +135,32 @@ impl RedisSessionHandler {
                 dsn: dsn.redacted(),
             });
         };
-        let client = client_for(redis_dsn, dsn)?;
         let options = &redis_dsn.options;
-        Ok(Self {
-            redis: Arc::new(SharedConnection {
-                client,
+        let connection = |timeout: Duration| -> Result<Arc<SharedConnection>, RedisSetupError> {
+            Ok(Arc::new(SharedConnection {
+                node: node_for(redis_dsn, dsn, options.connect_timeout)?,
+                finding_primary: tokio::sync::Mutex::new(()),
                 manager: Mutex::new(None),
                 timeouts_in_a_row: AtomicU32::new(0),
-                timeout: options.timeout,
+                timeout,
                 connect_timeout: options.connect_timeout,
                 target: redis_dsn.address.to_string(),
                 password: redis_dsn.password().map(str::to_string),
-            }),
+            }))
+        };
+        let redis = connection(options.timeout)?;
+        let wait =
+            (options.wait_replicas > 0).then_some((options.wait_replicas, options.wait_timeout));
+        let writes = match wait {
+            // A write's bound covers its WAIT too, so that replicas that do
+            // not answer are reported as such, not as a Redis timeout.
+            Some((_, wait_timeout)) => connection(options.timeout + wait_timeout)?,
+            None => redis.clone(),
+        };
+        Ok(Self {
+            redis,
+            writes,
+            wait,
             prefix: options.prefix.clone(),
             lock_suffix: options.lock_suffix.clone(),
             ttl_secs: ttl.as_secs().max(1),
@@ -167,6 +188,63 @@ impl RedisSessionHandler {
     }
 
     /// The lock loop behind [`SessionHandler::lock`] and [`Self::lock_and_read`].
+    /// Appends `WAIT n timeout` to a pipeline of writes, when `wait` is set;
+    /// its reply is the pipeline's only one.
+    fn add_wait(&self, pipeline: &mut redis::Pipeline) {
+        if let Some((replicas, timeout)) = self.wait {
+            pipeline
+                .cmd("WAIT")
+                .arg(replicas)
+                .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// Sends a pipeline of writes (ending with `WAIT` when set) and checks
+    /// that enough replicas acknowledged them.
+    async fn run_writes(
+        &self,
+        operation: &'static str,
+        pipeline: &redis::Pipeline,
+        retry: bool,
+    ) -> Result<(), connection::Failure> {
+        let request = Request::Pipeline(pipeline);
+        let acknowledged: Vec<i64> = if retry {
+            self.writes.run_reporting(operation, request).await?
+        } else {
+            self.writes.attempt(operation, &request).await?
+        };
+        self.enough_replicas(operation, acknowledged.first().copied())
+            .map_err(|error| connection::Failure {
+                error,
+                dropped: false,
+                may_have_applied: true,
+            })
+    }
+
+    /// `Ok` unless `wait` is set and fewer replicas than it asks for
+    /// acknowledged. The write stays on the primary either way (Redis cannot
+    /// take it back); the request is answered 503 because the write is not
+    /// as safe as the operator asked for: a failover now may lose it.
+    fn enough_replicas(
+        &self,
+        operation: &'static str,
+        acknowledged: Option<i64>,
+    ) -> Result<(), SessionError> {
+        let Some((replicas, timeout)) = self.wait else {
+            return Ok(());
+        };
+        let acknowledged = acknowledged.unwrap_or(0);
+        if acknowledged >= i64::from(replicas) {
+            return Ok(());
+        }
+        Err(self.writes.failed(
+            operation,
+            &format!(
+                "stored on the primary, but {acknowledged} of the {replicas} replicas `wait` asks for acknowledged it within {timeout:?}"
+            ),
+        ))
+    }
+
     async fn acquire(
         &self,
         id: &SessionId,
@@ -255,12 +333,20 @@ impl RedisSessionHandler {
             invocation.arg(data.as_ref());
         }
         let stored = self
-            .redis
+            .writes
             .attempt::<i64>("write", &Request::Script(&invocation))
             .await
             .map_err(|failure| failure.error)?;
         if stored == 1 {
-            return Ok(());
+            if self.wait.is_none() {
+                return Ok(());
+            }
+            let mut wait = redis::pipe();
+            self.add_wait(&mut wait);
+            return self
+                .run_writes("write", &wait, false)
+                .await
+                .map_err(|failure| failure.error);
         }
         Err(self.redis.failed(
             "write",
@@ -325,12 +411,18 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
-        let mut set = redis::cmd("SET");
-        set.arg(self.key(id))
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("SET")
+            .arg(self.key(id))
             .arg(data.as_ref())
             .arg("EX")
-            .arg(self.ttl_secs);
-        self.redis.run::<()>("write", Request::Command(&set)).await
+            .arg(self.ttl_secs)
+            .ignore();
+        self.add_wait(&mut pipeline);
+        self.run_writes("write", &pipeline, true)
+            .await
+            .map_err(|failure| failure.error)
     }
 
     async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
@@ -378,11 +470,8 @@ impl SessionHandler for RedisSessionHandler {
             .arg(&held.key)
             .arg(&held.token)
             .ignore();
-        let saved = match self
-            .redis
-            .attempt::<()>("write", &Request::Pipeline(&pipeline))
-            .await
-        {
+        self.add_wait(&mut pipeline);
+        let saved = match self.run_writes("write", &pipeline, false).await {
             Ok(()) => Ok(()),
             Err(failure) if failure.dropped => self.checked_save(id, data.as_ref(), &held).await,
             Err(failure) => Err(failure.error),
@@ -397,12 +486,14 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
-        let mut del = redis::cmd("DEL");
-        del.arg(self.key(id));
-        self.redis
-            .run::<i64>("destroy", Request::Command(&del))
+        // Waited for like a write: a logout a failover undid would be worse
+        // than a lost change.
+        let mut pipeline = redis::pipe();
+        pipeline.cmd("DEL").arg(self.key(id)).ignore();
+        self.add_wait(&mut pipeline);
+        self.run_writes("destroy", &pipeline, true)
             .await
-            .map(drop)
+            .map_err(|failure| failure.error)
     }
 
     async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {

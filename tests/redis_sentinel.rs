@@ -1,0 +1,261 @@
+//! Redis Sentinel and durable writes, through a real nginx, a real primary
+//! and replica and a real `redis-server --sentinel`: nene finds the primary
+//! through the sentinel, follows a failover without a restart (a killed
+//! primary, and a graceful `SENTINEL FAILOVER` that leaves nene talking to
+//! a replica), and with `wait=1` never answers 200 for a write that a
+//! failover could lose.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::browser::Browser;
+use common::redis_sentinel::{SERVICE, SentinelSetup};
+use common::redis_server::RedisServer;
+use common::{Nene, Nginx, free_port};
+
+/// How long a failover may take from the primary's death to nene serving
+/// again: one second to detect it, then the election and promotion.
+const FAILOVER_WITHIN: Duration = Duration::from_secs(30);
+
+struct Stack {
+    nene: Nene,
+    nginx: Nginx,
+}
+
+fn stack(dsn: &str) -> Stack {
+    let nene = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    Stack { nene, nginx }
+}
+
+/// The counter after one more request, or the status that refused it.
+async fn count(browser: &mut Browser) -> Result<u64, u16> {
+    let page = browser.get("/session/counter").await;
+    match page.status {
+        200 => Ok(page.json()["count"].as_u64().expect("a count")),
+        status => Err(status),
+    }
+}
+
+/// Counts on until `wanted` requests in a row succeed, within
+/// [`FAILOVER_WITHIN`]; returns the counts seen and the refusals.
+async fn count_through_failover(
+    browser: &mut Browser,
+    stack: &Stack,
+    setup: &SentinelSetup,
+    wanted: usize,
+) -> (Vec<u64>, Vec<u16>) {
+    let deadline = Instant::now() + FAILOVER_WITHIN;
+    let (mut counts, mut refusals) = (Vec::new(), Vec::new());
+    let mut in_a_row = 0;
+    while in_a_row < wanted {
+        assert!(
+            Instant::now() < deadline,
+            "no {wanted} successes in a row within {FAILOVER_WITHIN:?}: counts {counts:?}, refusals {refusals:?}\n{}\nsentinel:\n{}",
+            stack.nene.log_text(),
+            setup.log()
+        );
+        match count(browser).await {
+            Ok(n) => {
+                counts.push(n);
+                in_a_row += 1;
+            }
+            Err(status) => {
+                refusals.push(status);
+                in_a_row = 0;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    (counts, refusals)
+}
+
+/// No write that was answered 200 was lost: each count is above the one
+/// before it. (A write answered 503 because too few replicas acknowledged it
+/// is still on the primary, so a count may skip the refused requests —
+/// never more than them.)
+fn assert_no_acknowledged_write_lost(before: u64, counts: &[u64], refused: usize, stack: &Stack) {
+    let mut last = before;
+    for n in counts {
+        assert!(
+            *n > last,
+            "counts after {before}: {counts:?}\n{}",
+            stack.nene.log_text()
+        );
+        last = *n;
+    }
+    let requests = (counts.len() + refused) as u64;
+    assert!(
+        last <= before + requests,
+        "{} requests after {before} cannot count to {last}: {counts:?}",
+        requests
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_primary_is_followed_to_the_promoted_replica_and_no_acknowledged_write_is_lost() {
+    let mut setup = SentinelSetup::start();
+    let stack = stack(&setup.dsn("?wait=1&wait_timeout=1s&timeout=500ms&connect_timeout=500ms"));
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    for expected in 1..=10 {
+        assert_eq!(
+            count(&mut browser).await,
+            Ok(expected),
+            "{}",
+            stack.nene.log_text()
+        );
+    }
+    setup.primary.kill();
+    // While the primary is gone (and, once the replica is promoted, while it
+    // has no replica to acknowledge writes) nothing is answered 200.
+    for _ in 0..3 {
+        assert_eq!(count(&mut browser).await, Err(503));
+    }
+    let deadline = Instant::now() + FAILOVER_WITHIN;
+    while setup.primary_port() != Some(setup.replica.port()) {
+        assert!(Instant::now() < deadline, "no failover: {}", setup.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The old primary comes back empty; the sentinel makes it a replica of
+    // the new one, which can then acknowledge writes again.
+    setup.primary.restart();
+
+    let (counts, refusals) = count_through_failover(&mut browser, &stack, &setup, 10).await;
+    assert_no_acknowledged_write_lost(10, &counts, 3 + refusals.len(), &stack);
+    assert!(
+        refusals.iter().all(|status| *status == 503),
+        "while Redis was failing over: {refusals:?}"
+    );
+    // The session lives on the promoted replica now.
+    let id = browser.session_id().expect("a session");
+    assert!(setup.replica.db(0).exists(&format!("sess_{id}")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_failover_that_leaves_nene_on_a_replica_is_followed_without_a_readonly_reaching_a_request()
+ {
+    let setup = SentinelSetup::start();
+    let stack = stack(&setup.dsn("?wait=1&wait_timeout=1s"));
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    for expected in 1..=5 {
+        assert_eq!(
+            count(&mut browser).await,
+            Ok(expected),
+            "{}",
+            stack.nene.log_text()
+        );
+    }
+    // The sentinel promotes the replica and turns the old primary into a
+    // replica; nene's open connection still goes to the old one.
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{}", setup.sentinel_port())).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(SERVICE)
+        .query(&mut connection)
+        .expect("SENTINEL FAILOVER");
+    let deadline = Instant::now() + FAILOVER_WITHIN;
+    while setup.primary_port() != Some(setup.replica.port()) {
+        assert!(Instant::now() < deadline, "no failover: {}", setup.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Wait until the old primary has been turned into a replica, so nene's
+    // next write there is refused with READONLY.
+    while !matches!(
+        setup.primary.run(&["ROLE"]),
+        redis::Value::Array(ref role) if role.first() == Some(&redis::Value::BulkString(b"slave".to_vec()))
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "the old primary was never demoted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (counts, refusals) = count_through_failover(&mut browser, &stack, &setup, 5).await;
+    assert_no_acknowledged_write_lost(5, &counts, refusals.len(), &stack);
+    // Refusals while the demoted primary resyncs as the new one's replica
+    // (no replica to acknowledge writes) are 503s; a READONLY from the old
+    // primary is never one of them: it is retried on the new primary.
+    assert!(refusals.iter().all(|status| *status == 503), "{refusals:?}");
+    let log = stack.nene.log_text();
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("session unavailable") && line.contains("READONLY")),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_answers_503_when_no_replica_acknowledges_and_the_write_stays_on_the_primary() {
+    let redis = RedisServer::start();
+    let stack = stack(&format!("{}?wait=1&wait_timeout=100ms", redis.url()));
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    let started = Instant::now();
+    assert_eq!(count(&mut browser).await, Err(503));
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    let log = stack.nene.log_text();
+    assert!(
+        log.contains("0 of the 1 replicas `wait` asks for acknowledged it"),
+        "{log}"
+    );
+    // Redis cannot take a write back: it is on the primary.
+    let keys = redis.db(0).keys("sess_*");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        !keys[0].ends_with(".lock"),
+        "the lock was released: {keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_with_a_replica_answers_once_the_replica_has_the_write() {
+    let primary = RedisServer::start();
+    let port = primary.port().to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(primary.run(&["WAIT", "1", "100"]), redis::Value::Int(1)) {
+        assert!(Instant::now() < deadline, "the replica never synced");
+    }
+    let stack = stack(&format!("{}?wait=1&wait_timeout=2s", primary.url()));
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    for expected in 1..=3 {
+        assert_eq!(
+            count(&mut browser).await,
+            Ok(expected),
+            "{}",
+            stack.nene.log_text()
+        );
+        let id = browser.session_id().expect("a session");
+        let stored = replica
+            .db(0)
+            .get(&format!("sess_{id}"))
+            .expect("on the replica");
+        assert!(
+            String::from_utf8_lossy(&stored).contains(&format!("\"count\":{expected}")),
+            "{}",
+            String::from_utf8_lossy(&stored)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_sentinel_answering_is_a_503_naming_the_service_and_the_sentinels() {
+    let port = free_port();
+    let stack = stack(&format!(
+        "redis+sentinel://127.0.0.1:{port}/{SERVICE}?connect_timeout=200ms&sentinel_password=hunter2"
+    ));
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(count(&mut browser).await, Err(503));
+    let log = stack.nene.log_text();
+    assert!(
+        log.contains(&format!("no sentinel named the primary of `{SERVICE}`")),
+        "{log}"
+    );
+    assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+    // The application itself is unaffected.
+    assert_eq!(browser.get("/health").await.status, 200);
+}
