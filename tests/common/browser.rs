@@ -117,6 +117,14 @@ impl Browser {
         }
     }
 
+    /// The same browser (cookies and all) talking to another site address,
+    /// e.g. a second nene instance serving the same sessions.
+    pub fn with_base(&self, base: &str) -> Self {
+        let mut browser = self.clone();
+        browser.base = base.trim_end_matches('/').to_string();
+        browser
+    }
+
     /// The session id the browser holds.
     pub fn session_id(&self) -> Option<String> {
         self.cookies.get("NENESESSID").cloned()

@@ -11,6 +11,7 @@ pub mod fcgi_client;
 pub mod in_process;
 pub mod php_cli;
 pub mod php_fpm;
+pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod redis_server;
 

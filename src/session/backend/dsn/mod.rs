@@ -14,6 +14,7 @@
 //! | `rediss://…` | any of the above over TLS |
 //! | `redis+unix:///path/to/redis.sock` (or `unix:///…`) | a Unix socket; `db`, `password` and `username` go in the query: `?db=2&password=…` |
 //! | `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db]` | the primary of SERVICE, asked of these sentinels (port 26379 by default); user, password and db are the data nodes' |
+//! | `redis+cluster://[[user]:password@]host[:port][,host[:port]…]` | a Redis Cluster, found from these seed nodes; keys carry the id as a hash tag (`sess_{id}`) so a session and its lock share a slot |
 //!
 //! IPv6 hosts go in brackets (`redis://[::1]:6379`). A password with
 //! reserved characters is percent-encoded (`@` → `%40`, `/` → `%2F`,
@@ -50,7 +51,8 @@ const ACCEPTED: &str = "accepted: '' (file sessions), \
      redis://[[user]:password@]host[:port][/db][?options], \
      rediss://… (the same over TLS), \
      redis+unix:///path/to/redis.sock[?db=N&password=…&options], \
-     redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db][?options]";
+     redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db][?options], \
+     redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options]";
 
 /// Options every Redis DSN takes.
 const OPTIONS: &[&str] = &[
@@ -71,7 +73,14 @@ const OPTIONS: &[&str] = &[
 /// Options only the Unix socket form takes (the URL forms have a place for them).
 const SOCKET_OPTIONS: &[&str] = &["db", "password", "username"];
 
-const SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "redis+sentinel"];
+const SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "redis+unix",
+    "unix",
+    "redis+sentinel",
+    "redis+cluster",
+];
 
 const DEFAULT_PORT: u16 = 6379;
 
@@ -144,6 +153,12 @@ pub enum RedisAddress {
         sentinels: Vec<(String, u16)>,
         /// The service name (`sentinel monitor SERVICE …`).
         service: String,
+    },
+    /// A Redis Cluster (`redis+cluster://`), its slots learned from these
+    /// seed nodes and followed through MOVED/ASK redirections.
+    Cluster {
+        /// Host and port of each seed node.
+        nodes: Vec<(String, u16)>,
     },
 }
 
@@ -367,6 +382,18 @@ impl fmt::Display for RedisAddress {
                 }
                 f.write_str(")")
             }
+            RedisAddress::Cluster { nodes } => {
+                f.write_str("the cluster of ")?;
+                for (at, (host, port)) in nodes.iter().enumerate() {
+                    let separator = if at == 0 { "" } else { "," };
+                    if host.contains(':') {
+                        write!(f, "{separator}[{host}]:{port}")?;
+                    } else {
+                        write!(f, "{separator}{host}:{port}")?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -563,6 +590,37 @@ mod tests {
                 .unwrap()
                 .redacted();
         assert!(!redacted.contains("topsecret"), "{redacted}");
+    }
+
+    #[test]
+    fn cluster_dsns_list_their_seed_nodes() {
+        let dsn =
+            redis("redis+cluster://app:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002?prefix=s_&wait=1");
+        assert_eq!(
+            dsn.address,
+            RedisAddress::Cluster {
+                nodes: vec![
+                    ("10.0.0.1".to_string(), 7000),
+                    ("10.0.0.2".to_string(), 6379),
+                    ("::1".to_string(), 7002),
+                ]
+            }
+        );
+        assert_eq!(dsn.username.as_deref(), Some("app"));
+        assert_eq!(dsn.password(), Some("pw"));
+        assert_eq!(dsn.options.prefix, "s_");
+        assert_eq!(
+            dsn.address.to_string(),
+            "the cluster of 10.0.0.1:7000,10.0.0.2:6379,[::1]:7002"
+        );
+        let message = error("redis+cluster://a:7000/3").to_string();
+        assert!(message.contains("only db 0"), "{message}");
+        let message = error("redis+cluster://a:7000?sentinel_password=x").to_string();
+        assert!(
+            message.contains("only applies to redis+sentinel://"),
+            "{message}"
+        );
+        assert!(!message.contains("=x"), "{message}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ impl Parser<'_> {
             "rediss" => self.tcp(rest, true),
             "redis+unix" | "unix" => self.unix(rest),
             "redis+sentinel" => self.sentinel(rest),
+            "redis+cluster" => self.cluster(rest),
             _ => Err(DsnError::UnknownScheme {
                 dsn: self.dsn.to_string(),
                 scheme: scheme.to_string(),
@@ -147,6 +148,42 @@ impl Parser<'_> {
         let mut dsn = RedisDsn {
             address: RedisAddress::Sentinel { sentinels, service },
             db,
+            username,
+            password,
+            sentinel_password: None,
+            options: RedisOptions::default(),
+        };
+        self.options(query, &mut dsn, false)?;
+        Ok(SessionBackend::Redis(Box::new(dsn)))
+    }
+
+    /// `redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options]`:
+    /// seed nodes of a Redis Cluster, which has only db 0.
+    fn cluster(&self, rest: &str) -> Result<SessionBackend, DsnError> {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, rest) = rest.split_at(authority_end);
+        if rest.contains('@') {
+            return Err(self.malformed(
+                "an `@` after the hosts: percent-encode reserved characters in the password \
+                 (`/` → %2F, `?` → %3F, `#` → %23, `@` → %40)",
+            ));
+        }
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts),
+            None => (None, authority),
+        };
+        let (username, password) = match userinfo {
+            Some(userinfo) => self.credentials(userinfo)?,
+            None => (None, None),
+        };
+        let nodes = self.host_list(hosts, DEFAULT_PORT)?;
+        let (path, query) = self.split_query(rest)?;
+        if !matches!(path, "" | "/" | "/0") {
+            return Err(self.malformed("a Redis Cluster has only db 0: leave the path out"));
+        }
+        let mut dsn = RedisDsn {
+            address: RedisAddress::Cluster { nodes },
+            db: 0,
             username,
             password,
             sentinel_password: None,

@@ -8,10 +8,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::{
-    Client, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo, RedisError,
-    ScriptInvocation, Value,
+    Client, Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Pipeline, RedisConnectionInfo,
+    RedisError, RedisFuture, ScriptInvocation, Value,
 };
 use tokio::time::Instant;
 
@@ -28,6 +30,52 @@ pub(super) enum Node {
     /// Whichever server the sentinels name as the primary, asked again for
     /// every new connection.
     Sentinel(SentinelLookup),
+    /// A Redis Cluster: the client routes each command to the node owning
+    /// its keys' slot and follows MOVED/ASK redirections. Boxed: it is
+    /// much larger than the others.
+    Cluster(Box<ClusterClient>),
+}
+
+/// One connection of either kind; both multiplex requests and are cheap to
+/// clone.
+#[derive(Clone)]
+pub(super) enum Connection {
+    /// To one server (fixed, or the primary the sentinels named).
+    Single(ConnectionManager),
+    /// To a cluster.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            Connection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
 }
 
 /// After this many timeouts in a row the connection is presumed dead (a
@@ -46,7 +94,7 @@ pub(super) struct SharedConnection {
     /// `None` until first use (so building a handler never touches the
     /// network), and again after it stopped answering or Redis refused
     /// its set-up.
-    pub(super) manager: Mutex<Option<ConnectionManager>>,
+    pub(super) manager: Mutex<Option<Connection>>,
     /// Commands in a row that timed out; see [`TIMEOUTS_BEFORE_RECONNECT`].
     pub(super) timeouts_in_a_row: AtomicU32,
     /// Bound on one command (the DSN's `timeout`).
@@ -68,10 +116,7 @@ pub(super) enum Request<'a> {
 }
 
 impl Request<'_> {
-    pub(super) async fn send(
-        &self,
-        connection: &mut ConnectionManager,
-    ) -> Result<Value, RedisError> {
+    pub(super) async fn send(&self, connection: &mut Connection) -> Result<Value, RedisError> {
         match self {
             Request::Command(command) => command.query_async(connection).await,
             Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
@@ -194,12 +239,31 @@ impl SharedConnection {
 
     /// The shared connection, created (without connecting) on first use;
     /// with Sentinel, after asking where the primary is.
-    pub(super) async fn connection(&self) -> Result<ConnectionManager, String> {
+    pub(super) async fn connection(&self) -> Result<Connection, String> {
         if let Some(manager) = self.current() {
             return Ok(manager);
         }
         let client = match &self.node {
             Node::Fixed(client) => client.clone(),
+            Node::Cluster(client) => {
+                // The cluster connection learns the slots as it opens, so it
+                // is opened here, once, by whichever request comes first.
+                let _opening = self.finding_primary.lock().await;
+                if let Some(connection) = self.current() {
+                    return Ok(connection);
+                }
+                let connection = Connection::Cluster(
+                    client
+                        .get_async_connection()
+                        .await
+                        .map_err(|error| error.to_string())?,
+                );
+                let mut slot = self
+                    .manager
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner());
+                return Ok(slot.get_or_insert(connection).clone());
+            }
             Node::Sentinel(lookup) => {
                 let _asking = self.finding_primary.lock().await;
                 // Another request may have found it while this one waited.
@@ -221,10 +285,10 @@ impl SharedConnection {
             .manager
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        Ok(slot.get_or_insert(manager).clone())
+        Ok(slot.get_or_insert(Connection::Single(manager)).clone())
     }
 
-    fn current(&self) -> Option<ConnectionManager> {
+    fn current(&self) -> Option<Connection> {
         self.manager
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
@@ -286,6 +350,28 @@ pub(super) fn node_for(
         settings = settings.set_password(password);
     }
     let (address, tls) = match &dsn.address {
+        RedisAddress::Cluster { nodes } => {
+            let seeds = nodes
+                .iter()
+                .map(|(host, port)| {
+                    ConnectionAddr::Tcp(host.clone(), *port)
+                        .into_connection_info()
+                        .map(|info| info.set_redis_settings(settings.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(refused)?;
+            let client = ClusterClient::builder(seeds)
+                .connection_timeout(connect_timeout)
+                // Redirections (MOVED, ASK) are retries to the cluster
+                // client; a few cover a slot migration, and nene's own bound
+                // on every command still applies.
+                .retries(3)
+                .min_retry_wait(10)
+                .max_retry_wait(100)
+                .build()
+                .map_err(refused)?;
+            return Ok(Node::Cluster(Box::new(client)));
+        }
         RedisAddress::Sentinel { sentinels, service } => {
             let mut sentinel_login = RedisConnectionInfo::default();
             if let Some(username) = &dsn.options.sentinel_username {

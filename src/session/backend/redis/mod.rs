@@ -35,7 +35,7 @@ use rand::RngExt;
 use redis::Value;
 use tokio::time::Instant;
 
-use crate::session::backend::dsn::SessionDsn;
+use crate::session::backend::dsn::{RedisAddress, SessionDsn};
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock, Stored,
     save_then_release,
@@ -71,6 +71,8 @@ pub struct RedisSessionHandler {
     writes: Arc<SharedConnection>,
     /// `wait` / `wait_timeout`: replicas that must acknowledge a write.
     wait: Option<(u32, Duration)>,
+    /// Keys carry the id as a hash tag (Redis Cluster).
+    hash_tag: bool,
     /// Prepended to ids to make keys (`sess_` by default).
     prefix: String,
     /// Appended to the session key to name its lock (`.lock`, or `_LOCK`
@@ -161,6 +163,7 @@ impl RedisSessionHandler {
             redis,
             writes,
             wait,
+            hash_tag: matches!(redis_dsn.address, RedisAddress::Cluster { .. }),
             prefix: options.prefix.clone(),
             lock_suffix: options.lock_suffix.clone(),
             ttl_secs: ttl.as_secs().max(1),
@@ -179,12 +182,18 @@ impl RedisSessionHandler {
         self
     }
 
+    /// `{prefix}{id}`; in a cluster `{prefix}{{id}}`, so that the session
+    /// and its lock, which one script touches together, share a slot.
     fn key(&self, id: &SessionId) -> String {
-        format!("{}{}", self.prefix, id.as_str())
+        if self.hash_tag {
+            format!("{}{{{}}}", self.prefix, id.as_str())
+        } else {
+            format!("{}{}", self.prefix, id.as_str())
+        }
     }
 
     fn lock_key(&self, id: &SessionId) -> String {
-        format!("{}{}{}", self.prefix, id.as_str(), self.lock_suffix)
+        format!("{}{}", self.key(id), self.lock_suffix)
     }
 
     /// The lock loop behind [`SessionHandler::lock`] and [`Self::lock_and_read`].

@@ -1,0 +1,143 @@
+//! A real Redis Cluster for tests: three `redis-server` primaries with
+//! `cluster-enabled yes` on free loopback ports, joined by `redis-cli
+//! --cluster create` (the slots split in three), killed when dropped. Tests
+//! can move every slot of one node to another (`move_all_slots`), as an
+//! operator rebalancing the cluster would.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::redis_server::RedisServer;
+use super::require_program;
+
+/// How long the cluster may take to agree that it is whole.
+const READY_WITHIN: Duration = Duration::from_secs(20);
+
+/// Three primaries sharing the 16384 slots.
+pub struct RedisCluster {
+    /// The nodes, in the order their slots were assigned.
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let mut create = Command::new(require_program("redis-cli", "redis-tools"));
+        create.args(["--cluster", "create"]);
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port()));
+        }
+        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        let output = create.output().expect("run redis-cli --cluster create");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until_whole();
+        cluster
+    }
+
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3` plus `query`.
+    pub fn dsn(&self, query: &str) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        format!("redis+cluster://{}{query}", seeds.join(","))
+    }
+
+    /// Every key matching `pattern`, on whichever node holds it.
+    pub fn keys(&self, pattern: &str) -> Vec<(usize, String)> {
+        let mut found = Vec::new();
+        for (at, node) in self.nodes.iter().enumerate() {
+            for key in node.db(0).keys(pattern) {
+                found.push((at, key));
+            }
+        }
+        found
+    }
+
+    /// Moves every slot (and key) of node `from` to node `to` with
+    /// `redis-cli --cluster reshard`, as an operator would.
+    pub fn move_all_slots(&self, from: usize, to: usize) {
+        let id = |node: &RedisServer| match node.run(&["CLUSTER", "MYID"]) {
+            redis::Value::BulkString(id) => String::from_utf8(id).unwrap(),
+            other => panic!("CLUSTER MYID: {other:?}"),
+        };
+        let slots = self.slot_count(from);
+        let output = Command::new(require_program("redis-cli", "redis-tools"))
+            .args(["--cluster", "reshard"])
+            .arg(format!("127.0.0.1:{}", self.nodes[from].port()))
+            .args(["--cluster-from", &id(&self.nodes[from])])
+            .args(["--cluster-to", &id(&self.nodes[to])])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster reshard");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster reshard: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(self.slot_count(from), 0, "node {from} still has slots");
+        self.wait_until_whole();
+    }
+
+    /// How many slots node `at` serves.
+    pub fn slot_count(&self, at: usize) -> usize {
+        let port = self.nodes[at].port();
+        match self.nodes[at].run(&["CLUSTER", "SLOTS"]) {
+            redis::Value::Array(ranges) => ranges
+                .iter()
+                .filter_map(|range| match range {
+                    redis::Value::Array(parts) => Some(parts),
+                    _ => None,
+                })
+                .filter(|parts| {
+                    matches!(parts.get(2), Some(redis::Value::Array(owner))
+                        if owner.get(1) == Some(&redis::Value::Int(i64::from(port))))
+                })
+                .map(|parts| match (&parts[0], &parts[1]) {
+                    (redis::Value::Int(start), redis::Value::Int(end)) => {
+                        (end - start + 1) as usize
+                    }
+                    _ => 0,
+                })
+                .sum(),
+            other => panic!("CLUSTER SLOTS: {other:?}"),
+        }
+    }
+
+    fn wait_until_whole(&self) {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let whole = self.nodes.iter().all(|node| {
+                matches!(node.run(&["CLUSTER", "INFO"]), redis::Value::BulkString(info)
+                    if String::from_utf8_lossy(&info).contains("cluster_state:ok"))
+            });
+            if whole {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster never reached cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Sessions in a real Redis Cluster (three primaries made with `redis-cli
+//! --cluster create`), through real nginx: sessions spread over the nodes,
+//! each session and its lock in one slot (the id is the key's hash tag),
+//! locking across two nene instances, and every slot of a node moved to
+//! another while nene runs (the MOVED redirections followed).
+
+mod common;
+
+use common::browser::Browser;
+use common::redis_cluster::RedisCluster;
+use common::{Nene, Nginx};
+
+struct Stack {
+    nene: Nene,
+    nginx: Nginx,
+}
+
+fn stack(dsn: &str) -> Stack {
+    let nene = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    Stack { nene, nginx }
+}
+
+async fn count(browser: &mut Browser, stack: &Stack) -> u64 {
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}\n{}", page.body, stack.nene.log_text());
+    page.json()["count"].as_u64().expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_spread_over_the_nodes_each_with_its_lock_in_its_own_slot() {
+    let cluster = RedisCluster::start();
+    let stack = stack(&cluster.dsn(""));
+    let mut browsers: Vec<Browser> = (0..24)
+        .map(|_| Browser::new(&stack.nginx.url("")))
+        .collect();
+    for round in 1..=3 {
+        for browser in &mut browsers {
+            assert_eq!(count(browser, &stack).await, round);
+        }
+    }
+    let keys = cluster.keys("sess_*");
+    assert_eq!(
+        keys.len(),
+        browsers.len(),
+        "one key per session, no lock left: {keys:?}"
+    );
+    for browser in &browsers {
+        let id = browser.session_id().unwrap();
+        assert!(
+            keys.iter().any(|(_, key)| *key == format!("sess_{{{id}}}")),
+            "sess_{{{id}}} in {keys:?}"
+        );
+    }
+    let nodes_used: std::collections::BTreeSet<usize> = keys.iter().map(|(at, _)| *at).collect();
+    assert_eq!(
+        nodes_used.len(),
+        3,
+        "24 sessions land on every node: {keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_hammering_one_session_lose_no_increment() {
+    let cluster = RedisCluster::start();
+    let first = stack(&cluster.dsn(""));
+    let second = stack(&cluster.dsn(""));
+    let mut browser = Browser::new(&first.nginx.url(""));
+    assert_eq!(count(&mut browser, &first).await, 1);
+    let other = browser.with_base(&second.nginx.url(""));
+    let (a, b) = tokio::join!(browser.hammer_counter(4, 15), other.hammer_counter(4, 15));
+    assert_eq!(
+        a + b,
+        120,
+        "{}\n{}",
+        first.nene.log_text(),
+        second.nene.log_text()
+    );
+    assert_eq!(count(&mut browser, &first).await, 122);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_slot_of_a_node_moved_to_another_is_followed_without_a_lost_session() {
+    let cluster = RedisCluster::start();
+    let stack = stack(&cluster.dsn(""));
+    let mut browsers: Vec<Browser> = (0..12)
+        .map(|_| Browser::new(&stack.nginx.url("")))
+        .collect();
+    for browser in &mut browsers {
+        assert_eq!(count(browser, &stack).await, 1);
+    }
+    cluster.move_all_slots(0, 1);
+    assert!(cluster.keys("sess_*").iter().all(|(at, _)| *at != 0));
+    for browser in &mut browsers {
+        assert_eq!(count(browser, &stack).await, 2);
+    }
+}
