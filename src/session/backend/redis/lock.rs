@@ -24,6 +24,9 @@ pub(super) struct RedisLock {
     pub(super) key: String,
     /// Random, so that releasing can tell this holder's lock from a later one's.
     pub(super) token: String,
+    /// Whether the release is published for waiters on other instances
+    /// (not in a cluster; see release_notices.rs).
+    pub(super) publish: bool,
     /// When Redis expires the lock at the latest (counted from before it
     /// was taken, so never later than Redis' own clock).
     pub(super) expires_at: Instant,
@@ -40,7 +43,8 @@ impl RedisLock {
             .arg(RELEASE_SCRIPT)
             .arg(1)
             .arg(&self.key)
-            .arg(&self.token);
+            .arg(&self.token)
+            .arg(if self.publish { "1" } else { "0" });
         self.redis
             .run::<i64>("unlock", Request::Command(&release))
             .await

@@ -45,11 +45,13 @@ use crate::session::id::SessionId;
 
 mod connection;
 mod lock;
+mod release_notices;
 mod scripts;
 mod sentinel;
 
 use connection::{Request, SharedConnection, node_for};
 use lock::{RedisLock, new_token};
+use release_notices::ReleaseNotices;
 use scripts::{CHECKED_SAVE, LOCK_AND_READ, RELEASE_SCRIPT, parse_lock_and_read};
 
 pub(super) const BACKEND: &str = "redis";
@@ -59,6 +61,10 @@ pub(super) const BACKEND: &str = "redis";
 /// quick request.
 const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
 const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
+/// The longest pause between tries while a release notice is awaited: the
+/// notice normally ends the wait; this only bounds how late a waiter notices
+/// a lock that expired or was released without a notice.
+const LOCK_RETRY_MAX_NOTIFIED: Duration = Duration::from_millis(250);
 
 /// The Redis session backend.
 pub struct RedisSessionHandler {
@@ -73,6 +79,9 @@ pub struct RedisSessionHandler {
     wait: Option<(u32, Duration)>,
     /// Keys carry the id as a hash tag (Redis Cluster).
     hash_tag: bool,
+    /// Releases published by other instances, so a waiting request retries
+    /// when the lock is free instead of polling.
+    notices: ReleaseNotices,
     /// Prepended to ids to make keys (`sess_` by default).
     prefix: String,
     /// Appended to the session key to name its lock (`.lock`, or `_LOCK`
@@ -164,6 +173,7 @@ impl RedisSessionHandler {
             writes,
             wait,
             hash_tag: matches!(redis_dsn.address, RedisAddress::Cluster { .. }),
+            notices: ReleaseNotices::new(options.connect_timeout + options.timeout),
             prefix: options.prefix.clone(),
             lock_suffix: options.lock_suffix.clone(),
             ttl_secs: ttl.as_secs().max(1),
@@ -197,6 +207,12 @@ impl RedisSessionHandler {
     }
 
     /// The lock loop behind [`SessionHandler::lock`] and [`Self::lock_and_read`].
+    /// `RELEASE_SCRIPT`'s publish argument: releases are published except in
+    /// a cluster (see release_notices.rs).
+    fn publish_flag(&self) -> &'static str {
+        if self.hash_tag { "0" } else { "1" }
+    }
+
     /// Appends `WAIT n timeout` to a pipeline of writes, when `wait` is set;
     /// its reply is the pipeline's only one.
     fn add_wait(&self, pipeline: &mut redis::Pipeline) {
@@ -271,6 +287,7 @@ impl RedisSessionHandler {
             redis: self.redis.clone(),
             key: self.lock_key(id),
             token: new_token(),
+            publish: !self.hash_tag,
             expires_at: Instant::now() + settings.ttl,
         };
         let mut invocation = LOCK_AND_READ.prepare_invoke();
@@ -284,6 +301,7 @@ impl RedisSessionHandler {
 
         let started = Instant::now();
         let mut pause = LOCK_RETRY_FIRST;
+        let mut watch = None;
         loop {
             let reply = self
                 .redis
@@ -309,6 +327,14 @@ impl RedisSessionHandler {
                     return Err(error);
                 }
             }
+            if watch.is_none() {
+                watch = self.notices.watch(&self.redis.node, &held.key).await;
+                if watch.is_some() {
+                    // A release between the try above and the subscription
+                    // sent its notice to nobody: try once more now.
+                    continue;
+                }
+            }
             let waited = started.elapsed();
             if waited >= settings.wait {
                 return Err(SessionError::LockTimeout {
@@ -316,9 +342,21 @@ impl RedisSessionHandler {
                     waited,
                 });
             }
-            let jittered = rand::rng().random_range(pause / 2..=pause);
-            tokio::time::sleep(jittered.min(settings.wait - waited)).await;
-            pause = (pause * 2).min(LOCK_RETRY_MAX);
+            let remaining = settings.wait - waited;
+            match &watch {
+                Some(watch) => {
+                    let _ = tokio::time::timeout(
+                        LOCK_RETRY_MAX_NOTIFIED.min(remaining),
+                        watch.released(),
+                    )
+                    .await;
+                }
+                None => {
+                    let jittered = rand::rng().random_range(pause / 2..=pause);
+                    tokio::time::sleep(jittered.min(remaining)).await;
+                    pause = (pause * 2).min(LOCK_RETRY_MAX);
+                }
+            }
         }
     }
 }
@@ -337,7 +375,8 @@ impl RedisSessionHandler {
             .key(self.key(id))
             .key(&held.key)
             .arg(&held.token)
-            .arg(self.ttl_secs);
+            .arg(self.ttl_secs)
+            .arg(self.publish_flag());
         if let Some(data) = data {
             invocation.arg(data.as_ref());
         }
@@ -478,6 +517,7 @@ impl SessionHandler for RedisSessionHandler {
             .arg(1)
             .arg(&held.key)
             .arg(&held.token)
+            .arg(self.publish_flag())
             .ignore();
         self.add_wait(&mut pipeline);
         let saved = match self.run_writes("write", &pipeline, false).await {

@@ -10,8 +10,16 @@ use crate::session::backend::{Stored, Unreadable};
 
 /// Deletes the lock only if it still holds the releasing request's token: a
 /// lock that expired and was taken by another request is not ours to delete.
-pub(super) const RELEASE_SCRIPT: &str =
-    "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end";
+/// With ARGV[2] = '1' the release is published on a channel named after the
+/// lock key, for requests waiting on other instances (release_notices.rs).
+///
+/// KEYS: lock key. ARGV: token, publish ('1'/'0'). Reply: 1 released, 0 not ours.
+pub(super) const RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then redis.call('PUBLISH', KEYS[1], '') end
+return 1
+";
 
 /// Takes the lock (when ARGV[1] is a token) and reads the session, in one
 /// round trip. Only a plain string of at most ARGV[3] bytes is sent back:
@@ -46,20 +54,22 @@ return {1, 'data', redis.call('GET', KEYS[1])}
 /// it was a touch or if the stored value is exactly what this request wrote
 /// (the first attempt got through), and as failed otherwise.
 ///
-/// KEYS: session key, lock key. ARGV: token, TTL in seconds, data (absent
-/// for a touch). Reply: 1 stored, 0 not stored.
+/// KEYS: session key, lock key. ARGV: token, TTL in seconds, publish the
+/// release ('1'/'0', as in `RELEASE_SCRIPT`), data (absent for a touch).
+/// Reply: 1 stored, 0 not stored.
 pub(super) const CHECKED_SAVE_SCRIPT: &str = r"
 if redis.call('GET', KEYS[2]) == ARGV[1] then
-  if ARGV[3] then
-    redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
+  if ARGV[4] then
+    redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[2])
   else
     redis.call('EXPIRE', KEYS[1], ARGV[2])
   end
   redis.call('DEL', KEYS[2])
+  if ARGV[3] == '1' then redis.call('PUBLISH', KEYS[2], '') end
   return 1
 end
-if not ARGV[3] then return 1 end
-if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[3] then
+if not ARGV[4] then return 1 end
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[4] then
   return 1
 end
 return 0

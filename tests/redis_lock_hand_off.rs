@@ -1,0 +1,113 @@
+//! The Redis lock passed between nene instances, through real nginx and a
+//! real redis-server: a request waiting for a lock another instance holds
+//! learns of the release from a published notice instead of polling, still
+//! gets the lock when the holder vanished without a notice, and two
+//! instances hammering one session both get their turns.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::redis_server::RedisServer;
+use common::{Nene, Nginx};
+
+struct Stack {
+    nene: Nene,
+    nginx: Nginx,
+}
+
+fn stack(redis: &RedisServer) -> Stack {
+    let nene = Nene::start(&[("NENE_SESSION_DSN", &redis.url())]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    Stack { nene, nginx }
+}
+
+/// How many times Redis ran `command` (scripts' own calls included).
+fn calls(redis: &RedisServer, command: &str) -> u64 {
+    let redis::Value::BulkString(info) = redis.run(&["INFO", "commandstats"]) else {
+        panic!("INFO is a bulk string");
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// How many times Redis ran a script by its SHA (the lock-and-read script
+/// is the only one nene sends that way).
+fn script_calls(redis: &RedisServer) -> u64 {
+    calls(redis, "evalsha")
+}
+
+/// A browser with a session, and the session's lock key.
+async fn session(stack: &Stack) -> (Browser, String) {
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.status, 200);
+    let id = browser.session_id().expect("a session");
+    (browser, format!("sess_{id}.lock"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiter_learns_of_a_published_release_instead_of_polling() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis);
+    let (mut browser, lock) = session(&stack).await;
+    // Another instance holds the lock for two seconds.
+    redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
+    let before = script_calls(&redis);
+    let published_before = calls(&redis, "publish");
+    let waiting = tokio::spawn(async move { browser.get("/session/counter").await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = script_calls(&redis) - before;
+    // That instance releases it the way nene does: delete and publish.
+    redis.run(&["DEL", &lock]);
+    redis.run(&["PUBLISH", &lock, ""]);
+    let page = waiting.await.unwrap();
+    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
+    assert_eq!(page.json()["count"], 2);
+    // Polling every 50 ms would have run the lock script about 40 times in
+    // two seconds; waiting for the notice, with the slow fallback poll
+    // (250 ms), about 10.
+    assert!(
+        during <= 16,
+        "{during} lock tries while waiting two seconds"
+    );
+    // nene's own release of the lock was published too (beside the test's).
+    assert!(calls(&redis, "publish") >= published_before + 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_released_without_a_notice_is_still_taken_by_the_fallback_poll() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis);
+    let (mut browser, lock) = session(&stack).await;
+    // A holder that died (the lock expires) or phpredis (which does not
+    // publish) frees the lock silently.
+    redis.run(&["SET", &lock, "a-holder-that-died", "PX", "700"]);
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
+    assert_eq!(page.json()["count"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_hammering_one_session_both_get_turns_and_lose_nothing() {
+    let redis = RedisServer::start();
+    let first = stack(&redis);
+    let second = stack(&redis);
+    let (browser, _) = session(&first).await;
+    let other = browser.with_base(&second.nginx.url(""));
+    let (a, b) = tokio::join!(browser.hammer_counter(4, 25), other.hammer_counter(4, 25));
+    assert_eq!(
+        (a, b),
+        (100, 100),
+        "no request of either instance gave up waiting\n{}\n{}",
+        first.nene.log_text(),
+        second.nene.log_text()
+    );
+    let mut browser = browser;
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.json()["count"], 202);
+}
