@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::browser::Browser;
 use common::fcgi_client::request_with_params;
+use common::in_process::InProcess;
 use common::redis_server::RedisServer;
 use common::{Nene, Nginx};
 use nene::session::{
@@ -524,6 +525,44 @@ async fn an_outage_gives_503_other_routes_keep_working_and_sessions_come_back<B:
     assert!(!log.contains("panicked"), "{log}");
 }
 
+/// Routes that use the rest of the session handle: `remove` and `id`.
+fn handle_app() -> axum::Router {
+    use axum::routing::get;
+    use nene::Session;
+    async fn set(session: Session) -> Result<&'static str, SessionError> {
+        session.insert("a", 1).await?;
+        session.insert("b", 2).await?;
+        Ok("set")
+    }
+    async fn remove(session: Session) -> Result<String, SessionError> {
+        Ok(serde_json::to_string(&session.remove("a").await?).unwrap())
+    }
+    async fn id(session: Session) -> Result<String, SessionError> {
+        session.id().await
+    }
+    axum::Router::new()
+        .route("/set", get(set))
+        .route("/remove", get(remove))
+        .route("/id", get(id))
+}
+
+async fn remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_cookie<B: Backend>() {
+    let backend = B::start();
+    let env = backend.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (server, _dir) = InProcess::start_app(handle_app(), &env).await;
+    let nginx = Nginx::start(&server.addr, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/set").await.body, "set");
+    let id = browser.session_id().expect("a session");
+    assert_eq!(browser.get("/id").await.body, id);
+    assert_eq!(browser.get("/remove").await.body, "1");
+    let stored = String::from_utf8(backend.stored(&id).unwrap()).unwrap();
+    assert_eq!(stored, r#"{"b":2}"#);
+    assert_eq!(browser.get("/remove").await.body, "null");
+    server.stop().await;
+}
+
 /// Every contract test, for every backend: `files::…` and `redis::…`.
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
@@ -559,4 +598,5 @@ contract!(
     one_hundred_requests_twenty_at_a_time_lose_no_increment,
     the_absolute_lifetime_ends_a_session_however_active,
     an_outage_gives_503_other_routes_keep_working_and_sessions_come_back,
+    remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_cookie,
 );

@@ -107,10 +107,16 @@ fn bootstrap_from_env(env: &[(&str, &str)]) -> (Bootstrap, tempfile::TempDir) {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    env.push((
-        "NENE_SESSION__SAVE_PATH".into(),
-        dir.path().join("sessions").display().to_string(),
-    ));
+    // Sessions in the temporary directory unless the caller put them elsewhere.
+    if !env
+        .iter()
+        .any(|(name, _)| name == "NENE_SESSION__SAVE_PATH")
+    {
+        env.push((
+            "NENE_SESSION__SAVE_PATH".into(),
+            dir.path().join("sessions").display().to_string(),
+        ));
+    }
     env.push(("NENE_LISTEN".into(), "127.0.0.1:0".into()));
     env.push(("NENE_HTDOCS".into(), super::htdocs().display().to_string()));
     let constants = load(&LoadOptions {
