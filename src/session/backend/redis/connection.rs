@@ -207,16 +207,14 @@ impl SharedConnection {
             }
             Ok(Err(Ok(error))) if error.is_timeout() => return Err(timed_out(started)),
             Ok(Err(Ok(error))) => {
-                // The connection manager reopens the connection after I/O
-                // errors, but keeps a connection whose set-up Redis refused
-                // (wrong password, `LOADING`, `READONLY` after a failover)
-                // for ever: start afresh on the next request. With Sentinel
-                // every failure starts afresh, so that the sentinels are
-                // asked again where the primary is.
-                let sentinel = matches!(self.node, Node::Sentinel(_));
-                if !error.is_io_error() || sentinel {
-                    self.forget_connection();
-                }
+                // Start afresh after any failure. The connection manager
+                // reopens its connection after I/O errors, but a retry sent
+                // at once can still meet the broken one before the swap, and
+                // it keeps a connection whose set-up Redis refused (wrong
+                // password, `LOADING`, `READONLY` after a failover) for ever.
+                // With Sentinel, a fresh connection also means asking the
+                // sentinels again where the primary is.
+                self.forget_connection();
                 // A replica refused the write: it did not run, and the
                 // primary is elsewhere now (a failover, or a stale answer).
                 let replica = error.code() == Some("READONLY");
