@@ -1,10 +1,10 @@
 //! A real Redis Sentinel set-up for tests: a primary, one replica of it and
-//! one `redis-server --sentinel` watching them as service `mymaster`, all on
-//! free loopback ports in temporary directories. Failure detection is set
+//! three `redis-server --sentinel` processes watching them as service
+//! `mymaster` (quorum 2, as in production: no single sentinel decides), all
+//! on free loopback ports in temporary directories. Failure detection is set
 //! to one second (`down-after-milliseconds`), so a test that kills the
 //! primary sees the replica promoted within a few seconds.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,14 +18,19 @@ pub const SERVICE: &str = "mymaster";
 /// discovery of it.
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
-/// A primary, its replica and a sentinel.
+/// How many sentinels watch the service, and how many must agree that the
+/// primary is down.
+const SENTINELS: usize = 3;
+const QUORUM: usize = 2;
+
+/// A primary, its replica and three sentinels.
 pub struct SentinelSetup {
     /// The server that is primary when the set-up starts.
     pub primary: RedisServer,
     /// Its replica, promoted when the primary goes.
     pub replica: RedisServer,
-    sentinel: Option<Child>,
-    sentinel_port: u16,
+    sentinels: Vec<Child>,
+    sentinel_ports: Vec<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -40,89 +45,117 @@ impl SentinelSetup {
             info_field(&replica, "replication", "master_link_status").as_deref() == Some("up")
         });
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let sentinel_port = free_port();
-        let config = dir.path().join("sentinel.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "port {sentinel_port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
-                 sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 1\n\
-                 sentinel down-after-milliseconds {SERVICE} 1000\n\
-                 sentinel failover-timeout {SERVICE} 5000\n\
-                 sentinel parallel-syncs {SERVICE} 1\n",
-                dir = dir.path().display()
-            ),
-        )
-        .expect("write sentinel.conf");
-        let sentinel = Command::new(require_program("redis-server", "redis-server"))
-            .arg(&config)
-            .arg("--sentinel")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server --sentinel");
+        let program = require_program("redis-server", "redis-server");
+        let mut sentinels = Vec::new();
+        let mut sentinel_ports = Vec::new();
+        for at in 0..SENTINELS {
+            let port = free_port();
+            let own = dir.path().join(format!("sentinel-{at}"));
+            std::fs::create_dir(&own).expect("a sentinel directory");
+            let config = own.join("sentinel.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
+                     sentinel monitor {SERVICE} 127.0.0.1 {primary_port} {QUORUM}\n\
+                     sentinel down-after-milliseconds {SERVICE} 1000\n\
+                     sentinel failover-timeout {SERVICE} 5000\n\
+                     sentinel parallel-syncs {SERVICE} 1\n",
+                    dir = own.display()
+                ),
+            )
+            .expect("write sentinel.conf");
+            let sentinel = Command::new(&program)
+                .arg(&config)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server --sentinel");
+            sentinels.push(sentinel);
+            sentinel_ports.push(port);
+        }
         let setup = SentinelSetup {
             primary,
             replica,
-            sentinel: Some(sentinel),
-            sentinel_port,
+            sentinels,
+            sentinel_ports,
             dir,
         };
-        wait_until("the sentinel knows the replica", || {
-            setup
-                .ask_sentinel(&["SENTINEL", "replicas", SERVICE])
-                .is_some_and(|reply| matches!(reply, redis::Value::Array(list) if !list.is_empty()))
+        // A failover needs every sentinel to know the replica and a
+        // majority to know each other (they meet through the primary).
+        wait_until("the sentinels know the replica and each other", || {
+            setup.sentinel_ports.iter().all(|port| {
+                let knows = |args: &[&str]| {
+                    ask(*port, args).map_or(0, |reply| match reply {
+                        redis::Value::Array(list) => list.len(),
+                        _ => 0,
+                    })
+                };
+                knows(&["SENTINEL", "replicas", SERVICE]) == 1
+                    && knows(&["SENTINEL", "sentinels", SERVICE]) == SENTINELS - 1
+            })
         });
         setup
     }
 
-    /// The sentinel's port.
+    /// The first sentinel's port.
     pub fn sentinel_port(&self) -> u16 {
-        self.sentinel_port
+        self.sentinel_ports[0]
     }
 
-    /// `redis+sentinel://127.0.0.1:PORT/mymaster` plus `query` (e.g. `?wait=1`).
+    /// `redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/mymaster`
+    /// plus `query` (e.g. `?wait=1`).
     pub fn dsn(&self, query: &str) -> String {
-        format!(
-            "redis+sentinel://127.0.0.1:{}/{SERVICE}{query}",
-            self.sentinel_port
-        )
+        let sentinels: Vec<String> = self
+            .sentinel_ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("redis+sentinel://{}/{SERVICE}{query}", sentinels.join(","))
     }
 
-    /// The port the sentinel names as the primary now.
+    /// The port the first sentinel names as the primary now.
     pub fn primary_port(&self) -> Option<u16> {
-        let reply = self.ask_sentinel(&["SENTINEL", "get-master-addr-by-name", SERVICE])?;
+        let reply = ask(
+            self.sentinel_port(),
+            &["SENTINEL", "get-master-addr-by-name", SERVICE],
+        )?;
         let (_, port): (String, u16) = redis::from_redis_value(reply).ok()?;
         Some(port)
     }
 
-    /// The sentinel's log, for failure messages.
+    /// The sentinels' logs, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        (0..SENTINELS)
+            .map(|at| {
+                let path = self.dir.path().join(format!("sentinel-{at}/sentinel.log"));
+                format!(
+                    "--- sentinel {at}\n{}",
+                    std::fs::read_to_string(path).unwrap_or_default()
+                )
+            })
+            .collect()
     }
+}
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("sentinel.log")
+/// One command to the sentinel on `port`; `None` when it does not answer.
+fn ask(port: u16, args: &[&str]) -> Option<redis::Value> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut connection = client
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
     }
-
-    fn ask_sentinel(&self, args: &[&str]) -> Option<redis::Value> {
-        let client =
-            redis::Client::open(format!("redis://127.0.0.1:{}", self.sentinel_port)).ok()?;
-        let mut connection = client
-            .get_connection_with_timeout(Duration::from_millis(500))
-            .ok()?;
-        let mut command = redis::cmd(args[0]);
-        for arg in &args[1..] {
-            command.arg(*arg);
-        }
-        command.query(&mut connection).ok()
-    }
+    command.query(&mut connection).ok()
 }
 
 impl Drop for SentinelSetup {
     fn drop(&mut self) {
-        if let Some(mut sentinel) = self.sentinel.take() {
+        for sentinel in &mut self.sentinels {
             let _ = sentinel.kill();
             let _ = sentinel.wait();
         }

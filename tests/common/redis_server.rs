@@ -154,6 +154,19 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// Starts the server again on the same port(s), with no data, as a
+    /// replica of the server on `port` (as an operator brings a failed
+    /// primary back after a failover).
+    pub fn restart_as_replica_of(&mut self, port: u16) {
+        self.kill();
+        self.extra_args.extend([
+            "--replicaof".to_string(),
+            "127.0.0.1".to_string(),
+            port.to_string(),
+        ]);
+        self.spawn();
+    }
+
     /// A view of database `n` for assertions.
     pub fn db(&self, n: u16) -> Db {
         let mut connection = self.connection();
