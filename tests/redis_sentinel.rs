@@ -105,6 +105,9 @@ struct UnderLoad {
     promotion_to_first_200: Duration,
 }
 
+/// When an answer came, what it was, and how long it took.
+type Answer = (Instant, Result<u64, u16>, Duration);
+
 /// Eight browsers of one session count on while the primary is killed;
 /// `after_promotion` runs once the sentinels name the replica (e.g. bring
 /// the old node back). Stops after two seconds of 200s following it.
@@ -116,7 +119,7 @@ async fn kill_the_primary_under_load(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<(Instant, Result<u64, u16>, Duration)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Answer>>> = Arc::default();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (mut browser, stop, seen) = (browser.clone(), stop.clone(), seen.clone());
