@@ -1,8 +1,9 @@
-//! Sessions in a real Redis Cluster (three primaries made with `redis-cli
-//! --cluster create`), through real nginx: sessions spread over the nodes,
-//! each session and its lock in one slot (the id is the key's hash tag),
-//! locking across two nene instances, and every slot of a node moved to
-//! another while nene runs (the MOVED redirections followed).
+//! Sessions in a real Redis Cluster (three primaries, with a replica each
+//! where a test needs one, made with `redis-cli --cluster create`), through
+//! real nginx: sessions spread over the nodes, each session and its lock in
+//! one slot (the id is the key's hash tag), locking across two nene
+//! instances, every slot of a node moved to another while nene runs (MOVED
+//! followed), and a primary killed for its replica to take over.
 
 mod common;
 
@@ -94,4 +95,56 @@ async fn every_slot_of_a_node_moved_to_another_is_followed_without_a_lost_sessio
     for browser in &mut browsers {
         assert_eq!(count(browser, &stack).await, 2);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_primary_is_replaced_by_its_replica_and_sessions_continue() {
+    let mut cluster = RedisCluster::start_with_replicas();
+    let stack = stack(&cluster.dsn("?timeout=500ms&connect_timeout=500ms"));
+    let mut browsers: Vec<Browser> = (0..12)
+        .map(|_| Browser::new(&stack.nginx.url("")))
+        .collect();
+    for browser in &mut browsers {
+        assert_eq!(count(browser, &stack).await, 1);
+    }
+    cluster.wait_for_replicas();
+    let keys = cluster.keys("sess_*");
+    // A primary that holds sessions.
+    let (victim, _) = keys.first().cloned().expect("sessions are stored");
+    cluster.nodes[victim].kill();
+
+    // Each session counts on once the replica has taken over (requests
+    // meanwhile are refused, never hung).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for browser in &mut browsers {
+        loop {
+            let page = browser.get("/session/counter").await;
+            if page.status == 200 {
+                assert_eq!(page.json()["count"], 2, "{}", stack.nene.log_text());
+                break;
+            }
+            assert_eq!(page.status, 503, "{}", page.body);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                stack.nene.log_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    cluster.wait_until_whole();
+
+    // Login, whoami and logout on the cluster after the failover.
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    let page = browser.post_form("/session/login", "user=alice").await;
+    assert_eq!(page.json()["user"], "alice", "{}", page.body);
+    assert_eq!(browser.get("/session/whoami").await.json()["user"], "alice");
+    assert_eq!(browser.post_form("/session/logout", "").await.status, 200);
+    assert!(browser.get("/session/whoami").await.json()["user"].is_null());
+
+    // 100 concurrent increments on one session: exactly +100.
+    let mut hot = Browser::new(&stack.nginx.url(""));
+    assert_eq!(count(&mut hot, &stack).await, 1);
+    assert_eq!(hot.hammer_counter(10, 10).await, 100);
+    assert_eq!(count(&mut hot, &stack).await, 102);
 }

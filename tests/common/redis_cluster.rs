@@ -1,8 +1,9 @@
-//! A real Redis Cluster for tests: three `redis-server` primaries with
-//! `cluster-enabled yes` on free loopback ports, joined by `redis-cli
-//! --cluster create` (the slots split in three), killed when dropped. Tests
-//! can move every slot of one node to another (`move_all_slots`), as an
-//! operator rebalancing the cluster would.
+//! A real Redis Cluster for tests: three `redis-server` primaries (and, with
+//! `start_with_replicas`, a replica each) with `cluster-enabled yes` on free
+//! loopback ports, joined by `redis-cli --cluster create` (the slots split in
+//! three), killed when dropped. Tests can move every slot of one node to
+//! another (`move_all_slots`), as an operator rebalancing the cluster would,
+//! and kill a primary for its replica to take over.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,15 +14,25 @@ use super::require_program;
 /// How long the cluster may take to agree that it is whole.
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
-/// Three primaries sharing the 16384 slots.
+/// Three primaries sharing the 16384 slots, and their replicas.
 pub struct RedisCluster {
-    /// The nodes, in the order their slots were assigned.
+    /// The nodes; `redis-cli` decides which are primaries.
     pub nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
+    /// Three primaries, no replicas.
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3)
+        Self::start_with(0)
+    }
+
+    /// Three primaries with a replica each.
+    pub fn start_with_replicas() -> RedisCluster {
+        Self::start_with(1)
+    }
+
+    fn start_with(replicas: usize) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 RedisServer::start_with(&[
                     "--cluster-enabled",
@@ -38,7 +49,7 @@ impl RedisCluster {
         for node in &nodes {
             create.arg(format!("127.0.0.1:{}", node.port()));
         }
-        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        create.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
         let output = create.output().expect("run redis-cli --cluster create");
         assert!(
             output.status.success(),
@@ -61,10 +72,28 @@ impl RedisCluster {
         format!("redis+cluster://{}{query}", seeds.join(","))
     }
 
-    /// Every key matching `pattern`, on whichever node holds it.
+    /// Whether node `at` is a primary now.
+    pub fn is_primary(&self, at: usize) -> bool {
+        matches!(self.nodes[at].run(&["ROLE"]), redis::Value::Array(role)
+            if role.first() == Some(&redis::Value::BulkString(b"master".to_vec())))
+    }
+
+    /// Until every primary's replica has all its writes.
+    pub fn wait_for_replicas(&self) {
+        for (at, node) in self.nodes.iter().enumerate() {
+            if self.is_primary(at) {
+                node.run(&["WAIT", "1", "5000"]);
+            }
+        }
+    }
+
+    /// Every key matching `pattern`, on whichever primary holds it.
     pub fn keys(&self, pattern: &str) -> Vec<(usize, String)> {
         let mut found = Vec::new();
         for (at, node) in self.nodes.iter().enumerate() {
+            if !self.is_primary(at) {
+                continue;
+            }
             for key in node.db(0).keys(pattern) {
                 found.push((at, key));
             }
@@ -123,13 +152,19 @@ impl RedisCluster {
         }
     }
 
-    fn wait_until_whole(&self) {
+    /// Until every live node says `cluster_state:ok` (after a failover: once
+    /// the replica has taken over).
+    pub fn wait_until_whole(&self) {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
-            let whole = self.nodes.iter().all(|node| {
-                matches!(node.run(&["CLUSTER", "INFO"]), redis::Value::BulkString(info)
+            let whole = self
+                .nodes
+                .iter()
+                .filter(|node| node.is_running())
+                .all(|node| {
+                    matches!(node.run(&["CLUSTER", "INFO"]), redis::Value::BulkString(info)
                     if String::from_utf8_lossy(&info).contains("cluster_state:ok"))
-            });
+                });
             if whole {
                 return;
             }

@@ -140,6 +140,11 @@ impl RedisServer {
             .unwrap_or_else(|error| panic!("{args:?}: {error}"))
     }
 
+    /// Whether the server runs (it was not killed, or was restarted).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Kills the server with SIGKILL, as a crash or OOM kill would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
