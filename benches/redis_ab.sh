@@ -32,23 +32,6 @@ site "$NGINX_A" build_a "127.0.0.1:$A_PORT" on
 site "$NGINX_B" build_b "127.0.0.1:$B_PORT" on
 start_nginx
 
-# sessions_script PORT N: a wrk Lua script sending N session cookies in turn.
-sessions_script() {
-    local url="http://127.0.0.1:$1/session/counter" i cookie
-    {
-        echo "local cookies = {"
-        for i in $(seq 1 "$2"); do
-            cookie=$(curl -s -i "$url" | awk -F'[=;]' 'tolower($1) ~ /^set-cookie/ {print $2}')
-            echo "  \"NENESESSID=$cookie\","
-        done
-        echo "}"
-        echo "local n = 0"
-        echo "request = function()"
-        echo "  n = n % #cookies + 1"
-        echo "  return wrk.format(nil, nil, { Cookie = cookies[n] })"
-        echo "end"
-    } >"$WORK/sessions-$1.lua"
-}
 sessions_script "$NGINX_A" 64
 sessions_script "$NGINX_B" 64
 hot_cookie() {

@@ -26,9 +26,12 @@ BENCH_BINARY=$A start_nene "$A1" NENE_SESSION_DSN="$DSN"
 BENCH_BINARY=$A start_nene "$A2" NENE_SESSION_DSN="$DSN"
 BENCH_BINARY=$B start_nene "$B1" NENE_SESSION_DSN="$DSN"
 BENCH_BINARY=$B start_nene "$B2" NENE_SESSION_DSN="$DSN"
-NGINX_A=$(free_port); NGINX_B=$(free_port)
+NGINX_A=$(free_port); NGINX_B=$(free_port); PINNED_A=$(free_port); PINNED_B=$(free_port)
 site "$NGINX_A" build_a "127.0.0.1:$A1; server 127.0.0.1:$A2" on
 site "$NGINX_B" build_b "127.0.0.1:$B1; server 127.0.0.1:$B2" on
+# The same pairs with each session pinned to one instance by its cookie.
+site "$PINNED_A" pinned_a "127.0.0.1:$A1; server 127.0.0.1:$A2; hash \$cookie_NENESESSID consistent" on
+site "$PINNED_B" pinned_b "127.0.0.1:$B1; server 127.0.0.1:$B2; hash \$cookie_NENESESSID consistent" on
 start_nginx
 
 hot_cookie() {
@@ -49,6 +52,8 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round" >&2
     hot "A, one hot session on two instances" "$NGINX_A"
     hot "B, one hot session on two instances" "$NGINX_B"
+    hot "A, pinned to one instance" "$PINNED_A"
+    hot "B, pinned to one instance" "$PINNED_B"
 done
 
 echo "A = $A"

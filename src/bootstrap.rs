@@ -202,6 +202,20 @@ impl Bootstrap {
         })
     }
 
+    /// Opens the session backend's connection (for Sentinel: asks where the
+    /// primary is) in the background as serving starts, so the first request
+    /// does not pay for it. Never waits and never fails start-up: nene
+    /// starts while Redis is down, and the first request then reports it.
+    fn reach_the_session_backend(&self) {
+        let handler = self.sessions.handler().clone();
+        tokio::spawn(async move {
+            match handler.ping().await {
+                Ok(()) => tracing::debug!("session backend {} reached", handler.name()),
+                Err(error) => tracing::warn!("session backend not reachable at start-up: {error}"),
+            }
+        });
+    }
+
     /// The constants the application was built from.
     pub fn constants(&self) -> &Constants {
         &self.constants
@@ -241,6 +255,7 @@ impl Bootstrap {
             listener.local_addr(),
             settings.htdocs.display()
         );
+        self.reach_the_session_backend();
         let service = self.front_controller(app);
         serve(
             listener,
@@ -263,6 +278,7 @@ impl Bootstrap {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let settings = self.constants.settings().clone();
+        self.reach_the_session_backend();
         let service = self.front_controller(app);
         let served = crate::dev::serve_http(listener, service, &settings, shutdown).await;
         self.ops.flush_logs();
