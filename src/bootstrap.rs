@@ -241,9 +241,12 @@ impl Bootstrap {
             settings.htdocs.display()
         );
         let service = self.front_controller(app);
+        let ops = self.ops.clone();
+        let responder =
+            HttpResponder::new(service).on_refusal(move |refusal| ops.log_refusal(refusal));
         serve(
             listener,
-            HttpResponder::new(service),
+            responder,
             &settings.server,
             self.server_metrics,
             shutdown,

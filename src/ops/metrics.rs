@@ -24,6 +24,9 @@ pub struct OpsMetrics {
     pub slow: AtomicU64,
     /// Requests cut by `request_terminate_timeout` (504).
     pub timed_out: AtomicU64,
+    /// Requests answered before the operations layer (413, 431, 400, 503, a
+    /// handler's panic); not in `requests`.
+    pub refused: AtomicU64,
 }
 
 impl Default for OpsMetrics {
@@ -36,6 +39,7 @@ impl Default for OpsMetrics {
             requests: AtomicU64::new(0),
             slow: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 }
