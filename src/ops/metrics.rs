@@ -24,8 +24,9 @@ pub struct OpsMetrics {
     pub slow: AtomicU64,
     /// Requests cut by `request_terminate_timeout` (504).
     pub timed_out: AtomicU64,
-    /// Requests answered before the operations layer (413, 431, 400, 503, a
-    /// handler's panic); not in `requests`.
+    /// Requests answered without the application (413, 431, 400, 503) or
+    /// whose handler panicked (500); only a panicked one is also in
+    /// `requests`.
     pub refused: AtomicU64,
 }
 
