@@ -104,14 +104,15 @@ rss_mib() {
         awk '/^VmRSS/ {kb += $2} END {printf "%.1f", kb / 1024}'
 }
 
-# start_nginx [EXTRA_HTTP_CONFIG]: one nginx serving every site() so far.
+# start_nginx [EXTRA_HTTP_CONFIG]: one nginx serving every site() so far,
+# with $NGINX_WORKERS worker processes (default: one per core).
 start_nginx() {
     local user=""
     [ "$(id -u)" = 0 ] && user="user root;"
     cat >"$WORK/nginx.conf" <<CONF
 $user
 daemon off;
-worker_processes auto;
+worker_processes ${NGINX_WORKERS:-auto};
 pid $WORK/nginx.pid;
 error_log $WORK/error.log warn;
 events { worker_connections 4096; }

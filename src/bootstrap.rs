@@ -257,9 +257,12 @@ impl Bootstrap {
         );
         self.reach_the_session_backend();
         let service = self.front_controller(app);
+        let ops = self.ops.clone();
+        let responder =
+            HttpResponder::new(service).on_refusal(move |refusal| ops.log_refusal(refusal));
         serve(
             listener,
-            HttpResponder::new(service),
+            responder,
             &settings.server,
             self.server_metrics,
             shutdown,

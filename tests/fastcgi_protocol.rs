@@ -282,6 +282,49 @@ async fn a_request_without_a_valid_method_gets_400() {
     assert_eq!(client.response(1).await.status(), 400);
 }
 
+/// The names in a CGI head, `Status` (CGI's own field) left out.
+fn header_names(response: &Response) -> Vec<String> {
+    String::from_utf8_lossy(response.head())
+        .lines()
+        .filter_map(|line| line.split_once(':').map(|(name, _)| name.to_string()))
+        .filter(|name| name != "Status")
+        .collect()
+}
+
+/// A refusal written by the protocol layer and an application's answer
+/// spell header names alike: lower case, as the `http` crate does.
+#[tokio::test]
+async fn refusals_and_answers_spell_header_names_in_lower_case() {
+    let server = server().await;
+    let mut client = FcgiClient::connect(&server.addr).await;
+    let huge = vec![b'x'; 1024 * 1024];
+    client.send(&begin(1, RESPONDER, true)).await;
+    client
+        .send(&params(
+            1,
+            &[(b"REQUEST_METHOD", b"GET"), (b"HTTP_X_HUGE", &huge)],
+        ))
+        .await;
+    client.send(&stdin(1, b"")).await;
+    let refusal = client.response(1).await;
+    assert_eq!(refusal.status(), 431);
+    client.send(&request(2, "GET", "/hello", b"", true)).await;
+    let answer = client.response(2).await;
+    assert_eq!(answer.status(), 200);
+    for response in [&refusal, &answer] {
+        let names = header_names(response);
+        assert!(names.iter().any(|name| name == "content-type"), "{names:?}");
+        for name in &names {
+            assert_eq!(
+                *name,
+                name.to_ascii_lowercase(),
+                "{}",
+                String::from_utf8_lossy(response.head())
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn params_over_the_bound_get_431_and_the_connection_stays_usable() {
     let server = server().await;

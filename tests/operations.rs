@@ -262,6 +262,67 @@ async fn the_access_log_follows_its_format_and_goes_to_a_file() {
     );
 }
 
+/// PHP-FPM logs every request; so does nene. A request refused before the
+/// application — a body over `max_body_bytes` (413), headers over
+/// `max_params_bytes` (431), a path that cannot be routed (400) — has its
+/// one access-log line with method, path, client and status; an answered
+/// request still has one line, not two. The status page counts refusals.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_are_in_the_access_log_once_each() {
+    let logs = tempfile::tempdir().unwrap();
+    let access = logs.path().join("access.log");
+    let access_text = access.display().to_string();
+    let nene = Nene::start(&[
+        ("NENE_ACCESS__LOG", &access_text),
+        ("NENE_ACCESS__FORMAT", "%R %m %r%Q%q %s"),
+        ("NENE_SERVER__MAX_BODY_BYTES", "1K"),
+        ("NENE_SERVER__MAX_PARAMS_BYTES", "2K"),
+    ]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let client = common::http_client();
+    let too_big = client
+        .post(nginx.url("/health?case=body"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+    let huge_header = client
+        .get(nginx.url("/health?case=headers"))
+        .header("X-Huge", "h".repeat(4000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge_header.status(), 431);
+    let bad_path = client
+        .get(nginx.url("/session%2Fcounter"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_path.status(), 400);
+    let answered = client
+        .get(nginx.url("/health?case=ok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200);
+
+    let log = common::wait_for_log(&access, "case=ok");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "127.0.0.1 POST /health?case=body 413",
+            "127.0.0.1 GET /health?case=headers 431",
+            "127.0.0.1 GET /session%2Fcounter 400",
+            "127.0.0.1 GET /health?case=ok 200",
+        ]
+    );
+    let status = client.get(nginx.url("/status")).send().await.unwrap();
+    let status = status.text().await.unwrap();
+    assert_eq!(field(&status, "refused requests"), 3, "{status}");
+}
+
 #[test]
 fn a_bad_access_format_stops_start_up() {
     let output = common::run_nene(&["serve"], &[("NENE_ACCESS__FORMAT", "%m %Z")]);

@@ -27,6 +27,7 @@ use super::error::ProtocolError;
 use super::limits::ConnectionLimits;
 use super::name_value::{encode_name_value, parse_name_values};
 use super::record::{Record, RecordCodec, RecordType, Role, encode_record, encode_stream};
+use super::refusal::Refusal;
 use super::request::{IncomingRequest, Progress};
 use super::responder::{CgiResponse, Responder, ResponseBody, simple_response};
 
@@ -76,7 +77,12 @@ impl ConnectionGate {
 /// How a responder future ended.
 enum Outcome {
     Answered(CgiResponse),
-    Panicked(String),
+    /// The handler panicked; `started` is its request's BEGIN_REQUEST, for
+    /// the refusal's duration.
+    Panicked {
+        message: String,
+        started: Instant,
+    },
     Aborted,
 }
 
@@ -411,14 +417,23 @@ where
     fn on_progress(&mut self, id: u16, progress: Progress) {
         match progress {
             Progress::Pending => {}
-            Progress::Rejected(rejection) => {
-                self.receiving.remove(&id);
+            Progress::Rejected(rejection, params) => {
+                let started = self.receiving.remove(&id).map(|request| request.started);
                 tracing::info!("request {id} rejected before the application: {rejection}");
                 self.encode_full_response(id, rejection.response());
-                self.last_activity = Instant::now();
+                let now = Instant::now();
+                self.responder.refused(&Refusal {
+                    status: rejection.status(),
+                    params: Some(&params),
+                    elapsed: started.map_or_else(Default::default, |started| now - started),
+                });
+                self.last_activity = now;
             }
             Progress::Complete(request, held) => {
-                self.receiving.remove(&id);
+                let started = self
+                    .receiving
+                    .remove(&id)
+                    .map_or_else(Instant::now, |request| request.started);
                 // The responder is called inside the future so that a panic in
                 // its synchronous part is caught too. The request's budget is
                 // given back when the future ends or is dropped (answered,
@@ -431,7 +446,8 @@ where
                 .catch_unwind();
                 let (future, handle) = futures::future::abortable(future);
                 self.abort_handles.insert(id, handle);
-                self.running.push(Box::pin(run_to_outcome(id, future)));
+                self.running
+                    .push(Box::pin(run_to_outcome(id, started, future)));
             }
         }
     }
@@ -439,11 +455,16 @@ where
     async fn write_outcome(&mut self, id: u16, outcome: Outcome) -> Result<(), ProtocolError> {
         match outcome {
             Outcome::Answered(response) => self.write_response(id, response).await,
-            Outcome::Panicked(message) => {
+            Outcome::Panicked { message, started } => {
                 tracing::error!("request {id}: the handler panicked: {message}");
                 let response =
                     simple_response(500, "Internal Server Error", "internal server error\n");
                 self.encode_full_response(id, response);
+                self.responder.refused(&Refusal {
+                    status: 500,
+                    params: None,
+                    elapsed: started.elapsed(),
+                });
                 Ok(())
             }
             Outcome::Aborted => {
@@ -519,13 +540,16 @@ where
     }
 }
 
-async fn run_to_outcome<F>(id: u16, future: Abortable<F>) -> (u16, Outcome)
+async fn run_to_outcome<F>(id: u16, started: Instant, future: Abortable<F>) -> (u16, Outcome)
 where
     F: std::future::Future<Output = std::thread::Result<CgiResponse>>,
 {
     let outcome = match future.await {
         Ok(Ok(response)) => Outcome::Answered(response),
-        Ok(Err(panic)) => Outcome::Panicked(panic_message(panic.as_ref())),
+        Ok(Err(panic)) => Outcome::Panicked {
+            message: panic_message(panic.as_ref()),
+            started,
+        },
         Err(_aborted) => Outcome::Aborted,
     };
     (id, outcome)

@@ -20,6 +20,7 @@ mod limits;
 mod name_value;
 mod params;
 mod record;
+mod refusal;
 mod request;
 mod responder;
 
@@ -34,5 +35,6 @@ pub use record::{
     HEADER_LEN, MAX_CONTENT_LEN, Record, RecordCodec, RecordType, Role, VERSION_1, encode_record,
     encode_stream,
 };
+pub use refusal::Refusal;
 pub use request::CgiRequest;
 pub use responder::{BoxError, CgiResponse, Responder, ResponseBody, simple_response};

@@ -34,13 +34,20 @@ pub struct CgiParams {
 pub(crate) enum ParamsError {
     /// The encoding lies about its lengths: the connection is closed.
     Protocol(ProtocolError),
-    /// Well-formed but not accepted: the request alone is answered.
+    /// Well-formed but not accepted: the request alone is answered. The
+    /// pairs before the one refused are kept for the access log.
+    Refused(Rejection, CgiParams),
+}
+
+/// Where reading pairs stopped early.
+enum Stop {
+    Protocol(ProtocolError),
     Refused(Rejection),
 }
 
-impl From<ProtocolError> for ParamsError {
+impl From<ProtocolError> for Stop {
     fn from(error: ProtocolError) -> Self {
-        ParamsError::Protocol(error)
+        Stop::Protocol(error)
     }
 }
 
@@ -64,18 +71,40 @@ impl CgiParams {
     /// Parses the params content of one request: at most `max_count` pairs,
     /// none with an empty name.
     pub(crate) fn parse(raw: Bytes, max_count: usize) -> Result<Self, ParamsError> {
+        match Self::parse_until_stopped(raw, max_count) {
+            (params, None) => Ok(params),
+            (_, Some(Stop::Protocol(error))) => Err(ParamsError::Protocol(error)),
+            (params, Some(Stop::Refused(rejection))) => {
+                Err(ParamsError::Refused(rejection, params))
+            }
+        }
+    }
+
+    /// The whole, acceptable pairs at the start of `raw` (at most
+    /// `max_count`): what is known of params that were cut off at their
+    /// bound, for the access log of the refusal.
+    pub(crate) fn parse_prefix(raw: Bytes, max_count: usize) -> Self {
+        Self::parse_until_stopped(raw, max_count).0
+    }
+
+    /// The pairs up to the first one that cannot be taken, and why reading
+    /// stopped there (`None`: it did not).
+    fn parse_until_stopped(raw: Bytes, max_count: usize) -> (Self, Option<Stop>) {
         if u32::try_from(raw.len()).is_err() {
-            return Err(ParamsError::Refused(Rejection::ParamsTooLarge));
+            return (
+                Self::default(),
+                Some(Stop::Refused(Rejection::ParamsTooLarge)),
+            );
         }
         // nginx sends about 20 params and one per header; most requests fit
         // without growing.
         let mut spans = Vec::with_capacity(32);
-        for_each_name_value(&raw, |name, value| {
+        let read = for_each_name_value(&raw, |name, value| {
             if name.is_empty() {
-                return Err(ParamsError::Refused(Rejection::EmptyParamName));
+                return Err(Stop::Refused(Rejection::EmptyParamName));
             }
             if spans.len() == max_count {
-                return Err(ParamsError::Refused(Rejection::TooManyParams));
+                return Err(Stop::Refused(Rejection::TooManyParams));
             }
             // In range: `raw` is shorter than 4 GiB.
             spans.push(Span {
@@ -84,8 +113,8 @@ impl CgiParams {
                 end: value.end as u32,
             });
             Ok(())
-        })?;
-        Ok(Self { raw, spans })
+        });
+        (Self { raw, spans }, read.err())
     }
 
     fn name_of(&self, span: &Span) -> &[u8] {
@@ -185,12 +214,21 @@ mod tests {
         let three = encoded(&[(b"A", b"1"), (b"B", b"2"), (b"C", b"3")]);
         assert!(matches!(
             CgiParams::parse(three, 2),
-            Err(ParamsError::Refused(Rejection::TooManyParams))
+            Err(ParamsError::Refused(Rejection::TooManyParams, known)) if known.len() == 2
         ));
         let empty_name = encoded(&[(b"A", b"1"), (b"", b"x")]);
         assert!(matches!(
             CgiParams::parse(empty_name, 10),
-            Err(ParamsError::Refused(Rejection::EmptyParamName))
+            Err(ParamsError::Refused(Rejection::EmptyParamName, known)) if known.get("A") == Some(&b"1"[..])
         ));
+    }
+
+    #[test]
+    fn a_prefix_cut_mid_pair_keeps_the_whole_pairs_before_the_cut() {
+        let raw = encoded(&[(b"REQUEST_METHOD", b"GET"), (b"HTTP_X", &[b'x'; 300])]);
+        let cut = raw.slice(..raw.len() - 10);
+        let known = CgiParams::parse_prefix(cut, 10);
+        assert_eq!(known.len(), 1);
+        assert_eq!(known.get_str("REQUEST_METHOD"), Some("GET"));
     }
 }

@@ -60,32 +60,40 @@ pub(crate) enum Rejection {
 }
 
 impl Rejection {
-    /// The answer the peer gets: every rejection's status and text, in one
-    /// place.
-    pub fn response(self) -> CgiResponse {
+    /// Every rejection's status, reason phrase and text, in one place.
+    fn answer(self) -> (u16, &'static str, &'static str) {
         match self {
-            Rejection::ParamsTooLarge | Rejection::TooManyParams => simple_response(
+            Rejection::ParamsTooLarge | Rejection::TooManyParams => (
                 431,
                 "Request Header Fields Too Large",
                 "request headers too large\n",
             ),
             Rejection::EmptyParamName => {
-                simple_response(400, "Bad Request", "a request header has an empty name\n")
+                (400, "Bad Request", "a request header has an empty name\n")
             }
-            Rejection::BodyTooLarge => {
-                simple_response(413, "Payload Too Large", "request body too large\n")
-            }
-            Rejection::BadContentLength => simple_response(
+            Rejection::BodyTooLarge => (413, "Payload Too Large", "request body too large\n"),
+            Rejection::BadContentLength => (
                 400,
                 "Bad Request",
                 "CONTENT_LENGTH does not match the request body\n",
             ),
-            Rejection::NoBudget | Rejection::SpillFailed => simple_response(
+            Rejection::NoBudget | Rejection::SpillFailed => (
                 503,
                 "Service Unavailable",
                 "the server cannot take this request body now; try again\n",
             ),
         }
+    }
+
+    /// The HTTP status the peer gets.
+    pub fn status(self) -> u16 {
+        self.answer().0
+    }
+
+    /// The answer the peer gets.
+    pub fn response(self) -> CgiResponse {
+        let (status, reason, text) = self.answer();
+        simple_response(status, reason, text)
     }
 }
 
@@ -112,14 +120,20 @@ pub(crate) struct IncomingRequest {
     /// When its BEGIN_REQUEST arrived; the receive deadline counts from here.
     pub started: Instant,
     params_bytes: BytesMut,
+    /// Set when the params are complete; for a request refused before
+    /// then, the whole pairs that had arrived (for the access log).
     params: Option<CgiParams>,
+    /// The pairs that had arrived when the request was refused before its
+    /// params were complete; they become `params` at the end of params.
+    known_params: Option<CgiParams>,
     declared_body_len: Option<usize>,
     body: BodySink,
     /// Body bytes received, wherever they went.
     body_len: usize,
     body_done: bool,
     rejection: Option<Rejection>,
-    /// The budget its params bytes draw from.
+    /// The budget its params bytes draw from, as long as they are held
+    /// (refused or not).
     params_share: BudgetShare,
     /// The budget its in-memory body draws from (none once it spilled).
     body_share: BudgetShare,
@@ -131,8 +145,9 @@ pub(crate) enum Progress {
     Pending,
     /// The request is complete and valid; the budget goes with it.
     Complete(CgiRequest, HeldBudget),
-    /// The request is complete and must be answered with this rejection.
-    Rejected(Rejection),
+    /// The request is complete and must be answered with this rejection;
+    /// its params as far as they were read go with it, for the access log.
+    Rejected(Rejection, CgiParams),
 }
 
 impl IncomingRequest {
@@ -144,6 +159,7 @@ impl IncomingRequest {
             started: Instant::now(),
             params_bytes: BytesMut::new(),
             params: None,
+            known_params: None,
             declared_body_len: None,
             body: BodySink::Memory(BytesMut::new()),
             body_len: 0,
@@ -169,7 +185,14 @@ impl IncomingRequest {
         if !content.is_empty() {
             if self.rejection.is_none() {
                 if self.params_bytes.len() + content.len() > limits.max_params_bytes {
-                    self.reject(Rejection::ParamsTooLarge);
+                    // What fits within the bound is still read, so the
+                    // refusal's log line has the method, path and client
+                    // (nginx sends those before the headers).
+                    let room = limits.max_params_bytes - self.params_bytes.len();
+                    if self.params_share.grow(room) {
+                        self.params_bytes.extend_from_slice(&content[..room]);
+                    }
+                    self.reject(Rejection::ParamsTooLarge, limits);
                 } else if !self.params_share.grow(content.len()) {
                     self.refuse_for_budget(limits);
                 } else {
@@ -178,23 +201,22 @@ impl IncomingRequest {
             }
             return Ok(Progress::Pending);
         }
-        let params = if self.rejection.is_some() {
-            CgiParams::default()
-        } else {
-            let raw = std::mem::take(&mut self.params_bytes).freeze();
-            match CgiParams::parse(raw, limits.max_params) {
-                Ok(params) => params,
-                Err(ParamsError::Protocol(error)) => return Err(error),
-                Err(ParamsError::Refused(rejection)) => {
-                    self.reject(rejection);
-                    CgiParams::default()
-                }
-            }
-        };
-        if self.rejection.is_none() {
-            self.check_declared_length(&params, limits);
+        if self.rejection.is_some() {
+            self.params = Some(self.known_params.take().unwrap_or_default());
+            return Ok(self.progress(limits));
         }
-        self.params = Some(params);
+        let raw = std::mem::take(&mut self.params_bytes).freeze();
+        match CgiParams::parse(raw, limits.max_params) {
+            Ok(params) => {
+                self.params = Some(params);
+                self.check_declared_length(limits);
+            }
+            Err(ParamsError::Protocol(error)) => return Err(error),
+            Err(ParamsError::Refused(rejection, known)) => {
+                self.params = Some(known);
+                self.reject(rejection, limits);
+            }
+        }
         Ok(self.progress(limits))
     }
 
@@ -214,7 +236,7 @@ impl IncomingRequest {
             self.body_done = true;
         } else if self.rejection.is_none() {
             if self.body_len + content.len() > limits.max_body_bytes {
-                self.reject(Rejection::BodyTooLarge);
+                self.reject(Rejection::BodyTooLarge, limits);
             } else {
                 self.take_body(content, limits);
             }
@@ -277,7 +299,7 @@ impl IncomingRequest {
                 and_more(left_out)
             );
         }
-        self.reject(Rejection::SpillFailed);
+        self.reject(Rejection::SpillFailed, limits);
     }
 
     fn refuse_for_budget(&mut self, limits: &ConnectionLimits) {
@@ -289,11 +311,11 @@ impl IncomingRequest {
                 and_more(left_out)
             );
         }
-        self.reject(Rejection::NoBudget);
+        self.reject(Rejection::NoBudget, limits);
     }
 
-    fn check_declared_length(&mut self, params: &CgiParams, limits: &ConnectionLimits) {
-        let Some(raw) = params.get("CONTENT_LENGTH") else {
+    fn check_declared_length(&mut self, limits: &ConnectionLimits) {
+        let Some(raw) = self.params.as_ref().and_then(|p| p.get("CONTENT_LENGTH")) else {
             return;
         };
         // Empty: no body. `-1`: Caddy's "length unknown" for a chunked
@@ -302,12 +324,14 @@ impl IncomingRequest {
         if raw.is_empty() || raw == b"-1" {
             return;
         }
-        match std::str::from_utf8(raw)
+        let declared = std::str::from_utf8(raw)
             .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-        {
-            None => self.reject(Rejection::BadContentLength),
-            Some(len) if len > limits.max_body_bytes => self.reject(Rejection::BodyTooLarge),
+            .and_then(|s| s.parse::<usize>().ok());
+        match declared {
+            None => self.reject(Rejection::BadContentLength, limits),
+            Some(len) if len > limits.max_body_bytes => {
+                self.reject(Rejection::BodyTooLarge, limits)
+            }
             Some(len) => {
                 self.declared_body_len = Some(len);
                 // A body that will stay in memory gets its buffer at once,
@@ -326,13 +350,18 @@ impl IncomingRequest {
         }
     }
 
-    fn reject(&mut self, rejection: Rejection) {
+    fn reject(&mut self, rejection: Rejection, limits: &ConnectionLimits) {
         self.rejection.get_or_insert(rejection);
-        // Free what was held: a rejected request's bytes are discarded, a
+        // Params still arriving are cut here: their whole pairs are kept
+        // for the access log (and keep their share of the budget until the
+        // request ends), the rest is discarded.
+        if self.params.is_none() && self.known_params.is_none() {
+            let raw = std::mem::take(&mut self.params_bytes).freeze();
+            self.known_params = Some(CgiParams::parse_prefix(raw, limits.max_params));
+        }
+        // Free the body: a rejected request's body bytes are discarded, a
         // file with them closed (and so deleted).
-        self.params_bytes = BytesMut::new();
         self.body = BodySink::Memory(BytesMut::new());
-        self.params_share.release();
         self.body_share.release();
     }
 
@@ -344,10 +373,10 @@ impl IncomingRequest {
             && self.rejection.is_none()
             && declared != self.body_len
         {
-            self.reject(Rejection::BadContentLength);
+            self.reject(Rejection::BadContentLength, limits);
         }
         if let Some(rejection) = self.rejection {
-            return Progress::Rejected(rejection);
+            return Progress::Rejected(rejection, self.params.take().unwrap_or_default());
         }
         let body = match std::mem::replace(&mut self.body, BodySink::Memory(BytesMut::new())) {
             BodySink::Memory(held) => RequestBody::Memory(held.freeze()),
@@ -355,7 +384,10 @@ impl IncomingRequest {
                 Ok(body) => body,
                 Err(error) => {
                     self.refuse_for_disk(limits, &error);
-                    return Progress::Rejected(Rejection::SpillFailed);
+                    return Progress::Rejected(
+                        Rejection::SpillFailed,
+                        self.params.take().unwrap_or_default(),
+                    );
                 }
             },
         };

@@ -6,6 +6,7 @@ use std::future::Future;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+use super::refusal::Refusal;
 use super::request::CgiRequest;
 
 /// Boxed error of a streamed body.
@@ -18,6 +19,14 @@ pub trait Responder: Clone + Send + 'static {
     /// Answers one complete request. Runs on the connection's task; the
     /// connection writes what it returns as STDOUT records and an END_REQUEST.
     fn respond(&self, request: CgiRequest) -> impl Future<Output = CgiResponse> + Send + 'static;
+
+    /// Told of every request the protocol layer answered itself, never
+    /// reaching [`Self::respond`] (or whose handler panicked), once its
+    /// answer is written: so every request can have its access-log line.
+    /// Runs on the connection's task; keep it short. Ignored by default.
+    fn refused(&self, refusal: &Refusal<'_>) {
+        let _ = refusal;
+    }
 }
 
 /// A CGI response: `head` holds the `Status:` line, the headers and the blank
@@ -41,10 +50,13 @@ pub enum ResponseBody {
 }
 
 /// A small plain-text response the protocol layer sends by itself (413, 431,
-/// 400, 500), when a request never reaches the application.
+/// 400, 500), when a request never reaches the application. Header names
+/// are lower case, as in every answer nene writes (the `http` crate's
+/// spelling); `Status` is CGI's own field, spelled as RFC 3875 and PHP
+/// spell it.
 pub fn simple_response(status: u16, reason: &str, body: &str) -> CgiResponse {
     let head = format!(
-        "Status: {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+        "Status: {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     CgiResponse {

@@ -24,6 +24,10 @@ pub struct OpsMetrics {
     pub slow: AtomicU64,
     /// Requests cut by `request_terminate_timeout` (504).
     pub timed_out: AtomicU64,
+    /// Requests answered without the application (413, 431, 400, 503) or
+    /// whose handler panicked (500); only a panicked one is also in
+    /// `requests`.
+    pub refused: AtomicU64,
 }
 
 impl Default for OpsMetrics {
@@ -36,6 +40,7 @@ impl Default for OpsMetrics {
             requests: AtomicU64::new(0),
             slow: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Operations parity with PHP-FPM: the status page, the ping path, the
 //! request timeout, the slow log and the access log, all answered or written
-//! by nene itself around the front controller.
+//! by nene itself around the front controller (and, for requests refused
+//! before it, from the FastCGI responder's refusal report).
 
 mod access_format;
 mod layer;
 mod log_writer;
 mod metrics;
+mod refused;
 mod settings;
 mod status;
 

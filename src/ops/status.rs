@@ -126,6 +126,12 @@ impl StatusSnapshot {
                 json!(read(&ops.timed_out)),
             ),
             (
+                "refused requests",
+                "refused_requests",
+                "counter",
+                json!(read(&ops.refused)),
+            ),
+            (
                 "session backend",
                 "",
                 "info",

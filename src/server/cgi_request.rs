@@ -43,7 +43,28 @@ const SINGLE_PARAMS: [&str; 3] = ["REMOTE_ADDR", "REMOTE_PORT", "HTTPS"];
 /// params stay reachable as the [`CgiParams`] extension for the access log's
 /// `%{VAR}e`; applications should not need them.
 pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiRequest> {
-    let params = cgi.params;
+    build_http_request_or_params(cgi).map_err(|(error, _params)| error)
+}
+
+/// Like [`build_http_request`]; a refused request's params come back with
+/// the error, for its access-log line.
+pub(crate) fn build_http_request_or_params(
+    cgi: CgiRequest,
+) -> Result<Request<Body>, (BadCgiRequest, CgiParams)> {
+    let CgiRequest { params, body } = cgi;
+    match http_request_from(&params, body) {
+        Ok(mut request) => {
+            request.extensions_mut().insert(params);
+            Ok(request)
+        }
+        Err(error) => Err((error, params)),
+    }
+}
+
+fn http_request_from(
+    params: &CgiParams,
+    body: RequestBody,
+) -> Result<Request<Body>, BadCgiRequest> {
     // One pass over the params, not one per name.
     let mut seen = [false; SINGLE_PARAMS.len()];
     for (name, _) in params.iter() {
@@ -58,7 +79,7 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
         .get("REQUEST_METHOD")
         .ok_or(BadCgiRequest::MissingMethod)
         .and_then(|m| Method::from_bytes(m).map_err(|_| BadCgiRequest::BadMethod))?;
-    let uri = routed(request_uri(&params)?)?;
+    let uri = routed(request_uri(params)?)?;
     let version = match params.get("SERVER_PROTOCOL") {
         Some(b"HTTP/1.0") => Version::HTTP_10,
         Some(b"HTTP/2.0") => Version::HTTP_2,
@@ -66,7 +87,7 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
         _ => Version::HTTP_11,
     };
 
-    let mut request = Request::new(request_body(cgi.body));
+    let mut request = Request::new(request_body(body));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
@@ -106,7 +127,6 @@ pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiReques
     }
     let info = RequestInfo::from_cgi(|name| params.get_str(name));
     request.extensions_mut().insert(info);
-    request.extensions_mut().insert(params);
     Ok(request)
 }
 

@@ -14,6 +14,7 @@ mod settings;
 mod upload_tmp_dir;
 
 pub use accept_loop::serve;
+pub(crate) use cgi_request::build_http_request_or_params;
 pub(crate) use cgi_request::routed;
 pub use cgi_request::{BadCgiRequest, build_http_request};
 pub use cgi_response::into_cgi_response;
