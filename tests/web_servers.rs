@@ -78,9 +78,14 @@ impl Site {
         )
     }
 
-    /// Waits for nene's access log line that starts with `needle`.
-    fn wait_for_line(&self, needle: &str) -> String {
-        wait_for_log(&self.nene.log, needle)
+    /// nene's first access log line that starts with `start`, once it is
+    /// written.
+    fn access_line(&self, start: &str) -> String {
+        let log = wait_for_log(&self.nene.log, start);
+        log.lines()
+            .find(|line| line.starts_with(start))
+            .unwrap_or_else(|| panic!("{}: no line starts with {start:?}:\n{log}", self.name))
+            .to_string()
     }
 }
 
@@ -295,8 +300,12 @@ async fn one_megabyte_body(site: &Site) {
         .unwrap();
     assert_eq!(response.status(), 200, "{}", site.logs());
     assert_eq!(response.text().await.unwrap(), raw_upload_answer(&body));
-    let line = site.wait_for_line("POST /upload/raw?flow=length 200");
-    assert!(line.contains(&format!("cl={ONE_MB}\n")), "{}", site.logs());
+    let line = site.access_line("POST /upload/raw?flow=length 200");
+    assert!(
+        line.ends_with(&format!(" cl={ONE_MB}")),
+        "{}: {line}",
+        site.name
+    );
 }
 
 async fn chunked_body(site: &Site) {
@@ -309,18 +318,14 @@ async fn chunked_body(site: &Site) {
         .unwrap();
     assert_eq!(response.status(), 200, "{}", site.logs());
     assert_eq!(response.text().await.unwrap(), raw_upload_answer(&body));
-    let log = site.wait_for_line("POST /upload/raw?flow=chunked 200");
-    let line = log
-        .lines()
-        .find(|line| line.starts_with("POST /upload/raw?flow=chunked 200"))
-        .unwrap();
+    let line = site.access_line("POST /upload/raw?flow=chunked 200");
     let expected = match site.differences.chunked_length {
         ChunkedLength::Absent => "cl=-".to_string(),
         ChunkedLength::Unknown => "cl=-1".to_string(),
         ChunkedLength::Counted => format!("cl={ONE_MB}"),
     };
     assert!(
-        line.ends_with(&expected),
+        line.ends_with(&format!(" {expected}")),
         "{}: a chunked upload should reach nene with {expected}: {line}",
         site.name
     );
@@ -389,11 +394,7 @@ async fn php_front_controller_urls(site: &Site) {
             site.name
         );
     }
-    let log = site.wait_for_line("GET /index.php/health 200");
-    let line = log
-        .lines()
-        .find(|line| line.starts_with("GET /index.php/health 200"))
-        .unwrap();
+    let line = site.access_line("GET /index.php/health 200");
     assert!(
         line.contains(site.differences.index_php_health),
         "{}: expected {} in {line}",
@@ -432,13 +433,8 @@ async fn ping_and_status(site: &Site) {
         "{}",
         site.name
     );
-    let log = site.wait_for_line("GET /status 200");
-    assert!(
-        log.lines()
-            .any(|line| line.starts_with("GET /status 200") && line.contains("ra=127.0.0.1 ")),
-        "{}: {log}",
-        site.name
-    );
+    let line = site.access_line("GET /status 200");
+    assert!(line.contains(" ra=127.0.0.1 "), "{}: {line}", site.name);
 }
 
 /// nene's count of accepted connections, asked directly over FastCGI (the
