@@ -1,5 +1,6 @@
-//! The README shows the hello example whole: it must be the code that is
-//! built and tested (examples/hello), not a copy that drifted.
+//! The README shows the hello example whole, and excerpts of the web
+//! servers' configurations: they must be the code and the files that are
+//! built and tested (examples/hello, deploy/), not copies that drifted.
 
 mod common;
 
@@ -29,4 +30,56 @@ fn the_readme_shows_the_hello_example_as_it_is_built() {
         .map(|line| format!("{line}\n"))
         .collect();
     assert_eq!(shown, code);
+}
+
+/// The example values the README's web-server excerpts use where the
+/// templates in deploy/ have placeholders.
+const EXCERPT_VALUES: [(&str, &str); 5] = [
+    ("${NENE_UPSTREAM}", "127.0.0.1:9000"),
+    ("${NENE_HTDOCS}", "/srv/nene/htdocs"),
+    ("${NENE_HOST}", "127.0.0.1"),
+    ("${NENE_PORT}", "9000"),
+    ("${CADDY_SITE}", "example.com"),
+];
+
+/// "Behind Apache, lighttpd or Caddy" shows excerpts of the files in
+/// deploy/: every line of them (comments aside) is a line of one of those
+/// files, with example values for the placeholders, so an excerpt cannot
+/// drift from what the tests run.
+#[test]
+fn the_readmes_web_server_excerpts_are_lines_of_the_deploy_files() {
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).unwrap();
+    let start = readme
+        .find("## Behind Apache, lighttpd or Caddy")
+        .expect("the README section");
+    let section = &readme[start..];
+    let section = &section[..section.find("\n## ").expect("the next section")];
+    let mut deployed = std::collections::HashSet::new();
+    for template in [
+        "deploy/nginx/php-style.conf.template",
+        "deploy/apache/nene-proxypass.conf.template",
+        "deploy/apache/nene-handler.conf.template",
+        "deploy/lighttpd/lighttpd.conf.template",
+        "deploy/caddy/Caddyfile.template",
+    ] {
+        let mut text = std::fs::read_to_string(Path::new(REPO).join(template)).unwrap();
+        for (placeholder, value) in EXCERPT_VALUES {
+            text = text.replace(placeholder, value);
+        }
+        deployed.extend(text.lines().map(|line| line.trim().to_string()));
+    }
+    // The fenced blocks are every other piece between the fences.
+    let blocks: Vec<&str> = section.split("```").skip(1).step_by(2).collect();
+    assert_eq!(blocks.len(), 4, "one excerpt per server");
+    for block in blocks {
+        for line in block.lines().skip(1).map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            assert!(
+                deployed.contains(line),
+                "the README shows `{line}`, which no file in deploy/ has"
+            );
+        }
+    }
 }

@@ -1,19 +1,25 @@
 //! The test harness: starts a real nginx (rendered from the repository's own
 //! config template) and nene as a child process on free loopback ports, each
-//! in a temporary directory, and stops them when dropped.
+//! in a temporary directory, and stops them when dropped. Apache, lighttpd
+//! and Caddy are started alike from their templates in `deploy/`
+//! (`apache.rs`, `lighttpd.rs`, `caddy.rs`).
 
 #![allow(dead_code)]
 
+pub mod apache;
 pub mod browser;
+pub mod caddy;
 pub mod compose;
 pub mod dockerfile;
 pub mod fcgi_client;
 pub mod in_process;
+pub mod lighttpd;
 pub mod php_cli;
 pub mod php_fpm;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod redis_server;
+pub mod web_server;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -317,6 +323,33 @@ fn program_command(
     command
 }
 
+/// The text of the repository's template at `template` (a path from the
+/// repository's root) with its `${NAME}` placeholders set to `values`, as
+/// `envsubst` sets them from the environment; a placeholder without a value
+/// fails the test.
+pub fn render_template(template: &str, values: &BTreeMap<String, String>) -> String {
+    let mut text = std::fs::read_to_string(Path::new(REPO).join(template))
+        .unwrap_or_else(|error| panic!("the template {template}: {error}"));
+    for (name, value) in values {
+        text = text.replace(&format!("${{{name}}}"), value);
+    }
+    // Only upper-case names are placeholders: lighttpd's own `${url.path}`
+    // stays.
+    let left = text.split("${").skip(1).find(|rest| {
+        rest.split_once('}').is_some_and(|(name, _)| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+    });
+    assert!(
+        left.is_none(),
+        "a placeholder in {template} was left unrendered:\n{text}"
+    );
+    text
+}
+
 /// nginx running as a child process with a config rendered from
 /// `deploy/nginx/nene.conf.template`.
 pub struct Nginx {
@@ -383,16 +416,21 @@ impl Nginx {
             .and_then(|listen| listen.strip_prefix("127.0.0.1:"))
             .and_then(|port| port.parse().ok())
             .expect("NGINX_LISTEN = 127.0.0.1:PORT");
-        let mut site = std::fs::read_to_string(Path::new(REPO).join(template))
-            .unwrap_or_else(|error| panic!("the nginx template {template}: {error}"));
-        for (name, value) in values {
-            site = site.replace(&format!("${{{name}}}"), value);
-        }
-        assert!(!site.contains("${"), "a placeholder was left unrendered");
+        let site = render_template(template, values);
         let prefix = dir.path();
         std::fs::write(prefix.join("site.conf"), site).unwrap();
-        std::fs::copy("/etc/nginx/fastcgi_params", prefix.join("fastcgi_params"))
-            .expect("Debian's /etc/nginx/fastcgi_params (apt-get install nginx)");
+        // Debian's own files, which PHP-style configs include by these
+        // relative names (resolved against the config's directory).
+        std::fs::create_dir(prefix.join("snippets")).unwrap();
+        for file in [
+            "fastcgi_params",
+            "fastcgi.conf",
+            "snippets/fastcgi-php.conf",
+        ] {
+            std::fs::copy(Path::new("/etc/nginx").join(file), prefix.join(file)).unwrap_or_else(
+                |error| panic!("Debian's /etc/nginx/{file} (apt-get install nginx): {error}"),
+            );
+        }
         // As root, workers would otherwise run as nobody and could not use
         // the temp directories below.
         let user = if unsafe { libc::geteuid() } == 0 {
