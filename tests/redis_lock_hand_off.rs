@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::browser::Browser;
 use common::redis_server::RedisServer;
@@ -18,7 +18,11 @@ struct Stack {
 }
 
 fn stack(redis: &RedisServer) -> Stack {
-    let nene = Nene::start(&[("NENE_SESSION_DSN", &redis.url())]);
+    stack_with(redis, "")
+}
+
+fn stack_with(redis: &RedisServer, query: &str) -> Stack {
+    let nene = Nene::start(&[("NENE_SESSION_DSN", &format!("{}{query}", redis.url()))]);
     let nginx = Nginx::start(&nene.upstream, true);
     Stack { nene, nginx }
 }
@@ -110,4 +114,58 @@ async fn two_instances_hammering_one_session_both_get_turns_and_lose_nothing() {
     let mut browser = browser;
     let page = browser.get("/session/counter").await;
     assert_eq!(page.json()["count"], 202);
+}
+
+/// `concurrency` copies of `browser` GET /session/counter until `until`;
+/// returns the statuses seen.
+async fn hammer_until(browser: &Browser, concurrency: usize, until: Instant) -> Vec<u16> {
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let mut browser = browser.clone();
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while Instant::now() < until {
+                    statuses.push(browser.get("/session/counter").await.status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.extend(task.await.unwrap());
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_with_a_busy_queue_still_passes_the_lock_to_the_other_in_time() {
+    // Each instance always has requests of the session queued, so it could
+    // pass the lock among its own for ever; it must release it within the
+    // hand-off window (one second) so the other instance's waiter, which
+    // gives up after three, gets its turn.
+    let redis = RedisServer::start();
+    let first = stack_with(&redis, "?lock_wait=3s");
+    let second = stack_with(&redis, "?lock_wait=3s");
+    let (browser, _) = session(&first).await;
+    let other = browser.with_base(&second.nginx.url(""));
+    let until = Instant::now() + Duration::from_secs(6);
+    let (a, b) = tokio::join!(
+        hammer_until(&browser, 8, until),
+        hammer_until(&other, 8, until)
+    );
+    let ok = |statuses: &[u16]| statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        a.iter().chain(&b).all(|status| *status == 200),
+        "no request gave up waiting: first {:?}, second {:?}\n{}",
+        a.iter().filter(|s| **s != 200).collect::<Vec<_>>(),
+        b.iter().filter(|s| **s != 200).collect::<Vec<_>>(),
+        second.nene.log_text()
+    );
+    let (a, b) = (ok(&a), ok(&b));
+    let total = a + b;
+    assert!(
+        a * 5 >= total && b * 5 >= total,
+        "turns: first {a}, second {b}"
+    );
 }
