@@ -42,7 +42,8 @@ done
 CLUSTER=""
 for _ in 1 2 3; do
     port=$(free_port)
-    redis_node "$port" --cluster-enabled yes --cluster-config-file nodes.conf
+    # The bus port is the client port + 10000 unless set: none above 55535.
+    redis_node "$port" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port "$(free_port)"
     CLUSTER+="${CLUSTER:+ }127.0.0.1:$port"
 done
 # shellcheck disable=SC2086 # one argument per node

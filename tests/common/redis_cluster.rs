@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::redis_server::RedisServer;
-use super::require_program;
+use super::{free_port, require_program};
 
 /// How long the cluster may take to agree that it is whole.
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -34,7 +34,12 @@ impl RedisCluster {
     fn start_with(replicas: usize) -> RedisCluster {
         let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
+                // The cluster bus port is the client port + 10000 unless set,
+                // which does not exist for a client port above 55535.
+                let bus_port = free_port().to_string();
                 RedisServer::start_with(&[
+                    "--cluster-port",
+                    &bus_port,
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
