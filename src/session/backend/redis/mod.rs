@@ -59,6 +59,12 @@ pub(super) const BACKEND: &str = "redis";
 /// First pause between attempts to take a busy lock; it doubles up to
 /// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
 /// quick request.
+/// Connections for writes with `wait`: each write waits a replica round trip
+/// on its connection, so one connection serializes them; a few let writes of
+/// different sessions wait at the same time, at the cost of a few idle
+/// connections per instance.
+const WAIT_CONNECTIONS: usize = 8;
+
 const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
 const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
 /// The longest pause between tries while a release notice is awaited: the
@@ -71,10 +77,13 @@ pub struct RedisSessionHandler {
     /// The connection, shared with the locks this handler hands out so that
     /// a lock can be released after the request that took it is gone.
     redis: Arc<SharedConnection>,
-    /// The connection session writes and destroys go over: `redis` itself,
-    /// or with `wait` a second one, because `WAIT` holds its connection
-    /// until the replicas answer and locks and reads must not queue behind it.
-    writes: Arc<SharedConnection>,
+    /// The connections session writes and destroys go over: `redis` itself,
+    /// or with `wait` [`WAIT_CONNECTIONS`] others, because `WAIT` holds its
+    /// connection until the replicas answer: locks and reads must not queue
+    /// behind it, and writes of different sessions should not queue behind
+    /// each other's waits. A session always uses the same one (its `WAIT`
+    /// must follow its own write on the same connection).
+    writes: Vec<Arc<SharedConnection>>,
     /// `wait` / `wait_timeout`: replicas that must acknowledge a write.
     wait: Option<(u32, Duration)>,
     /// Keys carry the id as a hash tag (Redis Cluster).
@@ -165,8 +174,10 @@ impl RedisSessionHandler {
         let writes = match wait {
             // A write's bound covers its WAIT too, so that replicas that do
             // not answer are reported as such, not as a Redis timeout.
-            Some((_, wait_timeout)) => connection(options.timeout + wait_timeout)?,
-            None => redis.clone(),
+            Some((_, wait_timeout)) => (0..WAIT_CONNECTIONS)
+                .map(|_| connection(options.timeout + wait_timeout))
+                .collect::<Result<_, _>>()?,
+            None => vec![redis.clone()],
         };
         Ok(Self {
             redis,
@@ -224,19 +235,29 @@ impl RedisSessionHandler {
         }
     }
 
-    /// Sends a pipeline of writes (ending with `WAIT` when set) and checks
-    /// that enough replicas acknowledged them.
+    /// The connection session `id`'s writes go over.
+    fn writes_for(&self, id: &SessionId) -> &Arc<SharedConnection> {
+        let hash = id.as_str().bytes().fold(0usize, |hash, byte| {
+            hash.wrapping_mul(31).wrapping_add(usize::from(byte))
+        });
+        &self.writes[hash % self.writes.len()]
+    }
+
+    /// Sends a pipeline of writes of session `id` (ending with `WAIT` when
+    /// set) and checks that enough replicas acknowledged them.
     async fn run_writes(
         &self,
+        id: &SessionId,
         operation: &'static str,
         pipeline: &redis::Pipeline,
         retry: bool,
     ) -> Result<(), connection::Failure> {
         let request = Request::Pipeline(pipeline);
+        let writes = self.writes_for(id);
         let acknowledged: Vec<i64> = if retry {
-            self.writes.run_reporting(operation, request).await?
+            writes.run_reporting(operation, request).await?
         } else {
-            self.writes.attempt(operation, &request).await?
+            writes.attempt(operation, &request).await?
         };
         self.enough_replicas(operation, acknowledged.first().copied())
             .map_err(|error| connection::Failure {
@@ -262,7 +283,7 @@ impl RedisSessionHandler {
         if acknowledged >= i64::from(replicas) {
             return Ok(());
         }
-        Err(self.writes.failed(
+        Err(self.redis.failed(
             operation,
             &format!(
                 "stored on the primary, but {acknowledged} of the {replicas} replicas `wait` asks for acknowledged it within {timeout:?}"
@@ -381,7 +402,7 @@ impl RedisSessionHandler {
             invocation.arg(data.as_ref());
         }
         let stored = self
-            .writes
+            .writes_for(id)
             .attempt::<i64>("write", &Request::Script(&invocation))
             .await
             .map_err(|failure| failure.error)?;
@@ -392,7 +413,7 @@ impl RedisSessionHandler {
             let mut wait = redis::pipe();
             self.add_wait(&mut wait);
             return self
-                .run_writes("write", &wait, false)
+                .run_writes(id, "write", &wait, false)
                 .await
                 .map_err(|failure| failure.error);
         }
@@ -468,7 +489,7 @@ impl SessionHandler for RedisSessionHandler {
             .arg(self.ttl_secs)
             .ignore();
         self.add_wait(&mut pipeline);
-        self.run_writes("write", &pipeline, true)
+        self.run_writes(id, "write", &pipeline, true)
             .await
             .map_err(|failure| failure.error)
     }
@@ -520,7 +541,7 @@ impl SessionHandler for RedisSessionHandler {
             .arg(self.publish_flag())
             .ignore();
         self.add_wait(&mut pipeline);
-        let saved = match self.run_writes("write", &pipeline, false).await {
+        let saved = match self.run_writes(id, "write", &pipeline, false).await {
             Ok(()) => Ok(()),
             Err(failure) if failure.dropped => self.checked_save(id, data.as_ref(), &held).await,
             Err(failure) => Err(failure.error),
@@ -540,7 +561,7 @@ impl SessionHandler for RedisSessionHandler {
         let mut pipeline = redis::pipe();
         pipeline.cmd("DEL").arg(self.key(id)).ignore();
         self.add_wait(&mut pipeline);
-        self.run_writes("destroy", &pipeline, true)
+        self.run_writes(id, "destroy", &pipeline, true)
             .await
             .map_err(|failure| failure.error)
     }
