@@ -288,3 +288,30 @@ async fn phps_nested_save_path_layout_keeps_sessions_in_subdirectories() {
     assert_eq!(std::fs::read(&file).unwrap(), br#"{"count":2}"#.to_vec());
     assert!(!dir.join(format!("sess_{id}")).exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn save_path_lock_wait_bounds_the_wait_for_a_lock_another_process_holds() {
+    use std::os::fd::AsRawFd;
+    let stack = Stack::start(&[("NENE_SESSION__SAVE_PATH_LOCK_WAIT", "300ms")]);
+    let mut browser = stack.browser();
+    assert_eq!(browser.get("/session/counter").await.status, 200);
+    let id = browser.session_id().expect("a session");
+    // Another process (PHP, a second nene) holds the session's lock.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(stack.save_path().join(format!("sess_{id}.lock")))
+        .expect("the session's lock file");
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let started = std::time::Instant::now();
+    let page = browser.get("/session/counter").await;
+    let waited = started.elapsed();
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert_eq!(page.headers["retry-after"], "1");
+    // Gave up after its 300 ms, not the 10 s default.
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    drop(lock);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+}

@@ -120,6 +120,7 @@ fn build_session(read: &Reader<'_>) -> Result<SessionSettings, ConfigError> {
         max_size: read.get(&SESSION_MAX_SIZE)?,
         serialize_handler: read.get(&SESSION_SERIALIZE_HANDLER)?,
         save_path_lock: read.get(&SESSION_SAVE_PATH_LOCK)?,
+        save_path_lock_wait: read.get(&SESSION_SAVE_PATH_LOCK_WAIT)?,
         cache_limiter: read.get(&SESSION_CACHE_LIMITER)?,
         cache_expire: read.get(&SESSION_CACHE_EXPIRE)?,
     };

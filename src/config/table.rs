@@ -402,6 +402,17 @@ settings! {
         "-",
         "files: lock_file (sess_{id}.lock, files replaced whole) or session_file (PHP's flock on sess_{id}, written in place) to share a save_path with PHP",
     );
+    // As long as Redis' `lock_wait` default: long enough for a slow request
+    // of the same session to finish, short enough that a stuck one turns
+    // into a 503 the user can retry.
+    SESSION_SAVE_PATH_LOCK_WAIT: Timeout = Setting::new(
+        "session",
+        "save_path_lock_wait",
+        "10s",
+        Timeout,
+        "-",
+        "files: longest wait for a session's lock another request holds; then a 503 (Redis: the DSN's lock_wait)",
+    );
     SESSION_CACHE_LIMITER: Choice<CacheLimiter> = Setting::new(
         "session",
         "cache_limiter",

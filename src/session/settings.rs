@@ -158,6 +158,8 @@ pub struct SessionSettings {
     pub serialize_handler: SerializeHandler,
     /// nene's own: how file sessions are locked.
     pub save_path_lock: SavePathLock,
+    /// nene's own: how long a file session's lock is waited for.
+    pub save_path_lock_wait: std::time::Duration,
     /// The caching headers a response that used the session carries.
     pub cache_limiter: CacheLimiter,
     /// `Expires`/`max-age` minutes for the public and private cache limiters.

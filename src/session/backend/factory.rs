@@ -59,6 +59,7 @@ impl SessionHandlerFactory {
                     .with_fsync(settings.save_path_fsync)
                     .with_max_size(settings.max_size)
                     .with_php_locking(settings.save_path_lock == SavePathLock::SessionFile)
+                    .with_lock_wait(settings.save_path_lock_wait)
                     .with_depth(settings.save_path_depth)
                     .with_id_format_if_valid(settings.sid_length, settings.sid_bits_per_character),
             ),
