@@ -169,3 +169,54 @@ async fn an_instance_with_a_busy_queue_still_passes_the_lock_to_the_other_in_tim
         "turns: first {a}, second {b}"
     );
 }
+
+/// A route that holds its session for `HELD` before changing it, and the
+/// counter.
+fn slow_app() -> axum::Router {
+    use axum::routing::get;
+    use nene::{Session, SessionError};
+    async fn slow(session: Session) -> Result<&'static str, SessionError> {
+        let n = session.get::<u64>("count").await?.unwrap_or(0);
+        tokio::time::sleep(HELD).await;
+        session.insert("count", n + 1).await?;
+        Ok("slow")
+    }
+    async fn counter(session: Session) -> Result<String, SessionError> {
+        let n = session.get::<u64>("count").await?.unwrap_or(0) + 1;
+        session.insert("count", n).await?;
+        Ok(n.to_string())
+    }
+    axum::Router::new()
+        .route("/slow", get(slow))
+        .route("/counter", get(counter))
+}
+
+/// How long `/slow` holds its session: past the hand-off window of a 2 s
+/// lock (a quarter of it, 500 ms), within the default window (1 s).
+const HELD: Duration = Duration::from_millis(700);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_held_past_the_hand_off_window_is_released_not_passed_on() {
+    // The next request of the session on this instance must take the lock
+    // afresh instead of being handed one that other instances have been
+    // kept from for longer than the window.
+    let redis = RedisServer::start();
+    let dsn = format!("{}?lock_ttl=2s", redis.url());
+    let (server, _dir) =
+        common::in_process::InProcess::start_app(slow_app(), &[("NENE_SESSION_DSN", &dsn)]).await;
+    let nginx = Nginx::start(&server.addr, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/counter").await.body, "1");
+    let before = script_calls(&redis);
+    let mut first = browser.clone();
+    let slow = tokio::spawn(async move { first.get("/slow").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Queued behind /slow on this instance.
+    assert_eq!(browser.get("/counter").await.body, "3");
+    assert_eq!(slow.await.unwrap().body, "slow");
+    // The counter waited here for /slow, then took the lock itself: /slow
+    // held it past the window, so it was not handed on.
+    let status = browser.get("/status?json").await.json();
+    assert_eq!(status["session lock waits"], 1, "{status}");
+    assert_eq!(status["session lock hand-offs"], 0, "{status}");
+}
