@@ -207,7 +207,6 @@ async fn a_lock_held_past_the_hand_off_window_is_released_not_passed_on() {
     let nginx = Nginx::start(&server.addr, true);
     let mut browser = Browser::new(&nginx.url(""));
     assert_eq!(browser.get("/counter").await.body, "1");
-    let before = script_calls(&redis);
     let mut first = browser.clone();
     let slow = tokio::spawn(async move { first.get("/slow").await });
     tokio::time::sleep(Duration::from_millis(100)).await;
