@@ -12,7 +12,7 @@ use super::redis_server::RedisServer;
 use super::{free_port, require_program};
 
 /// How long the cluster may take to agree that it is whole.
-const READY_WITHIN: Duration = Duration::from_secs(20);
+const READY_WITHIN: Duration = Duration::from_secs(60);
 
 /// Three primaries sharing the 16384 slots, and their replicas.
 pub struct RedisCluster {
@@ -45,7 +45,7 @@ impl RedisCluster {
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
-                    "2000",
+                    "1000",
                 ])
             })
             .collect();
