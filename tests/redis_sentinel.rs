@@ -275,6 +275,7 @@ async fn without_wait_a_primary_killed_under_load_is_followed_without_a_restart(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_graceful_failover_that_leaves_nene_on_a_replica_is_followed_without_a_readonly_reaching_a_request()
  {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let setup = SentinelSetup::start();
     let stack = stack(&setup.dsn("?wait=1&wait_timeout=1s"));
     let mut browser = Browser::new(&stack.nginx.url(""));
