@@ -315,3 +315,82 @@ async fn save_path_lock_wait_bounds_the_wait_for_a_lock_another_process_holds() 
     drop(lock);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
 }
+
+/// Routes that fill the session to a given size, and that try to read and
+/// overwrite nene's own creation-time key.
+fn lifecycle_app() -> axum::Router {
+    use axum::extract::Path;
+    use axum::routing::get;
+    use nene::{Session, SessionError};
+    async fn fill(session: Session, Path(n): Path<usize>) -> Result<&'static str, SessionError> {
+        session.insert("k", "x".repeat(n)).await?;
+        Ok("filled")
+    }
+    async fn created(session: Session) -> Result<String, SessionError> {
+        let seen = session.get::<u64>("__nene_created").await?;
+        session.insert("__nene_created", 0).await?;
+        let removed = session.remove("__nene_created").await?;
+        Ok(format!("{seen:?} {removed:?}"))
+    }
+    axum::Router::new()
+        .route("/fill/{n}", get(fill))
+        .route("/created", get(created))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_of_exactly_max_size_is_stored_and_one_byte_more_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let save_path = dir.path().join("sessions");
+    let save_path_text = save_path.display().to_string();
+    let (server, _dir) = common::in_process::InProcess::start_app(
+        lifecycle_app(),
+        &[
+            ("NENE_SESSION__MAX_SIZE", "1024"),
+            ("NENE_SESSION__SAVE_PATH", &save_path_text),
+        ],
+    )
+    .await;
+    let nginx = Nginx::start(&server.addr, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    // {"k":"…"} is the value's length plus 8 bytes.
+    assert_eq!(browser.get("/fill/1016").await.status, 200);
+    let id = browser.session_id().expect("a session");
+    let stored = std::fs::read(save_path.join(format!("sess_{id}"))).unwrap();
+    assert_eq!(stored.len(), 1024);
+    let page = browser.get("/fill/1017").await;
+    assert_eq!(page.status, 500, "{}", page.body);
+    assert_eq!(
+        std::fs::read(save_path.join(format!("sess_{id}"))).unwrap(),
+        stored
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_absolute_lifetimes_creation_key_is_neither_seen_nor_changed_by_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    let save_path = dir.path().join("sessions");
+    let save_path_text = save_path.display().to_string();
+    let (server, _dir) = common::in_process::InProcess::start_app(
+        lifecycle_app(),
+        &[
+            ("NENE_SESSION__ABSOLUTE_LIFETIME", "3600"),
+            ("NENE_SESSION__SAVE_PATH", &save_path_text),
+        ],
+    )
+    .await;
+    let nginx = Nginx::start(&server.addr, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/fill/1").await.status, 200);
+    let id = browser.session_id().expect("a session");
+    let read_created = || {
+        let stored = std::fs::read(save_path.join(format!("sess_{id}"))).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+        value["__nene_created"]
+            .as_u64()
+            .expect("the creation time is stored")
+    };
+    let created = read_created();
+    assert_eq!(browser.get("/created").await.body, "None None");
+    // A handler that writes the key cannot restart the session's clock.
+    assert_eq!(read_created(), created);
+}
