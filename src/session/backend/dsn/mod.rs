@@ -372,30 +372,28 @@ impl fmt::Display for RedisAddress {
             RedisAddress::Unix { path } => write!(f, "{}", path.display()),
             RedisAddress::Sentinel { sentinels, service } => {
                 write!(f, "the primary of `{service}` (sentinels ")?;
-                for (at, (host, port)) in sentinels.iter().enumerate() {
-                    let separator = if at == 0 { "" } else { "," };
-                    if host.contains(':') {
-                        write!(f, "{separator}[{host}]:{port}")?;
-                    } else {
-                        write!(f, "{separator}{host}:{port}")?;
-                    }
-                }
+                write_hosts(f, sentinels)?;
                 f.write_str(")")
             }
             RedisAddress::Cluster { nodes } => {
                 f.write_str("the cluster of ")?;
-                for (at, (host, port)) in nodes.iter().enumerate() {
-                    let separator = if at == 0 { "" } else { "," };
-                    if host.contains(':') {
-                        write!(f, "{separator}[{host}]:{port}")?;
-                    } else {
-                        write!(f, "{separator}{host}:{port}")?;
-                    }
-                }
-                Ok(())
+                write_hosts(f, nodes)
             }
         }
     }
+}
+
+/// `h1:p1,[::1]:p2`: hosts as a DSN lists them (IPv6 in brackets).
+fn write_hosts(f: &mut fmt::Formatter<'_>, hosts: &[(String, u16)]) -> fmt::Result {
+    for (at, (host, port)) in hosts.iter().enumerate() {
+        let separator = if at == 0 { "" } else { "," };
+        if host.contains(':') {
+            write!(f, "{separator}[{host}]:{port}")?;
+        } else {
+            write!(f, "{separator}{host}:{port}")?;
+        }
+    }
+    Ok(())
 }
 
 mod parse;

@@ -34,6 +34,16 @@ pub(super) fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The part of a URL-form DSN before its path: credentials and hosts.
+struct Authority<'t> {
+    username: Option<String>,
+    password: Option<String>,
+    /// `host[:port]`, or a comma-separated list of them.
+    hosts: &'t str,
+    /// The path, query and fragment after it.
+    rest: &'t str,
+}
+
 /// One parse, carrying the redacted DSN every error names.
 pub(super) struct Parser<'a> {
     pub(super) dsn: &'a str,
@@ -76,22 +86,12 @@ impl Parser<'_> {
 
     /// `redis://[[user]:password@]host[:port][/db][?options]`
     fn tcp(&self, rest: &str, tls: bool) -> Result<SessionBackend, DsnError> {
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, rest) = rest.split_at(authority_end);
-        if rest.contains('@') {
-            return Err(self.malformed(
-                "an `@` after the host: percent-encode reserved characters in the password \
-                 (`/` → %2F, `?` → %3F, `#` → %23, `@` → %40)",
-            ));
-        }
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((userinfo, hostport)) => (Some(userinfo), hostport),
-            None => (None, authority),
-        };
-        let (username, password) = match userinfo {
-            Some(userinfo) => self.credentials(userinfo)?,
-            None => (None, None),
-        };
+        let Authority {
+            username,
+            password,
+            hosts: hostport,
+            rest,
+        } = self.authority(rest, "host")?;
         let (host, port) = self.host_port(hostport)?;
         let (path, query) = self.split_query(rest)?;
         let db = match path {
@@ -114,22 +114,12 @@ impl Parser<'_> {
     /// the sentinels to ask for the primary of SERVICE (port 26379 when not
     /// given); the credentials and db are the data nodes'.
     fn sentinel(&self, rest: &str) -> Result<SessionBackend, DsnError> {
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, rest) = rest.split_at(authority_end);
-        if rest.contains('@') {
-            return Err(self.malformed(
-                "an `@` after the hosts: percent-encode reserved characters in the password \
-                 (`/` → %2F, `?` → %3F, `#` → %23, `@` → %40)",
-            ));
-        }
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => (Some(userinfo), hosts),
-            None => (None, authority),
-        };
-        let (username, password) = match userinfo {
-            Some(userinfo) => self.credentials(userinfo)?,
-            None => (None, None),
-        };
+        let Authority {
+            username,
+            password,
+            hosts,
+            rest,
+        } = self.authority(rest, "hosts")?;
         let sentinels = self.host_list(hosts, DEFAULT_SENTINEL_PORT)?;
         let (path, query) = self.split_query(rest)?;
         let mut segments = path.trim_start_matches('/').splitn(2, '/');
@@ -160,22 +150,12 @@ impl Parser<'_> {
     /// `redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options]`:
     /// seed nodes of a Redis Cluster, which has only db 0.
     fn cluster(&self, rest: &str) -> Result<SessionBackend, DsnError> {
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, rest) = rest.split_at(authority_end);
-        if rest.contains('@') {
-            return Err(self.malformed(
-                "an `@` after the hosts: percent-encode reserved characters in the password \
-                 (`/` → %2F, `?` → %3F, `#` → %23, `@` → %40)",
-            ));
-        }
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => (Some(userinfo), hosts),
-            None => (None, authority),
-        };
-        let (username, password) = match userinfo {
-            Some(userinfo) => self.credentials(userinfo)?,
-            None => (None, None),
-        };
+        let Authority {
+            username,
+            password,
+            hosts,
+            rest,
+        } = self.authority(rest, "hosts")?;
         let nodes = self.host_list(hosts, DEFAULT_PORT)?;
         let (path, query) = self.split_query(rest)?;
         if !matches!(path, "" | "/" | "/0") {
@@ -240,6 +220,33 @@ impl Parser<'_> {
             return Err(self.malformed("`username` without `password`"));
         }
         Ok(SessionBackend::Redis(Box::new(dsn)))
+    }
+
+    /// `[[user]:password@]hosts` up to the path or query, and what follows;
+    /// `noun` names the hosts part in the message for a stray `@`.
+    fn authority<'t>(&self, rest: &'t str, noun: &str) -> Result<Authority<'t>, DsnError> {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, rest) = rest.split_at(authority_end);
+        if rest.contains('@') {
+            return Err(self.malformed(format!(
+                "an `@` after the {noun}: percent-encode reserved characters in the password \
+                 (`/` → %2F, `?` → %3F, `#` → %23, `@` → %40)"
+            )));
+        }
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts),
+            None => (None, authority),
+        };
+        let (username, password) = match userinfo {
+            Some(userinfo) => self.credentials(userinfo)?,
+            None => (None, None),
+        };
+        Ok(Authority {
+            username,
+            password,
+            hosts,
+            rest,
+        })
     }
 
     /// Splits `path?query`, refusing `#fragments`.
