@@ -28,6 +28,19 @@ impl SessionId {
     }
 }
 
+impl SessionId {
+    /// An id found in a store (`nene sessions copy`), which may have been
+    /// made by a PHP application with another `sid_length` or alphabet:
+    /// accepted when it is 1 to [`MAX_ID_LENGTH`] characters of the widest
+    /// alphabet (`0-9a-zA-Z,-`), so it is still safe in a file name or key.
+    pub fn from_store(text: &str) -> Option<SessionId> {
+        (!text.is_empty()
+            && text.len() <= MAX_ID_LENGTH
+            && text.bytes().all(|b| ALPHABET_6.contains(&b)))
+        .then(|| SessionId(text.to_string()))
+    }
+}
+
 /// [`SessionId::log_tag`] of any text that names a session (gc sees ids in
 /// file names before they are validated).
 pub fn log_tag_of(id: &str) -> String {

@@ -20,9 +20,10 @@ pub mod lifecycle;
 mod settings;
 
 pub use backend::{
-    DsnError, FileSessionHandler, HeldLock, RedisAddress, RedisDsn, RedisOptions,
-    RedisSessionHandler, RedisSetupError, SessionBackend, SessionDsn, SessionHandler,
-    SessionHandlerFactory, SessionLock, SessionSetupError, Stored, Unreadable, redact_dsn,
+    DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, RedisAddress, RedisDsn,
+    RedisOptions, RedisSessionHandler, RedisSetupError, SessionBackend, SessionDsn, SessionHandler,
+    SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, Stored, Unreadable,
+    redact_dsn,
 };
 pub use error::SessionError;
 pub use format::{Decoded, JsonCodec, KeptValues, PhpCodec, PhpHandler, SessionCodec, SessionData};

@@ -62,6 +62,30 @@ impl Stored {
     }
 }
 
+/// A live session as [`SessionHandler::list_sessions`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveSession {
+    /// Its id, as stored (a PHP application's ids may have another length
+    /// or alphabet than nene's own).
+    pub id: SessionId,
+    /// How long it has left before it expires.
+    pub remaining: std::time::Duration,
+}
+
+/// One page of [`SessionHandler::list_sessions`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionPage {
+    /// The sessions on this page.
+    pub sessions: Vec<LiveSession>,
+    /// Where the next page starts; `None` when this was the last.
+    pub next: Option<String>,
+}
+
+/// How many sessions a backend lists per page unless it has a reason to
+/// differ: large enough that a copy of 10,000 sessions is a few dozen round
+/// trips, small enough that a page is a few MiB at most.
+pub const LIST_PAGE_SIZE: usize = 500;
+
 /// A session backend. Every method is bounded in time by the backend's own
 /// timeout and returns an error rather than hang.
 #[async_trait]
@@ -125,6 +149,30 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// One round trip to the backend, for `nene check` and health pages.
     async fn ping(&self) -> Result<(), SessionError>;
 
+    /// Stores `data` to expire after `lifetime` rather than the configured
+    /// `session.gc_maxlifetime`: `nene sessions copy` keeps each session's
+    /// remaining lifetime. Otherwise like [`write`](Self::write).
+    async fn write_with_lifetime(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        lifetime: std::time::Duration,
+    ) -> Result<(), SessionError> {
+        let _ = (id, data, lifetime);
+        Err(unsupported(self.name(), "write_with_lifetime"))
+    }
+
+    /// One page of the live (unexpired) sessions with their remaining
+    /// lifetime, for `nene sessions copy`: `cursor` is `None` for the first
+    /// page and then the [`SessionPage::next`] of the page before; `next` is
+    /// `None` on the last page. Pages are small (a few hundred sessions) so
+    /// a copy never holds a whole store in memory; a session written while
+    /// the listing runs may or may not be in it.
+    async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
+        let _ = cursor;
+        Err(unsupported(self.name(), "list_sessions"))
+    }
+
     /// Whether requests of one session exclude each other. When true, the
     /// runtime also queues same-session requests in-process before taking
     /// the backend's lock, so they wait in order instead of polling it.
@@ -143,6 +191,15 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// with its holder).
     fn lock_expiry(&self) -> Option<std::time::Duration> {
         None
+    }
+}
+
+/// The error of an operation a backend cannot do.
+fn unsupported(backend: &'static str, operation: &'static str) -> SessionError {
+    SessionError::Backend {
+        backend,
+        operation,
+        message: "this backend cannot do that".to_string(),
     }
 }
 
