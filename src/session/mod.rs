@@ -2,7 +2,7 @@
 //!
 //! | where | what |
 //! |---|---|
-//! | [`backend`] | where session data lives: the [`SessionHandler`] contract, the factory that picks a backend from `SESSION_DSN`, the DSN types, and one folder per backend (`files/`, `redis/`) |
+//! | [`backend`] | where session data lives: the [`SessionHandler`] contract, the factory that picks a backend from `SESSION_DSN`, the DSN types, and one folder per backend (`files/`, `redis/`, `memcached/`) |
 //! | [`lifecycle`] | what happens around every request: the [`Session`] handle a handler takes, the layer that commits it, the [`SessionRuntime`] bundle built at start-up, the cookie, the in-process queue, the write chain (group commit), refused-id warnings and counters |
 //! | [`format`](mod@format) | how session data becomes bytes: `json` (nene's), PHP's `php` and `php_serialize` |
 //! | `id.rs`, `error.rs`, `settings.rs` | shared by both: session ids, what can fail, the `[session]` settings |
@@ -20,7 +20,8 @@ pub mod lifecycle;
 mod settings;
 
 pub use backend::{
-    DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, RedisAddress, RedisDsn,
+    DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, MemcachedDsn,
+    MemcachedOptions, MemcachedSessionHandler, MemcachedSetupError, RedisAddress, RedisDsn,
     RedisOptions, RedisSessionHandler, RedisSetupError, SessionBackend, SessionDsn, SessionHandler,
     SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, Stored, Unreadable,
     redact_dsn,

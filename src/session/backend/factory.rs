@@ -1,5 +1,6 @@
 //! The one place that turns `SESSION_DSN` into a session backend
-//! (docs/decisions/0006): empty → files, `redis://…` → Redis. A new
+//! (docs/decisions/0006): empty → files, `redis://…` → Redis,
+//! `memcached://…` → memcached. A new
 //! backend is one more arm here. Nothing here opens a connection: a Redis
 //! that is down at start-up fails requests that need a session, not start-up.
 
@@ -12,6 +13,7 @@ use crate::session::{SavePathLock, SessionSettings};
 use crate::session::backend::SessionHandler;
 use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
 use crate::session::backend::files::FileSessionHandler;
+use crate::session::backend::memcached::{MemcachedSessionHandler, MemcachedSetupError};
 use crate::session::backend::redis::{RedisSessionHandler, RedisSetupError};
 
 /// Picks and builds the session backend.
@@ -38,6 +40,9 @@ pub enum SessionSetupError {
     /// `tls_ca_file`, settings the client refuses).
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
+    /// The memcached handler cannot be built from the DSN.
+    #[error(transparent)]
+    Memcached(#[from] MemcachedSetupError),
 }
 
 impl SessionHandlerFactory {
@@ -66,6 +71,9 @@ impl SessionHandlerFactory {
             SessionBackend::Redis(_) => {
                 Arc::new(RedisSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
             }
+            SessionBackend::Memcached(_) => Arc::new(
+                MemcachedSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size),
+            ),
         };
         Ok(handler)
     }

@@ -3,19 +3,23 @@
 //! expiry, and can lock one session against concurrent requests. Small on
 //! purpose: a new backend is one folder implementing it plus one arm in the
 //! factory (`factory.rs`), which picks the backend from `SESSION_DSN`
-//! (`dsn/`).
+//! (`dsn/`). The backends: files (`files/`), Redis with Sentinel and
+//! Cluster (`redis/`), and memcached (`memcached/`).
 
 mod dsn;
 mod factory;
 mod files;
+mod memcached;
 mod redis;
 mod unreadable;
 
 pub use dsn::{
-    DsnError, RedisAddress, RedisDsn, RedisOptions, SessionBackend, SessionDsn, redact_dsn,
+    DsnError, MemcachedDsn, MemcachedOptions, RedisAddress, RedisDsn, RedisOptions, SessionBackend,
+    SessionDsn, redact_dsn,
 };
 pub use factory::{SessionHandlerFactory, SessionSetupError};
 pub use files::FileSessionHandler;
+pub use memcached::{MemcachedSessionHandler, MemcachedSetupError};
 pub use redis::{RedisSessionHandler, RedisSetupError};
 pub use unreadable::Unreadable;
 

@@ -15,6 +15,7 @@
 //! | `redis+unix:///path/to/redis.sock` (or `unix:///…`) | a Unix socket; `db`, `password` and `username` go in the query: `?db=2&password=…` |
 //! | `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db]` | the primary of SERVICE, asked of these sentinels (port 26379 by default); user, password and db are the data nodes' |
 //! | `redis+cluster://[[user]:password@]host[:port][,host[:port]…]` | a Redis Cluster, found from these seed nodes; keys carry the id as a hash tag (`sess_{id}`) so a session and its lock share a slot |
+//! | `memcached://host[:port][,host[:port]…]` | memcached (port 11211 by default); with several servers a session lives on the one libmemcached's weighted ketama picks for its id; no user or password (no SASL) |
 //!
 //! IPv6 hosts go in brackets (`redis://[::1]:6379`). A password with
 //! reserved characters is percent-encoded (`@` → `%40`, `/` → `%2F`,
@@ -40,6 +41,12 @@
 //! | `wait_timeout` | `500ms` | bound on that wait |
 //! | `sentinel_username`, `sentinel_password` | none | `redis+sentinel://` only: the sentinels' own credentials |
 //! | `db`, `password`, `username` | `0`, none, none | Unix socket form only (the TCP forms carry them in the URL) |
+//!
+//! A memcached DSN takes `prefix`, `timeout`, `connect_timeout`, `lock`,
+//! `lock_ttl` and `lock_wait` as above, and `lock_prefix` (default `lock.`)
+//! instead of `lock_suffix`: a session's lock is `{prefix}{lock_prefix}{id}`,
+//! as PHP's memcached extension names its locks (`memc.sess.key.lock.{id}`
+//! with `prefix=memc.sess.key.`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -52,7 +59,8 @@ const ACCEPTED: &str = "accepted: '' (file sessions), \
      rediss://… (the same over TLS), \
      redis+unix:///path/to/redis.sock[?db=N&password=…&options], \
      redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db][?options], \
-     redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options]";
+     redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options], \
+     memcached://host[:port][,host[:port]…][?options]";
 
 /// Options every Redis DSN takes.
 const OPTIONS: &[&str] = &[
@@ -80,6 +88,7 @@ const SCHEMES: &[&str] = &[
     "unix",
     "redis+sentinel",
     "redis+cluster",
+    "memcached",
 ];
 
 const DEFAULT_PORT: u16 = 6379;
@@ -106,6 +115,8 @@ pub enum SessionBackend {
     Files,
     /// Boxed: it is much larger than `Files`.
     Redis(Box<RedisDsn>),
+    /// One or more memcached servers; boxed like Redis.
+    Memcached(Box<MemcachedDsn>),
 }
 
 /// Where a Redis server is and how to talk to it.
@@ -283,7 +294,15 @@ impl SessionDsn {
     pub fn redis(&self) -> Option<&RedisDsn> {
         match &self.backend {
             SessionBackend::Redis(redis) => Some(redis.as_ref()),
-            SessionBackend::Files => None,
+            SessionBackend::Files | SessionBackend::Memcached(_) => None,
+        }
+    }
+
+    /// The memcached settings, when the DSN names memcached.
+    pub fn memcached(&self) -> Option<&MemcachedDsn> {
+        match &self.backend {
+            SessionBackend::Memcached(memcached) => Some(memcached.as_ref()),
+            SessionBackend::Files | SessionBackend::Redis(_) => None,
         }
     }
 
@@ -396,9 +415,11 @@ fn write_hosts(f: &mut fmt::Formatter<'_>, hosts: &[(String, u16)]) -> fmt::Resu
     Ok(())
 }
 
+mod memcached;
 mod parse;
 mod redact;
 
+pub use memcached::{MemcachedDsn, MemcachedOptions};
 use parse::Parser;
 pub use redact::redact_dsn;
 
@@ -646,7 +667,7 @@ mod tests {
     #[test]
     fn unknown_schemes_are_refused_with_what_is_accepted() {
         for text in [
-            "memcached://cache:11211",
+            "memcache://cache:11211",
             "mysql://db/sessions",
             "http://redis:6379",
             "files://",

@@ -35,13 +35,13 @@ pub(super) fn percent_decode(text: &str) -> Option<String> {
 }
 
 /// The part of a URL-form DSN before its path: credentials and hosts.
-struct Authority<'t> {
-    username: Option<String>,
-    password: Option<String>,
+pub(super) struct Authority<'t> {
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
     /// `host[:port]`, or a comma-separated list of them.
-    hosts: &'t str,
+    pub(super) hosts: &'t str,
     /// The path, query and fragment after it.
-    rest: &'t str,
+    pub(super) rest: &'t str,
 }
 
 /// One parse, carrying the redacted DSN every error names.
@@ -50,7 +50,7 @@ pub(super) struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn malformed(&self, problem: impl Into<String>) -> DsnError {
+    pub(super) fn malformed(&self, problem: impl Into<String>) -> DsnError {
         DsnError::Malformed {
             dsn: self.dsn.to_string(),
             problem: problem.into(),
@@ -76,6 +76,7 @@ impl Parser<'_> {
             "redis+unix" | "unix" => self.unix(rest),
             "redis+sentinel" => self.sentinel(rest),
             "redis+cluster" => self.cluster(rest),
+            "memcached" => self.memcached(rest),
             _ => Err(DsnError::UnknownScheme {
                 dsn: self.dsn.to_string(),
                 scheme: scheme.to_string(),
@@ -174,7 +175,11 @@ impl Parser<'_> {
     }
 
     /// `host[:port][,host[:port]…]`, each with `default_port` when it names none.
-    fn host_list(&self, text: &str, default_port: u16) -> Result<Vec<(String, u16)>, DsnError> {
+    pub(super) fn host_list(
+        &self,
+        text: &str,
+        default_port: u16,
+    ) -> Result<Vec<(String, u16)>, DsnError> {
         text.split(',')
             .map(|hostport| {
                 let (host, port) = self.host_port(hostport)?;
@@ -224,7 +229,11 @@ impl Parser<'_> {
 
     /// `[[user]:password@]hosts` up to the path or query, and what follows;
     /// `noun` names the hosts part in the message for a stray `@`.
-    fn authority<'t>(&self, rest: &'t str, noun: &str) -> Result<Authority<'t>, DsnError> {
+    pub(super) fn authority<'t>(
+        &self,
+        rest: &'t str,
+        noun: &str,
+    ) -> Result<Authority<'t>, DsnError> {
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, rest) = rest.split_at(authority_end);
         if rest.contains('@') {
@@ -250,7 +259,7 @@ impl Parser<'_> {
     }
 
     /// Splits `path?query`, refusing `#fragments`.
-    fn split_query<'t>(&self, rest: &'t str) -> Result<(&'t str, &'t str), DsnError> {
+    pub(super) fn split_query<'t>(&self, rest: &'t str) -> Result<(&'t str, &'t str), DsnError> {
         if rest.contains('#') {
             return Err(
                 self.malformed("a `#…` fragment; options go in the query (?option=value&…)")
@@ -386,13 +395,7 @@ impl Parser<'_> {
                 "connect_timeout" => {
                     options.connect_timeout = self.duration("connect_timeout", &value, false)?;
                 }
-                "lock" => {
-                    options.lock = match value.to_ascii_lowercase().as_str() {
-                        "on" | "1" | "true" | "yes" => true,
-                        "off" | "0" | "false" | "no" => false,
-                        _ => return Err(self.bad_value("lock", &value, "`on` or `off`")),
-                    };
-                }
+                "lock" => options.lock = self.on_off(&value)?,
                 "lock_ttl" => options.lock_ttl = self.duration("lock_ttl", &value, false)?,
                 "lock_wait" => options.lock_wait = self.duration("lock_wait", &value, true)?,
                 "tls_ca_file" => {
@@ -442,6 +445,32 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// The `lock` option's value.
+    pub(super) fn on_off(&self, value: &str) -> Result<bool, DsnError> {
+        match value.to_ascii_lowercase().as_str() {
+            "on" | "1" | "true" | "yes" => Ok(true),
+            "off" | "0" | "false" | "no" => Ok(false),
+            _ => Err(self.bad_value("lock", value, "`on` or `off`")),
+        }
+    }
+
+    /// `key=value&…`, percent-decoded (a key without `=` has an empty value).
+    pub(super) fn query_pairs(&self, query: &str) -> Result<Vec<(String, String)>, DsnError> {
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+                let key = percent_decode(raw_key)
+                    .ok_or_else(|| self.malformed("broken percent-encoding in an option name"))?;
+                let value = percent_decode(raw_value).ok_or_else(|| {
+                    self.malformed(format!("broken percent-encoding in the value of `{key}`"))
+                })?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
     fn unknown_option(&self, key: &str, socket: bool) -> DsnError {
         let mut accepted: Vec<&str> = OPTIONS.to_vec();
         if socket {
@@ -462,7 +491,12 @@ impl Parser<'_> {
         }
     }
 
-    fn bad_value(&self, option: &'static str, value: &str, expected: &'static str) -> DsnError {
+    pub(super) fn bad_value(
+        &self,
+        option: &'static str,
+        value: &str,
+        expected: &'static str,
+    ) -> DsnError {
         DsnError::BadOptionValue {
             dsn: self.dsn.to_string(),
             option,
@@ -472,7 +506,7 @@ impl Parser<'_> {
     }
 
     /// A humantime duration within bounds; zero only where `zero_ok`.
-    fn duration(
+    pub(super) fn duration(
         &self,
         option: &'static str,
         value: &str,

@@ -1,0 +1,421 @@
+//! A small memcached client over tokio, speaking the meta text protocol of
+//! memcached 1.6 (`mg`, `ms`, `md`, `mn`) plus `lru_crawler metadump`.
+//!
+//! Written here rather than taken from a crate: `memcache` is synchronous;
+//! `async-memcached` has neither meta commands nor per-command timeouts; none
+//! offers the compare-and-delete a lock needs (`mg key v c`, then
+//! `md key C<cas>`), reading a value's size before its bytes, or a key
+//! dump. What nene needs is a handful of commands, binary-safe values, a
+//! bound on every command, and reconnection: about what this file is.
+//!
+//! Each server has a small pool of connections: a command takes an idle
+//! one (or opens one), and puts it back only when the command completed
+//! cleanly. A connection that timed out, failed, or got an error reply is
+//! dropped, so a restarted or stalled memcached costs only the commands
+//! that met it. A reused connection that fails on I/O (memcached restarted
+//! while it was idle) empties the pool and the command is sent once more
+//! on a fresh connection: every command nene sends is safe to repeat.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+/// Idle connections kept per server: enough for the requests one instance
+/// runs at once on a small machine; more are opened under load and closed
+/// after use.
+const MAX_IDLE: usize = 8;
+
+/// Connections per server at most, so that a burst of requests cannot open
+/// more than memcached serves (its default is 1024 for all clients).
+const MAX_CONNECTIONS: usize = 64;
+
+/// The longest reply line read (a header, or one line of a key dump: a key
+/// of at most 250 bytes, URL-encoded, and a few numbers).
+const MAX_LINE: usize = 4096;
+
+/// A key dump reads a whole server's keys: it gets this many times the
+/// command `timeout`, and never less than [`DUMP_LEAST`].
+const DUMP_TIMEOUTS: u32 = 20;
+const DUMP_LEAST: Duration = Duration::from_secs(10);
+
+/// A request to one server.
+pub(super) enum Command<'a> {
+    /// `mg key s v`: the value, unless it is over `max` bytes.
+    Get { key: &'a str, max: u64 },
+    /// `mg key v c`: a small value (a lock token) with its CAS.
+    GetWithCas { key: &'a str },
+    /// `mg key`, or `mg key T<exptime>` to restart its expiry.
+    Probe { key: &'a str, exptime: Option<i64> },
+    /// `ms key len T<exptime> F0`, with `ME` to store only when the key is
+    /// absent (`add`).
+    Set {
+        key: &'a str,
+        data: &'a [u8],
+        exptime: i64,
+        only_if_absent: bool,
+    },
+    /// `md key`, with `C<cas>` to delete only that version.
+    Delete { key: &'a str, cas: Option<u64> },
+    /// `mn`: a round trip that does nothing.
+    NoOp,
+    /// `lru_crawler metadump all`: the keys `accept` takes that sort after
+    /// `after`, at most `keep` of them (the smallest), with their expiry.
+    Dump {
+        accept: &'a (dyn Fn(&str) -> bool + Sync),
+        after: Option<&'a str>,
+        keep: usize,
+    },
+}
+
+/// What a server answered.
+pub(super) enum Reply {
+    /// The key's value (`VA`).
+    Value(Bytes),
+    /// The key's value and CAS.
+    ValueWithCas(Bytes, u64),
+    /// The value is `size` bytes, over the limit; it was read and discarded.
+    TooLarge(u64),
+    /// The key exists, was stored, deleted or touched (`HD`).
+    Done,
+    /// The key does not exist (`EN`, `NF`), was not stored (`NS`), or its
+    /// CAS differs (`EX`): the condition of the command did not hold.
+    NotDone,
+    /// The keys of a dump with their expiry (unix seconds, -1 for never),
+    /// sorted, and whether more keys were past `keep`.
+    Keys(Vec<(String, i64)>, bool),
+}
+
+/// A command that failed.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// No answer within the bound.
+    TimedOut(Duration),
+    /// The server could not be reached, closed the connection, or answered
+    /// with an error.
+    Failed(String),
+}
+
+/// One memcached server and its connections.
+pub(super) struct Server {
+    /// `host:port` (IPv6 in brackets), to connect to and name in errors.
+    pub(super) address: String,
+    /// Connections that finished their last command cleanly.
+    idle: Mutex<Vec<BufStream<TcpStream>>>,
+    /// Bounds the connections open at once ([`MAX_CONNECTIONS`]).
+    permits: Semaphore,
+    /// Bound on one command (the DSN's `timeout`).
+    timeout: Duration,
+    /// Bound on opening a connection (the DSN's `connect_timeout`).
+    connect_timeout: Duration,
+}
+
+impl Server {
+    pub(super) fn new(host: &str, port: u16, timeout: Duration, connect_timeout: Duration) -> Self {
+        let address = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Self {
+            address,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(MAX_CONNECTIONS),
+            timeout,
+            connect_timeout,
+        }
+    }
+
+    /// Sends `command` and reads its reply, within `connect_timeout +
+    /// timeout` (longer for a dump), retrying once on a fresh connection
+    /// when a reused one turns out to be dead.
+    pub(super) async fn call(&self, command: &Command<'_>) -> Result<Reply, Failure> {
+        let bound = match command {
+            Command::Dump { .. } => (self.timeout * DUMP_TIMEOUTS).max(DUMP_LEAST),
+            _ => self.timeout,
+        } + self.connect_timeout;
+        let attempt = async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| self.failed("the connection pool is closed"))?;
+            let reused = self.idle.lock().expect("idle pool").pop();
+            if let Some(connection) = reused {
+                match self.exchange(connection, command).await {
+                    Err(Attempt::Io(_)) => {
+                        // Memcached restarted, or closed idle connections:
+                        // the other idle ones are as dead as this one.
+                        self.idle.lock().expect("idle pool").clear();
+                    }
+                    other => return other.map_err(|error| self.failure_of(error)),
+                }
+            }
+            let connection = self.connect().await?;
+            self.exchange(connection, command)
+                .await
+                .map_err(|error| self.failure_of(error))
+        };
+        tokio::time::timeout(bound, attempt)
+            .await
+            .unwrap_or(Err(Failure::TimedOut(bound)))
+    }
+
+    /// Opens a connection, within `connect_timeout`.
+    async fn connect(&self) -> Result<BufStream<TcpStream>, Failure> {
+        match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address)).await {
+            Ok(Ok(stream)) => {
+                // Commands are small and answered at once: do not let
+                // Nagle's algorithm hold a request back.
+                let _ = stream.set_nodelay(true);
+                Ok(BufStream::new(stream))
+            }
+            Ok(Err(error)) => Err(self.failed(&format!("cannot connect: {error}"))),
+            Err(_) => {
+                Err(self.failed(&format!("cannot connect within {:?}", self.connect_timeout)))
+            }
+        }
+    }
+
+    /// One command on `connection`, which goes back to the pool when the
+    /// exchange ended cleanly.
+    async fn exchange(
+        &self,
+        mut connection: BufStream<TcpStream>,
+        command: &Command<'_>,
+    ) -> Result<Reply, Attempt> {
+        let reply = run(&mut connection, command).await?;
+        let mut idle = self.idle.lock().expect("idle pool");
+        if idle.len() < MAX_IDLE {
+            idle.push(connection);
+        }
+        Ok(reply)
+    }
+
+    fn failure_of(&self, attempt: Attempt) -> Failure {
+        match attempt {
+            Attempt::Io(error) => self.failed(&format!("connection failed: {error}")),
+            Attempt::Refused(message) => self.failed(&message),
+        }
+    }
+
+    fn failed(&self, message: &str) -> Failure {
+        Failure::Failed(format!("memcached at {}: {message}", self.address))
+    }
+}
+
+/// Why one exchange failed: I/O (worth a retry on a fresh connection when
+/// the connection was reused) or a reply nene cannot use.
+enum Attempt {
+    Io(std::io::Error),
+    Refused(String),
+}
+
+impl From<std::io::Error> for Attempt {
+    fn from(error: std::io::Error) -> Self {
+        Attempt::Io(error)
+    }
+}
+
+/// Writes `command` and reads its reply.
+async fn run(
+    connection: &mut BufStream<TcpStream>,
+    command: &Command<'_>,
+) -> Result<Reply, Attempt> {
+    match command {
+        Command::Get { key, max } => {
+            send(connection, &format!("mg {key} s v\r\n"), None).await?;
+            read_value(connection, Some(*max), false).await
+        }
+        Command::GetWithCas { key } => {
+            send(connection, &format!("mg {key} v c\r\n"), None).await?;
+            // A lock token is 32 bytes; anything much larger is not one.
+            read_value(connection, Some(1024), true).await
+        }
+        Command::Probe { key, exptime } => {
+            let line = match exptime {
+                Some(exptime) => format!("mg {key} T{exptime}\r\n"),
+                None => format!("mg {key}\r\n"),
+            };
+            send(connection, &line, None).await?;
+            read_status(connection).await
+        }
+        Command::Set {
+            key,
+            data,
+            exptime,
+            only_if_absent,
+        } => {
+            let mode = if *only_if_absent { " ME" } else { "" };
+            let line = format!("ms {key} {} T{exptime} F0{mode}\r\n", data.len());
+            send(connection, &line, Some(data)).await?;
+            read_status(connection).await
+        }
+        Command::Delete { key, cas } => {
+            let line = match cas {
+                Some(cas) => format!("md {key} C{cas}\r\n"),
+                None => format!("md {key}\r\n"),
+            };
+            send(connection, &line, None).await?;
+            read_status(connection).await
+        }
+        Command::NoOp => {
+            send(connection, "mn\r\n", None).await?;
+            match read_line(connection).await?.as_str() {
+                "MN" => Ok(Reply::Done),
+                other => Err(refused(other)),
+            }
+        }
+        Command::Dump {
+            accept,
+            after,
+            keep,
+        } => {
+            send(connection, "lru_crawler metadump all\r\n", None).await?;
+            read_dump(connection, *accept, *after, *keep).await
+        }
+    }
+}
+
+async fn send(
+    connection: &mut BufStream<TcpStream>,
+    line: &str,
+    data: Option<&[u8]>,
+) -> Result<(), Attempt> {
+    connection.write_all(line.as_bytes()).await?;
+    if let Some(data) = data {
+        connection.write_all(data).await?;
+        connection.write_all(b"\r\n").await?;
+    }
+    connection.flush().await?;
+    Ok(())
+}
+
+/// One reply line without its `\r\n`; an end of stream is an I/O error.
+async fn read_line(connection: &mut BufStream<TcpStream>) -> Result<String, Attempt> {
+    let mut line = Vec::new();
+    let read = (&mut *connection)
+        .take(MAX_LINE as u64)
+        .read_until(b'\n', &mut line)
+        .await?;
+    if read == 0 {
+        return Err(Attempt::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(Attempt::Refused(format!(
+            "a reply line longer than {MAX_LINE} bytes"
+        )));
+    }
+    let text = String::from_utf8_lossy(&line);
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// The reply of a command that answers with a status only.
+async fn read_status(connection: &mut BufStream<TcpStream>) -> Result<Reply, Attempt> {
+    let line = read_line(connection).await?;
+    match line.split(' ').next().unwrap_or_default() {
+        "HD" => Ok(Reply::Done),
+        "EN" | "NF" | "NS" | "EX" => Ok(Reply::NotDone),
+        _ => Err(refused(&line)),
+    }
+}
+
+/// The reply of `mg … v`: `VA <size> <flags>` and the value, or `EN`. A
+/// value over `max` is read and thrown away in small pieces, never held.
+async fn read_value(
+    connection: &mut BufStream<TcpStream>,
+    max: Option<u64>,
+    with_cas: bool,
+) -> Result<Reply, Attempt> {
+    let line = read_line(connection).await?;
+    let mut words = line.split(' ');
+    match words.next() {
+        Some("EN") => return Ok(Reply::NotDone),
+        Some("VA") => {}
+        _ => return Err(refused(&line)),
+    }
+    let size: u64 = words
+        .next()
+        .and_then(|size| size.parse().ok())
+        .ok_or_else(|| refused(&line))?;
+    let cas = words
+        .find_map(|flag| flag.strip_prefix('c'))
+        .and_then(|cas| cas.parse::<u64>().ok());
+    if max.is_some_and(|max| size > max) {
+        let skipped = tokio::io::copy(
+            &mut (&mut *connection).take(size + 2),
+            &mut tokio::io::sink(),
+        )
+        .await?;
+        if skipped != size + 2 {
+            return Err(Attempt::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        return Ok(Reply::TooLarge(size));
+    }
+    let length = usize::try_from(size).map_err(|_| refused(&line))?;
+    let mut value = BytesMut::zeroed(length + 2);
+    connection.read_exact(&mut value).await?;
+    if &value[length..] != b"\r\n" {
+        return Err(Attempt::Refused("a value not followed by CRLF".to_string()));
+    }
+    value.truncate(length);
+    match (with_cas, cas) {
+        (false, _) => Ok(Reply::Value(value.freeze())),
+        (true, Some(cas)) => Ok(Reply::ValueWithCas(value.freeze(), cas)),
+        (true, None) => Err(refused(&line)),
+    }
+}
+
+/// The lines of `lru_crawler metadump`, `key=<url-encoded> exp=<unix or
+/// -1> …` up to `END`, keeping the `keep` smallest keys after `after`.
+async fn read_dump(
+    connection: &mut BufStream<TcpStream>,
+    accept: &(dyn Fn(&str) -> bool + Sync),
+    after: Option<&str>,
+    keep: usize,
+) -> Result<Reply, Attempt> {
+    let mut kept = std::collections::BTreeMap::new();
+    let mut more = false;
+    loop {
+        let line = read_line(connection).await?;
+        if line == "END" {
+            break;
+        }
+        let Some(fields) = line.strip_prefix("key=") else {
+            // `BUSY …` (another dump runs), `ERROR` (crawler disabled).
+            return Err(refused(&line));
+        };
+        let mut fields = fields.split(' ');
+        let Some(key) = fields.next().and_then(percent_decode) else {
+            continue;
+        };
+        let exp = fields
+            .find_map(|field| field.strip_prefix("exp="))
+            .and_then(|exp| exp.parse::<i64>().ok())
+            .unwrap_or(-1);
+        if !accept(&key) || after.is_some_and(|after| key.as_str() <= after) {
+            continue;
+        }
+        kept.insert(key, exp);
+        if kept.len() > keep {
+            kept.pop_last();
+            more = true;
+        }
+    }
+    Ok(Reply::Keys(kept.into_iter().collect(), more))
+}
+
+/// `%XX` escapes of a dumped key decoded; `None` when broken.
+fn percent_decode(text: &str) -> Option<String> {
+    let decoded = percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()?;
+    Some(decoded.into_owned())
+}
+
+fn refused(line: &str) -> Attempt {
+    Attempt::Refused(format!("unexpected reply `{line}`"))
+}

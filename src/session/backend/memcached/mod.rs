@@ -1,0 +1,482 @@
+//! Sessions in memcached: the data of session `id` is the item
+//! `{prefix}{id}` (`sess_{id}` by default; `memc.sess.key.{id}` with
+//! `prefix=memc.sess.key.`, as PHP's memcached extension stores it), with
+//! flags 0, expiring after `session.gc_maxlifetime`, so gc is a no-op. A
+//! request's lock is the item `{prefix}{lock_prefix}{id}` (`lock.` by
+//! default, PHP's naming), taken with `add` and released by its holder only
+//! (lock.rs).
+//!
+//! With several servers, an item lives on the server libmemcached's weighted
+//! ketama picks for its key without the prefix (ketama.rs), so PHP with
+//! `OPT_LIBKETAMA_COMPATIBLE` finds the same sessions. No server stands in
+//! for another: a session whose server is down gets a 503 until it is back.
+//!
+//! memcached keeps items in memory only. A restart loses every session, and
+//! under memory pressure memcached evicts items (sessions and locks) before
+//! they expire: it is a cache, and sessions in it are as safe as that.
+//!
+//! Waiting for a lock polls with a growing, jittered pause (1 ms to 50 ms):
+//! memcached has no notifications, and requests of one session already queue
+//! in-process before they reach it, so only other instances poll.
+//!
+//! Every command is bounded by the DSN's `timeout` (plus `connect_timeout`
+//! when a connection is opened); connections are reopened on the next
+//! command after a failure (client.rs).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rand::RngExt;
+use tokio::time::Instant;
+
+use crate::session::backend::dsn::SessionDsn;
+use crate::session::backend::{
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, SessionHandler,
+    SessionLock, SessionPage, Stored, Unreadable,
+};
+use crate::session::error::SessionError;
+use crate::session::id::SessionId;
+
+mod client;
+mod ketama;
+mod lock;
+
+use client::{Command, Failure, Reply, Server};
+use ketama::Continuum;
+use lock::{MemcachedLock, new_token};
+
+pub(super) const BACKEND: &str = "memcached";
+
+/// memcached reads an exptime over 30 days as a unix time, not a number
+/// of seconds from now.
+const RELATIVE_EXPTIME_MAX: u64 = 30 * 24 * 60 * 60;
+
+/// First pause between attempts to take a busy lock; it doubles up to
+/// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
+/// quick request.
+const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
+const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
+
+/// The memcached session backend.
+pub struct MemcachedSessionHandler {
+    /// The servers, in DSN order, shared with the locks handed out.
+    servers: Vec<Arc<Server>>,
+    /// Which server holds which key.
+    ring: Continuum,
+    /// Prepended to ids to make keys (`sess_` by default).
+    prefix: String,
+    /// Between the prefix and the id in lock keys (`lock.`).
+    lock_prefix: String,
+    /// `session.gc_maxlifetime`.
+    ttl: Duration,
+    /// Locking settings; `None` when the DSN says `lock=off`.
+    lock: Option<LockSettings>,
+    /// `session.max_size`: a larger stored value is reported, never kept.
+    max_size: u64,
+}
+
+/// How session locks behave (`lock_ttl`, `lock_wait`).
+#[derive(Clone, Copy, Debug)]
+struct LockSettings {
+    /// The lock item's expiry, so a holder that died does not block the session for ever.
+    ttl: Duration,
+    /// How long a request waits for a lock before it gives up.
+    wait: Duration,
+}
+
+/// Setting up the memcached backend failed (before any connection).
+#[derive(Debug, thiserror::Error)]
+pub enum MemcachedSetupError {
+    /// The handler was asked to serve a DSN for another backend.
+    #[error("SESSION_DSN `{dsn}` does not name memcached servers")]
+    NotMemcached {
+        /// The DSN, password masked.
+        dsn: String,
+    },
+}
+
+impl MemcachedSessionHandler {
+    /// A handler for the servers `dsn` names, whose sessions live `ttl`
+    /// (`session.gc_maxlifetime`). Does not connect: the first command does.
+    pub fn new(dsn: &SessionDsn, ttl: Duration) -> Result<Self, MemcachedSetupError> {
+        let Some(memcached) = dsn.memcached() else {
+            return Err(MemcachedSetupError::NotMemcached {
+                dsn: dsn.redacted(),
+            });
+        };
+        let options = &memcached.options;
+        Ok(Self {
+            servers: memcached
+                .servers
+                .iter()
+                .map(|(host, port)| {
+                    Arc::new(Server::new(
+                        host,
+                        *port,
+                        options.timeout,
+                        options.connect_timeout,
+                    ))
+                })
+                .collect(),
+            ring: Continuum::new(&memcached.servers),
+            prefix: options.prefix.clone(),
+            lock_prefix: options.lock_prefix.clone(),
+            ttl,
+            lock: options.lock.then_some(LockSettings {
+                ttl: options.lock_ttl,
+                wait: options.lock_wait,
+            }),
+            max_size: DEFAULT_MAX_SESSION_BYTES,
+        })
+    }
+
+    /// The same handler, leaving stored values over `max_size` bytes
+    /// unread (`session.max_size`).
+    pub fn with_max_size(mut self, max_size: u64) -> Self {
+        self.max_size = max_size;
+        self
+    }
+
+    /// The session's key and the server it lives on.
+    fn session_key(&self, id: &SessionId) -> (&Arc<Server>, String) {
+        let server = &self.servers[self.ring.server_for(id.as_str())];
+        (server, format!("{}{}", self.prefix, id.as_str()))
+    }
+
+    /// The lock's key and the server it lives on (placed by its own name,
+    /// as PHP places `lock.{id}`).
+    fn lock_key(&self, id: &SessionId) -> (&Arc<Server>, String) {
+        let name = format!("{}{}", self.lock_prefix, id.as_str());
+        let server = &self.servers[self.ring.server_for(&name)];
+        (server, format!("{}{name}", self.prefix))
+    }
+
+    /// Sends `command` to `server`, turning failures into session errors.
+    async fn call(
+        &self,
+        server: &Server,
+        operation: &'static str,
+        command: Command<'_>,
+    ) -> Result<Reply, SessionError> {
+        server
+            .call(&command)
+            .await
+            .map_err(|failure| failure_to_error(operation, failure))
+    }
+
+    /// Stores `data` under session `id`, expiring after `lifetime`.
+    async fn store(
+        &self,
+        id: &SessionId,
+        data: &[u8],
+        lifetime: Duration,
+    ) -> Result<(), SessionError> {
+        let (server, key) = self.session_key(id);
+        let command = Command::Set {
+            key: &key,
+            data,
+            exptime: exptime(lifetime),
+            only_if_absent: false,
+        };
+        match self.call(server, "write", command).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected("write", &other)),
+        }
+    }
+}
+
+impl std::fmt::Debug for MemcachedSessionHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let servers: Vec<&str> = self.servers.iter().map(|s| s.address.as_str()).collect();
+        f.debug_struct("MemcachedSessionHandler")
+            .field("servers", &servers)
+            .field("prefix", &self.prefix)
+            .field("ttl", &self.ttl)
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionHandler for MemcachedSessionHandler {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
+        let Some(settings) = self.lock else {
+            return Ok(SessionLock::none());
+        };
+        let (server, key) = self.lock_key(id);
+        let started = Instant::now();
+        let held = MemcachedLock {
+            server: server.clone(),
+            key,
+            token: new_token(),
+            expires_at: started + settings.ttl,
+        };
+        let mut pause = LOCK_RETRY_FIRST;
+        loop {
+            let add = Command::Set {
+                key: &held.key,
+                data: held.token.as_bytes(),
+                exptime: exptime(settings.ttl),
+                only_if_absent: true,
+            };
+            match self.call(server, "lock", add).await {
+                Ok(Reply::Done) => return Ok(SessionLock::held(Box::new(held))),
+                Ok(Reply::NotDone) => {}
+                outcome => {
+                    // The add may have been stored all the same (a timeout
+                    // after memcached got it): do not leave a lock nobody
+                    // knows they hold.
+                    drop(SessionLock::held(Box::new(held)));
+                    return Err(match outcome {
+                        Err(error) => error,
+                        Ok(other) => unexpected("lock", &other),
+                    });
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= settings.wait {
+                return Err(SessionError::LockTimeout {
+                    id_tag: id.log_tag(),
+                    waited,
+                });
+            }
+            let jittered = rand::rng().random_range(pause / 2..=pause);
+            tokio::time::sleep(jittered.min(settings.wait - waited)).await;
+            pause = (pause * 2).min(LOCK_RETRY_MAX);
+        }
+    }
+
+    /// `mg key s v`: a value over `session.max_size` is reported by its
+    /// size and its bytes are thrown away as they arrive.
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
+        let (server, key) = self.session_key(id);
+        let command = Command::Get {
+            key: &key,
+            max: self.max_size,
+        };
+        match self.call(server, "read", command).await? {
+            Reply::Value(data) => Ok(Stored::Data(data)),
+            Reply::NotDone => Ok(Stored::Missing),
+            Reply::TooLarge(size) => Ok(Stored::Unreadable(Unreadable::TooLarge {
+                size,
+                max: self.max_size,
+            })),
+            other => Err(unexpected("read", &other)),
+        }
+    }
+
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        self.store(id, &data, self.ttl).await
+    }
+
+    async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
+        let (server, key) = self.session_key(id);
+        let command = Command::Probe {
+            key: &key,
+            exptime: Some(exptime(self.ttl)),
+        };
+        // NotDone when the session is gone: nothing to keep alive, not an error.
+        match self.call(server, "touch", command).await? {
+            Reply::Done | Reply::NotDone => Ok(()),
+            other => Err(unexpected("touch", &other)),
+        }
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        let (server, key) = self.session_key(id);
+        let command = Command::Delete {
+            key: &key,
+            cas: None,
+        };
+        match self.call(server, "destroy", command).await? {
+            Reply::Done | Reply::NotDone => Ok(()),
+            other => Err(unexpected("destroy", &other)),
+        }
+    }
+
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+        let (server, key) = self.session_key(id);
+        let command = Command::Probe {
+            key: &key,
+            exptime: None,
+        };
+        match self.call(server, "exists", command).await? {
+            Reply::Done => Ok(true),
+            Reply::NotDone => Ok(false),
+            other => Err(unexpected("exists", &other)),
+        }
+    }
+
+    /// memcached expires sessions itself.
+    async fn gc(&self) -> Result<u64, SessionError> {
+        Ok(0)
+    }
+
+    /// `mn` to every server: each holds part of the sessions.
+    async fn ping(&self) -> Result<(), SessionError> {
+        for server in &self.servers {
+            self.call(server, "ping", Command::NoOp).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_with_lifetime(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        lifetime: Duration,
+    ) -> Result<(), SessionError> {
+        self.store(id, &data, lifetime).await
+    }
+
+    /// Every server's keys from `lru_crawler metadump all`, the sessions
+    /// among them in the order of their ids; the cursor is the last id of
+    /// the page before. Each page dumps every server again (memcached has
+    /// no cursor of its own) and keeps only the page's worth of keys.
+    async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
+        let accept = |key: &str| {
+            key.strip_prefix(self.prefix.as_str()).is_some_and(|rest| {
+                !rest.starts_with(self.lock_prefix.as_str())
+                    && SessionId::from_store(rest).is_some()
+            })
+        };
+        let after = cursor.map(|id| format!("{}{id}", self.prefix));
+        let mut keys = Vec::new();
+        let mut more = false;
+        for server in &self.servers {
+            let dump = Command::Dump {
+                accept: &accept,
+                after: after.as_deref(),
+                keep: LIST_PAGE_SIZE,
+            };
+            match self.call(server, "list", dump).await? {
+                Reply::Keys(found, past_the_page) => {
+                    keys.extend(found);
+                    more |= past_the_page;
+                }
+                other => return Err(unexpected("list", &other)),
+            }
+        }
+        keys.sort();
+        if keys.len() > LIST_PAGE_SIZE {
+            keys.truncate(LIST_PAGE_SIZE);
+            more = true;
+        }
+        let now = unix_now();
+        let next = more
+            .then(|| keys.last())
+            .flatten()
+            .map(|(key, _)| key[self.prefix.len()..].to_string());
+        let sessions = keys
+            .into_iter()
+            .filter_map(|(key, exp)| {
+                let remaining = match u64::try_from(exp) {
+                    // -1: no expiry (not one nene wrote).
+                    Err(_) => self.ttl,
+                    Ok(exp) => Duration::from_secs(exp.checked_sub(now).filter(|s| *s > 0)?),
+                };
+                Some(LiveSession {
+                    id: SessionId::from_store(&key[self.prefix.len()..])?,
+                    remaining,
+                })
+            })
+            .collect();
+        Ok(SessionPage { sessions, next })
+    }
+
+    fn uses_locking(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    fn lock_wait(&self) -> Duration {
+        self.lock
+            .map(|settings| settings.wait)
+            .unwrap_or(DEFAULT_LOCK_WAIT)
+    }
+
+    fn lock_expiry(&self) -> Option<Duration> {
+        self.lock.map(|settings| settings.ttl)
+    }
+}
+
+/// The exptime memcached needs for an item to live at least `lifetime`.
+/// One second more than asked: memcached's clock ticks in whole seconds, so
+/// an item given `T2` may expire 1.01 s later; with `T3` it lives 2 to 3 s.
+/// Past 30 days memcached reads the number as a unix time, so it is sent
+/// as one.
+fn exptime(lifetime: Duration) -> i64 {
+    let seconds = lifetime.as_secs() + u64::from(lifetime.subsec_nanos() > 0) + 1;
+    let exptime = if seconds <= RELATIVE_EXPTIME_MAX {
+        seconds
+    } else {
+        unix_now() + seconds
+    };
+    i64::try_from(exptime).unwrap_or(i64::MAX)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// The session error of a failed command.
+fn failure_to_error(operation: &'static str, failure: Failure) -> SessionError {
+    match failure {
+        Failure::TimedOut(after) => SessionError::Timeout {
+            backend: BACKEND,
+            operation,
+            after,
+        },
+        Failure::Failed(message) => {
+            let hint = if message.contains("too large") {
+                " (memcached's item size limit, its -I option, must exceed session.max_size)"
+            } else {
+                ""
+            };
+            SessionError::Backend {
+                backend: BACKEND,
+                operation,
+                message: format!("{message}{hint}"),
+            }
+        }
+    }
+}
+
+fn unexpected(operation: &'static str, reply: &Reply) -> SessionError {
+    let reply = match reply {
+        Reply::Value(_) | Reply::ValueWithCas(..) => "a value",
+        Reply::TooLarge(_) => "a size",
+        Reply::Done => "HD",
+        Reply::NotDone => "a refusal",
+        Reply::Keys(..) => "a key dump",
+    };
+    SessionError::Backend {
+        backend: BACKEND,
+        operation,
+        message: format!("unexpected reply: {reply}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exptimes_over_30_days_are_unix_times() {
+        assert_eq!(exptime(Duration::from_secs(2)), 3);
+        assert_eq!(exptime(Duration::from_millis(1500)), 3);
+        assert_eq!(exptime(Duration::ZERO), 1);
+        let thirty_days = Duration::from_secs(RELATIVE_EXPTIME_MAX - 1);
+        assert_eq!(exptime(thirty_days), 2_592_000);
+        let forty_days = exptime(Duration::from_secs(40 * 24 * 60 * 60));
+        let expected = i64::try_from(unix_now() + 40 * 24 * 60 * 60 + 1).unwrap();
+        assert!((forty_days - expected).abs() <= 1, "{forty_days}");
+    }
+}
