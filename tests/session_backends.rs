@@ -1,5 +1,5 @@
-//! The session backend contract, one suite run over every backend (files
-//! and Redis today): what a [`SessionHandler`] promises on its own (data
+//! The session backend contract, one suite run over every backend (files,
+//! Redis and memcached): what a [`SessionHandler`] promises on its own (data
 //! round trips, expiry, locks, size bound, outage and recovery), and what a
 //! visitor sees through a real nginx and nene (counter, login and logout,
 //! strict ids, hostile cookies, concurrent increments, absolute lifetime).
@@ -17,11 +17,12 @@ use bytes::Bytes;
 use common::browser::Browser;
 use common::fcgi_client::request_with_params;
 use common::in_process::InProcess;
+use common::memcached_server::MemcachedServer;
 use common::redis_server::RedisServer;
 use common::{Nene, Nginx};
 use nene::session::{
-    FileSessionHandler, RedisSessionHandler, SessionDsn, SessionError, SessionHandler, SessionId,
-    SessionIdFormat, Stored, Unreadable,
+    FileSessionHandler, MemcachedSessionHandler, RedisSessionHandler, SessionDsn, SessionError,
+    SessionHandler, SessionId, SessionIdFormat, Stored, Unreadable,
 };
 
 /// What the suite needs of a backend: handlers with given bounds, nene's
@@ -166,6 +167,62 @@ impl Backend for Redis {
             .collect();
         ids.sort();
         ids
+    }
+
+    fn break_it(&mut self) {
+        self.server.kill();
+    }
+
+    fn repair(&mut self) {
+        self.server.restart();
+    }
+}
+
+struct Memcached {
+    server: MemcachedServer,
+}
+
+impl Backend for Memcached {
+    fn start() -> Self {
+        Memcached {
+            server: MemcachedServer::start(),
+        }
+    }
+
+    fn handler(
+        &self,
+        ttl: Duration,
+        lock_wait: Duration,
+        max_size: u64,
+    ) -> Arc<dyn SessionHandler> {
+        let dsn = format!(
+            "{}?lock_wait={}ms&timeout=300ms&connect_timeout=300ms",
+            self.server.url(),
+            lock_wait.as_millis()
+        );
+        let dsn = SessionDsn::parse(&dsn).unwrap();
+        Arc::new(
+            MemcachedSessionHandler::new(&dsn, ttl)
+                .unwrap()
+                .with_max_size(max_size),
+        )
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![("NENE_SESSION_DSN".into(), self.server.url())]
+    }
+
+    fn stored(&self, id: &str) -> Option<Vec<u8>> {
+        self.server.get(&format!("sess_{id}"))
+    }
+
+    fn stored_ids(&self) -> Vec<String> {
+        self.server
+            .keys()
+            .into_iter()
+            .filter(|key| !key.starts_with("sess_lock."))
+            .filter_map(|key| key.strip_prefix("sess_").map(str::to_string))
+            .collect()
     }
 
     fn break_it(&mut self) {
@@ -563,7 +620,8 @@ async fn remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_coo
     server.stop().await;
 }
 
-/// Every contract test, for every backend: `files::…` and `redis::…`.
+/// Every contract test, for every backend: `files::…`, `redis::…` and
+/// `memcached::…`.
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod files {
@@ -579,6 +637,14 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $test() {
                     super::$test::<super::Redis>().await
+                }
+            )*
+        }
+        mod memcached {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test::<super::Memcached>().await
                 }
             )*
         }

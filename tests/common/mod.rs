@@ -14,6 +14,7 @@ pub mod dockerfile;
 pub mod fcgi_client;
 pub mod in_process;
 pub mod lighttpd;
+pub mod memcached_server;
 pub mod php_cli;
 pub mod php_fpm;
 pub mod redis_cluster;
