@@ -17,6 +17,7 @@
 //! on a fresh connection: every command nene sends is safe to repeat.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -41,6 +42,12 @@ const MAX_LINE: usize = 4096;
 /// command `timeout`, and never less than [`DUMP_LEAST`].
 const DUMP_TIMEOUTS: u32 = 20;
 const DUMP_LEAST: Duration = Duration::from_secs(10);
+
+/// What memcached adds to a value in an item besides the key: its header
+/// (48 bytes on 64-bit), the CAS (8), the key's NUL and the value's CRLF,
+/// rounded up. A value whose item would pass `item_size_max` is refused
+/// here, because memcached, refusing it, also deletes the key's old value.
+const ITEM_OVERHEAD: u64 = 64;
 
 /// A request to one server.
 pub(super) enum Command<'a> {
@@ -111,6 +118,10 @@ pub(super) struct Server {
     timeout: Duration,
     /// Bound on opening a connection (the DSN's `connect_timeout`).
     connect_timeout: Duration,
+    /// The server's `item_size_max` (its `-I`), asked with `stats
+    /// settings` before the first write; 0 until then, and again after the
+    /// server went away (it may come back with another limit).
+    item_size_max: AtomicU64,
 }
 
 impl Server {
@@ -126,6 +137,7 @@ impl Server {
             permits: Semaphore::new(MAX_CONNECTIONS),
             timeout,
             connect_timeout,
+            item_size_max: AtomicU64::new(0),
         }
     }
 
@@ -150,6 +162,7 @@ impl Server {
                         // Memcached restarted, or closed idle connections:
                         // the other idle ones are as dead as this one.
                         self.idle.lock().expect("idle pool").clear();
+                        self.item_size_max.store(0, Ordering::Relaxed);
                     }
                     other => return other.map_err(|error| self.failure_of(error)),
                 }
@@ -187,12 +200,39 @@ impl Server {
         mut connection: BufStream<TcpStream>,
         command: &Command<'_>,
     ) -> Result<Reply, Attempt> {
+        if let Command::Set { key, data, .. } = command {
+            self.check_item_size(&mut connection, key, data).await?;
+        }
         let reply = run(&mut connection, command).await?;
         let mut idle = self.idle.lock().expect("idle pool");
         if idle.len() < MAX_IDLE {
             idle.push(connection);
         }
         Ok(reply)
+    }
+
+    /// Refuses a value the server would refuse as too large, before it is
+    /// sent (see [`ITEM_OVERHEAD`]).
+    async fn check_item_size(
+        &self,
+        connection: &mut BufStream<TcpStream>,
+        key: &str,
+        data: &[u8],
+    ) -> Result<(), Attempt> {
+        let mut limit = self.item_size_max.load(Ordering::Relaxed);
+        if limit == 0 {
+            limit = item_size_max(connection).await?;
+            self.item_size_max.store(limit, Ordering::Relaxed);
+        }
+        let item = data.len() as u64 + key.len() as u64 + ITEM_OVERHEAD;
+        if item > limit {
+            return Err(Attempt::Refused(format!(
+                "a value of {} bytes is too large for its item size limit ({limit} bytes); \
+                 not sent, the stored value is unchanged",
+                data.len()
+            )));
+        }
+        Ok(())
     }
 
     fn failure_of(&self, attempt: Attempt) -> Failure {
@@ -292,6 +332,24 @@ async fn send(
     }
     connection.flush().await?;
     Ok(())
+}
+
+/// `stats settings`' `item_size_max`.
+async fn item_size_max(connection: &mut BufStream<TcpStream>) -> Result<u64, Attempt> {
+    send(connection, "stats settings\r\n", None).await?;
+    let mut limit = None;
+    loop {
+        let line = read_line(connection).await?;
+        if line == "END" {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("STAT item_size_max ") {
+            limit = value.parse::<u64>().ok();
+        } else if !line.starts_with("STAT ") {
+            return Err(refused(&line));
+        }
+    }
+    limit.ok_or_else(|| Attempt::Refused("`stats settings` has no item_size_max".to_string()))
 }
 
 /// One reply line without its `\r\n`; an end of stream is an I/O error.
