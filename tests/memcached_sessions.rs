@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::memcached_server::MemcachedServer;
 use common::php_cli::{hex, run_php};
+use common::run_nene;
 use nene::session::{
     LIST_PAGE_SIZE, MemcachedSessionHandler, SessionDsn, SessionError, SessionHandler, SessionId,
     SessionIdFormat, Stored,
@@ -46,8 +47,9 @@ async fn a_lock_that_expired_and_was_taken_again_survives_its_first_holders_rele
         second.lock(&id).await,
         Err(SessionError::LockTimeout { .. })
     ));
-    // The first holder overran its lock_ttl; the second takes the lock.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The first holder overran its lock_ttl (memcached's clock ticks in
+    // seconds: the lock lives 1 to 2 s); the second takes the lock.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let current = second.lock(&id).await.unwrap();
     let token = server.get(&lock_key).expect("the second holder's lock");
 
@@ -276,4 +278,34 @@ async fn listing_pages_through_every_server_with_each_remaining_lifetime() {
             "{id}: {remaining:?} left of {lifetime:?}"
         );
     }
+}
+
+#[test]
+fn nene_check_pings_every_server_and_names_the_one_that_is_down() {
+    let one = MemcachedServer::start();
+    let mut two = MemcachedServer::start();
+    let dsn = format!(
+        "memcached://127.0.0.1:{},127.0.0.1:{}?timeout=200ms&connect_timeout=200ms",
+        one.port(),
+        two.port()
+    );
+    let check = run_nene(&["check"], &[("NENE_SESSION_DSN", &dsn)]);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("session backend memcached answered"),
+        "{stdout}"
+    );
+
+    two.kill();
+    let started = Instant::now();
+    let check = run_nene(&["check"], &[("NENE_SESSION_DSN", &dsn)]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success());
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{}", two.port())),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded");
 }
