@@ -59,6 +59,12 @@ const RELATIVE_EXPTIME_MAX: u64 = 30 * 24 * 60 * 60;
 const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
 const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
 
+/// How often, and how far apart, a listing asks again while another key
+/// dump keeps memcached's crawler busy: 100 × 50 ms, five seconds, enough
+/// for a dump of some hundred thousand keys.
+const DUMP_BUSY_TRIES: u32 = 100;
+const DUMP_BUSY_PAUSE: Duration = Duration::from_millis(50);
+
 /// The memcached session backend.
 pub struct MemcachedSessionHandler {
     /// The servers, in DSN order, shared with the locks handed out.
@@ -350,12 +356,26 @@ impl SessionHandler for MemcachedSessionHandler {
         let mut keys = Vec::new();
         let mut more = false;
         for server in &self.servers {
-            let dump = Command::Dump {
-                accept: &accept,
-                after: after.as_deref(),
-                keep: LIST_PAGE_SIZE,
+            let mut tries = 0;
+            let reply = loop {
+                let dump = Command::Dump {
+                    accept: &accept,
+                    after: after.as_deref(),
+                    keep: LIST_PAGE_SIZE,
+                };
+                match server.call(&dump).await {
+                    // memcached runs one dump at a time; another listing
+                    // (or an operator's) has the crawler: wait for it.
+                    Err(Failure::Failed(message))
+                        if message.contains("BUSY") && tries < DUMP_BUSY_TRIES =>
+                    {
+                        tries += 1;
+                        tokio::time::sleep(DUMP_BUSY_PAUSE).await;
+                    }
+                    other => break other.map_err(|failure| failure_to_error("list", failure))?,
+                }
             };
-            match self.call(server, "list", dump).await? {
+            match reply {
                 Reply::Keys(found, past_the_page) => {
                     keys.extend(found);
                     more |= past_the_page;
