@@ -1,6 +1,7 @@
 //! What only the memcached backend does (the shared contract is in
-//! session_backends.rs): locks released by their owner only, sessions spread
-//! over two servers exactly where PHP's memcached extension looks for them,
+//! session_backends.rs): locks released by their owner only, sessions and
+//! locks spread over two servers exactly where PHP's memcached extension
+//! looks for them,
 //! lifetimes past memcached's 30-day limit on relative expiry, values over
 //! the server's item size, a stalled server, and the listing behind
 //! `nene sessions copy`.
@@ -95,7 +96,14 @@ async fn php_finds_every_session_nene_spread_over_two_servers() {
             "both servers hold a share: {held} of 40"
         );
     }
+    // Locks of other sessions, held while PHP looks for them.
+    let mut locks = Vec::new();
+    for _ in 0..10 {
+        let id = new_id();
+        locks.push((id.as_str().to_string(), sessions.lock(&id).await.unwrap()));
+    }
     let ids: Vec<String> = written.keys().map(|id| format!("'{id}'")).collect();
+    let locked: Vec<String> = locks.iter().map(|(id, _)| format!("'{id}'")).collect();
     let script = format!(
         r#"<?php
         // PHP's own session handler, with the weighted ketama nene uses.
@@ -115,6 +123,10 @@ async fn php_finds_every_session_nene_spread_over_two_servers() {
             $value = $m->get($id);
             $out[] = $id . ' ' . ($value === false ? 'MISSING' : bin2hex($value));
         }}
+        foreach ([{locked}] as $id) {{
+            $value = $m->get('lock.' . $id);
+            $out[] = $id . ' lock ' . ($value === false ? 'MISSING' : $value);
+        }}
         foreach ([{ids}] as $id) {{
             session_id($id);
             session_start();
@@ -125,7 +137,8 @@ async fn php_finds_every_session_nene_spread_over_two_servers() {
         "#,
         one = one.port(),
         two = two.port(),
-        ids = ids.join(",")
+        ids = ids.join(","),
+        locked = locked.join(",")
     );
     let output = run_php(&script);
     let mut lines = output.lines();
@@ -133,6 +146,16 @@ async fn php_finds_every_session_nene_spread_over_two_servers() {
         assert_eq!(
             lines.next(),
             Some(format!("{id} {}", hex(data.as_bytes())).as_str())
+        );
+    }
+    for (id, _) in &locks {
+        let key = format!("memc.sess.key.lock.{id}");
+        let token = one.get(&key).or_else(|| two.get(&key)).expect("held");
+        let token = String::from_utf8(token).unwrap();
+        assert_eq!(
+            lines.next(),
+            Some(format!("{id} lock {token}").as_str()),
+            "PHP finds nene's lock where it looks for its own"
         );
     }
     for (id, data) in &written {
