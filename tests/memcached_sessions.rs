@@ -42,16 +42,23 @@ async fn a_lock_that_expired_and_was_taken_again_survives_its_first_holders_rele
     let id = new_id();
     let lock_key = format!("sess_lock.{}", id.as_str());
 
+    first.write(&id, Bytes::from_static(b"data")).await.unwrap();
     let stale = first.lock(&id).await.unwrap();
     assert!(server.get(&lock_key).is_some(), "named as PHP names locks");
     assert!(matches!(
-        second.lock(&id).await,
+        second.lock_and_read(&id).await,
         Err(SessionError::LockTimeout { .. })
     ));
+    assert_eq!(
+        second.read(&id).await.unwrap(),
+        Stored::Data(Bytes::from_static(b"data")),
+        "the refused lock's read was taken off the connection"
+    );
     // The first holder overran its lock_ttl (memcached's clock ticks in
     // seconds: the lock lives 1 to 2 s); the second takes the lock.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let current = second.lock(&id).await.unwrap();
+    let (current, stored) = second.lock_and_read(&id).await.unwrap();
+    assert_eq!(stored, Stored::Data(Bytes::from_static(b"data")));
     let token = server.get(&lock_key).expect("the second holder's lock");
 
     stale.release().await.unwrap();

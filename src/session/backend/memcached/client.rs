@@ -65,6 +65,15 @@ pub(super) enum Command<'a> {
         exptime: i64,
         only_if_absent: bool,
     },
+    /// `ms lock_key … ME` (add `token`) and `mg key s v` in one round
+    /// trip: a lock and the session it guards, on one server.
+    LockAndRead {
+        lock_key: &'a str,
+        token: &'a str,
+        exptime: i64,
+        key: &'a str,
+        max: u64,
+    },
     /// `md key`, with `C<cas>` to delete only that version.
     Delete { key: &'a str, cas: Option<u64> },
     /// `mn`: a round trip that does nothing.
@@ -91,6 +100,10 @@ pub(super) enum Reply {
     /// The key does not exist (`EN`, `NF`), was not stored (`NS`), or its
     /// CAS differs (`EX`): the condition of the command did not hold.
     NotDone,
+    /// The lock was taken; the read's reply.
+    Locked(Box<Reply>),
+    /// The lock is held by another; the read was discarded.
+    NotLocked,
     /// The keys of a dump with their expiry (unix seconds, -1 for never),
     /// sorted, and whether more keys were past `keep`.
     Keys(Vec<(String, i64)>, bool),
@@ -293,6 +306,25 @@ async fn run(
             let line = format!("ms {key} {} T{exptime} F0{mode}\r\n", data.len());
             send(connection, &line, Some(data)).await?;
             read_status(connection).await
+        }
+        Command::LockAndRead {
+            lock_key,
+            token,
+            exptime,
+            key,
+            max,
+        } => {
+            let mut request = format!("ms {lock_key} {} T{exptime} F0 ME\r\n", token.len());
+            request.push_str(token);
+            request.push_str(&format!("\r\nmg {key} s v\r\n"));
+            send(connection, &request, None).await?;
+            let locked = read_status(connection).await?;
+            // Read either way: the reply is on the wire.
+            let read = read_value(connection, Some(*max), false).await?;
+            match locked {
+                Reply::Done => Ok(Reply::Locked(Box::new(read))),
+                _ => Ok(Reply::NotLocked),
+            }
         }
         Command::Delete { key, cas } => {
             let line = match cas {

@@ -193,6 +193,92 @@ impl MemcachedSessionHandler {
     }
 }
 
+impl MemcachedSessionHandler {
+    /// The lock loop behind `lock` and `lock_and_read`: takes the lock of
+    /// session `id` (none with `lock=off`) and, when `read` is asked and the
+    /// lock and the session share a server, reads the session in the same
+    /// round trip; `None` when the caller must still read.
+    async fn acquire(
+        &self,
+        id: &SessionId,
+        read: bool,
+    ) -> Result<(SessionLock, Option<Stored>), SessionError> {
+        let Some(settings) = self.lock else {
+            return Ok((SessionLock::none(), None));
+        };
+        let (server, lock_key) = self.lock_key(id);
+        let (session_server, key) = self.session_key(id);
+        let read_along = read && Arc::ptr_eq(server, session_server);
+        let started = Instant::now();
+        let held = MemcachedLock {
+            server: server.clone(),
+            key: lock_key,
+            token: new_token(),
+            expires_at: started + settings.ttl,
+        };
+        let mut pause = LOCK_RETRY_FIRST;
+        loop {
+            let command = if read_along {
+                Command::LockAndRead {
+                    lock_key: &held.key,
+                    token: &held.token,
+                    exptime: exptime(settings.ttl),
+                    key: &key,
+                    max: self.max_size,
+                }
+            } else {
+                Command::Set {
+                    key: &held.key,
+                    data: held.token.as_bytes(),
+                    exptime: exptime(settings.ttl),
+                    only_if_absent: true,
+                }
+            };
+            let outcome = match self.call(server, "lock", command).await {
+                Ok(Reply::Done) => Ok(Some(None)),
+                Ok(Reply::Locked(read)) => self.stored_of("lock", *read).map(|s| Some(Some(s))),
+                Ok(Reply::NotDone | Reply::NotLocked) => Ok(None),
+                Ok(other) => Err(unexpected("lock", &other)),
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(Some(stored)) => return Ok((SessionLock::held(Box::new(held)), stored)),
+                Ok(None) => {}
+                Err(error) => {
+                    // The add may have been stored all the same (a timeout
+                    // after memcached got it): do not leave a lock nobody
+                    // knows they hold.
+                    drop(SessionLock::held(Box::new(held)));
+                    return Err(error);
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= settings.wait {
+                return Err(SessionError::LockTimeout {
+                    id_tag: id.log_tag(),
+                    waited,
+                });
+            }
+            let jittered = rand::rng().random_range(pause / 2..=pause);
+            tokio::time::sleep(jittered.min(settings.wait - waited)).await;
+            pause = (pause * 2).min(LOCK_RETRY_MAX);
+        }
+    }
+
+    /// What the reply to a read says is stored.
+    fn stored_of(&self, operation: &'static str, reply: Reply) -> Result<Stored, SessionError> {
+        match reply {
+            Reply::Value(data) => Ok(Stored::Data(data)),
+            Reply::NotDone => Ok(Stored::Missing),
+            Reply::TooLarge(size) => Ok(Stored::Unreadable(Unreadable::TooLarge {
+                size,
+                max: self.max_size,
+            })),
+            other => Err(unexpected(operation, &other)),
+        }
+    }
+}
+
 impl std::fmt::Debug for MemcachedSessionHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let servers: Vec<&str> = self.servers.iter().map(|s| s.address.as_str()).collect();
@@ -212,50 +298,26 @@ impl SessionHandler for MemcachedSessionHandler {
     }
 
     async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
-        let Some(settings) = self.lock else {
-            return Ok(SessionLock::none());
-        };
-        let (server, key) = self.lock_key(id);
-        let started = Instant::now();
-        let held = MemcachedLock {
-            server: server.clone(),
-            key,
-            token: new_token(),
-            expires_at: started + settings.ttl,
-        };
-        let mut pause = LOCK_RETRY_FIRST;
-        loop {
-            let add = Command::Set {
-                key: &held.key,
-                data: held.token.as_bytes(),
-                exptime: exptime(settings.ttl),
-                only_if_absent: true,
-            };
-            match self.call(server, "lock", add).await {
-                Ok(Reply::Done) => return Ok(SessionLock::held(Box::new(held))),
-                Ok(Reply::NotDone) => {}
-                outcome => {
-                    // The add may have been stored all the same (a timeout
-                    // after memcached got it): do not leave a lock nobody
-                    // knows they hold.
-                    drop(SessionLock::held(Box::new(held)));
-                    return Err(match outcome {
-                        Err(error) => error,
-                        Ok(other) => unexpected("lock", &other),
-                    });
+        Ok(self.acquire(id, false).await?.0)
+    }
+
+    /// One round trip when the lock and the session live on the same
+    /// server (always, with one server): the `add` and the read go out
+    /// together. While another request holds the lock, it is retried as in
+    /// `lock`.
+    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
+        let (lock, stored) = self.acquire(id, true).await?;
+        let stored = match stored {
+            Some(stored) => stored,
+            None => match self.read(id).await {
+                Ok(stored) => stored,
+                Err(error) => {
+                    let _ = lock.release().await;
+                    return Err(error);
                 }
-            }
-            let waited = started.elapsed();
-            if waited >= settings.wait {
-                return Err(SessionError::LockTimeout {
-                    id_tag: id.log_tag(),
-                    waited,
-                });
-            }
-            let jittered = rand::rng().random_range(pause / 2..=pause);
-            tokio::time::sleep(jittered.min(settings.wait - waited)).await;
-            pause = (pause * 2).min(LOCK_RETRY_MAX);
-        }
+            },
+        };
+        Ok((lock, stored))
     }
 
     /// `mg key s v`: a value over `session.max_size` is reported by its
@@ -266,15 +328,8 @@ impl SessionHandler for MemcachedSessionHandler {
             key: &key,
             max: self.max_size,
         };
-        match self.call(server, "read", command).await? {
-            Reply::Value(data) => Ok(Stored::Data(data)),
-            Reply::NotDone => Ok(Stored::Missing),
-            Reply::TooLarge(size) => Ok(Stored::Unreadable(Unreadable::TooLarge {
-                size,
-                max: self.max_size,
-            })),
-            other => Err(unexpected("read", &other)),
-        }
+        let reply = self.call(server, "read", command).await?;
+        self.stored_of("read", reply)
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
@@ -476,6 +531,7 @@ fn unexpected(operation: &'static str, reply: &Reply) -> SessionError {
         Reply::Done => "HD",
         Reply::NotDone => "a refusal",
         Reply::Keys(..) => "a key dump",
+        Reply::Locked(_) | Reply::NotLocked => "a lock",
     };
     SessionError::Backend {
         backend: BACKEND,
