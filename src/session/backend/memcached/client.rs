@@ -199,9 +199,13 @@ impl Server {
                 let _ = stream.set_nodelay(true);
                 Ok(BufStream::new(stream))
             }
-            Ok(Err(error)) => Err(self.failed(&format!("cannot connect: {error}"))),
-            Err(_) => {
-                Err(self.failed(&format!("cannot connect within {:?}", self.connect_timeout)))
+            outcome => {
+                // The server is away; it may come back with another `-I`.
+                self.item_size_max.store(0, Ordering::Relaxed);
+                Err(self.failed(&match outcome {
+                    Ok(Err(error)) => format!("cannot connect: {error}"),
+                    _ => format!("cannot connect within {:?}", self.connect_timeout),
+                }))
             }
         }
     }

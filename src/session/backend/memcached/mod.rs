@@ -8,8 +8,15 @@
 //!
 //! With several servers, an item lives on the server libmemcached's weighted
 //! ketama picks for its key without the prefix (ketama.rs), so PHP with
-//! `OPT_LIBKETAMA_COMPATIBLE` finds the same sessions. No server stands in
-//! for another: a session whose server is down gets a 503 until it is back.
+//! `OPT_LIBKETAMA_COMPATIBLE` (sessions:
+//! `memcached.sess_consistent_hash_type=ketama_weighted`) finds the same
+//! sessions and locks. No server stands in for another: a session whose
+//! server is down gets a 503 until it is back.
+//!
+//! Expiry is sent one second longer than asked (memcached's clock ticks in
+//! whole seconds) and as a unix time past 30 days (see `exptime`). A value
+//! over the server's item size limit (`-I`) is refused before it is sent,
+//! because memcached, refusing it, would also delete the stored session.
 //!
 //! memcached keeps items in memory only. A restart loses every session, and
 //! under memory pressure memcached evicts items (sessions and locks) before
