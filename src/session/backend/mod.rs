@@ -165,7 +165,7 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// One page of the live (unexpired) sessions with their remaining
     /// lifetime, for `nene sessions copy`: `cursor` is `None` for the first
     /// page and then the [`SessionPage::next`] of the page before; `next` is
-    /// `None` on the last page. Pages are small (a few hundred sessions) so
+    /// `None` on the last page. Pages are small (about [`LIST_PAGE_SIZE`]) so
     /// a copy never holds a whole store in memory; a session written while
     /// the listing runs may or may not be in it.
     async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
