@@ -369,7 +369,11 @@ async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B:
     // shorter lifetime, one that expires before the listing, and a held lock.
     let php_id = SessionIdFormat::new(26, 5).unwrap().generate();
     sessions
-        .write_with_lifetime(&php_id, Bytes::from_static(b"php"), Duration::from_secs(120))
+        .write_with_lifetime(
+            &php_id,
+            Bytes::from_static(b"php"),
+            Duration::from_secs(120),
+        )
         .await
         .unwrap();
     let gone = new_id();
@@ -400,7 +404,9 @@ async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B:
     }
     held.release().await.unwrap();
     assert!(pages >= 2, "{pages} pages");
-    let php_left = listed.remove(php_id.as_str()).expect("the PHP id is listed");
+    let php_left = listed
+        .remove(php_id.as_str())
+        .expect("the PHP id is listed");
     assert!(
         php_left > Duration::from_secs(100) && php_left <= Duration::from_secs(120),
         "{php_left:?}"

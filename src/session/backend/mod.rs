@@ -8,6 +8,7 @@
 mod dsn;
 mod factory;
 mod files;
+mod migrating;
 mod redis;
 mod unreadable;
 
@@ -16,6 +17,7 @@ pub use dsn::{
 };
 pub use factory::{SessionHandlerFactory, SessionSetupError};
 pub use files::FileSessionHandler;
+pub use migrating::MigratingSessionHandler;
 pub use redis::{RedisSessionHandler, RedisSetupError};
 pub use unreadable::Unreadable;
 
