@@ -562,6 +562,31 @@ async fn one_hundred_requests_twenty_at_a_time_lose_no_increment<B: Backend>() {
     assert!(hand_offs > 0, "{}", status.body);
 }
 
+async fn two_instances_share_one_session_and_lose_no_increment<B: Backend>() {
+    let backend = B::start();
+    let env = backend.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let first = Nene::start(&env);
+    let second = Nene::start(&env);
+    let nginx = Nginx::start_with(common::NginxOptions {
+        upstreams: vec![&first.upstream, &second.upstream],
+        keep_conn: true,
+        max_body: "8m",
+    });
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(
+        browser.post_form("/session/login", "user=ann").await.json()["user"],
+        "ann"
+    );
+    // Round robin: every other request reaches the other instance, which
+    // knows the session only through the backend.
+    for _ in 0..4 {
+        assert_eq!(browser.get("/session/whoami").await.json()["user"], "ann");
+    }
+    assert_eq!(browser.hammer_counter(20, 5).await, 100);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 101);
+}
+
 async fn the_absolute_lifetime_ends_a_session_however_active<B: Backend>() {
     let backend = B::start();
     let (_nene, nginx) = stack(&backend, &[("NENE_SESSION__ABSOLUTE_LIFETIME", "1")]);
@@ -675,6 +700,7 @@ contract!(
     an_unknown_id_is_replaced_and_never_stored,
     hostile_session_cookies_never_reach_the_backend,
     one_hundred_requests_twenty_at_a_time_lose_no_increment,
+    two_instances_share_one_session_and_lose_no_increment,
     the_absolute_lifetime_ends_a_session_however_active,
     an_outage_gives_503_other_routes_keep_working_and_sessions_come_back,
     remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_cookie,
