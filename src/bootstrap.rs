@@ -124,6 +124,12 @@ pub fn configure_session_handler(
             redact_dsn(&session.dsn)
         }
     );
+    if !session.migrate_from.trim().is_empty() {
+        tracing::info!(
+            "sessions the new backend lacks are read from {} (session.migrate_from) and moved over",
+            redact_dsn(&session.migrate_from)
+        );
+    }
     Ok(handler)
 }
 

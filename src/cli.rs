@@ -1,6 +1,6 @@
 //! The command line every nene binary has (nene's own and each
 //! application's, through [`crate::run()`]): `serve` (the default), `dev`,
-//! `config`, `check`, `ping`.
+//! `config`, `check`, `ping`, `sessions copy`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +48,29 @@ pub enum Command {
     /// Send one FastCGI request to a running nene; exit 0 when it answers 200
     /// (for healthchecks).
     Ping(PingArgs),
+    /// Work on the stored sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+/// `nene sessions …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Copy every live session from one backend to another, each with its
+    /// remaining lifetime. Sessions the destination already has are skipped,
+    /// so an interrupted copy is resumed by running it again.
+    Copy(CopyArgs),
+}
+
+/// Options of `sessions copy`.
+#[derive(Debug, Clone, Args)]
+pub struct CopyArgs {
+    /// The DSN to copy from (`files` = the files in session.save_path)
+    #[arg(long)]
+    pub from: String,
+    /// The DSN to copy to (`files` = the files in session.save_path)
+    #[arg(long)]
+    pub to: String,
 }
 
 /// Options of `serve`.

@@ -19,13 +19,13 @@ use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 
 use crate::application::Application;
 use crate::bootstrap::{Bootstrap, CommandLine, StartupError, configure_session_handler, load_ini};
-use crate::cli::{Cli, Command, DevArgs, PingArgs, ServeArgs};
+use crate::cli::{Cli, Command, CopyArgs, DevArgs, PingArgs, ServeArgs, SessionsCommand};
 use crate::config::Constants;
 use crate::dev::check_dev_address;
 use crate::ops::LogFormat;
 use crate::ping::Ping;
 use crate::server::Listener;
-use crate::session::redact_dsn;
+use crate::session::{SessionDsn, SessionHandlerFactory, redact_dsn};
 
 /// After the drain, how long blocking tasks (file sessions' I/O) still get
 /// before the process exits without them.
@@ -139,6 +139,9 @@ where
             ExitCode::SUCCESS
         }
         Command::Check => runtime.block_on(check(&constants)),
+        Command::Sessions(SessionsCommand::Copy(args)) => {
+            runtime.block_on(copy_sessions(&constants, args))
+        }
         Command::Ping(_) => unreachable!("answered before the configuration is loaded"),
         Command::Serve(_) | Command::Dev(_) => {
             let files: Vec<String> = files_read.iter().map(|p| p.display().to_string()).collect();
@@ -353,6 +356,52 @@ async fn check(constants: &Constants) -> ExitCode {
         }
         Err(error) => {
             eprintln!("nene: configuration valid, but the session backend is unreachable: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `nene sessions copy`: a progress line per page on stderr, the totals on
+/// stdout; exit 0, or 1 with what failed and how far the copy got.
+async fn copy_sessions(constants: &Constants, args: &CopyArgs) -> ExitCode {
+    let mut settings = constants.settings().session.clone();
+    // Each side is exactly the backend named, never one migrating from another.
+    settings.migrate_from.clear();
+    let same = match (SessionDsn::parse(&args.from), SessionDsn::parse(&args.to)) {
+        (Ok(from), Ok(to)) => from.backend() == to.backend(),
+        _ => false,
+    };
+    if same {
+        eprintln!("nene sessions copy: --from and --to name the same backend");
+        return ExitCode::FAILURE;
+    }
+    let backend = |side: &str, dsn: &str| {
+        SessionHandlerFactory::from_dsn(dsn, &settings).map_err(|error| format!("{side}: {error}"))
+    };
+    let (from, to) = match (backend("--from", &args.from), backend("--to", &args.to)) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("nene sessions copy: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (shown_from, shown_to) = (redact_dsn(&args.from), redact_dsn(&args.to));
+    let started = Instant::now();
+    let copied = crate::session::copy::copy_sessions(from, to, |progress| {
+        eprintln!(
+            "nene sessions copy: {} listed: {progress} ({:.1} s)",
+            progress.listed(),
+            started.elapsed().as_secs_f64()
+        );
+    })
+    .await;
+    match copied {
+        Ok(progress) => {
+            println!("copied sessions from {shown_from} to {shown_to}: {progress}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("nene sessions copy: {error}");
             ExitCode::FAILURE
         }
     }

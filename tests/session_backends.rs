@@ -406,6 +406,84 @@ async fn an_unusable_backend_is_an_error_and_recovery_needs_no_new_handler<B: Ba
     );
 }
 
+async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B: Backend>() {
+    use std::collections::BTreeMap;
+    let backend = B::start();
+    let sessions = backend.handler(LONG, Duration::from_secs(1), MAX);
+    // More than two pages, written 20 at a time.
+    let ids: Vec<SessionId> = (0..2 * nene::session::LIST_PAGE_SIZE + 100)
+        .map(|_| new_id())
+        .collect();
+    for chunk in ids.chunks(20) {
+        let writes = chunk
+            .iter()
+            .map(|id| sessions.write(id, Bytes::from(id.as_str().to_string())));
+        for written in futures::future::join_all(writes).await {
+            written.unwrap();
+        }
+    }
+    // An id a PHP application made (26 characters of 5 bits), one with a
+    // shorter lifetime, one that expires before the listing, and a held lock.
+    let php_id = SessionIdFormat::new(26, 5).unwrap().generate();
+    sessions
+        .write_with_lifetime(
+            &php_id,
+            Bytes::from_static(b"php"),
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap();
+    let gone = new_id();
+    sessions
+        .write_with_lifetime(&gone, Bytes::from_static(b"gone"), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let (held, _) = sessions.lock_and_read(&ids[0]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(sessions.read(&gone).await.unwrap(), Stored::Missing);
+
+    let mut listed = BTreeMap::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = sessions.list_sessions(cursor).await.unwrap();
+        pages += 1;
+        // SCAN's COUNT is a hint: a page is about the page size, never the store.
+        assert!(page.sessions.len() <= 2 * nene::session::LIST_PAGE_SIZE);
+        for live in page.sessions {
+            listed.insert(live.id.as_str().to_string(), live.remaining);
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 1000, "the listing never ends");
+    }
+    held.release().await.unwrap();
+    assert!(pages >= 2, "{pages} pages");
+    let php_left = listed
+        .remove(php_id.as_str())
+        .expect("the PHP id is listed");
+    assert!(
+        php_left > Duration::from_secs(100) && php_left <= Duration::from_secs(120),
+        "{php_left:?}"
+    );
+    let mut expected: Vec<String> = ids.iter().map(|id| id.as_str().to_string()).collect();
+    expected.sort();
+    assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), expected);
+    for (id, left) in listed {
+        assert!(
+            left > LONG - Duration::from_secs(60) && left <= LONG,
+            "{id}: {left:?}"
+        );
+    }
+    // What the listing reports is what a copy writes back.
+    assert_eq!(
+        sessions.read(&php_id).await.unwrap(),
+        Stored::Data(Bytes::from_static(b"php"))
+    );
+}
+
 // ---- through nginx and nene ----
 
 async fn the_counter_counts_under_the_cookie_id_and_sets_the_cookie_once<B: Backend>() {
@@ -541,6 +619,31 @@ async fn one_hundred_requests_twenty_at_a_time_lose_no_increment<B: Backend>() {
     assert!(hand_offs > 0, "{}", status.body);
 }
 
+async fn two_instances_share_one_session_and_lose_no_increment<B: Backend>() {
+    let backend = B::start();
+    let env = backend.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let first = Nene::start(&env);
+    let second = Nene::start(&env);
+    let nginx = Nginx::start_with(common::NginxOptions {
+        upstreams: vec![&first.upstream, &second.upstream],
+        keep_conn: true,
+        max_body: "8m",
+    });
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(
+        browser.post_form("/session/login", "user=ann").await.json()["user"],
+        "ann"
+    );
+    // Round robin: every other request reaches the other instance, which
+    // knows the session only through the backend.
+    for _ in 0..4 {
+        assert_eq!(browser.get("/session/whoami").await.json()["user"], "ann");
+    }
+    assert_eq!(browser.hammer_counter(20, 5).await, 100);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 101);
+}
+
 async fn the_absolute_lifetime_ends_a_session_however_active<B: Backend>() {
     let backend = B::start();
     let (_nene, nginx) = stack(&backend, &[("NENE_SESSION__ABSOLUTE_LIFETIME", "1")]);
@@ -657,11 +760,13 @@ contract!(
     a_lock_excludes_others_until_released_and_waiting_is_bounded,
     a_stored_value_over_max_size_is_reported_not_loaded,
     an_unusable_backend_is_an_error_and_recovery_needs_no_new_handler,
+    listing_pages_through_every_live_session_with_its_remaining_lifetime,
     the_counter_counts_under_the_cookie_id_and_sets_the_cookie_once,
     login_moves_the_data_to_a_new_id_and_logout_destroys_it,
     an_unknown_id_is_replaced_and_never_stored,
     hostile_session_cookies_never_reach_the_backend,
     one_hundred_requests_twenty_at_a_time_lose_no_increment,
+    two_instances_share_one_session_and_lose_no_increment,
     the_absolute_lifetime_ends_a_session_however_active,
     an_outage_gives_503_other_routes_keep_working_and_sessions_come_back,
     remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_cookie,

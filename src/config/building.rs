@@ -97,6 +97,7 @@ fn build_session(read: &Reader<'_>) -> Result<SessionSettings, ConfigError> {
     let (save_path_depth, save_path) = read.get(&SESSION_SAVE_PATH)?;
     let settings = SessionSettings {
         dsn: read.get(&SESSION_DSN)?,
+        migrate_from: read.get(&SESSION_MIGRATE_FROM)?,
         name: read.get(&SESSION_NAME)?,
         save_path,
         save_path_depth,

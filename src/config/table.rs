@@ -240,6 +240,15 @@ settings! {
     )
     .env_alias("NENE_SESSION_DSN")
     .secret();
+    SESSION_MIGRATE_FROM: Text = Setting::new(
+        "session",
+        "migrate_from",
+        "",
+        Text,
+        "-",
+        "while switching backends: the old SESSION_DSN (`files` = files in save_path); an id the new backend lacks is read there and moved over",
+    )
+    .secret();
     SESSION_NAME: CookieName = Setting::new(
         "session",
         "name",

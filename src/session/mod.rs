@@ -13,6 +13,7 @@
 //! sets the cookie.
 
 pub mod backend;
+pub mod copy;
 mod error;
 pub mod format;
 mod id;

@@ -109,6 +109,10 @@ pub struct SessionSettings {
     /// The SESSION_DSN constant (env `NENE_SESSION_DSN`): empty = files,
     /// `redis://…` = Redis.
     pub dsn: String,
+    /// `session.migrate_from`: the backend sessions are being moved away
+    /// from (a DSN, or `files`); empty when no move is under way. Reads of
+    /// an id the new backend lacks fall back to it (backend/migrating.rs).
+    pub migrate_from: String,
     /// Cookie name.
     pub name: String,
     /// Directory of session files (files handler).

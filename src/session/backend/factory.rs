@@ -1,7 +1,8 @@
 //! The one place that turns `SESSION_DSN` into a session backend
 //! (docs/decisions/0006): empty → files, `redis://…` → Redis,
-//! `memcached://…` → memcached. A new
-//! backend is one more arm here. Nothing here opens a connection: a Redis
+//! `memcached://…` → memcached. A new backend is one more arm here. With
+//! `session.migrate_from` set, the backend it names stands behind the new
+//! one (migrating.rs). Nothing here opens a connection: a Redis
 //! that is down at start-up fails requests that need a session, not start-up.
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use crate::session::backend::SessionHandler;
 use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
 use crate::session::backend::files::FileSessionHandler;
 use crate::session::backend::memcached::{MemcachedSessionHandler, MemcachedSetupError};
+use crate::session::backend::migrating::MigratingSessionHandler;
 use crate::session::backend::redis::{RedisSessionHandler, RedisSetupError};
 
 /// Picks and builds the session backend.
@@ -43,12 +45,42 @@ pub enum SessionSetupError {
     /// The memcached handler cannot be built from the DSN.
     #[error(transparent)]
     Memcached(#[from] MemcachedSetupError),
+    /// `session.migrate_from` does not parse as a DSN.
+    #[error("session.migrate_from: {0}")]
+    MigrateFrom(DsnError),
+    /// `session.migrate_from` names the backend `session.dsn` already uses:
+    /// there is nothing to move, and reading "the old one" would read the
+    /// new one twice.
+    #[error(
+        "session.migrate_from `{0}` names the same backend as session.dsn; remove it once the move is over"
+    )]
+    MigrateFromSame(String),
 }
 
 impl SessionHandlerFactory {
     /// The backend `dsn` names, with sessions living
     /// `settings.gc_maxlifetime` seconds; files go to `settings.save_path`.
+    /// With `settings.migrate_from` set, the old backend it names stands
+    /// behind it ([`MigratingSessionHandler`]).
     pub fn from_dsn(
+        dsn: &str,
+        settings: &SessionSettings,
+    ) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+        let new = Self::one_backend(dsn, settings)?;
+        if settings.migrate_from.trim().is_empty() {
+            return Ok(new);
+        }
+        let old_dsn =
+            SessionDsn::parse(&settings.migrate_from).map_err(SessionSetupError::MigrateFrom)?;
+        if old_dsn.backend() == SessionDsn::parse(dsn)?.backend() {
+            return Err(SessionSetupError::MigrateFromSame(old_dsn.redacted()));
+        }
+        let old = Self::one_backend(&settings.migrate_from, settings)?;
+        Ok(Arc::new(MigratingSessionHandler::new(new, old)))
+    }
+
+    /// The backend `dsn` names, on its own.
+    fn one_backend(
         dsn: &str,
         settings: &SessionSettings,
     ) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {

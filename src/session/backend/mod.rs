@@ -10,6 +10,7 @@ mod dsn;
 mod factory;
 mod files;
 mod memcached;
+mod migrating;
 mod redis;
 mod unreadable;
 
@@ -20,6 +21,7 @@ pub use dsn::{
 pub use factory::{SessionHandlerFactory, SessionSetupError};
 pub use files::FileSessionHandler;
 pub use memcached::{MemcachedSessionHandler, MemcachedSetupError};
+pub use migrating::MigratingSessionHandler;
 pub use redis::{RedisSessionHandler, RedisSetupError};
 pub use unreadable::Unreadable;
 
@@ -169,7 +171,7 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// One page of the live (unexpired) sessions with their remaining
     /// lifetime, for `nene sessions copy`: `cursor` is `None` for the first
     /// page and then the [`SessionPage::next`] of the page before; `next` is
-    /// `None` on the last page. Pages are small (a few hundred sessions) so
+    /// `None` on the last page. Pages are small (about [`LIST_PAGE_SIZE`]) so
     /// a copy never holds a whole store in memory; a session written while
     /// the listing runs may or may not be in it.
     async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {

@@ -7,7 +7,7 @@
 //!
 //! | DSN | backend |
 //! | --- | --- |
-//! | `` (empty or blanks) | files in `session.save_path`; no connection attempt |
+//! | `` (empty or blanks), or `files` | files in `session.save_path`; no connection attempt |
 //! | `redis://host[:port]` | Redis DB 0; the port defaults to 6379 |
 //! | `redis://host[:port]/db` | Redis DB `db` (0-65535; a stock server has 16) |
 //! | `redis://[user]:password@host[:port][/db]` | with `AUTH` (`user` is a Redis 6 ACL user; leave it out for `requirepass`) |
@@ -54,7 +54,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// What the messages list as accepted DSNs.
-const ACCEPTED: &str = "accepted: '' (file sessions), \
+const ACCEPTED: &str = "accepted: '' or files (file sessions), \
      redis://[[user]:password@]host[:port][/db][?options], \
      rediss://… (the same over TLS), \
      redis+unix:///path/to/redis.sock[?db=N&password=…&options], \
@@ -451,7 +451,7 @@ mod tests {
 
     #[test]
     fn an_empty_dsn_means_file_sessions() {
-        for text in ["", "   ", "\t\n"] {
+        for text in ["", "   ", "\t\n", "files", "FILES"] {
             let dsn = SessionDsn::parse(text).unwrap();
             assert!(dsn.is_files(), "{text:?}");
             assert!(dsn.redis().is_none());

@@ -58,7 +58,7 @@ impl Parser<'_> {
     }
 
     pub(super) fn parse(&self, text: &str) -> Result<SessionBackend, DsnError> {
-        if text.is_empty() {
+        if text.is_empty() || text.eq_ignore_ascii_case("files") {
             return Ok(SessionBackend::Files);
         }
         let Some((scheme, rest)) = text.split_once("://") else {

@@ -23,13 +23,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, SessionHandler, SessionLock, Stored,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, SessionHandler, SessionLock, SessionPage, Stored,
 };
 use crate::session::error::SessionError;
 use crate::session::id::{SessionId, SessionIdFormat};
 
 mod file_io;
 mod gc;
+mod listing;
 mod lock;
 mod paths;
 
@@ -352,6 +353,31 @@ impl SessionHandler for FileSessionHandler {
                 removed += collect_garbage(&leaf, ttl, id_format)?;
             }
             Ok(removed)
+        })
+        .await
+    }
+
+    async fn write_with_lifetime(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        lifetime: Duration,
+    ) -> Result<(), SessionError> {
+        self.write(id, data).await?;
+        let files = self.files(id);
+        let ttl = self.ttl;
+        blocking("write", move || {
+            listing::expire_after(&files.data, ttl, lifetime).map_err(|e| files.error("write", e))
+        })
+        .await
+    }
+
+    async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
+        let dir = self.dir.clone();
+        let ttl = self.ttl;
+        let depth = self.depth;
+        blocking("list", move || {
+            listing::list_page(&dir, depth, ttl, cursor.as_deref())
         })
         .await
     }

@@ -37,13 +37,14 @@ use tokio::time::Instant;
 
 use crate::session::backend::dsn::{RedisAddress, SessionDsn};
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock, Stored,
-    save_then_release,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock,
+    SessionPage, Stored, save_then_release,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
 mod connection;
+mod listing;
 mod lock;
 mod release_notices;
 mod scripts;
@@ -492,6 +493,30 @@ impl SessionHandler for RedisSessionHandler {
         self.run_writes(id, "write", &pipeline, true)
             .await
             .map_err(|failure| failure.error)
+    }
+
+    async fn write_with_lifetime(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        lifetime: Duration,
+    ) -> Result<(), SessionError> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("SET")
+            .arg(self.key(id))
+            .arg(data.as_ref())
+            .arg("PX")
+            .arg(u64::try_from(lifetime.as_millis().max(1)).unwrap_or(u64::MAX))
+            .ignore();
+        self.add_wait(&mut pipeline);
+        self.run_writes(id, "write", &pipeline, true)
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
+        self.list_page(cursor).await
     }
 
     async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {

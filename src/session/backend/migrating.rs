@@ -1,0 +1,153 @@
+//! Switching session backends without logging anyone out
+//! (`session.migrate_from`, docs/decisions/0017). The new backend is the
+//! one that counts: locks, writes and touches go there. A session id the
+//! new backend does not have is looked up in the old one, and when found it
+//! is stored in the new one at once (its lifetime starts again, as with any
+//! use of a session), so the rest of the request — a lazy-write touch, a regenerate —
+//! finds it where it now lives. Destroy goes to both, so a logout during
+//! the switch cannot leave the old copy to be picked up again.
+//!
+//! The old backend is only read (and destroyed from): an operator sets
+//! `migrate_from` to the old DSN when switching `SESSION_DSN`, and removes
+//! it after `session.gc_maxlifetime`, when every session the old backend
+//! still has has expired. A failure of the old backend is a failure of the
+//! request that needed it (a 503), never a silent "no session".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::session::backend::{SessionHandler, SessionLock, SessionPage, Stored};
+use crate::session::error::SessionError;
+use crate::session::id::SessionId;
+
+/// The new backend, with the old one behind it for ids it lacks.
+pub struct MigratingSessionHandler {
+    /// Where sessions live from now on.
+    new: Arc<dyn SessionHandler>,
+    /// Where they lived before the switch; read, never written.
+    old: Arc<dyn SessionHandler>,
+}
+
+impl MigratingSessionHandler {
+    /// `new` in front, `old` read for what `new` lacks.
+    pub fn new(new: Arc<dyn SessionHandler>, old: Arc<dyn SessionHandler>) -> Self {
+        Self { new, old }
+    }
+
+    /// What the new backend found, or when it found nothing, what the old
+    /// one has — copied into the new one first.
+    async fn or_from_old(&self, id: &SessionId, found: Stored) -> Result<Stored, SessionError> {
+        if found != Stored::Missing {
+            return Ok(found);
+        }
+        let old = self.old.read(id).await?;
+        if let Stored::Data(data) = &old {
+            self.new.write(id, data.clone()).await?;
+            tracing::info!(
+                "session #{} moved from {} to {}",
+                id.log_tag(),
+                self.old.name(),
+                self.new.name()
+            );
+        }
+        // An unreadable old session (over session.max_size) is not moved:
+        // the request sees it as unreadable, as it would have before.
+        Ok(old)
+    }
+}
+
+#[async_trait]
+impl SessionHandler for MigratingSessionHandler {
+    fn name(&self) -> &'static str {
+        self.new.name()
+    }
+
+    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
+        self.new.lock(id).await
+    }
+
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
+        let found = self.new.read(id).await?;
+        self.or_from_old(id, found).await
+    }
+
+    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
+        // The new backend's lock covers the move: another request of the
+        // same session waits for it, then finds the session already moved.
+        let (lock, found) = self.new.lock_and_read(id).await?;
+        match self.or_from_old(id, found).await {
+            Ok(stored) => Ok((lock, stored)),
+            Err(error) => {
+                let _ = lock.release().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        self.new.write(id, data).await
+    }
+
+    async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.new.touch(id).await
+    }
+
+    async fn save_and_unlock(
+        &self,
+        id: &SessionId,
+        data: Option<Bytes>,
+        lock: SessionLock,
+    ) -> Result<(), SessionError> {
+        self.new.save_and_unlock(id, data, lock).await
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.new.destroy(id).await?;
+        self.old.destroy(id).await
+    }
+
+    /// Either has it: a visitor whose session is still only in the old
+    /// backend keeps its id under `use_strict_mode`.
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+        Ok(self.new.exists(id).await? || self.old.exists(id).await?)
+    }
+
+    /// Both: the old backend's leftovers expire there too (files need gc).
+    async fn gc(&self) -> Result<u64, SessionError> {
+        Ok(self.new.gc().await? + self.old.gc().await?)
+    }
+
+    /// Both must answer: a request for a session not yet moved needs the old one.
+    async fn ping(&self) -> Result<(), SessionError> {
+        self.new.ping().await?;
+        self.old.ping().await
+    }
+
+    async fn write_with_lifetime(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        lifetime: Duration,
+    ) -> Result<(), SessionError> {
+        self.new.write_with_lifetime(id, data, lifetime).await
+    }
+
+    async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
+        self.new.list_sessions(cursor).await
+    }
+
+    fn uses_locking(&self) -> bool {
+        self.new.uses_locking()
+    }
+
+    fn lock_wait(&self) -> Duration {
+        self.new.lock_wait()
+    }
+
+    fn lock_expiry(&self) -> Option<Duration> {
+        self.new.lock_expiry()
+    }
+}

@@ -1,0 +1,135 @@
+//! `nene sessions copy --from DSN --to DSN`: every live session of one
+//! backend stored in another with its remaining lifetime, for a switch of
+//! backend done ahead of time (or alongside `session.migrate_from`).
+//!
+//! Resumable by construction: a session the destination already has is
+//! skipped, so a copy that stopped half-way (a crash, a Ctrl-C, a backend
+//! that went away) is run again and only copies what is missing. That also
+//! means a session the destination changed since is never overwritten with
+//! the source's older data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::session::backend::{LiveSession, SessionHandler, Stored};
+use crate::session::error::SessionError;
+
+/// Sessions copied at the same time: enough to hide a network round trip
+/// per session, few enough not to crowd a backend that is serving traffic.
+const COPIES_IN_FLIGHT: usize = 16;
+
+/// What a copy did, so far or in all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyProgress {
+    /// Stored in the destination.
+    pub copied: u64,
+    /// Already in the destination: left as it is there.
+    pub already_there: u64,
+    /// Listed, but expired or destroyed before it was read.
+    pub gone: u64,
+    /// Over `session.max_size` (or not a plain value): not copied.
+    pub unreadable: u64,
+}
+
+impl CopyProgress {
+    /// Every session the listing reported.
+    pub fn listed(&self) -> u64 {
+        self.copied + self.already_there + self.gone + self.unreadable
+    }
+}
+
+impl std::fmt::Display for CopyProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} copied, {} already there, {} gone meanwhile, {} unreadable",
+            self.copied, self.already_there, self.gone, self.unreadable
+        )
+    }
+}
+
+/// A copy that stopped: the error and how far it got.
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (after {progress}; run the copy again to resume: copied sessions are skipped)")]
+pub struct CopyError {
+    /// What failed.
+    pub error: SessionError,
+    /// What was done before it failed.
+    pub progress: CopyProgress,
+}
+
+/// Copies every live session of `from` into `to`, calling `on_page` with
+/// the totals after each page.
+pub async fn copy_sessions(
+    from: Arc<dyn SessionHandler>,
+    to: Arc<dyn SessionHandler>,
+    mut on_page: impl FnMut(&CopyProgress),
+) -> Result<CopyProgress, CopyError> {
+    let mut progress = CopyProgress::default();
+    let mut cursor = None;
+    loop {
+        let page = from
+            .list_sessions(cursor)
+            .await
+            .map_err(|error| CopyError { error, progress })?;
+        let outcomes: Vec<Result<Outcome, SessionError>> =
+            futures::stream::iter(page.sessions.into_iter().map(|live| {
+                let (from, to) = (from.clone(), to.clone());
+                async move { copy_one(from.as_ref(), to.as_ref(), live).await }
+            }))
+            .buffer_unordered(COPIES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut failed = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(Outcome::Copied) => progress.copied += 1,
+                Ok(Outcome::AlreadyThere) => progress.already_there += 1,
+                Ok(Outcome::Gone) => progress.gone += 1,
+                Ok(Outcome::Unreadable) => progress.unreadable += 1,
+                Err(error) => failed = failed.or(Some(error)),
+            }
+        }
+        if let Some(error) = failed {
+            return Err(CopyError { error, progress });
+        }
+        on_page(&progress);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(progress),
+        }
+    }
+}
+
+/// What became of one listed session.
+enum Outcome {
+    Copied,
+    AlreadyThere,
+    Gone,
+    Unreadable,
+}
+
+async fn copy_one(
+    from: &dyn SessionHandler,
+    to: &dyn SessionHandler,
+    live: LiveSession,
+) -> Result<Outcome, SessionError> {
+    if to.exists(&live.id).await? {
+        return Ok(Outcome::AlreadyThere);
+    }
+    match from.read(&live.id).await? {
+        Stored::Data(data) => {
+            // At least a second: a store's smallest expiry.
+            let lifetime = live.remaining.max(Duration::from_secs(1));
+            to.write_with_lifetime(&live.id, data, lifetime).await?;
+            Ok(Outcome::Copied)
+        }
+        Stored::Missing => Ok(Outcome::Gone),
+        Stored::Unreadable(why) => {
+            tracing::warn!("session #{} not copied: {why}", live.id.log_tag());
+            Ok(Outcome::Unreadable)
+        }
+    }
+}
