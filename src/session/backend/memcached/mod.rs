@@ -461,7 +461,10 @@ impl SessionHandler for MemcachedSessionHandler {
                 let remaining = match u64::try_from(exp) {
                     // -1: no expiry (not one nene wrote).
                     Err(_) => self.ttl,
-                    Ok(exp) => Duration::from_secs(exp.checked_sub(now).filter(|s| *s > 0)?),
+                    // The second `exptime` adds is taken off again: what is
+                    // reported is what the session has left at least, and a
+                    // copy written with it ends as late as the original.
+                    Ok(exp) => Duration::from_secs(exp.checked_sub(now + 1).filter(|s| *s > 0)?),
                 };
                 Some(LiveSession {
                     id: SessionId::from_store(&key[self.prefix.len()..])?,
