@@ -1,10 +1,9 @@
 //! What only the memcached backend does (the shared contract is in
 //! session_backends.rs): locks released by their owner only, sessions and
 //! locks spread over two servers exactly where PHP's memcached extension
-//! looks for them,
-//! lifetimes past memcached's 30-day limit on relative expiry, values over
-//! the server's item size, a stalled server, and the listing behind
-//! `nene sessions copy`.
+//! looks for them, lifetimes past memcached's 30-day limit on relative
+//! expiry, values over the server's item size, a stalled server, `nene
+//! check` across servers, and the listing behind `nene sessions copy`.
 
 mod common;
 
@@ -352,4 +351,45 @@ fn nene_check_pings_every_server_and_names_the_one_that_is_down() {
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(5), "bounded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nene_sessions_copy_moves_sessions_between_memcached_pools_with_their_lifetimes() {
+    let from = MemcachedServer::start();
+    let to = MemcachedServer::start();
+    let sessions = handler(&from.url(), LONG);
+    let mut lifetimes = Vec::new();
+    for n in 0..30u64 {
+        let lifetime = if n == 0 {
+            FORTY_DAYS
+        } else {
+            Duration::from_secs(100 + n)
+        };
+        let id = new_id();
+        sessions
+            .write_with_lifetime(&id, Bytes::from(format!("data {n}")), lifetime)
+            .await
+            .unwrap();
+        lifetimes.push((id, n, lifetime));
+    }
+    let output = run_nene(
+        &["sessions", "copy", "--from", &from.url(), "--to", &to.url()],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("30 copied"), "{stdout}");
+    for (id, n, lifetime) in lifetimes {
+        let key = format!("sess_{}", id.as_str());
+        assert_eq!(to.get(&key), Some(format!("data {n}").into_bytes()));
+        let left = to.ttl(&key).expect("copied").expect("with an expiry");
+        assert!(
+            left <= lifetime + Duration::from_secs(1) && left + Duration::from_secs(3) >= lifetime,
+            "{key}: {left:?} left of {lifetime:?}"
+        );
+    }
 }
