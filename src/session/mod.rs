@@ -22,8 +22,8 @@ mod settings;
 pub use backend::{
     DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, RedisAddress, RedisDsn,
     RedisOptions, RedisSessionHandler, RedisSetupError, SessionBackend, SessionDsn, SessionHandler,
-    SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, Stored, Unreadable,
-    redact_dsn,
+    SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, SqlAddress, SqlDriver,
+    SqlDsn, SqlOptions, SqlSessionHandler, SqlSetupError, Stored, Unreadable, redact_dsn,
 };
 pub use error::SessionError;
 pub use format::{Decoded, JsonCodec, KeptValues, PhpCodec, PhpHandler, SessionCodec, SessionData};

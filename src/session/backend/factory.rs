@@ -1,5 +1,6 @@
 //! The one place that turns `SESSION_DSN` into a session backend
-//! (docs/decisions/0006): empty → files, `redis://…` → Redis. A new
+//! (docs/decisions/0006): empty → files, `redis://…` → Redis, `sqlite://`,
+//! `mysql://`, `postgres://` → SQL. A new
 //! backend is one more arm here. Nothing here opens a connection: a Redis
 //! that is down at start-up fails requests that need a session, not start-up.
 
@@ -13,6 +14,7 @@ use crate::session::backend::SessionHandler;
 use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
 use crate::session::backend::files::FileSessionHandler;
 use crate::session::backend::redis::{RedisSessionHandler, RedisSetupError};
+use crate::session::backend::sql::{SqlSessionHandler, SqlSetupError};
 
 /// Picks and builds the session backend.
 pub struct SessionHandlerFactory;
@@ -38,6 +40,9 @@ pub enum SessionSetupError {
     /// `tls_ca_file`, settings the client refuses).
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
+    /// The SQL backend cannot be set up from the DSN.
+    #[error(transparent)]
+    Sql(#[from] SqlSetupError),
 }
 
 impl SessionHandlerFactory {
@@ -65,6 +70,9 @@ impl SessionHandlerFactory {
             ),
             SessionBackend::Redis(_) => {
                 Arc::new(RedisSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
+            }
+            SessionBackend::Sql(_) => {
+                Arc::new(SqlSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
             }
         };
         Ok(handler)

@@ -9,14 +9,17 @@ mod dsn;
 mod factory;
 mod files;
 mod redis;
+mod sql;
 mod unreadable;
 
 pub use dsn::{
-    DsnError, RedisAddress, RedisDsn, RedisOptions, SessionBackend, SessionDsn, redact_dsn,
+    DsnError, RedisAddress, RedisDsn, RedisOptions, SessionBackend, SessionDsn, SqlAddress,
+    SqlDriver, SqlDsn, SqlOptions, redact_dsn,
 };
 pub use factory::{SessionHandlerFactory, SessionSetupError};
 pub use files::FileSessionHandler;
 pub use redis::{RedisSessionHandler, RedisSetupError};
+pub use sql::{SqlSessionHandler, SqlSetupError};
 pub use unreadable::Unreadable;
 
 use std::any::Any;

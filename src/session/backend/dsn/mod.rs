@@ -52,7 +52,10 @@ const ACCEPTED: &str = "accepted: '' (file sessions), \
      rediss://… (the same over TLS), \
      redis+unix:///path/to/redis.sock[?db=N&password=…&options], \
      redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db][?options], \
-     redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options]";
+     redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options], \
+     sqlite://relative/path.db or sqlite:///absolute/path.db[?options], \
+     mysql://user:password@host[:port]/database[?options] (or mariadb://), \
+     postgres://user:password@host[:port]/database[?options] (or postgresql://)";
 
 /// Options every Redis DSN takes.
 const OPTIONS: &[&str] = &[
@@ -80,6 +83,11 @@ const SCHEMES: &[&str] = &[
     "unix",
     "redis+sentinel",
     "redis+cluster",
+    "sqlite",
+    "mysql",
+    "mariadb",
+    "postgres",
+    "postgresql",
 ];
 
 const DEFAULT_PORT: u16 = 6379;
@@ -106,6 +114,8 @@ pub enum SessionBackend {
     Files,
     /// Boxed: it is much larger than `Files`.
     Redis(Box<RedisDsn>),
+    /// SQLite, MySQL/MariaDB or PostgreSQL (`sql.rs`); boxed likewise.
+    Sql(Box<SqlDsn>),
 }
 
 /// Where a Redis server is and how to talk to it.
@@ -283,7 +293,15 @@ impl SessionDsn {
     pub fn redis(&self) -> Option<&RedisDsn> {
         match &self.backend {
             SessionBackend::Redis(redis) => Some(redis.as_ref()),
-            SessionBackend::Files => None,
+            SessionBackend::Files | SessionBackend::Sql(_) => None,
+        }
+    }
+
+    /// The SQL settings, for `sqlite://`, `mysql://` and `postgres://` DSNs.
+    pub fn sql(&self) -> Option<&SqlDsn> {
+        match &self.backend {
+            SessionBackend::Sql(sql) => Some(sql.as_ref()),
+            SessionBackend::Files | SessionBackend::Redis(_) => None,
         }
     }
 
@@ -398,9 +416,11 @@ fn write_hosts(f: &mut fmt::Formatter<'_>, hosts: &[(String, u16)]) -> fmt::Resu
 
 mod parse;
 mod redact;
+mod sql;
 
 use parse::Parser;
 pub use redact::redact_dsn;
+pub use sql::{SqlAddress, SqlDriver, SqlDsn, SqlOptions};
 
 #[cfg(test)]
 mod tests {
@@ -647,7 +667,7 @@ mod tests {
     fn unknown_schemes_are_refused_with_what_is_accepted() {
         for text in [
             "memcached://cache:11211",
-            "mysql://db/sessions",
+            "mongodb://db/sessions",
             "http://redis:6379",
             "files://",
         ] {
@@ -753,7 +773,9 @@ mod tests {
             "redis://:hun?ter2@cache",
             "redis://:hunter2%@cache",
             "memcached://admin:hunter2@cache:11211",
-            "mysql://root:hunter2@db/sessions",
+            "mysql://root:hunter2@db/sessions?tabel=x",
+            "postgres://root:hunter2@db/sessions?timeout=never",
+            "mariadb://root:hunter2@db",
             "redis:/:hunter2@cache",
             "hunter2@cache",
             "unix:///run/redis.sock?password=hunter2&db=x",

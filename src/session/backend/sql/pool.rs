@@ -1,0 +1,168 @@
+//! The connection pool, one of three (SQLite, MySQL/MariaDB, PostgreSQL)
+//! rather than sqlx's `Any` driver: `Any` converts every argument and row
+//! through its own value type on each statement and hides each driver's
+//! connect options (SQLite's busy timeout and WAL, PostgreSQL's startup
+//! parameters), while an enum costs one `match` per statement. The
+//! [`on_pool!`](crate) and `on_conn!` macros write the same statement
+//! code once for the three.
+
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{MySql, Postgres, Sqlite};
+
+use crate::session::backend::dsn::{SqlAddress, SqlDriver, SqlDsn};
+
+/// A pool of connections to one database.
+#[derive(Clone, Debug)]
+pub(super) enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    MySql(sqlx::MySqlPool),
+    Postgres(sqlx::PgPool),
+}
+
+/// One connection taken from the [`Pool`] (held by a session lock).
+pub(super) enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    MySql(PoolConnection<MySql>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// `$body` with `$p` bound to the pool, whichever database it is.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            $crate::session::backend::sql::pool::Pool::Sqlite($p) => $body,
+            $crate::session::backend::sql::pool::Pool::MySql($p) => $body,
+            $crate::session::backend::sql::pool::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// `$body` with `$c` bound to the connection (`&mut **$c` is its executor).
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::session::backend::sql::pool::Conn::Sqlite($c) => $body,
+            $crate::session::backend::sql::pool::Conn::MySql($c) => $body,
+            $crate::session::backend::sql::pool::Conn::Postgres($c) => $body,
+        }
+    };
+}
+
+pub(super) use {on_conn, on_pool};
+
+impl Pool {
+    /// A lazy pool for `dsn`: nothing connects until the first statement,
+    /// so nene starts while the database is down.
+    pub(super) fn new(dsn: &SqlDsn) -> Pool {
+        let options = &dsn.options;
+        let size = options.pool_size;
+        let acquire = options.acquire_timeout;
+        match (&dsn.address, dsn.driver) {
+            (SqlAddress::File { path }, _) => {
+                let connect = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    // SQLite's own default, set so that it does not depend
+                    // on the client's: a transaction that takes the whole
+                    // file (another process's BEGIN EXCLUSIVE) stops every
+                    // statement here, readers included, and is reported
+                    // rather than read around, as WAL would.
+                    .journal_mode(SqliteJournalMode::Delete)
+                    // Every write waits for the one write transaction a
+                    // lock holds: as long as a lock may be waited for.
+                    .busy_timeout(options.lock_wait.max(options.timeout));
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(size)
+                        .acquire_timeout(acquire)
+                        .connect_lazy_with(connect),
+                )
+            }
+            (
+                SqlAddress::Server {
+                    host,
+                    port,
+                    username,
+                    database,
+                },
+                SqlDriver::MySql,
+            ) => {
+                let mut connect = MySqlConnectOptions::new()
+                    .host(host)
+                    .port(*port)
+                    .database(database);
+                if let Some(username) = username {
+                    connect = connect.username(username);
+                }
+                if let Some(password) = dsn.password() {
+                    connect = connect.password(password);
+                }
+                Pool::MySql(
+                    MySqlPoolOptions::new()
+                        .max_connections(size)
+                        .acquire_timeout(acquire)
+                        .connect_lazy_with(connect),
+                )
+            }
+            (
+                SqlAddress::Server {
+                    host,
+                    port,
+                    username,
+                    database,
+                },
+                _,
+            ) => {
+                // lock_timeout bounds the advisory lock's wait on the server
+                // (0 would mean "for ever" there, hence at least 1 ms).
+                let lock_timeout = format!(
+                    "{}ms",
+                    options.lock_wait.max(Duration::from_millis(1)).as_millis()
+                );
+                let mut connect = PgConnectOptions::new()
+                    .host(host)
+                    .port(*port)
+                    .database(database)
+                    .options([("lock_timeout", lock_timeout.as_str())]);
+                if let Some(username) = username {
+                    connect = connect.username(username);
+                }
+                if let Some(password) = dsn.password() {
+                    connect = connect.password(password);
+                }
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(size)
+                        .acquire_timeout(acquire)
+                        .connect_lazy_with(connect),
+                )
+            }
+        }
+    }
+
+    /// A connection of its own, for a session lock.
+    pub(super) async fn acquire(&self) -> Result<Conn, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
+            Pool::MySql(pool) => Conn::MySql(pool.acquire().await?),
+            Pool::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+        })
+    }
+}
+
+impl Conn {
+    /// Closes the connection instead of returning it to the pool: the
+    /// server then drops whatever it held (locks, an open transaction).
+    pub(super) fn discard(self) {
+        match self {
+            Conn::Sqlite(conn) => drop(conn.detach()),
+            Conn::MySql(conn) => drop(conn.detach()),
+            Conn::Postgres(conn) => drop(conn.detach()),
+        }
+    }
+}
