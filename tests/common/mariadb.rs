@@ -183,6 +183,11 @@ impl MariaDb {
         }
     }
 
+    /// Its temporary directory (data, socket, log).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// A clean shutdown: connections are ended, the port closes.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -12,9 +12,12 @@
 //!   every session's locked requests take turns on one database file. The
 //!   session's writes join that transaction and commit with the release.
 //!
-//! Writes, touches and destroys of a locked session go over the lock's
-//! connection (see `SqlSessionHandler::held_for`): on SQLite any other
-//! connection would wait for the lock's own transaction.
+//! Writes, touches and destroys of a locked session, and any made by the
+//! task (the request) that holds a lock, go over the lock's connection
+//! (see [`Registry`]): on SQLite any other connection would wait for the
+//! lock's own transaction, so a request that regenerates its id (writes
+//! the new id, destroys the old one while holding the old one's lock)
+//! would wait for itself.
 //!
 //! A lock dropped without release (a cancelled request) is released in the
 //! background by [`SessionLock`](crate::session::backend::SessionLock)'s
@@ -24,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,8 +48,44 @@ pub(super) struct Held {
     pub(super) dirty: bool,
 }
 
-/// The sessions this handler holds locks on, by id.
-pub(super) type Registry = Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<Held>>>>>;
+/// A held lock's connection, as the registry keeps it.
+pub(super) type Shared = Arc<tokio::sync::Mutex<Held>>;
+
+/// The locks this handler holds: by session id (a write chain writes from
+/// a task of its own) and by the task that took them (the request).
+#[derive(Default)]
+pub(super) struct Locks {
+    by_id: HashMap<String, Weak<tokio::sync::Mutex<Held>>>,
+    by_task: HashMap<tokio::task::Id, Weak<tokio::sync::Mutex<Held>>>,
+}
+
+/// The handler's [`Locks`], shared with every lock it hands out.
+pub(super) type Registry = Arc<Mutex<Locks>>;
+
+impl Locks {
+    /// The lock held on session `id`, else the one the current task holds.
+    pub(super) fn find(&self, id: &str) -> Option<Shared> {
+        self.by_id.get(id).and_then(Weak::upgrade).or_else(|| {
+            let task = tokio::task::try_id()?;
+            self.by_task.get(&task).and_then(Weak::upgrade)
+        })
+    }
+
+    /// Registers `held` as session `id`'s lock, taken by `task`.
+    pub(super) fn add(&mut self, id: &str, task: Option<tokio::task::Id>, held: &Shared) {
+        self.by_id.insert(id.to_string(), Arc::downgrade(held));
+        if let Some(task) = task {
+            self.by_task.insert(task, Arc::downgrade(held));
+        }
+    }
+
+    /// Forgets `held` wherever it is registered.
+    pub(super) fn remove(&mut self, held: &Shared) {
+        let ours = |entry: &Weak<tokio::sync::Mutex<Held>>| entry.as_ptr() == Arc::as_ptr(held);
+        self.by_id.retain(|_, entry| !ours(entry));
+        self.by_task.retain(|_, entry| !ours(entry));
+    }
+}
 
 /// A held SQL session lock.
 pub(super) struct SqlLock {
@@ -116,15 +156,10 @@ pub(super) async fn take(conn: &mut Conn, id: &str, wait: Duration) -> Result<bo
 
 impl SqlLock {
     pub(super) async fn release_held(&self) -> Result<(), SessionError> {
-        {
-            let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-            if registry
-                .get(&self.id)
-                .is_some_and(|entry| entry.as_ptr() == Arc::as_ptr(&self.held))
-            {
-                registry.remove(&self.id);
-            }
-        }
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.held);
         let mut held = self.held.lock().await;
         let Some(mut conn) = held.conn.take() else {
             return Ok(());

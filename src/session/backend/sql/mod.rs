@@ -14,7 +14,6 @@ mod lock;
 mod pool;
 mod schema;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -163,7 +162,7 @@ impl SqlSessionHandler {
             table: options.table.clone(),
             create_table: options.create_table,
             ready: tokio::sync::OnceCell::new(),
-            held: Arc::new(Mutex::new(HashMap::new())),
+            held: Arc::new(Mutex::new(lock::Locks::default())),
             lock_wait: options.lock.then_some(options.lock_wait),
             timeout: options.timeout,
             acquire_timeout: options.acquire_timeout,
@@ -255,10 +254,10 @@ impl SqlSessionHandler {
             .map(drop)
     }
 
-    /// The shared connection of the lock this handler holds on `id`.
+    /// The connection of the lock this handler holds on `id`, or that the
+    /// current task (request) holds (see lock.rs).
     fn held_for(&self, id: &str) -> Option<Arc<tokio::sync::Mutex<Held>>> {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.get(id).and_then(std::sync::Weak::upgrade)
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).find(id)
     }
 
     /// Takes session `id`'s lock and, when `read`, reads it over the same connection.
@@ -322,10 +321,11 @@ impl SqlSessionHandler {
             conn: Some(conn),
             dirty: false,
         }));
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.as_str().to_string(), Arc::downgrade(&held));
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).add(
+            id.as_str(),
+            tokio::task::try_id(),
+            &held,
+        );
         let lock = SessionLock::held(Box::new(SqlLock {
             id: id.as_str().to_string(),
             held,
@@ -452,24 +452,16 @@ impl SessionHandler for SqlSessionHandler {
         let Some(held) = lock.take_as::<SqlLock>() else {
             return save_then_release(self, id, data, lock).await;
         };
-        // Registered under the lock's id: a write under a new id (after
-        // regenerate) goes over the lock's connection too.
-        if held.id != id.as_str() {
-            self.held
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.as_str().to_string(), Arc::downgrade(&held.held));
-        }
+        // Registered under this id too: a write under a new id (after
+        // regenerate) goes over the lock's connection as well.
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(id.as_str(), None, &held.held);
         let saved = match data {
             Some(data) => self.write(id, data).await,
             None => self.touch(id).await,
         };
-        if held.id != id.as_str() {
-            self.held
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(id.as_str());
-        }
         let released = held.release_held().await;
         saved?;
         released

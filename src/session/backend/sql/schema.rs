@@ -63,8 +63,11 @@ impl Queries {
                 ),
             },
             SqlDriver::MySql => Self {
+                // MEDIUMBLOB where Symfony has BLOB: BLOB holds 64 KiB, less
+                // than session.max_size's 4 MiB default (Symfony's own docs
+                // suggest widening it); the column reads the same in PHP.
                 create: format!(
-                    "CREATE TABLE IF NOT EXISTS {t} (sess_id VARBINARY(128) NOT NULL PRIMARY KEY, sess_data BLOB NOT NULL, sess_lifetime INTEGER UNSIGNED NOT NULL, sess_time INTEGER UNSIGNED NOT NULL) COLLATE utf8mb4_bin, ENGINE = InnoDB"
+                    "CREATE TABLE IF NOT EXISTS {t} (sess_id VARBINARY(128) NOT NULL PRIMARY KEY, sess_data MEDIUMBLOB NOT NULL, sess_lifetime INTEGER UNSIGNED NOT NULL, sess_time INTEGER UNSIGNED NOT NULL) COLLATE utf8mb4_bin, ENGINE = InnoDB"
                 ),
                 probe: format!("SELECT 1 FROM {t} WHERE 1 = 0"),
                 read: format!(
