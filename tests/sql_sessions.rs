@@ -158,6 +158,13 @@ async fn a_missing_table_with_create_table_off_is_an_error_naming_it(db: &Db) {
     assert!(stderr.contains("`not_there`"), "{stderr}");
     // And nothing was created behind the operator's back.
     sessions.ping().await.unwrap_err();
+    // A request that needs the session gets a 503, and the log names the table.
+    let nene = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let page = Browser::new(&nginx.url("")).get("/session/counter").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    let log = nene.log_text();
+    assert!(log.contains("`not_there`"), "{log}");
 }
 
 async fn expired_rows_read_as_missing_and_gc_deletes_only_them(db: &Db) {

@@ -15,6 +15,7 @@
 //! | `redis+unix:///path/to/redis.sock` (or `unix:///…`) | a Unix socket; `db`, `password` and `username` go in the query: `?db=2&password=…` |
 //! | `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db]` | the primary of SERVICE, asked of these sentinels (port 26379 by default); user, password and db are the data nodes' |
 //! | `redis+cluster://[[user]:password@]host[:port][,host[:port]…]` | a Redis Cluster, found from these seed nodes; keys carry the id as a hash tag (`sess_{id}`) so a session and its lock share a slot |
+//! | `sqlite://…`, `mysql://…` (`mariadb://…`), `postgres://…` (`postgresql://…`) | a SQL table; forms and options in `sql.rs` |
 //!
 //! IPv6 hosts go in brackets (`redis://[::1]:6379`). A password with
 //! reserved characters is percent-encoded (`@` → `%40`, `/` → `%2F`,
