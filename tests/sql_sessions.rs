@@ -42,9 +42,16 @@ struct Db {
     columns_sql: &'static str,
 }
 
+/// A handler on `dsn` with `options`, statements bounded to 1 s unless they say otherwise.
 fn handler(dsn: &str, options: &str, ttl: Duration) -> Arc<dyn SessionHandler> {
-    let dsn = SessionDsn::parse(&format!("{dsn}?timeout=1s&acquire_timeout=1s&{options}"))
-        .expect("a valid DSN");
+    let mut all: Vec<&str> = options.split('&').filter(|o| !o.is_empty()).collect();
+    for default in ["timeout=1s", "acquire_timeout=1s"] {
+        let key = default.split('=').next().unwrap();
+        if !all.iter().any(|o| o.split('=').next() == Some(key)) {
+            all.push(default);
+        }
+    }
+    let dsn = SessionDsn::parse(&format!("{dsn}?{}", all.join("&"))).expect("a valid DSN");
     Arc::new(SqlSessionHandler::new(&dsn, ttl).unwrap())
 }
 
@@ -256,6 +263,47 @@ async fn the_lock_holds_until_the_save_and_a_waiter_gives_up_after_lock_wait(db:
     lock.release().await.unwrap();
 }
 
+async fn a_full_pool_is_a_quick_error_and_a_dropped_lock_gives_its_connection_back(db: &Db) {
+    let sessions = handler(
+        &db.dsn,
+        "table=pool&pool_size=1&acquire_timeout=300ms&timeout=300ms",
+        Duration::from_secs(60),
+    );
+    let ids = SessionIdFormat::new(32, 5).unwrap();
+    let (locked, other) = (ids.generate(), ids.generate());
+    let (lock, _) = sessions.lock_and_read(&locked).await.unwrap();
+    // The lock holds the only connection: another session's read waits
+    // for the pool, then fails instead of hanging.
+    let started = Instant::now();
+    let error = sessions.read(&other).await.unwrap_err();
+    assert!(matches!(error, SessionError::Timeout { .. }), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // A request cancelled while holding the lock: its connection comes
+    // back to the pool, unlocked (another lock on the session is taken).
+    drop(lock);
+    let mut again = None;
+    for _ in 0..20 {
+        if let Ok((lock, _)) = sessions.lock_and_read(&locked).await {
+            again = Some(lock);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lock = again.expect("the dropped lock's connection came back unlocked");
+    sessions
+        .save_and_unlock(&locked, Some(Bytes::from_static(b"kept")), lock)
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.read(&locked).await.unwrap(),
+        Stored::Data(Bytes::from_static(b"kept"))
+    );
+}
+
 async fn listing_pages_through_live_sessions_with_their_lifetimes(db: &Db) {
     let sessions = handler(&db.dsn, "table=listing", Duration::from_secs(60));
     let ids = SessionIdFormat::new(32, 5).unwrap();
@@ -410,6 +458,7 @@ async fn everything_on(db: Db) {
     a_missing_table_with_create_table_off_is_an_error_naming_it(&db).await;
     expired_rows_read_as_missing_and_gc_deletes_only_them(&db).await;
     the_lock_holds_until_the_save_and_a_waiter_gives_up_after_lock_wait(&db).await;
+    a_full_pool_is_a_quick_error_and_a_dropped_lock_gives_its_connection_back(&db).await;
     listing_pages_through_live_sessions_with_their_lifetimes(&db).await;
     the_password_shows_in_no_error_and_no_log(&db).await;
     php_with_a_symfony_style_handler_shares_sessions_nene_wrote(&db).await;
