@@ -3,8 +3,8 @@
 //! through its own value type on each statement and hides each driver's
 //! connect options (SQLite's busy timeout and WAL, PostgreSQL's startup
 //! parameters), while an enum costs one `match` per statement. The
-//! [`on_pool!`](crate) and `on_conn!` macros write the same statement
-//! code once for the three.
+//! `on_pool!` and `on_conn!` macros write the same statement code once for
+//! the three.
 
 use std::time::Duration;
 
