@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::mysql::MySqlConnectOptions;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{MySql, Postgres, Sqlite};
 
 use crate::session::backend::dsn::{SqlAddress, SqlDriver, SqlDsn};
@@ -55,6 +55,19 @@ macro_rules! on_conn {
 
 pub(super) use {on_conn, on_pool};
 
+/// The pool settings every driver shares: `size` connections at most, a
+/// wait of `acquire` for one. No ping before each use (sqlx's default),
+/// which would add a round trip to every statement: sqlx pings a
+/// connection when it goes back to the pool instead, off the request's
+/// path, and drops it if it is broken; one that broke while idle fails one
+/// statement (a 503) and is dropped.
+fn pool_options<DB: sqlx::Database>(size: u32, acquire: Duration) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(acquire)
+        .test_before_acquire(false)
+}
+
 impl Pool {
     /// A lazy pool for `dsn`: nothing connects until the first statement,
     /// so nene starts while the database is down.
@@ -76,12 +89,7 @@ impl Pool {
                     // Every write waits for the one write transaction a
                     // lock holds: as long as a lock may be waited for.
                     .busy_timeout(options.lock_wait.max(options.timeout));
-                Pool::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(size)
-                        .acquire_timeout(acquire)
-                        .connect_lazy_with(connect),
-                )
+                Pool::Sqlite(pool_options(size, acquire).connect_lazy_with(connect))
             }
             (
                 SqlAddress::Server {
@@ -102,12 +110,7 @@ impl Pool {
                 if let Some(password) = dsn.password() {
                     connect = connect.password(password);
                 }
-                Pool::MySql(
-                    MySqlPoolOptions::new()
-                        .max_connections(size)
-                        .acquire_timeout(acquire)
-                        .connect_lazy_with(connect),
-                )
+                Pool::MySql(pool_options(size, acquire).connect_lazy_with(connect))
             }
             (
                 SqlAddress::Server {
@@ -135,12 +138,7 @@ impl Pool {
                 if let Some(password) = dsn.password() {
                     connect = connect.password(password);
                 }
-                Pool::Postgres(
-                    PgPoolOptions::new()
-                        .max_connections(size)
-                        .acquire_timeout(acquire)
-                        .connect_lazy_with(connect),
-                )
+                Pool::Postgres(pool_options(size, acquire).connect_lazy_with(connect))
             }
         }
     }
