@@ -8,6 +8,10 @@
 //!   shares nene's locks. Unlike `SELECT … FOR UPDATE` they also lock a
 //!   session that has no row yet, leave no placeholder rows, and outlive
 //!   transactions: a write made while the lock is held commits at once.
+//!   Both namespaces are the server's, not the database's, and the
+//!   PostgreSQL key is made of the id's first eight characters only: a
+//!   clash (another application's session with the same id or prefix) can
+//!   only make a request wait, never let two in at once.
 //! - SQLite: `BEGIN IMMEDIATE`, the database's one write transaction, so
 //!   every session's locked requests take turns on one database file. The
 //!   session's writes join that transaction and commit with the release.
@@ -17,7 +21,10 @@
 //! (see [`Registry`]): on SQLite any other connection would wait for the
 //! lock's own transaction, so a request that regenerates its id (writes
 //! the new id, destroys the old one while holding the old one's lock)
-//! would wait for itself.
+//! would wait for itself. (A task that hands its lock on to the next
+//! request of the session, see `write_chain.rs`, stays registered until
+//! the lock is released: its later writes of other sessions go over that
+//! connection too, which on SQLite means they commit with that lock.)
 //!
 //! A lock dropped without release (a cancelled request) is released in the
 //! background by [`SessionLock`](crate::session::backend::SessionLock)'s
