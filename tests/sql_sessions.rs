@@ -6,7 +6,8 @@
 //! holds across a request; listing pages through live sessions; no error or
 //! log line shows the password; and a PHP script with a Symfony-style PDO
 //! session handler reads and changes a session nene wrote through nginx,
-//! in PHP's format, in the shared table.
+//! in PHP's format, in the shared table. A relative `sqlite://` path is a
+//! file in nene's working directory.
 
 mod common;
 
@@ -482,6 +483,26 @@ async fn sqlite_sessions() {
         columns_sql: "SELECT name, type FROM pragma_table_info('{t}') ORDER BY cid",
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relative_sqlite_path_is_a_file_nene_creates_in_its_working_directory() {
+    let cwd = tempfile::tempdir().unwrap();
+    let nene = Nene::start_adjusted(&[("NENE_SESSION_DSN", "sqlite://sessions.db")], |command| {
+        command.current_dir(cwd.path());
+    });
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}\n{}", page.body, nene.log_text());
+    let id = browser.session_id().unwrap();
+    let dsn = format!("sqlite://{}", cwd.path().join("sessions.db").display());
+    let stored = sql(
+        &dsn,
+        &format!("SELECT sess_data FROM sessions WHERE sess_id = '{id}'"),
+    )
+    .await;
+    assert_eq!(stored, vec![vec![r#"{"count":1}"#.to_string()]]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
