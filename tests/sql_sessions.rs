@@ -6,7 +6,8 @@
 //! holds across a request; listing pages through live sessions; no error or
 //! log line shows the password; and a PHP script with a Symfony-style PDO
 //! session handler reads and changes a session nene wrote through nginx,
-//! in PHP's format, in the shared table. A relative `sqlite://` path is a
+//! in PHP's format, in the shared table, and a lock PHP takes in Symfony's
+//! `LOCK_ADVISORY` mode makes nene wait. A relative `sqlite://` path is a
 //! file in nene's working directory.
 
 mod common;
@@ -454,6 +455,68 @@ async fn php_with_a_symfony_style_handler_shares_sessions_nene_wrote(db: &Db) {
     assert_eq!(php_increments(db, "shared", &id), r#"{"count":5}"#);
 }
 
+/// PHP takes the session's lock as Symfony's `LOCK_ADVISORY` mode does
+/// (`doAdvisoryLock`: `GET_LOCK` of the id's first 64 characters, or
+/// `pg_advisory_lock` of `convertStringToInt`), holds it for a second
+/// and a half, and nene's request for the same session waits.
+async fn a_lock_php_takes_in_symfonys_advisory_mode_excludes_nene(db: &Db) {
+    let take = if db.dsn.starts_with("postgres") {
+        r#"$int1 = (ord($id[7]) << 24) + (ord($id[6]) << 16) + (ord($id[5]) << 8) + ord($id[4]);
+$int2 = (ord($id[3]) << 24) + (ord($id[2]) << 16) + (ord($id[1]) << 8) + ord($id[0]);
+$s = $pdo->prepare('SELECT pg_advisory_lock(:key)');
+$s->bindValue(':key', $int2 + ($int1 << 32), PDO::PARAM_INT);"#
+    } else {
+        r#"$s = $pdo->prepare('SELECT GET_LOCK(:key, 50)');
+$s->bindValue(':key', substr($id, 0, 64), PDO::PARAM_STR);"#
+    };
+    let id = SessionIdFormat::new(32, 5).unwrap().generate();
+    let script = format!(
+        "<?php\n$pdo = new PDO({pdo});\n$pdo->setAttribute(PDO::ATTR_ERRMODE, PDO::ERRMODE_EXCEPTION);\n$id = '{id}';\n{take}\n$s->execute();\necho \"locked\\n\";\nflush();\nusleep(1500000);\n",
+        pdo = db.pdo,
+        id = id.as_str(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lock.php");
+    std::fs::write(&path, script).unwrap();
+    let mut php = std::process::Command::new(common::require_program("php", "php-cli"))
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(php.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n", "PHP did not take the lock");
+    let impatient = handler(
+        &db.dsn,
+        "table=php_locks&lock_wait=300ms",
+        Duration::from_secs(60),
+    );
+    let refused = impatient.lock_and_read(&id).await;
+    assert!(
+        matches!(refused, Err(SessionError::LockTimeout { .. })),
+        "{:?}",
+        refused.map(|(_, stored)| stored)
+    );
+    let patient = handler(
+        &db.dsn,
+        "table=php_locks&lock_wait=5s",
+        Duration::from_secs(60),
+    );
+    let started = Instant::now();
+    let (lock, _) = patient.lock_and_read(&id).await.unwrap();
+    assert!(
+        started.elapsed() > Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    lock.release().await.unwrap();
+    assert!(php.wait().unwrap().success());
+}
+
 async fn everything_on(db: Db) {
     the_table_is_symfonys_and_created_when_missing(&db).await;
     a_missing_table_with_create_table_off_is_an_error_naming_it(&db).await;
@@ -463,6 +526,9 @@ async fn everything_on(db: Db) {
     listing_pages_through_live_sessions_with_their_lifetimes(&db).await;
     the_password_shows_in_no_error_and_no_log(&db).await;
     php_with_a_symfony_style_handler_shares_sessions_nene_wrote(&db).await;
+    if !db.dsn.starts_with("sqlite") {
+        a_lock_php_takes_in_symfonys_advisory_mode_excludes_nene(&db).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
