@@ -1,7 +1,9 @@
-//! A throw-away MariaDB server for one test file: mariadb-install-db in a
+//! A throw-away MariaDB server for tests: mariadb-install-db in a
 //! temporary directory, `mariadbd` on a free loopback port (and a Unix
 //! socket for the harness's root), a `todo` user with a password owning a
-//! `todo` database.
+//! `todo` database; more databases for it on request (`database`), so one
+//! server can serve many tests. Shared by nene's tests and the todo
+//! example's (which includes this file by path).
 
 use std::fs::File;
 use std::path::PathBuf;

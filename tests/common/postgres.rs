@@ -1,7 +1,9 @@
-//! A throw-away PostgreSQL server for one test file: initdb in a temporary
+//! A throw-away PostgreSQL server for tests: initdb in a temporary
 //! directory, `postgres` on a free loopback port, a `todo` role with a
 //! password (host connections need it: scram-sha-256) owning a `todo`
-//! database. PostgreSQL refuses to run as root, so as root (CI) the
+//! database (more on request: `database`, so one server can serve many
+//! tests). Shared by nene's tests and the todo example's (which includes
+//! this file by path). PostgreSQL refuses to run as root, so as root (CI) the
 //! directory is given to the `postgres` user and the programs run as it.
 
 use std::fs::File;

@@ -1,7 +1,7 @@
 //! The connection pool, one of three (SQLite, MySQL/MariaDB, PostgreSQL)
 //! rather than sqlx's `Any` driver: `Any` converts every argument and row
 //! through its own value type on each statement and hides each driver's
-//! connect options (SQLite's busy timeout and WAL, PostgreSQL's startup
+//! connect options (SQLite's busy timeout and journal mode, PostgreSQL's startup
 //! parameters), while an enum costs one `match` per statement. The
 //! `on_pool!` and `on_conn!` macros write the same statement code once for
 //! the three.
