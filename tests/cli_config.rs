@@ -89,7 +89,8 @@ fn nene_check_passes_with_file_sessions() {
 fn an_unknown_dsn_scheme_stops_start_up_with_the_password_redacted() {
     for dsn in [
         "memcached://u:topsecret@cache:11211",
-        "mysql://u:topsecret@db/x",
+        "mongodb://u:topsecret@db/x",
+        "postgre://u:topsecret@db/x",
         "redis:/nohost",
     ] {
         for command in ["serve", "check"] {

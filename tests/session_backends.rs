@@ -1,5 +1,5 @@
 //! The session backend contract, one suite run over every backend (files,
-//! Redis and memcached): what a [`SessionHandler`] promises on its own (data
+//! Redis, memcached, SQLite, MariaDB, PostgreSQL): what a [`SessionHandler`] promises on its own (data
 //! round trips, expiry, locks, size bound, outage and recovery), and what a
 //! visitor sees through a real nginx and nene (counter, login and logout,
 //! strict ids, hostile cookies, concurrent increments, absolute lifetime).
@@ -17,18 +17,25 @@ use bytes::Bytes;
 use common::browser::Browser;
 use common::fcgi_client::request_with_params;
 use common::in_process::InProcess;
+use common::mariadb::MariaDb;
 use common::memcached_server::MemcachedServer;
+use common::postgres::Postgres;
 use common::redis_server::RedisServer;
 use common::{Nene, Nginx};
 use nene::session::{
     FileSessionHandler, MemcachedSessionHandler, RedisSessionHandler, SessionDsn, SessionError,
-    SessionHandler, SessionId, SessionIdFormat, Stored, Unreadable,
+    SessionHandler, SessionId, SessionIdFormat, SqlSessionHandler, Stored, Unreadable,
 };
 
 /// What the suite needs of a backend: handlers with given bounds, nene's
 /// settings for it, a look at what is stored, and a way to take it away.
 trait Backend: Sized {
     fn start() -> Self;
+    /// A backend `break_it` may take away: database servers are shared
+    /// by the tests that do not, and this one has its own.
+    fn start_breakable() -> Self {
+        Self::start()
+    }
     /// A handler whose sessions live `ttl`, whose lock waits `lock_wait`,
     /// and which loads at most `max_size` bytes.
     fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64)
@@ -234,6 +241,375 @@ impl Backend for Memcached {
     }
 }
 
+/// The statement bounds of the SQL test handlers: short, so that an
+/// outage is seen quickly.
+const SQL_BOUNDS: &str = "timeout=300ms&acquire_timeout=300ms";
+
+fn sql_handler(
+    dsn: &str,
+    ttl: Duration,
+    lock_wait: Duration,
+    max_size: u64,
+) -> Arc<dyn SessionHandler> {
+    let dsn = format!("{dsn}?lock_wait={}ms&{SQL_BOUNDS}", lock_wait.as_millis());
+    let dsn = SessionDsn::parse(&dsn).unwrap();
+    Arc::new(
+        SqlSessionHandler::new(&dsn, ttl)
+            .unwrap()
+            .with_max_size(max_size),
+    )
+}
+
+/// `hex` (as the database clients print it) as bytes.
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).unwrap())
+        .collect()
+}
+
+/// A SQLite file in a temporary directory.
+struct Sqlite {
+    dir: tempfile::TempDir,
+    /// The test's own connection holding the whole file (`break_it`).
+    hog: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Sqlite {
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("sessions.db")
+    }
+
+    fn dsn(&self) -> String {
+        format!("sqlite://{}", self.path().display())
+    }
+
+    fn rows(&self, sql: &str) -> Vec<(String, Vec<u8>)> {
+        let path = self.path();
+        let sql = sql.to_string();
+        // A thread of its own: the tests call this inside their runtime.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use sqlx::{Connection, Row};
+                let mut db =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .unwrap();
+                match sqlx::query(&sql).fetch_all(&mut db).await {
+                    Ok(rows) => rows
+                        .iter()
+                        .map(|row| (row.get::<String, _>(0), row.get::<Vec<u8>, _>(1)))
+                        .collect(),
+                    // Nothing stored yet: no table.
+                    Err(error) if error.to_string().contains("no such table") => Vec::new(),
+                    Err(error) => panic!("{sql}: {error}"),
+                }
+            })
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Backend for Sqlite {
+    fn start() -> Self {
+        Sqlite {
+            dir: tempfile::tempdir().unwrap(),
+            hog: None,
+        }
+    }
+
+    fn handler(
+        &self,
+        ttl: Duration,
+        lock_wait: Duration,
+        max_size: u64,
+    ) -> Arc<dyn SessionHandler> {
+        sql_handler(&self.dsn(), ttl, lock_wait, max_size)
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![(
+            "NENE_SESSION_DSN".into(),
+            format!("{}?lock_wait=1s&timeout=1s", self.dsn()),
+        )]
+    }
+
+    fn stored(&self, id: &str) -> Option<Vec<u8>> {
+        let id = id.replace('\'', "");
+        self.rows(&format!(
+            "SELECT sess_id, CAST(sess_data AS BLOB) FROM sessions WHERE sess_id = '{id}'"
+        ))
+        .pop()
+        .map(|(_, data)| data)
+    }
+
+    fn stored_ids(&self) -> Vec<String> {
+        self.rows("SELECT sess_id, x'' FROM sessions ORDER BY sess_id")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Another connection takes the whole file (`BEGIN EXCLUSIVE`), as
+    /// another process might: every statement of nene's waits and fails.
+    /// (Renaming the file or its directory would not do: open connections
+    /// keep using it, and chmod does not stop root.)
+    fn break_it(&mut self) {
+        let path = self.path();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut db =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .unwrap();
+                sqlx::query("BEGIN EXCLUSIVE")
+                    .execute(&mut db)
+                    .await
+                    .unwrap();
+                locked.send(()).unwrap();
+                let _ = released.recv();
+                sqlx::query("ROLLBACK").execute(&mut db).await.unwrap();
+            });
+        });
+        is_locked.recv().unwrap();
+        self.hog = Some(release);
+    }
+
+    fn repair(&mut self) {
+        if let Some(release) = self.hog.take() {
+            let _ = release.send(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The database servers the tests of this binary share, each test in a
+/// database of its own; stopped when the binary exits.
+static SHARED_MARIADB: std::sync::OnceLock<std::sync::Mutex<MariaDb>> = std::sync::OnceLock::new();
+static SHARED_POSTGRES: std::sync::OnceLock<std::sync::Mutex<Postgres>> =
+    std::sync::OnceLock::new();
+
+extern "C" fn stop_shared_servers() {
+    if let Some(server) = SHARED_MARIADB.get()
+        && let Ok(mut server) = server.lock()
+    {
+        server.kill();
+        let _ = std::fs::remove_dir_all(server.dir());
+    }
+    if let Some(server) = SHARED_POSTGRES.get()
+        && let Ok(mut server) = server.lock()
+    {
+        server.kill();
+        let _ = std::fs::remove_dir_all(server.dir());
+    }
+}
+
+fn register_stop() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: atexit with a function that lives as long as the program.
+    ONCE.call_once(|| unsafe {
+        libc::atexit(stop_shared_servers);
+    });
+}
+
+/// A database name no other test of this binary uses.
+fn fresh_database() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "sessions_{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Where a server backend's database is: the shared server, or one of its own.
+enum Server<S: 'static> {
+    Shared(&'static std::sync::Mutex<S>),
+    Own(S),
+}
+
+impl<S: 'static> Server<S> {
+    fn with<T>(&self, f: impl FnOnce(&S) -> T) -> T {
+        match self {
+            // A test that failed while holding it does not fail the others.
+            Server::Shared(server) => f(&server.lock().unwrap_or_else(|e| e.into_inner())),
+            Server::Own(server) => f(server),
+        }
+    }
+
+    fn own(&mut self) -> &mut S {
+        match self {
+            Server::Own(server) => server,
+            Server::Shared(_) => panic!("a shared server is not broken; use start_breakable"),
+        }
+    }
+}
+
+struct MariaDbBackend {
+    server: Server<MariaDb>,
+    database: String,
+    dsn: String,
+}
+
+impl MariaDbBackend {
+    fn on(server: Server<MariaDb>) -> Self {
+        let database = fresh_database();
+        let dsn = server.with(|server| server.database(&database));
+        MariaDbBackend {
+            server,
+            database,
+            dsn,
+        }
+    }
+
+    fn rows(&self, sql: &str) -> String {
+        let sql = format!("USE {}; {sql}", self.database);
+        self.server.with(|server| server.query(&sql))
+    }
+}
+
+impl Backend for MariaDbBackend {
+    fn start() -> Self {
+        register_stop();
+        let server = SHARED_MARIADB.get_or_init(|| std::sync::Mutex::new(MariaDb::start()));
+        Self::on(Server::Shared(server))
+    }
+
+    fn start_breakable() -> Self {
+        Self::on(Server::Own(MariaDb::start()))
+    }
+
+    fn handler(
+        &self,
+        ttl: Duration,
+        lock_wait: Duration,
+        max_size: u64,
+    ) -> Arc<dyn SessionHandler> {
+        sql_handler(&self.dsn, ttl, lock_wait, max_size)
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![(
+            "NENE_SESSION_DSN".into(),
+            format!("{}?lock_wait=1s&timeout=1s", self.dsn),
+        )]
+    }
+
+    fn stored(&self, id: &str) -> Option<Vec<u8>> {
+        let id = id.replace('\'', "");
+        let hex = self.rows(&format!(
+            "SELECT HEX(sess_data) FROM sessions WHERE sess_id = '{id}'"
+        ));
+        hex.lines().next().map(unhex)
+    }
+
+    fn stored_ids(&self) -> Vec<String> {
+        let exists = self.rows("SHOW TABLES LIKE 'sessions'");
+        if exists.trim().is_empty() {
+            return Vec::new();
+        }
+        self.rows("SELECT sess_id FROM sessions ORDER BY sess_id")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn break_it(&mut self) {
+        self.server.own().stop();
+    }
+
+    fn repair(&mut self) {
+        self.server.own().start_again();
+    }
+}
+
+struct PostgresBackend {
+    server: Server<Postgres>,
+    database: String,
+    dsn: String,
+}
+
+impl PostgresBackend {
+    fn on(server: Server<Postgres>) -> Self {
+        let database = fresh_database();
+        let dsn = server.with(|server| server.database(&database));
+        PostgresBackend {
+            server,
+            database,
+            dsn,
+        }
+    }
+
+    fn rows(&self, sql: &str) -> String {
+        self.server.with(|server| server.query(&self.database, sql))
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn start() -> Self {
+        register_stop();
+        let server = SHARED_POSTGRES.get_or_init(|| std::sync::Mutex::new(Postgres::start()));
+        Self::on(Server::Shared(server))
+    }
+
+    fn start_breakable() -> Self {
+        Self::on(Server::Own(Postgres::start()))
+    }
+
+    fn handler(
+        &self,
+        ttl: Duration,
+        lock_wait: Duration,
+        max_size: u64,
+    ) -> Arc<dyn SessionHandler> {
+        sql_handler(&self.dsn, ttl, lock_wait, max_size)
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![(
+            "NENE_SESSION_DSN".into(),
+            format!("{}?lock_wait=1s&timeout=1s", self.dsn),
+        )]
+    }
+
+    fn stored(&self, id: &str) -> Option<Vec<u8>> {
+        let id = id.replace('\'', "");
+        let hex = self.rows(&format!(
+            "SELECT encode(sess_data, 'hex') FROM sessions WHERE sess_id = '{id}'"
+        ));
+        hex.lines().next().map(unhex)
+    }
+
+    fn stored_ids(&self) -> Vec<String> {
+        let exists = self.rows("SELECT to_regclass('sessions') IS NOT NULL");
+        if exists.trim() != "t" {
+            return Vec::new();
+        }
+        self.rows("SELECT sess_id FROM sessions ORDER BY sess_id")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn break_it(&mut self) {
+        self.server.own().stop();
+    }
+
+    fn repair(&mut self) {
+        self.server.own().start_again();
+    }
+}
 fn new_id() -> SessionId {
     SessionIdFormat::new(32, 5).unwrap().generate()
 }
@@ -380,7 +756,7 @@ async fn a_stored_value_over_max_size_is_reported_not_loaded<B: Backend>() {
 }
 
 async fn an_unusable_backend_is_an_error_and_recovery_needs_no_new_handler<B: Backend>() {
-    let mut backend = B::start();
+    let mut backend = B::start_breakable();
     let sessions = backend.handler(LONG, Duration::from_secs(1), MAX);
     let id = new_id();
     sessions.write(&id, Bytes::from_static(b"x")).await.unwrap();
@@ -661,7 +1037,7 @@ async fn the_absolute_lifetime_ends_a_session_however_active<B: Backend>() {
 }
 
 async fn an_outage_gives_503_other_routes_keep_working_and_sessions_come_back<B: Backend>() {
-    let mut backend = B::start();
+    let mut backend = B::start_breakable();
     let (nene, nginx) = stack(&backend, &[]);
     let mut browser = Browser::new(&nginx.url(""));
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
@@ -725,8 +1101,8 @@ async fn remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_coo
     server.stop().await;
 }
 
-/// Every contract test, for every backend: `files::…`, `redis::…` and
-/// `memcached::…`.
+/// Every contract test, for every backend: `files::…`, `redis::…`,
+/// `memcached::…`, `sqlite::…`, `mariadb::…` and `postgres::…`.
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod files {
@@ -750,6 +1126,30 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $test() {
                     super::$test::<super::Memcached>().await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test::<super::Sqlite>().await
+                }
+            )*
+        }
+        mod mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test::<super::MariaDbBackend>().await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test::<super::PostgresBackend>().await
                 }
             )*
         }

@@ -24,8 +24,8 @@ pub use backend::{
     DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, MemcachedDsn,
     MemcachedOptions, MemcachedSessionHandler, MemcachedSetupError, RedisAddress, RedisDsn,
     RedisOptions, RedisSessionHandler, RedisSetupError, SessionBackend, SessionDsn, SessionHandler,
-    SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, Stored, Unreadable,
-    redact_dsn,
+    SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, SqlAddress, SqlDriver,
+    SqlDsn, SqlOptions, SqlSessionHandler, SqlSetupError, Stored, Unreadable, redact_dsn,
 };
 pub use error::SessionError;
 pub use format::{Decoded, JsonCodec, KeptValues, PhpCodec, PhpHandler, SessionCodec, SessionData};

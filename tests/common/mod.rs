@@ -14,9 +14,11 @@ pub mod dockerfile;
 pub mod fcgi_client;
 pub mod in_process;
 pub mod lighttpd;
+pub mod mariadb;
 pub mod memcached_server;
 pub mod php_cli;
 pub mod php_fpm;
+pub mod postgres;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod redis_server;
@@ -63,14 +65,17 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Finds a program on PATH or in the sbin directories Debian installs
-/// servers into; fails the test, naming the package, when it is missing.
-pub fn require_program(name: &str, debian_package: &str) -> PathBuf {
+/// Finds `name` in `extra` directories, on PATH, or in the sbin
+/// directories Debian installs servers into; fails the test, naming the
+/// Debian package, when it is missing.
+pub fn require_program_in(name: &str, debian_package: &str, extra: &[PathBuf]) -> PathBuf {
     let path = std::env::var("PATH").unwrap_or_default();
-    let candidates = path
-        .split(':')
-        .map(PathBuf::from)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    // `extra` first: a server's own directory beats a wrapper on PATH.
+    let candidates = extra.iter().cloned().chain(
+        path.split(':')
+            .map(PathBuf::from)
+            .chain(["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"].map(PathBuf::from)),
+    );
     for dir in candidates {
         let candidate = dir.join(name);
         if candidate.is_file() {
@@ -83,9 +88,44 @@ pub fn require_program(name: &str, debian_package: &str) -> PathBuf {
     );
 }
 
-/// Waits until `addr` accepts TCP connections, or panics after 10 s.
-fn wait_for_tcp(addr: &str, child: &mut Child, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Finds a program on PATH or in the sbin directories Debian installs
+/// servers into; fails the test, naming the package, when it is missing.
+pub fn require_program(name: &str, debian_package: &str) -> PathBuf {
+    require_program_in(name, debian_package, &[])
+}
+
+/// Whether this test process runs as root (as CI does).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Sends `signal` to `pid` (a child this test started).
+pub fn kill(pid: u32, signal: i32) {
+    // SAFETY: kill(2) on a process this test started.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+/// Waits up to `within` for `child` to exit after `signal`; SIGKILL after that.
+pub fn stop_child(child: &mut Child, signal: i32, within: Duration) {
+    kill(child.id(), signal);
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits until `addr` accepts TCP connections, or panics after 20 s
+/// (a database server's first start on two busy cores).
+pub fn wait_for_tcp(addr: &str, child: &mut Child, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(addr).is_ok() {
             return;
@@ -98,7 +138,7 @@ fn wait_for_tcp(addr: &str, child: &mut Child, what: &str, log: &Path) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("{what} did not listen on {addr} within 10 s");
+    panic!("{what} did not listen on {addr} within 20 s");
 }
 
 fn wait_for_unix(path: &Path, child: &mut Child, log: &Path) {

@@ -1,6 +1,7 @@
 //! The one place that turns `SESSION_DSN` into a session backend
 //! (docs/decisions/0006): empty → files, `redis://…` → Redis,
-//! `memcached://…` → memcached. A new backend is one more arm here. With
+//! `memcached://…` → memcached, `sqlite://`, `mysql://`, `postgres://` → SQL.
+//! A new backend is one more arm here. With
 //! `session.migrate_from` set, the backend it names stands behind the new
 //! one (migrating.rs). Nothing here opens a connection: a Redis
 //! that is down at start-up fails requests that need a session, not start-up.
@@ -17,6 +18,7 @@ use crate::session::backend::files::FileSessionHandler;
 use crate::session::backend::memcached::{MemcachedSessionHandler, MemcachedSetupError};
 use crate::session::backend::migrating::MigratingSessionHandler;
 use crate::session::backend::redis::{RedisSessionHandler, RedisSetupError};
+use crate::session::backend::sql::{SqlSessionHandler, SqlSetupError};
 
 /// Picks and builds the session backend.
 pub struct SessionHandlerFactory;
@@ -55,6 +57,9 @@ pub enum SessionSetupError {
         "session.migrate_from `{0}` names the same backend as session.dsn; remove it once the move is over"
     )]
     MigrateFromSame(String),
+    /// The SQL backend cannot be set up from the DSN.
+    #[error(transparent)]
+    Sql(#[from] SqlSetupError),
 }
 
 impl SessionHandlerFactory {
@@ -106,6 +111,9 @@ impl SessionHandlerFactory {
             SessionBackend::Memcached(_) => Arc::new(
                 MemcachedSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size),
             ),
+            SessionBackend::Sql(_) => {
+                Arc::new(SqlSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
+            }
         };
         Ok(handler)
     }

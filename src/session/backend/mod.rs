@@ -12,17 +12,19 @@ mod files;
 mod memcached;
 mod migrating;
 mod redis;
+mod sql;
 mod unreadable;
 
 pub use dsn::{
     DsnError, MemcachedDsn, MemcachedOptions, RedisAddress, RedisDsn, RedisOptions, SessionBackend,
-    SessionDsn, redact_dsn,
+    SessionDsn, SqlAddress, SqlDriver, SqlDsn, SqlOptions, redact_dsn,
 };
 pub use factory::{SessionHandlerFactory, SessionSetupError};
 pub use files::FileSessionHandler;
 pub use memcached::{MemcachedSessionHandler, MemcachedSetupError};
 pub use migrating::MigratingSessionHandler;
 pub use redis::{RedisSessionHandler, RedisSetupError};
+pub use sql::{SqlSessionHandler, SqlSetupError};
 pub use unreadable::Unreadable;
 
 use std::any::Any;

@@ -247,3 +247,33 @@ pub async fn suite_on(database: impl TestDatabase) {
         "the app logged the database password"
     );
 }
+
+impl TestDatabase for super::mariadb::MariaDb {
+    fn dsn(&self) -> String {
+        super::mariadb::MariaDb::dsn(self)
+    }
+    fn password(&self) -> &'static str {
+        super::mariadb::PASSWORD
+    }
+    fn stop(&mut self) {
+        super::mariadb::MariaDb::stop(self)
+    }
+    fn start_again(&mut self) {
+        super::mariadb::MariaDb::start_again(self)
+    }
+}
+
+impl TestDatabase for super::postgres::Postgres {
+    fn dsn(&self) -> String {
+        super::postgres::Postgres::dsn(self)
+    }
+    fn password(&self) -> &'static str {
+        super::postgres::PASSWORD
+    }
+    fn stop(&mut self) {
+        super::postgres::Postgres::stop(self)
+    }
+    fn start_again(&mut self) {
+        super::postgres::Postgres::start_again(self)
+    }
+}

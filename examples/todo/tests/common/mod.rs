@@ -1,14 +1,18 @@
 //! The test harness: the real `todo` binary as a child process behind a real
 //! nginx (rendered from the repository's deploy/nginx/nene.conf.template),
 //! each on a free loopback port in its own temporary directory, stopped when
-//! dropped. Database servers are in `postgres.rs` and `mariadb.rs`; the HTTP
+//! dropped. Database servers are nene's `tests/common/postgres.rs` and
+//! `mariadb.rs`; the HTTP
 //! side of a user in `api.rs`; flows shared by every backend in `flows.rs`.
 
 #![allow(dead_code)]
 
 pub mod api;
 pub mod flows;
+// One copy of each database harness, shared with nene's own tests.
+#[path = "../../../../tests/common/mariadb.rs"]
 pub mod mariadb;
+#[path = "../../../../tests/common/postgres.rs"]
 pub mod postgres;
 pub mod redis;
 

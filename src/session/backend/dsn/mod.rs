@@ -16,6 +16,7 @@
 //! | `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db]` | the primary of SERVICE, asked of these sentinels (port 26379 by default); user, password and db are the data nodes' |
 //! | `redis+cluster://[[user]:password@]host[:port][,host[:port]…]` | a Redis Cluster, found from these seed nodes; keys carry the id as a hash tag (`sess_{id}`) so a session and its lock share a slot |
 //! | `memcached://host[:port][,host[:port]…]` | memcached (port 11211 by default); with several servers a session lives on the one libmemcached's weighted ketama picks for its id; no user or password (no SASL) |
+//! | `sqlite://…`, `mysql://…` (`mariadb://…`), `postgres://…` (`postgresql://…`) | a SQL table; forms and options in `sql.rs` |
 //!
 //! IPv6 hosts go in brackets (`redis://[::1]:6379`). A password with
 //! reserved characters is percent-encoded (`@` → `%40`, `/` → `%2F`,
@@ -60,7 +61,10 @@ const ACCEPTED: &str = "accepted: '' or files (file sessions), \
      redis+unix:///path/to/redis.sock[?db=N&password=…&options], \
      redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db][?options], \
      redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options], \
-     memcached://host[:port][,host[:port]…][?options]";
+     memcached://host[:port][,host[:port]…][?options], \
+     sqlite://relative/path.db or sqlite:///absolute/path.db[?options], \
+     mysql://user:password@host[:port]/database[?options] (or mariadb://), \
+     postgres://user:password@host[:port]/database[?options] (or postgresql://)";
 
 /// Options every Redis DSN takes.
 const OPTIONS: &[&str] = &[
@@ -89,6 +93,11 @@ const SCHEMES: &[&str] = &[
     "redis+sentinel",
     "redis+cluster",
     "memcached",
+    "sqlite",
+    "mysql",
+    "mariadb",
+    "postgres",
+    "postgresql",
 ];
 
 const DEFAULT_PORT: u16 = 6379;
@@ -117,6 +126,8 @@ pub enum SessionBackend {
     Redis(Box<RedisDsn>),
     /// One or more memcached servers; boxed like Redis.
     Memcached(Box<MemcachedDsn>),
+    /// SQLite, MySQL/MariaDB or PostgreSQL (`sql.rs`); boxed likewise.
+    Sql(Box<SqlDsn>),
 }
 
 /// Where a Redis server is and how to talk to it.
@@ -294,7 +305,7 @@ impl SessionDsn {
     pub fn redis(&self) -> Option<&RedisDsn> {
         match &self.backend {
             SessionBackend::Redis(redis) => Some(redis.as_ref()),
-            SessionBackend::Files | SessionBackend::Memcached(_) => None,
+            SessionBackend::Files | SessionBackend::Memcached(_) | SessionBackend::Sql(_) => None,
         }
     }
 
@@ -302,7 +313,15 @@ impl SessionDsn {
     pub fn memcached(&self) -> Option<&MemcachedDsn> {
         match &self.backend {
             SessionBackend::Memcached(memcached) => Some(memcached.as_ref()),
-            SessionBackend::Files | SessionBackend::Redis(_) => None,
+            SessionBackend::Files | SessionBackend::Redis(_) | SessionBackend::Sql(_) => None,
+        }
+    }
+
+    /// The SQL settings, for `sqlite://`, `mysql://` and `postgres://` DSNs.
+    pub fn sql(&self) -> Option<&SqlDsn> {
+        match &self.backend {
+            SessionBackend::Sql(sql) => Some(sql.as_ref()),
+            SessionBackend::Files | SessionBackend::Redis(_) | SessionBackend::Memcached(_) => None,
         }
     }
 
@@ -418,10 +437,12 @@ fn write_hosts(f: &mut fmt::Formatter<'_>, hosts: &[(String, u16)]) -> fmt::Resu
 mod memcached;
 mod parse;
 mod redact;
+mod sql;
 
 pub use memcached::{MemcachedDsn, MemcachedOptions};
 use parse::Parser;
 pub use redact::redact_dsn;
+pub use sql::{SqlAddress, SqlDriver, SqlDsn, SqlOptions};
 
 #[cfg(test)]
 mod tests {
@@ -668,7 +689,7 @@ mod tests {
     fn unknown_schemes_are_refused_with_what_is_accepted() {
         for text in [
             "memcache://cache:11211",
-            "mysql://db/sessions",
+            "mongodb://db/sessions",
             "http://redis:6379",
             "files://",
         ] {
@@ -774,7 +795,9 @@ mod tests {
             "redis://:hun?ter2@cache",
             "redis://:hunter2%@cache",
             "memcached://admin:hunter2@cache:11211",
-            "mysql://root:hunter2@db/sessions",
+            "mysql://root:hunter2@db/sessions?tabel=x",
+            "postgres://root:hunter2@db/sessions?timeout=never",
+            "mariadb://root:hunter2@db",
             "redis:/:hunter2@cache",
             "hunter2@cache",
             "unix:///run/redis.sock?password=hunter2&db=x",

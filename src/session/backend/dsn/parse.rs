@@ -77,6 +77,9 @@ impl Parser<'_> {
             "redis+sentinel" => self.sentinel(rest),
             "redis+cluster" => self.cluster(rest),
             "memcached" => self.memcached(rest),
+            "sqlite" => sql::parse_sql(self.dsn, SqlDriver::Sqlite, rest),
+            "mysql" | "mariadb" => sql::parse_sql(self.dsn, SqlDriver::MySql, rest),
+            "postgres" | "postgresql" => sql::parse_sql(self.dsn, SqlDriver::Postgres, rest),
             _ => Err(DsnError::UnknownScheme {
                 dsn: self.dsn.to_string(),
                 scheme: scheme.to_string(),

@@ -1,7 +1,9 @@
-//! A throw-away MariaDB server for one test file: mariadb-install-db in a
+//! A throw-away MariaDB server for tests: mariadb-install-db in a
 //! temporary directory, `mariadbd` on a free loopback port (and a Unix
 //! socket for the harness's root), a `todo` user with a password owning a
-//! `todo` database.
+//! `todo` database; more databases for it on request (`database`), so one
+//! server can serve many tests. Shared by nene's tests and the todo
+//! example's (which includes this file by path).
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -151,6 +153,43 @@ impl MariaDb {
         );
     }
 
+    /// A fresh database `name` the `todo` user owns, and its DSN: one
+    /// server serves many tests, each in a database of its own.
+    pub fn database(&self, name: &str) -> String {
+        self.sql(&format!(
+            "CREATE DATABASE {name}; GRANT ALL ON {name}.* TO 'todo'@'127.0.0.1';"
+        ));
+        format!("mariadb://todo:{PASSWORD}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The rows `sql` selects (as root), tab-separated, one line each.
+    pub fn query(&self, sql: &str) -> String {
+        let output = Command::new(&self.client)
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["-uroot", "-N", "-B", "-e", sql])
+            .output()
+            .expect("run the mariadb client");
+        assert!(
+            output.status.success(),
+            "mariadb {sql:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Kills the server at once (an outage; `start_again` brings it back).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child, libc::SIGKILL, Duration::from_secs(5));
+        }
+    }
+
+    /// Its temporary directory (data, socket, log).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// A clean shutdown: connections are ended, the port closes.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -164,20 +203,5 @@ impl Drop for MariaDb {
         if let Some(mut child) = self.child.take() {
             stop_child(&mut child, libc::SIGKILL, Duration::from_secs(5));
         }
-    }
-}
-
-impl super::flows::TestDatabase for MariaDb {
-    fn dsn(&self) -> String {
-        MariaDb::dsn(self)
-    }
-    fn password(&self) -> &'static str {
-        PASSWORD
-    }
-    fn stop(&mut self) {
-        MariaDb::stop(self)
-    }
-    fn start_again(&mut self) {
-        MariaDb::start_again(self)
     }
 }

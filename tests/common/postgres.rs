@@ -1,7 +1,9 @@
-//! A throw-away PostgreSQL server for one test file: initdb in a temporary
+//! A throw-away PostgreSQL server for tests: initdb in a temporary
 //! directory, `postgres` on a free loopback port, a `todo` role with a
 //! password (host connections need it: scram-sha-256) owning a `todo`
-//! database. PostgreSQL refuses to run as root, so as root (CI) the
+//! database (more on request: `database`, so one server can serve many
+//! tests). Shared by nene's tests and the todo example's (which includes
+//! this file by path). PostgreSQL refuses to run as root, so as root (CI) the
 //! directory is given to the `postgres` user and the programs run as it.
 
 use std::fs::File;
@@ -167,6 +169,10 @@ impl Postgres {
     }
 
     fn psql_output(&self, sql: &str) -> std::process::Output {
+        self.psql_in("postgres", sql)
+    }
+
+    fn psql_in(&self, database: &str, sql: &str) -> std::process::Output {
         self.command("psql")
             .arg("-h")
             .arg(self.dir.path())
@@ -176,7 +182,7 @@ impl Postgres {
                 "-U",
                 "postgres",
                 "-d",
-                "postgres",
+                database,
             ])
             // -X: no ~/.psqlrc (as root, HOME is root's, unreadable to postgres).
             .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", sql])
@@ -192,6 +198,44 @@ impl Postgres {
             "psql {sql:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// A fresh database `name` the `todo` role owns, and its DSN: one
+    /// server serves many tests, each in a database of its own.
+    pub fn database(&self, name: &str) -> String {
+        self.psql(&format!("CREATE DATABASE {name} OWNER todo"));
+        format!("postgres://todo:{PASSWORD}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The rows `sql` selects in `database` (as the superuser), `|`-separated, one line each.
+    pub fn query(&self, database: &str, sql: &str) -> String {
+        let mut command = self.command("psql");
+        command
+            .arg("-h")
+            .arg(self.dir.path())
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+            ])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        let output = command.output().expect("run psql");
+        assert!(
+            output.status.success(),
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Kills the server at once (an outage; `start_again` brings it back).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child, libc::SIGKILL, Duration::from_secs(5));
+        }
     }
 
     /// Fast shutdown: connections are ended, the port closes.
@@ -212,20 +256,5 @@ impl Drop for Postgres {
             // Immediate shutdown: nothing here needs to survive.
             stop_child(&mut child, libc::SIGQUIT, Duration::from_secs(10));
         }
-    }
-}
-
-impl super::flows::TestDatabase for Postgres {
-    fn dsn(&self) -> String {
-        Postgres::dsn(self)
-    }
-    fn password(&self) -> &'static str {
-        PASSWORD
-    }
-    fn stop(&mut self) {
-        Postgres::stop(self)
-    }
-    fn start_again(&mut self) {
-        Postgres::start_again(self)
     }
 }

@@ -1,0 +1,170 @@
+//! The connection pool, one of three (SQLite, MySQL/MariaDB, PostgreSQL)
+//! rather than sqlx's `Any` driver: `Any` converts every argument and row
+//! through its own value type on each statement and hides each driver's
+//! connect options (SQLite's busy timeout and journal mode, PostgreSQL's startup
+//! parameters), while an enum costs one `match` per statement. The
+//! `on_pool!` and `on_conn!` macros write the same statement code once for
+//! the three.
+
+use std::time::Duration;
+
+use sqlx::mysql::MySqlConnectOptions;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{MySql, Postgres, Sqlite};
+
+use crate::session::backend::dsn::{SqlAddress, SqlDriver, SqlDsn};
+
+/// A pool of connections to one database.
+#[derive(Clone, Debug)]
+pub(super) enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    MySql(sqlx::MySqlPool),
+    Postgres(sqlx::PgPool),
+}
+
+/// One connection taken from the [`Pool`] (held by a session lock).
+pub(super) enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    MySql(PoolConnection<MySql>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// `$body` with `$p` bound to the pool, whichever database it is.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            $crate::session::backend::sql::pool::Pool::Sqlite($p) => $body,
+            $crate::session::backend::sql::pool::Pool::MySql($p) => $body,
+            $crate::session::backend::sql::pool::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// `$body` with `$c` bound to the connection (`&mut **$c` is its executor).
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::session::backend::sql::pool::Conn::Sqlite($c) => $body,
+            $crate::session::backend::sql::pool::Conn::MySql($c) => $body,
+            $crate::session::backend::sql::pool::Conn::Postgres($c) => $body,
+        }
+    };
+}
+
+pub(super) use {on_conn, on_pool};
+
+/// The pool settings every driver shares: `size` connections at most, a
+/// wait of `acquire` for one. No ping before each use (sqlx's default),
+/// which would add a round trip to every statement: sqlx pings a
+/// connection when it goes back to the pool instead, off the request's
+/// path, and drops it if it is broken; one that broke while idle fails one
+/// statement (a 503) and is dropped.
+fn pool_options<DB: sqlx::Database>(size: u32, acquire: Duration) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(acquire)
+        .test_before_acquire(false)
+}
+
+impl Pool {
+    /// A lazy pool for `dsn`: nothing connects until the first statement,
+    /// so nene starts while the database is down.
+    pub(super) fn new(dsn: &SqlDsn) -> Pool {
+        let options = &dsn.options;
+        let size = options.pool_size;
+        let acquire = options.acquire_timeout;
+        match (&dsn.address, dsn.driver) {
+            (SqlAddress::File { path }, _) => {
+                let connect = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    // WAL: readers never wait for the writer, and with
+                    // synchronous=NORMAL a commit appends to the log without
+                    // an fsync (the log is synced at checkpoints). The
+                    // rollback journal fsyncs every commit several times:
+                    // measured on this project's 2-core VM, 20 concurrent
+                    // session writes then took over 600 ms. A power loss
+                    // may lose the last commits, as with file sessions
+                    // without session.save_path_fsync; never a torn file.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    // Every write waits for the one write transaction a
+                    // lock holds: as long as a lock may be waited for.
+                    .busy_timeout(options.lock_wait.max(options.timeout));
+                Pool::Sqlite(pool_options(size, acquire).connect_lazy_with(connect))
+            }
+            (
+                SqlAddress::Server {
+                    host,
+                    port,
+                    username,
+                    database,
+                },
+                SqlDriver::MySql,
+            ) => {
+                let mut connect = MySqlConnectOptions::new()
+                    .host(host)
+                    .port(*port)
+                    .database(database);
+                if let Some(username) = username {
+                    connect = connect.username(username);
+                }
+                if let Some(password) = dsn.password() {
+                    connect = connect.password(password);
+                }
+                Pool::MySql(pool_options(size, acquire).connect_lazy_with(connect))
+            }
+            (
+                SqlAddress::Server {
+                    host,
+                    port,
+                    username,
+                    database,
+                },
+                _,
+            ) => {
+                // lock_timeout bounds the advisory lock's wait on the server
+                // (0 would mean "for ever" there, hence at least 1 ms).
+                let lock_timeout = format!(
+                    "{}ms",
+                    options.lock_wait.max(Duration::from_millis(1)).as_millis()
+                );
+                let mut connect = PgConnectOptions::new()
+                    .host(host)
+                    .port(*port)
+                    .database(database)
+                    .options([("lock_timeout", lock_timeout.as_str())]);
+                if let Some(username) = username {
+                    connect = connect.username(username);
+                }
+                if let Some(password) = dsn.password() {
+                    connect = connect.password(password);
+                }
+                Pool::Postgres(pool_options(size, acquire).connect_lazy_with(connect))
+            }
+        }
+    }
+
+    /// A connection of its own, for a session lock.
+    pub(super) async fn acquire(&self) -> Result<Conn, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
+            Pool::MySql(pool) => Conn::MySql(pool.acquire().await?),
+            Pool::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+        })
+    }
+}
+
+impl Conn {
+    /// Closes the connection instead of returning it to the pool: the
+    /// server then drops whatever it held (locks, an open transaction).
+    pub(super) fn discard(self) {
+        match self {
+            Conn::Sqlite(conn) => drop(conn.detach()),
+            Conn::MySql(conn) => drop(conn.detach()),
+            Conn::Postgres(conn) => drop(conn.detach()),
+        }
+    }
+}

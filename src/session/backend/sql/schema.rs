@@ -1,0 +1,112 @@
+//! The SQL of each database, in one place: Symfony `PdoSessionHandler`'s
+//! table (`sess_id`, `sess_data`, `sess_lifetime` = the expiry as a Unix
+//! time, `sess_time` = the last write) with its per-driver DDL, so that a
+//! PHP application using it can share the table, and the statements nene
+//! runs on it. A row whose `sess_lifetime` is before now is expired
+//! (Symfony's `expiry < time()`), whether or not gc has deleted it yet.
+
+use crate::session::backend::dsn::SqlDriver;
+
+/// How many rows one [`Queries::list`] returns.
+pub(super) const PAGE: i64 = crate::session::backend::LIST_PAGE_SIZE as i64;
+
+/// Every statement the backend runs, with the table name filled in.
+/// Parameters are in the order the comments give.
+pub(super) struct Queries {
+    /// `CREATE TABLE IF NOT EXISTS` with Symfony's column types.
+    pub(super) create: String,
+    /// Fails when the table is missing (`create_table=off`).
+    pub(super) probe: String,
+    /// (max, id, now) → (size, data if size <= max) of a live row.
+    pub(super) read: String,
+    /// (id, data, lifetime, now): insert or replace.
+    pub(super) write: String,
+    /// (lifetime, now, id, now): restart a live row's expiry.
+    pub(super) touch: String,
+    /// (id)
+    pub(super) destroy: String,
+    /// (id, now) → a row when live.
+    pub(super) exists: String,
+    /// (now): delete expired rows.
+    pub(super) gc: String,
+    /// (cursor, now) → (id as bytes, lifetime) of the next live rows by id.
+    pub(super) list: String,
+}
+
+impl Queries {
+    /// The statements for `driver` on `table` (checked by the DSN parser
+    /// to be a plain identifier, so it can be interpolated).
+    pub(super) fn new(driver: SqlDriver, table: &str) -> Self {
+        let t = table;
+        match driver {
+            SqlDriver::Sqlite => Self {
+                create: format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (sess_id TEXT NOT NULL PRIMARY KEY, sess_data BLOB NOT NULL, sess_lifetime INTEGER NOT NULL, sess_time INTEGER NOT NULL)"
+                ),
+                probe: format!("SELECT 1 FROM {t} WHERE 1 = 0"),
+                // CAST: a PHP application binding a string stores TEXT,
+                // whose LENGTH would count characters, not bytes.
+                read: format!(
+                    "SELECT LENGTH(CAST(sess_data AS BLOB)), CASE WHEN LENGTH(CAST(sess_data AS BLOB)) <= ? THEN CAST(sess_data AS BLOB) END FROM {t} WHERE sess_id = ? AND sess_lifetime >= ?"
+                ),
+                write: format!(
+                    "INSERT INTO {t} (sess_id, sess_data, sess_lifetime, sess_time) VALUES (?, ?, ?, ?) ON CONFLICT (sess_id) DO UPDATE SET sess_data = excluded.sess_data, sess_lifetime = excluded.sess_lifetime, sess_time = excluded.sess_time"
+                ),
+                touch: format!(
+                    "UPDATE {t} SET sess_lifetime = ?, sess_time = ? WHERE sess_id = ? AND sess_lifetime >= ?"
+                ),
+                destroy: format!("DELETE FROM {t} WHERE sess_id = ?"),
+                exists: format!("SELECT 1 FROM {t} WHERE sess_id = ? AND sess_lifetime >= ?"),
+                gc: format!("DELETE FROM {t} WHERE sess_lifetime < ?"),
+                list: format!(
+                    "SELECT CAST(sess_id AS BLOB), sess_lifetime FROM {t} WHERE sess_id > ? AND sess_lifetime >= ? ORDER BY sess_id LIMIT {PAGE}"
+                ),
+            },
+            SqlDriver::MySql => Self {
+                // MEDIUMBLOB where Symfony has BLOB: BLOB holds 64 KiB, less
+                // than session.max_size's 4 MiB default (Symfony's own docs
+                // suggest widening it); the column reads the same in PHP.
+                create: format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (sess_id VARBINARY(128) NOT NULL PRIMARY KEY, sess_data MEDIUMBLOB NOT NULL, sess_lifetime INTEGER UNSIGNED NOT NULL, sess_time INTEGER UNSIGNED NOT NULL) COLLATE utf8mb4_bin, ENGINE = InnoDB"
+                ),
+                probe: format!("SELECT 1 FROM {t} WHERE 1 = 0"),
+                read: format!(
+                    "SELECT CAST(LENGTH(sess_data) AS SIGNED), CASE WHEN LENGTH(sess_data) <= ? THEN sess_data END FROM {t} WHERE sess_id = ? AND sess_lifetime >= ?"
+                ),
+                write: format!(
+                    "INSERT INTO {t} (sess_id, sess_data, sess_lifetime, sess_time) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE sess_data = VALUES(sess_data), sess_lifetime = VALUES(sess_lifetime), sess_time = VALUES(sess_time)"
+                ),
+                touch: format!(
+                    "UPDATE {t} SET sess_lifetime = ?, sess_time = ? WHERE sess_id = ? AND sess_lifetime >= ?"
+                ),
+                destroy: format!("DELETE FROM {t} WHERE sess_id = ?"),
+                exists: format!("SELECT 1 FROM {t} WHERE sess_id = ? AND sess_lifetime >= ?"),
+                gc: format!("DELETE FROM {t} WHERE sess_lifetime < ?"),
+                list: format!(
+                    "SELECT sess_id, CAST(sess_lifetime AS SIGNED) FROM {t} WHERE sess_id > ? AND sess_lifetime >= ? ORDER BY sess_id LIMIT {PAGE}"
+                ),
+            },
+            SqlDriver::Postgres => Self {
+                create: format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (sess_id VARCHAR(128) NOT NULL PRIMARY KEY, sess_data BYTEA NOT NULL, sess_lifetime INTEGER NOT NULL, sess_time INTEGER NOT NULL)"
+                ),
+                probe: format!("SELECT 1 FROM {t} WHERE 1 = 0"),
+                read: format!(
+                    "SELECT CAST(OCTET_LENGTH(sess_data) AS BIGINT), CASE WHEN OCTET_LENGTH(sess_data) <= $1 THEN sess_data END FROM {t} WHERE sess_id = $2 AND sess_lifetime >= $3"
+                ),
+                write: format!(
+                    "INSERT INTO {t} (sess_id, sess_data, sess_lifetime, sess_time) VALUES ($1, $2, $3, $4) ON CONFLICT (sess_id) DO UPDATE SET sess_data = EXCLUDED.sess_data, sess_lifetime = EXCLUDED.sess_lifetime, sess_time = EXCLUDED.sess_time"
+                ),
+                touch: format!(
+                    "UPDATE {t} SET sess_lifetime = $1, sess_time = $2 WHERE sess_id = $3 AND sess_lifetime >= $4"
+                ),
+                destroy: format!("DELETE FROM {t} WHERE sess_id = $1"),
+                exists: format!("SELECT 1 FROM {t} WHERE sess_id = $1 AND sess_lifetime >= $2"),
+                gc: format!("DELETE FROM {t} WHERE sess_lifetime < $1"),
+                list: format!(
+                    "SELECT convert_to(sess_id, 'UTF8'), CAST(sess_lifetime AS BIGINT) FROM {t} WHERE sess_id > $1 AND sess_lifetime >= $2 ORDER BY sess_id LIMIT {PAGE}"
+                ),
+            },
+        }
+    }
+}
