@@ -133,3 +133,116 @@ async fn copy_one(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use crate::session::backend::{FileSessionHandler, SessionLock, SessionPage};
+    use crate::session::id::{SessionId, SessionIdFormat};
+
+    /// A files backend whose listing also reports one id it does not have,
+    /// as a session destroyed between the listing and the read would be.
+    struct ListsAGhost {
+        files: FileSessionHandler,
+        ghost: SessionId,
+    }
+
+    #[async_trait]
+    impl SessionHandler for ListsAGhost {
+        fn name(&self) -> &'static str {
+            "ghostly"
+        }
+        async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
+            self.files.lock(id).await
+        }
+        async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
+            self.files.read(id).await
+        }
+        async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+            self.files.write(id, data).await
+        }
+        async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
+            self.files.touch(id).await
+        }
+        async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+            self.files.destroy(id).await
+        }
+        async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+            self.files.exists(id).await
+        }
+        async fn gc(&self) -> Result<u64, SessionError> {
+            self.files.gc().await
+        }
+        async fn ping(&self) -> Result<(), SessionError> {
+            self.files.ping().await
+        }
+        async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
+            let mut page = self.files.list_sessions(cursor).await?;
+            page.sessions.push(LiveSession {
+                id: self.ghost.clone(),
+                remaining: Duration::from_secs(60),
+            });
+            Ok(page)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_listed_session_is_counted_as_what_became_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ttl = Duration::from_secs(600);
+        let ids = SessionIdFormat::new(32, 5).unwrap();
+        // The source loads at most 10 bytes: a longer session is unreadable.
+        let from = FileSessionHandler::new(&dir.path().join("from"), ttl)
+            .unwrap()
+            .with_max_size(10);
+        let to = Arc::new(FileSessionHandler::new(&dir.path().join("to"), ttl).unwrap());
+        let (copied, there, large) = (ids.generate(), ids.generate(), ids.generate());
+        from.write(&copied, Bytes::from_static(b"copy me"))
+            .await
+            .unwrap();
+        from.write(&there, Bytes::from_static(b"old"))
+            .await
+            .unwrap();
+        to.write(&there, Bytes::from_static(b"newer"))
+            .await
+            .unwrap();
+        from.write(&large, Bytes::from_static(b"far too long for it"))
+            .await
+            .unwrap();
+        let from = Arc::new(ListsAGhost {
+            files: from,
+            ghost: ids.generate(),
+        });
+
+        let mut pages = Vec::new();
+        let progress = copy_sessions(from, to.clone(), |page| pages.push(*page))
+            .await
+            .unwrap();
+        let expected = CopyProgress {
+            copied: 1,
+            already_there: 1,
+            gone: 1,
+            unreadable: 1,
+        };
+        assert_eq!(progress, expected);
+        assert_eq!(progress.listed(), 4);
+        assert_eq!(pages, vec![expected]);
+        assert_eq!(
+            progress.to_string(),
+            "1 copied, 1 already there, 1 gone meanwhile, 1 unreadable"
+        );
+        assert_eq!(
+            to.read(&copied).await.unwrap(),
+            Stored::Data(Bytes::from_static(b"copy me"))
+        );
+        assert_eq!(
+            to.read(&there).await.unwrap(),
+            Stored::Data(Bytes::from_static(b"newer"))
+        );
+        assert_eq!(to.read(&large).await.unwrap(), Stored::Missing);
+    }
+}
