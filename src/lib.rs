@@ -45,7 +45,7 @@
 //! | [`ops`] | ping and status pages, request timeout, slow and access logs |
 //! | [`log_limit`] | one line per second for warnings a peer can trigger |
 //! | [`panic_log`] | a panic anywhere is one rate-limited log line, not a flood |
-//! | [`session`] | [`session::lifecycle`]: the session handle, cookie and commit around each request; [`session::backend`]: the DSN, the backend contract, files, Redis and memcached |
+//! | [`session`] | [`session::lifecycle`]: the session handle, cookie and commit around each request; [`session::backend`]: the DSN, the backend contract, files, Redis, memcached and SQL; [`session::copy`]: `nene sessions copy` |
 //! | [`upload`] | `multipart/form-data` uploads as an [`UploadForm`]: fields, and files on disk |
 //! | [`dispatch`] | NeNe's `/{controller}/{action}` routing |
 //! | [`request_info`] | client address, HTTPS, script name: the CGI values an app needs |

@@ -456,17 +456,87 @@ impl<S: 'static> Server<S> {
     }
 }
 
-struct MariaDbBackend {
-    server: Server<MariaDb>,
+/// What the suite needs of a database server, beyond starting it: a
+/// database of its own per test, a look at its rows, and an outage.
+trait DatabaseServer: Sized + Send + 'static {
+    fn start() -> Self;
+    /// The server this test binary shares.
+    fn shared() -> &'static std::sync::OnceLock<std::sync::Mutex<Self>>;
+    /// Creates database `name`; its DSN.
+    fn create(&self, name: &str) -> String;
+    /// What `sql` prints in database `name`, a row a line.
+    fn rows(&self, database: &str, sql: &str) -> String;
+    /// The session table's `sess_data` as hex, in this server's SQL.
+    const HEX_DATA: &'static str;
+    /// 1 when the current database has the session table, else 0.
+    const HAS_TABLE: &'static str;
+    fn stop(&mut self);
+    fn start_again(&mut self);
+}
+
+impl DatabaseServer for MariaDb {
+    fn start() -> Self {
+        MariaDb::start()
+    }
+    fn shared() -> &'static std::sync::OnceLock<std::sync::Mutex<Self>> {
+        &SHARED_MARIADB
+    }
+    fn create(&self, name: &str) -> String {
+        self.database(name)
+    }
+    fn rows(&self, database: &str, sql: &str) -> String {
+        self.query(&format!("USE {database}; {sql}"))
+    }
+    const HEX_DATA: &'static str = "HEX(sess_data)";
+    const HAS_TABLE: &'static str = "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_schema = DATABASE() AND table_name = 'sessions'";
+    fn stop(&mut self) {
+        MariaDb::stop(self)
+    }
+    fn start_again(&mut self) {
+        MariaDb::start_again(self)
+    }
+}
+
+impl DatabaseServer for Postgres {
+    fn start() -> Self {
+        Postgres::start()
+    }
+    fn shared() -> &'static std::sync::OnceLock<std::sync::Mutex<Self>> {
+        &SHARED_POSTGRES
+    }
+    fn create(&self, name: &str) -> String {
+        self.database(name)
+    }
+    fn rows(&self, database: &str, sql: &str) -> String {
+        self.query(database, sql)
+    }
+    const HEX_DATA: &'static str = "encode(sess_data, 'hex')";
+    const HAS_TABLE: &'static str = "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_name = 'sessions'";
+    fn stop(&mut self) {
+        Postgres::stop(self)
+    }
+    fn start_again(&mut self) {
+        Postgres::start_again(self)
+    }
+}
+
+/// MariaDB or PostgreSQL, in a database of the test's own.
+struct OnServer<S: DatabaseServer> {
+    server: Server<S>,
     database: String,
     dsn: String,
 }
 
-impl MariaDbBackend {
-    fn on(server: Server<MariaDb>) -> Self {
+type MariaDbBackend = OnServer<MariaDb>;
+type PostgresBackend = OnServer<Postgres>;
+
+impl<S: DatabaseServer> OnServer<S> {
+    fn on(server: Server<S>) -> Self {
         let database = fresh_database();
-        let dsn = server.with(|server| server.database(&database));
-        MariaDbBackend {
+        let dsn = server.with(|server| server.create(&database));
+        OnServer {
             server,
             database,
             dsn,
@@ -474,20 +544,19 @@ impl MariaDbBackend {
     }
 
     fn rows(&self, sql: &str) -> String {
-        let sql = format!("USE {}; {sql}", self.database);
-        self.server.with(|server| server.query(&sql))
+        self.server.with(|server| server.rows(&self.database, sql))
     }
 }
 
-impl Backend for MariaDbBackend {
+impl<S: DatabaseServer> Backend for OnServer<S> {
     fn start() -> Self {
         register_stop();
-        let server = SHARED_MARIADB.get_or_init(|| std::sync::Mutex::new(MariaDb::start()));
+        let server = S::shared().get_or_init(|| std::sync::Mutex::new(S::start()));
         Self::on(Server::Shared(server))
     }
 
     fn start_breakable() -> Self {
-        Self::on(Server::Own(MariaDb::start()))
+        Self::on(Server::Own(S::start()))
     }
 
     fn handler(
@@ -509,14 +578,15 @@ impl Backend for MariaDbBackend {
     fn stored(&self, id: &str) -> Option<Vec<u8>> {
         let id = id.replace('\'', "");
         let hex = self.rows(&format!(
-            "SELECT HEX(sess_data) FROM sessions WHERE sess_id = '{id}'"
+            "SELECT {} FROM sessions WHERE sess_id = '{id}'",
+            S::HEX_DATA
         ));
         hex.lines().next().map(unhex)
     }
 
     fn stored_ids(&self) -> Vec<String> {
-        let exists = self.rows("SHOW TABLES LIKE 'sessions'");
-        if exists.trim().is_empty() {
+        // The table exists once a handler has been used.
+        if self.rows(S::HAS_TABLE).trim() == "0" {
             return Vec::new();
         }
         self.rows("SELECT sess_id FROM sessions ORDER BY sess_id")
@@ -534,82 +604,6 @@ impl Backend for MariaDbBackend {
     }
 }
 
-struct PostgresBackend {
-    server: Server<Postgres>,
-    database: String,
-    dsn: String,
-}
-
-impl PostgresBackend {
-    fn on(server: Server<Postgres>) -> Self {
-        let database = fresh_database();
-        let dsn = server.with(|server| server.database(&database));
-        PostgresBackend {
-            server,
-            database,
-            dsn,
-        }
-    }
-
-    fn rows(&self, sql: &str) -> String {
-        self.server.with(|server| server.query(&self.database, sql))
-    }
-}
-
-impl Backend for PostgresBackend {
-    fn start() -> Self {
-        register_stop();
-        let server = SHARED_POSTGRES.get_or_init(|| std::sync::Mutex::new(Postgres::start()));
-        Self::on(Server::Shared(server))
-    }
-
-    fn start_breakable() -> Self {
-        Self::on(Server::Own(Postgres::start()))
-    }
-
-    fn handler(
-        &self,
-        ttl: Duration,
-        lock_wait: Duration,
-        max_size: u64,
-    ) -> Arc<dyn SessionHandler> {
-        sql_handler(&self.dsn, ttl, lock_wait, max_size)
-    }
-
-    fn env(&self) -> Vec<(String, String)> {
-        vec![(
-            "NENE_SESSION_DSN".into(),
-            format!("{}?lock_wait=1s&timeout=1s", self.dsn),
-        )]
-    }
-
-    fn stored(&self, id: &str) -> Option<Vec<u8>> {
-        let id = id.replace('\'', "");
-        let hex = self.rows(&format!(
-            "SELECT encode(sess_data, 'hex') FROM sessions WHERE sess_id = '{id}'"
-        ));
-        hex.lines().next().map(unhex)
-    }
-
-    fn stored_ids(&self) -> Vec<String> {
-        let exists = self.rows("SELECT to_regclass('sessions') IS NOT NULL");
-        if exists.trim() != "t" {
-            return Vec::new();
-        }
-        self.rows("SELECT sess_id FROM sessions ORDER BY sess_id")
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn break_it(&mut self) {
-        self.server.own().stop();
-    }
-
-    fn repair(&mut self) {
-        self.server.own().start_again();
-    }
-}
 fn new_id() -> SessionId {
     SessionIdFormat::new(32, 5).unwrap().generate()
 }

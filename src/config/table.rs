@@ -236,7 +236,7 @@ settings! {
         "",
         Text,
         "session.save_handler + save_path",
-        "SESSION_DSN: empty = files, redis://host:port[/db] = Redis",
+        "SESSION_DSN: empty = files; redis://, memcached://, sqlite://, mysql://, postgres:// (see Sessions)",
     )
     .env_alias("NENE_SESSION_DSN")
     .secret();

@@ -31,7 +31,7 @@ impl SessionId {
 impl SessionId {
     /// An id found in a store (`nene sessions copy`), which may have been
     /// made by a PHP application with another `sid_length` or alphabet:
-    /// accepted when it is 1 to [`MAX_ID_LENGTH`] characters of the widest
+    /// accepted when it is 1 to 128 (`MAX_ID_LENGTH`) characters of the widest
     /// alphabet (`0-9a-zA-Z,-`), so it is still safe in a file name or key.
     pub fn from_store(text: &str) -> Option<SessionId> {
         (!text.is_empty()

@@ -4,7 +4,8 @@
 //! purpose: a new backend is one folder implementing it plus one arm in the
 //! factory (`factory.rs`), which picks the backend from `SESSION_DSN`
 //! (`dsn/`). The backends: files (`files/`), Redis with Sentinel and
-//! Cluster (`redis/`), and memcached (`memcached/`).
+//! Cluster (`redis/`), memcached (`memcached/`) and SQL databases (`sql/`);
+//! `migrating.rs` puts an old backend behind a new one while sessions move.
 
 mod dsn;
 mod factory;
@@ -13,6 +14,7 @@ mod memcached;
 mod migrating;
 mod redis;
 mod sql;
+mod token_lock;
 mod unreadable;
 
 pub use dsn::{

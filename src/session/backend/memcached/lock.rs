@@ -6,22 +6,16 @@
 //! deletes only that version, so a lock another holder took since stays.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use rand::RngExt;
 use tokio::time::Instant;
 
 use crate::session::backend::HeldLock;
+use crate::session::backend::token_lock::{TokenLock, release_or_keep_trying};
 use crate::session::error::SessionError;
 
 use super::client::{Command, Reply, Server};
 use super::{failure_to_error, unexpected};
-
-/// Pauses between attempts at releasing a lock whose release failed: the
-/// first soon (a blip), then no more often than every two seconds.
-const RELEASE_RETRY_FIRST: Duration = Duration::from_millis(100);
-const RELEASE_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// A held session lock: the key and the token only its holder knows.
 pub(super) struct MemcachedLock {
@@ -37,7 +31,8 @@ pub(super) struct MemcachedLock {
     pub(super) expires_at: Instant,
 }
 
-impl MemcachedLock {
+#[async_trait]
+impl TokenLock for MemcachedLock {
     /// Compare-and-delete: deletes the lock only while it still holds this
     /// holder's token.
     async fn release_once(&self) -> Result<(), SessionError> {
@@ -62,29 +57,15 @@ impl MemcachedLock {
         }
     }
 
-    /// Keeps trying until the release gets through or the lock has expired
-    /// by itself, so that a session is not locked for the rest of
-    /// `lock_ttl` after a short outage.
-    async fn retry_release(self: Box<Self>) {
-        let mut pause = RELEASE_RETRY_FIRST;
-        loop {
-            tokio::time::sleep(pause).await;
-            if Instant::now() >= self.expires_at || self.release_once().await.is_ok() {
-                return;
-            }
-            pause = (pause * 2).min(RELEASE_RETRY_MAX);
-        }
+    fn expires_at(&self) -> Instant {
+        self.expires_at
     }
 }
 
 #[async_trait]
 impl HeldLock for MemcachedLock {
     async fn release(self: Box<Self>) -> Result<(), SessionError> {
-        let released = self.release_once().await;
-        if released.is_err() {
-            tokio::spawn(self.retry_release());
-        }
-        released
+        release_or_keep_trying(self).await
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -94,10 +75,4 @@ impl HeldLock for MemcachedLock {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
     }
-}
-
-/// 128 bits from the thread's CSPRNG, as hex: 32 bytes, the lock's value.
-pub(super) fn new_token() -> String {
-    let bytes: [u8; 16] = rand::rng().random();
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

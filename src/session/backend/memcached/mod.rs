@@ -39,6 +39,7 @@ use rand::RngExt;
 use tokio::time::Instant;
 
 use crate::session::backend::dsn::SessionDsn;
+use crate::session::backend::token_lock::new_token;
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, SessionHandler,
     SessionLock, SessionPage, Stored, Unreadable,
@@ -52,7 +53,7 @@ mod lock;
 
 use client::{Command, Failure, Reply, Server};
 use ketama::Continuum;
-use lock::{MemcachedLock, new_token};
+use lock::MemcachedLock;
 
 pub(super) const BACKEND: &str = "memcached";
 

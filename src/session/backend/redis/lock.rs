@@ -1,15 +1,14 @@
 //! A held Redis lock: its key and the random token only its holder knows;
-//! released by compare-and-delete, retried in the background until it
-//! expires if Redis is away.
+//! released by compare-and-delete (a script that also publishes the
+//! release), retried in the background (token_lock.rs).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use rand::RngExt;
 use tokio::time::Instant;
 
 use crate::session::backend::HeldLock;
+use crate::session::backend::token_lock::{TokenLock, release_or_keep_trying};
 use crate::session::error::SessionError;
 
 use super::connection::{Request, SharedConnection};
@@ -32,11 +31,8 @@ pub(super) struct RedisLock {
     pub(super) expires_at: Instant,
 }
 
-/// Pauses between attempts at releasing a lock whose release failed.
-pub(super) const RELEASE_RETRY_FIRST: Duration = Duration::from_millis(100);
-pub(super) const RELEASE_RETRY_MAX: Duration = Duration::from_secs(2);
-
-impl RedisLock {
+#[async_trait]
+impl TokenLock for RedisLock {
     async fn release_once(&self) -> Result<(), SessionError> {
         let mut release = redis::cmd("EVAL");
         release
@@ -51,30 +47,15 @@ impl RedisLock {
             .map(drop)
     }
 
-    /// Keeps trying until the release gets through or the lock has expired
-    /// by itself. A Redis that restarts with persistence brings the lock
-    /// back, and without this the session would stay locked for the rest of
-    /// `lock_ttl` after Redis is up again.
-    async fn retry_release(self: Box<Self>) {
-        let mut pause = RELEASE_RETRY_FIRST;
-        loop {
-            tokio::time::sleep(pause).await;
-            if Instant::now() >= self.expires_at || self.release_once().await.is_ok() {
-                return;
-            }
-            pause = (pause * 2).min(RELEASE_RETRY_MAX);
-        }
+    fn expires_at(&self) -> Instant {
+        self.expires_at
     }
 }
 
 #[async_trait]
 impl HeldLock for RedisLock {
     async fn release(self: Box<Self>) -> Result<(), SessionError> {
-        let released = self.release_once().await;
-        if released.is_err() {
-            tokio::spawn(self.retry_release());
-        }
-        released
+        release_or_keep_trying(self).await
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -84,10 +65,4 @@ impl HeldLock for RedisLock {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
     }
-}
-
-/// 128 bits from the thread's CSPRNG, as hex.
-pub(super) fn new_token() -> String {
-    let bytes: [u8; 16] = rand::rng().random();
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -36,6 +36,7 @@ use redis::Value;
 use tokio::time::Instant;
 
 use crate::session::backend::dsn::{RedisAddress, SessionDsn};
+use crate::session::backend::token_lock::new_token;
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock,
     SessionPage, Stored, save_then_release,
@@ -51,7 +52,7 @@ mod scripts;
 mod sentinel;
 
 use connection::{Request, SharedConnection, node_for};
-use lock::{RedisLock, new_token};
+use lock::RedisLock;
 use release_notices::ReleaseNotices;
 use scripts::{CHECKED_SAVE, LOCK_AND_READ, RELEASE_SCRIPT, parse_lock_and_read};
 

@@ -1,0 +1,56 @@
+//! What the Redis and memcached locks share: a lock is a key holding a
+//! random token only its holder knows, released by compare-and-delete. A
+//! release that fails (the server is away) is retried in the background
+//! until it gets through or the lock has expired by itself, so a session is
+//! not left locked for the rest of its `lock_ttl` after a short outage (a
+//! server restarting with persistence brings the lock back).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::RngExt;
+use tokio::time::Instant;
+
+use crate::session::error::SessionError;
+
+/// Pauses between attempts at releasing a lock whose release failed: the
+/// first soon (a blip), then no more often than every two seconds.
+const RELEASE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RELEASE_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// A lock held under a token, as its backend releases it.
+#[async_trait]
+pub(super) trait TokenLock: Send + Sync + Sized + 'static {
+    /// Deletes the lock if it still holds this holder's token; one try.
+    async fn release_once(&self) -> Result<(), SessionError>;
+
+    /// When the server expires the lock at the latest.
+    fn expires_at(&self) -> Instant;
+}
+
+/// Releases `lock`; when that fails, keeps trying in the background (and
+/// still reports the failure).
+pub(super) async fn release_or_keep_trying<L: TokenLock>(lock: Box<L>) -> Result<(), SessionError> {
+    let released = lock.release_once().await;
+    if released.is_err() {
+        tokio::spawn(keep_trying(lock));
+    }
+    released
+}
+
+async fn keep_trying<L: TokenLock>(lock: Box<L>) {
+    let mut pause = RELEASE_RETRY_FIRST;
+    loop {
+        tokio::time::sleep(pause).await;
+        if Instant::now() >= lock.expires_at() || lock.release_once().await.is_ok() {
+            return;
+        }
+        pause = (pause * 2).min(RELEASE_RETRY_MAX);
+    }
+}
+
+/// 128 bits from the thread's CSPRNG, as 32 hex digits: a lock's value.
+pub(super) fn new_token() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
