@@ -92,7 +92,8 @@ COUNTER[memcached]=memcached_commands
 COUNTER[sqlite]=""
 COUNTER[mariadb]=maria_statements
 COUNTER[postgres]=pg_transactions
-BACKENDS=(redis memcached sqlite mariadb postgres)
+# BENCH_BACKENDS="mariadb postgres" runs only those.
+read -r -a BACKENDS <<<"${BENCH_BACKENDS:-redis memcached sqlite mariadb postgres}"
 for backend in "${BACKENDS[@]}"; do
     nene_port=$(free_port)
     start_nene "$nene_port" NENE_SESSION_DSN="${DSN[$backend]}"

@@ -42,6 +42,8 @@ struct Db {
     columns: Vec<(&'static str, &'static str)>,
     /// The query listing (name, type) of a table's columns, `{t}` for the table.
     columns_sql: &'static str,
+    /// The query counting the indexes on `{t}`'s `sess_lifetime`.
+    lifetime_index_sql: &'static str,
 }
 
 /// A handler on `dsn` with `options`, statements bounded to 1 s unless they say otherwise.
@@ -143,6 +145,9 @@ async fn the_table_is_symfonys_and_created_when_missing(db: &Db) {
         .map(|(name, kind)| (name.to_string(), kind.to_string()))
         .collect();
     assert_eq!(columns, expected);
+    // gc finds expired rows by an index, not a scan of every session.
+    let indexes = sql(&db.dsn, &db.lifetime_index_sql.replace("{t}", "nene_made")).await;
+    assert_eq!(indexes, vec![vec!["1".to_string()]]);
 }
 
 async fn a_missing_table_with_create_table_off_is_an_error_naming_it(db: &Db) {
@@ -547,6 +552,7 @@ async fn sqlite_sessions() {
             ("sess_time", "integer"),
         ],
         columns_sql: "SELECT name, type FROM pragma_table_info('{t}') ORDER BY cid",
+        lifetime_index_sql: "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = '{t}' AND sql LIKE '%(sess_lifetime)%'",
     })
     .await;
 }
@@ -591,6 +597,7 @@ async fn mariadb_sessions() {
             ("sess_time", "int(10) unsigned"),
         ],
         columns_sql: "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{t}' ORDER BY ORDINAL_POSITION",
+        lifetime_index_sql: "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{t}' AND COLUMN_NAME = 'sess_lifetime'",
     })
     .await;
 }
@@ -615,6 +622,7 @@ async fn postgres_sessions() {
             ("sess_time", "integer"),
         ],
         columns_sql: "SELECT CAST(column_name AS TEXT), CAST(CASE WHEN character_maximum_length IS NULL THEN data_type ELSE data_type || '(' || character_maximum_length || ')' END AS TEXT) FROM information_schema.columns WHERE table_name = '{t}' ORDER BY ordinal_position",
+        lifetime_index_sql: "SELECT COUNT(*) FROM pg_indexes WHERE tablename = '{t}' AND indexdef LIKE '%(sess_lifetime)%'",
     })
     .await;
 }

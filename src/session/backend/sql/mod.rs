@@ -223,17 +223,20 @@ impl SqlSessionHandler {
     async fn ready(&self) -> Result<(), SessionError> {
         self.ready
             .get_or_try_init(|| async {
-                let statement = if self.create_table {
-                    &self.queries.create
+                let statements = if self.create_table {
+                    self.queries.create.as_slice()
                 } else {
-                    &self.queries.probe
+                    std::slice::from_ref(&self.queries.probe)
                 };
                 let made = self
                     .bounded("create table", async {
-                        on_pool!(&self.pool, |p| sqlx::query(statement)
-                            .execute(p)
-                            .await
-                            .map(drop))
+                        for statement in statements {
+                            on_pool!(&self.pool, |p| sqlx::query(statement)
+                                .execute(p)
+                                .await
+                                .map(drop))?;
+                        }
+                        Ok(())
                     })
                     .await;
                 match made {

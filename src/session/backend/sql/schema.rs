@@ -13,8 +13,12 @@ pub(super) const PAGE: i64 = crate::session::backend::LIST_PAGE_SIZE as i64;
 /// Every statement the backend runs, with the table name filled in.
 /// Parameters are in the order the comments give.
 pub(super) struct Queries {
-    /// `CREATE TABLE IF NOT EXISTS` with Symfony's column types.
-    pub(super) create: String,
+    /// `CREATE TABLE IF NOT EXISTS` with Symfony's column types, and the
+    /// index on `sess_lifetime` Symfony's documentation gives: without it
+    /// every gc scans the whole table and, on MySQL/MariaDB, locks every
+    /// row it reads (measured: a hot session fell from 21.9k to 3.2k req/s
+    /// as new sessions piled up over three bench rounds).
+    pub(super) create: Vec<String>,
     /// Fails when the table is missing (`create_table=off`).
     pub(super) probe: String,
     /// (max, id, now) → (size, data if size <= max) of a live row.
@@ -40,9 +44,14 @@ impl Queries {
         let t = table;
         match driver {
             SqlDriver::Sqlite => Self {
-                create: format!(
-                    "CREATE TABLE IF NOT EXISTS {t} (sess_id TEXT NOT NULL PRIMARY KEY, sess_data BLOB NOT NULL, sess_lifetime INTEGER NOT NULL, sess_time INTEGER NOT NULL)"
-                ),
+                create: vec![
+                    format!(
+                        "CREATE TABLE IF NOT EXISTS {t} (sess_id TEXT NOT NULL PRIMARY KEY, sess_data BLOB NOT NULL, sess_lifetime INTEGER NOT NULL, sess_time INTEGER NOT NULL)"
+                    ),
+                    format!(
+                        "CREATE INDEX IF NOT EXISTS {t}_sess_lifetime_idx ON {t} (sess_lifetime)"
+                    ),
+                ],
                 probe: format!("SELECT 1 FROM {t} WHERE 1 = 0"),
                 // CAST: a PHP application binding a string stores TEXT,
                 // whose LENGTH would count characters, not bytes.
@@ -66,9 +75,11 @@ impl Queries {
                 // MEDIUMBLOB where Symfony has BLOB: BLOB holds 64 KiB, less
                 // than session.max_size's 4 MiB default (Symfony's own docs
                 // suggest widening it); the column reads the same in PHP.
-                create: format!(
-                    "CREATE TABLE IF NOT EXISTS {t} (sess_id VARBINARY(128) NOT NULL PRIMARY KEY, sess_data MEDIUMBLOB NOT NULL, sess_lifetime INTEGER UNSIGNED NOT NULL, sess_time INTEGER UNSIGNED NOT NULL) COLLATE utf8mb4_bin, ENGINE = InnoDB"
-                ),
+                // MySQL has no CREATE INDEX IF NOT EXISTS: the index is part
+                // of the table.
+                create: vec![format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (sess_id VARBINARY(128) NOT NULL PRIMARY KEY, sess_data MEDIUMBLOB NOT NULL, sess_lifetime INTEGER UNSIGNED NOT NULL, sess_time INTEGER UNSIGNED NOT NULL, INDEX {t}_sess_lifetime_idx (sess_lifetime)) COLLATE utf8mb4_bin, ENGINE = InnoDB"
+                )],
                 probe: format!("SELECT 1 FROM {t} WHERE 1 = 0"),
                 read: format!(
                     "SELECT CAST(LENGTH(sess_data) AS SIGNED), CASE WHEN LENGTH(sess_data) <= ? THEN sess_data END FROM {t} WHERE sess_id = ? AND sess_lifetime >= ?"
@@ -87,9 +98,14 @@ impl Queries {
                 ),
             },
             SqlDriver::Postgres => Self {
-                create: format!(
-                    "CREATE TABLE IF NOT EXISTS {t} (sess_id VARCHAR(128) NOT NULL PRIMARY KEY, sess_data BYTEA NOT NULL, sess_lifetime INTEGER NOT NULL, sess_time INTEGER NOT NULL)"
-                ),
+                create: vec![
+                    format!(
+                        "CREATE TABLE IF NOT EXISTS {t} (sess_id VARCHAR(128) NOT NULL PRIMARY KEY, sess_data BYTEA NOT NULL, sess_lifetime INTEGER NOT NULL, sess_time INTEGER NOT NULL)"
+                    ),
+                    format!(
+                        "CREATE INDEX IF NOT EXISTS {t}_sess_lifetime_idx ON {t} (sess_lifetime)"
+                    ),
+                ],
                 probe: format!("SELECT 1 FROM {t} WHERE 1 = 0"),
                 read: format!(
                     "SELECT CAST(OCTET_LENGTH(sess_data) AS BIGINT), CASE WHEN OCTET_LENGTH(sess_data) <= $1 THEN sess_data END FROM {t} WHERE sess_id = $2 AND sess_lifetime >= $3"
