@@ -125,11 +125,7 @@ fn migrate_from_must_parse_and_name_another_backend() {
 /// `nene sessions copy` with the test's save_path, output captured.
 fn copy_command(files: &str, to: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("NENE_") {
-            command.env_remove(name);
-        }
-    }
+    common::without_callers_nene_env(&mut command);
     command
         .args(["sessions", "copy", "--from", "files", "--to", to])
         .env("NENE_SESSION__SAVE_PATH", files)

@@ -53,11 +53,7 @@ fn chown(path: &Path, uid: u32, gid: u32) {
 /// beside the socket.
 fn nene_serve(program: &Path, socket: &Path, cwd: &Path) -> Command {
     let mut command = Command::new(program);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("NENE_") {
-            command.env_remove(name);
-        }
-    }
+    common::without_callers_nene_env(&mut command);
     let dir = socket.parent().unwrap();
     command
         .arg("serve")

@@ -346,11 +346,7 @@ fn program_command(
     env: &[(&str, &str)],
 ) -> Command {
     let mut command = Command::new(program);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("NENE_") {
-            command.env_remove(name);
-        }
-    }
+    without_callers_nene_env(&mut command);
     command
         .env("RUST_LOG", "info")
         .env(
@@ -554,15 +550,21 @@ impl Drop for Nginx {
     }
 }
 
-/// `nene` run to completion with `args` and `env` (no inherited NENE_*),
-/// from the repository directory.
-pub fn run_nene(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
+/// `command` without the NENE_* variables of whoever runs the tests, so
+/// that only what a test sets configures the nene it starts.
+pub fn without_callers_nene_env(command: &mut Command) {
     for (name, _) in std::env::vars() {
         if name.starts_with("NENE_") {
             command.env_remove(name);
         }
     }
+}
+
+/// `nene` run to completion with `args` and `env` (no inherited NENE_*),
+/// from the repository directory.
+pub fn run_nene(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nene"));
+    without_callers_nene_env(&mut command);
     // Sessions never land in the repository's own var/ directory.
     // A directory nene creates itself (0700): an existing save_path must be
     // private to it.
