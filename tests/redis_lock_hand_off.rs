@@ -84,6 +84,38 @@ async fn a_waiter_learns_of_a_published_release_instead_of_polling() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_session_contended_again_keeps_its_subscription() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis);
+    let (browser, lock) = session(&stack).await;
+    for turn in 2..=4 {
+        // Another instance holds the lock, then releases it as nene does
+        // (sooner than the fallback poll's 250 ms).
+        redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
+        let tries_before = script_calls(&redis);
+        let mut waiter = browser.clone();
+        let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        redis.run(&["DEL", &lock]);
+        redis.run(&["PUBLISH", &lock, ""]);
+        let page = waiting.await.unwrap();
+        assert_eq!(page.status, 200, "{}", stack.nene.log_text());
+        assert_eq!(page.json()["count"], turn);
+        if turn > 2 {
+            // Subscribed already: one try finds the lock busy, the next
+            // one (on the notice) takes it. A first wait needs a third,
+            // right after subscribing.
+            let tries = script_calls(&redis) - tries_before;
+            assert!(tries <= 2, "{tries} lock tries on a subscribed session");
+        }
+    }
+    // One SUBSCRIBE for the three waits, none undone in between: waiting
+    // again on a session contended seconds ago costs no pub/sub round trip.
+    assert_eq!(calls(&redis, "subscribe"), 1);
+    assert_eq!(calls(&redis, "unsubscribe"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_lock_released_without_a_notice_is_still_taken_by_the_fallback_poll() {
     let redis = RedisServer::start();
     let stack = stack(&redis);

@@ -324,8 +324,12 @@ impl RedisSessionHandler {
 
         let started = Instant::now();
         let mut pause = LOCK_RETRY_FIRST;
-        let mut watch = None;
+        // A session contended lately has its channel subscribed already:
+        // each try below is then armed to hear a release that comes while
+        // it is on its way.
+        let mut watch = self.notices.existing(&held.key);
         loop {
+            let release = watch.as_ref().map(|watch| watch.armed());
             let reply = self
                 .redis
                 .run_reporting::<Value>("lock", Request::Script(&invocation))
@@ -354,7 +358,7 @@ impl RedisSessionHandler {
                 watch = self.notices.watch(&self.redis.node, &held.key).await;
                 if watch.is_some() {
                     // A release between the try above and the subscription
-                    // sent its notice to nobody: try once more now.
+                    // sent its notice to nobody: try once more now, armed.
                     continue;
                 }
             }
@@ -366,13 +370,10 @@ impl RedisSessionHandler {
                 });
             }
             let remaining = settings.wait - waited;
-            match &watch {
-                Some(watch) => {
-                    let _ = tokio::time::timeout(
-                        LOCK_RETRY_MAX_NOTIFIED.min(remaining),
-                        watch.released(),
-                    )
-                    .await;
+            match release {
+                Some(release) => {
+                    let _ =
+                        tokio::time::timeout(LOCK_RETRY_MAX_NOTIFIED.min(remaining), release).await;
                 }
                 None => {
                     let jittered = rand::rng().random_range(pause / 2..=pause);

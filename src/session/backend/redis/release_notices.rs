@@ -5,6 +5,13 @@
 //! through a back-off. One subscriber connection per handler carries every
 //! channel its waiting requests watch.
 //!
+//! A channel stays subscribed for a while after its last waiter is served
+//! ([`KEEP_SUBSCRIBED`]): a session two instances share is contended again
+//! within milliseconds, and re-subscribing on every turn cost a SUBSCRIBE,
+//! an UNSUBSCRIBE and an extra try of the lock per hand-off. A waiter on a
+//! channel already subscribed arms its notice before it tries the lock, so
+//! a release between the try and the wait is heard without another try.
+//!
 //! The poll stays as the fallback, with a longer pause: a lock that expired
 //! (its holder died) publishes nothing, phpredis releases without
 //! publishing, and a notice sent before the subscription took effect is
@@ -13,12 +20,14 @@
 //! the cluster bus, a cost on every release that the poll does not have.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use redis::aio::PubSubSink;
 use tokio::sync::Notify;
+use tokio::sync::futures::OwnedNotified;
 
 use super::connection::Node;
 
@@ -26,6 +35,15 @@ use super::connection::Node;
 /// poll before anyone tries again (so a Redis that refuses pub/sub is not
 /// asked on every wait).
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a channel stays subscribed after its last waiter left. Two
+/// instances sharing a hot session hand its lock back and forth every
+/// millisecond or so; a session contended once a minute is not worth a
+/// subscription (each costs a few dozen bytes here and in Redis).
+const KEEP_SUBSCRIBED: Duration = Duration::from_secs(10);
+
+/// How often idle channels are looked for (the sweep walks every channel).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The subscriber connection of one handler and who waits on which channel.
 pub(super) struct ReleaseNotices {
@@ -36,19 +54,41 @@ pub(super) struct ReleaseNotices {
     timeout: Duration,
 }
 
-#[derive(Default)]
 struct State {
     /// The subscription side of the open connection; `None` when there is
     /// none (not yet, or it failed).
     sink: Option<PubSubSink>,
     /// When opening last failed.
     failed_at: Option<Instant>,
-    /// Channel → the notice its waiters wait on, and how many they are.
-    watched: HashMap<String, (Arc<Notify>, usize)>,
+    /// The channels subscribed (or being subscribed) on the open connection.
+    watched: HashMap<String, Channel>,
+    /// When idle channels were last unsubscribed.
+    swept_at: Instant,
 }
 
-/// A waiting request's interest in one channel; unsubscribes when the last
-/// watcher of the channel is dropped.
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            sink: None,
+            failed_at: None,
+            watched: HashMap::new(),
+            swept_at: Instant::now(),
+        }
+    }
+}
+
+/// One subscribed channel: the notice its waiters wait on.
+struct Channel {
+    notice: Arc<Notify>,
+    /// Requests watching it now.
+    watchers: usize,
+    /// The SUBSCRIBE was answered: a release from now on is heard.
+    subscribed: bool,
+    /// Since when nobody watches it (unsubscribed after [`KEEP_SUBSCRIBED`]).
+    idle_since: Option<Instant>,
+}
+
+/// A waiting request's interest in one channel.
 pub(super) struct Watch {
     state: Arc<Mutex<State>>,
     channel: String,
@@ -56,40 +96,83 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    /// Completes when the lock was released since the watch began (or
-    /// since the last notice was taken).
-    pub(super) async fn released(&self) {
-        self.notice.notified().await;
+    /// A wait for the next release, armed now: it completes on any release
+    /// published after this call, even one before it is first polled.
+    pub(super) fn armed(&self) -> Pin<Box<OwnedNotified>> {
+        let mut notified = Box::pin(self.notice.clone().notified_owned());
+        notified.as_mut().enable();
+        notified
     }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
-        let last = match state.watched.get_mut(&self.channel) {
-            Some((_, watchers)) => {
-                *watchers -= 1;
-                *watchers == 0
+        if let Some(channel) = state.watched.get_mut(&self.channel) {
+            channel.watchers -= 1;
+            if channel.watchers == 0 {
+                channel.idle_since = Some(Instant::now());
             }
-            None => false,
-        };
-        if !last {
-            return;
-        }
-        state.watched.remove(&self.channel);
-        if let Some(mut sink) = state.sink.clone() {
-            let channel = std::mem::take(&mut self.channel);
-            // Best effort: a channel left subscribed only costs a message
-            // that nobody reads.
-            tokio::spawn(async move {
-                let _ = sink.unsubscribe(channel).await;
-            });
         }
     }
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl State {
+    /// A watch on `channel`, counted as one more watcher.
+    fn watch(&mut self, state: &Arc<Mutex<State>>, channel: &str) -> Watch {
+        let entry = self
+            .watched
+            .entry(channel.to_string())
+            .or_insert_with(|| Channel {
+                notice: Arc::new(Notify::new()),
+                watchers: 0,
+                subscribed: false,
+                idle_since: None,
+            });
+        entry.watchers += 1;
+        entry.idle_since = None;
+        Watch {
+            state: state.clone(),
+            channel: channel.to_string(),
+            notice: entry.notice.clone(),
+        }
+    }
+
+    /// Unsubscribes the channels nobody watched for [`KEEP_SUBSCRIBED`],
+    /// at most once per [`SWEEP_EVERY`].
+    fn sweep(&mut self) {
+        if self.swept_at.elapsed() < SWEEP_EVERY {
+            return;
+        }
+        self.swept_at = Instant::now();
+        let idle: Vec<String> = self
+            .watched
+            .iter()
+            .filter(|(_, channel)| {
+                channel
+                    .idle_since
+                    .is_some_and(|since| since.elapsed() >= KEEP_SUBSCRIBED)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        for name in &idle {
+            self.watched.remove(name);
+        }
+        if let Some(mut sink) = self.sink.clone() {
+            // Best effort: a channel left subscribed only costs a message
+            // that nobody reads.
+            tokio::spawn(async move {
+                let _ = sink.unsubscribe(idle).await;
+            });
+        }
+    }
 }
 
 impl ReleaseNotices {
@@ -101,29 +184,37 @@ impl ReleaseNotices {
         }
     }
 
-    /// Watches `channel` (a lock key). `None` when notices cannot be had
-    /// (the waiter polls): a cluster, or no subscriber connection.
+    /// A watch on `channel` if it is subscribed already (no I/O): the waiter
+    /// arms it before its first try of the lock.
+    pub(super) fn existing(&self, channel: &str) -> Option<Watch> {
+        let mut state = lock(&self.state);
+        state.sweep();
+        let subscribed = state.sink.is_some()
+            && state
+                .watched
+                .get(channel)
+                .is_some_and(|channel| channel.subscribed);
+        subscribed.then(|| state.watch(&self.state, channel))
+    }
+
+    /// Watches `channel` (a lock key), subscribing to it if needed. `None`
+    /// when notices cannot be had (the waiter polls): a cluster, or no
+    /// subscriber connection.
     pub(super) async fn watch(&self, node: &Node, channel: &str) -> Option<Watch> {
         let mut sink = self.sink(node).await?;
-        let (notice, first) = {
+        let (watch, subscribe) = {
             let mut state = lock(&self.state);
-            let (notice, watchers) = state
-                .watched
-                .entry(channel.to_string())
-                .or_insert_with(|| (Arc::new(Notify::new()), 0));
-            *watchers += 1;
-            (notice.clone(), *watchers == 1)
+            let subscribe = !state.watched.contains_key(channel);
+            (state.watch(&self.state, channel), subscribe)
         };
-        let watch = Watch {
-            state: self.state.clone(),
-            channel: channel.to_string(),
-            notice,
-        };
-        if first {
+        if subscribe {
             let subscribed = tokio::time::timeout(self.timeout, sink.subscribe(channel)).await;
             if !matches!(subscribed, Ok(Ok(()))) {
                 self.forget_connection();
                 return None;
+            }
+            if let Some(channel) = lock(&self.state).watched.get_mut(channel) {
+                channel.subscribed = true;
             }
         }
         Some(watch)
@@ -171,19 +262,21 @@ impl ReleaseNotices {
                 let notice = lock(&state)
                     .watched
                     .get(message.get_channel_name())
-                    .map(|(notice, _)| notice.clone());
+                    .map(|channel| channel.notice.clone());
                 if let Some(notice) = notice {
-                    notice.notify_one();
+                    notice.notify_waiters();
                 }
             }
-            // The connection is gone: waiters poll, the next one reopens,
-            // and every current waiter retries now rather than wait for a
-            // notice that cannot come.
+            // The connection is gone, and its subscriptions with it: waiters
+            // poll, the next one reopens and subscribes afresh, and every
+            // current waiter retries now rather than wait for a notice that
+            // cannot come.
             let mut state = lock(&state);
             state.sink = None;
-            for (notice, _) in state.watched.values() {
-                notice.notify_one();
+            for channel in state.watched.values() {
+                channel.notice.notify_waiters();
             }
+            state.watched.clear();
         });
         Some(sink)
     }
@@ -192,5 +285,67 @@ impl ReleaseNotices {
         let mut state = lock(&self.state);
         state.sink = None;
         state.failed_at = Some(Instant::now());
+        state.watched.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(idle_for: Option<Duration>) -> Channel {
+        Channel {
+            notice: Arc::new(Notify::new()),
+            watchers: usize::from(idle_for.is_none()),
+            subscribed: true,
+            idle_since: idle_for.map(|idle| Instant::now() - idle),
+        }
+    }
+
+    #[test]
+    fn only_channels_idle_past_the_keep_period_are_unsubscribed() {
+        let mut state = State {
+            swept_at: Instant::now() - SWEEP_EVERY,
+            ..State::default()
+        };
+        state.watched.insert("watched".into(), channel(None));
+        state.watched.insert(
+            "idle a moment".into(),
+            channel(Some(Duration::from_secs(1))),
+        );
+        state.watched.insert(
+            "idle too long".into(),
+            channel(Some(KEEP_SUBSCRIBED + Duration::from_secs(1))),
+        );
+        state.sweep();
+        let mut left: Vec<&str> = state.watched.keys().map(String::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["idle a moment", "watched"]);
+    }
+
+    #[test]
+    fn the_last_watcher_leaving_keeps_the_channel_and_starts_its_idle_clock() {
+        let shared = Arc::new(Mutex::new(State::default()));
+        let first = lock(&shared).watch(&shared, "sess_x.lock");
+        let second = lock(&shared).watch(&shared, "sess_x.lock");
+        drop(first);
+        assert!(lock(&shared).watched["sess_x.lock"].idle_since.is_none());
+        drop(second);
+        let state = lock(&shared);
+        assert_eq!(state.watched["sess_x.lock"].watchers, 0);
+        assert!(state.watched["sess_x.lock"].idle_since.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_armed_wait_hears_a_release_published_before_it_is_polled() {
+        let shared = Arc::new(Mutex::new(State::default()));
+        let watch = lock(&shared).watch(&shared, "sess_x.lock");
+        let armed = watch.armed();
+        // The release comes while the lock try is on its way, before the
+        // request starts waiting.
+        watch.notice.notify_waiters();
+        tokio::time::timeout(Duration::from_secs(5), armed)
+            .await
+            .expect("the armed wait completes");
     }
 }
