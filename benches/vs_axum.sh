@@ -3,7 +3,8 @@
 # layers cost next to the same axum handler served over HTTP/1.1.
 #   - axum: GET /health (`{"status":"ok"}`, benches/axum_hello) behind
 #     `proxy_pass` with upstream keepalive (`proxy_http_version 1.1;
-#     proxy_set_header Connection "";`);
+#     proxy_set_header Connection "";`), in the same server block as
+#     nene's (static files first: `try_files $uri @axum`);
 #   - nene: GET /health behind the shipped template (`fastcgi_pass`,
 #     `fastcgi_keep_conn on`, upstream keepalive), access log off;
 #   - nene-before, when BEFORE_BINARY names another nene build (an A/B of a
@@ -11,9 +12,9 @@
 # One nginx worker, `wrk -t1 -c32`; the cases alternate within each round
 # (A B A B, the order reversed every other round) and the table shows the
 # median req/s and p99 over the rounds, and nene ÷ axum. It also shows the
-# CPU time the server behind nginx spent per request (user + system, from
-# /proc/PID/stat over each run): on a shared machine req/s moves with the
-# neighbours' load, CPU per request much less.
+# CPU time the server behind nginx and nginx's worker spent per request
+# (user + system, from /proc/PID/stat over each run): on a shared machine
+# req/s moves with the neighbours' load, CPU per request much less.
 #
 # Usage: benches/vs_axum.sh [ROUNDS] [DURATION]   (defaults: 5 rounds, 10s)
 #        BEFORE_BINARY=/path/to/nene benches/vs_axum.sh
@@ -50,6 +51,11 @@ wait_port "$AXUM"; wait_port "$NENE"
 SITE_AXUM=$(free_port); SITE_NENE=$(free_port); SITE_BEFORE=$(free_port)
 site "$SITE_NENE" nene_now "127.0.0.1:$NENE" on
 [ -n "${BEFORE_BINARY:-}" ] && site "$SITE_BEFORE" nene_before "127.0.0.1:$BEFORE" on
+# The same server block as nene's template but for the pass: nginx serves
+# a file from htdocs when there is one (`try_files`, a stat per request)
+# and hands everything else to the application, as a Rust team puts nginx
+# in front of axum too. Without it the axum case skipped a syscall nene's
+# case pays, and the ratio measured more than FastCGI.
 cat >"$WORK/site-axum.conf" <<CONF
 upstream axum {
     server 127.0.0.1:$AXUM;
@@ -58,7 +64,12 @@ upstream axum {
 }
 server {
     listen 127.0.0.1:$SITE_AXUM;
+    root $REPO/htdocs;
+    client_max_body_size 8m;
     location / {
+        try_files \$uri @axum;
+    }
+    location @axum {
         proxy_pass http://axum;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
@@ -86,6 +97,8 @@ pid_of() {
 cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
+# nginx's one worker: its CPU per request tells what each pass costs nginx.
+NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
 for which in $CASES; do
     curl -sf "$(url "$which")" >/dev/null ||
         { echo "$which: $(url "$which") did not answer" >&2; cat "$WORK/error.log" >&2; exit 1; }
@@ -97,9 +110,11 @@ for round in $(seq 1 "$ROUNDS"); do
     [ $((round % 2)) = 0 ] && order=$(echo "$CASES" | tr ' ' '\n' | tac | tr '\n' ' ')
     for which in $order; do
         before=$(cpu_ticks "$(pid_of "$which")")
+        nginx_before=$(cpu_ticks "$NGINX_WORKER")
         run_wrk "$which" "$(url "$which")"
         ticks=$(($(cpu_ticks "$(pid_of "$which")") - before))
-        echo "$which|$WRK_RPS|$WRK_P99_MS|$ticks|$WRK_REQUESTS" >>"$WORK/ab"
+        nginx_ticks=$(($(cpu_ticks "$NGINX_WORKER") - nginx_before))
+        echo "$which|$WRK_RPS|$WRK_P99_MS|$ticks|$WRK_REQUESTS|$nginx_ticks" >>"$WORK/ab"
     done
 done
 
@@ -108,16 +123,17 @@ import statistics, sys
 tick_us = 1e6 / int(sys.argv[4])
 by = {}
 for line in open(sys.argv[1]):
-    name, rps, p99, ticks, requests = line.strip().split("|")
-    by.setdefault(name, []).append((float(rps), float(p99), int(ticks) * tick_us / max(int(requests), 1)))
-med = {n: [statistics.median(s[i] for s in v) for i in range(3)] for n, v in by.items()}
+    name, rps, p99, ticks, requests, nginx_ticks = line.strip().split("|")
+    per_request = tick_us / max(int(requests), 1)
+    by.setdefault(name, []).append((float(rps), float(p99), int(ticks) * per_request, int(nginx_ticks) * per_request))
+med = {n: [statistics.median(s[i] for s in v) for i in range(4)] for n, v in by.items()}
 print(f"GET /health through nginx (1 worker, upstream keepalive), wrk -t1 -c32, {sys.argv[2]} rounds of {sys.argv[3]}, medians")
 print()
-print("| case | req/s | p99 ms | server CPU µs/request | runs (req/s) |")
-print("|---|---:|---:|---:|---|")
+print("| case | req/s | p99 ms | server CPU µs/request | nginx CPU µs/request | runs (req/s) |")
+print("|---|---:|---:|---:|---:|---|")
 for name, v in by.items():
-    runs = ", ".join(f"{r:,.0f}" for r, _, _ in v)
-    print(f"| {name} | {med[name][0]:,.0f} | {med[name][1]:.2f} | {med[name][2]:.1f} | {runs} |")
+    runs = ", ".join(f"{r[0]:,.0f}" for r in v)
+    print(f"| {name} | {med[name][0]:,.0f} | {med[name][1]:.2f} | {med[name][2]:.1f} | {med[name][3]:.1f} | {runs} |")
 print()
 print(f"nene / axum: {med['nene'][0] / med['axum'][0]:.3f} (req/s), {med['nene'][2] / med['axum'][2]:.2f}x the CPU per request")
 if "nene-before" in med:

@@ -40,8 +40,8 @@ fn calls(redis: &RedisServer, command: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// How many times Redis ran a script by its SHA (the lock-and-read script
-/// is the only one nene sends that way).
+/// How many times Redis ran a script by its SHA: nene's lock tries and
+/// its lock releases.
 fn script_calls(redis: &RedisServer) -> u64 {
     calls(redis, "evalsha")
 }
@@ -92,7 +92,7 @@ async fn a_session_contended_again_keeps_its_subscription() {
         // Another instance holds the lock, then releases it as nene does
         // (sooner than the fallback poll's 250 ms).
         redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
-        let tries_before = script_calls(&redis);
+        let scripts_before = script_calls(&redis);
         let mut waiter = browser.clone();
         let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -103,10 +103,13 @@ async fn a_session_contended_again_keeps_its_subscription() {
         assert_eq!(page.json()["count"], turn);
         if turn > 2 {
             // Subscribed already: one try finds the lock busy, the next
-            // one (on the notice) takes it. A first wait needs a third,
-            // right after subscribing.
-            let tries = script_calls(&redis) - tries_before;
-            assert!(tries <= 2, "{tries} lock tries on a subscribed session");
+            // one (on the notice) takes it, and the release. A first wait
+            // needs another try, right after subscribing.
+            let scripts = script_calls(&redis) - scripts_before;
+            assert!(
+                scripts <= 3,
+                "{scripts} lock tries and releases on a subscribed session"
+            );
         }
     }
     // One SUBSCRIBE for the three waits, none undone in between: waiting
@@ -250,4 +253,161 @@ async fn a_lock_held_past_the_hand_off_window_is_released_not_passed_on() {
     let status = browser.get("/status?json").await.json();
     assert_eq!(status["session lock waits"], 1, "{status}");
     assert_eq!(status["session lock hand-offs"], 0, "{status}");
+}
+
+/// The session's waiters key (scripts.rs: requests of other instances that
+/// asked to be handed the lock).
+fn waiters(lock: &str) -> String {
+    format!("{lock}.waiters")
+}
+
+fn string(value: redis::Value) -> Option<String> {
+    match value {
+        redis::Value::BulkString(bytes) => Some(String::from_utf8(bytes).expect("UTF-8")),
+        redis::Value::Nil => None,
+        other => panic!("not a string: {other:?}"),
+    }
+}
+
+/// The members of a sorted set.
+fn members(redis: &RedisServer, key: &str) -> Vec<String> {
+    match redis.run(&["ZRANGE", key, "0", "-1"]) {
+        redis::Value::Array(items) => items.into_iter().filter_map(string).collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+/// Until `check` holds (at most five seconds).
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(Instant::now() < until, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiter_handed_the_lock_starts_from_the_session_the_release_sent() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis);
+    let (browser, lock) = session(&stack).await;
+    let session_key = lock.trim_end_matches(".lock").to_string();
+    // Another instance holds the lock.
+    redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
+    let mut waiter = browser.clone();
+    let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
+    // The waiting request registers under its lock token.
+    let mut registered = Vec::new();
+    eventually("the waiter registers", || {
+        registered = members(&redis, &waiters(&lock));
+        registered.len() == 1
+    })
+    .await;
+    let token = registered.remove(0);
+    // The holder hands it the lock as nene's release does, with the session
+    // as the holder left it: count 41, where Redis still has 1.
+    let stored = string(redis.run(&["GET", &session_key])).expect("the session is stored");
+    let handed = stored.replace("\"count\":1", "\"count\":41");
+    assert_ne!(handed, stored, "the session holds the count: {stored}");
+    redis.run(&["SET", &lock, &token, "PX", "30000"]);
+    redis.run(&["PUBLISH", &lock, &format!("{token} D{handed}")]);
+    let page = waiting.await.unwrap();
+    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
+    // 42: it started from the data handed over, not from a read of its own
+    // (which, the lock being its own now, would have given 2).
+    assert_eq!(page.json()["count"], 42);
+    // It released the lock it was handed, and is no waiter any more.
+    assert_eq!(redis.run(&["EXISTS", &lock]), redis::Value::Int(0));
+    assert!(members(&redis, &waiters(&lock)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_hands_the_lock_to_a_registered_waiter_and_skips_one_that_gave_up() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis);
+    let (mut browser, lock) = session(&stack).await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut subscriber = client.get_connection().unwrap();
+    let mut pubsub = subscriber.as_pubsub();
+    pubsub.subscribe(&lock).unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let far = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 60_000)
+        .to_string();
+    // Two waiters of other instances: one that gave up a second ago (its
+    // instance may be gone), one still waiting.
+    redis.run(&[
+        "ZADD",
+        &waiters(&lock),
+        "1000",
+        "gave-up",
+        &far,
+        "still-waiting",
+    ]);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+    // The release named the live waiter and sent the session along.
+    let message: String = pubsub.get_message().unwrap().get_payload().unwrap();
+    let (token, stored) = message.split_once(' ').expect("a hand-off");
+    assert_eq!(token, "still-waiting");
+    assert!(
+        stored.starts_with('D') && stored.contains("\"count\":2"),
+        "{message}"
+    );
+    assert_eq!(
+        string(redis.run(&["GET", &lock])).as_deref(),
+        Some("still-waiting")
+    );
+    assert!(members(&redis, &waiters(&lock)).is_empty());
+    // That waiter's release frees the session for the next request.
+    redis.run(&["DEL", &lock]);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 3);
+    // With only a waiter that gave up, the release frees the lock.
+    redis.run(&["ZADD", &waiters(&lock), "1000", "gave-up"]);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 4);
+    assert_eq!(redis.run(&["EXISTS", &lock]), redis::Value::Int(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiter_that_gives_up_withdraws() {
+    let redis = RedisServer::start();
+    let stack = stack_with(&redis, "?lock_wait=400ms");
+    let (mut browser, lock) = session(&stack).await;
+    redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
+    // First a wait that registers (the channel is subscribed on it), then
+    // one that gives up registered.
+    for _ in 0..2 {
+        let page = browser.get("/session/counter").await;
+        assert_eq!(page.status, 503, "{}", stack.nene.log_text());
+    }
+    eventually("the waiter that gave up is withdrawn", || {
+        members(&redis, &waiters(&lock)).is_empty()
+    })
+    .await;
+    // The holder's lock was left alone.
+    assert_eq!(
+        string(redis.run(&["GET", &lock])).as_deref(),
+        Some("another-instance")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_forgot_the_scripts_still_stores_and_unlocks() {
+    // The release goes by the script's SHA; a Redis that restarted or ran
+    // SCRIPT FLUSH refuses it, and nene loads the script and sends the
+    // write and the release again.
+    let redis = RedisServer::start();
+    let stack = stack(&redis);
+    let (mut browser, lock) = session(&stack).await;
+    for count in 2..=3 {
+        redis.run(&["SCRIPT", "FLUSH"]);
+        let page = browser.get("/session/counter").await;
+        assert_eq!(page.status, 200, "{}", stack.nene.log_text());
+        assert_eq!(page.json()["count"], count);
+        assert_eq!(redis.run(&["EXISTS", &lock]), redis::Value::Int(0));
+    }
 }

@@ -112,6 +112,12 @@ pub(super) struct SharedConnection {
 pub(super) enum Request<'a> {
     Command(&'a redis::Cmd),
     Pipeline(&'a redis::Pipeline),
+    /// A command or pipeline that runs `script` by its SHA (`EVALSHA`):
+    /// when Redis does not know the script (a restart, `SCRIPT FLUSH`), it
+    /// refuses that command without running it, and the whole request is
+    /// sent again once the script is loaded. Only for requests whose other
+    /// commands are safe to repeat.
+    WithScript(&'a redis::Pipeline, &'a redis::Script),
     Script(&'a ScriptInvocation<'a>),
 }
 
@@ -120,6 +126,16 @@ impl Request<'_> {
         match self {
             Request::Command(command) => command.query_async(connection).await,
             Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+            Request::WithScript(pipeline, script) => match pipeline.query_async(connection).await {
+                Err(error)
+                    if error.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    script.prepare_invoke().load_async(connection).await?;
+                    pipeline.query_async(connection).await
+                }
+                other => other,
+            },
             Request::Script(script) => script.invoke_async(connection).await,
         }
     }

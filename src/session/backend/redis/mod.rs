@@ -53,8 +53,8 @@ mod sentinel;
 
 use connection::{Request, SharedConnection, node_for};
 use lock::RedisLock;
-use release_notices::ReleaseNotices;
-use scripts::{CHECKED_SAVE, LOCK_AND_READ, RELEASE_SCRIPT, parse_lock_and_read};
+use release_notices::{HandedOver, ReleaseNotices, Watch};
+use scripts::{CHECKED_SAVE, LOCK_AND_READ, RELEASE, parse_lock_and_read};
 
 pub(super) const BACKEND: &str = "redis";
 
@@ -66,6 +66,10 @@ pub(super) const BACKEND: &str = "redis";
 /// different sessions wait at the same time, at the cost of a few idle
 /// connections per instance.
 const WAIT_CONNECTIONS: usize = 8;
+
+/// Appended to a lock key to name its waiters (scripts.rs, `RELEASE_SCRIPT`):
+/// `sess_{id}.lock.waiters`, in a cluster in the lock's slot by its hash tag.
+const WAITERS_SUFFIX: &str = ".waiters";
 
 const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
 const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
@@ -219,7 +223,6 @@ impl RedisSessionHandler {
         format!("{}{}", self.key(id), self.lock_suffix)
     }
 
-    /// The lock loop behind [`SessionHandler::lock`] and [`Self::lock_and_read`].
     /// `RELEASE_SCRIPT`'s publish argument: releases are published except in
     /// a cluster (see release_notices.rs).
     fn publish_flag(&self) -> &'static str {
@@ -246,15 +249,20 @@ impl RedisSessionHandler {
     }
 
     /// Sends a pipeline of writes of session `id` (ending with `WAIT` when
-    /// set) and checks that enough replicas acknowledged them.
+    /// set) and checks that enough replicas acknowledged them. `script` is
+    /// the one an `EVALSHA` in the pipeline runs (`Request::WithScript`).
     async fn run_writes(
         &self,
         id: &SessionId,
         operation: &'static str,
         pipeline: &redis::Pipeline,
+        script: Option<&redis::Script>,
         retry: bool,
     ) -> Result<(), connection::Failure> {
-        let request = Request::Pipeline(pipeline);
+        let request = match script {
+            Some(script) => Request::WithScript(pipeline, script),
+            None => Request::Pipeline(pipeline),
+        };
         let writes = self.writes_for(id);
         let acknowledged: Vec<i64> = if retry {
             writes.run_reporting(operation, request).await?
@@ -293,6 +301,7 @@ impl RedisSessionHandler {
         ))
     }
 
+    /// The lock loop behind [`SessionHandler::lock`] and [`Self::lock_and_read`].
     async fn acquire(
         &self,
         id: &SessionId,
@@ -306,30 +315,71 @@ impl RedisSessionHandler {
             };
             return Ok((SessionLock::none(), stored));
         };
+        let lock_key = self.lock_key(id);
         let held = RedisLock {
             redis: self.redis.clone(),
-            key: self.lock_key(id),
+            waiters_key: format!("{lock_key}{WAITERS_SUFFIX}"),
+            session_key: self.key(id),
+            key: lock_key,
             token: new_token(),
             publish: !self.hash_tag,
+            ttl_ms: u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX),
+            max_size: self.max_size,
+            registered: false,
             expires_at: Instant::now() + settings.ttl,
         };
-        let mut invocation = LOCK_AND_READ.prepare_invoke();
-        invocation
-            .key(self.key(id))
-            .key(&held.key)
-            .arg(&held.token)
-            .arg(u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX))
-            .arg(self.max_size)
-            .arg(if read { "1" } else { "0" });
+        // `LOCK_AND_READ_SCRIPT` (scripts.rs); with `register`, a busy lock
+        // makes this request a waiter the holder hands the lock to directly.
+        let keys = [
+            held.session_key.clone(),
+            held.key.clone(),
+            held.waiters_key.clone(),
+        ];
+        let (token, ttl_ms) = (held.token.clone(), held.ttl_ms);
+        let try_lock = |register: Option<Duration>| {
+            let mut invocation = LOCK_AND_READ.prepare_invoke();
+            invocation
+                .key(&keys[0])
+                .key(&keys[1])
+                .key(&keys[2])
+                .arg(&token)
+                .arg(ttl_ms)
+                .arg(self.max_size)
+                .arg(if read { "1" } else { "0" })
+                .arg(register.map_or(String::new(), |left| {
+                    // At least 1 ms: 0 would be a waiter given up already.
+                    left.as_millis().max(1).to_string()
+                }));
+            invocation
+        };
+        let channel = &keys[1];
+        // From here the lock is released (and this request withdrawn from
+        // the waiters) in the background if the request ends without it:
+        // a try may have taken it unseen, or a holder may hand it over.
+        let mut lock = SessionLock::held(Box::new(held));
+        let mut registered = false;
 
         let started = Instant::now();
         let mut pause = LOCK_RETRY_FIRST;
         // A session contended lately has its channel subscribed already:
         // each try below is then armed to hear a release that comes while
         // it is on its way.
-        let mut watch = self.notices.existing(&held.key);
+        let mut watch = self.notices.existing(channel, &token);
         loop {
             let release = watch.as_ref().map(|watch| watch.armed());
+            // Only a request that hears releases can be handed the lock.
+            let register = watch
+                .as_ref()
+                .map(|_| settings.wait.saturating_sub(started.elapsed()));
+            let invocation = try_lock(register);
+            if register.is_some() && !registered {
+                // From now on its release also withdraws it from the waiters.
+                registered = true;
+                if let Some(mut held) = lock.take_as::<RedisLock>() {
+                    held.registered = true;
+                    lock = SessionLock::held(held);
+                }
+            }
             let reply = self
                 .redis
                 .run_reporting::<Value>("lock", Request::Script(&invocation))
@@ -338,32 +388,32 @@ impl RedisSessionHandler {
                 Ok(reply) => parse_lock_and_read(reply, self.max_size)
                     .map_err(|message| self.redis.failed("lock", &message)),
                 Err(failure) => {
-                    if failure.may_have_applied {
-                        // The lock may have been taken after all; do not
-                        // leave a lock nobody knows they hold.
-                        drop(SessionLock::held(Box::new(held)));
+                    if !failure.may_have_applied && !registered {
+                        // Nothing to release: the lock was never ours.
+                        let _ = lock.take_as::<RedisLock>();
                     }
                     return Err(failure.error);
                 }
             };
             match parsed {
-                Ok(Some(stored)) => return Ok((SessionLock::held(Box::new(held)), stored)),
+                Ok(Some(stored)) => return Ok((lock, stored)),
                 Ok(None) => {}
-                Err(error) => {
-                    drop(SessionLock::held(Box::new(held)));
-                    return Err(error);
-                }
+                Err(error) => return Err(error),
             }
             if watch.is_none() {
-                watch = self.notices.watch(&self.redis.node, &held.key).await;
+                watch = self.notices.watch(&self.redis.node, channel, &token).await;
                 if watch.is_some() {
                     // A release between the try above and the subscription
-                    // sent its notice to nobody: try once more now, armed.
+                    // sent its notice to nobody: try once more now, armed
+                    // and registered as a waiter.
                     continue;
                 }
             }
             let waited = started.elapsed();
             if waited >= settings.wait {
+                if !registered {
+                    let _ = lock.take_as::<RedisLock>();
+                }
                 return Err(SessionError::LockTimeout {
                     id_tag: id.log_tag(),
                     waited,
@@ -374,6 +424,12 @@ impl RedisSessionHandler {
                 Some(release) => {
                     let _ =
                         tokio::time::timeout(LOCK_RETRY_MAX_NOTIFIED.min(remaining), release).await;
+                    match watch.as_ref().and_then(Watch::take_hand_off) {
+                        Some(HandedOver::With(stored)) => return Ok((lock, stored)),
+                        // Ours, but the session is to be read: the next try
+                        // finds the lock holding this request's token.
+                        Some(HandedOver::ReadIt) | None => {}
+                    }
                 }
                 None => {
                     let jittered = rand::rng().random_range(pause / 2..=pause);
@@ -416,7 +472,7 @@ impl RedisSessionHandler {
             let mut wait = redis::pipe();
             self.add_wait(&mut wait);
             return self
-                .run_writes(id, "write", &wait, false)
+                .run_writes(id, "write", &wait, None, false)
                 .await
                 .map_err(|failure| failure.error);
         }
@@ -464,13 +520,16 @@ impl SessionHandler for RedisSessionHandler {
     /// `session.max_size` comes back.
     async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
         let mut invocation = LOCK_AND_READ.prepare_invoke();
+        let lock_key = self.lock_key(id);
         invocation
             .key(self.key(id))
-            .key(self.lock_key(id))
+            .key(&lock_key)
+            .key(format!("{lock_key}{WAITERS_SUFFIX}"))
             .arg("")
             .arg(0)
             .arg(self.max_size)
-            .arg("1");
+            .arg("1")
+            .arg("");
         let reply = self
             .redis
             .run::<Value>("read", Request::Script(&invocation))
@@ -492,7 +551,7 @@ impl SessionHandler for RedisSessionHandler {
             .arg(self.ttl_secs)
             .ignore();
         self.add_wait(&mut pipeline);
-        self.run_writes(id, "write", &pipeline, true)
+        self.run_writes(id, "write", &pipeline, None, true)
             .await
             .map_err(|failure| failure.error)
     }
@@ -512,7 +571,7 @@ impl SessionHandler for RedisSessionHandler {
             .arg(u64::try_from(lifetime.as_millis().max(1)).unwrap_or(u64::MAX))
             .ignore();
         self.add_wait(&mut pipeline);
-        self.run_writes(id, "write", &pipeline, true)
+        self.run_writes(id, "write", &pipeline, None, true)
             .await
             .map_err(|failure| failure.error)
     }
@@ -559,16 +618,13 @@ impl SessionHandler for RedisSessionHandler {
                 .arg(self.ttl_secs)
                 .ignore(),
         };
-        pipeline
-            .cmd("EVAL")
-            .arg(RELEASE_SCRIPT)
-            .arg(1)
-            .arg(&held.key)
-            .arg(&held.token)
-            .arg(self.publish_flag())
-            .ignore();
+        held.add_release(&mut pipeline);
+        pipeline.ignore();
         self.add_wait(&mut pipeline);
-        let saved = match self.run_writes(id, "write", &pipeline, false).await {
+        let saved = match self
+            .run_writes(id, "write", &pipeline, Some(&RELEASE), false)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(failure) if failure.dropped => self.checked_save(id, data.as_ref(), &held).await,
             Err(failure) => Err(failure.error),
@@ -588,7 +644,7 @@ impl SessionHandler for RedisSessionHandler {
         let mut pipeline = redis::pipe();
         pipeline.cmd("DEL").arg(self.key(id)).ignore();
         self.add_wait(&mut pipeline);
-        self.run_writes(id, "destroy", &pipeline, true)
+        self.run_writes(id, "destroy", &pipeline, None, true)
             .await
             .map_err(|failure| failure.error)
     }

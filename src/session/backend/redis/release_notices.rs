@@ -1,9 +1,12 @@
 //! Lock hand-off between instances without polling. Every release of a
-//! session lock publishes an (empty) message on a channel named after the
-//! lock key; a request waiting for that lock on another instance subscribes
-//! to it and retries the moment the message comes, instead of sleeping
-//! through a back-off. One subscriber connection per handler carries every
-//! channel its waiting requests watch.
+//! session lock publishes a message on a channel named after the lock key;
+//! a request waiting for that lock on another instance subscribes to it and
+//! retries the moment the message comes, instead of sleeping through a
+//! back-off. A waiter that registered with Redis (scripts.rs) may instead be
+//! handed the lock by the release itself: the message then names its token
+//! and carries the session, and it starts at once, with no try of its own.
+//! One subscriber connection per handler carries every channel its waiting
+//! requests watch.
 //!
 //! A channel stays subscribed for a while after its last waiter is served
 //! ([`KEEP_SUBSCRIBED`]): a session two instances share is contended again
@@ -28,6 +31,8 @@ use futures::StreamExt;
 use redis::aio::PubSubSink;
 use tokio::sync::Notify;
 use tokio::sync::futures::OwnedNotified;
+
+use crate::session::backend::Stored;
 
 use super::connection::Node;
 
@@ -86,6 +91,35 @@ struct Channel {
     subscribed: bool,
     /// Since when nobody watches it (unsubscribed after [`KEEP_SUBSCRIBED`]).
     idle_since: Option<Instant>,
+    /// The tokens of this instance's waiters, and what a release handed to
+    /// each (until it takes it).
+    waiters: HashMap<String, Option<HandedOver>>,
+}
+
+/// What a release handed to a registered waiter: the lock (its token is
+/// now the lock's value) and, mostly, the session.
+#[derive(Debug, PartialEq)]
+pub(super) enum HandedOver {
+    /// The session as stored when the lock was handed over.
+    With(Stored),
+    /// The stored value is not a string within `session.max_size`; the new
+    /// holder reads it as a lock try would.
+    ReadIt,
+}
+
+/// A release's message: empty for a plain release; `<token> M`, `<token>
+/// D<bytes>` or `<token> R` for one handed to the waiter with that token
+/// (scripts.rs, `RELEASE_SCRIPT`). Anything else reads as a plain release.
+fn parse_hand_off(payload: &[u8]) -> Option<(&[u8], HandedOver)> {
+    let space = payload.iter().position(|&byte| byte == b' ')?;
+    let (token, rest) = (&payload[..space], &payload[space + 1..]);
+    let handed = match rest.split_first() {
+        Some((b'M', [])) => HandedOver::With(Stored::Missing),
+        Some((b'D', data)) => HandedOver::With(Stored::Data(bytes::Bytes::copy_from_slice(data))),
+        Some((b'R', [])) => HandedOver::ReadIt,
+        _ => return None,
+    };
+    Some((token, handed))
 }
 
 /// A waiting request's interest in one channel.
@@ -93,6 +127,8 @@ pub(super) struct Watch {
     state: Arc<Mutex<State>>,
     channel: String,
     notice: Arc<Notify>,
+    /// The request's lock token, under which a release may hand it the lock.
+    token: String,
 }
 
 impl Watch {
@@ -105,10 +141,25 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// What a release handed this request, if one did since the last call.
+    pub(super) fn take_hand_off(&self) -> Option<HandedOver> {
+        lock(&self.state)
+            .watched
+            .get_mut(&self.channel)?
+            .waiters
+            .get_mut(&self.token)?
+            .take()
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
         if let Some(channel) = state.watched.get_mut(&self.channel) {
+            // A lock handed over but not taken is the request's still: it
+            // releases it with its own lock (redis/mod.rs).
+            channel.waiters.remove(&self.token);
             channel.watchers -= 1;
             if channel.watchers == 0 {
                 channel.idle_since = Some(Instant::now());
@@ -122,8 +173,9 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl State {
-    /// A watch on `channel`, counted as one more watcher.
-    fn watch(&mut self, state: &Arc<Mutex<State>>, channel: &str) -> Watch {
+    /// A watch on `channel` for the request with lock `token`, counted as
+    /// one more watcher.
+    fn watch(&mut self, state: &Arc<Mutex<State>>, channel: &str, token: &str) -> Watch {
         let entry = self
             .watched
             .entry(channel.to_string())
@@ -132,13 +184,16 @@ impl State {
                 watchers: 0,
                 subscribed: false,
                 idle_since: None,
+                waiters: HashMap::new(),
             });
         entry.watchers += 1;
         entry.idle_since = None;
+        entry.waiters.insert(token.to_string(), None);
         Watch {
             state: state.clone(),
             channel: channel.to_string(),
             notice: entry.notice.clone(),
+            token: token.to_string(),
         }
     }
 
@@ -186,7 +241,7 @@ impl ReleaseNotices {
 
     /// A watch on `channel` if it is subscribed already (no I/O): the waiter
     /// arms it before its first try of the lock.
-    pub(super) fn existing(&self, channel: &str) -> Option<Watch> {
+    pub(super) fn existing(&self, channel: &str, token: &str) -> Option<Watch> {
         let mut state = lock(&self.state);
         state.sweep();
         let subscribed = state.sink.is_some()
@@ -194,18 +249,18 @@ impl ReleaseNotices {
                 .watched
                 .get(channel)
                 .is_some_and(|channel| channel.subscribed);
-        subscribed.then(|| state.watch(&self.state, channel))
+        subscribed.then(|| state.watch(&self.state, channel, token))
     }
 
     /// Watches `channel` (a lock key), subscribing to it if needed. `None`
     /// when notices cannot be had (the waiter polls): a cluster, or no
     /// subscriber connection.
-    pub(super) async fn watch(&self, node: &Node, channel: &str) -> Option<Watch> {
+    pub(super) async fn watch(&self, node: &Node, channel: &str, token: &str) -> Option<Watch> {
         let mut sink = self.sink(node).await?;
         let (watch, subscribe) = {
             let mut state = lock(&self.state);
             let subscribe = !state.watched.contains_key(channel);
-            (state.watch(&self.state, channel), subscribe)
+            (state.watch(&self.state, channel, token), subscribe)
         };
         if subscribe {
             let subscribed = tokio::time::timeout(self.timeout, sink.subscribe(channel)).await;
@@ -259,13 +314,22 @@ impl ReleaseNotices {
         let state = self.state.clone();
         tokio::spawn(async move {
             while let Some(message) = messages.next().await {
-                let notice = lock(&state)
-                    .watched
-                    .get(message.get_channel_name())
-                    .map(|channel| channel.notice.clone());
-                if let Some(notice) = notice {
-                    notice.notify_waiters();
+                let mut state = lock(&state);
+                let Some(channel) = state.watched.get_mut(message.get_channel_name()) else {
+                    continue;
+                };
+                if let Some((token, handed)) = parse_hand_off(message.get_payload_bytes()) {
+                    let waiter = std::str::from_utf8(token)
+                        .ok()
+                        .and_then(|token| channel.waiters.get_mut(token));
+                    let Some(waiter) = waiter else {
+                        // Handed to a request of another instance: the
+                        // lock is no freer for anyone here.
+                        continue;
+                    };
+                    *waiter = Some(handed);
                 }
+                channel.notice.notify_waiters();
             }
             // The connection is gone, and its subscriptions with it: waiters
             // poll, the next one reopens and subscribes afresh, and every
@@ -299,6 +363,7 @@ mod tests {
             watchers: usize::from(idle_for.is_none()),
             subscribed: true,
             idle_since: idle_for.map(|idle| Instant::now() - idle),
+            waiters: HashMap::new(),
         }
     }
 
@@ -326,8 +391,8 @@ mod tests {
     #[test]
     fn the_last_watcher_leaving_keeps_the_channel_and_starts_its_idle_clock() {
         let shared = Arc::new(Mutex::new(State::default()));
-        let first = lock(&shared).watch(&shared, "sess_x.lock");
-        let second = lock(&shared).watch(&shared, "sess_x.lock");
+        let first = lock(&shared).watch(&shared, "sess_x.lock", "token");
+        let second = lock(&shared).watch(&shared, "sess_x.lock", "token");
         drop(first);
         assert!(lock(&shared).watched["sess_x.lock"].idle_since.is_none());
         drop(second);
@@ -336,10 +401,33 @@ mod tests {
         assert!(state.watched["sess_x.lock"].idle_since.is_some());
     }
 
+    #[test]
+    fn a_hand_off_message_names_the_waiter_and_what_it_gets() {
+        let data = |bytes: &'static [u8]| HandedOver::With(Stored::Data(bytes::Bytes::from(bytes)));
+        assert_eq!(
+            parse_hand_off(b"ab12 D{\"count\":2}"),
+            Some((&b"ab12"[..], data(b"{\"count\":2}")))
+        );
+        // A session stored empty is handed as such.
+        assert_eq!(parse_hand_off(b"ab12 D"), Some((&b"ab12"[..], data(b""))));
+        assert_eq!(
+            parse_hand_off(b"ab12 M"),
+            Some((&b"ab12"[..], HandedOver::With(Stored::Missing)))
+        );
+        assert_eq!(
+            parse_hand_off(b"ab12 R"),
+            Some((&b"ab12"[..], HandedOver::ReadIt))
+        );
+        // A plain release, or anything else, hands nothing.
+        for plain in [&b""[..], b"ab12", b"ab12 X", b"ab12 Mx", b"ab12 "] {
+            assert_eq!(parse_hand_off(plain), None, "{plain:?}");
+        }
+    }
+
     #[tokio::test]
     async fn an_armed_wait_hears_a_release_published_before_it_is_polled() {
         let shared = Arc::new(Mutex::new(State::default()));
-        let watch = lock(&shared).watch(&shared, "sess_x.lock");
+        let watch = lock(&shared).watch(&shared, "sess_x.lock", "token");
         let armed = watch.armed();
         // The release comes while the lock try is on its way, before the
         // request starts waiting.

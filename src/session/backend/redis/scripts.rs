@@ -8,14 +8,50 @@ use redis::{Script, Value};
 
 use crate::session::backend::{Stored, Unreadable};
 
-/// Deletes the lock only if it still holds the releasing request's token: a
-/// lock that expired and was taken by another request is not ours to delete.
-/// With ARGV[2] = '1' the release is published on a channel named after the
-/// lock key, for requests waiting on other instances (release_notices.rs).
+/// Releases the lock only if it still holds the releasing request's token:
+/// a lock that expired and was taken by another request is not ours to
+/// touch. With ARGV[2] = '1' (not in a cluster) the release is published
+/// for requests waiting on other instances (release_notices.rs), and when
+/// one of them registered as a waiter it gets the lock directly: the lock
+/// is set to its token and the message carries its token and the session
+/// as stored now, so it starts without a round trip of its own.
 ///
-/// KEYS: lock key. ARGV: token, publish ('1'/'0'). Reply: 1 released, 0 not ours.
+/// The waiters are a sorted set scored by the moment each gives up (Redis
+/// time, in ms): the earliest is served first (with one `lock_wait` for
+/// every instance, the first to register), and one whose moment has passed
+/// is dropped unserved, so a waiter whose instance died can hold up the
+/// session only until its own wait would have ended, plus the lock's
+/// expiry. A waiter that gives up withdraws with this same script (ARGV[5]):
+/// its token leaves the set first, and a lock handed to it meanwhile is
+/// passed on.
+///
+/// Message: '' (released), or `<token> M` (handed; no session stored),
+/// `<token> D<bytes>` (handed, with the session), `<token> R` (handed; the
+/// stored value is not a string within ARGV[4] bytes: read it yourself).
+///
+/// KEYS: lock key, waiters key, session key. ARGV: token, publish
+/// ('1'/'0'), lock TTL in ms, max size, withdraw the token from the waiters
+/// ('1'/'0'). Reply: 0 not ours, 1 released, 2 handed to a waiter.
 pub(super) const RELEASE_SCRIPT: &str = r"
+if ARGV[5] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+  local now = redis.call('TIME')
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now[1] * 1000 + math.floor(now[2] / 1000))
+  local waiter = redis.call('ZPOPMIN', KEYS[2])[1]
+  if waiter then
+    redis.call('SET', KEYS[1], waiter, 'PX', ARGV[3])
+    local kind = redis.call('TYPE', KEYS[3])['ok']
+    local stored = 'R'
+    if kind == 'none' then
+      stored = 'M'
+    elseif kind == 'string' and redis.call('STRLEN', KEYS[3]) <= tonumber(ARGV[4]) then
+      stored = 'D' .. redis.call('GET', KEYS[3])
+    end
+    redis.call('PUBLISH', KEYS[1], waiter .. ' ' .. stored)
+    return 2
+  end
+end
 redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' then redis.call('PUBLISH', KEYS[1], '') end
 return 1
@@ -29,14 +65,29 @@ return 1
 /// counts as taken — so a retry after a dropped connection does not wait
 /// for its own lock.
 ///
-/// KEYS: session key, lock key. ARGV: token ('' = no lock), lock TTL in
-/// ms, max size, read ('1'/'0'). Reply: {0} when another request holds the
-/// lock; otherwise {1}, {1,'type',T}, {1,'size',N} or {1,'data',bytes}.
+/// With ARGV[5] set (ms), a request that finds the lock busy registers as
+/// a waiter that gives up that much later (`RELEASE_SCRIPT` hands the lock
+/// to it directly); one that gets the lock leaves the waiters. The waiters
+/// key outlives its last waiter by a lock TTL, then Redis drops it (stale
+/// members are skipped by their score anyway).
+///
+/// KEYS: session key, lock key, waiters key. ARGV: token ('' = no lock),
+/// lock TTL in ms, max size, read ('1'/'0'), wait left in ms ('' = do not
+/// register). Reply: {0} when another request holds the lock; otherwise
+/// {1}, {1,'type',T}, {1,'size',N} or {1,'data',bytes}.
 pub(super) const LOCK_AND_READ_SCRIPT: &str = r"
 if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
    and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  if ARGV[5] ~= '' then
+    local now = redis.call('TIME')
+    local gives_up = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[5])
+    redis.call('ZADD', KEYS[3], gives_up, ARGV[1])
+    local keep = tonumber(ARGV[2]) + tonumber(ARGV[5])
+    if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
+  end
   return {0}
 end
+if ARGV[5] ~= '' then redis.call('ZREM', KEYS[3], ARGV[1]) end
 if ARGV[4] == '0' then return {1} end
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'none' then return {1} end
@@ -75,6 +126,7 @@ end
 return 0
 ";
 
+pub(super) static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_SCRIPT));
 pub(super) static LOCK_AND_READ: LazyLock<Script> =
     LazyLock::new(|| Script::new(LOCK_AND_READ_SCRIPT));
 pub(super) static CHECKED_SAVE: LazyLock<Script> =
