@@ -116,6 +116,17 @@ async fn a_session_contended_again_keeps_its_subscription() {
     // again on a session contended seconds ago costs no pub/sub round trip.
     assert_eq!(calls(&redis, "subscribe"), 1);
     assert_eq!(calls(&redis, "unsubscribe"), 0);
+    // Another session's first wait, on the connection already open,
+    // subscribes to its own channel (or it would hear nothing and poll).
+    let (other, other_lock) = session(&stack).await;
+    redis.run(&["SET", &other_lock, "another-instance", "PX", "30000"]);
+    let mut waiter = other.clone();
+    let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    redis.run(&["DEL", &other_lock]);
+    redis.run(&["PUBLISH", &other_lock, ""]);
+    assert_eq!(waiting.await.unwrap().json()["count"], 2);
+    assert_eq!(calls(&redis, "subscribe"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -410,4 +421,49 @@ async fn a_redis_that_forgot_the_scripts_still_stores_and_unlocks() {
         assert_eq!(page.json()["count"], count);
         assert_eq!(redis.run(&["EXISTS", &lock]), redis::Value::Int(0));
     }
+}
+
+/// How many times Redis refused `command` (an ACL denial counts).
+fn rejected(redis: &RedisServer, command: &str) -> u64 {
+    let redis::Value::BulkString(info) = redis.run(&["INFO", "commandstats"]) else {
+        panic!("INFO is a bulk string");
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find(|line| line.starts_with(&format!("cmdstat_{command}:")))
+        .and_then(|line| line.split("rejected_calls=").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_refuses_pub_sub_is_asked_again_only_after_a_second() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis);
+    let (browser, lock) = session(&stack).await;
+    // nene's user may not subscribe (a managed Redis, a strict ACL).
+    redis.run(&["ACL", "SETUSER", "default", "-subscribe"]);
+    let wait_once = |count: u64| {
+        let redis = &redis;
+        let lock = lock.clone();
+        let mut waiter = browser.clone();
+        async move {
+            redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
+            let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            redis.run(&["DEL", &lock]);
+            // Without notices the waiter polls, and still gets its turn.
+            assert_eq!(waiting.await.unwrap().json()["count"], count);
+        }
+    };
+    wait_once(2).await;
+    assert_eq!(rejected(&redis, "subscribe"), 1);
+    // Right after, a wait does not try again.
+    wait_once(3).await;
+    assert_eq!(rejected(&redis, "subscribe"), 1);
+    // A second later one does, on a new connection.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    wait_once(4).await;
+    assert_eq!(rejected(&redis, "subscribe"), 2);
 }

@@ -2,7 +2,9 @@
 //! under `{prefix}{id}` (`sess_{id}` by default) that Redis expires after
 //! `session.gc_maxlifetime` seconds, so gc is a no-op. A request's lock is a
 //! second key, `{prefix}{id}.lock` (the `lock_suffix` option; phpredis names
-//! it `_LOCK`), holding a random token.
+//! it `_LOCK`), holding a random token. While requests of other instances
+//! wait for it, a third, `{prefix}{id}.lock.waiters`, lists them, and a
+//! release hands the lock to the first (release_notices.rs, scripts.rs).
 //!
 //! Redis may be down when nene starts, stall, or restart under it. None of
 //! that may stop nene or hang a request: the connection is opened on first
@@ -58,9 +60,6 @@ use scripts::{CHECKED_SAVE, LOCK_AND_READ, RELEASE, parse_lock_and_read};
 
 pub(super) const BACKEND: &str = "redis";
 
-/// First pause between attempts to take a busy lock; it doubles up to
-/// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
-/// quick request.
 /// Connections for writes with `wait`: each write waits a replica round trip
 /// on its connection, so one connection serializes them; a few let writes of
 /// different sessions wait at the same time, at the cost of a few idle
@@ -71,6 +70,9 @@ const WAIT_CONNECTIONS: usize = 8;
 /// `sess_{id}.lock.waiters`, in a cluster in the lock's slot by its hash tag.
 const WAITERS_SUFFIX: &str = ".waiters";
 
+/// First pause between attempts to take a busy lock; it doubles up to
+/// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
+/// quick request.
 const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
 const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
 /// The longest pause between tries while a release notice is awaited: the

@@ -389,6 +389,19 @@ mod tests {
     }
 
     #[test]
+    fn channels_are_looked_over_at_most_once_a_second() {
+        // Every lock wait calls the sweep; walking every channel each time
+        // would cost a busy instance more than the subscriptions save.
+        let mut state = State::default();
+        state.watched.insert(
+            "idle too long".into(),
+            channel(Some(KEEP_SUBSCRIBED + Duration::from_secs(1))),
+        );
+        state.sweep();
+        assert!(state.watched.contains_key("idle too long"));
+    }
+
+    #[test]
     fn the_last_watcher_leaving_keeps_the_channel_and_starts_its_idle_clock() {
         let shared = Arc::new(Mutex::new(State::default()));
         let first = lock(&shared).watch(&shared, "sess_x.lock", "token");
