@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use rand::RngExt;
 use tokio::time::Instant;
 
+use crate::session::backend::HeldLock;
 use crate::session::error::SessionError;
 
 /// Pauses between attempts at releasing a lock whose release failed: the
@@ -28,14 +29,25 @@ pub(super) trait TokenLock: Send + Sync + Sized + 'static {
     fn expires_at(&self) -> Instant;
 }
 
-/// Releases `lock`; when that fails, keeps trying in the background (and
-/// still reports the failure).
-pub(super) async fn release_or_keep_trying<L: TokenLock>(lock: Box<L>) -> Result<(), SessionError> {
-    let released = lock.release_once().await;
-    if released.is_err() {
-        tokio::spawn(keep_trying(lock));
+/// Every token lock is a [`HeldLock`]: released once, and when that fails,
+/// retried in the background (the failure is still reported).
+#[async_trait]
+impl<L: TokenLock> HeldLock for L {
+    async fn release(self: Box<Self>) -> Result<(), SessionError> {
+        let released = self.release_once().await;
+        if released.is_err() {
+            tokio::spawn(keep_trying(self));
+        }
+        released
     }
-    released
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
 
 async fn keep_trying<L: TokenLock>(lock: Box<L>) {

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::session::backend::HeldLock;
-use crate::session::backend::token_lock::{TokenLock, release_or_keep_trying};
+use crate::session::backend::token_lock::TokenLock;
 use crate::session::error::SessionError;
 
 use super::connection::{Request, SharedConnection};
@@ -80,20 +79,5 @@ impl TokenLock for RedisLock {
 
     fn expires_at(&self) -> Instant {
         self.expires_at
-    }
-}
-
-#[async_trait]
-impl HeldLock for RedisLock {
-    async fn release(self: Box<Self>) -> Result<(), SessionError> {
-        release_or_keep_trying(self).await
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
-        self
     }
 }

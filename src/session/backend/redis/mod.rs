@@ -66,9 +66,12 @@ pub(super) const BACKEND: &str = "redis";
 /// connections per instance.
 const WAIT_CONNECTIONS: usize = 8;
 
-/// Appended to a lock key to name its waiters (scripts.rs, `RELEASE_SCRIPT`):
-/// `sess_{id}.lock.waiters`, in a cluster in the lock's slot by its hash tag.
-const WAITERS_SUFFIX: &str = ".waiters";
+/// The key naming the waiters of the lock `lock_key` (scripts.rs,
+/// `RELEASE_SCRIPT`): `sess_{id}.lock.waiters`, in a cluster in the lock's
+/// slot by its hash tag. Never listed as a session: `.` is no id character.
+fn waiters_key(lock_key: &str) -> String {
+    format!("{lock_key}.waiters")
+}
 
 /// First pause between attempts to take a busy lock; it doubles up to
 /// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
@@ -320,7 +323,7 @@ impl RedisSessionHandler {
         let lock_key = self.lock_key(id);
         let held = RedisLock {
             redis: self.redis.clone(),
-            waiters_key: format!("{lock_key}{WAITERS_SUFFIX}"),
+            waiters_key: waiters_key(&lock_key),
             session_key: self.key(id),
             key: lock_key,
             token: new_token(),
@@ -526,7 +529,7 @@ impl SessionHandler for RedisSessionHandler {
         invocation
             .key(self.key(id))
             .key(&lock_key)
-            .key(format!("{lock_key}{WAITERS_SUFFIX}"))
+            .key(waiters_key(&lock_key))
             .arg("")
             .arg(0)
             .arg(self.max_size)
