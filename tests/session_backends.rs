@@ -690,6 +690,20 @@ async fn a_lock_excludes_others_until_released_and_waiting_is_bounded<B: Backend
         waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
         "{waited:?}"
     );
+    // A wait given per call overrides the handler's own (the session
+    // runtime gives what is left of it after the in-process queue).
+    let started = Instant::now();
+    let refused = patient.lock_within(&id, Duration::from_millis(300)).await;
+    assert!(
+        matches!(refused, Err(SessionError::LockTimeout { .. })),
+        "{:?}",
+        refused.map(|_| ())
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
 
     let waiter = {
         let patient = patient.clone();
@@ -991,6 +1005,76 @@ async fn one_hundred_requests_twenty_at_a_time_lose_no_increment<B: Backend>() {
     assert!(hand_offs > 0, "{}", status.body);
 }
 
+/// `env` with the lock wait set to `wait` (the files setting, or the DSN's
+/// `lock_wait` option).
+fn with_lock_wait(env: Vec<(String, String)>, wait: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .map(|(name, value)| {
+            if name != "NENE_SESSION_DSN" {
+                return (name, value);
+            }
+            let (base, query) = value.split_once('?').unwrap_or((&value, ""));
+            let mut options: Vec<&str> = query
+                .split('&')
+                .filter(|option| !option.is_empty() && !option.starts_with("lock_wait="))
+                .collect();
+            let lock_wait = format!("lock_wait={wait}");
+            options.push(&lock_wait);
+            (name, format!("{base}?{}", options.join("&")))
+        })
+        .collect();
+    env.push(("NENE_SESSION__SAVE_PATH_LOCK_WAIT".into(), wait.into()));
+    env
+}
+
+async fn one_lock_wait_bounds_the_queue_and_the_backend_lock_together<B: Backend>() {
+    let backend = B::start();
+    let env = with_lock_wait(backend.env(), "1s");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let nene = Nene::start(&env);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let id = SessionId::from_store(&browser.session_id().unwrap()).unwrap();
+    // Another instance holds the session's lock throughout.
+    let other_instance = backend.handler(LONG, LONG, MAX);
+    let held = other_instance.lock(&id).await.unwrap();
+
+    // The first request waits at the backend; the second, 200 ms later,
+    // queues behind it in nene, then gets only what is left of its second.
+    let timed = |mut browser: Browser| async move {
+        let started = Instant::now();
+        let status = browser.get("/session/counter").await.status;
+        (status, started.elapsed())
+    };
+    let first = tokio::spawn(timed(browser.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = tokio::spawn(timed(browser.clone()));
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!((first.0, second.0), (503, 503), "{}", nene.log_text());
+    assert!(first.1 >= Duration::from_secs(1), "{first:?}");
+    // Two waits one after the other would take about 1.8 s.
+    assert!(second.1 < Duration::from_millis(1500), "{second:?}");
+
+    drop(held);
+    // Its release may run in the background (a dropped lock).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let page = browser.get("/session/counter").await;
+        if page.status == 200 {
+            assert_eq!(
+                page.json()["count"],
+                2,
+                "the refused requests stored nothing"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lock was never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn two_instances_share_one_session_and_lose_no_increment<B: Backend>() {
     let backend = B::start();
     let env = backend.env();
@@ -1163,6 +1247,7 @@ contract!(
     hostile_session_cookies_never_reach_the_backend,
     one_hundred_requests_twenty_at_a_time_lose_no_increment,
     two_instances_share_one_session_and_lose_no_increment,
+    one_lock_wait_bounds_the_queue_and_the_backend_lock_together,
     the_absolute_lifetime_ends_a_session_however_active,
     an_outage_gives_503_other_routes_keep_working_and_sessions_come_back,
     remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_cookie,

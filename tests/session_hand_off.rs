@@ -59,16 +59,24 @@ impl SessionHandler for GatedFiles {
         self.inner.name()
     }
 
-    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
-        self.inner.lock(id).await
+    async fn lock_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<SessionLock, SessionError> {
+        self.inner.lock_within(id, wait).await
     }
 
     async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
         self.inner.read(id).await
     }
 
-    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
-        self.inner.lock_and_read(id).await
+    async fn lock_and_read_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        self.inner.lock_and_read_within(id, wait).await
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {

@@ -156,8 +156,12 @@ mod tests {
         fn name(&self) -> &'static str {
             "ghostly"
         }
-        async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
-            self.files.lock(id).await
+        async fn lock_within(
+            &self,
+            id: &SessionId,
+            wait: std::time::Duration,
+        ) -> Result<SessionLock, SessionError> {
+            self.files.lock_within(id, wait).await
         }
         async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
             self.files.read(id).await

@@ -65,8 +65,12 @@ impl SessionHandler for MigratingSessionHandler {
         self.new.name()
     }
 
-    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
-        self.new.lock(id).await
+    async fn lock_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<SessionLock, SessionError> {
+        self.new.lock_within(id, wait).await
     }
 
     async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
@@ -74,10 +78,14 @@ impl SessionHandler for MigratingSessionHandler {
         self.or_from_old(id, found).await
     }
 
-    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
+    async fn lock_and_read_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<(SessionLock, Stored), SessionError> {
         // The new backend's lock covers the move: another request of the
         // same session waits for it, then finds the session already moved.
-        let (lock, found) = self.new.lock_and_read(id).await?;
+        let (lock, found) = self.new.lock_and_read_within(id, wait).await?;
         match self.or_from_old(id, found).await {
             Ok(stored) => Ok((lock, stored)),
             Err(error) => {

@@ -103,20 +103,37 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// Short name for logs and status pages: `files`, `redis`.
     fn name(&self) -> &'static str;
 
-    /// Takes the exclusive lock of session `id`, waiting (bounded) while
-    /// another holder has it. Backends that do not lock return
-    /// [`SessionLock::none`].
-    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError>;
+    /// Takes the exclusive lock of session `id`, waiting at most `wait`
+    /// while another holder has it (one try is made even when `wait` is
+    /// zero). Backends that do not lock return [`SessionLock::none`].
+    async fn lock_within(
+        &self,
+        id: &SessionId,
+        wait: std::time::Duration,
+    ) -> Result<SessionLock, SessionError>;
+
+    /// [`lock_within`](Self::lock_within) the whole
+    /// [`lock_wait`](Self::lock_wait).
+    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
+        self.lock_within(id, self.lock_wait()).await
+    }
 
     /// What is stored under `id`. A value over `session.max_size` is
     /// [`Stored::Unreadable`] and is not loaded into memory.
     async fn read(&self, id: &SessionId) -> Result<Stored, SessionError>;
 
-    /// [`lock`](Self::lock) then [`read`](Self::read); a backend that can do
-    /// both in one round trip overrides it. The lock is released if the
-    /// read fails (and kept, for the request, when the data is unreadable).
-    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
-        let lock = self.lock(id).await?;
+    /// [`lock_within`](Self::lock_within) then [`read`](Self::read); a
+    /// backend that can do both in one round trip overrides it. The lock is
+    /// released if the read fails (and kept, for the request, when the data
+    /// is unreadable). The session runtime calls this with what is left of
+    /// `lock_wait` after the request's turn in the in-process queue, so
+    /// one `lock_wait` bounds the whole wait.
+    async fn lock_and_read_within(
+        &self,
+        id: &SessionId,
+        wait: std::time::Duration,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        let lock = self.lock_within(id, wait).await?;
         match self.read(id).await {
             Ok(data) => Ok((lock, data)),
             Err(error) => {
@@ -124,6 +141,12 @@ pub trait SessionHandler: Send + Sync + 'static {
                 Err(error)
             }
         }
+    }
+
+    /// [`lock_and_read_within`](Self::lock_and_read_within) the whole
+    /// [`lock_wait`](Self::lock_wait).
+    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
+        self.lock_and_read_within(id, self.lock_wait()).await
     }
 
     /// Stores `data` and (re)starts its expiry (`session.gc_maxlifetime`).
@@ -191,7 +214,8 @@ pub trait SessionHandler: Send + Sync + 'static {
     }
 
     /// How long a request waits for the lock of its session, in the
-    /// in-process queue and then at the backend, before it gets a 503.
+    /// in-process queue and then at the backend together, before it gets a
+    /// 503.
     fn lock_wait(&self) -> std::time::Duration {
         DEFAULT_LOCK_WAIT
     }

@@ -252,6 +252,8 @@ impl Session {
         let Some(id) = offered.iter().find_map(|text| store.ids.parse(text)) else {
             return Ok(self.new_session());
         };
+        // One `lock_wait` bounds the turn here and the backend's lock together.
+        let queued_at = Instant::now();
         let mut turn = if store.handler.uses_locking() {
             let turn = store.local_locks.acquire(&id, store.lock_wait).await?;
             if turn.waited {
@@ -270,7 +272,8 @@ impl Session {
             ),
             None => {
                 let backend_started = Instant::now();
-                let (lock, stored) = store.handler.lock_and_read(&id).await?;
+                let wait_left = store.lock_wait.saturating_sub(queued_at.elapsed());
+                let (lock, stored) = store.handler.lock_and_read_within(&id, wait_left).await?;
                 store.metrics.latency.record(backend_started.elapsed());
                 (lock, None, stored, backend_started)
             }

@@ -215,7 +215,11 @@ mod tests {
         fn name(&self) -> &'static str {
             "held-up"
         }
-        async fn lock(&self, _: &SessionId) -> Result<SessionLock, SessionError> {
+        async fn lock_within(
+            &self,
+            _: &SessionId,
+            _: std::time::Duration,
+        ) -> Result<SessionLock, SessionError> {
             unimplemented!()
         }
         async fn read(&self, _: &SessionId) -> Result<crate::session::Stored, SessionError> {

@@ -212,10 +212,14 @@ impl SessionHandler for FileSessionHandler {
         self.lock_wait
     }
 
-    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
+    async fn lock_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<SessionLock, SessionError> {
         let files = self.files(id);
         let started = tokio::time::Instant::now();
-        let deadline = started + self.lock_wait;
+        let deadline = started + wait;
         let mut backoff = FIRST_LOCK_BACKOFF;
         // Kept open between attempts so a wait costs one try_lock per round,
         // not an open as well.

@@ -202,14 +202,16 @@ impl MemcachedSessionHandler {
 }
 
 impl MemcachedSessionHandler {
-    /// The lock loop behind `lock` and `lock_and_read`: takes the lock of
-    /// session `id` (none with `lock=off`) and, when `read` is asked and the
+    /// The lock loop behind `lock_within` and `lock_and_read_within`: takes
+    /// the lock of session `id` (none with `lock=off`), trying until `wait`
+    /// is over, and, when `read` is asked and the
     /// lock and the session share a server, reads the session in the same
     /// round trip; `None` when the caller must still read.
     async fn acquire(
         &self,
         id: &SessionId,
         read: bool,
+        wait: Duration,
     ) -> Result<(SessionLock, Option<Stored>), SessionError> {
         let Some(settings) = self.lock else {
             return Ok((SessionLock::none(), None));
@@ -261,14 +263,14 @@ impl MemcachedSessionHandler {
                 }
             }
             let waited = started.elapsed();
-            if waited >= settings.wait {
+            if waited >= wait {
                 return Err(SessionError::LockTimeout {
                     id_tag: id.log_tag(),
                     waited,
                 });
             }
             let jittered = rand::rng().random_range(pause / 2..=pause);
-            tokio::time::sleep(jittered.min(settings.wait - waited)).await;
+            tokio::time::sleep(jittered.min(wait - waited)).await;
             pause = (pause * 2).min(LOCK_RETRY_MAX);
         }
     }
@@ -305,16 +307,24 @@ impl SessionHandler for MemcachedSessionHandler {
         BACKEND
     }
 
-    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
-        Ok(self.acquire(id, false).await?.0)
+    async fn lock_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<SessionLock, SessionError> {
+        Ok(self.acquire(id, false, wait).await?.0)
     }
 
     /// One round trip when the lock and the session live on the same
     /// server (always, with one server): the `add` and the read go out
     /// together. While another request holds the lock, it is retried as in
     /// `lock`.
-    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
-        let (lock, stored) = self.acquire(id, true).await?;
+    async fn lock_and_read_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        let (lock, stored) = self.acquire(id, true, wait).await?;
         let stored = match stored {
             Some(stored) => stored,
             None => match self.read(id).await {

@@ -306,11 +306,13 @@ impl RedisSessionHandler {
         ))
     }
 
-    /// The lock loop behind [`SessionHandler::lock`] and [`Self::lock_and_read`].
+    /// The lock loop behind [`SessionHandler::lock_within`] and
+    /// [`SessionHandler::lock_and_read_within`]: tries until `wait` is over.
     async fn acquire(
         &self,
         id: &SessionId,
         read: bool,
+        wait: Duration,
     ) -> Result<(SessionLock, Stored), SessionError> {
         let Some(settings) = self.lock else {
             let stored = if read {
@@ -375,7 +377,7 @@ impl RedisSessionHandler {
             // Only a request that hears releases can be handed the lock.
             let register = watch
                 .as_ref()
-                .map(|_| settings.wait.saturating_sub(started.elapsed()));
+                .map(|_| wait.saturating_sub(started.elapsed()));
             let invocation = try_lock(register);
             if register.is_some() && !registered {
                 // From now on its release also withdraws it from the waiters.
@@ -415,7 +417,7 @@ impl RedisSessionHandler {
                 }
             }
             let waited = started.elapsed();
-            if waited >= settings.wait {
+            if waited >= wait {
                 if !registered {
                     let _ = lock.take_as::<RedisLock>();
                 }
@@ -424,7 +426,7 @@ impl RedisSessionHandler {
                     waited,
                 });
             }
-            let remaining = settings.wait - waited;
+            let remaining = wait - waited;
             match release {
                 Some(release) => {
                     let _ =
@@ -510,15 +512,23 @@ impl SessionHandler for RedisSessionHandler {
         BACKEND
     }
 
-    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
-        Ok(self.acquire(id, false).await?.0)
+    async fn lock_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<SessionLock, SessionError> {
+        Ok(self.acquire(id, false, wait).await?.0)
     }
 
     /// One round trip: `LOCK_AND_READ_SCRIPT` (scripts.rs) takes the lock and reads.
     /// While another request holds the lock, it is retried as in `lock`.
     /// With `lock=off` this is a plain read.
-    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
-        self.acquire(id, true).await
+    async fn lock_and_read_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        self.acquire(id, true, wait).await
     }
 
     /// `LOCK_AND_READ_SCRIPT` (scripts.rs) without the lock: only a string within

@@ -263,14 +263,22 @@ impl SqlSessionHandler {
         self.held.lock().unwrap_or_else(|e| e.into_inner()).find(id)
     }
 
-    /// Takes session `id`'s lock and, when `read`, reads it over the same connection.
+    /// Takes session `id`'s lock, waiting at most `wait`, and, when `read`,
+    /// reads it over the same connection. MySQL's `GET_LOCK` is given
+    /// `wait` itself; PostgreSQL's `lock_timeout` and SQLite's busy timeout
+    /// are set per connection to the whole `lock_wait`, so a shorter `wait`
+    /// (the rest of a request's wait after its turn in nene's queue) ends
+    /// with a timeout here, which gives up the connection and whatever lock
+    /// it would have taken: rare enough not to be worth a `SET lock_timeout`
+    /// round trip on every lock.
     async fn acquire(
         &self,
         id: &SessionId,
         read: bool,
+        wait: Duration,
     ) -> Result<(SessionLock, Stored), SessionError> {
         self.ready().await?;
-        let Some(wait) = self.lock_wait else {
+        let Some(configured) = self.lock_wait else {
             let stored = if read {
                 self.read(id).await?
             } else {
@@ -293,11 +301,15 @@ impl SqlSessionHandler {
                     });
                 }
             };
-        let taken = tokio::time::timeout(
-            wait + self.timeout,
-            lock::take(&mut conn, id.as_str(), wait),
-        )
-        .await;
+        // The server ends the wait itself (the connection stays usable)
+        // unless `wait` is shorter than the connection's own setting.
+        let server_bounds_it = self.driver == SqlDriver::MySql || wait >= configured;
+        let bound = if server_bounds_it {
+            wait + self.timeout
+        } else {
+            wait
+        };
+        let taken = tokio::time::timeout(bound, lock::take(&mut conn, id.as_str(), wait)).await;
         match taken {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => {
@@ -382,13 +394,21 @@ impl SessionHandler for SqlSessionHandler {
         backend_name(self.driver)
     }
 
-    async fn lock(&self, id: &SessionId) -> Result<SessionLock, SessionError> {
-        Ok(self.acquire(id, false).await?.0)
+    async fn lock_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<SessionLock, SessionError> {
+        Ok(self.acquire(id, false, wait).await?.0)
     }
 
     /// Locks, then reads over the lock's connection.
-    async fn lock_and_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
-        self.acquire(id, true).await
+    async fn lock_and_read_within(
+        &self,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        self.acquire(id, true, wait).await
     }
 
     /// The size comes first, in the same statement: a value over
