@@ -275,23 +275,29 @@ impl ReleaseNotices {
         Some(watch)
     }
 
+    /// `Some(sink)` when the subscriber connection is open, `Some(None)`
+    /// when opening it failed less than [`REOPEN_AFTER`] ago, `None` when it
+    /// is to be opened.
+    fn known_sink(&self) -> Option<Option<PubSubSink>> {
+        let state = lock(&self.state);
+        if let Some(sink) = &state.sink {
+            return Some(Some(sink.clone()));
+        }
+        let failed_lately = state
+            .failed_at
+            .is_some_and(|at| at.elapsed() < REOPEN_AFTER);
+        failed_lately.then_some(None)
+    }
+
     /// The open subscriber connection's sink, opening it if needed.
     async fn sink(&self, node: &Node) -> Option<PubSubSink> {
-        {
-            let state = lock(&self.state);
-            if let Some(sink) = &state.sink {
-                return Some(sink.clone());
-            }
-            if state
-                .failed_at
-                .is_some_and(|at| at.elapsed() < REOPEN_AFTER)
-            {
-                return None;
-            }
+        if let Some(known) = self.known_sink() {
+            return known;
         }
         let _opening = self.opening.lock().await;
-        if let Some(sink) = &lock(&self.state).sink {
-            return Some(sink.clone());
+        // Whoever opened (or failed to) while this one waited decided it.
+        if let Some(known) = self.known_sink() {
+            return known;
         }
         let opened = tokio::time::timeout(self.timeout, async {
             let client = match node {
@@ -448,5 +454,45 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), armed)
             .await
             .expect("the armed wait completes");
+    }
+}
+
+#[cfg(test)]
+mod opening {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn waiters_that_queued_behind_a_failed_open_do_not_each_open_again() {
+        // A server that accepts and never answers: each open of the
+        // subscriber connection takes the whole timeout (a network that
+        // drops packets looks the same).
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = silent.local_addr().unwrap();
+        let client = redis::Client::open(format!("redis://{address}")).unwrap();
+        let node = Node::Fixed(client);
+        let notices = Arc::new(ReleaseNotices::new(Duration::from_millis(300)));
+        let started = Instant::now();
+        let waits: Vec<_> = (0..4)
+            .map(|n| {
+                let notices = notices.clone();
+                let node = &node;
+                async move {
+                    notices
+                        .watch(node, "sess_x.lock", &format!("token{n}"))
+                        .await
+                        .is_none()
+                }
+            })
+            .collect();
+        let polled = futures::future::join_all(waits).await;
+        assert_eq!(polled, [true; 4], "no connection, so every waiter polls");
+        // One open timed out; the three queued behind it took its answer.
+        // Each opening again would take 4 × 300 ms.
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(silent);
     }
 }
