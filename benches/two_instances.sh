@@ -10,6 +10,9 @@
 # Usage: benches/two_instances.sh A_BINARY B_BINARY [ROUNDS] [DURATION]
 #   e.g. git worktree add /tmp/old HEAD~1 && (cd /tmp/old && cargo build --release)
 #   benches/two_instances.sh /tmp/old/target/release/nene target/release/nene 3 10s
+# A_WORKER_THREADS / B_WORKER_THREADS, when set, are each side's
+# server.worker_threads (one build against itself, two thread counts:
+#   A_WORKER_THREADS=1 benches/two_instances.sh target/release/nene target/release/nene).
 # Needs: nginx, wrk, redis-server, redis-cli, curl, envsubst. Loopback only.
 set -euo pipefail
 A=${1:?A binary}
@@ -22,10 +25,12 @@ require_tools nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-serv
 start_redis
 DSN="redis://127.0.0.1:$REDIS_PORT"
 A1=$(free_port); A2=$(free_port); B1=$(free_port); B2=$(free_port)
-BENCH_BINARY=$A start_nene "$A1" NENE_SESSION_DSN="$DSN"
-BENCH_BINARY=$A start_nene "$A2" NENE_SESSION_DSN="$DSN"
-BENCH_BINARY=$B start_nene "$B1" NENE_SESSION_DSN="$DSN"
-BENCH_BINARY=$B start_nene "$B2" NENE_SESSION_DSN="$DSN"
+A_THREADS=NENE_SERVER__WORKER_THREADS=${A_WORKER_THREADS:-0}
+B_THREADS=NENE_SERVER__WORKER_THREADS=${B_WORKER_THREADS:-0}
+BENCH_BINARY=$A start_nene "$A1" NENE_SESSION_DSN="$DSN" "$A_THREADS"
+BENCH_BINARY=$A start_nene "$A2" NENE_SESSION_DSN="$DSN" "$A_THREADS"
+BENCH_BINARY=$B start_nene "$B1" NENE_SESSION_DSN="$DSN" "$B_THREADS"
+BENCH_BINARY=$B start_nene "$B2" NENE_SESSION_DSN="$DSN" "$B_THREADS"
 NGINX_A=$(free_port); NGINX_B=$(free_port); PINNED_A=$(free_port); PINNED_B=$(free_port)
 site "$NGINX_A" build_a "127.0.0.1:$A1; server 127.0.0.1:$A2" on
 site "$NGINX_B" build_b "127.0.0.1:$B1; server 127.0.0.1:$B2" on
@@ -56,8 +61,8 @@ for round in $(seq 1 "$ROUNDS"); do
     hot "B, pinned to one instance" "$PINNED_B"
 done
 
-echo "A = $A"
-echo "B = $B"
+echo "A = $A (server.worker_threads ${A_WORKER_THREADS:-0})"
+echo "B = $B (server.worker_threads ${B_WORKER_THREADS:-0})"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds alternating A B, medians"
 echo
 median_table

@@ -126,7 +126,12 @@ where
     };
     let log_level = init_logging(level, settings.ops.log_format);
     crate::panic_log::log_panics();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = settings.server.worker_threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("nene: cannot start the async runtime: {error}");

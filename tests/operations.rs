@@ -418,3 +418,19 @@ async fn json_log_output_is_one_object_per_line() {
         assert!(value["level"].is_string(), "{line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_threads_sets_how_many_threads_run_requests() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (setting, expected) in [("1", 1), ("3", 3), ("0", cores)] {
+        let nene = Nene::start(&[("NENE_SERVER__WORKER_THREADS", setting)]);
+        let nginx = Nginx::start(&nene.upstream, true);
+        let mut browser = Browser::new(&nginx.url(""));
+        let status = browser.get("/status").await;
+        assert_eq!(
+            field(&status.body, "worker threads"),
+            expected as u64,
+            "worker_threads = {setting}"
+        );
+    }
+}

@@ -65,6 +65,7 @@ fn build_server(read: &Reader<'_>) -> Result<ServerSettings, ConfigError> {
         socket_mode: read.get(&SERVER_SOCKET_MODE)?,
         // At most 65,535 (the table's bound).
         listen_backlog: read.get(&SERVER_LISTEN_BACKLOG)? as u32,
+        worker_threads: Some(read.count(&SERVER_WORKER_THREADS)?).filter(|&threads| threads > 0),
         limits: ConnectionLimits {
             max_params_bytes: read.count(&SERVER_MAX_PARAMS_BYTES)?,
             max_params: read.count(&SERVER_MAX_PARAMS)?,

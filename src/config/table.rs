@@ -86,6 +86,18 @@ settings! {
         "listen.backlog",
         "connections the kernel queues before nene accepts them (capped by net.core.somaxconn)",
     );
+    // tokio's default is one thread per core, for each instance: two
+    // instances sharing a 2-core host ran four, and a session shared round
+    // robin between them got 3–15% more req/s with one thread each (less
+    // parking and waking; benches/two_instances.sh).
+    SERVER_WORKER_THREADS: Number = Setting::new(
+        "server",
+        "worker_threads",
+        "0",
+        Number { min: 0, max: 1024, },
+        "-",
+        "threads that run requests; 0 = one per CPU core. Instances that share a host: split its cores between them",
+    );
     // nginx never multiplexes (one request per connection); a client that
     // does still gets a few at once, and each waiting request holds a
     // connection's worth of params and body budget.

@@ -30,6 +30,17 @@ impl StatusSnapshot {
         let fields = vec![
             ("pool", "", "info", json!("nene")),
             ("process manager", "", "info", json!("async")),
+            // What the runtime runs with (`server.worker_threads`).
+            (
+                "worker threads",
+                "worker_threads",
+                "gauge",
+                json!(
+                    tokio::runtime::Handle::try_current()
+                        .ok()
+                        .map(|runtime| runtime.metrics().num_workers())
+                ),
+            ),
             (
                 "start time",
                 "start_time_seconds",

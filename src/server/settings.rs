@@ -21,6 +21,10 @@ pub struct ServerSettings {
     /// upstream connections in bursts when its kept ones are all busy; a
     /// queue that overflows drops them and the kernel retries after a second.
     pub listen_backlog: u32,
+    /// Threads of the async runtime that run requests; `None` for one per
+    /// CPU core (tokio's default, which its `TOKIO_WORKER_THREADS`
+    /// environment variable overrides).
+    pub worker_threads: Option<usize>,
     /// Bounds every connection enforces.
     pub limits: ConnectionLimits,
     /// After SIGTERM, how long requests in flight may take to finish before
