@@ -467,3 +467,98 @@ async fn a_redis_that_refuses_pub_sub_is_asked_again_only_after_a_second() {
     wait_once(4).await;
     assert_eq!(rejected(&redis, "subscribe"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_handed_to_a_waiter_that_vanished_frees_the_session_after_its_claim() {
+    // A waiter of another instance registered, then its instance died: the
+    // release hands it the lock all the same (its moment has not come), and
+    // the session must not stay locked for a whole lock_ttl (30 s).
+    let redis = RedisServer::start();
+    let stack = stack(&redis);
+    let (mut browser, lock) = session(&stack).await;
+    let far = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 60_000)
+        .to_string();
+    redis.run(&["ZADD", &waiters(&lock), &far, "vanished"]);
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
+    assert_eq!(
+        string(redis.run(&["GET", &lock])).as_deref(),
+        Some("vanished")
+    );
+    let redis::Value::Int(claim) = redis.run(&["PTTL", &lock]) else {
+        panic!("PTTL is an integer");
+    };
+    assert!(
+        claim > 0 && claim <= 2000,
+        "handed under a claim: {claim} ms"
+    );
+    // The next request waits out the claim, not lock_ttl or lock_wait (10 s).
+    let started = Instant::now();
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
+    assert_eq!(page.json()["count"], 3);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A route that holds its session for [`HELD_PAST_CLAIM`] before counting
+/// it, and the counter.
+fn holding_app() -> axum::Router {
+    use axum::routing::get;
+    use nene::{Session, SessionError};
+    async fn hold(session: Session) -> Result<String, SessionError> {
+        let n = session.get::<u64>("count").await?.unwrap_or(0) + 1;
+        tokio::time::sleep(HELD_PAST_CLAIM).await;
+        session.insert("count", n).await?;
+        Ok(n.to_string())
+    }
+    async fn counter(session: Session) -> Result<String, SessionError> {
+        let n = session.get::<u64>("count").await?.unwrap_or(0) + 1;
+        session.insert("count", n).await?;
+        Ok(n.to_string())
+    }
+    axum::Router::new()
+        .route("/hold", get(hold))
+        .route("/counter", get(counter))
+}
+
+/// Longer than the claim a lock handed on comes under (two seconds).
+const HELD_PAST_CLAIM: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_handed_the_lock_keeps_it_past_the_claim_while_at_work() {
+    use common::in_process::InProcess;
+    let redis = RedisServer::start();
+    let dsn = [("NENE_SESSION_DSN", redis.url())];
+    let dsn: Vec<(&str, &str)> = dsn.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (first, _first_dir) = InProcess::start_app(holding_app(), &dsn).await;
+    let (second, _second_dir) = InProcess::start_app(holding_app(), &dsn).await;
+    let (first_nginx, second_nginx) = (
+        Nginx::start(&first.addr, true),
+        Nginx::start(&second.addr, true),
+    );
+    let mut on_first = Browser::new(&first_nginx.url(""));
+    assert_eq!(on_first.get("/counter").await.body, "1");
+    let on_second = on_first.with_base(&second_nginx.url(""));
+
+    // The first instance holds the session for 3 s; the second's /hold
+    // waits for it, is handed the lock, and holds it 3 s more.
+    let hold = |mut browser: Browser| tokio::spawn(async move { browser.get("/hold").await.body });
+    let holding_first = hold(on_first.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let holding_second = hold(on_second.clone());
+    assert_eq!(holding_first.await.unwrap(), "2");
+    // Past the claim of the hand-off, while the second still works: a
+    // request of the first instance must wait for it, not slip in.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let mut late = on_first.clone();
+    let counting = tokio::spawn(async move { late.get("/counter").await.body });
+    assert_eq!(holding_second.await.unwrap(), "3");
+    assert_eq!(counting.await.unwrap(), "4", "no increment lost");
+}

@@ -1,18 +1,29 @@
 //! A held Redis lock: its key and the random token only its holder knows;
 //! released by compare-and-delete (a script that also publishes the
 //! release, or hands the lock to a waiting instance), retried in the
-//! background (token_lock.rs).
+//! background (token_lock.rs). A lock handed on comes under a short claim,
+//! which its new holder confirms if it is still at work halfway through.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::session::backend::token_lock::TokenLock;
 use crate::session::error::SessionError;
 
 use super::connection::{Request, SharedConnection};
-use super::scripts::RELEASE;
+use super::scripts::{CONFIRM, RELEASE};
+
+/// How long a lock handed to a waiter of another instance stays taken
+/// before that waiter confirms it (at most `lock_ttl`). The waiter hears of
+/// it within milliseconds and most requests are done long before half of
+/// this, when it would confirm; a waiter whose instance died after it
+/// registered keeps the session from everyone for this long, where a whole
+/// `lock_ttl` (30 s by default) would mean 503s for its visitor meanwhile.
+const HAND_OFF_CLAIM: Duration = Duration::from_secs(2);
 
 /// A held session lock: the key and the token only its holder knows.
 pub(super) struct RedisLock {
@@ -26,7 +37,8 @@ pub(super) struct RedisLock {
     pub(super) waiters_key: String,
     /// `{prefix}{id}`, which a hand-off sends along to the next holder.
     pub(super) session_key: String,
-    /// The expiry a lock handed on gets, in ms (`lock_ttl`).
+    /// The lock's expiry in ms (`lock_ttl`): a lock taken gets it, a lock
+    /// handed on gets [`HAND_OFF_CLAIM`] at most until confirmed.
     pub(super) ttl_ms: u64,
     /// `session.max_size`: a larger session is not sent along.
     pub(super) max_size: u64,
@@ -41,6 +53,23 @@ pub(super) struct RedisLock {
     /// When Redis expires the lock at the latest (counted from before it
     /// was taken, so never later than Redis' own clock).
     pub(super) expires_at: Instant,
+    /// The pending confirmation of a lock this request was handed; stopped
+    /// when the lock goes (it would find another token by then anyway).
+    pub(super) confirming: Option<AbortHandle>,
+}
+
+impl Drop for RedisLock {
+    fn drop(&mut self) {
+        if let Some(confirming) = &self.confirming {
+            confirming.abort();
+        }
+    }
+}
+
+/// The claim a lock handed on gets, in ms, for a lock TTL of `ttl_ms`.
+fn claim_ms(ttl_ms: u64) -> u64 {
+    let claim = u64::try_from(HAND_OFF_CLAIM.as_millis()).unwrap_or(u64::MAX);
+    ttl_ms.min(claim)
 }
 
 impl RedisLock {
@@ -60,9 +89,31 @@ impl RedisLock {
             .arg(&self.session_key)
             .arg(&self.token)
             .arg(if self.publish { "1" } else { "0" })
-            .arg(self.ttl_ms)
+            .arg(claim_ms(self.ttl_ms))
             .arg(self.max_size)
             .arg(if self.registered { "1" } else { "0" });
+    }
+}
+
+impl RedisLock {
+    /// For a lock this request was handed: gives it the full lock TTL
+    /// (`CONFIRM_SCRIPT`) once half of its claim has passed, if the request
+    /// still holds it then. Requests that finish sooner cost Redis nothing.
+    pub(super) fn confirm_later(&mut self) {
+        let (redis, key, token) = (self.redis.clone(), self.key.clone(), self.token.clone());
+        let ttl_ms = self.ttl_ms;
+        let halfway = Duration::from_millis(claim_ms(ttl_ms) / 2);
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(halfway).await;
+            let mut confirm = CONFIRM.prepare_invoke();
+            confirm.key(&key).arg(&token).arg(ttl_ms);
+            if let Err(error) = redis.run::<i64>("lock", Request::Script(&confirm)).await {
+                tracing::warn!(
+                    "could not confirm a session lock handed over from another instance (it expires with its claim): {error}"
+                );
+            }
+        });
+        self.confirming = Some(task.abort_handle());
     }
 }
 

@@ -334,6 +334,7 @@ impl RedisSessionHandler {
             max_size: self.max_size,
             registered: false,
             expires_at: Instant::now() + settings.ttl,
+            confirming: None,
         };
         // `LOCK_AND_READ_SCRIPT` (scripts.rs); with `register`, a busy lock
         // makes this request a waiter the holder hands the lock to directly.
@@ -432,7 +433,14 @@ impl RedisSessionHandler {
                     let _ =
                         tokio::time::timeout(LOCK_RETRY_MAX_NOTIFIED.min(remaining), release).await;
                     match watch.as_ref().and_then(Watch::take_hand_off) {
-                        Some(HandedOver::With(stored)) => return Ok((lock, stored)),
+                        Some(HandedOver::With(stored)) => {
+                            // Handed under a short claim (lock.rs).
+                            if let Some(mut held) = lock.take_as::<RedisLock>() {
+                                held.confirm_later();
+                                lock = SessionLock::held(held);
+                            }
+                            return Ok((lock, stored));
+                        }
                         // Ours, but the session is to be read: the next try
                         // finds the lock holding this request's token.
                         Some(HandedOver::ReadIt) | None => {}

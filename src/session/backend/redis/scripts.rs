@@ -19,19 +19,21 @@ use crate::session::backend::{Stored, Unreadable};
 /// The waiters are a sorted set scored by the moment each gives up (Redis
 /// time, in ms): the earliest is served first (with one `lock_wait` for
 /// every instance, the first to register), and one whose moment has passed
-/// is dropped unserved, so a waiter whose instance died can hold up the
-/// session only until its own wait would have ended, plus the lock's
-/// expiry. A waiter that gives up withdraws with this same script (ARGV[5]):
-/// its token leaves the set first, and a lock handed to it meanwhile is
-/// passed on.
+/// is dropped unserved. A waiter that gives up withdraws with this same
+/// script (ARGV[5]): its token leaves the set first, and a lock handed to
+/// it meanwhile is passed on. A lock handed on expires after a short claim
+/// (ARGV[3]) unless its new holder confirms it (`CONFIRM_SCRIPT`, or its
+/// next lock try): a waiter whose instance died before its moment came
+/// holds the session up for that claim, not for a whole `lock_ttl`.
 ///
 /// Message: '' (released), or `<token> M` (handed; no session stored),
 /// `<token> D<bytes>` (handed, with the session), `<token> R` (handed; the
 /// stored value is not a string within ARGV[4] bytes: read it yourself).
 ///
 /// KEYS: lock key, waiters key, session key. ARGV: token, publish
-/// ('1'/'0'), lock TTL in ms, max size, withdraw the token from the waiters
-/// ('1'/'0'). Reply: 0 not ours, 1 released, 2 handed to a waiter.
+/// ('1'/'0'), the claim of a lock handed on in ms, max size, withdraw the
+/// token from the waiters ('1'/'0'). Reply: 0 not ours, 1 released, 2
+/// handed to a waiter.
 pub(super) const RELEASE_SCRIPT: &str = r"
 if ARGV[5] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -62,8 +64,9 @@ return 1
 /// a key of another type, or a value over `session.max_size`, is reported
 /// instead, so nene never loads it. With ARGV[4] = '0' nothing is read.
 /// Taking the lock is idempotent — a lock that already holds this token
-/// counts as taken — so a retry after a dropped connection does not wait
-/// for its own lock.
+/// counts as taken, and gets the full TTL again — so a retry after a
+/// dropped connection does not wait for its own lock, and a waiter that was
+/// handed the lock (under a short claim) confirms it with its next try.
 ///
 /// With ARGV[5] set (ms), a request that finds the lock busy registers as
 /// a waiter that gives up that much later (`RELEASE_SCRIPT` hands the lock
@@ -76,16 +79,18 @@ return 1
 /// register). Reply: {0} when another request holds the lock; otherwise
 /// {1}, {1,'type',T}, {1,'size',N} or {1,'data',bytes}.
 pub(super) const LOCK_AND_READ_SCRIPT: &str = r"
-if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
-   and redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  if ARGV[5] ~= '' then
-    local now = redis.call('TIME')
-    local gives_up = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[5])
-    redis.call('ZADD', KEYS[3], gives_up, ARGV[1])
-    local keep = tonumber(ARGV[2]) + tonumber(ARGV[5])
-    if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
+if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+    if ARGV[5] ~= '' then
+      local now = redis.call('TIME')
+      local gives_up = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[5])
+      redis.call('ZADD', KEYS[3], gives_up, ARGV[1])
+      local keep = tonumber(ARGV[2]) + tonumber(ARGV[5])
+      if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
+    end
+    return {0}
   end
-  return {0}
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 if ARGV[5] ~= '' then redis.call('ZREM', KEYS[3], ARGV[1]) end
 if ARGV[4] == '0' then return {1} end
@@ -95,6 +100,17 @@ if kind ~= 'string' then return {1, 'type', kind} end
 local size = redis.call('STRLEN', KEYS[1])
 if size > tonumber(ARGV[3]) then return {1, 'size', size} end
 return {1, 'data', redis.call('GET', KEYS[1])}
+";
+
+/// Confirms a lock handed to this request under a short claim: gives it the
+/// full lock TTL, if it still holds this request's token (a release that
+/// came first, or a claim that ran out, leaves it alone).
+///
+/// KEYS: lock key. ARGV: token, lock TTL in ms. Reply: 1 confirmed, 0 not
+/// ours.
+pub(super) const CONFIRM_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 ";
 
 /// The retry of a save whose connection dropped before its reply came. The
@@ -129,6 +145,7 @@ return 0
 pub(super) static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_SCRIPT));
 pub(super) static LOCK_AND_READ: LazyLock<Script> =
     LazyLock::new(|| Script::new(LOCK_AND_READ_SCRIPT));
+pub(super) static CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(CONFIRM_SCRIPT));
 pub(super) static CHECKED_SAVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(CHECKED_SAVE_SCRIPT));
 
