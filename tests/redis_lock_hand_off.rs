@@ -562,3 +562,48 @@ async fn a_request_handed_the_lock_keeps_it_past_the_claim_while_at_work() {
     assert_eq!(holding_second.await.unwrap(), "3");
     assert_eq!(counting.await.unwrap(), "4", "no increment lost");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiter_handed_the_lock_to_read_the_session_itself_renews_it_with_that_read() {
+    // A hand-off whose session is not a string within max_size tells the
+    // waiter to read it (`R`); that read, a lock try finding the waiter's own
+    // token, must give the lock its full TTL, or it expires with the claim
+    // while the request works.
+    use common::in_process::InProcess;
+    use nene::session::{RedisSessionHandler, SessionDsn, SessionHandler, SessionId};
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let (waiting, _dir) = InProcess::start_app(holding_app(), &[("NENE_SESSION_DSN", &url)]).await;
+    let nginx = Nginx::start(&waiting.addr, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/counter").await.body, "1");
+    let id = browser.session_id().expect("a session");
+    let (key, lock) = (format!("sess_{id}"), format!("sess_{id}.lock"));
+
+    // Another instance holds the lock while this one's /hold waits for it.
+    let other_instance =
+        RedisSessionHandler::new(&SessionDsn::parse(&url).unwrap(), Duration::from_secs(600))
+            .unwrap();
+    let held = other_instance
+        .lock(&SessionId::from_store(&id).unwrap())
+        .await
+        .unwrap();
+    let mut holder = browser.clone();
+    let holding = tokio::spawn(async move { holder.get("/hold").await.body });
+    eventually("the waiter registered", || {
+        !members(&redis, &waiters(&lock)).is_empty()
+    })
+    .await;
+    // Not a string: the release can only tell the waiter to read it.
+    redis.run(&["DEL", &key]);
+    redis.run(&["HSET", &key, "not", "a string"]);
+    held.release().await.unwrap();
+    // Past the claim (2 s), the waiter still works and still holds the lock.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let redis::Value::Int(left) = redis.run(&["PTTL", &lock]) else {
+        panic!("PTTL is an integer");
+    };
+    assert!(left > 2000, "the lock was not renewed: PTTL {left}");
+    // It read the unreadable session as empty and counted from there.
+    assert_eq!(holding.await.unwrap(), "1");
+}
