@@ -60,9 +60,7 @@ pub(super) struct RedisLock {
 
 impl Drop for RedisLock {
     fn drop(&mut self) {
-        if let Some(confirming) = &self.confirming {
-            confirming.abort();
-        }
+        self.stop_confirming();
     }
 }
 
@@ -115,11 +113,20 @@ impl RedisLock {
         });
         self.confirming = Some(task.abort_handle());
     }
+
+    /// A lock being saved and released is not to be renewed (nor while a
+    /// failed release is retried in the background).
+    pub(super) fn stop_confirming(&self) {
+        if let Some(confirming) = &self.confirming {
+            confirming.abort();
+        }
+    }
 }
 
 #[async_trait]
 impl TokenLock for RedisLock {
     async fn release_once(&self) -> Result<(), SessionError> {
+        self.stop_confirming();
         let mut release = redis::pipe();
         self.add_release(&mut release);
         self.redis

@@ -641,6 +641,7 @@ impl SessionHandler for RedisSessionHandler {
                 .arg(self.ttl_secs)
                 .ignore(),
         };
+        held.stop_confirming();
         held.add_release(&mut pipeline);
         pipeline.ignore();
         self.add_wait(&mut pipeline);
