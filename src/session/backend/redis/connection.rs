@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::{
     Client, Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Pipeline, RedisConnectionInfo,
     RedisError, RedisFuture, ScriptInvocation, Value,
@@ -20,6 +19,7 @@ use tokio::time::Instant;
 use crate::session::backend::dsn::{RedisAddress, RedisDsn, SessionDsn};
 use crate::session::error::SessionError;
 
+use super::cluster_route::ClusterRoute;
 use super::sentinel::SentinelLookup;
 use super::{BACKEND, RedisSetupError};
 
@@ -30,10 +30,10 @@ pub(super) enum Node {
     /// Whichever server the sentinels name as the primary, asked again for
     /// every new connection.
     Sentinel(SentinelLookup),
-    /// A Redis Cluster: the client routes each command to the node owning
-    /// its keys' slot and follows MOVED/ASK redirections. Boxed: it is
-    /// much larger than the others.
-    Cluster(Box<ClusterClient>),
+    /// A Redis Cluster: commands go to the node owning their keys' slot
+    /// (cluster_route.rs); the client follows MOVED/ASK redirections and
+    /// carries what has no key. Boxed: it is much larger than the others.
+    Cluster(Box<ClusterClient>, RedisConnectionInfo),
 }
 
 /// One connection of either kind; both multiplex requests and are cheap to
@@ -43,7 +43,7 @@ pub(super) enum Connection {
     /// To one server (fixed, or the primary the sentinels named).
     Single(ConnectionManager),
     /// To a cluster.
-    Cluster(ClusterConnection),
+    Cluster(ClusterRoute),
 }
 
 impl ConnectionLike for Connection {
@@ -259,18 +259,20 @@ impl SharedConnection {
         }
         let client = match &self.node {
             Node::Fixed(client) => client.clone(),
-            Node::Cluster(client) => {
+            Node::Cluster(client, login) => {
                 // The cluster connection learns the slots as it opens, so it
                 // is opened here, once, by whichever request comes first.
                 let _opening = self.finding_primary.lock().await;
                 if let Some(connection) = self.current() {
                     return Ok(connection);
                 }
+                let fallback = client
+                    .get_async_connection()
+                    .await
+                    .map_err(|error| error.to_string())?;
                 let connection = Connection::Cluster(
-                    client
-                        .get_async_connection()
-                        .await
-                        .map_err(|error| error.to_string())?,
+                    ClusterRoute::new(fallback, login.clone(), self.connect_timeout, self.timeout)
+                        .await,
                 );
                 let mut slot = self
                     .manager
@@ -384,7 +386,7 @@ pub(super) fn node_for(
                 .max_retry_wait(100)
                 .build()
                 .map_err(refused)?;
-            return Ok(Node::Cluster(Box::new(client)));
+            return Ok(Node::Cluster(Box::new(client), settings));
         }
         RedisAddress::Sentinel { sentinels, service } => {
             let mut sentinel_login = RedisConnectionInfo::default();

@@ -46,6 +46,7 @@ use crate::session::backend::{
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
+mod cluster_route;
 mod connection;
 mod listing;
 mod lock;

@@ -303,13 +303,13 @@ impl ReleaseNotices {
             let client = match node {
                 Node::Fixed(client) => client.clone(),
                 Node::Sentinel(lookup) => lookup.primary().await.ok()?,
-                Node::Cluster(_) => return None,
+                Node::Cluster(..) => return None,
             };
             client.get_async_pubsub().await.ok()
         })
         .await;
         let Ok(Some(pubsub)) = opened else {
-            if !matches!(node, Node::Cluster(_)) {
+            if !matches!(node, Node::Cluster(..)) {
                 tracing::debug!("no Redis connection for lock release notices; waiters poll");
                 lock(&self.state).failed_at = Some(Instant::now());
             }
