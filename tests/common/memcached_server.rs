@@ -88,7 +88,10 @@ impl MemcachedServer {
                 })
         };
         while !all_stopped() {
-            assert!(std::time::Instant::now() < deadline, "memcached did not stop");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "memcached did not stop"
+            );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
