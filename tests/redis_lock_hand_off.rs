@@ -216,25 +216,39 @@ async fn an_instance_with_a_busy_queue_still_passes_the_lock_to_the_other_in_tim
     );
 }
 
-/// A route that holds its session for `HELD` before changing it, and the
+/// An application whose `/slow` (answers "slow") and `/hold` (answers the
+/// new count) hold their session for `held` before counting, and the
 /// counter.
-fn slow_app() -> axum::Router {
+fn holding_app(held: Duration) -> axum::Router {
     use axum::routing::get;
     use nene::{Session, SessionError};
-    async fn slow(session: Session) -> Result<&'static str, SessionError> {
-        let n = session.get::<u64>("count").await?.unwrap_or(0);
-        tokio::time::sleep(HELD).await;
-        session.insert("count", n + 1).await?;
-        Ok("slow")
-    }
-    async fn counter(session: Session) -> Result<String, SessionError> {
+    async fn count_after(session: &Session, held: Duration) -> Result<u64, SessionError> {
         let n = session.get::<u64>("count").await?.unwrap_or(0) + 1;
+        tokio::time::sleep(held).await;
         session.insert("count", n).await?;
-        Ok(n.to_string())
+        Ok(n)
     }
     axum::Router::new()
-        .route("/slow", get(slow))
-        .route("/counter", get(counter))
+        .route(
+            "/slow",
+            get(move |session: Session| async move {
+                count_after(&session, held).await.map(|_| "slow")
+            }),
+        )
+        .route(
+            "/hold",
+            get(move |session: Session| async move {
+                count_after(&session, held).await.map(|n| n.to_string())
+            }),
+        )
+        .route(
+            "/counter",
+            get(|session: Session| async move {
+                count_after(&session, Duration::ZERO)
+                    .await
+                    .map(|n| n.to_string())
+            }),
+        )
 }
 
 /// How long `/slow` holds its session: past the hand-off window of a 2 s
@@ -249,7 +263,8 @@ async fn a_lock_held_past_the_hand_off_window_is_released_not_passed_on() {
     let redis = RedisServer::start();
     let dsn = format!("{}?lock_ttl=2s", redis.url());
     let (server, _dir) =
-        common::in_process::InProcess::start_app(slow_app(), &[("NENE_SESSION_DSN", &dsn)]).await;
+        common::in_process::InProcess::start_app(holding_app(HELD), &[("NENE_SESSION_DSN", &dsn)])
+            .await;
     let nginx = Nginx::start(&server.addr, true);
     let mut browser = Browser::new(&nginx.url(""));
     assert_eq!(browser.get("/counter").await.body, "1");
@@ -507,27 +522,6 @@ async fn a_lock_handed_to_a_waiter_that_vanished_frees_the_session_after_its_cla
     );
 }
 
-/// A route that holds its session for [`HELD_PAST_CLAIM`] before counting
-/// it, and the counter.
-fn holding_app() -> axum::Router {
-    use axum::routing::get;
-    use nene::{Session, SessionError};
-    async fn hold(session: Session) -> Result<String, SessionError> {
-        let n = session.get::<u64>("count").await?.unwrap_or(0) + 1;
-        tokio::time::sleep(HELD_PAST_CLAIM).await;
-        session.insert("count", n).await?;
-        Ok(n.to_string())
-    }
-    async fn counter(session: Session) -> Result<String, SessionError> {
-        let n = session.get::<u64>("count").await?.unwrap_or(0) + 1;
-        session.insert("count", n).await?;
-        Ok(n.to_string())
-    }
-    axum::Router::new()
-        .route("/hold", get(hold))
-        .route("/counter", get(counter))
-}
-
 /// Well past the claim a lock handed on comes under (two seconds).
 const HELD_PAST_CLAIM: Duration = Duration::from_secs(4);
 
@@ -537,8 +531,8 @@ async fn a_request_handed_the_lock_keeps_it_past_the_claim_while_at_work() {
     let redis = RedisServer::start();
     let dsn = [("NENE_SESSION_DSN", redis.url())];
     let dsn: Vec<(&str, &str)> = dsn.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (first, _first_dir) = InProcess::start_app(holding_app(), &dsn).await;
-    let (second, _second_dir) = InProcess::start_app(holding_app(), &dsn).await;
+    let (first, _first_dir) = InProcess::start_app(holding_app(HELD_PAST_CLAIM), &dsn).await;
+    let (second, _second_dir) = InProcess::start_app(holding_app(HELD_PAST_CLAIM), &dsn).await;
     let (first_nginx, second_nginx) = (
         Nginx::start(&first.addr, true),
         Nginx::start(&second.addr, true),
@@ -573,7 +567,8 @@ async fn a_waiter_handed_the_lock_to_read_the_session_itself_renews_it_with_that
     use nene::session::{RedisSessionHandler, SessionDsn, SessionHandler, SessionId};
     let redis = RedisServer::start();
     let url = redis.url();
-    let (waiting, _dir) = InProcess::start_app(holding_app(), &[("NENE_SESSION_DSN", &url)]).await;
+    let (waiting, _dir) =
+        InProcess::start_app(holding_app(HELD_PAST_CLAIM), &[("NENE_SESSION_DSN", &url)]).await;
     let nginx = Nginx::start(&waiting.addr, true);
     let mut browser = Browser::new(&nginx.url(""));
     assert_eq!(browser.get("/counter").await.body, "1");

@@ -669,6 +669,24 @@ async fn a_session_expires_after_its_lifetime_unless_touched<B: Backend>() {
     assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
 }
 
+/// `lock` ends in a lock timeout after its 300 ms wait (and well before 3 s).
+async fn assert_lock_timeout_after_300ms(
+    lock: impl std::future::Future<Output = Result<nene::session::SessionLock, SessionError>>,
+) {
+    let started = Instant::now();
+    let refused = lock.await;
+    assert!(
+        matches!(refused, Err(SessionError::LockTimeout { .. })),
+        "{:?}",
+        refused.map(|_| ())
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
 async fn a_lock_excludes_others_until_released_and_waiting_is_bounded<B: Backend>() {
     let backend = B::start();
     let impatient = backend.handler(LONG, Duration::from_millis(300), MAX);
@@ -678,32 +696,10 @@ async fn a_lock_excludes_others_until_released_and_waiting_is_bounded<B: Backend
     assert!(held.is_held());
     assert_eq!(stored, Stored::Missing);
 
-    let started = Instant::now();
-    let refused = impatient.lock(&id).await;
-    assert!(
-        matches!(refused, Err(SessionError::LockTimeout { .. })),
-        "{:?}",
-        refused.map(|_| ())
-    );
-    let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
+    assert_lock_timeout_after_300ms(impatient.lock(&id)).await;
     // A wait given per call overrides the handler's own (the session
     // runtime gives what is left of it after the in-process queue).
-    let started = Instant::now();
-    let refused = patient.lock_within(&id, Duration::from_millis(300)).await;
-    assert!(
-        matches!(refused, Err(SessionError::LockTimeout { .. })),
-        "{:?}",
-        refused.map(|_| ())
-    );
-    let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
+    assert_lock_timeout_after_300ms(patient.lock_within(&id, Duration::from_millis(300))).await;
 
     let waiter = {
         let patient = patient.clone();

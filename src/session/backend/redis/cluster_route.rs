@@ -13,7 +13,8 @@
 //! of nene's CPU per request (benches/README.md).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -37,8 +38,12 @@ pub(super) struct ClusterRoute {
     fallback: ClusterConnection,
     /// Slot ranges and their primaries (`CLUSTER SLOTS`), as last read.
     slots: Arc<RwLock<SlotTable>>,
-    /// One connection per primary, opened on first use.
-    nodes: Arc<tokio::sync::Mutex<HashMap<(String, u16), MultiplexedConnection>>>,
+    /// A read of the slot table is under way: the redirections of a slot
+    /// migration come in bursts, and one read serves them all.
+    reading_slots: Arc<AtomicBool>,
+    /// One connection per primary, opened on first use. A plain mutex,
+    /// never held across an await: every command looks here.
+    nodes: Arc<Mutex<HashMap<(String, u16), MultiplexedConnection>>>,
     /// Credentials and db of every node.
     login: RedisConnectionInfo,
     /// Bounds on opening a node's connection and on one command.
@@ -58,6 +63,7 @@ impl ClusterRoute {
         let route = ClusterRoute {
             fallback,
             slots: Arc::default(),
+            reading_slots: Arc::default(),
             nodes: Arc::default(),
             login,
             config: AsyncConnectionConfig::new()
@@ -68,20 +74,29 @@ impl ClusterRoute {
         route
     }
 
-    /// Reads `CLUSTER SLOTS` again; keeps the old table if that fails.
+    /// Reads `CLUSTER SLOTS` again, unless a read is under way; keeps the
+    /// old table if that fails.
     async fn read_slots(&self) {
+        if self.reading_slots.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Cleared however this ends: the request may be cancelled (its time
+        // bound) while the read is on its way.
+        struct Reading<'a>(&'a AtomicBool);
+        impl Drop for Reading<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _reading = Reading(&self.reading_slots);
         let mut fallback = self.fallback.clone();
-        let Ok(reply) = redis::cmd("CLUSTER")
+        let reply = redis::cmd("CLUSTER")
             .arg("SLOTS")
             .query_async::<Value>(&mut fallback)
-            .await
-        else {
-            return;
-        };
-        let Some(table) = parse_slots(&reply) else {
-            return;
-        };
-        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = table;
+            .await;
+        if let Some(table) = reply.ok().as_ref().and_then(parse_slots) {
+            *self.slots.write().unwrap_or_else(|p| p.into_inner()) = table;
+        }
     }
 
     /// The primary owning the slot of `key`, as last read.
@@ -97,8 +112,7 @@ impl ClusterRoute {
 
     /// The connection to `node`, opened if needed.
     async fn node(&self, node: (String, u16)) -> Result<MultiplexedConnection, RedisError> {
-        let mut nodes = self.nodes.lock().await;
-        if let Some(connection) = nodes.get(&node) {
+        if let Some(connection) = self.nodes_now().get(&node) {
             return Ok(connection.clone());
         }
         let info = ConnectionAddr::Tcp(node.0.clone(), node.1)
@@ -107,13 +121,19 @@ impl ClusterRoute {
         let connection = Client::open(info)?
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
-        nodes.insert(node, connection.clone());
-        Ok(connection)
+        // Two requests may have opened one each: the first stays.
+        Ok(self.nodes_now().entry(node).or_insert(connection).clone())
     }
 
     /// Forgets `node`'s connection after an error on it.
-    async fn forget(&self, node: &(String, u16)) {
-        self.nodes.lock().await.remove(node);
+    fn forget(&self, node: &(String, u16)) {
+        self.nodes_now().remove(node);
+    }
+
+    fn nodes_now(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, u16), MultiplexedConnection>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -220,7 +240,7 @@ impl ConnectionLike for ClusterRoute {
             match connection.req_packed_command(cmd).await {
                 Ok(value) if !redirected(std::slice::from_ref(&value)) => Ok(value),
                 Err(error) if !not_run_here(&error) => {
-                    self.forget(&node).await;
+                    self.forget(&node);
                     Err(error)
                 }
                 _ => {
@@ -256,7 +276,7 @@ impl ConnectionLike for ClusterRoute {
             {
                 Ok(values) if !redirected(&values) => Ok(values),
                 Err(error) if !not_run_here(&error) => {
-                    self.forget(&node).await;
+                    self.forget(&node);
                     Err(error)
                 }
                 // The slot moved or is moving: a command of it was not run
