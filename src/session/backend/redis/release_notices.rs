@@ -139,9 +139,7 @@ impl Watch {
         notified.as_mut().enable();
         notified
     }
-}
 
-impl Watch {
     /// What a release handed this request, if one did since the last call.
     pub(super) fn take_hand_off(&self) -> Option<HandedOver> {
         lock(&self.state)
