@@ -3,13 +3,18 @@
 //! real nginx: sessions spread over the nodes, each session and its lock in
 //! one slot (the id is the key's hash tag), locking across two nene
 //! instances, every slot of a node moved to another while nene runs (MOVED
-//! followed), and a primary killed for its replica to take over.
+//! followed), a primary killed for its replica to take over, and `wait`
+//! counting the session's own primary's replicas.
 
 mod common;
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use common::browser::Browser;
 use common::redis_cluster::RedisCluster;
 use common::{Nene, Nginx};
+use nene::session::{RedisSessionHandler, SessionDsn, SessionHandler, SessionIdFormat};
 
 /// The cluster tests run one at a time: each starts three to six Redis
 /// nodes, and a failover election that competes with the others' start-ups
@@ -158,4 +163,58 @@ async fn a_killed_primary_is_replaced_by_its_replica_and_sessions_continue() {
     assert_eq!(count(&mut hot, &stack).await, 1);
     assert_eq!(hot.hammer_counter(10, 10).await, 100);
     assert_eq!(count(&mut hot, &stack).await, 102);
+}
+
+/// With `wait`, a save retried after its connection dropped waits for the
+/// replica of its own session's primary. `WAIT` counts the acknowledgements
+/// of writes made on its own connection: it must follow the write on the
+/// connection to that primary. Sent alone it has no key, so a cluster client
+/// sends it to whichever node, whose answer says nothing of this write.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_wait_a_retried_save_waits_for_its_own_primarys_replica() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let cluster = RedisCluster::start_with_replicas();
+    let dsn = SessionDsn::parse(&cluster.dsn("?wait=1&wait_timeout=300ms&timeout=2s")).unwrap();
+    let sessions = RedisSessionHandler::new(&dsn, Duration::from_secs(600)).unwrap();
+    let id = SessionIdFormat::new(32, 5).unwrap().generate();
+    let data = |n: u8| Some(Bytes::from(format!("{{\"n\":{n}}}")));
+
+    // Until the new cluster's replicas have synced, saves are refused: the
+    // first is tried again until a replica acknowledges it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+        match sessions.save_and_unlock(&id, data(1), lock).await {
+            Ok(()) => break,
+            Err(error) => assert!(std::time::Instant::now() < deadline, "{error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (primary, _) = cluster
+        .keys(&format!("sess_{{{}}}", id.as_str()))
+        .first()
+        .cloned()
+        .expect("the session is stored");
+    let replica = cluster.replica_of(primary);
+    cluster.nodes[replica].freeze();
+
+    // The replica acknowledges nothing now: an ordinary save is refused.
+    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    let ordinary = sessions.save_and_unlock(&id, data(2), lock).await;
+    // The same with the save's connection closed under it, so that it is
+    // retried (the checked save).
+    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    cluster.nodes[primary].run(&["CLIENT", "KILL", "TYPE", "normal"]);
+    let retried = sessions.save_and_unlock(&id, data(3), lock).await;
+    cluster.nodes[replica].thaw();
+
+    assert!(
+        ordinary.is_err(),
+        "a save no replica acknowledged was answered Ok"
+    );
+    let error = retried.expect_err("a retried save counted another node's replicas as its own");
+    assert!(
+        error.to_string().contains("replica"),
+        "not the too-few-replicas refusal: {error}"
+    );
 }

@@ -70,35 +70,16 @@ impl MemcachedServer {
     /// Stops the server without closing its connections (SIGSTOP), as a
     /// stuck or swapping memcached would look.
     pub fn pause(&self) {
-        self.signal(libc::SIGSTOP);
-        // kill(2) returns before a thread running on another core has
-        // stopped: until every thread shows as stopped, one may still
-        // answer a request.
-        let pid = self.child.as_ref().expect("a running memcached").id();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let all_stopped = || {
-            std::fs::read_dir(format!("/proc/{pid}/task"))
-                .unwrap()
-                .all(|task| {
-                    let stat = std::fs::read_to_string(task.unwrap().path().join("stat"))
-                        .unwrap_or_default();
-                    // The state follows the parenthesised command name.
-                    stat.rsplit_once(") ")
-                        .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
-                })
-        };
-        while !all_stopped() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "memcached did not stop"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        super::freeze(self.pid());
     }
 
     /// Lets a paused server go on (SIGCONT).
     pub fn resume(&self) {
-        self.signal(libc::SIGCONT);
+        super::thaw(self.pid());
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a running memcached").id()
     }
 
     /// The value of `key`, read behind the handler's back.
@@ -164,13 +145,6 @@ impl MemcachedServer {
         }
         keys.sort();
         keys
-    }
-
-    fn signal(&self, signal: i32) {
-        let child = self.child.as_ref().expect("a running memcached");
-        let pid = i32::try_from(child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     }
 
     fn connection(&self) -> Connection {

@@ -108,6 +108,34 @@ pub fn kill(pid: u32, signal: i32) {
     }
 }
 
+/// Stops process `pid` (SIGSTOP), as a server that hangs, and returns once
+/// every thread of it shows as stopped: kill(2) returns before a thread
+/// running on another core has stopped, and until then it may still answer.
+pub fn freeze(pid: u32) {
+    kill(pid, libc::SIGSTOP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let all_stopped = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .all(|task| {
+                let stat =
+                    std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+                // The state follows the parenthesised command name.
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+            })
+    };
+    while !all_stopped() {
+        assert!(Instant::now() < deadline, "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Lets a frozen process go on (SIGCONT).
+pub fn thaw(pid: u32) {
+    kill(pid, libc::SIGCONT);
+}
+
 /// Waits up to `within` for `child` to exit after `signal`; SIGKILL after that.
 pub fn stop_child(child: &mut Child, signal: i32, within: Duration) {
     kill(child.id(), signal);

@@ -83,6 +83,18 @@ impl RedisCluster {
             if role.first() == Some(&redis::Value::BulkString(b"master".to_vec())))
     }
 
+    /// The node that replicates primary `primary` now.
+    pub fn replica_of(&self, primary: usize) -> usize {
+        let port = redis::Value::Int(i64::from(self.nodes[primary].port()));
+        (0..self.nodes.len())
+            .find(|&at| {
+                matches!(self.nodes[at].run(&["ROLE"]), redis::Value::Array(role)
+                    if role.first() == Some(&redis::Value::BulkString(b"slave".to_vec()))
+                        && role.get(2) == Some(&port))
+            })
+            .unwrap_or_else(|| panic!("node {primary} has no replica"))
+    }
+
     /// Until every primary's replica has all its writes.
     pub fn wait_for_replicas(&self) {
         for (at, node) in self.nodes.iter().enumerate() {

@@ -129,6 +129,18 @@ impl RedisServer {
             .expect("CLIENT PAUSE");
     }
 
+    /// Stops the server without closing its connections (SIGSTOP), as a
+    /// hung or swapping Redis would look; a replica so stopped acknowledges
+    /// nothing.
+    pub fn freeze(&self) {
+        super::freeze(self.child.as_ref().expect("a running redis-server").id());
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        super::thaw(self.child.as_ref().expect("a running redis-server").id());
+    }
+
     /// Runs one command on DB 0, e.g. `["ACL", "SETUSER", "app", ">new"]`.
     pub fn run(&self, args: &[&str]) -> redis::Value {
         let mut command = redis::cmd(args[0]);

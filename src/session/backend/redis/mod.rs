@@ -466,31 +466,31 @@ impl RedisSessionHandler {
         data: Option<&Bytes>,
         held: &RedisLock,
     ) -> Result<(), SessionError> {
-        let mut invocation = CHECKED_SAVE.prepare_invoke();
-        invocation
-            .key(self.key(id))
-            .key(&held.key)
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("EVALSHA")
+            .arg(CHECKED_SAVE.get_hash())
+            .arg(2)
+            .arg(self.key(id))
+            .arg(&held.key)
             .arg(&held.token)
             .arg(self.ttl_secs)
             .arg(self.publish_flag());
         if let Some(data) = data {
-            invocation.arg(data.as_ref());
+            pipeline.arg(data.as_ref());
         }
-        let stored = self
+        // WAIT in the same pipeline as the write: WAIT counts the replicas
+        // that have this connection's writes, and in a cluster the
+        // pipeline goes where its first key's slot lives (alone, WAIT has
+        // no key and would go to any node).
+        self.add_wait(&mut pipeline);
+        let replies: Vec<i64> = self
             .writes_for(id)
-            .attempt::<i64>("write", &Request::Script(&invocation))
+            .attempt("write", &Request::WithScript(&pipeline, &CHECKED_SAVE))
             .await
             .map_err(|failure| failure.error)?;
-        if stored == 1 {
-            if self.wait.is_none() {
-                return Ok(());
-            }
-            let mut wait = redis::pipe();
-            self.add_wait(&mut wait);
-            return self
-                .run_writes(id, "write", &wait, None, false)
-                .await
-                .map_err(|failure| failure.error);
+        if replies.first() == Some(&1) {
+            return self.enough_replicas("write", replies.get(1).copied());
         }
         Err(self.redis.failed(
             "write",
