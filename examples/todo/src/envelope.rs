@@ -14,9 +14,22 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 
+/// The success body. Serialized straight from `data`: building a
+/// `serde_json::Value` first (the `json!` macro) allocates a map and a
+/// string per field of every item, then serializes that again.
+#[derive(Serialize)]
+struct Success<T> {
+    success: bool,
+    data: T,
+}
+
 /// `200 {"success":true,"data":data}`.
 pub fn ok<T: Serialize>(data: T) -> Response {
-    Json(json!({ "success": true, "data": data })).into_response()
+    Json(Success {
+        success: true,
+        data,
+    })
+    .into_response()
 }
 
 /// `201 {"success":true,"data":data}`, for a created resource.

@@ -104,6 +104,24 @@ pub async fn core_flow(base: &str) {
         json!({ "id": milk, "title": "buy oat milk", "done": true })
     );
 
+    // The list shows each todo as the item route does (numbers, booleans),
+    // oldest first, with a title that needs JSON escapes escaped: on
+    // SQLite the database writes the list's JSON itself.
+    let odd_title = "say \"hi\" \\ to\tJosé 😀 </script>";
+    let odd = alice.create_todo(odd_title).await;
+    assert_eq!(
+        alice.get("/todo/index").await.assert_ok(200),
+        json!([
+            { "id": milk, "title": "buy oat milk", "done": true },
+            { "id": tests, "title": "write tests", "done": false },
+            { "id": odd, "title": odd_title, "done": false },
+        ])
+    );
+    alice
+        .delete(&format!("/todo/item?id={odd}"))
+        .await
+        .assert_ok(200);
+
     // Delete.
     alice
         .delete(&format!("/todo/item?id={tests}"))
