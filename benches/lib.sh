@@ -72,12 +72,13 @@ $params" >"$WORK/site-$port.conf"
     SITES+="    include $WORK/site-$port.conf;"$'\n'
 }
 
-# start_redis: a throwaway redis-server on a free port; sets REDIS_PORT.
+# start_redis: a throwaway redis-server on a free port; sets REDIS_PORT and REDIS_PID.
 start_redis() {
     REDIS_PORT=$(free_port)
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-    PIDS+=($!)
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
     wait_port "$REDIS_PORT"
 }
 
@@ -95,6 +96,13 @@ wait_port() {
     done
     echo "nothing listens on 127.0.0.1:$1" >&2
     return 1
+}
+
+# cpu_ticks PID...: user + system time these processes (all their threads)
+# have used so far, summed, in clock ticks (getconf CLK_TCK per second).
+cpu_ticks() {
+    local pid
+    for pid in "$@"; do cat "/proc/$pid/stat" 2>/dev/null; done | awk '{t += $14 + $15} END {print t + 0}'
 }
 
 # rss_mib PID...: the resident memory (VmRSS) of these processes, summed, in MiB.

@@ -6,11 +6,17 @@
 #   - the same routes as a PHP front controller on PHP-FPM with PDO
 #     (benches/php/todo.php: phpredis sessions, persistent PDO connections),
 #     reading the same database files and tables.
+#   - with BEFORE_BINARY=/path/to/todo, that build of the app too, on
+#     SQLite (an A/B of a change, in the same run).
 # nene runs with its default configuration (access log on, to a file).
 # Cases alternate within each round (A B A B); the table shows medians over
-# the rounds, nene's resident memory and PHP-FPM's (master and workers).
+# the rounds, nene's resident memory and PHP-FPM's (master and workers),
+# and the CPU time per request of the application (nene, or PHP-FPM's
+# master and workers), nginx's workers and Redis: with wrk, nginx, Redis
+# and the application on the same cores, req/s follows their sum.
 #
 # Usage: benches/todo.sh [ROUNDS] [DURATION]   (defaults: 3 rounds, 10s)
+#        BEFORE_BINARY=/path/to/todo benches/todo.sh
 # Needs (Debian): apt-get install -y nginx wrk redis-server mariadb-server
 #   mariadb-client php-fpm php-redis php-opcache php-sqlite3 php-mysql
 #   gettext-base curl python3
@@ -48,11 +54,11 @@ mariadb --no-defaults --socket="$WORK/maria.sock" -uroot -e \
 # --- nene's todo app, twice ---
 echo "building examples/todo (release)..." >&2
 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" -p todo
-# start_todo PORT DSN: sets TODO_PID.
+# start_todo PORT DSN [BINARY]: sets TODO_PID.
 start_todo() {
     env RUST_LOG=warn NENE_SESSION_DSN="redis://127.0.0.1:$REDIS_PORT" \
         NENE_TODO__DATABASE_DSN="$2" NENE_ACCESS__LOG="$WORK/access-$1.log" \
-        "$REPO/target/release/todo" serve --listen "127.0.0.1:$1" \
+        "${3:-$REPO/target/release/todo}" serve --listen "127.0.0.1:$1" \
         --ini-dir "$REPO/examples/todo/ini" --htdocs "$REPO/examples/todo/htdocs" \
         2>"$WORK/todo-$1.log" &
     TODO_PID=$!
@@ -62,6 +68,10 @@ start_todo() {
 N_SQLITE=$(free_port); N_MARIA=$(free_port)
 start_todo "$N_SQLITE" "sqlite://$WORK/todo.db"; SQLITE_PID=$TODO_PID
 start_todo "$N_MARIA" "mariadb://todo:bench-pw@127.0.0.1:$MARIA_PORT/todo"; MARIA_PID=$TODO_PID
+if [ -n "${BEFORE_BINARY:-}" ]; then
+    N_BEFORE=$(free_port)
+    start_todo "$N_BEFORE" "sqlite://$WORK/todo.db" "$BEFORE_BINARY"; BEFORE_PID=$TODO_PID
+fi
 
 # --- PHP-FPM, one pool for both databases ---
 start_php_fpm "$PHP_CHILDREN"
@@ -70,6 +80,8 @@ SAVE=REDIS_SAVE_PATH="\"tcp://127.0.0.1:$REDIS_PORT?persistent=1&prefix=phpsess_
 NENE_SQLITE=$(free_port); NENE_MARIA=$(free_port); PHP_SQLITE=$(free_port); PHP_MARIA=$(free_port)
 site "$NENE_SQLITE" todo_sqlite "127.0.0.1:$N_SQLITE" on
 site "$NENE_MARIA" todo_maria "127.0.0.1:$N_MARIA" on
+NENE_BEFORE=$(free_port)
+[ -n "${BEFORE_BINARY:-}" ] && site "$NENE_BEFORE" todo_before "127.0.0.1:$N_BEFORE" on
 site "$PHP_SQLITE" php_sqlite "127.0.0.1:$PHP_PORT" off "$SCRIPT" "$SAVE" \
     "TODO_PDO_DSN=sqlite:$WORK/todo.db"
 site "$PHP_MARIA" php_maria "127.0.0.1:$PHP_PORT" off "$SCRIPT" "$SAVE" \
@@ -138,44 +150,57 @@ seed "$NENE_SQLITE"
 seed "$NENE_MARIA"
 sessions nene_sqlite nene_login "$NENE_SQLITE"
 sessions nene_maria nene_login "$NENE_MARIA"
+[ -n "${BEFORE_BINARY:-}" ] && sessions nene_before nene_login "$NENE_BEFORE"
 sessions php_sqlite php_login "$PHP_SQLITE"
 sessions php_maria php_login "$PHP_MARIA"
 
 # --- the rounds ---
-# case_run NAME PORT SCRIPT PIDS...
+# case_run NAME PORT SCRIPT PIDS...: PIDS are the application's.
 case_run() {
-    local name=$1 port=$2 script=$3
+    local name=$1 port=$2 script=$3 nginx_workers app nginx redis
     shift 3
+    nginx_workers=$(pgrep -P "$(cat "$WORK/nginx.pid")")
+    app=$(cpu_ticks "$@"); nginx=$(cpu_ticks $nginx_workers); redis=$(cpu_ticks "$REDIS_PID")
     WRK_SCRIPT=$WORK/$script.lua run_wrk "$name" "http://127.0.0.1:$port/todo/index"
-    echo "$name|$WRK_RPS|$WRK_P99_MS|$WRK_NON2XX|$WRK_SOCKET_ERRORS|$(rss_mib "$@")" >>"$WORK/rows"
+    app=$(($(cpu_ticks "$@") - app)); nginx=$(($(cpu_ticks $nginx_workers) - nginx))
+    redis=$(($(cpu_ticks "$REDIS_PID") - redis))
+    echo "$name|$WRK_RPS|$WRK_P99_MS|$WRK_NON2XX|$WRK_SOCKET_ERRORS|$(rss_mib "$@")|$WRK_REQUESTS|$app|$nginx|$redis" >>"$WORK/rows"
 }
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round of $ROUNDS" >&2
     case_run "nene, SQLite" "$NENE_SQLITE" nene_sqlite "$SQLITE_PID"
+    [ -n "${BEFORE_BINARY:-}" ] && case_run "nene before, SQLite" "$NENE_BEFORE" nene_before "$BEFORE_PID"
     case_run "PHP-FPM, SQLite" "$PHP_SQLITE" php_sqlite $(php_fpm_pids)
     case_run "nene, MariaDB" "$NENE_MARIA" nene_maria "$MARIA_PID"
     case_run "PHP-FPM, MariaDB" "$PHP_MARIA" php_maria $(php_fpm_pids)
 done
 
-python3 - "$WORK/rows" "$ROUNDS" "$DURATION" "$THREADS" "$CONNECTIONS" "$PHP_CHILDREN" <<'PY'
+python3 - "$WORK/rows" "$ROUNDS" "$DURATION" "$THREADS" "$CONNECTIONS" "$PHP_CHILDREN" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
-rows, rounds, duration, threads, connections, children = sys.argv[1:7]
+rows, rounds, duration, threads, connections, children, ticks_per_second = sys.argv[1:8]
+tick_us = 1e6 / int(ticks_per_second)
 by = {}
 for line in open(rows):
-    name, rps, p99, non2xx, socket, rss = line.strip().split("|")
-    by.setdefault(name, []).append((float(rps), float(p99), int(non2xx) + int(socket), float(rss)))
+    name, rps, p99, non2xx, socket, rss, requests, app, nginx, redis = line.strip().split("|")
+    per_request = tick_us / max(int(requests), 1)
+    by.setdefault(name, []).append((float(rps), float(p99), int(non2xx) + int(socket), float(rss),
+                                    int(app) * per_request, int(nginx) * per_request, int(redis) * per_request))
 def med(name, i):
     return statistics.median(v[i] for v in by[name])
 print(f"Logged-in GET /todo/index (20 items, Redis sessions), wrk -t{threads} -c{connections} -d{duration}, "
       f"{rounds} round(s), medians; PHP-FPM pm.static with {children} children")
 print()
-print("| case | req/s | p99 ms | errors | RSS MiB |")
-print("|---|---|---|---|---|")
+print("| case | req/s | p99 ms | errors | RSS MiB | CPU µs/request: app | nginx | Redis |")
+print("|---|---|---|---|---|---|---|---|")
 for name in by:
     errors = sum(v[2] for v in by[name])
-    print(f"| {name} | {med(name, 0):,.0f} | {med(name, 1):.2f} | {errors} | {med(name, 3):.1f} |")
+    print(f"| {name} | {med(name, 0):,.0f} | {med(name, 1):.2f} | {errors} | {med(name, 3):.1f} "
+          f"| {med(name, 4):.0f} | {med(name, 5):.0f} | {med(name, 6):.0f} |")
 print()
 for db in ("SQLite", "MariaDB"):
     n, p = f"nene, {db}", f"PHP-FPM, {db}"
     print(f"{db}: nene / PHP-FPM req/s {med(n, 0) / med(p, 0):.1f}x, p99 {med(n, 1) / med(p, 1):.2f} of PHP-FPM's")
+if "nene before, SQLite" in by:
+    n, b = "nene, SQLite", "nene before, SQLite"
+    print(f"nene / nene before (SQLite): req/s {med(n, 0) / med(b, 0):.3f}, CPU per request {med(n, 4) / med(b, 4):.2f}x")
 PY

@@ -93,10 +93,6 @@ pid_of() {
         nene-before) echo "$BEFORE_PID" ;;
     esac
 }
-# cpu_ticks PID: user + system time so far, in clock ticks.
-cpu_ticks() {
-    awk '{print $14 + $15}' "/proc/$1/stat"
-}
 # nginx's one worker: its CPU per request tells what each pass costs nginx.
 NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
 for which in $CASES; do
