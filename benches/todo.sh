@@ -51,7 +51,7 @@ mariadb --no-defaults --socket="$WORK/maria.sock" -uroot -e \
     "CREATE DATABASE todo; CREATE USER 'todo'@'127.0.0.1' IDENTIFIED BY 'bench-pw';
      GRANT ALL ON todo.* TO 'todo'@'127.0.0.1';"
 
-# --- nene's todo app, twice ---
+# --- nene's todo app, on SQLite and on MariaDB (and BEFORE_BINARY's, on SQLite) ---
 echo "building examples/todo (release)..." >&2
 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" -p todo
 # start_todo PORT DSN [BINARY]: sets TODO_PID.
