@@ -19,7 +19,7 @@ use axum::routing::MethodRouter;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, StatusCode};
-use tower::Service;
+use tower::{Layer, Service};
 
 /// The name a missing controller or action stands for.
 pub const INDEX: &str = "index";
@@ -38,10 +38,9 @@ impl Controller {
 
     /// Registers `name` (the second path segment) with the methods it answers.
     pub fn action(mut self, name: &str, route: MethodRouter) -> Self {
-        // nene has already bounded and buffered the body (max_body_bytes);
-        // axum's own 2 MB default would only refuse bodies nene accepted.
-        let route = route.layer(DefaultBodyLimit::disable());
-        self.actions.insert(name.to_string(), route);
+        // Handlers made into routes once, here: otherwise axum makes the
+        // matched handler a route again on every call.
+        self.actions.insert(name.to_string(), route.with_state(()));
         self
     }
 }
@@ -153,7 +152,13 @@ impl Service<Request<Body>> for Dispatcher {
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         match self.route(request.uri().path()) {
             Some(action) => {
-                let mut action = action.clone();
+                // nene has already bounded and buffered the body
+                // (max_body_bytes); axum's own 2 MB default would only refuse
+                // bodies nene accepted. The layer is put on per call, not on
+                // each action at registration: it would wrap every method's
+                // handler, and each call clones the action (a `MethodRouter`
+                // is called by `&mut`), three boxes more per wrapped handler.
+                let mut action = DefaultBodyLimit::disable().layer(action.clone());
                 Box::pin(async move { action.call(request).await })
             }
             None => {
@@ -217,6 +222,31 @@ mod tests {
             (200, "user edit".into())
         );
         assert_eq!(body_of(&d, "/app").await, (200, "home".into()));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_axums_2_mb_default_reaches_the_action() {
+        // nene bounds bodies itself (max_body_bytes); axum's extractors must
+        // not refuse what it accepted.
+        let d = Dispatcher::builder(NotFoundPage(Bytes::from_static(b"missing")))
+            .controller(
+                "upload",
+                Controller::new().action(
+                    "index",
+                    axum::routing::post(|body: Bytes| async move { body.len().to_string() }),
+                ),
+            )
+            .build();
+        let size = 3 * 1024 * 1024;
+        let request = Request::post("/upload")
+            .body(Body::from(vec![b'x'; size]))
+            .unwrap();
+        let response = d.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(bytes, size.to_string());
     }
 
     #[tokio::test]

@@ -7,7 +7,6 @@
 //! no extra task or channel. Deadlines are checked in the same loop, so a slow
 //! peer only ever holds up its own connection.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -29,6 +28,7 @@ use super::name_value::{encode_name_value, parse_name_values};
 use super::record::{Record, RecordCodec, RecordType, Role, encode_record, encode_stream};
 use super::refusal::Refusal;
 use super::request::{IncomingRequest, Progress};
+use super::request_id_map::RequestIdMap;
 use super::responder::{CgiResponse, Responder, ResponseBody, simple_response};
 
 /// The warning for a request over `max_requests_per_connection`: a peer can
@@ -106,9 +106,9 @@ where
         read_buf: BytesMut::with_capacity(8 * 1024),
         // Grown on the first answer: an idle connection holds only its read buffer.
         write_buf: BytesMut::new(),
-        receiving: HashMap::new(),
+        receiving: RequestIdMap::default(),
         running: FuturesUnordered::new(),
-        abort_handles: HashMap::new(),
+        abort_handles: RequestIdMap::default(),
         close_when_idle: false,
         peer_closed: false,
         partial_since: None,
@@ -128,11 +128,11 @@ struct Connection<IO, R> {
     read_buf: BytesMut,
     write_buf: BytesMut,
     /// Requests whose records are still arriving, by request id.
-    receiving: HashMap<u16, IncomingRequest>,
+    receiving: RequestIdMap<IncomingRequest>,
     /// Responder futures of complete requests, each yielding its request id.
     running: FuturesUnordered<BoxFuture<'static, (u16, Outcome)>>,
     /// How to abort each running request (FCGI_ABORT_REQUEST).
-    abort_handles: HashMap<u16, AbortHandle>,
+    abort_handles: RequestIdMap<AbortHandle>,
     /// Set by a request without FCGI_KEEP_CONN, or by draining: close as soon
     /// as nothing is in progress.
     close_when_idle: bool,

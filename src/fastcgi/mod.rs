@@ -22,6 +22,7 @@ mod params;
 mod record;
 mod refusal;
 mod request;
+mod request_id_map;
 mod responder;
 
 pub use body::RequestBody;

@@ -77,24 +77,30 @@ where
             let started = Instant::now();
             let active = ActiveRequest::new(&ops.metrics);
             let method = request.method().clone();
-            let path = request.uri().path().to_string();
-            let query = request.uri().query().map(str::to_string);
-            let params = request.extensions().get::<CgiParams>().cloned();
+            // A handle on the URI's bytes, not a copy of its path and query.
+            let uri = request.uri().clone();
+            let (path, query) = (uri.path(), uri.query());
+            let logs_access = !ops.access_log.is_off();
+            let params = if logs_access {
+                request.extensions().get::<CgiParams>().cloned()
+            } else {
+                None
+            };
             let client_ip = request
                 .extensions()
                 .get::<RequestInfo>()
                 .and_then(|info| info.client_ip);
-            let request_headers = if ops.access_needs_request_headers {
+            let request_headers = if logs_access && ops.access_needs_request_headers {
                 request.headers().clone()
             } else {
                 HeaderMap::new()
             };
             let timings = Arc::new(SessionTimings::default());
 
-            let response = if ops.settings.ping_path.as_deref() == Some(path.as_str()) {
+            let response = if ops.settings.ping_path.as_deref() == Some(path) {
                 ping(&ops, &method)
-            } else if ops.settings.status_path.as_deref() == Some(path.as_str()) {
-                status(&ops, client_ip, query.as_deref())
+            } else if ops.settings.status_path.as_deref() == Some(path) {
+                status(&ops, client_ip, query)
             } else {
                 request.extensions_mut().insert(timings.clone());
                 let call = inner.call(request);
@@ -121,13 +127,13 @@ where
             {
                 ops.count_slow();
                 ops.slow_log
-                    .write_line(&slow_line(&method, &path, elapsed, &timings));
+                    .write_line(&slow_line(&method, path, elapsed, &timings));
             }
-            if !ops.access_log.is_off() {
+            if logs_access {
                 let line = ops.access_format.render(&AccessRecord {
                     method: method.as_str(),
-                    path: &path,
-                    query: query.as_deref(),
+                    path,
+                    query,
                     status: response.status().as_u16(),
                     duration: elapsed,
                     params: params.as_ref(),

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
 use crate::fastcgi::{CgiParams, CgiRequest, RequestBody};
 use crate::request_info::RequestInfo;
@@ -38,6 +38,69 @@ pub enum BadCgiRequest {
 /// The params whose value decides who the client is: sent once or refused.
 const SINGLE_PARAMS: [&str; 3] = ["REMOTE_ADDR", "REMOTE_PORT", "HTTPS"];
 
+/// The params nene reads besides the headers, gathered in the one pass over
+/// all of them (the last one wins when a name repeats, as with nginx's
+/// `fastcgi_param` overrides; the [`SINGLE_PARAMS`] are counted).
+#[derive(Default)]
+struct KnownParams {
+    method: Option<Bytes>,
+    request_uri: Option<Bytes>,
+    protocol: Option<Bytes>,
+    /// The values [`RequestInfo::from_cgi`] asks for, by [`INFO_PARAMS`] index.
+    info: [Option<Bytes>; INFO_PARAMS.len()],
+    /// How often each of [`SINGLE_PARAMS`] came.
+    single_count: [u8; SINGLE_PARAMS.len()],
+}
+
+/// What [`RequestInfo`] is made of, and the CGI fallback for REQUEST_URI.
+const INFO_PARAMS: [&str; 9] = [
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "HTTPS",
+    "SERVER_ADDR",
+    "SERVER_PORT",
+    "SERVER_NAME",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "QUERY_STRING",
+];
+
+impl KnownParams {
+    /// Takes `name`'s value if nene reads it; false for every other name.
+    fn take(&mut self, name: &[u8], value: &Bytes) -> bool {
+        let slot = match name {
+            b"REQUEST_METHOD" => &mut self.method,
+            b"REQUEST_URI" => &mut self.request_uri,
+            b"SERVER_PROTOCOL" => &mut self.protocol,
+            _ => match INFO_PARAMS
+                .iter()
+                .position(|known| known.as_bytes() == name)
+            {
+                Some(index) => {
+                    if let Some(single) = SINGLE_PARAMS.iter().position(|s| s.as_bytes() == name) {
+                        self.single_count[single] = self.single_count[single].saturating_add(1);
+                    }
+                    &mut self.info[index]
+                }
+                None => return false,
+            },
+        };
+        *slot = Some(value.clone());
+        true
+    }
+
+    /// The value of one of [`INFO_PARAMS`], when sent as UTF-8.
+    fn info_str(&self, name: &str) -> Option<&str> {
+        let index = INFO_PARAMS.iter().position(|known| *known == name)?;
+        std::str::from_utf8(self.info[index].as_deref()?).ok()
+    }
+
+    fn info_bytes(&self, name: &str) -> Option<&[u8]> {
+        let index = INFO_PARAMS.iter().position(|known| *known == name)?;
+        self.info[index].as_deref()
+    }
+}
+
 /// The request as an application sees it, with the typed [`RequestInfo`]
 /// (client address, HTTPS, script name) as a request extension. The raw
 /// params stay reachable as the [`CgiParams`] extension for the access log's
@@ -65,33 +128,14 @@ fn http_request_from(
     params: &CgiParams,
     body: RequestBody,
 ) -> Result<Request<Body>, BadCgiRequest> {
-    // One pass over the params, not one per name.
-    let mut seen = [false; SINGLE_PARAMS.len()];
-    for (name, _) in params.iter() {
-        let single = SINGLE_PARAMS.iter().position(|s| s.as_bytes() == name);
-        if let Some(index) = single
-            && std::mem::replace(&mut seen[index], true)
-        {
-            return Err(BadCgiRequest::RepeatedParam(SINGLE_PARAMS[index]));
-        }
-    }
-    let method = params
-        .get("REQUEST_METHOD")
-        .ok_or(BadCgiRequest::MissingMethod)
-        .and_then(|m| Method::from_bytes(m).map_err(|_| BadCgiRequest::BadMethod))?;
-    let uri = routed(request_uri(params)?)?;
-    let version = match params.get("SERVER_PROTOCOL") {
-        Some(b"HTTP/1.0") => Version::HTTP_10,
-        Some(b"HTTP/2.0") => Version::HTTP_2,
-        Some(b"HTTP/3.0") => Version::HTTP_3,
-        _ => Version::HTTP_11,
-    };
-
-    let mut request = Request::new(request_body(body));
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    let headers = request.headers_mut();
+    // One pass over the params: the few nene reads are kept, the HTTP_*
+    // ones become headers.
+    let http_headers = params
+        .iter()
+        .filter(|(name, _)| name.starts_with(b"HTTP_"))
+        .count();
+    let mut headers = HeaderMap::with_capacity(http_headers + 2);
+    let mut known = KnownParams::default();
     let mut name_buf = Vec::with_capacity(64);
     for (name, value) in params.iter_shared() {
         let header_name = if let Some(http_name) = name.strip_prefix(b"HTTP_") {
@@ -106,6 +150,7 @@ fn http_request_from(
         } else if name == b"CONTENT_LENGTH" {
             CONTENT_LENGTH
         } else {
+            known.take(name, &value);
             continue;
         };
         if value.is_empty() && (header_name == CONTENT_TYPE || header_name == CONTENT_LENGTH) {
@@ -125,7 +170,28 @@ fn http_request_from(
             .try_append(header_name, header_value)
             .map_err(|_| BadCgiRequest::TooManyHeaders)?;
     }
-    let info = RequestInfo::from_cgi(|name| params.get_str(name));
+    if let Some(index) = known.single_count.iter().position(|&count| count > 1) {
+        return Err(BadCgiRequest::RepeatedParam(SINGLE_PARAMS[index]));
+    }
+    let method = known
+        .method
+        .as_deref()
+        .ok_or(BadCgiRequest::MissingMethod)
+        .and_then(|m| Method::from_bytes(m).map_err(|_| BadCgiRequest::BadMethod))?;
+    let uri = routed(request_uri(&known)?)?;
+    let version = match known.protocol.as_deref() {
+        Some(b"HTTP/1.0") => Version::HTTP_10,
+        Some(b"HTTP/2.0") => Version::HTTP_2,
+        Some(b"HTTP/3.0") => Version::HTTP_3,
+        _ => Version::HTTP_11,
+    };
+
+    let mut request = Request::new(request_body(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    let info = RequestInfo::from_cgi(|name| known.info_str(name));
     request.extensions_mut().insert(info);
     Ok(request)
 }
@@ -161,18 +227,18 @@ pub(crate) fn routed(uri: Uri) -> Result<Uri, BadCgiRequest> {
 
 /// REQUEST_URI as nginx sends it (path and query, still percent-encoded), or
 /// for peers that do not send it, SCRIPT_NAME + PATH_INFO + QUERY_STRING.
-fn request_uri(params: &CgiParams) -> Result<Uri, BadCgiRequest> {
-    let raw: Bytes = match params.get_shared("REQUEST_URI") {
-        Some(uri) if !uri.is_empty() => uri,
+fn request_uri(known: &KnownParams) -> Result<Uri, BadCgiRequest> {
+    let raw: Bytes = match &known.request_uri {
+        Some(uri) if !uri.is_empty() => uri.clone(),
         _ => {
             let mut uri = Vec::new();
             for name in ["SCRIPT_NAME", "PATH_INFO"] {
-                uri.extend_from_slice(params.get(name).unwrap_or(b""));
+                uri.extend_from_slice(known.info_bytes(name).unwrap_or(b""));
             }
             if uri.is_empty() {
                 uri.push(b'/');
             }
-            if let Some(query) = params.get("QUERY_STRING").filter(|q| !q.is_empty()) {
+            if let Some(query) = known.info_bytes("QUERY_STRING").filter(|q| !q.is_empty()) {
                 uri.push(b'?');
                 uri.extend_from_slice(query);
             }

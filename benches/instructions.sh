@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Instructions and heap allocations per request in nene's own process, counted
+# by valgrind's callgrind: a measure of nene's user-space cost per request
+# that the neighbours' load does not move (wrk and nginx run beside it,
+# uncounted; the kernel's share of the request is not in it). Use it to A/B a
+# change in the request path on a shared machine, where req/s swings.
+#   - each build serves GET PATH through one nginx (the shipped template,
+#     fastcgi_keep_conn on, access log off) under callgrind;
+#   - after a warm-up the counters are zeroed, `wrk -t1 -c32` runs for
+#     DURATION, the counters are dumped, and the totals are divided by the
+#     requests wrk completed.
+# Usage: benches/instructions.sh [DURATION] [PATH]       (defaults: 10s, /health)
+#        BEFORE_BINARY=/path/to/nene benches/instructions.sh   (adds that build)
+# Builds with line tables (CARGO_PROFILE_RELEASE_DEBUG=1) into
+# target/instructions, so the release build is left alone and the dump names
+# functions (callgrind_annotate target/instructions/callgrind.*).
+# Needs (Debian): apt-get install -y nginx wrk valgrind gettext-base curl python3
+set -euo pipefail
+DURATION=${1:-10s}
+URL_PATH=${2:-/health}
+source "$(dirname "$0")/lib.sh"
+require_tools nginx:nginx wrk:wrk valgrind:valgrind callgrind_control:valgrind \
+    envsubst:gettext-base curl:curl python3:python3
+
+OUT=$REPO/target/instructions
+echo "building nene (release, with line tables)..." >&2
+CARGO_PROFILE_RELEASE_DEBUG=1 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" \
+    --target-dir "$OUT" -p nene --bin nene
+CASES="now:$OUT/release/nene"
+[ -n "${BEFORE_BINARY:-}" ] && CASES="before:$BEFORE_BINARY $CASES"
+
+# Ir and malloc calls in a callgrind dump (function names are compressed:
+# `cfn=(7) malloc` names id 7 once, later calls say `cfn=(7)`).
+totals() {
+    python3 - "$1" <<'PY'
+import re, sys
+ids, total, allocs, pending = {}, 0, 0, False
+for line in open(sys.argv[1]):
+    if line.startswith('summary:') or line.startswith('totals:'):
+        total = int(line.split()[1])
+    m = re.match(r'cfn=\((\d+)\)(?: (.*))?', line)
+    if m:
+        if m.group(2):
+            ids[m.group(1)] = m.group(2).strip()
+        pending = ids.get(m.group(1), '').split(' ')[0] == 'malloc'
+        continue
+    if pending and line.startswith('calls='):
+        allocs += int(line.split('=')[1].split()[0])
+        pending = False
+print(total, allocs)
+PY
+}
+
+for case in $CASES; do
+    name=${case%%:*} binary=${case#*:}
+    port=$(free_port)
+    cat >"$WORK/vg-$name" <<SH
+#!/bin/sh
+exec valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind.$name.%p "$binary" "\$@"
+SH
+    chmod +x "$WORK/vg-$name"
+    BENCH_BINARY=$WORK/vg-$name start_nene "$port"
+    eval "PID_$name=\$NENE_PID PORT_$name=\$port"
+done
+SITES=""
+for case in $CASES; do
+    name=${case%%:*}
+    eval "port=\$PORT_$name"
+    # Under valgrind start-up takes seconds.
+    for _ in $(seq 1 120); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.5; done
+    site_port=$(free_port)
+    site "$site_port" "nene_$name" "127.0.0.1:$port" on
+    eval "SITE_$name=\$site_port"
+done
+NGINX_WORKERS=1 start_nginx
+printf '%-8s %12s %14s %12s\n' build requests "instr/request" "allocs/request"
+for case in $CASES; do
+    name=${case%%:*}
+    eval "site=\$SITE_$name pid=\$PID_$name"
+    url="http://127.0.0.1:$site$URL_PATH"
+    curl -sf "$url" >/dev/null || { echo "$name: $url did not answer" >&2; exit 1; }
+    wrk -t1 -c32 -d3s "$url" >/dev/null
+    rm -f "$OUT"/callgrind."$name".*
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    requests=$(wrk -t1 -c32 -d"$DURATION" "$url" | awk '/requests in/ {print $1}')
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    sleep 1
+    dump=$(ls "$OUT"/callgrind."$name".*.1 | head -1)
+    read -r instructions allocs < <(totals "$dump")
+    printf '%-8s %12d %14d %12.1f\n' "$name" "$requests" $((instructions / requests)) \
+        "$(python3 -c "print($allocs / $requests)")"
+done
