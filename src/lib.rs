@@ -6,7 +6,8 @@
 //! files and environment as [`Constants`], sessions, operations pages and
 //! logs. Its controllers are axum handlers registered on a [`Dispatcher`]
 //! (NeNe's `/{controller}/{action}` convention) or any axum `Router`; they
-//! take [`Session`], [`Constants`] and [`RequestInfo`] as arguments.
+//! take [`Session`] (or, to only read it without its lock,
+//! [`ReadOnlySession`]), [`Constants`] and [`RequestInfo`] as arguments.
 //!
 //! ```no_run
 //! use axum::routing::get;
@@ -78,5 +79,5 @@ pub use config::{ConfigError, Constants};
 pub use dispatch::{Controller, Dispatcher, NotFoundPage};
 pub use entry_point::{run, run_async};
 pub use request_info::RequestInfo;
-pub use session::{Session, SessionError, redact_dsn};
+pub use session::{ReadOnlySession, Session, SessionError, redact_dsn};
 pub use upload::UploadForm;

@@ -30,6 +30,9 @@ use nene::session::{
 /// What the suite needs of a backend: handlers with given bounds, nene's
 /// settings for it, a look at what is stored, and a way to take it away.
 trait Backend: Sized {
+    /// A read-only session takes the lock for its read here (SQLite: the
+    /// touch needs the database's one write lock).
+    const READ_ONLY_TAKES_THE_LOCK: bool = false;
     fn start() -> Self;
     /// A backend `break_it` may take away: database servers are shared
     /// by the tests that do not, and this one has its own.
@@ -318,6 +321,7 @@ impl Sqlite {
 }
 
 impl Backend for Sqlite {
+    const READ_ONLY_TAKES_THE_LOCK: bool = true;
     fn start() -> Self {
         Sqlite {
             dir: tempfile::tempdir().unwrap(),
@@ -671,6 +675,53 @@ async fn a_session_expires_after_its_lifetime_unless_touched<B: Backend>() {
     assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
 }
 
+/// A read-only session's read (`read_for_read_only`): the stored data
+/// without waiting for a held lock and without taking it (where the backend
+/// says it must take it: after the holder), and nothing created for an id
+/// that is not stored.
+async fn a_read_for_a_read_only_session_passes_a_held_lock<B: Backend>() {
+    let backend = B::start();
+    let sessions = backend.handler(LONG, Duration::from_millis(300), MAX);
+    let id = new_id();
+    let (lock, stored) = sessions.read_for_read_only(&id).await.unwrap();
+    assert_eq!(stored, Stored::Missing);
+    lock.release().await.unwrap();
+    assert!(
+        !sessions.exists(&id).await.unwrap(),
+        "a read-only read stored the session"
+    );
+    let alive = Stored::Data(Bytes::from_static(b"alive"));
+    sessions
+        .write(&id, Bytes::from_static(b"alive"))
+        .await
+        .unwrap();
+    let (held, _) = sessions.lock_and_read(&id).await.unwrap();
+    if B::READ_ONLY_TAKES_THE_LOCK {
+        assert_lock_timeout_after_300ms(async {
+            sessions.read_for_read_only(&id).await.map(|(lock, _)| lock)
+        })
+        .await;
+        held.release().await.unwrap();
+        let (lock, stored) = sessions.read_for_read_only(&id).await.unwrap();
+        assert_eq!(stored, alive);
+        assert!(lock.is_held(), "read without the lock it needs");
+        lock.release().await.unwrap();
+    } else {
+        let started = Instant::now();
+        let (lock, stored) = sessions.read_for_read_only(&id).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(stored, alive);
+        assert!(!lock.is_held(), "took the lock");
+        assert!(
+            took < Duration::from_millis(250),
+            "waited for the lock: {took:?}"
+        );
+        // The holder still holds it: another lock waits.
+        assert_lock_timeout_after_300ms(sessions.lock(&id)).await;
+        held.release().await.unwrap();
+    }
+}
+
 /// `lock` ends in a lock timeout after its 300 ms wait (and well before 3 s).
 async fn assert_lock_timeout_after_300ms(
     lock: impl std::future::Future<Output = Result<nene::session::SessionLock, SessionError>>,
@@ -921,6 +972,72 @@ async fn login_moves_the_data_to_a_new_id_and_logout_destroys_it<B: Backend>() {
     assert!(browser.session_id().is_none());
     assert_eq!(backend.stored_ids(), Vec::<String>::new());
     assert!(browser.get("/session/whoami").await.json()["user"].is_null());
+}
+
+/// `/session/whoami` takes the read-only session: it answers while another
+/// request holds the session's lock (where the backend reads without it),
+/// restarts the session's expiry, writes nothing, sends no cookie, and
+/// replaces no unknown id.
+async fn a_read_only_request_passes_a_held_lock_and_writes_nothing<B: Backend>() {
+    let backend = B::start();
+    let (_nene, nginx) = stack(&backend, &[("NENE_SESSION__GC_MAXLIFETIME", "3")]);
+    let mut browser = Browser::new(&nginx.url(""));
+    browser.post_form("/session/login", "user=alice").await;
+    let cookie = browser.session_id().unwrap();
+    let stored = backend
+        .stored(&cookie)
+        .expect("the login stored the session");
+
+    let holder = backend.handler(LONG, Duration::from_secs(5), MAX);
+    let id = SessionIdFormat::new(32, 5).unwrap().parse(&cookie).unwrap();
+    let (held, _) = holder.lock_and_read(&id).await.unwrap();
+    let reading = browser.get("/session/whoami");
+    let page = if B::READ_ONLY_TAKES_THE_LOCK {
+        // It waits for the holder, like any request of the session.
+        tokio::pin!(reading);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), &mut reading)
+                .await
+                .is_err(),
+            "answered while the lock was held"
+        );
+        held.release().await.unwrap();
+        reading.await
+    } else {
+        let page = tokio::time::timeout(Duration::from_secs(3), reading)
+            .await
+            .expect("the read-only request waited for the held lock");
+        held.release().await.unwrap();
+        page
+    };
+    assert_eq!(page.status, 200);
+    assert_eq!(page.json()["user"], "alice");
+    assert!(page.set_cookies().is_empty(), "{:?}", page.set_cookies());
+    assert_eq!(backend.stored(&cookie), Some(stored));
+
+    // The expiry restarts: read at 2 s of a 3 s lifetime, the session is
+    // there at 4.4 s (memcached, whose clock ticks in whole seconds, keeps
+    // an untouched one until about 4 s).
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(browser.get("/session/whoami").await.json()["user"], "alice");
+    tokio::time::sleep(Duration::from_millis(2400)).await;
+    assert_eq!(
+        browser.get("/session/whoami").await.json()["user"],
+        "alice",
+        "a read-only request did not restart the expiry"
+    );
+
+    // A stranger, and an id nobody issued: nothing stored, no cookie.
+    let mut stranger = Browser::new(&nginx.url(""));
+    let page = stranger.get("/session/whoami").await;
+    assert!(page.json()["user"].is_null());
+    assert!(page.set_cookies().is_empty(), "{:?}", page.set_cookies());
+    let planted = "0123456789abcdefghijklmnopqrstuv";
+    stranger.cookies.insert("NENESESSID".into(), planted.into());
+    let page = stranger.get("/session/whoami").await;
+    assert!(page.json()["user"].is_null());
+    assert!(page.set_cookies().is_empty(), "{:?}", page.set_cookies());
+    assert_eq!(backend.stored_ids(), vec![cookie]);
 }
 
 async fn an_unknown_id_is_replaced_and_never_stored<B: Backend>() {
@@ -1242,6 +1359,8 @@ contract!(
     the_counter_counts_under_the_cookie_id_and_sets_the_cookie_once,
     login_moves_the_data_to_a_new_id_and_logout_destroys_it,
     an_unknown_id_is_replaced_and_never_stored,
+    a_read_only_request_passes_a_held_lock_and_writes_nothing,
+    a_read_for_a_read_only_session_passes_a_held_lock,
     hostile_session_cookies_never_reach_the_backend,
     one_hundred_requests_twenty_at_a_time_lose_no_increment,
     two_instances_share_one_session_and_lose_no_increment,

@@ -6,7 +6,7 @@ use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use nene::{Session, SessionError};
+use nene::{ReadOnlySession, Session, SessionError};
 
 /// `GET /session/counter`: 1 on a session's first request, then N+1.
 async fn counter(session: Session) -> Result<Json<Value>, SessionError> {
@@ -28,8 +28,9 @@ async fn login(session: Session, Form(login): Form<Login>) -> Result<Json<Value>
     Ok(Json(json!({ "user": login.user })))
 }
 
-/// `GET /session/whoami`: the logged-in user or null.
-async fn whoami(session: Session) -> Result<Json<Value>, SessionError> {
+/// `GET /session/whoami`: the logged-in user or null. It only reads, so it
+/// takes the read-only session: it never waits for the session's lock.
+async fn whoami(session: ReadOnlySession) -> Result<Json<Value>, SessionError> {
     let user = session.get::<String>("user").await?;
     Ok(Json(json!({ "user": user })))
 }

@@ -11,7 +11,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use nene::Session;
+use nene::{ReadOnlySession, Session};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -23,7 +23,9 @@ use crate::{AppState, csrf};
 const USER_KEY: &str = "user";
 
 /// The logged-in user, as kept in the session. A handler that takes it
-/// answers 401 AUTH-REQUIRED to anyone not logged in.
+/// answers 401 AUTH-REQUIRED to anyone not logged in. It only reads the
+/// session, without its lock: a user's todo requests do not queue behind
+/// each other.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CurrentUser {
     pub id: i64,
@@ -34,7 +36,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let session = Session::from_request_parts(parts, state)
+        let session = ReadOnlySession::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::Internal)?;
         session

@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use nene::Session;
+use nene::{ReadOnlySession, Session};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -44,8 +44,10 @@ pub async fn rotate(session: &Session) -> Result<String, ApiError> {
 
 /// Middleware: GET/HEAD/OPTIONS pass; anything else needs the header equal
 /// to the session's token (compared in constant time), or it is refused
-/// with 403 CSRF-TOKEN-INVALID before any handler runs.
-pub async fn require_token(session: Session, request: Request, next: Next) -> Response {
+/// with 403 CSRF-TOKEN-INVALID before any handler runs. The check only
+/// reads the session, so it takes it read-only: it adds no wait for the
+/// session's lock (a handler that writes the session takes it after).
+pub async fn require_token(session: ReadOnlySession, request: Request, next: Next) -> Response {
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS

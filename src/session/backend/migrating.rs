@@ -95,6 +95,21 @@ impl SessionHandler for MigratingSessionHandler {
         }
     }
 
+    /// A session the new backend lacks is moved as for any request, under
+    /// the new backend's lock (`lock_and_read`): an unlocked copy could
+    /// overwrite what a locked request had just written.
+    async fn read_for_read_only(
+        &self,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        let (lock, found) = self.new.read_for_read_only(id).await?;
+        if found != Stored::Missing {
+            return Ok((lock, found));
+        }
+        let _ = lock.release().await;
+        self.lock_and_read(id).await
+    }
+
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
         self.new.write(id, data).await
     }

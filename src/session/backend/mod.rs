@@ -149,6 +149,21 @@ pub trait SessionHandler: Send + Sync + 'static {
         self.lock_and_read_within(id, self.lock_wait()).await
     }
 
+    /// For a read-only session ([`ReadOnlySession`](crate::ReadOnlySession)):
+    /// what is stored under `id`, read without waiting for a request that
+    /// holds the lock where the backend can. This default takes the lock
+    /// ([`lock_and_read`](Self::lock_and_read)) and returns it, which is
+    /// right for a backend whose value can be seen half-written; one that
+    /// replaces values whole overrides it with [`read_without_lock`]. The
+    /// session runtime gives the lock back at once, with a touch when the
+    /// data is nene's to keep alive.
+    async fn read_for_read_only(
+        &self,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        self.lock_and_read(id).await
+    }
+
     /// Stores `data` and (re)starts its expiry (`session.gc_maxlifetime`).
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError>;
 
@@ -235,6 +250,15 @@ fn unsupported(backend: &'static str, operation: &'static str) -> SessionError {
         operation,
         message: "this backend cannot do that".to_string(),
     }
+}
+
+/// [`SessionHandler::read_for_read_only`] for a backend whose reads never
+/// see a value half-written: [`read`](SessionHandler::read), no lock.
+pub async fn read_without_lock<H: SessionHandler + ?Sized>(
+    handler: &H,
+    id: &SessionId,
+) -> Result<(SessionLock, Stored), SessionError> {
+    Ok((SessionLock::none(), handler.read(id).await?))
 }
 
 /// The plain [`SessionHandler::save_and_unlock`]: write (or touch), then

@@ -52,6 +52,9 @@ struct State {
     /// removal cookie worth sending.
     client_sent_cookie: bool,
     phase: Phase,
+    /// What a [`ReadOnlySession`](super::ReadOnlySession) read while the
+    /// session was not started: the stored data, read once without the lock.
+    snapshot: Option<Decoded>,
 }
 
 enum Phase {
@@ -123,6 +126,7 @@ impl Session {
                 client_sent_cookie: !offered_ids.is_empty(),
                 offered_ids,
                 phase: Phase::NotStarted,
+                snapshot: None,
             })),
             store,
             timings,
@@ -132,19 +136,71 @@ impl Session {
 
     /// The value under `key`, if present and of type `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        self.with_active(|active| {
-            if let Some(what) = active.kept.opaque(key) {
-                return Err(SessionError::Unmappable {
-                    key: key.to_string(),
-                    what,
-                });
+        self.with_active(|active| value_of(&active.data, &active.kept, key))
+            .await
+    }
+
+    /// [`ReadOnlySession::get`](super::ReadOnlySession::get): the session
+    /// as this request left it once it has started it, else as stored,
+    /// read once without the lock (and its expiry restarted).
+    pub(crate) async fn get_read_only<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, SessionError> {
+        let mut state = self.state.lock().await;
+        match &state.phase {
+            Phase::Active(active) => return value_of(&active.data, &active.kept, key),
+            Phase::NotStarted => {}
+            Phase::Failed(_) | Phase::Done => return Err(self.unusable(&state.phase)),
+        }
+        if state.snapshot.is_none() {
+            let started = Instant::now();
+            let result = self.read_snapshot(&state.offered_ids).await;
+            if let Some(timings) = &self.timings {
+                timings.add_read(started.elapsed());
             }
-            Ok(visible(key)
-                .then(|| active.data.get(key))
-                .flatten()
-                .and_then(|value| serde_json::from_value(value.clone()).ok()))
-        })
-        .await
+            match result {
+                Ok(snapshot) => state.snapshot = Some(snapshot),
+                Err(error) => {
+                    self.store.metrics.count_error(&error);
+                    return Err(error);
+                }
+            }
+        }
+        let snapshot = state.snapshot.as_ref().expect("read just above");
+        value_of(&snapshot.data, &snapshot.kept, key)
+    }
+
+    /// The stored data of the first valid offered id, read without waiting
+    /// for its lock where the backend can, and its expiry restarted when it
+    /// is nene's data (what nene cannot read, or an empty value, is left
+    /// alone, as for a writable session that does not change it). Empty
+    /// when there is no such id: nothing is created for a read-only use.
+    async fn read_snapshot(&self, offered: &[String]) -> Result<Decoded, SessionError> {
+        let store = &self.store;
+        let Some(id) = offered.iter().find_map(|text| store.ids.parse(text)) else {
+            return Ok(Decoded::default());
+        };
+        let started = Instant::now();
+        let (lock, stored) = store.handler.read_for_read_only(&id).await?;
+        let (decoded, bytes, leave_alone) = self.decode_stored(&id, stored);
+        let outlived = self.created_too_long_ago(&decoded.data) == Some(true);
+        if bytes.is_none() || leave_alone || outlived {
+            if let Err(error) = lock.release().await {
+                tracing::warn!(
+                    "releasing the lock of session #{} failed: {error}",
+                    id.log_tag()
+                );
+            }
+        } else {
+            store.handler.save_and_unlock(&id, None, lock).await?;
+        }
+        store.metrics.latency.record(started.elapsed());
+        if outlived {
+            // Left for the next request that starts the session to replace.
+            return Ok(Decoded::default());
+        }
+        Ok(decoded)
     }
 
     /// Stores `value` under `key`.
@@ -230,16 +286,23 @@ impl Session {
         }
         match &mut state.phase {
             Phase::Active(active) => operate(active),
-            Phase::Failed(message) => Err(SessionError::Backend {
+            phase => Err(self.unusable(phase)),
+        }
+    }
+
+    /// The error for a session that failed to start or was committed.
+    fn unusable(&self, phase: &Phase) -> SessionError {
+        match phase {
+            Phase::Failed(message) => SessionError::Backend {
                 backend: self.store.handler.name(),
                 operation: "start",
                 message: message.clone(),
-            }),
-            Phase::Done | Phase::NotStarted => Err(SessionError::Backend {
+            },
+            _ => SessionError::Backend {
                 backend: self.store.handler.name(),
                 operation: "use after the response",
                 message: "the session was already committed".to_string(),
-            }),
+            },
         }
     }
 
@@ -278,25 +341,7 @@ impl Session {
                 (lock, None, stored, backend_started)
             }
         };
-        let (decoded, bytes, leave_alone_unless_changed) = match stored {
-            Stored::Data(bytes) if bytes.is_empty() => (Decoded::default(), None, true),
-            Stored::Data(bytes) => match store.codec.decode(&bytes) {
-                Ok(decoded) => (decoded, Some(bytes), false),
-                Err(error) => {
-                    let reason = match error {
-                        SessionError::Corrupt(reason) => reason,
-                        other => other.to_string(),
-                    };
-                    self.warn_unreadable(&id, &Unreadable::undecodable(&bytes, reason));
-                    (Decoded::default(), None, true)
-                }
-            },
-            Stored::Unreadable(why) => {
-                self.warn_unreadable(&id, &why);
-                (Decoded::default(), None, true)
-            }
-            Stored::Missing => (Decoded::default(), None, false),
-        };
+        let (decoded, bytes, leave_alone_unless_changed) = self.decode_stored(&id, stored);
         if !leave_alone_unless_changed && bytes.is_none() {
             if store.settings.use_strict_mode {
                 // Strict: an id we did not issue (or that expired) is
@@ -346,6 +391,32 @@ impl Session {
             active.original = Some(store.codec.encode(&active.data, &active.kept)?);
         }
         Ok(active)
+    }
+
+    /// What the backend returned, decoded: the data, the bytes it came from
+    /// (to tell later whether anything changed), and whether the stored
+    /// value is to be left alone unless the handler changes the session
+    /// (it was empty or unreadable; unreadable ones are logged).
+    fn decode_stored(&self, id: &SessionId, stored: Stored) -> (Decoded, Option<Bytes>, bool) {
+        match stored {
+            Stored::Data(bytes) if bytes.is_empty() => (Decoded::default(), None, true),
+            Stored::Data(bytes) => match self.store.codec.decode(&bytes) {
+                Ok(decoded) => (decoded, Some(bytes), false),
+                Err(error) => {
+                    let reason = match error {
+                        SessionError::Corrupt(reason) => reason,
+                        other => other.to_string(),
+                    };
+                    self.warn_unreadable(id, &Unreadable::undecodable(&bytes, reason));
+                    (Decoded::default(), None, true)
+                }
+            },
+            Stored::Unreadable(why) => {
+                self.warn_unreadable(id, &why);
+                (Decoded::default(), None, true)
+            }
+            Stored::Missing => (Decoded::default(), None, false),
+        }
     }
 
     fn warn_unreadable(&self, id: &SessionId, why: &Unreadable) {
@@ -420,15 +491,11 @@ impl Session {
     /// True when the session is older than `absolute_lifetime`. A session
     /// stored before the setting was turned on gets its clock started now.
     fn outlived_absolute_lifetime(&self, active: &mut Active) -> bool {
-        let limit = self.store.settings.absolute_lifetime;
-        if limit == 0 {
+        if self.store.settings.absolute_lifetime == 0 {
             return false;
         }
-        match active.data.get(CREATED_KEY).and_then(Value::as_u64) {
-            // Whole seconds: `>` so that a session never ends before its
-            // lifetime (with `>=` one created late in a second could end
-            // almost at once).
-            Some(created) => unix_now().saturating_sub(created) > limit,
+        match self.created_too_long_ago(&active.data) {
+            Some(outlived) => outlived,
             None => {
                 active
                     .data
@@ -436,6 +503,20 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// Whether `data` was created more than `absolute_lifetime` ago; `None`
+    /// when it carries no creation time (or the setting is off).
+    fn created_too_long_ago(&self, data: &SessionData) -> Option<bool> {
+        let limit = self.store.settings.absolute_lifetime;
+        if limit == 0 {
+            return None;
+        }
+        let created = data.get(CREATED_KEY).and_then(Value::as_u64)?;
+        // Whole seconds: `>` so that a session never ends before its
+        // lifetime (with `>=` one created late in a second could end almost
+        // at once).
+        Some(unix_now().saturating_sub(created) > limit)
     }
 
     /// PHP's gc_probability / gc_divisor, run in the background so no
@@ -463,10 +544,13 @@ impl Session {
     pub(crate) async fn commit(&self) -> Result<CommitOutcome, SessionError> {
         let mut state = self.state.lock().await;
         let offered_any = state.client_sent_cookie;
+        let read_only_use = state.snapshot.is_some();
         let phase = std::mem::replace(&mut state.phase, Phase::Done);
         let Phase::Active(active) = phase else {
+            // A read-only use sends the caching headers (the answer depends
+            // on the session) but never a cookie.
             return Ok(CommitOutcome {
-                used: false,
+                used: read_only_use,
                 set_cookie: None,
                 remove_cookie: false,
             });
@@ -629,6 +713,25 @@ async fn settle_chain(active: &mut Active) -> Result<(), SessionError> {
         active.lock = chain.settle().await?;
     }
     Ok(())
+}
+
+/// The value under `key` of a session's data, if present and of type `T`;
+/// an error for a value nene keeps as stored but cannot map.
+fn value_of<T: DeserializeOwned>(
+    data: &SessionData,
+    kept: &KeptValues,
+    key: &str,
+) -> Result<Option<T>, SessionError> {
+    if let Some(what) = kept.opaque(key) {
+        return Err(SessionError::Unmappable {
+            key: key.to_string(),
+            what,
+        });
+    }
+    Ok(visible(key)
+        .then(|| data.get(key))
+        .flatten()
+        .and_then(|value| serde_json::from_value(value.clone()).ok()))
 }
 
 fn visible(key: &str) -> bool {

@@ -24,6 +24,7 @@ use bytes::Bytes;
 
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, SessionHandler, SessionLock, SessionPage, Stored,
+    read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::{SessionId, SessionIdFormat};
@@ -285,6 +286,21 @@ impl SessionHandler for FileSessionHandler {
             }
         })
         .await
+    }
+
+    /// nene's own files are replaced by a rename, so a read without the
+    /// lock sees the old file or the new one, whole. With PHP's locking
+    /// (`save_path_lock = session_file`) the file is rewritten in place, so the read
+    /// takes the lock, as PHP's does.
+    async fn read_for_read_only(
+        &self,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        if self.files(id).in_place {
+            self.lock_and_read(id).await
+        } else {
+            read_without_lock(self, id).await
+        }
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {

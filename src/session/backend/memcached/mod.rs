@@ -42,7 +42,7 @@ use crate::session::backend::dsn::SessionDsn;
 use crate::session::backend::token_lock::new_token;
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, SessionHandler,
-    SessionLock, SessionPage, Stored, Unreadable,
+    SessionLock, SessionPage, Stored, Unreadable, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -336,6 +336,14 @@ impl SessionHandler for MemcachedSessionHandler {
             },
         };
         Ok((lock, stored))
+    }
+
+    /// memcached replaces a value whole: the read needs no lock.
+    async fn read_for_read_only(
+        &self,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        read_without_lock(self, id).await
     }
 
     /// `mg key s v`: a value over `session.max_size` is reported by its

@@ -41,7 +41,7 @@ use crate::session::backend::dsn::{RedisAddress, SessionDsn};
 use crate::session::backend::token_lock::new_token;
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock,
-    SessionPage, Stored, save_then_release,
+    SessionPage, Stored, read_without_lock, save_then_release,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -563,6 +563,14 @@ impl SessionHandler for RedisSessionHandler {
             Ok(None) => Err(self.redis.failed("read", "the lock script refused a read")),
             Err(message) => Err(self.redis.failed("read", &message)),
         }
+    }
+
+    /// A Redis value is replaced whole, so the read needs no lock.
+    async fn read_for_read_only(
+        &self,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        read_without_lock(self, id).await
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {

@@ -25,7 +25,7 @@ use sqlx::Row;
 use crate::session::backend::dsn::{SessionDsn, SqlAddress, SqlDriver, SqlDsn};
 use crate::session::backend::{
     DEFAULT_MAX_SESSION_BYTES, LiveSession, SessionHandler, SessionLock, SessionPage, Stored,
-    Unreadable, save_then_release,
+    Unreadable, read_without_lock, save_then_release,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -409,6 +409,23 @@ impl SessionHandler for SqlSessionHandler {
         wait: Duration,
     ) -> Result<(SessionLock, Stored), SessionError> {
         self.acquire(id, true, wait).await
+    }
+
+    /// MySQL/MariaDB and PostgreSQL: a row is replaced whole and the locks
+    /// are advisory, so neither the read nor the touch after it waits for a
+    /// holder. SQLite: its lock is the database's one write lock (`BEGIN
+    /// IMMEDIATE`), which the touch needs too, so the read takes the session
+    /// lock first, as PHP's `read_and_close` does: waiting for a holder in
+    /// the open, bounded by `lock_wait`, rather than in SQLite's busy
+    /// handler.
+    async fn read_for_read_only(
+        &self,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        match self.driver {
+            SqlDriver::Sqlite => self.lock_and_read(id).await,
+            SqlDriver::MySql | SqlDriver::Postgres => read_without_lock(self, id).await,
+        }
     }
 
     /// The size comes first, in the same statement: a value over
