@@ -872,10 +872,18 @@ async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B:
         .await
         .unwrap();
     let (held, _) = sessions.lock_and_read(&ids[0]).await.unwrap();
+    for id in &ids[1..=20] {
+        sessions.read(id).await.unwrap();
+    }
     // Whole-second clocks (memcached's, SQL timestamps) may keep it up to a
     // second longer; past three it must be gone.
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(sessions.read(&gone).await.unwrap(), Stored::Missing);
+    // Sessions in use are listed too: read a moment before the listing,
+    // memcached is moving them between its LRU lists.
+    for id in &ids[1..=20] {
+        sessions.read(id).await.unwrap();
+    }
 
     let mut listed = BTreeMap::new();
     let mut cursor = None;

@@ -1,5 +1,5 @@
 //! A small memcached client over tokio, speaking the meta text protocol of
-//! memcached 1.6 (`mg`, `ms`, `md`, `mn`) plus `lru_crawler metadump`.
+//! memcached 1.6 (`mg`, `ms`, `md`, `mn`) plus `lru_crawler metadump hash`.
 //!
 //! Written here rather than taken from a crate: `memcache` is synchronous;
 //! `async-memcached` has neither meta commands nor per-command timeouts; none
@@ -78,8 +78,11 @@ pub(super) enum Command<'a> {
     Delete { key: &'a str, cas: Option<u64> },
     /// `mn`: a round trip that does nothing.
     NoOp,
-    /// `lru_crawler metadump all`: the keys `accept` takes that sort after
-    /// `after`, at most `keep` of them (the smallest), with their expiry.
+    /// `lru_crawler metadump hash` (memcached 1.6.9 and later): the keys
+    /// `accept` takes that sort after `after`, at most `keep` of them (the
+    /// smallest), with their expiry. The walk goes over the hash table, not
+    /// the LRU lists (`metadump all`): a walk of the lists misses an item
+    /// that is moving between them, as a session read a moment before is.
     Dump {
         accept: &'a (dyn Fn(&str) -> bool + Sync),
         after: Option<&'a str>,
@@ -350,7 +353,7 @@ async fn run(
             after,
             keep,
         } => {
-            send(connection, "lru_crawler metadump all\r\n", None).await?;
+            send(connection, "lru_crawler metadump hash\r\n", None).await?;
             read_dump(connection, *accept, *after, *keep).await
         }
     }

@@ -422,7 +422,7 @@ impl SessionHandler for MemcachedSessionHandler {
         self.store(id, &data, lifetime).await
     }
 
-    /// Every server's keys from `lru_crawler metadump all`, the sessions
+    /// Every server's keys from `lru_crawler metadump hash`, the sessions
     /// among them in the order of their ids; the cursor is the last id of
     /// the page before. Each page dumps every server again (memcached has
     /// no cursor of its own) and keeps only the page's worth of keys.
