@@ -1227,10 +1227,16 @@ async fn the_absolute_lifetime_ends_a_session_however_active<B: Backend>() {
     let backend = B::start();
     let (_nene, nginx) = stack(&backend, &[("NENE_SESSION__ABSOLUTE_LIFETIME", "1")]);
     let mut browser = Browser::new(&nginx.url(""));
+    browser.post_form("/session/login", "user=alice").await;
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
     let first_id = browser.session_id().unwrap();
+    assert_eq!(browser.get("/session/whoami").await.json()["user"], "alice");
     tokio::time::sleep(Duration::from_millis(2100)).await;
+    // A read-only request sees it ended, and leaves it to be replaced.
+    let page = browser.get("/session/whoami").await;
+    assert!(page.json()["user"].is_null(), "{}", page.body);
+    assert!(page.set_cookies().is_empty(), "{:?}", page.set_cookies());
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     let second_id = browser.session_id().unwrap();
     assert_ne!(second_id, first_id);
