@@ -872,6 +872,9 @@ async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B:
         .await
         .unwrap();
     let (held, _) = sessions.lock_and_read(&ids[0]).await.unwrap();
+    // Sessions in use are listed too. memcached moves an item that is read
+    // again after it aged into its COLD list, and a walk of its LRU lists
+    // misses the item meanwhile: read 20 now, and again just before listing.
     for id in &ids[1..=20] {
         sessions.read(id).await.unwrap();
     }
@@ -879,8 +882,6 @@ async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B:
     // second longer; past three it must be gone.
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(sessions.read(&gone).await.unwrap(), Stored::Missing);
-    // Sessions in use are listed too: read a moment before the listing,
-    // memcached is moving them between its LRU lists.
     for id in &ids[1..=20] {
         sessions.read(id).await.unwrap();
     }
