@@ -480,10 +480,7 @@ impl Session {
     /// that stays under the id it was read with, while the lock is young.
     fn may_hand_off(&self, active: &Active) -> bool {
         (active.lock.is_held() || active.chain.is_some())
-            && !active.id_is_new
-            && active.replaced.is_none()
-            && !active.destroyed
-            && !active.leave_alone_unless_changed
+            && stays_as_read(active)
             && active.turn.as_ref().is_some_and(LocalTurn::others_waiting)
             && active.locked_at.elapsed() < self.hand_off_window()
     }
@@ -592,6 +589,9 @@ impl Session {
         if active.original.is_some() && self.may_hand_off(active) {
             return self.queue_and_hand_off(active).await;
         }
+        if active.original.is_some() && active.chain.is_some() && stays_as_read(active) {
+            return self.end_chain(active).await;
+        }
         settle_chain(active).await?;
         let id = &active.id;
         if active.destroyed {
@@ -689,6 +689,28 @@ impl Session {
 }
 
 impl Session {
+    /// The last request of a run of hand-offs, with nobody of its session
+    /// waiting here: queues its data as the chain's last version, whose
+    /// write also releases the lock (see `write_chain.rs`), and waits for it.
+    async fn end_chain(&self, active: &mut Active) -> Result<CommitOutcome, SessionError> {
+        let data = match self.encode_within_max_size(active) {
+            Ok(data) => data,
+            Err(too_large) => {
+                settle_chain(active).await?;
+                return Err(too_large);
+            }
+        };
+        if let Some(chain) = active.chain.take() {
+            let version = chain.queue_last(data)?;
+            chain.wait_stored(version).await?;
+        }
+        Ok(CommitOutcome {
+            used: true,
+            set_cookie: None,
+            remove_cookie: false,
+        })
+    }
+
     /// The bytes to store for the session, unless they are over
     /// `session.max_size` (then the change is refused, never stored half).
     fn encode_within_max_size(&self, active: &Active) -> Result<Bytes, SessionError> {
@@ -732,6 +754,16 @@ fn value_of<T: DeserializeOwned>(
         .then(|| data.get(key))
         .flatten()
         .and_then(|value| serde_json::from_value(value.clone()).ok()))
+}
+
+/// Whether the session ends the request as it was read: same id, not
+/// destroyed, and nene's to rewrite. Only such a session's lock and data
+/// are passed along a write chain.
+fn stays_as_read(active: &Active) -> bool {
+    !active.id_is_new
+        && active.replaced.is_none()
+        && !active.destroyed
+        && !active.leave_alone_unless_changed
 }
 
 fn visible(key: &str) -> bool {

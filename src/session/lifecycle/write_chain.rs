@@ -14,7 +14,12 @@
 //! The chain owns the session's backend lock and releases it only when no
 //! write is in flight (the writer task keeps the chain alive), so another
 //! instance can never take the lock, write, and then be overwritten by a
-//! late write from here.
+//! late write from here. The request that ends a run of hand-offs queues
+//! its data as the last version ([`WriteChain::queue_last`]): the write of
+//! that version also releases the lock, in the same round trip where the
+//! backend can (Redis), so the session is free one write sooner than if
+//! that request waited for the queued writes and then saved and unlocked
+//! on its own.
 
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +47,9 @@ struct Queue {
     unwritten: Option<Bytes>,
     /// A writer task is running.
     writing: bool,
+    /// The newest version is the last of this chain: its write releases
+    /// the lock.
+    last: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -63,6 +71,7 @@ impl WriteChain {
                 newest: 0,
                 unwritten: None,
                 writing: false,
+                last: false,
             }),
             progress: watch::Sender::new(Progress::default()),
         })
@@ -77,6 +86,17 @@ impl WriteChain {
     /// Queues `data` as the session's newest version and starts a writer if
     /// none runs. Returns the version to [`wait_stored`](Self::wait_stored) for.
     pub fn queue(self: &Arc<Self>, data: Bytes) -> Result<u64, SessionError> {
+        self.queue_version(data, false)
+    }
+
+    /// Queues `data` like [`queue`](Self::queue), as the chain's last
+    /// version: nobody of the session waits here to take it on, and the
+    /// write that stores it also releases the lock. Queue nothing after it.
+    pub fn queue_last(self: &Arc<Self>, data: Bytes) -> Result<u64, SessionError> {
+        self.queue_version(data, true)
+    }
+
+    fn queue_version(self: &Arc<Self>, data: Bytes, last: bool) -> Result<u64, SessionError> {
         let (version, start_writer) = {
             // Checked under the queue's lock, which a failing writer holds
             // while it marks the chain broken: nothing built on a failed
@@ -87,6 +107,7 @@ impl WriteChain {
             }
             queue.newest += 1;
             queue.unwritten = Some(data);
+            queue.last = last;
             let start_writer = !queue.writing;
             queue.writing = true;
             (queue.newest, start_writer)
@@ -133,17 +154,31 @@ impl WriteChain {
     /// The writer: stores the newest data queued until none is left.
     async fn write_queued(self: Arc<Self>) {
         loop {
-            let (version, data) = {
+            let (version, data, unlock) = {
                 let mut queue = self.queue_state();
                 match queue.unwritten.take() {
-                    Some(data) => (queue.newest, data),
+                    Some(data) => {
+                        let unlock = queue
+                            .last
+                            .then(|| std::mem::replace(&mut queue.lock, SessionLock::none()));
+                        (queue.newest, data, unlock)
+                    }
                     None => {
                         queue.writing = false;
                         return;
                     }
                 }
             };
-            match self.handler.write(&self.id, data).await {
+            let written = match unlock {
+                // The backend releases the lock even when the write fails.
+                Some(lock) => {
+                    self.handler
+                        .save_and_unlock(&self.id, Some(data), lock)
+                        .await
+                }
+                None => self.handler.write(&self.id, data).await,
+            };
+            match written {
                 Ok(()) => self.progress.send_modify(|p| p.stored = version),
                 Err(error) => {
                     let mut queue = self.queue_state();
@@ -279,6 +314,35 @@ mod tests {
         chain.wait_stored(first).await.unwrap();
         chain.wait_stored(second).await.unwrap();
         assert_eq!(log(&backend), ["write 1", "write 3"]);
+    }
+
+    #[tokio::test]
+    async fn the_last_version_is_written_with_the_unlock_after_the_write_in_flight() {
+        let (chain, backend) = chain();
+        let first = chain.queue(Bytes::from("1")).unwrap();
+        tokio::task::yield_now().await; // the writer takes "1"
+        let second = chain.queue(Bytes::from("2")).unwrap();
+        let last = chain.queue_last(Bytes::from("3")).unwrap();
+        backend.permits.add_permits(10);
+        chain.wait_stored(last).await.unwrap();
+        chain.wait_stored(first).await.unwrap();
+        chain.wait_stored(second).await.unwrap();
+        // "2" is in "3"; the lock went with the last write, while the
+        // chain is still alive, and nothing is left to settle.
+        assert_eq!(log(&backend), ["write 1", "write 3", "release"]);
+        assert!(!chain.settle().await.unwrap().is_held());
+    }
+
+    #[tokio::test]
+    async fn a_failed_last_write_still_releases_the_lock() {
+        let (chain, backend) = chain();
+        backend
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let last = chain.queue_last(Bytes::from("1")).unwrap();
+        backend.permits.add_permits(1);
+        assert!(chain.wait_stored(last).await.is_err());
+        assert_eq!(log(&backend), ["release"]);
     }
 
     #[tokio::test]
