@@ -654,15 +654,7 @@ impl Session {
     /// hands data and lock to the next request of the session at once, and
     /// then waits until a write has stored the change.
     async fn queue_and_hand_off(&self, active: &mut Active) -> Result<CommitOutcome, SessionError> {
-        let data = match self.encode_within_max_size(active) {
-            Ok(data) => data,
-            Err(too_large) => {
-                // Nothing queued: take the lock back from the chain so that
-                // commit releases it.
-                settle_chain(active).await?;
-                return Err(too_large);
-            }
-        };
+        let data = self.encode_for_chain(active).await?;
         let chain = match active.chain.take() {
             Some(chain) => chain,
             None => WriteChain::new(
@@ -680,11 +672,7 @@ impl Session {
             });
         }
         chain.wait_stored(version).await?;
-        Ok(CommitOutcome {
-            used: true,
-            set_cookie: None,
-            remove_cookie: false,
-        })
+        Ok(STORED_ON_THE_CHAIN)
     }
 }
 
@@ -693,22 +681,25 @@ impl Session {
     /// waiting here: queues its data as the chain's last version, whose
     /// write also releases the lock (see `write_chain.rs`), and waits for it.
     async fn end_chain(&self, active: &mut Active) -> Result<CommitOutcome, SessionError> {
-        let data = match self.encode_within_max_size(active) {
-            Ok(data) => data,
-            Err(too_large) => {
-                settle_chain(active).await?;
-                return Err(too_large);
-            }
-        };
+        let data = self.encode_for_chain(active).await?;
         if let Some(chain) = active.chain.take() {
             let version = chain.queue_last(data)?;
             chain.wait_stored(version).await?;
         }
-        Ok(CommitOutcome {
-            used: true,
-            set_cookie: None,
-            remove_cookie: false,
-        })
+        Ok(STORED_ON_THE_CHAIN)
+    }
+
+    /// The bytes to queue on the write chain. Over `session.max_size`
+    /// nothing is queued: the lock is taken back from the chain so that
+    /// commit releases it.
+    async fn encode_for_chain(&self, active: &mut Active) -> Result<Bytes, SessionError> {
+        match self.encode_within_max_size(active) {
+            Ok(data) => Ok(data),
+            Err(too_large) => {
+                settle_chain(active).await?;
+                Err(too_large)
+            }
+        }
     }
 
     /// The bytes to store for the session, unless they are over
@@ -726,6 +717,13 @@ impl Session {
         Ok(bytes)
     }
 }
+
+/// A change stored by the session's write chain: same id, no cookie to send.
+const STORED_ON_THE_CHAIN: CommitOutcome = CommitOutcome {
+    used: true,
+    set_cookie: None,
+    remove_cookie: false,
+};
 
 /// Takes the backend lock back from a write chain the request was part of,
 /// once every write queued on it is done, so that what follows (a destroy,
