@@ -399,3 +399,44 @@ async fn a_failed_shared_write_fails_every_request_that_depended_on_it() {
         "no write after the failed one"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_last_request_of_a_run_folds_the_unwritten_change_into_its_own_write() {
+    // Three requests queue; the first one's write is held at the gate while
+    // the second counts and hands on to the third, which finds nobody
+    // behind it. Its write (which also unlocks) carries the second one's
+    // change too: two writes in all, not three.
+    let mut harness = Harness::new();
+    let id = harness.first_visit().await;
+    let one = harness.send("one", Some(&id), true);
+    harness.expect_event(Event::Entered("one".into())).await;
+    harness.expect_event(Event::Counted("one".into(), 2)).await;
+    let two = harness.send("two", Some(&id), false);
+    harness.expect_event(Event::Entered("two".into())).await;
+    let three = harness.send("three", Some(&id), false);
+    harness.expect_event(Event::Entered("three".into())).await;
+
+    harness.hold.add_permits(1);
+    harness
+        .expect_write_at_gate("the write of request one")
+        .await;
+    harness.expect_event(Event::Counted("two".into(), 3)).await;
+    harness
+        .expect_event(Event::Counted("three".into(), 4))
+        .await;
+
+    harness.gate.add_permits(1);
+    assert_eq!(answer(one, "one").await.status(), StatusCode::OK);
+    assert_eq!(harness.stored_n(&id).await, Some(2));
+    harness
+        .expect_write_at_gate("the last write, of request three")
+        .await;
+    harness.gate.add_permits(1);
+    assert_eq!(answer(two, "two").await.status(), StatusCode::OK);
+    assert_eq!(answer(three, "three").await.status(), StatusCode::OK);
+    assert_eq!(harness.stored_n(&id).await, Some(4), "every change stored");
+    assert!(
+        harness.arrivals.try_recv().is_err(),
+        "request two's change was written again on its own"
+    );
+}
