@@ -476,11 +476,10 @@ impl Session {
     }
 
     /// Whether this request keeps its backend lock for the next request of
-    /// the session waiting here instead of releasing it: only for a session
-    /// that stays under the id it was read with, while the lock is young.
+    /// the session waiting here instead of releasing it, while the lock is
+    /// young (the caller has checked that the session stays as read).
     fn may_hand_off(&self, active: &Active) -> bool {
         (active.lock.is_held() || active.chain.is_some())
-            && stays_as_read(active)
             && active.turn.as_ref().is_some_and(LocalTurn::others_waiting)
             && active.locked_at.elapsed() < self.hand_off_window()
     }
@@ -586,11 +585,13 @@ impl Session {
     ) -> Result<CommitOutcome, SessionError> {
         let store = &self.store;
         let handler = &store.handler;
-        if active.original.is_some() && self.may_hand_off(active) {
-            return self.queue_and_hand_off(active).await;
-        }
-        if active.original.is_some() && active.chain.is_some() && stays_as_read(active) {
-            return self.end_chain(active).await;
+        if active.original.is_some() && stays_as_read(active) {
+            if self.may_hand_off(active) {
+                return self.queue_and_hand_off(active).await;
+            }
+            if active.chain.is_some() {
+                return self.end_chain(active).await;
+            }
         }
         settle_chain(active).await?;
         let id = &active.id;
