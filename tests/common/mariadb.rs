@@ -36,10 +36,15 @@ impl MariaDb {
             dir,
             port: free_port(),
         };
+        std::fs::create_dir(db.tmp()).unwrap();
         let mut command = Command::new(install);
         command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", db.data().display()))
+            // Its own temporary directory: bootstraps sharing /tmp collide
+            // on their `#sql-temptable-…` files when several run at once
+            // ("Unknown table 'mysql.tmp_user_sys'"), as the test binaries do.
+            .arg(format!("--tmpdir={}", db.tmp().display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
         if is_root() {
             command.arg("--user=root");
@@ -64,6 +69,10 @@ impl MariaDb {
         self.dir.path().join("data")
     }
 
+    fn tmp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
+    }
+
     fn socket(&self) -> PathBuf {
         self.dir.path().join("mariadb.sock")
     }
@@ -85,6 +94,7 @@ impl MariaDb {
         command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.data().display()))
+            .arg(format!("--tmpdir={}", self.tmp().display()))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", self.socket().display()))
