@@ -608,6 +608,48 @@ fn kill_client_connections(redis: &RedisServer) {
     redis.run(&["CLIENT", "KILL", "TYPE", "normal"]);
 }
 
+/// A write of a chain of hand-offs, whose last write may already have
+/// released the lock when a retry lands (write_chain.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_write_whose_connection_was_closed_is_retried_only_while_the_lock_is_still_ours() {
+    let redis = RedisServer::start();
+    let sessions = handler(&redis.url());
+    assert!(sessions.sends_last_write_behind());
+    let id = new_id();
+    let key = format!("sess_{}", id.as_str());
+    let lock_key = format!("{key}.lock");
+
+    // Closed before the write: the retry stores it and keeps the lock.
+    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    let token = lock.token().expect("a Redis lock has a token").to_owned();
+    kill_client_connections(&redis);
+    sessions
+        .write_holding(&id, Bytes::from_static(b"{\"n\":1}"), &token)
+        .await
+        .unwrap();
+    assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":1}".to_vec());
+    assert_eq!(redis.db(0).get(&lock_key).unwrap(), token.as_bytes());
+
+    // The chain's last write released the lock and another request took
+    // it and wrote: the retry stores nothing and says so.
+    kill_client_connections(&redis);
+    redis.run(&["SET", &lock_key, "another-holders-token"]);
+    redis.db(0).set(&key, b"{\"n\":7}");
+    let written = sessions
+        .write_holding(&id, Bytes::from_static(b"{\"n\":2}"), &token)
+        .await;
+    assert!(
+        matches!(&written, Err(SessionError::Backend { .. })),
+        "{written:?}"
+    );
+    assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":7}".to_vec());
+    assert_eq!(
+        redis.db(0).get(&lock_key).unwrap(),
+        b"another-holders-token".to_vec()
+    );
+    drop(lock);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_whose_connection_was_closed_is_retried_only_while_the_lock_is_still_ours() {
     let redis = RedisServer::start();

@@ -184,6 +184,32 @@ pub trait SessionHandler: Send + Sync + 'static {
         save_then_release(self, id, data, lock).await
     }
 
+    /// Stores `data` like [`write`](Self::write), as a write of a chain of
+    /// hand-offs (write_chain.rs) that holds the lock whose token is
+    /// `token`. A backend that sends the chain's last write while this one
+    /// is unanswered ([`sends_last_write_behind`](Self::sends_last_write_behind))
+    /// checks the token when it retries: a retry that lands after that last
+    /// write released the lock must store nothing.
+    async fn write_holding(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        token: &str,
+    ) -> Result<(), SessionError> {
+        let _ = token;
+        self.write(id, data).await
+    }
+
+    /// Whether a chain's last write ([`save_and_unlock`](Self::save_and_unlock))
+    /// may be sent while its previous write is unanswered: the backend
+    /// applies the two in the order sent over one connection, and a retry of
+    /// the earlier one stores nothing once the lock has moved on
+    /// ([`write_holding`](Self::write_holding)). Saves a round trip at the
+    /// end of every run of hand-offs.
+    fn sends_last_write_behind(&self) -> bool {
+        false
+    }
+
     /// Deletes the session. Deleting a missing session is not an error.
     async fn destroy(&self, id: &SessionId) -> Result<(), SessionError>;
 
@@ -290,6 +316,12 @@ pub trait HeldLock: Send + Sync + 'static {
     /// that expired and was taken by someone else is left alone).
     async fn release(self: Box<Self>) -> Result<(), SessionError>;
 
+    /// The random token the lock holds in the backend, for locks that are
+    /// a key holding one (token_lock.rs).
+    fn token(&self) -> Option<&str> {
+        None
+    }
+
     /// The lock as `Any`, so that the backend that made it can take it back
     /// (to fold its release into another round trip).
     fn as_any(&self) -> &dyn Any;
@@ -322,6 +354,11 @@ impl SessionLock {
     /// after [`take_as`](Self::take_as) took it).
     pub fn is_held(&self) -> bool {
         self.held.is_some()
+    }
+
+    /// The held lock's token ([`HeldLock::token`]), if it has one.
+    pub fn token(&self) -> Option<&str> {
+        self.held.as_ref()?.token()
     }
 
     /// Takes the held lock back as the backend's own type `T`, if it is one;

@@ -27,6 +27,9 @@ pub(super) trait TokenLock: Send + Sync + Sized + 'static {
 
     /// When the server expires the lock at the latest.
     fn expires_at(&self) -> Instant;
+
+    /// The token the lock key holds.
+    fn token(&self) -> &str;
 }
 
 /// Every token lock is a [`HeldLock`]: released once, and when that fails,
@@ -39,6 +42,10 @@ impl<L: TokenLock> HeldLock for L {
             tokio::spawn(keep_trying(self));
         }
         released
+    }
+
+    fn token(&self) -> Option<&str> {
+        Some(TokenLock::token(self))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -138,4 +138,8 @@ impl TokenLock for RedisLock {
     fn expires_at(&self) -> Instant {
         self.expires_at
     }
+
+    fn token(&self) -> &str {
+        &self.token
+    }
 }

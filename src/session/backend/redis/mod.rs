@@ -458,13 +458,16 @@ impl RedisSessionHandler {
 }
 
 impl RedisSessionHandler {
-    /// The retry of [`SessionHandler::save_and_unlock`] after a dropped
-    /// connection: `CHECKED_SAVE_SCRIPT` (scripts.rs), sent once.
+    /// The retry of [`SessionHandler::save_and_unlock`] (with `unlock`) or
+    /// of [`SessionHandler::write_holding`] after a dropped connection:
+    /// `CHECKED_SAVE_SCRIPT` (scripts.rs), sent once, under the lock whose
+    /// token is `token`.
     async fn checked_save(
         &self,
         id: &SessionId,
         data: Option<&Bytes>,
-        held: &RedisLock,
+        token: &str,
+        unlock: bool,
     ) -> Result<(), SessionError> {
         let mut pipeline = redis::pipe();
         pipeline
@@ -472,9 +475,10 @@ impl RedisSessionHandler {
             .arg(CHECKED_SAVE.get_hash())
             .arg(2)
             .arg(self.key(id))
-            .arg(&held.key)
-            .arg(&held.token)
+            .arg(self.lock_key(id))
+            .arg(token)
             .arg(self.ttl_secs)
+            .arg(if unlock { "1" } else { "0" })
             .arg(self.publish_flag());
         if let Some(data) = data {
             pipeline.arg(data.as_ref());
@@ -499,6 +503,20 @@ impl RedisSessionHandler {
                 id.log_tag()
             ),
         ))
+    }
+
+    /// `SET … EX` (and `WAIT` when set) for session `id`.
+    fn set_pipeline(&self, id: &SessionId, data: &Bytes) -> redis::Pipeline {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("SET")
+            .arg(self.key(id))
+            .arg(data.as_ref())
+            .arg("EX")
+            .arg(self.ttl_secs)
+            .ignore();
+        self.add_wait(&mut pipeline);
+        pipeline
     }
 }
 
@@ -574,18 +592,35 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("SET")
-            .arg(self.key(id))
-            .arg(data.as_ref())
-            .arg("EX")
-            .arg(self.ttl_secs)
-            .ignore();
-        self.add_wait(&mut pipeline);
+        let pipeline = self.set_pipeline(id, &data);
         self.run_writes(id, "write", &pipeline, None, true)
             .await
             .map_err(|failure| failure.error)
+    }
+
+    /// A plain `SET`, over the connection the chain's last write takes
+    /// too; if the connection drops under it, `CHECKED_SAVE_SCRIPT`
+    /// (scripts.rs) is the retry, which stores nothing once the lock moved on.
+    async fn write_holding(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        token: &str,
+    ) -> Result<(), SessionError> {
+        let pipeline = self.set_pipeline(id, &data);
+        match self.run_writes(id, "write", &pipeline, None, false).await {
+            Ok(()) => Ok(()),
+            Err(failure) if failure.dropped => {
+                self.checked_save(id, Some(&data), token, false).await
+            }
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Session writes go over one connection per session, in the order
+    /// sent, and `write_holding` checks the token on its retry.
+    fn sends_last_write_behind(&self) -> bool {
+        true
     }
 
     async fn write_with_lifetime(
@@ -659,7 +694,10 @@ impl SessionHandler for RedisSessionHandler {
             .await
         {
             Ok(()) => Ok(()),
-            Err(failure) if failure.dropped => self.checked_save(id, data.as_ref(), &held).await,
+            Err(failure) if failure.dropped => {
+                self.checked_save(id, data.as_ref(), &held.token, true)
+                    .await
+            }
             Err(failure) => Err(failure.error),
         };
         if saved.is_err() {

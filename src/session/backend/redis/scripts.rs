@@ -116,27 +116,31 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 /// The retry of a save whose connection dropped before its reply came. The
 /// first attempt may or may not have been applied, and another request may
 /// have taken the lock since, so a blind repeat could overwrite its newer
-/// data: this writes (or touches) and unlocks only while the lock still
-/// holds this request's token. When it does not, the save counts as done if
-/// it was a touch or if the stored value is exactly what this request wrote
-/// (the first attempt got through), and as failed otherwise.
+/// data: this writes (or touches), and unlocks when asked, only while the
+/// lock still holds this request's token. When it does not, the save counts
+/// as done if it was a touch or if the stored value is exactly what this
+/// request wrote (the first attempt got through), and as failed otherwise.
+/// Without the unlock it is the retry of a write of a chain of hand-offs
+/// (write_chain.rs), whose last write may already have released the lock.
 ///
-/// KEYS: session key, lock key. ARGV: token, TTL in seconds, publish the
-/// release ('1'/'0', as in `RELEASE_SCRIPT`), data (absent for a touch).
-/// Reply: 1 stored, 0 not stored.
+/// KEYS: session key, lock key. ARGV: token, TTL in seconds, unlock
+/// ('1'/'0'), publish the release ('1'/'0', as in `RELEASE_SCRIPT`), data
+/// (absent for a touch). Reply: 1 stored, 0 not stored.
 pub(super) const CHECKED_SAVE_SCRIPT: &str = r"
 if redis.call('GET', KEYS[2]) == ARGV[1] then
-  if ARGV[4] then
-    redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[2])
+  if ARGV[5] then
+    redis.call('SET', KEYS[1], ARGV[5], 'EX', ARGV[2])
   else
     redis.call('EXPIRE', KEYS[1], ARGV[2])
   end
-  redis.call('DEL', KEYS[2])
-  if ARGV[3] == '1' then redis.call('PUBLISH', KEYS[2], '') end
+  if ARGV[3] == '1' then
+    redis.call('DEL', KEYS[2])
+    if ARGV[4] == '1' then redis.call('PUBLISH', KEYS[2], '') end
+  end
   return 1
 end
-if not ARGV[4] then return 1 end
-if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[4] then
+if not ARGV[5] then return 1 end
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[5] then
   return 1
 end
 return 0
