@@ -212,19 +212,15 @@ impl WriteChain {
     async fn write_with_the_last_behind(&self, next: Unwritten, token: &str) -> bool {
         let write = self.handler.write_holding(&self.id, next.data, token);
         tokio::pin!(write);
-        let last = tokio::select! {
+        let (last_version, data, lock) = tokio::select! {
             biased;
             written = &mut write => return self.settle_write(next.version, written),
-            () = self.last_queued.notified() => self.take_unwritten(),
-        };
-        let Some(Unwritten {
-            version: last_version,
-            data,
-            unlock: Some(lock),
-        }) = last
-        else {
-            // Only `queue_last` notifies, and nothing is queued after it.
-            unreachable!("the notice of a last version without it")
+            () = self.last_queued.notified() => match self.take_last() {
+                Some(last) => last,
+                // Only `queue_last` notifies; should the last version not
+                // be there, it is written after this one, as without notice.
+                None => return self.settle_write(next.version, write.await),
+            },
         };
         // Biased: `write` went out first (it was polled before the notice
         // came) and, should both wait for a connection being opened, it is
@@ -241,6 +237,18 @@ impl WriteChain {
         }
         self.settle_write(last_version, last_written);
         false
+    }
+
+    /// Takes the last version queued and the lock, if it is the last one
+    /// that is queued.
+    fn take_last(&self) -> Option<(u64, Bytes, SessionLock)> {
+        let mut queue = self.queue_state();
+        if !queue.last {
+            return None;
+        }
+        let data = queue.unwritten.take()?;
+        let lock = std::mem::replace(&mut queue.lock, SessionLock::none());
+        Some((queue.newest, data, lock))
     }
 
     /// Takes the newest data queued, with the lock when it is the last
