@@ -618,9 +618,12 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     /// Session writes go over one connection per session, in the order
-    /// sent, and `write_holding` checks the token on its retry.
+    /// sent, and `write_holding` checks the token on its retry. Not in a
+    /// cluster: a write a node redirected (`MOVED`, `ASK`) is sent again
+    /// through the cluster connection (cluster_route.rs), and nothing keeps
+    /// it ahead of the last write then.
     fn sends_last_write_behind(&self) -> bool {
-        true
+        !self.hash_tag
     }
 
     async fn write_with_lifetime(
