@@ -44,8 +44,10 @@ pub struct WriteChain {
     id: SessionId,
     state: Mutex<Queue>,
     progress: watch::Sender<Progress>,
-    /// The lock's token, for writes that check it ([`SessionHandler::write_holding`]).
-    token: Option<String>,
+    /// The lock's token, when the backend sends the last write behind the
+    /// write in flight ([`SessionHandler::sends_last_write_behind`]); its
+    /// writes check it ([`SessionHandler::write_holding`]).
+    behind_token: Option<String>,
     /// Told when the last version is queued while a write is in flight.
     last_queued: Notify,
 }
@@ -72,6 +74,21 @@ struct Queue {
     last: bool,
 }
 
+impl Queue {
+    /// The newest data queued, with the lock when it is the last version.
+    fn take(&mut self) -> Option<Unwritten> {
+        let data = self.unwritten.take()?;
+        let unlock = self
+            .last
+            .then(|| std::mem::replace(&mut self.lock, SessionLock::none()));
+        Some(Unwritten {
+            version: self.newest,
+            data,
+            unlock,
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct Progress {
     /// Every version up to this one is stored.
@@ -83,10 +100,14 @@ struct Progress {
 impl WriteChain {
     /// A chain for session `id`, holding its backend `lock`.
     pub fn new(handler: Arc<dyn SessionHandler>, id: SessionId, lock: SessionLock) -> Arc<Self> {
+        let behind_token = handler
+            .sends_last_write_behind()
+            .then(|| lock.token().map(str::to_owned))
+            .flatten();
         Arc::new(Self {
             handler,
             id,
-            token: lock.token().map(str::to_owned),
+            behind_token,
             last_queued: Notify::new(),
             state: Mutex::new(Queue {
                 lock,
@@ -186,14 +207,14 @@ impl WriteChain {
                         .save_and_unlock(&self.id, Some(next.data), lock)
                         .await
                 }
-                None => match &self.token {
-                    Some(token) if self.handler.sends_last_write_behind() => {
+                None => match &self.behind_token {
+                    Some(token) => {
                         if self.write_with_the_last_behind(next, token).await {
                             continue;
                         }
                         return;
                     }
-                    _ => self.handler.write(&self.id, next.data).await,
+                    None => self.handler.write(&self.id, next.data).await,
                 },
             };
             if !self.settle_write(next.version, written) {
@@ -246,31 +267,23 @@ impl WriteChain {
         if !queue.last {
             return None;
         }
-        let data = queue.unwritten.take()?;
-        let lock = std::mem::replace(&mut queue.lock, SessionLock::none());
-        Some((queue.newest, data, lock))
+        let Unwritten {
+            version,
+            data,
+            unlock,
+        } = queue.take()?;
+        Some((version, data, unlock?))
     }
 
     /// Takes the newest data queued, with the lock when it is the last
     /// version; `None` (and the writer stops) when nothing is queued.
     fn take_unwritten(&self) -> Option<Unwritten> {
         let mut queue = self.queue_state();
-        match queue.unwritten.take() {
-            Some(data) => {
-                let unlock = queue
-                    .last
-                    .then(|| std::mem::replace(&mut queue.lock, SessionLock::none()));
-                Some(Unwritten {
-                    version: queue.newest,
-                    data,
-                    unlock,
-                })
-            }
-            None => {
-                queue.writing = false;
-                None
-            }
+        let next = queue.take();
+        if next.is_none() {
+            queue.writing = false;
         }
+        next
     }
 
     /// Records how the write of `version` went; false when it failed and
@@ -330,7 +343,7 @@ mod tests {
         /// Only the write of this data fails.
         fail_only: Mutex<Option<&'static str>>,
         /// What `sends_last_write_behind` answers.
-        behind: AtomicBool,
+        behind: bool,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
         log: Arc<Mutex<Vec<String>>>,
@@ -383,7 +396,7 @@ mod tests {
             Ok(())
         }
         fn sends_last_write_behind(&self) -> bool {
-            self.behind.load(SeqCst)
+            self.behind
         }
         async fn touch(&self, _: &SessionId) -> Result<(), SessionError> {
             unimplemented!()
@@ -403,12 +416,17 @@ mod tests {
     }
 
     fn chain() -> (Arc<WriteChain>, Arc<HeldUpBackend>) {
+        chain_sending_behind(false)
+    }
+
+    /// A chain over a backend whose `sends_last_write_behind` is `behind`.
+    fn chain_sending_behind(behind: bool) -> (Arc<WriteChain>, Arc<HeldUpBackend>) {
         let log = Arc::new(Mutex::new(Vec::new()));
         let backend = Arc::new(HeldUpBackend {
             permits: Arc::new(Semaphore::new(0)),
             fail: Default::default(),
             fail_only: Default::default(),
-            behind: Default::default(),
+            behind,
             in_flight: Default::default(),
             most_in_flight: Default::default(),
             log: log.clone(),
@@ -467,8 +485,7 @@ mod tests {
 
     #[tokio::test]
     async fn where_the_backend_allows_the_last_version_goes_out_behind_the_write_in_flight() {
-        let (chain, backend) = chain();
-        backend.behind.store(true, SeqCst);
+        let (chain, backend) = chain_sending_behind(true);
         let first = chain.queue(Bytes::from("1")).unwrap();
         until_in_flight(&backend, 1).await;
         let second = chain.queue(Bytes::from("2")).unwrap();
@@ -485,8 +502,7 @@ mod tests {
     /// A chain that sent its last version, "2", behind the write of "1",
     /// where the write of `failing` fails; both writes are then let through.
     async fn two_writes_in_flight(failing: &'static str) -> (Arc<WriteChain>, Arc<HeldUpBackend>) {
-        let (chain, backend) = chain();
-        backend.behind.store(true, SeqCst);
+        let (chain, backend) = chain_sending_behind(true);
         *backend.fail_only.lock().unwrap() = Some(failing);
         assert_eq!(chain.queue(Bytes::from("1")).unwrap(), 1);
         until_in_flight(&backend, 1).await;
@@ -515,8 +531,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_that_ends_before_the_last_version_comes_goes_on_as_before() {
-        let (chain, backend) = chain();
-        backend.behind.store(true, SeqCst);
+        let (chain, backend) = chain_sending_behind(true);
         let first = chain.queue(Bytes::from("1")).unwrap();
         until_in_flight(&backend, 1).await;
         let second = chain.queue(Bytes::from("2")).unwrap();
