@@ -3,7 +3,8 @@
 //! locks spread over two servers exactly where PHP's memcached extension
 //! looks for them, lifetimes past memcached's 30-day limit on relative
 //! expiry, values over the server's item size, a stalled server, `nene
-//! check` across servers, and the listing behind `nene sessions copy`.
+//! check` across servers, the listing behind `nene sessions copy`, and a
+//! peer that declares a value of gigabytes.
 
 mod common;
 
@@ -12,9 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::browser::Browser;
+use common::fault_proxy::{self, FaultProxy};
 use common::memcached_server::MemcachedServer;
 use common::php_cli::{hex, run_php};
-use common::run_nene;
+use common::{Nene, Nginx, run_nene};
 use nene::session::{
     LIST_PAGE_SIZE, MemcachedSessionHandler, SessionDsn, SessionError, SessionHandler, SessionId,
     SessionIdFormat, Stored,
@@ -392,4 +395,26 @@ async fn nene_sessions_copy_moves_sessions_between_memcached_pools_with_their_li
             "{key}: {left:?} left of {lifetime:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_declaring_10_gb_is_refused_unread_and_costs_no_memory() {
+    let server = MemcachedServer::start();
+    let proxy = FaultProxy::start(&format!("127.0.0.1:{}", server.port()));
+    let url = proxy.url("memcached");
+    let nene = Nene::start(&[("NENE_SESSION_DSN", url.as_str())]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    fault_proxy::a_hostile_reply_costs_a_503_not_memory(
+        &nene,
+        &mut browser,
+        &proxy,
+        FaultProxy::hostile_memcached_values,
+    )
+    .await;
+    assert!(
+        nene.log_text().contains("refused while reading"),
+        "the log says why\n{}",
+        nene.log_text()
+    );
 }

@@ -600,6 +600,22 @@ async fn save_and_unlock_writes_and_releases_in_one_go_but_never_anothers_lock()
     );
     theirs.release().await.unwrap();
     assert!(!redis.db(0).exists(&lock_key));
+
+    // A write whose lock expired and was taken meanwhile is fenced off: it
+    // fails and stores nothing over the new holder's session.
+    let (expired, _) = short.lock_and_read(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (theirs, _) = sessions.lock_and_read(&id).await.unwrap();
+    let late = short
+        .save_and_unlock(&id, Some(Bytes::from_static(b"{\"n\":0}")), expired)
+        .await;
+    assert!(
+        late.is_err(),
+        "a write under a lost lock is not answered Ok"
+    );
+    assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":1}".to_vec());
+    assert!(redis.db(0).exists(&lock_key), "their lock stays");
+    theirs.release().await.unwrap();
 }
 
 /// Closes every client connection but the caller's, as Redis' idle

@@ -10,15 +10,16 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
 use common::browser::Browser;
+use common::fault_proxy::{self, FaultProxy};
 use common::fcgi_client::{Response, request_params, request_with_params};
 use common::in_process::InProcess;
 use common::redis_server::RedisServer;
-use common::{Nene, Nginx, rss_kib};
+use common::{Nene, Nginx, NginxOptions, rss_kib};
 use nene::{Session, SessionError};
 
 struct Stack {
@@ -371,4 +372,417 @@ async fn a_handler_that_fails_or_panics_leaves_no_lock_behind() {
         "no lock to wait for"
     );
     server.stop().await;
+}
+
+/// What a lossless-load run does to Redis under traffic.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// `CLIENT KILL TYPE normal` every 20 ms: a proxy, a failover, a cloud
+    /// load balancer or `maxclients` cutting nene's connections.
+    KillConnections,
+    /// A proxy that loses 2 % of replies after the command ran, closing
+    /// the connection: the outcome of those writes is unknown to nene.
+    DropReplies,
+}
+
+/// Sessions and clients of one session in a lossless-load run: several
+/// clients of one session is what makes its requests queue, hand the lock
+/// on and commit in groups, the paths a dropped connection can hurt.
+const SESSIONS: usize = 10;
+const CLIENTS_PER_SESSION: usize = 4;
+const LOAD_FOR: Duration = Duration::from_secs(15);
+
+/// `instances` nene instances behind one nginx (round robin), sessions in a
+/// real Redis, `fault` played for [`LOAD_FOR`] while [`SESSIONS`] sessions
+/// × [`CLIENTS_PER_SESSION`] clients count: every count answered 200 must
+/// be distinct within its session, and the count Redis holds at the end at
+/// least the highest one answered. 503s are allowed (the outcome of a write
+/// can be unknown); a count answered 200 and later lost is not.
+async fn no_acknowledged_count_is_lost(fault: Fault, instances: usize) {
+    let redis = RedisServer::start();
+    let proxy = matches!(fault, Fault::DropReplies)
+        .then(|| FaultProxy::start(&format!("127.0.0.1:{}", redis.port())));
+    let dsn = proxy
+        .as_ref()
+        .map_or_else(|| redis.url(), |proxy| proxy.url("redis"));
+    let nenes: Vec<Nene> = (0..instances)
+        .map(|_| Nene::start(&[("NENE_SESSION_DSN", dsn.as_str())]))
+        .collect();
+    let nginx = Nginx::start_with(NginxOptions {
+        upstreams: nenes.iter().map(|nene| nene.upstream.as_str()).collect(),
+        keep_conn: true,
+        max_body: "8m",
+    });
+    let logs = || {
+        nenes
+            .iter()
+            .map(Nene::log_text)
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    let mut sessions = Vec::new();
+    for _ in 0..SESSIONS {
+        let mut browser = Browser::new(&nginx.url(""));
+        let page = browser.get("/session/counter").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        sessions.push(browser);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let killer = matches!(fault, Fault::KillConnections).then(|| {
+        let (stop, url) = (stop.clone(), redis.url());
+        std::thread::spawn(move || kill_connections_until(&url, &stop, Duration::from_millis(20)))
+    });
+    if let Some(proxy) = &proxy {
+        proxy.drop_replies(20);
+    }
+    let until = Instant::now() + LOAD_FOR;
+    let mut clients = Vec::new();
+    for (session, browser) in sessions.iter().enumerate() {
+        for _ in 0..CLIENTS_PER_SESSION {
+            let mut browser = browser.clone();
+            clients.push(tokio::spawn(async move {
+                let mut answers = Vec::new();
+                while Instant::now() < until {
+                    let page = browser.get("/session/counter").await;
+                    let count =
+                        (page.status == 200).then(|| page.json()["count"].as_u64().unwrap());
+                    answers.push((session, page.status, count));
+                }
+                answers
+            }));
+        }
+    }
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.extend(client.await.unwrap());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let kills = killer.map(|killer| killer.join().unwrap());
+    if let Some(proxy) = &proxy {
+        proxy.drop_replies(0);
+    }
+
+    let mut refused = 0;
+    let mut acknowledged = 0;
+    let mut lost = Vec::new();
+    let mut db = redis.db(0);
+    for (session, browser) in sessions.iter().enumerate() {
+        let mut counts: Vec<u64> = answers
+            .iter()
+            .filter(|(s, _, _)| *s == session)
+            .filter_map(|(_, _, count)| *count)
+            .collect();
+        refused += answers
+            .iter()
+            .filter(|(s, status, _)| *s == session && *status != 200)
+            .count();
+        counts.sort_unstable();
+        let answered = counts.len();
+        counts.dedup();
+        let id = browser.session_id().unwrap();
+        let stored: serde_json::Value = serde_json::from_slice(
+            &db.get(&format!("sess_{id}"))
+                .expect("the session is stored"),
+        )
+        .unwrap();
+        let stored = stored["count"].as_u64().unwrap();
+        let highest = counts.last().copied().unwrap_or(1);
+        acknowledged += answered;
+        if counts.len() != answered || stored < highest {
+            lost.push(format!(
+                "session {session}: {answered} answered 200, {} distinct, highest {highest}, stored {stored}",
+                counts.len()
+            ));
+        }
+    }
+    let statuses: std::collections::BTreeSet<u16> =
+        answers.iter().map(|(_, status, _)| *status).collect();
+    assert!(
+        lost.is_empty(),
+        "{fault:?} with {instances} instance(s): acknowledged counts lost or repeated ({} answers, {refused} refused, statuses {statuses:?}):\n{}\n{}",
+        answers.len(),
+        lost.join("\n"),
+        logs()
+    );
+    // Enough answered 200 for a loss to show (alone on a quiet machine,
+    // about 5,000 per run).
+    assert!(
+        acknowledged >= 100,
+        "{fault:?} with {instances} instance(s): only {acknowledged} answered 200 ({refused} refused)\n{}",
+        logs()
+    );
+    eprintln!(
+        "{fault:?} with {instances} instance(s): {acknowledged} answered 200, {refused} refused, none lost"
+    );
+    assert!(
+        statuses.iter().all(|status| [200, 503].contains(status)),
+        "only 200 and 503: {statuses:?}\n{}",
+        logs()
+    );
+    match (kills, &proxy) {
+        (Some(kills), _) => assert!(kills >= 100, "only {kills} connections killed"),
+        (None, Some(proxy)) => {
+            let dropped = proxy.counts.dropped_replies.load(Ordering::Relaxed);
+            assert!(dropped >= 20, "only {dropped} replies dropped");
+        }
+        (None, None) => unreachable!("every fault has its source"),
+    }
+}
+
+/// `CLIENT KILL TYPE normal` every `every` until `stop`; returns how many
+/// connections it killed (SKIPME is the default: not its own).
+fn kill_connections_until(url: &str, stop: &AtomicBool, every: Duration) -> i64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let mut kills = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .query(&mut connection)
+            .unwrap();
+        kills += killed;
+        std::thread::sleep(every);
+    }
+    kills
+}
+
+/// One test for the four runs, one after another: each needs the machine's
+/// cores to itself more than the other tests do (with connections killed
+/// every 20 ms, a connection that waits longer than that for a core before
+/// its first command is killed unused, and the run answers little but 503).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_acknowledged_count_is_lost_when_connections_drop_or_replies_vanish() {
+    for (fault, instances) in [
+        (Fault::KillConnections, 1),
+        (Fault::KillConnections, 2),
+        (Fault::DropReplies, 1),
+        (Fault::DropReplies, 2),
+    ] {
+        no_acknowledged_count_is_lost(fault, instances).await;
+    }
+}
+
+/// `clients` copies of `browser` count on `/session/counter` until `until`;
+/// returns each answer's status and count.
+async fn count_until(browser: &Browser, clients: usize, until: Instant) -> Vec<(u16, Option<u64>)> {
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let mut browser = browser.clone();
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                while Instant::now() < until {
+                    let page = browser.get("/session/counter").await;
+                    let count =
+                        (page.status == 200).then(|| page.json()["count"].as_u64().unwrap());
+                    answers.push((page.status, count));
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.extend(task.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_type_lock_keys_of_one_session_cost_other_sessions_nothing() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let nene_log = || stack.nene.log_text();
+    let (victim, id) = browser_with_a_session(&stack).await;
+    let mut others = Vec::new();
+    for _ in 0..5 {
+        others.push(browser_with_a_session(&stack).await);
+    }
+    let before = connections_received(&redis);
+    // Keys of the wrong type under the victim's lock and waiters, planted
+    // again and again for 5 s while every session is in use.
+    let stop = Arc::new(AtomicBool::new(false));
+    let planter = {
+        let (stop, url) = (stop.clone(), redis.url());
+        let (lock, waiters) = (format!("sess_{id}.lock"), format!("sess_{id}.lock.waiters"));
+        std::thread::spawn(move || {
+            let mut redis = redis::Client::open(url).unwrap().get_connection().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let _: () = redis::pipe()
+                    .cmd("DEL")
+                    .arg(&lock)
+                    .arg(&waiters)
+                    .ignore()
+                    .cmd("HSET")
+                    .arg(&lock)
+                    .arg("not")
+                    .arg("a lock")
+                    .ignore()
+                    .cmd("RPUSH")
+                    .arg(&waiters)
+                    .arg("not a waiter")
+                    .ignore()
+                    .query(&mut redis)
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    let victim_load = count_until(&victim, 2, until);
+    let others_load = futures::future::join_all(
+        others
+            .iter()
+            .map(|(browser, _)| count_until(browser, 2, until)),
+    );
+    let (victim_answers, others_answers) = tokio::join!(victim_load, others_load);
+    stop.store(true, Ordering::Relaxed);
+    planter.join().unwrap();
+
+    for ((_, other_id), answers) in others.iter().zip(&others_answers) {
+        let refused: Vec<u16> = answers
+            .iter()
+            .map(|(s, _)| *s)
+            .filter(|s| *s != 200)
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "another session saw {refused:?}\n{}",
+            nene_log()
+        );
+        let stored: serde_json::Value =
+            serde_json::from_slice(&redis.db(0).get(&format!("sess_{other_id}")).unwrap()).unwrap();
+        assert_eq!(
+            stored["count"].as_u64().unwrap(),
+            answers.len() as u64 + 1,
+            "every count answered 200 is stored"
+        );
+    }
+    let victim_ok = victim_answers.iter().filter(|(s, _)| *s == 200).count();
+    assert!(
+        victim_ok > 10,
+        "the victim's keys are repaired as they come: {victim_ok} answered 200\n{}",
+        nene_log()
+    );
+    let new_connections = connections_received(&redis) - before;
+    assert!(
+        new_connections < 20,
+        "{new_connections} new connections: a reconnect storm\n{}",
+        nene_log()
+    );
+    // Once the bad keys are gone for good, the victim's session goes on.
+    let mut victim = victim;
+    let page = victim.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}", nene_log());
+    assert!(
+        !redis.db(0).exists(&format!("sess_{id}.lock")),
+        "no lock left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_key_without_an_expiry_is_stale_after_lock_ttl() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let url = format!("{}?lock_ttl=2s&lock_wait=6s", redis.url());
+    let stack = {
+        drop(stack);
+        let nene = Nene::start(&[("NENE_SESSION_DSN", url.as_str())]);
+        let nginx = Nginx::start(&nene.upstream, true);
+        Stack { nene, nginx }
+    };
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.status, 200);
+    let lock = format!("sess_{}.lock", browser.session_id().unwrap());
+    // A lock no holder will ever release, with no expiry: written by hand,
+    // or by a client that died between its SET and its EXPIRE.
+    redis.run(&["SET", &lock, "a-lock-without-ttl"]);
+    let started = Instant::now();
+    let page = browser.get("/session/counter").await;
+    let waited = started.elapsed();
+    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
+    assert_eq!(page.json()["count"], 2);
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(5),
+        "stale after lock_ttl (2 s), not at once nor never: waited {waited:?}"
+    );
+    assert_eq!(
+        lock_pttl(&redis, &browser.session_id().unwrap()),
+        -2,
+        "released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_down_for_10_s_under_load_logs_a_few_lines_with_counts() {
+    let mut redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let (browser, _) = browser_with_a_session(&stack).await;
+    // Log lines, not access-log lines (one per request, by design).
+    let lines = || {
+        stack
+            .nene
+            .log_text()
+            .lines()
+            .filter(|line| {
+                [" WARN ", " ERROR ", " INFO "]
+                    .iter()
+                    .any(|level| line.contains(level))
+            })
+            .count()
+    };
+    let until = Instant::now() + Duration::from_secs(12);
+    let load = tokio::spawn({
+        let browser = browser.clone();
+        async move { count_until(&browser, 8, until).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = lines();
+    redis.kill();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = lines() - before;
+    redis.restart();
+    let answers = load.await.unwrap();
+    let refused = answers.iter().filter(|(s, _)| *s == 503).count();
+    assert!(
+        refused > 200,
+        "the load went on while Redis was down: {refused} answered 503"
+    );
+    assert!(
+        during < 50,
+        "{during} log lines in 10 s of outage\n{}",
+        stack.nene.log_text()
+    );
+    assert!(
+        stack
+            .nene
+            .log_text()
+            .contains("more since the previous line)"),
+        "a line says how many it stands for\n{}",
+        stack.nene.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_declaring_10_gb_is_refused_while_read_and_costs_no_memory() {
+    let redis = RedisServer::start();
+    let proxy = FaultProxy::start(&format!("127.0.0.1:{}", redis.port()));
+    let url = proxy.url("redis");
+    let nene = Nene::start(&[("NENE_SESSION_DSN", url.as_str())]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    fault_proxy::a_hostile_reply_costs_a_503_not_memory(
+        &nene,
+        &mut browser,
+        &proxy,
+        FaultProxy::hostile_replies,
+    )
+    .await;
+    assert!(
+        nene.log_text().contains("refused while reading"),
+        "the log says why\n{}",
+        nene.log_text()
+    );
 }

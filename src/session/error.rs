@@ -6,6 +6,8 @@
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
+use crate::log_limit::{Cause, admit_cause, and_more};
+
 /// A session operation that failed; the request that needed the session is
 /// answered 503 with `Retry-After: 1`.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +77,30 @@ pub enum SessionError {
     },
 }
 
+impl SessionError {
+    /// What the failure is about, for the log's rate limit: a backend that
+    /// is down fails every request the same way, and one line a second per
+    /// cause (with a count of the rest) says as much as thousands.
+    fn cause(&self) -> Cause {
+        match self {
+            SessionError::Timeout {
+                backend, operation, ..
+            } => ("timed out", backend, operation),
+            SessionError::Backend {
+                backend, operation, ..
+            } => ("failed", backend, operation),
+            SessionError::LockTimeout { .. } => ("lock wait", "", ""),
+            SessionError::Corrupt(_) => ("corrupt", "", ""),
+            SessionError::TooLarge { .. } => ("too large", "", ""),
+            SessionError::Unmappable { .. } => ("unmappable", "", ""),
+            SessionError::Unencodable { .. } => ("unencodable", "", ""),
+        }
+    }
+}
+
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
+        let left_out = admit_cause(self.cause());
         if let SessionError::TooLarge { .. }
         | SessionError::Unmappable { .. }
         | SessionError::Unencodable { .. } = self
@@ -84,14 +108,18 @@ impl IntoResponse for SessionError {
             // The application stored more than the bound allows, read what
             // it cannot, or stored what the format cannot hold: a bug to
             // fix, not a passing outage, so no Retry-After.
-            tracing::error!("{self}");
+            if let Some(left_out) = left_out {
+                tracing::error!("{self}{}", and_more(left_out));
+            }
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the session cannot be used as the application asked\n",
             )
                 .into_response();
         }
-        tracing::warn!("session unavailable: {self}");
+        if let Some(left_out) = left_out {
+            tracing::warn!("session unavailable: {self}{}", and_more(left_out));
+        }
         (
             StatusCode::SERVICE_UNAVAILABLE,
             [("retry-after", "1")],

@@ -11,6 +11,7 @@ pub mod browser;
 pub mod caddy;
 pub mod compose;
 pub mod dockerfile;
+pub mod fault_proxy;
 pub mod fcgi_client;
 pub mod in_process;
 pub mod lighttpd;

@@ -114,6 +114,20 @@ impl SessionHandler for MigratingSessionHandler {
         self.new.write(id, data).await
     }
 
+    /// The lock is the new backend's, and so is the fence.
+    async fn write_holding(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        token: &str,
+    ) -> Result<(), SessionError> {
+        self.new.write_holding(id, data, token).await
+    }
+
+    fn sends_last_write_behind(&self) -> bool {
+        self.new.sends_last_write_behind()
+    }
+
     async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
         self.new.touch(id).await
     }

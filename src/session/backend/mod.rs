@@ -186,10 +186,9 @@ pub trait SessionHandler: Send + Sync + 'static {
 
     /// Stores `data` like [`write`](Self::write), as a write of a chain of
     /// hand-offs (write_chain.rs) that holds the lock whose token is
-    /// `token`. A backend that sends the chain's last write while this one
-    /// is unanswered ([`sends_last_write_behind`](Self::sends_last_write_behind))
-    /// checks the token when it retries: a retry that lands after that last
-    /// write released the lock must store nothing.
+    /// `token`. A backend that can should store it only while the lock
+    /// still holds `token` (a fenced write, as Redis does): a write that
+    /// arrives late, after the lock moved on, must store nothing.
     async fn write_holding(
         &self,
         id: &SessionId,
@@ -201,11 +200,11 @@ pub trait SessionHandler: Send + Sync + 'static {
     }
 
     /// Whether a chain's last write ([`save_and_unlock`](Self::save_and_unlock))
-    /// may be sent while its previous write is unanswered: the backend
-    /// applies the two in the order sent over one connection, and a retry of
-    /// the earlier one stores nothing once the lock has moved on
-    /// ([`write_holding`](Self::write_holding)). Saves a round trip at the
-    /// end of every run of hand-offs.
+    /// may be sent while its previous write is unanswered: both are fenced
+    /// by the lock's token ([`write_holding`](Self::write_holding)), so the
+    /// earlier one stores nothing if it arrives after the last released the
+    /// lock, whatever the order on the wire. Saves a round trip at the end
+    /// of every run of hand-offs.
     fn sends_last_write_behind(&self) -> bool {
         false
     }
@@ -301,12 +300,27 @@ pub async fn save_then_release<H: SessionHandler + ?Sized>(
         None => handler.touch(id).await,
     };
     if let Err(error) = lock.release().await {
-        tracing::warn!(
-            "releasing the lock of session #{} failed: {error}",
-            id.log_tag()
-        );
+        warn_release_failed(Some(id), &error);
     }
     saved
+}
+
+/// Logs a lock release that failed (the lock's expiry frees the session
+/// later), one line a second with a count of the rest: a backend that is
+/// down fails every release at once.
+pub(crate) fn warn_release_failed(id: Option<&SessionId>, error: &SessionError) {
+    static LINES: crate::log_limit::LogLimit = crate::log_limit::LogLimit::new();
+    let Some(left_out) = LINES.admit() else {
+        return;
+    };
+    let which = id.map_or_else(
+        || "an abandoned session lock".to_string(),
+        |id| format!("the lock of session #{}", id.log_tag()),
+    );
+    tracing::warn!(
+        "releasing {which} failed: {error}{}",
+        crate::log_limit::and_more(left_out)
+    );
 }
 
 /// Releasing a held lock; implemented by each backend's lock.
@@ -387,7 +401,7 @@ impl Drop for SessionLock {
         {
             runtime.spawn(async move {
                 if let Err(error) = lock.release().await {
-                    tracing::warn!("releasing an abandoned session lock failed: {error}");
+                    warn_release_failed(None, &error);
                 }
             });
         }

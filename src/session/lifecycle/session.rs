@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::session::backend::Unreadable;
-use crate::session::backend::{SessionLock, Stored};
+use crate::session::backend::{SessionLock, Stored, warn_release_failed};
 use crate::session::error::SessionError;
 use crate::session::format::{Decoded, KeptValues, SessionData};
 use crate::session::id::SessionId;
@@ -187,10 +187,7 @@ impl Session {
         let outlived = self.created_too_long_ago(&decoded.data) == Some(true);
         if bytes.is_none() || leave_alone || outlived {
             if let Err(error) = lock.release().await {
-                tracing::warn!(
-                    "releasing the lock of session #{} failed: {error}",
-                    id.log_tag()
-                );
+                warn_release_failed(Some(&id), &error);
             }
         } else {
             store.handler.save_and_unlock(&id, None, lock).await?;
@@ -568,10 +565,7 @@ impl Session {
         }
         let outcome = result?;
         if let Err(error) = released {
-            tracing::warn!(
-                "releasing the lock of session #{} failed: {error}",
-                active.id.log_tag()
-            );
+            warn_release_failed(Some(&active.id), &error);
         }
         Ok(outcome)
     }

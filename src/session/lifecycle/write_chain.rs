@@ -21,9 +21,14 @@
 //! session is free one write sooner than if that request waited for the
 //! queued writes and then saved and unlocked on its own.
 //!
+//! Every write of a chain carries the lock's token and is stored only while
+//! the lock is still the chain's ([`SessionHandler::write_holding`], a
+//! fenced write where the backend has one): a write delayed past the
+//! release (a slow or dropped connection, a retry) stores nothing, so it
+//! can never overwrite what a later holder wrote.
+//!
 //! Where the backend allows it ([`SessionHandler::sends_last_write_behind`]:
-//! it applies writes in the order sent, and a retried write checks that the
-//! lock is still the chain's), that last write does not wait for the write
+//! its writes are fenced), that last write does not wait for the write
 //! in flight but goes out right behind it, so a turn of a session two
 //! instances share ends one more round trip sooner (benches/two_instances.sh:
 //! round robin 0.78× → 0.90× of pinned). It is the only time two writes of
@@ -44,10 +49,15 @@ pub struct WriteChain {
     id: SessionId,
     state: Mutex<Queue>,
     progress: watch::Sender<Progress>,
-    /// The lock's token, when the backend sends the last write behind the
-    /// write in flight ([`SessionHandler::sends_last_write_behind`]); its
-    /// writes check it ([`SessionHandler::write_holding`]).
-    behind_token: Option<String>,
+    /// The lock's token, which every write of the chain carries
+    /// ([`SessionHandler::write_holding`]: a fenced write, stored only
+    /// while the lock is still the chain's). `None` for a lock without one
+    /// (locking off): writes are then plain.
+    token: Option<String>,
+    /// The backend lets the last write go out behind the write in flight
+    /// ([`SessionHandler::sends_last_write_behind`]), and the lock has a
+    /// token to fence the two with.
+    sends_behind: bool,
     /// Told when the last version is queued while a write is in flight.
     last_queued: Notify,
 }
@@ -100,14 +110,13 @@ struct Progress {
 impl WriteChain {
     /// A chain for session `id`, holding its backend `lock`.
     pub fn new(handler: Arc<dyn SessionHandler>, id: SessionId, lock: SessionLock) -> Arc<Self> {
-        let behind_token = handler
-            .sends_last_write_behind()
-            .then(|| lock.token().map(str::to_owned))
-            .flatten();
+        let token = lock.token().map(str::to_owned);
+        let sends_behind = token.is_some() && handler.sends_last_write_behind();
         Arc::new(Self {
             handler,
             id,
-            behind_token,
+            token,
+            sends_behind,
             last_queued: Notify::new(),
             state: Mutex::new(Queue {
                 lock,
@@ -207,13 +216,14 @@ impl WriteChain {
                         .save_and_unlock(&self.id, Some(next.data), lock)
                         .await
                 }
-                None => match &self.behind_token {
-                    Some(token) => {
+                None => match &self.token {
+                    Some(token) if self.sends_behind => {
                         if self.write_with_the_last_behind(next, token).await {
                             continue;
                         }
                         return;
                     }
+                    Some(token) => self.handler.write_holding(&self.id, next.data, token).await,
                     None => self.handler.write(&self.id, next.data).await,
                 },
             };
@@ -225,11 +235,11 @@ impl WriteChain {
 
     /// Writes `next`; if the chain's last version is queued while that
     /// write is unanswered, its write (which releases the lock) is sent at
-    /// once behind it instead of a round trip later. The backend applies
-    /// the two in order, and a retry of the first after a dropped
-    /// connection stores nothing once the lock has moved on
-    /// ([`SessionHandler::write_holding`]). True when the writer goes on
-    /// with what was queued meanwhile; false when the chain ended or broke.
+    /// once behind it instead of a round trip later. Both are fenced by the
+    /// lock's token ([`SessionHandler::write_holding`]): should the first
+    /// arrive after the last (another connection, a retry), the lock has
+    /// moved on and it stores nothing. True when the writer goes on with
+    /// what was queued meanwhile; false when the chain ended or broke.
     async fn write_with_the_last_behind(&self, next: Unwritten, token: &str) -> bool {
         let write = self.handler.write_holding(&self.id, next.data, token);
         tokio::pin!(write);
@@ -245,7 +255,8 @@ impl WriteChain {
         };
         // Biased: `write` went out first (it was polled before the notice
         // came) and, should both wait for a connection being opened, it is
-        // polled first again, so it is sent first.
+        // polled first again, so it is normally applied first; the fence
+        // makes the other order safe too.
         let (written, last_written) = tokio::join!(
             biased;
             write,

@@ -49,6 +49,13 @@ const DUMP_LEAST: Duration = Duration::from_secs(10);
 /// here, because memcached, refusing it, also deletes the key's old value.
 const ITEM_OVERHEAD: u64 = 64;
 
+/// How far past `session.max_size` a declared value is still read (and
+/// thrown away) as a stored session too large to load; a declaration past
+/// this is no session memcached would hold for us (a broken proxy, a
+/// hostile peer declaring gigabytes): refused at once and the connection
+/// dropped, so neither memory nor time goes into reading it.
+const VALUE_MARGIN: u64 = 1024 * 1024;
+
 /// A request to one server.
 pub(super) enum Command<'a> {
     /// `mg key s v`: the value, unless it is over `max` bytes.
@@ -421,7 +428,8 @@ async fn read_status(connection: &mut BufStream<TcpStream>) -> Result<Reply, Att
 }
 
 /// The reply of `mg … v`: `VA <size> <flags>` and the value, or `EN`. A
-/// value over `max` is read and thrown away in small pieces, never held.
+/// value over `max` is read and thrown away in small pieces, never held;
+/// one declared past `max` by more than [`VALUE_MARGIN`] is refused unread.
 async fn read_value(
     connection: &mut BufStream<TcpStream>,
     max: Option<u64>,
@@ -441,6 +449,13 @@ async fn read_value(
     let cas = words
         .find_map(|flag| flag.strip_prefix('c'))
         .and_then(|cas| cas.parse::<u64>().ok());
+    if let Some(max) = max
+        && size > max.saturating_add(VALUE_MARGIN)
+    {
+        return Err(Attempt::Refused(format!(
+            "a reply declaring a value of {size} bytes, over session.max_size ({max}) by more than {VALUE_MARGIN}: refused while reading"
+        )));
+    }
     if max.is_some_and(|max| size > max) {
         let skipped = tokio::io::copy(
             &mut (&mut *connection).take(size + 2),

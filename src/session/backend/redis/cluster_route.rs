@@ -19,10 +19,9 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline,
-    RedisConnectionInfo, RedisError, RedisFuture, Value,
-};
+use redis::{Cmd, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, Value};
+
+use super::endpoint::{Address, Endpoint};
 
 /// Redirections and refusals a cluster answers for a command it did not
 /// run: the cluster connection, which follows them, sends it again.
@@ -46,8 +45,12 @@ pub(super) struct ClusterRoute {
     nodes: Arc<Mutex<HashMap<(String, u16), MultiplexedConnection>>>,
     /// Credentials and db of every node.
     login: RedisConnectionInfo,
-    /// Bounds on opening a node's connection and on one command.
-    config: AsyncConnectionConfig,
+    /// Bound on opening a node's connection.
+    connect_timeout: Duration,
+    /// Bound on one command.
+    timeout: Duration,
+    /// The largest reply read from a node's connection (endpoint.rs).
+    max_reply: u64,
 }
 
 impl ClusterRoute {
@@ -59,6 +62,7 @@ impl ClusterRoute {
         login: RedisConnectionInfo,
         connect_timeout: Duration,
         timeout: Duration,
+        max_reply: u64,
     ) -> Self {
         let route = ClusterRoute {
             fallback,
@@ -66,9 +70,9 @@ impl ClusterRoute {
             reading_slots: Arc::default(),
             nodes: Arc::default(),
             login,
-            config: AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(connect_timeout))
-                .set_response_timeout(Some(timeout)),
+            connect_timeout,
+            timeout,
+            max_reply,
         };
         route.read_slots().await;
         route
@@ -115,12 +119,16 @@ impl ClusterRoute {
         if let Some(connection) = self.nodes_now().get(&node) {
             return Ok(connection.clone());
         }
-        let info = ConnectionAddr::Tcp(node.0.clone(), node.1)
-            .into_connection_info()?
-            .set_redis_settings(self.login.clone());
-        let connection = Client::open(info)?
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
+        let endpoint = Endpoint {
+            address: Address::Tcp {
+                host: node.0.clone(),
+                port: node.1,
+            },
+            tls: None,
+            login: self.login.clone(),
+            connect_timeout: self.connect_timeout,
+        };
+        let connection = endpoint.multiplexed(self.timeout, self.max_reply).await?;
         // Two requests may have opened one each: the first stays.
         Ok(self.nodes_now().entry(node).or_insert(connection).clone())
     }

@@ -1,32 +1,35 @@
-//! The one shared Redis connection of a handler: opened on first use,
-//! reopened after failures, every command bounded in time, a command the
-//! server closed the connection under (or refused as a replica, `READONLY`)
-//! retried once on a new one. With Sentinel, a new connection starts with
-//! asking the sentinels where the primary is.
+//! The one shared Redis connection of a handler: opened on first use (over
+//! a stream whose replies are bounded, endpoint.rs), reopened after
+//! failures, every command bounded in time, a command the server closed
+//! the connection under (or refused as a replica, `READONLY`) retried once
+//! on a new one. With Sentinel, a new connection starts with asking the
+//! sentinels where the primary is.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::{
-    Client, Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Pipeline, RedisConnectionInfo,
+    Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Pipeline, RedisConnectionInfo,
     RedisError, RedisFuture, ScriptInvocation, Value,
 };
 use tokio::time::Instant;
 
+use crate::log_limit::{LogLimit, and_more};
 use crate::session::backend::dsn::{RedisAddress, RedisDsn, SessionDsn};
 use crate::session::error::SessionError;
 
 use super::cluster_route::ClusterRoute;
+use super::endpoint::{Address, Endpoint, REPLY_MARGIN, tls_config};
 use super::sentinel::SentinelLookup;
 use super::{BACKEND, RedisSetupError};
 
 /// Where connections go.
 pub(super) enum Node {
     /// One server, as the DSN names it.
-    Fixed(Client),
+    Fixed(Endpoint),
     /// Whichever server the sentinels name as the primary, asked again for
     /// every new connection.
     Sentinel(SentinelLookup),
@@ -41,7 +44,7 @@ pub(super) enum Node {
 #[derive(Clone)]
 pub(super) enum Connection {
     /// To one server (fixed, or the primary the sentinels named).
-    Single(ConnectionManager),
+    Single(MultiplexedConnection),
     /// To a cluster.
     Cluster(ClusterRoute),
 }
@@ -87,20 +90,25 @@ pub(super) const TIMEOUTS_BEFORE_RECONNECT: u32 = 2;
 pub(super) struct SharedConnection {
     /// Where connections go: address, credentials, DB and TLS settings.
     pub(super) node: Node,
-    /// Held while the sentinels are asked, so that requests arriving after
-    /// a failover ask once, not each.
-    pub(super) finding_primary: tokio::sync::Mutex<()>,
-    /// The shared connection, which reconnects by itself after errors.
-    /// `None` until first use (so building a handler never touches the
-    /// network), and again after it stopped answering or Redis refused
-    /// its set-up.
-    pub(super) manager: Mutex<Option<Connection>>,
+    /// Held while a connection is opened (and with Sentinel, the primary
+    /// looked up), so that requests arriving together open one; it keeps
+    /// the last failure to open, which the requests that waited behind it
+    /// take as their answer rather than each trying again in turn.
+    pub(super) opening: tokio::sync::Mutex<Option<(Instant, String)>>,
+    /// The shared connection. `None` until first use (so building a
+    /// handler never touches the network), and again after it failed or
+    /// stopped answering.
+    pub(super) shared: Mutex<Option<Connection>>,
     /// Commands in a row that timed out; see [`TIMEOUTS_BEFORE_RECONNECT`].
     pub(super) timeouts_in_a_row: AtomicU32,
     /// Bound on one command (the DSN's `timeout`).
     pub(super) timeout: Duration,
     /// Bound on opening a connection (the DSN's `connect_timeout`).
     pub(super) connect_timeout: Duration,
+    /// The largest reply read from a connection (endpoint.rs): set with
+    /// `session.max_size` once the handler is built, before any connection
+    /// opens.
+    pub(super) max_reply: AtomicU64,
     /// Where Redis is, for error messages.
     pub(super) target: String,
     /// Masked out of any error text, in case a client message ever quotes it.
@@ -196,14 +204,7 @@ impl SharedConnection {
         let started = Instant::now();
         let attempt = async {
             let mut connection = self.connection().await.map_err(Err)?;
-            match request.send(&mut connection).await {
-                // No connection could be opened; the manager has just started
-                // a new attempt, which this request may as well wait for
-                // (a restarted Redis then serves the first request after it).
-                Err(error) if error.is_connection_refusal() => request.send(&mut connection).await,
-                other => other,
-            }
-            .map_err(Ok)
+            request.send(&mut connection).await.map_err(Ok)
         };
         let result = tokio::time::timeout(self.connect_timeout + self.timeout, attempt).await;
         let timed_out = |started| Failure {
@@ -213,24 +214,29 @@ impl SharedConnection {
         };
         let reply = match result {
             Ok(Ok(reply)) => reply,
-            // No sentinel named a primary: nothing was sent.
-            Ok(Err(Err(no_primary))) => {
+            // No connection could be opened (or no sentinel named a
+            // primary): nothing was sent.
+            Ok(Err(Err(not_open))) => {
                 return Err(Failure {
-                    error: self.failed(operation, &no_primary),
+                    error: self.failed(operation, &not_open),
                     dropped: false,
                     may_have_applied: false,
                 });
             }
             Ok(Err(Ok(error))) if error.is_timeout() => return Err(timed_out(started)),
             Ok(Err(Ok(error))) => {
-                // Start afresh after any failure. The connection manager
-                // reopens its connection after I/O errors, but a retry sent
-                // at once can still meet the broken one before the swap, and
-                // it keeps a connection whose set-up Redis refused (wrong
-                // password, `LOADING`, `READONLY` after a failover) for ever.
-                // With Sentinel, a fresh connection also means asking the
-                // sentinels again where the primary is.
-                self.forget_connection();
+                // Start afresh after a failure of the connection (I/O, a
+                // reply over the bound, `READONLY` after a failover,
+                // `LOADING`, a password changed). With Sentinel, a fresh
+                // connection also means asking the sentinels again where
+                // the primary is. An error reply about this
+                // command's keys is an answer, not a broken connection: the
+                // connection is shared by every session, so replacing it
+                // for one session's bad key would cost all of them a
+                // reconnect (a storm of them while that key stays).
+                if !is_answer(&error) {
+                    self.forget_connection();
+                }
                 // A replica refused the write: it did not run, and the
                 // primary is elsewhere now (a failover, or a stale answer).
                 let replica = error.code() == Some("READONLY");
@@ -251,61 +257,69 @@ impl SharedConnection {
         })
     }
 
-    /// The shared connection, created (without connecting) on first use;
-    /// with Sentinel, after asking where the primary is.
+    /// The shared connection, opened on first use (with Sentinel, after
+    /// asking where the primary is). The error says why none could be
+    /// opened; nothing was sent then.
     pub(super) async fn connection(&self) -> Result<Connection, String> {
-        if let Some(manager) = self.current() {
-            return Ok(manager);
+        if let Some(connection) = self.current() {
+            return Ok(connection);
         }
-        let client = match &self.node {
-            Node::Fixed(client) => client.clone(),
-            Node::Cluster(client, login) => {
-                // The cluster connection learns the slots as it opens, so it
-                // is opened here, once, by whichever request comes first.
-                let _opening = self.finding_primary.lock().await;
-                if let Some(connection) = self.current() {
-                    return Ok(connection);
-                }
-                let fallback = client
-                    .get_async_connection()
-                    .await
-                    .map_err(|error| error.to_string())?;
-                let connection = Connection::Cluster(
-                    ClusterRoute::new(fallback, login.clone(), self.connect_timeout, self.timeout)
-                        .await,
-                );
-                let mut slot = self
-                    .manager
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner());
-                return Ok(slot.get_or_insert(connection).clone());
-            }
-            Node::Sentinel(lookup) => {
-                let _asking = self.finding_primary.lock().await;
-                // Another request may have found it while this one waited.
-                if let Some(manager) = self.current() {
-                    return Ok(manager);
-                }
-                lookup.primary().await?
-            }
+        let queued_at = Instant::now();
+        let mut last_failure = self.opening.lock().await;
+        // Another request may have opened it, or failed to, while this one
+        // waited.
+        if let Some(connection) = self.current() {
+            return Ok(connection);
+        }
+        if let Some((failed_at, why)) = &*last_failure
+            && *failed_at >= queued_at
+        {
+            return Err(why.clone());
+        }
+        let opened = match &self.node {
+            Node::Fixed(endpoint) => self.open_single(endpoint).await,
+            Node::Sentinel(lookup) => match lookup.primary().await {
+                Ok(primary) => self.open_single(&primary).await,
+                Err(why) => Err(why),
+            },
+            // The cluster connection learns the slots as it opens.
+            Node::Cluster(client, login) => match client.get_async_connection().await {
+                Ok(fallback) => Ok(Connection::Cluster(
+                    ClusterRoute::new(
+                        fallback,
+                        login.clone(),
+                        self.connect_timeout,
+                        self.timeout,
+                        self.max_reply.load(Ordering::Relaxed),
+                    )
+                    .await,
+                )),
+                Err(error) => Err(error.to_string()),
+            },
         };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.timeout))
-            // One attempt per request: a request must not sit out a
-            // backoff schedule, and the next request tries again.
-            .set_number_of_retries(0);
-        let manager = ConnectionManager::new_lazy_with_config(client, config)
-            .expect("a connection manager without push subscriptions always builds");
-        let mut slot = self
-            .manager
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        Ok(slot.get_or_insert(Connection::Single(manager)).clone())
+        match opened {
+            Ok(connection) => {
+                *last_failure = None;
+                let mut slot = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(slot.get_or_insert(connection).clone())
+            }
+            Err(why) => {
+                *last_failure = Some((Instant::now(), why.clone()));
+                Err(why)
+            }
+        }
+    }
+
+    async fn open_single(&self, endpoint: &Endpoint) -> Result<Connection, String> {
+        endpoint
+            .multiplexed(self.timeout, self.max_reply.load(Ordering::Relaxed))
+            .await
+            .map(Connection::Single)
+            .map_err(|error| format!("cannot connect: {error}"))
     }
 
     fn current(&self) -> Option<Connection> {
-        self.manager
+        self.shared
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone()
@@ -315,17 +329,21 @@ impl SharedConnection {
     pub(super) fn forget_connection(&self) {
         self.timeouts_in_a_row.store(0, Ordering::Relaxed);
         *self
-            .manager
+            .shared
             .lock()
             .unwrap_or_else(|poison| poison.into_inner()) = None;
     }
 
     pub(super) fn timed_out(&self, operation: &'static str, started: Instant) -> SessionError {
         if self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
-            tracing::warn!(
-                "Redis at {} did not answer {TIMEOUTS_BEFORE_RECONNECT} commands in a row; reconnecting",
-                self.target
-            );
+            static LINES: LogLimit = LogLimit::new();
+            if let Some(left_out) = LINES.admit() {
+                tracing::warn!(
+                    "Redis at {} did not answer {TIMEOUTS_BEFORE_RECONNECT} commands in a row; reconnecting{}",
+                    self.target,
+                    and_more(left_out)
+                );
+            }
             self.forget_connection();
         }
         SessionError::Timeout {
@@ -348,15 +366,31 @@ impl SharedConnection {
     }
 }
 
+/// Whether `error` is an error reply about the command itself (a key of
+/// the wrong type, a script error, out of memory, an ACL denial), after
+/// which the connection is as good as before; not one that says the
+/// connection is on the wrong server or no longer logged in (`READONLY`
+/// after a failover, `LOADING`, `MASTERDOWN`, `NOAUTH`, `WRONGPASS`), nor a
+/// cluster redirection, nor any I/O or protocol failure.
+fn is_answer(error: &RedisError) -> bool {
+    use redis::ErrorKind;
+    let reply = matches!(error.kind(), ErrorKind::Server(_) | ErrorKind::Extension);
+    let about_the_connection = matches!(
+        error.code(),
+        Some("READONLY" | "LOADING" | "MASTERDOWN" | "NOAUTH" | "WRONGPASS")
+    );
+    reply && !about_the_connection && !error.is_cluster_error()
+}
+
 /// Where the connections for `dsn` go (no I/O but reading `tls_ca_file`).
 pub(super) fn node_for(
     dsn: &RedisDsn,
     whole: &SessionDsn,
     connect_timeout: std::time::Duration,
 ) -> Result<Node, RedisSetupError> {
-    let refused = |error: RedisError| RedisSetupError::Client {
+    let refused = |message: String| RedisSetupError::Client {
         dsn: whole.redacted(),
-        message: error.to_string(),
+        message,
     };
     let mut settings = RedisConnectionInfo::default().set_db(i64::from(dsn.db));
     if let Some(username) = &dsn.username {
@@ -375,7 +409,7 @@ pub(super) fn node_for(
                         .map(|info| info.set_redis_settings(settings.clone()))
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(refused)?;
+                .map_err(|error| refused(error.to_string()))?;
             let client = ClusterClient::builder(seeds)
                 .connection_timeout(connect_timeout)
                 // Redirections (MOVED, ASK) are retries to the cluster
@@ -385,7 +419,7 @@ pub(super) fn node_for(
                 .min_retry_wait(10)
                 .max_retry_wait(100)
                 .build()
-                .map_err(refused)?;
+                .map_err(|error| refused(error.to_string()))?;
             return Ok(Node::Cluster(Box::new(client), settings));
         }
         RedisAddress::Sentinel { sentinels, service } => {
@@ -404,50 +438,40 @@ pub(super) fn node_for(
                 timeout: connect_timeout,
             }));
         }
-        RedisAddress::Tcp {
-            host,
-            port,
-            tls: false,
-        } => (ConnectionAddr::Tcp(host.clone(), *port), false),
-        RedisAddress::Tcp {
-            host,
-            port,
-            tls: true,
-        } => (
-            ConnectionAddr::TcpTls {
+        RedisAddress::Tcp { host, port, tls } => (
+            Address::Tcp {
                 host: host.clone(),
                 port: *port,
-                insecure: false,
-                tls_params: None,
             },
-            true,
+            *tls,
         ),
-        RedisAddress::Unix { path } => (ConnectionAddr::Unix(path.clone()), false),
+        RedisAddress::Unix { path } => (Address::Unix(path.clone()), false),
     };
-    let info = address
-        .into_connection_info()
-        .map_err(refused)?
-        .set_redis_settings(settings);
-    if tls {
-        // The redis crate leaves the choice of rustls' crypto to the
-        // application; an error means one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-    match &dsn.options.tls_ca_file {
-        Some(path) => {
-            let ca = std::fs::read(path).map_err(|source| RedisSetupError::CaFile {
-                dsn: whole.redacted(),
-                path: path.clone(),
-                source,
-            })?;
-            let certificates = redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca),
-            };
-            Client::build_with_tls(info, certificates)
-                .map(Node::Fixed)
-                .map_err(refused)
-        }
-        None => Client::open(info).map(Node::Fixed).map_err(refused),
-    }
+    let tls = if tls {
+        let ca = match &dsn.options.tls_ca_file {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|source| RedisSetupError::CaFile {
+                    dsn: whole.redacted(),
+                    path: path.clone(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        Some(tls_config(ca.as_deref()).map_err(refused)?)
+    } else {
+        None
+    };
+    Ok(Node::Fixed(Endpoint {
+        address,
+        tls,
+        login: settings,
+        connect_timeout,
+    }))
+}
+
+/// The largest reply read from Redis when sessions may be `max_size`
+/// bytes (endpoint.rs).
+pub(super) fn max_reply_for(max_size: u64) -> u64 {
+    max_size.saturating_add(REPLY_MARGIN)
 }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::log_limit::{LogLimit, and_more};
 use crate::session::backend::token_lock::TokenLock;
 use crate::session::error::SessionError;
 
@@ -70,14 +71,25 @@ fn claim_ms(ttl_ms: u64) -> u64 {
     ttl_ms.min(claim)
 }
 
+/// What a release stores first, under the lock's token (`RELEASE_SCRIPT`).
+pub(super) enum SaveFirst<'a> {
+    /// Nothing: a plain release.
+    Nothing,
+    /// Restart the session's expiry (`EXPIRE`, this many seconds).
+    Touch { ttl_secs: u64 },
+    /// Store the session (`SET … EX`).
+    Set { ttl_secs: u64, data: &'a [u8] },
+}
+
 impl RedisLock {
     /// Adds `RELEASE_SCRIPT` for this lock to `pipeline`, by its SHA (send
-    /// it as `Request::WithScript` with [`RELEASE`]): release the lock (or
-    /// hand it on), and withdraw this token from the waiters if it may be
-    /// registered there. The script's text is not sent each time: Redis
-    /// hashes the text of every `EVAL`, which cost single-instance sessions
-    /// about a tenth of their req/s once the hand-off made it longer.
-    pub(super) fn add_release(&self, pipeline: &mut redis::Pipeline) {
+    /// it as `Request::WithScript` with [`RELEASE`]): store what `save`
+    /// says while the lock is still ours, then release it (or hand it on),
+    /// and withdraw this token from the waiters if it may be registered
+    /// there. The script's text is not sent each time: Redis hashes the
+    /// text of every `EVAL`, which cost single-instance sessions about a
+    /// tenth of their req/s once the hand-off made it longer.
+    pub(super) fn add_release(&self, pipeline: &mut redis::Pipeline, save: SaveFirst<'_>) {
         pipeline
             .cmd("EVALSHA")
             .arg(RELEASE.get_hash())
@@ -90,6 +102,11 @@ impl RedisLock {
             .arg(claim_ms(self.ttl_ms))
             .arg(self.max_size)
             .arg(if self.registered { "1" } else { "0" });
+        match save {
+            SaveFirst::Nothing => pipeline.arg(""),
+            SaveFirst::Touch { ttl_secs } => pipeline.arg("touch").arg(ttl_secs),
+            SaveFirst::Set { ttl_secs, data } => pipeline.arg("set").arg(ttl_secs).arg(data),
+        };
     }
 }
 
@@ -106,9 +123,13 @@ impl RedisLock {
             let mut confirm = CONFIRM.prepare_invoke();
             confirm.key(&key).arg(&token).arg(ttl_ms);
             if let Err(error) = redis.run::<i64>("lock", Request::Script(&confirm)).await {
-                tracing::warn!(
-                    "could not confirm a session lock handed over from another instance (it expires with its claim): {error}"
-                );
+                static LINES: LogLimit = LogLimit::new();
+                if let Some(left_out) = LINES.admit() {
+                    tracing::warn!(
+                        "could not confirm a session lock handed over from another instance (it expires with its claim): {error}{}",
+                        and_more(left_out)
+                    );
+                }
             }
         });
         self.confirming = Some(task.abort_handle());
@@ -128,7 +149,7 @@ impl TokenLock for RedisLock {
     async fn release_once(&self) -> Result<(), SessionError> {
         self.stop_confirming();
         let mut release = redis::pipe();
-        self.add_release(&mut release);
+        self.add_release(&mut release, SaveFirst::Nothing);
         self.redis
             .run::<Vec<i64>>("unlock", Request::WithScript(&release, &RELEASE))
             .await

@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,9 +33,9 @@ use redis::aio::PubSubSink;
 use tokio::sync::Notify;
 use tokio::sync::futures::OwnedNotified;
 
-use crate::session::backend::Stored;
+use crate::session::backend::{DEFAULT_MAX_SESSION_BYTES, Stored};
 
-use super::connection::Node;
+use super::connection::{Node, max_reply_for};
 
 /// After the subscriber connection could not be opened, how long waiters
 /// poll before anyone tries again (so a Redis that refuses pub/sub is not
@@ -57,6 +58,8 @@ pub(super) struct ReleaseNotices {
     opening: tokio::sync::Mutex<()>,
     /// Bound on opening the connection and on one SUBSCRIBE.
     timeout: Duration,
+    /// The largest message read (a hand-off carries a session; endpoint.rs).
+    max_reply: AtomicU64,
 }
 
 struct State {
@@ -234,7 +237,14 @@ impl ReleaseNotices {
             state: Arc::new(Mutex::new(State::default())),
             opening: tokio::sync::Mutex::new(()),
             timeout,
+            max_reply: AtomicU64::new(max_reply_for(DEFAULT_MAX_SESSION_BYTES)),
         }
+    }
+
+    /// Bounds the messages read to `max_reply` bytes (before the
+    /// connection opens).
+    pub(super) fn set_max_reply(&self, max_reply: u64) {
+        self.max_reply.store(max_reply, Ordering::Relaxed);
     }
 
     /// A watch on `channel` if it is subscribed already (no I/O): the waiter
@@ -298,12 +308,15 @@ impl ReleaseNotices {
             return known;
         }
         let opened = tokio::time::timeout(self.timeout, async {
-            let client = match node {
-                Node::Fixed(client) => client.clone(),
+            let endpoint = match node {
+                Node::Fixed(endpoint) => endpoint.clone(),
                 Node::Sentinel(lookup) => lookup.primary().await.ok()?,
                 Node::Cluster(..) => return None,
             };
-            client.get_async_pubsub().await.ok()
+            endpoint
+                .pubsub(self.max_reply.load(Ordering::Relaxed))
+                .await
+                .ok()
         })
         .await;
         let Ok(Some(pubsub)) = opened else {
@@ -466,8 +479,15 @@ mod opening {
         // drops packets looks the same).
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = silent.local_addr().unwrap();
-        let client = redis::Client::open(format!("redis://{address}")).unwrap();
-        let node = Node::Fixed(client);
+        let node = Node::Fixed(super::super::endpoint::Endpoint {
+            address: super::super::endpoint::Address::Tcp {
+                host: address.ip().to_string(),
+                port: address.port(),
+            },
+            tls: None,
+            login: redis::RedisConnectionInfo::default(),
+            connect_timeout: Duration::from_secs(5),
+        });
         let notices = Arc::new(ReleaseNotices::new(Duration::from_millis(300)));
         let started = Instant::now();
         let waits: Vec<_> = (0..4)

@@ -10,7 +10,12 @@ use crate::session::backend::{Stored, Unreadable};
 
 /// Releases the lock only if it still holds the releasing request's token:
 /// a lock that expired and was taken by another request is not ours to
-/// touch. With ARGV[2] = '1' (not in a cluster) the release is published
+/// touch. With ARGV[6] = 'set' or 'touch' it first stores the session
+/// (`SET … EX`) or restarts its expiry, under the same check: a save is a
+/// fenced write, applied only while the lock is the saver's, so a save
+/// that was delayed (a slow or cut connection, a timeout after which the
+/// lock was released and taken again) can never land on a newer holder's
+/// data. With ARGV[2] = '1' (not in a cluster) the release is published
 /// for requests waiting on other instances (release_notices.rs), and when
 /// one of them registered as a waiter it gets the lock directly: the lock
 /// is set to its token and the message carries its token and the session
@@ -26,18 +31,35 @@ use crate::session::backend::{Stored, Unreadable};
 /// next lock try): a waiter whose instance died before its moment came
 /// holds the session up for that claim, not for a whole `lock_ttl`.
 ///
+/// Keys of the wrong type are nobody's lock and nobody's waiters (nene and
+/// phpredis write strings, nene a sorted set of waiters): the lock is read
+/// with `pcall`, so a hash there reads as "not ours" instead of failing the
+/// script, and a waiters key of another type is deleted. One session's bad
+/// keys never turn into an error reply.
+///
 /// Message: '' (released), or `<token> M` (handed; no session stored),
 /// `<token> D<bytes>` (handed, with the session), `<token> R` (handed; the
 /// stored value is not a string within ARGV[4] bytes: read it yourself).
 ///
 /// KEYS: lock key, waiters key, session key. ARGV: token, publish
 /// ('1'/'0'), the claim of a lock handed on in ms, max size, withdraw the
-/// token from the waiters ('1'/'0'). Reply: 0 not ours, 1 released, 2
-/// handed to a waiter.
+/// token from the waiters ('1'/'0'), save ('' none, 'set', 'touch'), the
+/// session's TTL in seconds, the data to set. Reply: 0 not ours (nothing
+/// stored), 1 released, 2 handed to a waiter.
 pub(super) const RELEASE_SCRIPT: &str = r"
-if ARGV[5] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+local waiters = redis.call('TYPE', KEYS[2])['ok']
+if waiters ~= 'zset' and waiters ~= 'none' then
+  redis.call('DEL', KEYS[2])
+  waiters = 'none'
+end
+if ARGV[5] == '1' and waiters == 'zset' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+if redis.pcall('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[6] == 'set' then
+  redis.call('SET', KEYS[3], ARGV[8], 'EX', ARGV[7])
+elseif ARGV[6] == 'touch' then
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+end
+if ARGV[2] == '1' and waiters == 'zset' then
   local now = redis.call('TIME')
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now[1] * 1000 + math.floor(now[2] / 1000))
   local waiter = redis.call('ZPOPMIN', KEYS[2])[1]
@@ -74,14 +96,32 @@ return 1
 /// key outlives its last waiter by a lock TTL, then Redis drops it (stale
 /// members are skipped by their score anyway).
 ///
+/// Keys nobody could have written as a lock are repaired here, so that one
+/// session's bad keys cost that session nothing for long: a lock key that
+/// is not a string holds no lock (nene and phpredis write strings) and is
+/// replaced by this request's; a lock without an expiry (written by hand,
+/// or by a client that crashed between two commands) gets `lock_ttl`, so
+/// it is stale that long after it is first seen; a waiters key that is not
+/// a sorted set is deleted.
+///
 /// KEYS: session key, lock key, waiters key. ARGV: token ('' = no lock),
 /// lock TTL in ms, max size, read ('1'/'0'), wait left in ms ('' = do not
 /// register). Reply: {0} when another request holds the lock; otherwise
 /// {1}, {1,'type',T}, {1,'size',N} or {1,'data',bytes}.
 pub(super) const LOCK_AND_READ_SCRIPT: &str = r"
+local function usable_waiters()
+  local kind = redis.call('TYPE', KEYS[3])['ok']
+  if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[3]) end
+end
 if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  local holder = redis.pcall('GET', KEYS[2])
+  if type(holder) ~= 'string' then
+    redis.call('DEL', KEYS[2])
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  elseif holder ~= ARGV[1] then
+    if redis.call('PTTL', KEYS[2]) == -1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
     if ARGV[5] ~= '' then
+      usable_waiters()
       local now = redis.call('TIME')
       local gives_up = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[5])
       redis.call('ZADD', KEYS[3], gives_up, ARGV[1])
@@ -89,10 +129,14 @@ if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]
       if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
     end
     return {0}
+  else
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
   end
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
-if ARGV[5] ~= '' then redis.call('ZREM', KEYS[3], ARGV[1]) end
+if ARGV[5] ~= '' then
+  usable_waiters()
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
 if ARGV[4] == '0' then return {1} end
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'none' then return {1} end
@@ -109,25 +153,26 @@ return {1, 'data', redis.call('GET', KEYS[1])}
 /// KEYS: lock key. ARGV: token, lock TTL in ms. Reply: 1 confirmed, 0 not
 /// ours.
 pub(super) const CONFIRM_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.pcall('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 ";
 
-/// The retry of a save whose connection dropped before its reply came. The
-/// first attempt may or may not have been applied, and another request may
-/// have taken the lock since, so a blind repeat could overwrite its newer
-/// data: this writes (or touches), and unlocks when asked, only while the
-/// lock still holds this request's token. When it does not, the save counts
-/// as done if it was a touch or if the stored value is exactly what this
-/// request wrote (the first attempt got through), and as failed otherwise.
-/// Without the unlock it is the retry of a write of a chain of hand-offs
-/// (write_chain.rs), whose last write may already have released the lock.
+/// A fenced write: stores (or touches), and unlocks when asked, only while
+/// the lock still holds this request's token. Every write of a write chain
+/// (write_chain.rs) goes this way, and it is the retry of a save whose
+/// connection dropped before its reply came: the first attempt may or may
+/// not have been applied, and another request may have taken the lock
+/// since, so a blind write could overwrite newer data. When the lock is not
+/// ours, the write counts as done if it was a touch or if the stored value
+/// is exactly what this request wrote (an earlier attempt got through), and
+/// as failed otherwise. The order of two such writes on the wire no longer
+/// matters: one that arrives after the lock moved on stores nothing.
 ///
 /// KEYS: session key, lock key. ARGV: token, TTL in seconds, unlock
 /// ('1'/'0'), publish the release ('1'/'0', as in `RELEASE_SCRIPT`), data
 /// (absent for a touch). Reply: 1 stored, 0 not stored.
 pub(super) const CHECKED_SAVE_SCRIPT: &str = r"
-if redis.call('GET', KEYS[2]) == ARGV[1] then
+if redis.pcall('GET', KEYS[2]) == ARGV[1] then
   if ARGV[5] then
     redis.call('SET', KEYS[1], ARGV[5], 'EX', ARGV[2])
   else

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
+use super::endpoint::{Address, Endpoint};
+
 /// The sentinels of one service and how to log in to them and to the primary.
 pub(super) struct SentinelLookup {
     /// Host and port of each sentinel, asked in this order.
@@ -30,16 +32,20 @@ pub(super) struct SentinelLookup {
 impl SentinelLookup {
     /// A client for the current primary, or why none was found (each
     /// sentinel's answer, for the log; no credentials in it).
-    pub(super) async fn primary(&self) -> Result<Client, String> {
+    pub(super) async fn primary(&self) -> Result<Endpoint, String> {
         let mut answers = Vec::new();
         for (host, port) in &self.sentinels {
             match tokio::time::timeout(self.timeout, self.ask(host, *port)).await {
                 Ok(Ok(Some((primary_host, primary_port)))) => {
-                    let info = ConnectionAddr::Tcp(primary_host, primary_port)
-                        .into_connection_info()
-                        .map_err(|error| error.to_string())?
-                        .set_redis_settings(self.node_login.clone());
-                    return Client::open(info).map_err(|error| error.to_string());
+                    return Ok(Endpoint {
+                        address: Address::Tcp {
+                            host: primary_host,
+                            port: primary_port,
+                        },
+                        tls: None,
+                        login: self.node_login.clone(),
+                        connect_timeout: self.timeout,
+                    });
                 }
                 Ok(Ok(None)) => {
                     answers.push(format!("{host}:{port} does not monitor `{}`", self.service))
