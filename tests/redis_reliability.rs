@@ -304,6 +304,44 @@ async fn a_redis_that_refuses_writes_gives_503_and_recovers_by_itself() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_reply_is_an_answer_and_costs_no_reconnect() {
+    // Out of memory and an ACL denial refuse every session write with an
+    // error reply; the connection that carried it is as good as before,
+    // and it is shared by every session: replacing it per refusal would
+    // be a storm of reconnects (and cost other sessions their requests).
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let (mut browser, _) = browser_with_a_session(&stack).await;
+    redis.run(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    for (refuse, allow) in [
+        (
+            ["CONFIG", "SET", "maxmemory", "1"],
+            ["CONFIG", "SET", "maxmemory", "0"],
+        ),
+        (
+            ["ACL", "SETUSER", "default", "-evalsha"],
+            ["ACL", "SETUSER", "default", "+evalsha"],
+        ),
+    ] {
+        let before = connections_received(&redis);
+        redis.run(&refuse);
+        for _ in 0..20 {
+            let page = browser.get("/session/counter").await;
+            assert_eq!(page.status, 503, "{refuse:?}: {}", page.body);
+        }
+        redis.run(&allow);
+        // Three are the test's own (refuse, allow, and this count).
+        let new_connections = connections_received(&redis) - before - 3;
+        assert!(
+            new_connections <= 2,
+            "{refuse:?}: {new_connections} new connections for 20 refusals"
+        );
+        let page = browser.get("/session/counter").await;
+        assert_eq!(page.status, 200, "after {refuse:?}: {}", page.body);
+    }
+}
+
 /// An application route that uses the session and then fails: with an
 /// error response, or with a panic.
 fn failing_app() -> Router {
@@ -680,6 +718,28 @@ async fn wrong_type_lock_keys_of_one_session_cost_other_sessions_nothing() {
         !redis.db(0).exists(&format!("sess_{id}.lock")),
         "no lock left behind"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiters_key_of_the_wrong_type_is_replaced_by_the_next_waiter() {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, &[]);
+    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let lock = format!("sess_{id}.lock");
+    // Another instance holds the lock for a while, so this request waits
+    // and registers as a waiter, under a waiters key that is not a
+    // sorted set.
+    redis.run(&["SET", &lock, "another-instance", "PX", "1000"]);
+    redis.run(&["RPUSH", &format!("{lock}.waiters"), "not a waiter"]);
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
+    assert_eq!(page.json()["count"], 2);
+    // And the release, which hands the lock to the first waiter, meets one
+    // when nobody waits.
+    redis.run(&["RPUSH", &format!("{lock}.waiters"), "not a waiter"]);
+    let page = browser.get("/session/counter").await;
+    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
+    assert_eq!(page.json()["count"], 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
