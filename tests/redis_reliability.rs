@@ -418,9 +418,14 @@ enum Fault {
     /// `CLIENT KILL TYPE normal` every 20 ms: a proxy, a failover, a cloud
     /// load balancer or `maxclients` cutting nene's connections.
     KillConnections,
-    /// A proxy that loses 2 % of replies after the command ran, closing
-    /// the connection: the outcome of those writes is unknown to nene.
+    /// A proxy that loses 1 % of replies after the command ran and cuts
+    /// another 1 % in half, closing the connection: the outcome of those
+    /// writes is unknown to nene.
     DropReplies,
+    /// A proxy that stops delivering replies on 0.3 % of its connections
+    /// (decided per reply) and leaves them open: the commands still run,
+    /// nene's commands time out, and after two in a row it reconnects.
+    StallReplies,
 }
 
 /// Sessions and clients of one session in a lossless-load run: several
@@ -428,17 +433,25 @@ enum Fault {
 /// on and commit in groups, the paths a dropped connection can hurt.
 const SESSIONS: usize = 10;
 const CLIENTS_PER_SESSION: usize = 4;
-const LOAD_FOR: Duration = Duration::from_secs(15);
+/// How long each run lasts; `NENE_FAULT_RUN_SECS` makes it longer when the
+/// harness is run by hand (benches/README.md, "Fault harness").
+fn load_for() -> Duration {
+    let secs = std::env::var("NENE_FAULT_RUN_SECS")
+        .ok()
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or(15);
+    Duration::from_secs(secs)
+}
 
 /// `instances` nene instances behind one nginx (round robin), sessions in a
-/// real Redis, `fault` played for [`LOAD_FOR`] while [`SESSIONS`] sessions
+/// real Redis, `fault` played for [`load_for`] while [`SESSIONS`] sessions
 /// × [`CLIENTS_PER_SESSION`] clients count: every count answered 200 must
 /// be distinct within its session, and the count Redis holds at the end at
 /// least the highest one answered. 503s are allowed (the outcome of a write
 /// can be unknown); a count answered 200 and later lost is not.
 async fn no_acknowledged_count_is_lost(fault: Fault, instances: usize) {
     let redis = RedisServer::start();
-    let proxy = matches!(fault, Fault::DropReplies)
+    let proxy = matches!(fault, Fault::DropReplies | Fault::StallReplies)
         .then(|| FaultProxy::start(&format!("127.0.0.1:{}", redis.port())));
     let dsn = proxy
         .as_ref()
@@ -472,9 +485,16 @@ async fn no_acknowledged_count_is_lost(fault: Fault, instances: usize) {
         std::thread::spawn(move || kill_connections_until(&url, &stop, Duration::from_millis(20)))
     });
     if let Some(proxy) = &proxy {
-        proxy.drop_replies(20);
+        match fault {
+            Fault::DropReplies => {
+                proxy.drop_replies(10);
+                proxy.cut_replies(10);
+            }
+            Fault::StallReplies => proxy.blackhole(3),
+            Fault::KillConnections => {}
+        }
     }
-    let until = Instant::now() + LOAD_FOR;
+    let until = Instant::now() + load_for();
     let mut clients = Vec::new();
     for (session, browser) in sessions.iter().enumerate() {
         for _ in 0..CLIENTS_PER_SESSION {
@@ -499,6 +519,8 @@ async fn no_acknowledged_count_is_lost(fault: Fault, instances: usize) {
     let kills = killer.map(|killer| killer.join().unwrap());
     if let Some(proxy) = &proxy {
         proxy.drop_replies(0);
+        proxy.cut_replies(0);
+        proxy.blackhole(0);
     }
 
     let mut refused = 0;
@@ -561,8 +583,11 @@ async fn no_acknowledged_count_is_lost(fault: Fault, instances: usize) {
     match (kills, &proxy) {
         (Some(kills), _) => assert!(kills >= 100, "only {kills} connections killed"),
         (None, Some(proxy)) => {
-            let dropped = proxy.counts.dropped_replies.load(Ordering::Relaxed);
-            assert!(dropped >= 20, "only {dropped} replies dropped");
+            let counts = &proxy.counts;
+            let faults = counts.dropped_replies.load(Ordering::Relaxed)
+                + counts.cut_replies.load(Ordering::Relaxed)
+                + counts.blackholed.load(Ordering::Relaxed);
+            assert!(faults >= 10, "only {faults} replies lost: {counts:?}");
         }
         (None, None) => unreachable!("every fault has its source"),
     }
@@ -587,7 +612,7 @@ fn kill_connections_until(url: &str, stop: &AtomicBool, every: Duration) -> i64 
     kills
 }
 
-/// One test for the four runs, one after another: each needs the machine's
+/// One test for the five runs, one after another: each needs the machine's
 /// cores to itself more than the other tests do (with connections killed
 /// every 20 ms, a connection that waits longer than that for a core before
 /// its first command is killed unused, and the run answers little but 503).
@@ -598,6 +623,7 @@ async fn no_acknowledged_count_is_lost_when_connections_drop_or_replies_vanish()
         (Fault::KillConnections, 2),
         (Fault::DropReplies, 1),
         (Fault::DropReplies, 2),
+        (Fault::StallReplies, 1),
     ] {
         no_acknowledged_count_is_lost(fault, instances).await;
     }
