@@ -13,11 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::browser::Browser;
 use common::fault_proxy::{self, FaultProxy};
 use common::memcached_server::MemcachedServer;
 use common::php_cli::{hex, run_php};
-use common::{Nene, Nginx, run_nene};
+use common::run_nene;
 use nene::session::{
     LIST_PAGE_SIZE, MemcachedSessionHandler, SessionDsn, SessionError, SessionHandler, SessionId,
     SessionIdFormat, Stored,
@@ -401,20 +400,14 @@ async fn nene_sessions_copy_moves_sessions_between_memcached_pools_with_their_li
 async fn a_value_declaring_10_gb_is_refused_unread_and_costs_no_memory() {
     let server = MemcachedServer::start();
     let proxy = FaultProxy::start(&format!("127.0.0.1:{}", server.port()));
-    let url = proxy.url("memcached");
-    let nene = Nene::start(&[("NENE_SESSION_DSN", url.as_str())]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    // Locking off, so that the value's read is the first command to meet
+    // the hostile reply (a lock command refuses a `VA` as a reply it never
+    // expects, which holds too).
     fault_proxy::a_hostile_reply_costs_a_503_not_memory(
-        &nene,
-        &mut browser,
         &proxy,
+        &format!("{}?lock=off", proxy.url("memcached")),
         FaultProxy::hostile_memcached_values,
+        "a reply declaring a value of 10000000000 bytes, over session.max_size (4194304) by more than 1048576: refused while reading",
     )
     .await;
-    assert!(
-        nene.log_text().contains("refused while reading"),
-        "the log says why\n{}",
-        nene.log_text()
-    );
 }

@@ -282,16 +282,20 @@ fn send_hostile(client: &mut TcpStream, header: &str, length: u64, counts: &Faul
 }
 
 /// A reply that declares 10 GB and streams it at full speed, from a broken
-/// proxy or a peer in the middle of a plain `redis://` link, played against
-/// nene's session reads: the session answers 503, nene's memory stays
-/// bounded (it read no more than the largest session plus a margin), and
-/// once the link behaves the session goes on where it was.
+/// proxy or a peer in the middle of a plain link, played against nene's
+/// session reads through `proxy` (nene's DSN is `dsn`): the session
+/// answers 503, nene's memory stays bounded (it read no more than the
+/// largest session plus a margin), the log says `why`, and once the link
+/// behaves the session goes on where it was.
 pub async fn a_hostile_reply_costs_a_503_not_memory(
-    nene: &Nene,
-    browser: &mut Browser,
     proxy: &FaultProxy,
+    dsn: &str,
     play: impl Fn(&FaultProxy, u64),
+    why: &str,
 ) {
+    let nene = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
+    let nginx = super::Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
     let page = browser.get("/session/counter").await;
     assert_eq!(page.status, 200, "{}", nene.log_text());
     play(proxy, 10_000_000_000);
@@ -303,6 +307,11 @@ pub async fn a_hostile_reply_costs_a_503_not_memory(
     assert!(
         streamed_mib < 64,
         "nene read {streamed_mib} MiB of a reply it could never keep before dropping it"
+    );
+    assert!(
+        nene.log_text().contains(why),
+        "the log says why\n{}",
+        nene.log_text()
     );
     play(proxy, 0);
     let page = browser.get("/session/counter").await;
