@@ -3,7 +3,10 @@
 # 64 sessions taken in turn (every request locks, reads and writes its
 # session: the path a change to the Redis handler touches) and one hot
 # session (hand-offs and group commit). Runs alternate A B A B so that a
-# noisy machine hurts both alike; medians and the B/A ratio are printed.
+# noisy machine hurts both alike; medians and the B/A ratio are printed,
+# and beside them what the neighbours cannot move as much: the CPU time
+# Redis and each nene process spent per request, and Redis commands per
+# request.
 #
 # Usage: benches/redis_ab.sh A_BINARY B_BINARY [ROUNDS] [DURATION]
 #   A_ENV / B_ENV: extra NENE_* settings for one side, e.g. one build with
@@ -25,8 +28,10 @@ DSN="redis://127.0.0.1:$REDIS_PORT"
 A_PORT=$(free_port); B_PORT=$(free_port)
 # shellcheck disable=SC2086 # A_ENV/B_ENV are NAME=VALUE words
 BENCH_BINARY=$A start_nene "$A_PORT" NENE_SESSION_DSN="$DSN" ${A_ENV:-}
+PID_A=$NENE_PID
 # shellcheck disable=SC2086
 BENCH_BINARY=$B start_nene "$B_PORT" NENE_SESSION_DSN="$DSN" ${B_ENV:-}
+PID_B=$NENE_PID
 NGINX_A=$(free_port); NGINX_B=$(free_port)
 site "$NGINX_A" build_a "127.0.0.1:$A_PORT" on
 site "$NGINX_B" build_b "127.0.0.1:$B_PORT" on
@@ -40,12 +45,29 @@ hot_cookie() {
 HOT_A=$(hot_cookie "$NGINX_A")
 HOT_B=$(hot_cookie "$NGINX_B")
 
+# costed_run NENE_PID NAME URL [HEADER]: run_wrk, and the CPU Redis and that
+# nene spent per request (µs) and Redis commands per request, appended to
+# $WORK/costs.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+costed_run() {
+    local nene=$1 redis_before nene_before commands_before
+    shift
+    redis_before=$(cpu_ticks "$REDIS_PID"); nene_before=$(cpu_ticks "$nene")
+    commands_before=$(redis_commands)
+    run_wrk "$@"
+    awk -v name="$1" -v n="$WRK_REQUESTS" -v tick="$TICK_US" \
+        -v r="$(($(cpu_ticks "$REDIS_PID") - redis_before))" \
+        -v a="$(($(cpu_ticks "$nene") - nene_before))" \
+        -v c="$(($(redis_commands) - commands_before))" \
+        'BEGIN {printf "%s|%.1f|%.1f|%.2f\n", name, r * tick / n, a * tick / n, c / n}' >>"$WORK/costs"
+}
+
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round" >&2
-    WRK_SCRIPT=$WORK/sessions-$NGINX_A.lua run_wrk "A, 64 sessions in turn" "http://127.0.0.1:$NGINX_A/session/counter"
-    WRK_SCRIPT=$WORK/sessions-$NGINX_B.lua run_wrk "B, 64 sessions in turn" "http://127.0.0.1:$NGINX_B/session/counter"
-    run_wrk "A, one hot session" "http://127.0.0.1:$NGINX_A/session/counter" "Cookie: NENESESSID=$HOT_A"
-    run_wrk "B, one hot session" "http://127.0.0.1:$NGINX_B/session/counter" "Cookie: NENESESSID=$HOT_B"
+    WRK_SCRIPT=$WORK/sessions-$NGINX_A.lua costed_run "$PID_A" "A, 64 sessions in turn" "http://127.0.0.1:$NGINX_A/session/counter"
+    WRK_SCRIPT=$WORK/sessions-$NGINX_B.lua costed_run "$PID_B" "B, 64 sessions in turn" "http://127.0.0.1:$NGINX_B/session/counter"
+    costed_run "$PID_A" "A, one hot session" "http://127.0.0.1:$NGINX_A/session/counter" "Cookie: NENESESSID=$HOT_A"
+    costed_run "$PID_B" "B, one hot session" "http://127.0.0.1:$NGINX_B/session/counter" "Cookie: NENESESSID=$HOT_B"
 done
 
 echo "A = $A ${A_ENV:-}"
@@ -53,3 +75,16 @@ echo "B = $B ${B_ENV:-}"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds alternating A B, medians"
 echo
 median_table
+echo
+python3 - "$WORK/costs" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, redis, nene, commands = line.rstrip("\n").split("|")
+    rows.setdefault(name, []).append((float(redis), float(nene), float(commands)))
+print("| case | Redis CPU µs/request | nene CPU µs/request | Redis commands/request |")
+print("|---|---:|---:|---:|")
+for name, samples in rows.items():
+    med = [statistics.median(s[i] for s in samples) for i in range(3)]
+    print(f"| {name} | {med[0]:.1f} | {med[1]:.1f} | {med[2]:.2f} |")
+PY
