@@ -75,6 +75,12 @@ impl SessionCodec for PhpCodec {
     }
 }
 
+/// The most top-level variables a session may hold: far past what an
+/// application stores, and a bound on the work one read can ask for (the
+/// smallest variable, `a|N;`, takes 4 bytes, so `session.max_size` alone
+/// would allow a million).
+const MAX_ENTRIES: usize = 200_000;
+
 /// Records one stored entry: in `data` when it maps, kept either way.
 fn keep(decoded: &mut Decoded, key: String, raw: &[u8], parsed: Parsed) {
     let value = match parsed {
@@ -85,7 +91,6 @@ fn keep(decoded: &mut Decoded, key: String, raw: &[u8], parsed: Parsed) {
         Parsed::Opaque(what) => Err(what),
     };
     // A later entry of the same name wins, as in PHP.
-    decoded.kept.forget(&key);
     decoded.kept.keep(key, Bytes::copy_from_slice(raw), value);
 }
 
@@ -93,7 +98,15 @@ fn keep(decoded: &mut Decoded, key: String, raw: &[u8], parsed: Parsed) {
 fn decode_php(bytes: &[u8]) -> Result<Decoded, PhpSyntaxError> {
     let mut decoded = Decoded::default();
     let mut pos = 0;
+    let mut entries = 0;
     while pos < bytes.len() {
+        entries += 1;
+        if entries > MAX_ENTRIES {
+            return Err(PhpSyntaxError {
+                at: pos,
+                what: "at most 200,000 top-level variables",
+            });
+        }
         let Some(bar) = bytes[pos..].iter().position(|&b| b == b'|') else {
             return Err(PhpSyntaxError {
                 at: pos,
@@ -128,6 +141,9 @@ fn decode_php_serialize(bytes: &[u8]) -> Result<Decoded, PhpSyntaxError> {
         .ok()
         .and_then(|text| text.parse().ok())
         .ok_or(fail(2, "the array's length"))?;
+    if count > MAX_ENTRIES {
+        return Err(fail(2, "at most 200,000 top-level variables"));
+    }
     let mut pos = 2 + digits;
     if bytes.get(pos..pos + 2) != Some(b":{") {
         return Err(fail(pos, "`:{`"));
@@ -240,5 +256,74 @@ mod tests {
             Err(SessionError::Unencodable { .. })
         ));
         assert!(PHP_SERIALIZE.encode(&data, &KeptValues::default()).is_ok());
+    }
+
+    /// `k0|i:0;k1|i:1;…` with `count` variables.
+    fn many_variables(count: usize) -> Vec<u8> {
+        (0..count)
+            .flat_map(|n| format!("k{n}|i:{n};").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn a_session_of_100_000_variables_reads_changes_and_writes_back() {
+        // Each entry used to be looked for by walking every entry kept so
+        // far: 40,000 variables took 15 s of CPU, 100,000 would take
+        // minutes (and this test with them). Now in proportion to the count.
+        let stored = many_variables(100_000);
+        let mut decoded = PHP.decode(&stored).unwrap();
+        assert_eq!(decoded.data.len(), 100_000);
+        assert_eq!(decoded.kept.len(), 100_000);
+        assert_eq!(
+            PHP.encode(&decoded.data, &decoded.kept).unwrap(),
+            &stored[..],
+            "unchanged, written back byte for byte"
+        );
+        decoded.data.insert("k99999".into(), json!("last"));
+        decoded.kept.forget("k99999");
+        decoded.data.insert("new".into(), json!(true));
+        let written = PHP.encode(&decoded.data, &decoded.kept).unwrap();
+        assert!(written.ends_with(b"k99999|s:4:\"last\";new|b:1;"));
+        let serialized = format!(
+            "a:100000:{{{}}}",
+            (0..100_000)
+                .map(|n| format!("i:{n};i:{n};"))
+                .collect::<String>()
+        );
+        assert_eq!(
+            PHP_SERIALIZE
+                .decode(serialized.as_bytes())
+                .unwrap()
+                .data
+                .len(),
+            100_000
+        );
+    }
+
+    #[test]
+    fn a_later_variable_of_the_same_name_replaces_the_earlier_one_where_it_stood() {
+        let decoded = PHP.decode(b"a|i:1;b|i:2;a|i:3;").unwrap();
+        assert_eq!(
+            serde_json::Value::Object(decoded.data.clone()),
+            json!({"a": 3, "b": 2})
+        );
+        // PHP 8: session_decode() then session_encode() gives the same.
+        assert_eq!(
+            PHP.encode(&decoded.data, &decoded.kept).unwrap(),
+            &b"a|i:3;b|i:2;"[..]
+        );
+    }
+
+    #[test]
+    fn more_than_200_000_variables_are_refused_as_unreadable() {
+        assert!(PHP.decode(&many_variables(200_000)).is_ok());
+        assert!(matches!(
+            PHP.decode(&many_variables(200_001)),
+            Err(SessionError::Corrupt(_))
+        ));
+        assert!(matches!(
+            PHP_SERIALIZE.decode(b"a:200001:{}"),
+            Err(SessionError::Corrupt(_))
+        ));
     }
 }

@@ -29,6 +29,11 @@ use crate::session::lifecycle::write_chain::WriteChain;
 /// set. Handlers never see this key.
 const CREATED_KEY: &str = "__nene_created";
 
+/// Sessions up to this size are decoded where the request runs: about a
+/// millisecond of work for the slowest format, less than handing them to a
+/// blocking thread and back is worth.
+const DECODED_IN_PLACE: usize = 256 * 1024;
+
 /// The longest a backend lock is passed from request to request of one
 /// session before it is released and taken again.
 const HAND_OFF_WINDOW: Duration = Duration::from_secs(1);
@@ -183,7 +188,7 @@ impl Session {
         };
         let started = Instant::now();
         let (lock, stored) = store.handler.read_for_read_only(&id).await?;
-        let (decoded, bytes, leave_alone) = self.decode_stored(&id, stored);
+        let (decoded, bytes, leave_alone) = self.decode_stored(&id, stored).await;
         let outlived = self.created_too_long_ago(&decoded.data) == Some(true);
         if bytes.is_none() || leave_alone || outlived {
             if let Err(error) = lock.release().await {
@@ -338,7 +343,7 @@ impl Session {
                 (lock, None, stored, backend_started)
             }
         };
-        let (decoded, bytes, leave_alone_unless_changed) = self.decode_stored(&id, stored);
+        let (decoded, bytes, leave_alone_unless_changed) = self.decode_stored(&id, stored).await;
         if !leave_alone_unless_changed && bytes.is_none() {
             if store.settings.use_strict_mode {
                 // Strict: an id we did not issue (or that expired) is
@@ -394,10 +399,14 @@ impl Session {
     /// (to tell later whether anything changed), and whether the stored
     /// value is to be left alone unless the handler changes the session
     /// (it was empty or unreadable; unreadable ones are logged).
-    fn decode_stored(&self, id: &SessionId, stored: Stored) -> (Decoded, Option<Bytes>, bool) {
+    async fn decode_stored(
+        &self,
+        id: &SessionId,
+        stored: Stored,
+    ) -> (Decoded, Option<Bytes>, bool) {
         match stored {
             Stored::Data(bytes) if bytes.is_empty() => (Decoded::default(), None, true),
-            Stored::Data(bytes) => match self.store.codec.decode(&bytes) {
+            Stored::Data(bytes) => match self.decode(&bytes).await {
                 Ok(decoded) => (decoded, Some(bytes), false),
                 Err(error) => {
                     let reason = match error {
@@ -414,6 +423,23 @@ impl Session {
             }
             Stored::Missing => (Decoded::default(), None, false),
         }
+    }
+
+    /// The codec's decode; a large session is decoded on a blocking
+    /// thread, so that the requests sharing this worker (a `/health`, other
+    /// sessions) do not wait behind it.
+    async fn decode(&self, bytes: &Bytes) -> Result<Decoded, SessionError> {
+        if bytes.len() < DECODED_IN_PLACE {
+            return self.store.codec.decode(bytes);
+        }
+        let (codec, bytes) = (self.store.codec.clone(), bytes.clone());
+        tokio::task::spawn_blocking(move || codec.decode(&bytes))
+            .await
+            .unwrap_or_else(|panicked| {
+                Err(SessionError::Corrupt(format!(
+                    "decoding panicked: {panicked}"
+                )))
+            })
     }
 
     fn warn_unreadable(&self, id: &SessionId, why: &Unreadable) {
