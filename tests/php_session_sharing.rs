@@ -17,6 +17,7 @@ use common::browser::Browser;
 use common::php_cli::{hex, run_php, unhex};
 use common::php_fpm::PhpFpm;
 use common::redis_server::RedisServer;
+use common::web_server::{PHP_SECRET, php_style_docroot};
 use common::{Nene, Nginx, REPO};
 
 /// What PHP stores for a logged-in user with a cart object, a nested
@@ -155,6 +156,8 @@ struct MixedSite {
     nene: Nene,
     _redis: Option<RedisServer>,
     _save_path: tempfile::TempDir,
+    /// The shared document root, with a PHP site's `config.php` in it.
+    _docroot: tempfile::TempDir,
 }
 
 fn mixed_site(store: Store, format: &str) -> MixedSite {
@@ -238,13 +241,14 @@ fn mixed_site(store: Store, format: &str) -> MixedSite {
         ("NENE_SESSION__SAVE_PATH_LOCK", "session_file"),
     ]);
     let port = common::free_port();
+    let docroot = php_style_docroot();
     let values: BTreeMap<String, String> = [
         ("NGINX_LISTEN", format!("127.0.0.1:{port}")),
         ("NENE_UPSTREAM", nene.upstream.clone()),
         ("PHP_UPSTREAM", php.addr()),
         ("PHP_LOCATION", "/php/".to_string()),
         ("PHP_SCRIPT", format!("{REPO}/tests/php/shared_session.php")),
-        ("NENE_HTDOCS", common::htdocs().display().to_string()),
+        ("NENE_HTDOCS", docroot.path().display().to_string()),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_string(), value))
@@ -256,6 +260,7 @@ fn mixed_site(store: Store, format: &str) -> MixedSite {
         nene,
         _redis: redis,
         _save_path: save_path,
+        _docroot: docroot,
     }
 }
 
@@ -298,6 +303,14 @@ async fn a_login_on_either_side_is_seen_on_the_other(store: Store, format: &str)
     assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
     assert_eq!(browser.get("/php/counter").await.json()["count"], 3);
     assert_eq!(browser.get("/session/whoami").await.json()["user"], "bob");
+    // A .php file outside PHP's location is no file to hand out.
+    let page = browser.get("/config.php").await;
+    assert!(
+        !page.body.contains(PHP_SECRET),
+        "served as a file: {}",
+        page.body
+    );
+    assert_eq!(page.status, 404, "{}", context());
 }
 
 macro_rules! shared_login {

@@ -14,8 +14,8 @@ mod common;
 use common::apache::{Apache, ApacheSite};
 use common::caddy::Caddy;
 use common::lighttpd::Lighttpd;
-use common::web_server::{WebServer, php_style_docroot};
-use common::{Nene, Nginx, NginxOptions, fcgi_client, free_port, http_client, wait_for_log};
+use common::web_server::{PHP_SECRET, WebServer, php_style_docroot};
+use common::{Nene, Nginx, fcgi_client, free_port, http_client, wait_for_log};
 use sha2::{Digest, Sha256};
 
 /// nene's body bound here: above the 1 MB upload, below the 3 MB one.
@@ -394,6 +394,15 @@ async fn php_front_controller_urls(site: &Site) {
             site.name
         );
     }
+    // Any other .php file in the document root (a PHP site's, while it
+    // moves over) goes to nene too, never out as a file with its source.
+    let (status, body) = get("/config.php").await;
+    assert!(
+        !body.contains(PHP_SECRET),
+        "{}: /config.php was served as a file ({status}): {body}",
+        site.name
+    );
+    assert_eq!(status, 404, "{}: /config.php: {}", site.name, site.logs());
     let line = site.access_line("GET /index.php/health 200");
     assert!(
         line.contains(site.differences.index_php_health),
@@ -505,16 +514,24 @@ async fn behind_nginx_with_debians_php_snippet() {
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_nginx_with_nenes_template() {
     let nene = start_nene();
-    let nginx = Nginx::start_with(NginxOptions {
-        upstreams: vec![&nene.upstream],
-        keep_conn: true,
-        max_body: "16m",
-    });
+    // A document root shared with a PHP site: the .php files in it are
+    // never handed out as files.
+    let docroot = php_style_docroot();
+    let nginx = Nginx::start_template(
+        "deploy/nginx/nene.conf.template",
+        &values(&[
+            ("NGINX_LISTEN", format!("127.0.0.1:{}", free_port())),
+            ("NENE_UPSTREAM", nene.upstream.clone()),
+            ("NENE_HTDOCS", docroot.path().display().to_string()),
+            ("NENE_FASTCGI_KEEP_CONN", "on".to_string()),
+            ("NENE_MAX_BODY", "16m".to_string()),
+        ]),
+    );
     contract(Site {
         name: "nginx (deploy/nginx/nene.conf.template)",
         server: Box::new(nginx),
         nene,
-        _docroot: php_style_docroot(),
+        _docroot: docroot,
         differences: Differences {
             chunked_length: ChunkedLength::Counted,
             keeps_connections: true,

@@ -29,11 +29,16 @@ impl WebServer for Nginx {
     }
 }
 
+/// What `config.php` in [`php_style_docroot`] holds: a server that hands
+/// the file out shows it.
+pub const PHP_SECRET: &str = "db-password-that-must-never-leave";
+
 /// A copy of htdocs with an empty `index.php`: PHP-style configurations
 /// check that the front controller's script exists (nginx's
 /// `try_files $fastcgi_script_name`, Caddy's `try_files`, Apache's
-/// `DirectoryIndex`) before they pass a request on. World-readable: Apache
-/// started as root serves it from children running as www-data.
+/// `DirectoryIndex`) before they pass a request on; and a PHP site's
+/// `config.php`, which no server may hand out as a file. World-readable:
+/// Apache started as root serves it from children running as www-data.
 pub fn php_style_docroot() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(htdocs()).unwrap() {
@@ -45,6 +50,11 @@ pub fn php_style_docroot() -> tempfile::TempDir {
     std::fs::write(
         dir.path().join("index.php"),
         "<?php // nene's front controller: the web server's rules need the file, nene never reads it\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("config.php"),
+        format!("<?php $password = '{PHP_SECRET}';\n"),
     )
     .unwrap();
     make_world_readable(dir.path());
