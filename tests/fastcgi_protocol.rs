@@ -249,7 +249,7 @@ async fn bodies_longer_than_one_record_are_streamed_in_records_of_at_most_65535_
     );
     let head = String::from_utf8_lossy(response.head()).to_string();
     assert!(
-        head.contains(&format!("content-length: {BIG_BODY_LEN}")),
+        head.contains(&format!("Content-Length: {BIG_BODY_LEN}")),
         "{head}"
     );
 
@@ -292,9 +292,11 @@ fn header_names(response: &Response) -> Vec<String> {
 }
 
 /// A refusal written by the protocol layer and an application's answer
-/// spell header names alike: lower case, as the `http` crate does.
+/// spell header names alike, as PHP-FPM's answers do: each word capitalised
+/// (`Content-Type`, `Set-Cookie`), which log parsers and WAF rules written
+/// against a PHP site match case-sensitively.
 #[tokio::test]
-async fn refusals_and_answers_spell_header_names_in_lower_case() {
+async fn refusals_and_answers_spell_header_names_as_php_fpm_does() {
     let server = server().await;
     let mut client = FcgiClient::connect(&server.addr).await;
     let huge = vec![b'x'; 1024 * 1024];
@@ -313,12 +315,14 @@ async fn refusals_and_answers_spell_header_names_in_lower_case() {
     assert_eq!(answer.status(), 200);
     for response in [&refusal, &answer] {
         let names = header_names(response);
-        assert!(names.iter().any(|name| name == "content-type"), "{names:?}");
+        assert!(names.iter().any(|name| name == "Content-Type"), "{names:?}");
         for name in &names {
-            assert_eq!(
-                *name,
-                name.to_ascii_lowercase(),
-                "{}",
+            let words_capitalised = name
+                .split('-')
+                .all(|word| word.starts_with(|c: char| c.is_ascii_uppercase()));
+            assert!(
+                words_capitalised,
+                "{name}: {}",
                 String::from_utf8_lossy(response.head())
             );
         }

@@ -51,12 +51,11 @@ pub enum ResponseBody {
 
 /// A small plain-text response the protocol layer sends by itself (413, 431,
 /// 400, 500), when a request never reaches the application. Header names
-/// are lower case, as in every answer nene writes (the `http` crate's
-/// spelling); `Status` is CGI's own field, spelled as RFC 3875 and PHP
-/// spell it.
+/// are spelled as PHP-FPM spells them, as in every answer nene writes
+/// (`server/cgi_response.rs`); `Status` is CGI's own field.
 pub fn simple_response(status: u16, reason: &str, body: &str) -> CgiResponse {
     let head = format!(
-        "Status: {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\r\n",
+        "Status: {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     CgiResponse {

@@ -45,7 +45,7 @@ where
             tracing::error!("dropping response header {name}: its value contains CR or LF");
             continue;
         }
-        head.put_slice(name.as_str().as_bytes());
+        put_header_name(&mut head, name.as_str());
         head.put_slice(b": ");
         head.put_slice(value.as_bytes());
         head.put_slice(b"\r\n");
@@ -56,7 +56,7 @@ where
     {
         // A known length lets nginx keep the client connection alive without
         // chunked encoding.
-        head.put_slice(b"content-length: ");
+        head.put_slice(b"Content-Length: ");
         head.put_slice(len.to_string().as_bytes());
         head.put_slice(b"\r\n");
     }
@@ -77,6 +77,40 @@ where
     }
 }
 
+/// Writes a header name as PHP-FPM's responses spell it: each word
+/// capitalised (`Set-Cookie`, `Cache-Control`, `X-Frame-Options`), and the
+/// few names whose usual spelling is otherwise (`ETag`, `WWW-Authenticate`)
+/// as usual. `http` keeps names in lower case; HTTP does not care, but log
+/// parsers, tests and WAF rules written against a PHP site's answers match
+/// them case-sensitively. A byte-wise pass over a short name, on the way
+/// into the buffer it is copied to anyway.
+fn put_header_name(head: &mut BytesMut, name: &str) {
+    let usual: Option<&[u8]> = match name {
+        "etag" => Some(b"ETag"),
+        "www-authenticate" => Some(b"WWW-Authenticate"),
+        "content-md5" => Some(b"Content-MD5"),
+        "x-xss-protection" => Some(b"X-XSS-Protection"),
+        "x-ua-compatible" => Some(b"X-UA-Compatible"),
+        "dnt" => Some(b"DNT"),
+        "te" => Some(b"TE"),
+        _ => None,
+    };
+    if let Some(usual) = usual {
+        head.put_slice(usual);
+        return;
+    }
+    let mut word_starts = true;
+    head.extend(name.bytes().map(|byte| {
+        let written = if word_starts {
+            byte.to_ascii_uppercase()
+        } else {
+            byte
+        };
+        word_starts = byte == b'-';
+        written
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,13 +126,31 @@ mod tests {
         let cgi = into_cgi_response(response);
         assert_eq!(
             &cgi.head[..],
-            b"Status: 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: 4\r\n\r\n"
+            b"Status: 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 4\r\n\r\n"
         );
         let ok = Response::new(Full::new(Bytes::from_static(b"yes")));
         assert_eq!(
             &into_cgi_response(ok).head[..],
-            b"content-length: 3\r\n\r\n",
+            b"Content-Length: 3\r\n\r\n",
             "200 is CGI's default: no Status line"
+        );
+    }
+
+    #[test]
+    fn header_names_are_spelled_as_php_fpm_sends_them() {
+        let response = Response::builder()
+            .header("set-cookie", "a=1")
+            .header("cache-control", "no-store")
+            .header("x-frame-options", "DENY")
+            .header("etag", "\"1\"")
+            .header("www-authenticate", "Basic")
+            .header("x-a", "1")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert_eq!(
+            &into_cgi_response(response).head[..],
+            &b"Set-Cookie: a=1\r\nCache-Control: no-store\r\nX-Frame-Options: DENY\r\n\
+               ETag: \"1\"\r\nWWW-Authenticate: Basic\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"[..]
         );
     }
 }
