@@ -557,6 +557,57 @@ async fn sqlite_sessions() {
     .await;
 }
 
+/// The mode bits of `path` others than its owner have.
+fn others_bits(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+        .mode()
+        & 0o077
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sqlite_database_and_its_wal_and_shm_are_readable_by_nene_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    let dsn = format!("sqlite://{}", path.display());
+    let sessions = handler(&dsn, "", Duration::from_secs(600));
+    let id = SessionIdFormat::new(32, 5).unwrap().generate();
+    sessions
+        .write(&id, Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    // The pool keeps its connection open: the WAL and its index are there.
+    for file in ["sessions.db", "sessions.db-wal", "sessions.db-shm"] {
+        assert_eq!(others_bits(&dir.path().join(file)), 0, "{file}");
+    }
+}
+
+#[test]
+fn a_sqlite_database_others_can_read_stops_start_up_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dsn = format!("sqlite://{}", path.display());
+    let check = run_nene(&["check"], &[("NENE_SESSION_DSN", &dsn)]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} has mode 0644", path.display()))
+            && stderr.contains("chmod 0600"),
+        "{stderr}"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = run_nene(&["check"], &[("NENE_SESSION_DSN", &dsn)]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relative_sqlite_path_is_a_file_nene_creates_in_its_working_directory() {
     let cwd = tempfile::tempdir().unwrap();

@@ -13,6 +13,7 @@
 mod lock;
 mod pool;
 mod schema;
+mod sqlite_file;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -84,6 +85,15 @@ pub enum SqlSetupError {
         /// The DSN, password masked.
         dsn: String,
     },
+    /// The SQLite database file, or its `-wal` or `-shm`, can be read by
+    /// others than nene.
+    #[error("SESSION_DSN `{dsn}`: {message}")]
+    SqliteNotPrivate {
+        /// The DSN, password masked.
+        dsn: String,
+        /// Which file, its mode, and the command that fixes it.
+        message: String,
+    },
 }
 
 /// Seconds since the Unix epoch, as the table stores times.
@@ -141,6 +151,12 @@ impl SqlSessionHandler {
                 dsn: dsn.redacted(),
             });
         };
+        if let SqlAddress::File { path } = &sql.address {
+            sqlite_file::make_private(path).map_err(|message| SqlSetupError::SqliteNotPrivate {
+                dsn: dsn.redacted(),
+                message,
+            })?;
+        }
         Ok(Self::from_sql(sql, ttl))
     }
 
