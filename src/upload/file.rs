@@ -72,16 +72,51 @@ impl UploadedFile {
 
 /// The client's file name made harmless as data: only what follows the last
 /// `/` or `\` (a browser on Windows may send `C:\Users\…`), without control
-/// characters (CR, LF, NUL, …), and `.` or `..` alone become empty — as
-/// PHP keeps only the base name.
+/// characters (CR, LF, NUL, …) or invisible format characters (a
+/// right-to-left override shows `x\u{202E}txt.exe` as `xexe.txt`), and `.`
+/// or `..` alone become empty — as PHP keeps only the base name.
 pub fn neutralise_file_name(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = base.chars().filter(|c| !c.is_control()).collect();
+    let clean: String = base
+        .chars()
+        .filter(|&c| !c.is_control() && !is_format_character(c))
+        .collect();
     if clean == "." || clean == ".." {
         String::new()
     } else {
         clean
     }
+}
+
+/// Unicode's format characters (General Category Cf, Unicode 15.1): bidi
+/// controls and overrides, zero-width characters, the byte-order mark, tag
+/// characters. Written out here: the standard library has no general
+/// category, and the list is short and changes rarely.
+fn is_format_character(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 #[cfg(test)]
@@ -96,5 +131,15 @@ mod tests {
         assert_eq!(neutralise_file_name("dir/.."), "");
         assert_eq!(neutralise_file_name("photo été.jpg"), "photo été.jpg");
         assert_eq!(neutralise_file_name(""), "");
+    }
+
+    #[test]
+    fn invisible_format_characters_are_removed() {
+        assert_eq!(neutralise_file_name("x\u{202E}txt.exe"), "xtxt.exe");
+        assert_eq!(neutralise_file_name("a\u{200B}b\u{FEFF}.pdf"), "ab.pdf");
+        assert_eq!(neutralise_file_name("\u{2066}cv\u{2069}.pdf"), "cv.pdf");
+        assert_eq!(neutralise_file_name("tag\u{E0041}.txt"), "tag.txt");
+        // Letters of right-to-left scripts stay: only the invisible ones go.
+        assert_eq!(neutralise_file_name("ملف.txt"), "ملف.txt");
     }
 }

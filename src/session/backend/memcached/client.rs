@@ -295,12 +295,12 @@ async fn run(
     match command {
         Command::Get { key, max } => {
             send(connection, &format!("mg {key} s v\r\n"), None).await?;
-            read_value(connection, Some(*max), false).await
+            read_value(connection, *max, false).await
         }
         Command::GetWithCas { key } => {
             send(connection, &format!("mg {key} v c\r\n"), None).await?;
             // A lock token is 32 bytes; anything much larger is not one.
-            read_value(connection, Some(1024), true).await
+            read_value(connection, 1024, true).await
         }
         Command::Probe { key, exptime } => {
             let line = match exptime {
@@ -334,7 +334,7 @@ async fn run(
             send(connection, &request, None).await?;
             let locked = read_status(connection).await?;
             // Read either way: the reply is on the wire.
-            let read = read_value(connection, Some(*max), false).await?;
+            let read = read_value(connection, *max, false).await?;
             match locked {
                 Reply::Done => Ok(Reply::Locked(Box::new(read))),
                 _ => Ok(Reply::NotLocked),
@@ -432,7 +432,7 @@ async fn read_status(connection: &mut BufStream<TcpStream>) -> Result<Reply, Att
 /// one declared past `max` by more than [`VALUE_MARGIN`] is refused unread.
 async fn read_value(
     connection: &mut BufStream<TcpStream>,
-    max: Option<u64>,
+    max: u64,
     with_cas: bool,
 ) -> Result<Reply, Attempt> {
     let line = read_line(connection).await?;
@@ -449,26 +449,27 @@ async fn read_value(
     let cas = words
         .find_map(|flag| flag.strip_prefix('c'))
         .and_then(|cas| cas.parse::<u64>().ok());
-    if let Some(max) = max
-        && size > max.saturating_add(VALUE_MARGIN)
-    {
+    if size > max.saturating_add(VALUE_MARGIN) {
         return Err(Attempt::Refused(format!(
             "a reply declaring a value of {size} bytes, over session.max_size ({max}) by more than {VALUE_MARGIN}: refused while reading"
         )));
     }
-    if max.is_some_and(|max| size > max) {
+    // The value and its CRLF; checked, as the size is the peer's word.
+    let with_crlf = size.checked_add(2).ok_or_else(|| refused(&line))?;
+    if size > max {
         let skipped = tokio::io::copy(
-            &mut (&mut *connection).take(size + 2),
+            &mut (&mut *connection).take(with_crlf),
             &mut tokio::io::sink(),
         )
         .await?;
-        if skipped != size + 2 {
+        if skipped != with_crlf {
             return Err(Attempt::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
         return Ok(Reply::TooLarge(size));
     }
     let length = usize::try_from(size).map_err(|_| refused(&line))?;
-    let mut value = BytesMut::zeroed(length + 2);
+    let with_crlf = usize::try_from(with_crlf).map_err(|_| refused(&line))?;
+    let mut value = BytesMut::zeroed(with_crlf);
     connection.read_exact(&mut value).await?;
     if &value[length..] != b"\r\n" {
         return Err(Attempt::Refused("a value not followed by CRLF".to_string()));
