@@ -150,14 +150,17 @@ where
         Command::Ping(_) => unreachable!("answered before the configuration is loaded"),
         Command::Serve(_) | Command::Dev(_) => {
             let files: Vec<String> = files_read.iter().map(|p| p.display().to_string()).collect();
-            tracing::info!(
-                "loaded ini: {}",
-                if files.is_empty() {
-                    "(no ini files; defaults and environment)".to_string()
-                } else {
-                    files.join(", ")
-                }
-            );
+            if files.is_empty() {
+                // Usually an application started outside its crate's
+                // directory: its site constants would all be missing.
+                let looked_in = std::path::absolute(&cli.ini_dir).unwrap_or(cli.ini_dir.clone());
+                tracing::warn!(
+                    "no ini files in {} (--ini-dir or NENE_INI_DIR, relative to the working directory): serving with defaults and environment only",
+                    looked_in.display()
+                );
+            } else {
+                tracing::info!("loaded ini: {}", files.join(", "));
+            }
             let dev = match command {
                 Command::Dev(args) => Some(args.clone()),
                 _ => None,

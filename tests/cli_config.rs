@@ -265,3 +265,19 @@ fn a_cookie_domain_or_path_that_would_forge_the_header_stops_start_up() {
         );
     }
 }
+
+#[test]
+fn serving_without_ini_files_warns_naming_the_directory_it_looked_in() {
+    // An application started outside its crate's directory finds none of
+    // its ini files; its site constants are then all missing.
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().display().to_string();
+    let nene = common::Nene::start(&[("NENE_INI_DIR", dir.as_str())]);
+    let log = common::wait_for_log(&nene.log, "no ini files");
+    let line = log
+        .lines()
+        .find(|line| line.contains("no ini files"))
+        .unwrap();
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(line.contains(&dir), "{line}");
+}
