@@ -167,6 +167,19 @@ pub(super) fn parse_sql(
             "a `#…` fragment; options go in the query (?option=value&…)".to_string(),
         ));
     }
+    if driver != SqlDriver::Sqlite {
+        // An `@` after the host means a password with an unencoded `/` or
+        // `?`: say so without echoing any part of what follows, which may
+        // be the rest of the password.
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if rest[authority_end..].contains('@') {
+            return Err(malformed(
+                "an `@` after the host: percent-encode reserved characters in the password \
+                 (`/` → %2F, `?` → %3F, `#` → %23, `@` → %40)"
+                    .to_string(),
+            ));
+        }
+    }
     let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (address, password) = match driver {
         SqlDriver::Sqlite => {
@@ -503,6 +516,20 @@ mod tests {
         assert!(error("sqlite://s.db?lock=on&lock=off").contains("given twice"));
         assert!(error("sqlite://s.db?timeout=").contains("has no value"));
         assert!(error("mysql://u:p@h/d?password=x").contains("goes before the host"));
+    }
+
+    #[test]
+    fn a_password_with_an_unencoded_slash_or_question_mark_is_never_echoed() {
+        for text in [
+            "mysql://app:Zq8/Kt3pXw9@db.internal/shop",
+            "postgres://app:Zq8?Kt3pXw9@db.internal/shop",
+            "mariadb://app:Zq8/Kt3/pXw9@db.internal:3307/shop?table=s",
+        ] {
+            let message = error(text);
+            assert!(!message.contains("Kt3"), "{message}");
+            assert!(!message.contains("Zq8"), "{message}");
+            assert!(message.contains("%2F"), "{message}");
+        }
     }
 
     #[test]
