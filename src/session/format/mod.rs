@@ -104,13 +104,8 @@ impl KeptValues {
     }
 
     /// How many entries are kept.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.index.len()
-    }
-
-    /// Whether no entry is kept.
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
     }
 
     fn get(&self, key: &str) -> Option<&KeptEntry> {
