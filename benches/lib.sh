@@ -34,7 +34,7 @@ trap cleanup EXIT
 
 build_nene() {
     echo "building nene (release)..." >&2
-    cargo build --release --quiet --manifest-path "$REPO/Cargo.toml"
+    cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" -p nene --features full
 }
 
 # start_nene PORT [ENV=VALUE ...]: a release nene on 127.0.0.1:PORT; sets NENE_PID.

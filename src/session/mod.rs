@@ -23,11 +23,14 @@ mod settings;
 
 pub use backend::{
     DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, MemcachedDsn,
-    MemcachedOptions, MemcachedSessionHandler, MemcachedSetupError, RedisAddress, RedisDsn,
-    RedisOptions, RedisSessionHandler, RedisSetupError, SessionBackend, SessionDsn, SessionHandler,
-    SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, SqlAddress, SqlDriver,
-    SqlDsn, SqlOptions, SqlSessionHandler, SqlSetupError, Stored, Unreadable, redact_dsn,
+    MemcachedOptions, RedisAddress, RedisDsn, RedisOptions, RedisSessionHandler, RedisSetupError,
+    SessionBackend, SessionDsn, SessionHandler, SessionHandlerFactory, SessionLock, SessionPage,
+    SessionSetupError, SqlAddress, SqlDriver, SqlDsn, SqlOptions, Stored, Unreadable, redact_dsn,
 };
+#[cfg(feature = "memcached")]
+pub use backend::{MemcachedSessionHandler, MemcachedSetupError};
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
+pub use backend::{SqlSessionHandler, SqlSetupError};
 pub use error::SessionError;
 pub use format::{Decoded, JsonCodec, KeptValues, PhpCodec, PhpHandler, SessionCodec, SessionData};
 pub use id::{IdFormatError, MIN_ID_ENTROPY_BITS, SessionId, SessionIdFormat};

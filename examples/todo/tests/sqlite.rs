@@ -29,10 +29,10 @@ async fn core_flow_through_nginx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_flow_with_sessions_in_redis() {
-    let redis = common::redis::Redis::start();
+    let redis = nene_test_support::redis_server::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let dsn = format!("sqlite://{}/todo.db", dir.path().display());
-    let stack = Stack::start_with(&dsn, &[("NENE_SESSION_DSN", &redis.dsn())]);
+    let stack = Stack::start_with(&dsn, &[("NENE_SESSION_DSN", &redis.url())]);
     common::flows::core_flow(&stack.base()).await;
     // The sessions were Redis's, not files.
     let sessions = stack.app.dir().join("sessions");

@@ -1,7 +1,9 @@
 //! The one place that turns `SESSION_DSN` into a session backend
 //! (docs/decisions/0006): empty → files, `redis://…` → Redis,
 //! `memcached://…` → memcached, `sqlite://`, `mysql://`, `postgres://` → SQL.
-//! A new backend is one more arm here. With
+//! A new backend is one more arm here. memcached and each SQL driver are
+//! Cargo features; a DSN for one this build left out is a start-up error
+//! naming the feature, never a fallback. With
 //! `session.migrate_from` set, the backend it names stands behind the new
 //! one (migrating.rs). Nothing here opens a connection: a Redis
 //! that is down at start-up fails requests that need a session, not start-up.
@@ -13,11 +15,14 @@ use std::time::Duration;
 use crate::session::{SavePathLock, SessionSettings};
 
 use crate::session::backend::SessionHandler;
+use crate::session::backend::dsn::SqlDriver;
 use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
 use crate::session::backend::files::FileSessionHandler;
+#[cfg(feature = "memcached")]
 use crate::session::backend::memcached::{MemcachedSessionHandler, MemcachedSetupError};
 use crate::session::backend::migrating::MigratingSessionHandler;
 use crate::session::backend::redis::{RedisSessionHandler, RedisSetupError};
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 use crate::session::backend::sql::{SqlSessionHandler, SqlSetupError};
 
 /// Picks and builds the session backend.
@@ -45,8 +50,21 @@ pub enum SessionSetupError {
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
     /// The memcached handler cannot be built from the DSN.
+    #[cfg(feature = "memcached")]
     #[error(transparent)]
     Memcached(#[from] MemcachedSetupError),
+    /// The DSN names a backend this build of the application left out.
+    #[error(
+        "SESSION_DSN `{dsn}`: this build has no {backend} sessions; build the application with nene's `{feature}` feature (in Cargo.toml: nene = {{ …, features = [\"{feature}\"] }}, or `cargo build --features {feature}` in nene's repository)"
+    )]
+    NotCompiled {
+        /// The DSN, password masked.
+        dsn: String,
+        /// The backend in words.
+        backend: &'static str,
+        /// The Cargo feature that brings it in.
+        feature: &'static str,
+    },
     /// `session.migrate_from` does not parse as a DSN.
     #[error("session.migrate_from: {0}")]
     MigrateFrom(DsnError),
@@ -58,6 +76,7 @@ pub enum SessionSetupError {
     )]
     MigrateFromSame(String),
     /// The SQL backend cannot be set up from the DSN.
+    #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
     #[error(transparent)]
     Sql(#[from] SqlSetupError),
 }
@@ -108,13 +127,74 @@ impl SessionHandlerFactory {
             SessionBackend::Redis(_) => {
                 Arc::new(RedisSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
             }
-            SessionBackend::Memcached(_) => Arc::new(
-                MemcachedSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size),
-            ),
-            SessionBackend::Sql(_) => {
-                Arc::new(SqlSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
+            SessionBackend::Memcached(_) => memcached(&parsed, ttl, settings)?,
+            SessionBackend::Sql(sql) => {
+                if let Some(feature) = missing_sql_feature(sql.driver) {
+                    return Err(SessionSetupError::NotCompiled {
+                        dsn: parsed.redacted(),
+                        backend: "SQL",
+                        feature,
+                    });
+                }
+                sql_backend(&parsed, ttl, settings)?
             }
         };
         Ok(handler)
     }
+}
+
+/// The memcached backend, when this build has it.
+#[cfg(feature = "memcached")]
+fn memcached(
+    parsed: &SessionDsn,
+    ttl: Duration,
+    settings: &SessionSettings,
+) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+    Ok(Arc::new(
+        MemcachedSessionHandler::new(parsed, ttl)?.with_max_size(settings.max_size),
+    ))
+}
+
+#[cfg(not(feature = "memcached"))]
+fn memcached(
+    parsed: &SessionDsn,
+    _ttl: Duration,
+    _settings: &SessionSettings,
+) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+    Err(SessionSetupError::NotCompiled {
+        dsn: parsed.redacted(),
+        backend: "memcached",
+        feature: "memcached",
+    })
+}
+
+/// The feature a SQL driver needs, when this build lacks it.
+fn missing_sql_feature(driver: SqlDriver) -> Option<&'static str> {
+    match driver {
+        SqlDriver::Sqlite if !cfg!(feature = "sqlite") => Some("sqlite"),
+        SqlDriver::MySql if !cfg!(feature = "mysql") => Some("mysql"),
+        SqlDriver::Postgres if !cfg!(feature = "postgres") => Some("postgres"),
+        _ => None,
+    }
+}
+
+/// The SQL backend; only reached for a driver this build has.
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
+fn sql_backend(
+    parsed: &SessionDsn,
+    ttl: Duration,
+    settings: &SessionSettings,
+) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+    Ok(Arc::new(
+        SqlSessionHandler::new(parsed, ttl)?.with_max_size(settings.max_size),
+    ))
+}
+
+#[cfg(not(any(feature = "sqlite", feature = "mysql", feature = "postgres")))]
+fn sql_backend(
+    _parsed: &SessionDsn,
+    _ttl: Duration,
+    _settings: &SessionSettings,
+) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+    unreachable!("missing_sql_feature refuses every driver when no SQL feature is on")
 }

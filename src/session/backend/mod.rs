@@ -4,15 +4,18 @@
 //! purpose: a new backend is one folder implementing it plus one arm in the
 //! factory (`factory.rs`), which picks the backend from `SESSION_DSN`
 //! (`dsn/`). The backends: files (`files/`), Redis with Sentinel and
-//! Cluster (`redis/`), memcached (`memcached/`) and SQL databases (`sql/`);
+//! Cluster (`redis/`), memcached (`memcached/`, feature `memcached`) and SQL
+//! databases (`sql/`, features `sqlite`, `mysql`, `postgres`);
 //! `migrating.rs` puts an old backend behind a new one while sessions move.
 
 mod dsn;
 mod factory;
 mod files;
+#[cfg(feature = "memcached")]
 mod memcached;
 mod migrating;
 mod redis;
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 mod sql;
 mod token_lock;
 mod unreadable;
@@ -23,9 +26,11 @@ pub use dsn::{
 };
 pub use factory::{SessionHandlerFactory, SessionSetupError};
 pub use files::FileSessionHandler;
+#[cfg(feature = "memcached")]
 pub use memcached::{MemcachedSessionHandler, MemcachedSetupError};
 pub use migrating::MigratingSessionHandler;
 pub use redis::{RedisSessionHandler, RedisSetupError};
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 pub use sql::{SqlSessionHandler, SqlSetupError};
 pub use unreadable::Unreadable;
 

@@ -10,7 +10,7 @@
 //! to write what a handler did not change back byte for byte (PHP's float
 //! text, key order, references that count positions), and a value tree does
 //! not keep that. The grammar is small; PHP's own output is the test oracle
-//! (`tests/php_session_format.rs`).
+//! (`tests/protocol/php_format.rs`).
 
 use serde_json::{Map, Number, Value};
 

@@ -135,6 +135,7 @@ impl Default for SqlOptions {
 
 impl SqlDsn {
     /// The login password, for the client only: never log it.
+    #[cfg_attr(not(any(feature = "mysql", feature = "postgres")), allow(dead_code))]
     pub(crate) fn password(&self) -> Option<&str> {
         self.password.as_deref()
     }

@@ -110,6 +110,7 @@ pub(super) struct SqlLock {
 
 /// The MySQL lock name: Symfony's (the id's first 64 characters, MySQL's
 /// limit on lock names).
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(super) fn mysql_lock_name(id: &str) -> &str {
     let end = id.char_indices().nth(64).map_or(id.len(), |(at, _)| at);
     &id[..end]
@@ -117,6 +118,7 @@ pub(super) fn mysql_lock_name(id: &str) -> &str {
 
 /// The PostgreSQL advisory lock key: Symfony's `convertStringToInt` of the
 /// id's first eight bytes, so a PHP application computes the same one.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(super) fn postgres_lock_key(id: &str) -> i64 {
     let byte = |at: usize| i64::from(id.as_bytes().get(at).copied().unwrap_or(0));
     let low = (byte(3) << 24) + (byte(2) << 16) + (byte(1) << 8) + byte(0);
@@ -137,10 +139,12 @@ pub(super) async fn take(conn: &mut Conn, id: &str, wait: Duration) -> Result<bo
         })
     };
     let taken = match conn {
+        #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut **c)
             .await
             .map(|_| true),
+        #[cfg(feature = "mysql")]
         Conn::MySql(c) => {
             sqlx::query_scalar::<_, Option<i64>>("SELECT CAST(GET_LOCK(?, ?) AS SIGNED)")
                 .bind(mysql_lock_name(id))
@@ -149,6 +153,7 @@ pub(super) async fn take(conn: &mut Conn, id: &str, wait: Duration) -> Result<bo
                 .await
                 .map(|got| got == Some(1))
         }
+        #[cfg(feature = "postgres")]
         Conn::Postgres(c) => sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(postgres_lock_key(id))
             .execute(&mut **c)
@@ -180,12 +185,15 @@ impl SqlLock {
         let id = self.id.as_str();
         let released = tokio::time::timeout(self.timeout, async {
             match &mut conn {
+                #[cfg(feature = "sqlite")]
                 Conn::Sqlite(c) => sqlx::query(statement).execute(&mut **c).await.map(drop),
+                #[cfg(feature = "mysql")]
                 Conn::MySql(c) => sqlx::query(statement)
                     .bind(mysql_lock_name(id))
                     .execute(&mut **c)
                     .await
                     .map(drop),
+                #[cfg(feature = "postgres")]
                 Conn::Postgres(c) => sqlx::query(statement)
                     .bind(postgres_lock_key(id))
                     .execute(&mut **c)

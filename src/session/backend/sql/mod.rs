@@ -9,6 +9,16 @@
 //! looked for) at first use and again after a failure. A full pool, a
 //! database that does not answer, and a missing table are errors (503),
 //! never a hang.
+//!
+//! Each driver is a Cargo feature; this module exists when one is on.
+
+// With only some drivers compiled in, a lock's id and wait go unused by the
+// one that is (SQLite's lock is a transaction), and a match on the pool
+// has one arm.
+#![cfg_attr(
+    not(all(feature = "sqlite", feature = "mysql", feature = "postgres")),
+    allow(unused_variables, irrefutable_let_patterns)
+)]
 
 mod lock;
 mod pool;
@@ -564,6 +574,7 @@ impl SessionHandler for SqlSessionHandler {
     async fn ping(&self) -> Result<(), SessionError> {
         self.ready().await?;
         let query = &self.queries.probe;
+        #[cfg(feature = "sqlite")]
         if let Pool::Sqlite(pool) = &self.pool {
             // In WAL mode a file another process holds (BEGIN EXCLUSIVE)
             // can still be read: only taking the write lock shows whether

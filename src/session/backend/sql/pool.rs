@@ -4,30 +4,42 @@
 //! connect options (SQLite's busy timeout and journal mode, PostgreSQL's startup
 //! parameters), while an enum costs one `match` per statement. The
 //! `on_pool!` and `on_conn!` macros write the same statement code once for
-//! the three.
+//! the three. Each driver is a Cargo feature (`sqlite`, `mysql`,
+//! `postgres`); its variants exist only when it is compiled in.
 
 use std::time::Duration;
 
-use sqlx::mysql::MySqlConnectOptions;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{MySql, Postgres, Sqlite};
+#[cfg(feature = "mysql")]
+use sqlx::{MySql, mysql::MySqlConnectOptions};
+#[cfg(feature = "postgres")]
+use sqlx::{Postgres, postgres::PgConnectOptions};
+#[cfg(feature = "sqlite")]
+use sqlx::{
+    Sqlite,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+};
 
 use crate::session::backend::dsn::{SqlAddress, SqlDriver, SqlDsn};
 
 /// A pool of connections to one database.
 #[derive(Clone, Debug)]
 pub(super) enum Pool {
+    #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "mysql")]
     MySql(sqlx::MySqlPool),
+    #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool),
 }
 
 /// One connection taken from the [`Pool`] (held by a session lock).
 pub(super) enum Conn {
+    #[cfg(feature = "sqlite")]
     Sqlite(PoolConnection<Sqlite>),
+    #[cfg(feature = "mysql")]
     MySql(PoolConnection<MySql>),
+    #[cfg(feature = "postgres")]
     Postgres(PoolConnection<Postgres>),
 }
 
@@ -35,8 +47,11 @@ pub(super) enum Conn {
 macro_rules! on_pool {
     ($pool:expr, |$p:ident| $body:expr) => {
         match $pool {
+            #[cfg(feature = "sqlite")]
             $crate::session::backend::sql::pool::Pool::Sqlite($p) => $body,
+            #[cfg(feature = "mysql")]
             $crate::session::backend::sql::pool::Pool::MySql($p) => $body,
+            #[cfg(feature = "postgres")]
             $crate::session::backend::sql::pool::Pool::Postgres($p) => $body,
         }
     };
@@ -46,8 +61,11 @@ macro_rules! on_pool {
 macro_rules! on_conn {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
+            #[cfg(feature = "sqlite")]
             $crate::session::backend::sql::pool::Conn::Sqlite($c) => $body,
+            #[cfg(feature = "mysql")]
             $crate::session::backend::sql::pool::Conn::MySql($c) => $body,
+            #[cfg(feature = "postgres")]
             $crate::session::backend::sql::pool::Conn::Postgres($c) => $body,
         }
     };
@@ -72,86 +90,26 @@ impl Pool {
     /// A lazy pool for `dsn`: nothing connects until the first statement,
     /// so nene starts while the database is down.
     pub(super) fn new(dsn: &SqlDsn) -> Pool {
-        let options = &dsn.options;
-        let size = options.pool_size;
-        let acquire = options.acquire_timeout;
-        match (&dsn.address, dsn.driver) {
-            (SqlAddress::File { path }, _) => {
-                let connect = SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(true)
-                    // WAL: readers never wait for the writer, and with
-                    // synchronous=NORMAL a commit appends to the log without
-                    // an fsync (the log is synced at checkpoints). The
-                    // rollback journal fsyncs every commit several times:
-                    // measured on this project's 2-core VM, 20 concurrent
-                    // session writes then took over 600 ms. A power loss
-                    // may lose the last commits, as with file sessions
-                    // without session.save_path_fsync; never a torn file.
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    // Every write waits for the one write transaction a
-                    // lock holds: as long as a lock may be waited for.
-                    .busy_timeout(options.lock_wait.max(options.timeout));
-                Pool::Sqlite(pool_options(size, acquire).connect_lazy_with(connect))
-            }
-            (
-                SqlAddress::Server {
-                    host,
-                    port,
-                    username,
-                    database,
-                },
-                SqlDriver::MySql,
-            ) => {
-                let mut connect = MySqlConnectOptions::new()
-                    .host(host)
-                    .port(*port)
-                    .database(database);
-                if let Some(username) = username {
-                    connect = connect.username(username);
-                }
-                if let Some(password) = dsn.password() {
-                    connect = connect.password(password);
-                }
-                Pool::MySql(pool_options(size, acquire).connect_lazy_with(connect))
-            }
-            (
-                SqlAddress::Server {
-                    host,
-                    port,
-                    username,
-                    database,
-                },
-                _,
-            ) => {
-                // lock_timeout bounds the advisory lock's wait on the server
-                // (0 would mean "for ever" there, hence at least 1 ms).
-                let lock_timeout = format!(
-                    "{}ms",
-                    options.lock_wait.max(Duration::from_millis(1)).as_millis()
-                );
-                let mut connect = PgConnectOptions::new()
-                    .host(host)
-                    .port(*port)
-                    .database(database)
-                    .options([("lock_timeout", lock_timeout.as_str())]);
-                if let Some(username) = username {
-                    connect = connect.username(username);
-                }
-                if let Some(password) = dsn.password() {
-                    connect = connect.password(password);
-                }
-                Pool::Postgres(pool_options(size, acquire).connect_lazy_with(connect))
-            }
+        match dsn.driver {
+            #[cfg(feature = "sqlite")]
+            SqlDriver::Sqlite => sqlite(dsn),
+            #[cfg(feature = "mysql")]
+            SqlDriver::MySql => mysql(dsn),
+            #[cfg(feature = "postgres")]
+            SqlDriver::Postgres => postgres(dsn),
+            #[allow(unreachable_patterns)] // with every driver compiled in
+            _ => unreachable!("the factory refuses a driver this build lacks"),
         }
     }
 
     /// A connection of its own, for a session lock.
     pub(super) async fn acquire(&self) -> Result<Conn, sqlx::Error> {
         Ok(match self {
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
+            #[cfg(feature = "mysql")]
             Pool::MySql(pool) => Conn::MySql(pool.acquire().await?),
+            #[cfg(feature = "postgres")]
             Pool::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
         })
     }
@@ -162,9 +120,101 @@ impl Conn {
     /// server then drops whatever it held (locks, an open transaction).
     pub(super) fn discard(self) {
         match self {
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(conn) => drop(conn.detach()),
+            #[cfg(feature = "mysql")]
             Conn::MySql(conn) => drop(conn.detach()),
+            #[cfg(feature = "postgres")]
             Conn::Postgres(conn) => drop(conn.detach()),
         }
     }
+}
+
+/// A lazy SQLite pool on the DSN's file.
+#[cfg(feature = "sqlite")]
+fn sqlite(dsn: &SqlDsn) -> Pool {
+    let options = &dsn.options;
+    let SqlAddress::File { path } = &dsn.address else {
+        unreachable!("a sqlite DSN names a file")
+    };
+    let connect = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        // WAL: readers never wait for the writer, and with
+        // synchronous=NORMAL a commit appends to the log without
+        // an fsync (the log is synced at checkpoints). The
+        // rollback journal fsyncs every commit several times:
+        // measured on this project's 2-core VM, 20 concurrent
+        // session writes then took over 600 ms. A power loss
+        // may lose the last commits, as with file sessions
+        // without session.save_path_fsync; never a torn file.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        // Every write waits for the one write transaction a
+        // lock holds: as long as a lock may be waited for.
+        .busy_timeout(options.lock_wait.max(options.timeout));
+    Pool::Sqlite(
+        pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect),
+    )
+}
+
+/// A lazy MySQL/MariaDB pool on the DSN's server.
+#[cfg(feature = "mysql")]
+fn mysql(dsn: &SqlDsn) -> Pool {
+    let options = &dsn.options;
+    let SqlAddress::Server {
+        host,
+        port,
+        username,
+        database,
+    } = &dsn.address
+    else {
+        unreachable!("a mysql DSN names a server")
+    };
+    let mut connect = MySqlConnectOptions::new()
+        .host(host)
+        .port(*port)
+        .database(database);
+    if let Some(username) = username {
+        connect = connect.username(username);
+    }
+    if let Some(password) = dsn.password() {
+        connect = connect.password(password);
+    }
+    Pool::MySql(pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect))
+}
+
+/// A lazy PostgreSQL pool on the DSN's server.
+#[cfg(feature = "postgres")]
+fn postgres(dsn: &SqlDsn) -> Pool {
+    let options = &dsn.options;
+    let SqlAddress::Server {
+        host,
+        port,
+        username,
+        database,
+    } = &dsn.address
+    else {
+        unreachable!("a postgres DSN names a server")
+    };
+    // lock_timeout bounds the advisory lock's wait on the server
+    // (0 would mean "for ever" there, hence at least 1 ms).
+    let lock_timeout = format!(
+        "{}ms",
+        options.lock_wait.max(Duration::from_millis(1)).as_millis()
+    );
+    let mut connect = PgConnectOptions::new()
+        .host(host)
+        .port(*port)
+        .database(database)
+        .options([("lock_timeout", lock_timeout.as_str())]);
+    if let Some(username) = username {
+        connect = connect.username(username);
+    }
+    if let Some(password) = dsn.password() {
+        connect = connect.password(password);
+    }
+    Pool::Postgres(
+        pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect),
+    )
 }

@@ -1,0 +1,5 @@
+//! What the repository ships for deploying: compose.yaml, the Dockerfile,
+//! the templates under deploy/ and the README's examples.
+
+mod compose_topology;
+mod readme_examples;

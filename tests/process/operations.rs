@@ -1,0 +1,434 @@
+//! Operations as a PHP-FPM operator knows them: the status page in text,
+//! JSON and OpenMetrics with counters that move, a status page closed to
+//! strangers, a ping path that never touches the session backend, the
+//! request timeout (504, connection still usable), the slow log with where
+//! the time went, the access log, JSON logs and SIGHUP.
+
+use std::time::Duration;
+
+use nene_test_support::browser::Browser;
+use nene_test_support::fcgi_client::{FcgiClient, request, request_with_params};
+use nene_test_support::in_process::InProcess;
+use nene_test_support::redis_server::RedisServer;
+use nene_test_support::{Nene, Nginx};
+
+fn field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name:?} in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name:?} is not a number in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
+    let nene = Nene::start(&[("NENE_SERVER__LISTEN_BACKLOG", "100")]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    let before = browser.get("/status").await;
+    assert_eq!(before.status, 200);
+    assert!(
+        before.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    for name in [
+        "pool",
+        "start time",
+        "start since",
+        "accepted conn",
+        "listen queue",
+        "buffered bytes",
+        "buffer budget refusals",
+        "active requests",
+        "max active requests",
+        "slow requests",
+        "session backend",
+        "session backend errors",
+        "session backend p50 ms",
+        "locked sessions",
+        "session lock waits",
+        "session lock timeouts",
+        "session lock hand-offs",
+    ] {
+        assert!(
+            before.body.contains(&format!("{name}:")),
+            "{name} missing:\n{}",
+            before.body
+        );
+    }
+    for _ in 0..5 {
+        browser.get("/session/counter").await;
+    }
+    let after = browser.get("/status").await;
+    assert!(
+        field(&after.body, "requests") >= field(&before.body, "requests") + 6,
+        "{}",
+        after.body
+    );
+    assert!(field(&after.body, "accepted conn") >= 1);
+    // The listener's own queue, as the kernel reports it.
+    assert_eq!(
+        field(&after.body, "listen queue len"),
+        100,
+        "{}",
+        after.body
+    );
+    // server.max_buffered_bytes, 64M by default.
+    assert_eq!(field(&after.body, "buffered bytes max"), 64 * 1024 * 1024);
+    let backend = after
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("session backend:"));
+    assert_eq!(backend.map(str::trim), Some("files"), "{}", after.body);
+
+    let json = browser.get("/status?json").await.json();
+    assert_eq!(json["pool"], "nene");
+    assert!(json["requests"].as_u64().unwrap() >= field(&after.body, "requests"));
+    assert!(json["session backend p99 ms"].as_f64().is_some(), "{json}");
+
+    let metrics = browser.get("/status?openmetrics").await;
+    assert!(
+        metrics.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(
+        metrics.body.contains("# TYPE nene_requests counter"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("nene_requests_total "),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("nene_info{version="),
+        "{}",
+        metrics.body
+    );
+    assert!(metrics.body.ends_with("# EOF\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_not_in_status_allow_gets_403() {
+    let nene = Nene::start(&[("NENE_PM__STATUS_ALLOW", "10.0.0.0/8")]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    let page = browser.get("/status").await;
+    assert_eq!(page.status, 403);
+    assert!(!page.body.contains("accepted conn"));
+    // From an allowed address (nginx would pass the real client's).
+    let allowed = request_with_params(
+        &nene.addr,
+        &[
+            (b"REQUEST_METHOD", b"GET"),
+            (b"REQUEST_URI", b"/status"),
+            (b"REMOTE_ADDR", b"10.1.2.3"),
+        ],
+    )
+    .await;
+    assert_eq!(allowed.status(), 200);
+}
+
+/// No usable client address is never an allowed one: with REMOTE_ADDR
+/// absent, empty or not an IP (a Unix-socket peer's `unix:`), the status
+/// page is refused even though loopback is allowed; loopback gets it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_needs_a_client_address_to_allow() {
+    let nene = Nene::start(&[]);
+    let status_from = |remote: Option<&'static [u8]>| {
+        let addr = nene.addr.clone();
+        async move {
+            let mut pairs: Vec<(&[u8], &[u8])> =
+                vec![(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/status")];
+            if let Some(remote) = remote {
+                pairs.push((b"REMOTE_ADDR", remote));
+            }
+            request_with_params(&addr, &pairs).await
+        }
+    };
+    for remote in [
+        None,
+        Some(&b""[..]),
+        Some(&b"unix:"[..]),
+        Some(&b"localhost"[..]),
+    ] {
+        let answer = status_from(remote).await;
+        assert_eq!(answer.status(), 403, "REMOTE_ADDR {remote:?}");
+        assert!(!answer.body_text().contains("accepted conn"));
+    }
+    assert_eq!(status_from(Some(b"127.0.0.1")).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ping_path_answers_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let nene = Nene::start(&[
+        ("NENE_SESSION_DSN", &redis.url()),
+        ("NENE_PING__RESPONSE", "still here"),
+    ]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    redis.kill();
+    let ping = browser.get("/ping").await;
+    assert_eq!(ping.status, 200);
+    assert_eq!(ping.body, "still here\n");
+    assert!(ping.set_cookies().is_empty());
+    assert_eq!(browser.get("/session/counter").await.status, 503);
+}
+
+#[tokio::test]
+async fn a_handler_past_the_request_timeout_gets_504_and_the_connection_stays_usable() {
+    let (server, _dir) =
+        InProcess::start_front_controller(&[("NENE_SERVER__REQUEST_TERMINATE_TIMEOUT", "200ms")])
+            .await;
+    let mut client = FcgiClient::connect(&server.addr).await;
+    let started = std::time::Instant::now();
+    client.send(&request(1, "GET", "/slow", b"", true)).await;
+    let response = client.response(1).await;
+    assert_eq!(response.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "the handler was not cut"
+    );
+    client.send(&request(2, "GET", "/hello", b"", true)).await;
+    assert_eq!(client.response(2).await.body_text(), "hello");
+    client
+        .send(&request(3, "GET", "/status?json", b"", true))
+        .await;
+    let status = client.response(3).await.body_text();
+    assert!(status.contains("\"timed out requests\":1"), "{status}");
+}
+
+#[tokio::test]
+async fn a_slow_request_is_in_the_slow_log_with_where_its_time_went() {
+    let logs = tempfile::tempdir().unwrap();
+    let slowlog = logs.path().join("slow.log");
+    let slowlog_text = slowlog.display().to_string();
+    let (server, _dir) = InProcess::start_front_controller(&[
+        ("NENE_SERVER__REQUEST_SLOWLOG_TIMEOUT", "300ms"),
+        ("NENE_SERVER__SLOWLOG", &slowlog_text),
+    ])
+    .await;
+    let fast = nene_test_support::fcgi_client::get(&server.addr, "/hello").await;
+    assert_eq!(fast.status(), 200);
+    let slow = nene_test_support::fcgi_client::get(&server.addr, "/slow").await;
+    assert_eq!(slow.body_text(), "slow");
+    let log = nene_test_support::wait_for_log(&slowlog, "\n");
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.starts_with("slow request: GET /slow took "), "{log}");
+    for part in ["session read", "handler", "session write"] {
+        assert!(log.contains(part), "{part} missing: {log}");
+    }
+}
+
+#[tokio::test]
+async fn the_access_log_follows_its_format_and_goes_to_a_file() {
+    let logs = tempfile::tempdir().unwrap();
+    let access = logs.path().join("access.log");
+    let access_text = access.display().to_string();
+    let (server, _dir) = InProcess::start_front_controller(&[
+        ("NENE_ACCESS__LOG", &access_text),
+        (
+            "NENE_ACCESS__FORMAT",
+            "%m %r%Q%q %s %{HTTP_HOST}e %{Content-Type}o",
+        ),
+    ])
+    .await;
+    let mut pairs = vec![
+        (&b"REQUEST_METHOD"[..], &b"GET"[..]),
+        (b"REQUEST_URI", b"/hello?x=1"),
+        (b"QUERY_STRING", b"x=1"),
+        (b"HTTP_HOST", b"shop.test"),
+    ];
+    request_with_params(&server.addr, &pairs).await;
+    pairs[1] = (b"REQUEST_URI", b"/nope");
+    request_with_params(&server.addr, &pairs).await;
+    let log = nene_test_support::wait_for_log(&access, "/nope");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "GET /hello?x=1 200 shop.test text/plain; charset=utf-8",
+            "GET /nope 404 shop.test -",
+        ]
+    );
+}
+
+/// PHP-FPM logs every request; so does nene. A request refused before the
+/// application — a body over `max_body_bytes` (413), headers over
+/// `max_params_bytes` (431), a path that cannot be routed (400) — has its
+/// one access-log line with method, path, client and status; an answered
+/// request still has one line, not two. The status page counts refusals.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_are_in_the_access_log_once_each() {
+    let logs = tempfile::tempdir().unwrap();
+    let access = logs.path().join("access.log");
+    let access_text = access.display().to_string();
+    let nene = Nene::start(&[
+        ("NENE_ACCESS__LOG", &access_text),
+        ("NENE_ACCESS__FORMAT", "%R %m %r%Q%q %s"),
+        ("NENE_SERVER__MAX_BODY_BYTES", "1K"),
+        ("NENE_SERVER__MAX_PARAMS_BYTES", "2K"),
+    ]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let client = nene_test_support::http_client();
+    let too_big = client
+        .post(nginx.url("/health?case=body"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+    let huge_header = client
+        .get(nginx.url("/health?case=headers"))
+        .header("X-Huge", "h".repeat(4000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge_header.status(), 431);
+    let bad_path = client
+        .get(nginx.url("/session%2Fcounter"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_path.status(), 400);
+    let answered = client
+        .get(nginx.url("/health?case=ok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200);
+
+    let log = nene_test_support::wait_for_log(&access, "case=ok");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "127.0.0.1 POST /health?case=body 413",
+            "127.0.0.1 GET /health?case=headers 431",
+            "127.0.0.1 GET /session%2Fcounter 400",
+            "127.0.0.1 GET /health?case=ok 200",
+        ]
+    );
+    let status = client.get(nginx.url("/status")).send().await.unwrap();
+    let status = status.text().await.unwrap();
+    assert_eq!(field(&status, "refused requests"), 3, "{status}");
+}
+
+#[test]
+fn a_bad_access_format_stops_start_up() {
+    let output = nene_test_support::run_nene(&["serve"], &[("NENE_ACCESS__FORMAT", "%m %Z")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("access.format") && stderr.contains("%Z"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reopens_the_access_log_after_logrotate_moved_it() {
+    let logs = tempfile::tempdir().unwrap();
+    let access = logs.path().join("access.log");
+    let access_text = access.display().to_string();
+    let nene = Nene::start(&[("NENE_ACCESS__LOG", &access_text)]);
+    nene_test_support::fcgi_client::get(&nene.addr, "/health").await;
+    nene_test_support::wait_for_log(&access, "/health");
+    let rotated = logs.path().join("access.log.1");
+    std::fs::rename(&access, &rotated).unwrap();
+    nene.signal(libc::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    nene_test_support::fcgi_client::get(&nene.addr, "/no/such/thing").await;
+    let new = nene_test_support::wait_for_log(&access, "/no/such/thing");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        old.contains("/health") && !old.contains("/no/such/thing"),
+        "{old}"
+    );
+    assert!(new.contains("\"GET /no/such/thing\" 404"), "{new}");
+    assert!(
+        nene.log_text().contains("SIGHUP: log files reopened"),
+        "{}",
+        nene.log_text()
+    );
+}
+
+/// Access lines wait in memory up to `FLUSH_INTERVAL`: a clean stop writes
+/// them all, and a line is never split, under many connections at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_loses_no_access_log_line_and_lines_never_interleave() {
+    let logs = tempfile::tempdir().unwrap();
+    let access = logs.path().join("access.log");
+    let access_text = access.display().to_string();
+    let mut nene = Nene::start(&[
+        ("NENE_ACCESS__LOG", &access_text),
+        ("NENE_ACCESS__FORMAT", "%m %r%Q%q %s"),
+    ]);
+    nene_test_support::raise_open_file_limit(600);
+    let tasks: Vec<_> = (0..512)
+        .map(|n| {
+            let addr = nene.addr.clone();
+            tokio::spawn(async move {
+                let path = format!("/health?n={n}&pad={}", "p".repeat(n % 200));
+                let answer = nene_test_support::fcgi_client::get(&addr, &path).await;
+                assert_eq!(answer.status(), 200);
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    nene.signal(libc::SIGTERM);
+    let status = nene.wait_exit(Duration::from_secs(10)).expect("nene exits");
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(&access).unwrap();
+    let mut seen = vec![false; 512];
+    for line in log.lines() {
+        let n: usize = line
+            .strip_prefix("GET /health?n=")
+            .and_then(|rest| rest.split('&').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a mangled line: {line:?}"));
+        let expected = format!("GET /health?n={n}&pad={} 200", "p".repeat(n % 200));
+        assert_eq!(line, expected);
+        assert!(!seen[n], "line {n} twice");
+        seen[n] = true;
+    }
+    let missing: Vec<usize> = (0..512).filter(|n| !seen[*n]).collect();
+    assert!(missing.is_empty(), "lines lost at SIGTERM: {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_log_output_is_one_object_per_line() {
+    let nene = Nene::start(&[("NENE_LOG__FORMAT", "json"), ("NENE_ACCESS__LOG", "off")]);
+    nene_test_support::fcgi_client::get(&nene.addr, "/health").await;
+    let log = nene.log_text();
+    assert!(log.lines().count() >= 3, "{log}");
+    for line in log.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(value["level"].is_string(), "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_threads_sets_how_many_threads_run_requests() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (setting, expected) in [("1", 1), ("3", 3), ("0", cores)] {
+        let nene = Nene::start(&[("NENE_SERVER__WORKER_THREADS", setting)]);
+        let nginx = Nginx::start(&nene.upstream, true);
+        let mut browser = Browser::new(&nginx.url(""));
+        let status = browser.get("/status").await;
+        assert_eq!(
+            field(&status.body, "worker threads"),
+            expected as u64,
+            "worker_threads = {setting}"
+        );
+    }
+}

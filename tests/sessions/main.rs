@@ -1,0 +1,12 @@
+//! Sessions on every backend: one contract run over files, Redis,
+//! memcached, SQLite, MariaDB and PostgreSQL, then what each backend adds,
+//! the lock hand-off, migrations between backends and sharing with PHP.
+
+mod contract;
+mod files;
+mod hand_off;
+mod memcached;
+mod migration;
+mod php_sharing;
+mod redis;
+mod sql;
