@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::application::Application;
-use crate::config::{ConfigError, Constants, LoadOptions, Source, load, table};
+use crate::config::{ConfigError, Constants, LoadOptions, Loaded, Source, load, table};
 use crate::front_controller::front_controller;
 use crate::ops::{Ops, OpsSetupError};
 use crate::server::{
@@ -78,7 +78,7 @@ pub struct CommandLine {
 }
 
 /// Step 1: ini files and environment into constants.
-pub fn load_ini(command_line: &CommandLine) -> Result<(Constants, Vec<PathBuf>), ConfigError> {
+pub fn load_ini(command_line: &CommandLine) -> Result<Loaded, ConfigError> {
     let mut overrides = Vec::new();
     if let Some(listen) = &command_line.listen {
         overrides.push((&table::SERVER_LISTEN.spec, listen.clone(), "--listen"));
@@ -86,12 +86,11 @@ pub fn load_ini(command_line: &CommandLine) -> Result<(Constants, Vec<PathBuf>),
     if let Some(htdocs) = &command_line.htdocs {
         overrides.push((&table::SERVER_HTDOCS.spec, htdocs.clone(), "--htdocs"));
     }
-    let loaded = load(&LoadOptions {
+    load(&LoadOptions {
         ini_dir: command_line.ini_dir.clone(),
         env: LoadOptions::process_env(),
         command_line: overrides,
-    })?;
-    Ok((loaded.constants, loaded.files_read))
+    })
 }
 
 /// Step 2: the session cookie, built once.
@@ -190,7 +189,17 @@ impl Bootstrap {
     /// from loaded constants. Call it inside a tokio runtime: a Redis
     /// handler starts its connection task here.
     pub fn new(constants: Constants) -> Result<Self, StartupError> {
-        prepare_upload_tmp_dir(&constants.settings().server.limits.upload_tmp_dir)?;
+        let upload_tmp_dir = &constants.settings().server.limits.upload_tmp_dir;
+        prepare_upload_tmp_dir(upload_tmp_dir)?;
+        let swept = crate::upload::sweep_leftover_uploads(upload_tmp_dir);
+        if swept.files > 0 {
+            tracing::warn!(
+                "removed {} upload files ({} bytes) from {} that a nene process which stopped without cleaning up had left",
+                swept.files,
+                swept.bytes,
+                upload_tmp_dir.display()
+            );
+        }
         let cookie = configure_session_cookie(&constants);
         let handler = configure_session_handler(&constants)?;
         let sessions = session_store(&constants, cookie, handler)?;

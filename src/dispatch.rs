@@ -21,6 +21,8 @@ use futures::future::BoxFuture;
 use http::{Request, StatusCode};
 use tower::{Layer, Service};
 
+use crate::config::Constants;
+
 /// The name a missing controller or action stands for.
 pub const INDEX: &str = "index";
 
@@ -77,7 +79,9 @@ impl NotFoundPage {
 
 struct DispatchTable {
     controllers: HashMap<String, Controller>,
-    skip_segments: usize,
+    /// Set by the application; otherwise `server.layers_num`, read from the
+    /// request's [`Constants`].
+    skip_segments: Option<usize>,
     not_found: NotFoundPage,
 }
 
@@ -98,18 +102,18 @@ impl Dispatcher {
         DispatcherBuilder {
             table: DispatchTable {
                 controllers: HashMap::new(),
-                skip_segments: 0,
+                skip_segments: None,
                 not_found,
             },
         }
     }
 
     /// The action for `path`, or `None` when no controller/action matches.
-    fn route(&self, path: &str) -> Option<&MethodRouter> {
+    fn route(&self, path: &str, skip_segments: usize) -> Option<&MethodRouter> {
         let mut segments = path
             .split('/')
             .filter(|segment| !segment.is_empty())
-            .skip(self.table.skip_segments);
+            .skip(skip_segments);
         let controller = segments.next().unwrap_or(INDEX);
         let action = segments.next().unwrap_or(INDEX);
         if segments.next().is_some() {
@@ -126,9 +130,11 @@ impl DispatcherBuilder {
         self
     }
 
-    /// How many leading path segments to ignore (NeNe's LAYERS_NUM).
+    /// How many leading path segments to ignore (NeNe's LAYERS_NUM), in
+    /// place of the `server.layers_num` setting, which the dispatcher
+    /// follows when this is not called.
     pub fn skip_segments(mut self, count: usize) -> Self {
-        self.table.skip_segments = count;
+        self.table.skip_segments = Some(count);
         self
     }
 
@@ -150,7 +156,13 @@ impl Service<Request<Body>> for Dispatcher {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        match self.route(request.uri().path()) {
+        let skip_segments = self.table.skip_segments.unwrap_or_else(|| {
+            request
+                .extensions()
+                .get::<Constants>()
+                .map_or(0, |constants| constants.settings().layers_num)
+        });
+        match self.route(request.uri().path(), skip_segments) {
             Some(action) => {
                 // nene has already bounded and buffered the body
                 // (max_body_bytes); axum's own 2 MB default would only refuse

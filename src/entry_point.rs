@@ -20,7 +20,7 @@ use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 use crate::application::Application;
 use crate::bootstrap::{Bootstrap, CommandLine, StartupError, configure_session_handler, load_ini};
 use crate::cli::{Cli, Command, CopyArgs, DevArgs, PingArgs, ServeArgs, SessionsCommand};
-use crate::config::Constants;
+use crate::config::{Constants, Loaded};
 use crate::dev::check_dev_address;
 use crate::ops::LogFormat;
 use crate::ping::Ping;
@@ -113,10 +113,11 @@ where
         eprintln!("nene: {error}");
         return ExitCode::FAILURE;
     }
-    let (constants, files_read) = match load_ini(&command_line) {
+    let loaded = match load_ini(&command_line) {
         Ok(loaded) => loaded,
         Err(error) => return fail(&StartupError::Config(error)),
     };
+    let (constants, files_read) = (loaded.constants, loaded.files_read);
     let settings = constants.settings();
     // `config` and `check` answer in one line of their own; only a problem
     // is worth a log line there.
@@ -126,6 +127,9 @@ where
     };
     let log_level = init_logging(level, settings.ops.log_format);
     crate::panic_log::log_panics();
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Some(threads) = settings.server.worker_threads {
@@ -318,7 +322,7 @@ fn init_logging(level: &str, format: LogFormat) -> LogLevelHandle {
 /// SIGHUP: read the ini files and environment again for `log.level`.
 fn reload_log_level(handle: &LogLevelHandle, command_line: &CommandLine) {
     match load_ini(command_line) {
-        Ok((constants, _)) => {
+        Ok(Loaded { constants, .. }) => {
             let level = constants.settings().log_level.clone();
             match handle.reload(log_filter(&level)) {
                 Ok(()) => tracing::info!("SIGHUP: log files reopened; log level {level}"),
@@ -330,11 +334,15 @@ fn reload_log_level(handle: &LogLevelHandle, command_line: &CommandLine) {
 }
 
 /// `nene config`: every constant, ini-style, with its source as a comment.
+/// A secret is masked whole, a DSN or URL keeps all but its password (by
+/// the DSN redactor's rules, in any value: `DATABASE_URL =
+/// postgres://u:***@db/shop`).
 fn print_config(constants: &Constants) {
     for (name, constant) in constants.iter() {
-        let value = match (constant.secret, name.ends_with("_DSN")) {
-            (false, _) => constant.value.clone(),
-            (true, true) => redact_dsn(&constant.value),
+        let is_url = constant.value.contains("://");
+        let value = match (constant.secret, name.ends_with("_DSN") || is_url) {
+            (false, false) => constant.value.clone(),
+            (_, true) => redact_dsn(&constant.value),
             (true, false) => "***".to_string(),
         };
         println!("{name} = {value:?} ; {}", constant.source);
@@ -422,7 +430,7 @@ fn ping(cli: &Cli, args: &PingArgs) -> ExitCode {
     let addr = match &args.addr {
         Some(addr) => addr.clone(),
         None => match load_ini(&cli.command_line(&cli.serve)) {
-            Ok((constants, _)) => constants.settings().server.listen.clone(),
+            Ok(loaded) => loaded.constants.settings().server.listen.clone(),
             Err(error) => {
                 eprintln!("nene ping: {}", StartupError::Config(error));
                 return ExitCode::FAILURE;

@@ -10,7 +10,8 @@ mod upload;
 use nene::{Constants, Controller, Dispatcher, NotFoundPage};
 
 /// The example application's dispatcher, with its 404 page from htdocs
-/// and `server.layers_num` leading path segments skipped.
+/// (`server.layers_num` leading path segments are skipped by the
+/// dispatcher itself).
 pub fn example_app(constants: &Constants) -> Dispatcher {
     let settings = constants.settings();
     Dispatcher::builder(NotFoundPage::load(&settings.htdocs))
@@ -30,6 +31,5 @@ pub fn example_app(constants: &Constants) -> Dispatcher {
                 .action("index", upload::form_route())
                 .action("raw", upload::raw_route()),
         )
-        .skip_segments(settings.layers_num)
         .build()
 }

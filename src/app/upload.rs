@@ -11,12 +11,22 @@ use axum::body::Body;
 use axum::routing::{MethodRouter, post};
 use futures::StreamExt;
 use nene::UploadForm;
+use ring::digest::{Context, SHA256};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use std::io::Read;
+
+/// A digest as lowercase hex, as `sha256sum` prints it.
+fn hex(digest: ring::digest::Digest) -> String {
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
 
 async fn raw(body: Body) -> Result<Json<Value>, (http::StatusCode, String)> {
     let mut stream = body.into_data_stream();
-    let mut hasher = Sha256::new();
+    let mut hasher = Context::new(&SHA256);
     let mut bytes = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|error| {
@@ -30,7 +40,7 @@ async fn raw(body: Body) -> Result<Json<Value>, (http::StatusCode, String)> {
     }
     Ok(Json(json!({
         "bytes": bytes,
-        "sha256": format!("{:x}", hasher.finalize()),
+        "sha256": hex(hasher.finish()),
     })))
 }
 
@@ -45,9 +55,16 @@ async fn form(form: UploadForm) -> Result<Json<Value>, (http::StatusCode, String
         let path = file.path().to_path_buf();
         // Hashing a large file is blocking work: off the connection's task.
         let sha256 = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-            let mut hasher = Sha256::new();
-            std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-            Ok(format!("{:x}", hasher.finalize()))
+            let mut file = std::fs::File::open(path)?;
+            let mut hasher = Context::new(&SHA256);
+            let mut buffer = vec![0; 64 * 1024];
+            loop {
+                let read = file.read(&mut buffer)?;
+                if read == 0 {
+                    return Ok(hex(hasher.finish()));
+                }
+                hasher.update(&buffer[..read]);
+            }
         })
         .await
         .map_err(|error| (http::StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?

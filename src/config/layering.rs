@@ -48,16 +48,35 @@ pub struct Loaded {
     pub constants: Constants,
     /// The ini files found and read, in the order read (for the start-up log).
     pub files_read: Vec<PathBuf>,
+    /// Likely mistakes that are not errors, for the start-up log: an
+    /// environment variable that sets a site constant no ini file declares,
+    /// one typo away from one that is declared (`NENE_NOTES__GRETING` beside
+    /// `[notes] greeting`).
+    pub warnings: Vec<String>,
 }
 
-/// Whether a site constant may hold a password, so `nene config` redacts it:
-/// a DSN (`TODO_DATABASE_DSN`, `[db] dsn`) or anything named like a password
-/// or secret. Names are the convention an application keeps to.
+/// Whether a site constant may hold a secret, so `nene config` masks it: a
+/// DSN (`TODO_DATABASE_DSN`, `[db] dsn`) or anything named like a password,
+/// key or credential (`DB_PASS`, `SMTP_PWD`, `API_KEY`, `PRIVATE_KEY`,
+/// `OAUTH_CLIENT_SECRET`, `AUTH_TOKEN`). Names are the convention an
+/// application keeps to; a name that only looks like one (`CACHE_KEY_PREFIX`)
+/// is masked too, since showing a secret costs more than hiding a setting.
+/// Whatever the name, a URL's password is masked (`print_config`).
 fn site_constant_is_secret(name: &str) -> bool {
     name.ends_with("_DSN")
-        || ["PASSWORD", "SECRET", "TOKEN"]
-            .iter()
-            .any(|word| name.contains(word))
+        || [
+            "PASS",
+            "PWD",
+            "SECRET",
+            "TOKEN",
+            "KEY",
+            "AUTH",
+            "CREDENTIAL",
+            "PRIVATE",
+            "SALT",
+        ]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 /// A value before validation, and where it came from.
@@ -110,8 +129,25 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
             apply_ini_entry(entry, file_name, &mut values, &mut app_constants)?;
         }
     }
+    // A constant only the environment sets is fine (a secret kept out of
+    // the ini files); one a typo away from a declared constant is most
+    // likely that constant, misspelt, and the application would read the
+    // declared value unaware.
+    let declared: Vec<String> = app_constants.keys().cloned().collect();
+    let mut warnings = Vec::new();
     for (name, value) in &options.env {
         apply_env(name, value, &mut values, &mut app_constants)?;
+        if let Some(constant) = name
+            .strip_prefix("NENE_")
+            .map(|rest| rest.replacen("__", "_", 1).to_ascii_uppercase())
+            && app_constants.contains_key(&constant)
+            && !declared.contains(&constant)
+            && let Some(near) = closest(&constant, declared.iter().map(String::as_str))
+        {
+            warnings.push(format!(
+                "{name} sets {constant}, which no ini file declares; did you mean {near}? (the application reads {near} from the ini file)"
+            ));
+        }
     }
     for (spec, value, flag) in &options.command_line {
         values.set(spec, value.clone(), Source::CommandLine(flag));
@@ -154,6 +190,7 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
     Ok(Loaded {
         constants: Constants::new(typed, by_name),
         files_read,
+        warnings,
     })
 }
 
@@ -553,5 +590,28 @@ mod tests {
             &[],
         );
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn an_environment_variable_a_typo_away_from_a_declared_constant_is_a_warning() {
+        let loaded = load_with(
+            &[("site.ini", "[notes]\ngreeting = hello\n")],
+            &[
+                ("NENE_NOTES__GRETING", "hi"),
+                ("NENE_DB__PASSWORD", "only in the environment"),
+                ("NENE_NOTES__GREETING", "overridden"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.warnings,
+            vec![
+                "NENE_NOTES__GRETING sets NOTES_GRETING, which no ini file declares; did you mean NOTES_GREETING? (the application reads NOTES_GREETING from the ini file)"
+                    .to_string()
+            ]
+        );
+        // Still a constant: a warning, not a refusal.
+        assert_eq!(loaded.constants.get("NOTES_GRETING"), Some("hi"));
+        assert_eq!(loaded.constants.get("NOTES_GREETING"), Some("overridden"));
     }
 }

@@ -95,7 +95,7 @@ impl UploadForm {
             let file_name = neutralise_file_name(raw_file_name);
             let content_type = field.content_type().map(|mime| mime.to_string());
             let (file, path) = tempfile::Builder::new()
-                .prefix("nene-upload-")
+                .prefix(crate::upload::upload_file_prefix())
                 .tempfile_in(&settings.tmp_dir)?
                 .into_parts();
             // From here the file is deleted when `path` drops, also when a

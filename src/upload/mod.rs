@@ -25,9 +25,12 @@
 mod error;
 mod file;
 mod form;
+mod leftovers;
 mod settings;
 
 pub use error::UploadError;
 pub use file::{UploadedFile, neutralise_file_name};
 pub use form::UploadForm;
+pub(crate) use leftovers::upload_file_prefix;
+pub use leftovers::{Swept, sweep_leftover_uploads};
 pub use settings::UploadSettings;

@@ -5,7 +5,7 @@
 //! with their documented status and reason, and no file is left in
 //! `upload_tmp_dir` afterwards.
 
-use nene_test_support::{Nene, Nginx, http_client};
+use nene_test_support::{Nene, Nginx, http_client, wait_for_log};
 use serde_json::Value;
 use sha2::Digest;
 
@@ -320,4 +320,42 @@ async fn php_bounds_refuse_with_413_and_malformed_forms_with_400() {
     assert_eq!(answer["files"].as_array().map(Vec::len), Some(0), "{body}");
 
     assert_eq!(servers.files_left(), 0, "a refused upload left a file");
+}
+
+/// When this test process started, as `/proc/self/stat` says (field 22).
+fn own_start_time() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+    after_name
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_files_a_stopped_process_left_are_removed_at_start_up() {
+    let tmp_dir = tempfile::tempdir().unwrap();
+    // As a nene killed mid-upload leaves them: named for their owner.
+    let dead = tmp_dir.path().join("nene-upload.4194304.777.a1b2c3");
+    std::fs::write(&dead, vec![0u8; 150_000]).unwrap();
+    // A process that is running (this test) owns this one: another
+    // instance sharing the directory, whose upload is in progress.
+    let live = tmp_dir.path().join(format!(
+        "nene-upload.{}.{}.d4e5f6",
+        std::process::id(),
+        own_start_time()
+    ));
+    std::fs::write(&live, b"in progress").unwrap();
+    let unrelated = tmp_dir.path().join("keep-me.txt");
+    std::fs::write(&unrelated, b"not nene's").unwrap();
+
+    let tmp = tmp_dir.path().display().to_string();
+    let nene = Nene::start(&[("NENE_SERVER__UPLOAD_TMP_DIR", tmp.as_str())]);
+    let log = wait_for_log(&nene.log, "removed 1 upload files (150000 bytes)");
+    assert!(log.contains(&tmp), "{log}");
+    assert!(!dead.exists(), "the dead process's upload is gone");
+    assert!(live.exists(), "a running process's upload is kept");
+    assert!(unrelated.exists());
 }

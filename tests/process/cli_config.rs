@@ -75,6 +75,75 @@ fn nene_config_and_check_never_print_the_dsn_password() {
 }
 
 #[test]
+fn nene_config_masks_secrets_by_name_and_url_passwords_in_any_value() {
+    let config = run_nene(
+        &["config"],
+        &[
+            ("NENE_DB__PASS", "hunter2-pass"),
+            ("NENE_SMTP__PWD", "hunter2-pwd"),
+            ("NENE_API__KEY", "hunter2-key"),
+            ("NENE_APP__PRIVATE_KEY", "hunter2-private"),
+            ("NENE_OAUTH__CLIENT_SECRET", "hunter2-secret"),
+            (
+                "NENE_DATABASE__URL",
+                "postgres://shop:hunter2-url@db.internal/shop",
+            ),
+            ("NENE_NEWS__FEED", "https://news.example/feed.xml"),
+            ("NENE_SITE__MOTTO", "plain words"),
+        ],
+    );
+    assert!(config.status.success(), "{}", stderr(&config));
+    let text = stdout(&config);
+    assert!(!text.contains("hunter2"), "{text}");
+    for name in [
+        "DB_PASS",
+        "SMTP_PWD",
+        "API_KEY",
+        "APP_PRIVATE_KEY",
+        "OAUTH_CLIENT_SECRET",
+    ] {
+        assert!(
+            text.contains(&format!("{name} = \"***\"")),
+            "{name}: {text}"
+        );
+    }
+    assert!(
+        text.contains("DATABASE_URL = \"postgres://shop:***@db.internal/shop\""),
+        "{text}"
+    );
+    // What holds no secret is shown as configured.
+    assert!(
+        text.contains("NEWS_FEED = \"https://news.example/feed.xml\""),
+        "{text}"
+    );
+    assert!(text.contains("SITE_MOTTO = \"plain words\""), "{text}");
+}
+
+#[test]
+fn a_misspelt_site_constant_in_the_environment_is_named_with_the_declared_one() {
+    // ini/site.ini declares `[site] title`.
+    let config = run_nene(&["config"], &[("NENE_SITE__TITEL", "Shop")]);
+    assert!(config.status.success(), "{}", stderr(&config));
+    assert!(
+        stderr(&config).contains(
+            "NENE_SITE__TITEL sets SITE_TITEL, which no ini file declares; did you mean SITE_TITLE?"
+        ),
+        "{}",
+        stderr(&config)
+    );
+    // The correct name, and a constant only the environment sets, are quiet.
+    let quiet = run_nene(
+        &["config"],
+        &[("NENE_SITE__TITLE", "Shop"), ("NENE_MAIL__PASSWORD", "x")],
+    );
+    assert!(
+        !stderr(&quiet).contains("did you mean"),
+        "{}",
+        stderr(&quiet)
+    );
+}
+
+#[test]
 fn nene_check_passes_with_file_sessions() {
     let output = run_nene(&["check"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));

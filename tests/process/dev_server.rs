@@ -11,7 +11,7 @@ use axum::routing::get;
 use nene::RequestInfo;
 use nene_test_support::browser::Browser;
 use nene_test_support::in_process::InProcess;
-use nene_test_support::{Nene, Nginx, free_port, htdocs, run_nene};
+use nene_test_support::{Nene, Nginx, free_port, htdocs, run_nene, wait_for_log};
 use serde_json::json;
 
 /// A copy of the repository's htdocs with a subdirectory, to see that a
@@ -348,4 +348,115 @@ fn dev_routes_encoded_dotted_and_index_php_paths_like_production() {
         );
     }
     assert_eq!(raw_get(&dev.addr, "/session%2Fcounter").0, 400);
+}
+
+#[tokio::test]
+async fn dotfiles_and_symlinks_out_of_htdocs_are_never_served() {
+    let docroot = htdocs_with_assets();
+    let root = docroot.path();
+    std::fs::write(root.join(".env"), "DB_PASSWORD=hunter2\n").unwrap();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/config"), "[remote] hunter2\n").unwrap();
+    std::fs::create_dir(root.join(".well-known")).unwrap();
+    std::fs::write(root.join(".well-known/security.txt"), "Contact: a@b\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "hunter2 outside\n").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), root.join("leak.txt")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("elsewhere")).unwrap();
+    // A link that stays inside htdocs is a file like any other.
+    std::os::unix::fs::symlink(root.join("robots.txt"), root.join("robots-link.txt")).unwrap();
+    let nene = Nene::start_dev(root, &[]);
+
+    for path in [
+        "/.env",
+        "/.git/config",
+        "/%2egit/config",
+        "/assets/../.env",
+        "/leak.txt",
+        "/elsewhere/secret.txt",
+    ] {
+        let (status, body) = raw_get(&nene.addr, path);
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("hunter2"), "{path}: {body}");
+    }
+    let (status, body) = raw_get(&nene.addr, "/.well-known/security.txt");
+    assert_eq!((status, body.as_str()), (200, "Contact: a@b\n"));
+    let (status, body) = raw_get(&nene.addr, "/robots-link.txt");
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        std::fs::read_to_string(root.join("robots.txt")).unwrap()
+    );
+    // The application still answers everything else.
+    assert_eq!(raw_get(&nene.addr, "/health").0, 200);
+}
+
+/// Whether the server closed `stream` (EOF, a reset, or an answer followed
+/// by EOF) within `within`; sends `drip` every 100 ms meanwhile.
+fn closed_within(stream: &mut TcpStream, drip: &[u8], within: std::time::Duration) -> bool {
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + within;
+    let mut buffer = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        if stream.write_all(drip).is_err() {
+            return true;
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn a_dripping_client_is_cut_off_and_connections_are_capped() {
+    let docroot = htdocs_with_assets();
+    let nene = Nene::start_dev(
+        docroot.path(),
+        &[
+            ("NENE_SERVER__RECEIVE_TIMEOUT", "1s"),
+            ("NENE_SERVER__MAX_CONNECTIONS", "2"),
+        ],
+    );
+    // The head of a request, one header line every 100 ms: never complete.
+    let mut dripping = TcpStream::connect(&nene.addr).unwrap();
+    dripping.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    assert!(
+        closed_within(
+            &mut dripping,
+            b"X-Drip: a\r\n",
+            std::time::Duration::from_secs(5)
+        ),
+        "a client dripping its request head was held past 5 s with a 1 s receive_timeout"
+    );
+
+    // Two connections that send nothing take both places; a third is
+    // closed at once, unanswered.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _first = TcpStream::connect(&nene.addr).unwrap();
+    let _second = TcpStream::connect(&nene.addr).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut third = TcpStream::connect(&nene.addr).unwrap();
+    third
+        .write_all(format!("GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", nene.addr).as_bytes())
+        .unwrap();
+    third
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = third.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        wait_for_log(&nene.log, "server.max_connections").contains("closed one from"),
+        "the refusal is logged"
+    );
+    // Once the idle two are timed out, the server answers again.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(raw_get(&nene.addr, "/health").0, 200);
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use nene_test_support::browser::Browser;
+use nene_test_support::fcgi_client::request_with_params;
 use nene_test_support::{Nene, Nginx, REPO, free_port};
 use serde_json::json;
 
@@ -93,6 +94,13 @@ serde_json = "1"
         output.status.success(),
         "the outside crate does not build against nene's public API:\n{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    // nene is a path (or git) dependency here, so cargo shows its warnings
+    // in the application's build: there must be none.
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !printed.contains("warning"),
+        "building an application prints warnings:\n{printed}"
     );
     target.join("debug/shop")
 }
@@ -179,5 +187,23 @@ async fn an_application_outside_the_repository_is_served_through_nginx() {
     assert!(
         !project.path().join("sessions.db").exists(),
         "nothing was created for a backend not compiled in"
+    );
+
+    // Under a sub-path (`server.layers_num = 1`): the dispatcher skips the
+    // segment by itself; the application calls nothing for it.
+    let nested = Nene::start_program(&shop, project.path(), &[("NENE_SERVER__LAYERS_NUM", "1")]);
+    let response = request_with_params(
+        &nested.addr,
+        &[
+            (b"REQUEST_METHOD", b"GET"),
+            (b"REQUEST_URI", b"/shop/basket"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{}", response.body_text());
+    assert!(
+        response.body_text().contains("Corner Shop"),
+        "{}",
+        response.body_text()
     );
 }

@@ -3,11 +3,14 @@
 //! everything behind the transport is the production path. Like the
 //! repository's nginx block (`try_files $uri @nene`), a request for a file
 //! under htdocs gets the file (tower-http's `ServeDir`: content type, `HEAD`,
-//! `If-Modified-Since`, no directory listing, no `..` escape), anything else
+//! `If-Modified-Since`, no directory listing, no `..` escape; never a
+//! dotfile but `/.well-known/`, never a file a symlink leads to outside
+//! htdocs: 404), anything else
 //! goes to the front controller with the CGI values nginx would have sent:
 //! the client address, `SCRIPT_NAME`, no `HTTPS`. The body is read whole and
-//! bounded by `server.max_body_bytes` (413 above it) before the application
-//! runs, as the FastCGI server does.
+//! bounded by `server.max_body_bytes` (413 above it) and
+//! `server.receive_timeout` (408) before the application runs, as the
+//! FastCGI server does; connections are capped and timed (`accept.rs`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tower::{ServiceExt, service_fn};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::services::ServeDir;
+
+mod accept;
 
 use crate::application::Application;
 use crate::config::Settings;
@@ -63,15 +68,17 @@ pub async fn serve_http<A: Application>(
     let local = listener.local_addr()?;
     let document_root = std::path::absolute(&settings.htdocs)?;
     let max_body = settings.server.limits.max_body_bytes;
+    let receive_timeout = settings.server.limits.receive_timeout;
     let root = document_root.clone();
     let to_front_controller = service_fn(move |request: Request<Body>| {
         let front = front.clone();
         let root = root.clone();
         async move {
-            let request = match as_nginx_would_send(request, local, &root, max_body).await {
-                Ok(request) => request,
-                Err(refusal) => return Ok::<_, Infallible>(refusal),
-            };
+            let request =
+                match as_nginx_would_send(request, local, &root, max_body, receive_timeout).await {
+                    Ok(request) => request,
+                    Err(refusal) => return Ok::<_, Infallible>(refusal),
+                };
             front.oneshot(request).await
         }
     });
@@ -79,10 +86,30 @@ pub async fn serve_http<A: Application>(
         .append_index_html_on_directories(false)
         .call_fallback_on_method_not_allowed(true)
         .fallback(to_front_controller);
+    // ServeDir follows symlinks and serves dotfiles; a development checkout
+    // keeps `.env` and `.git/` close by, and a link can point anywhere.
+    let real_root = tokio::fs::canonicalize(&document_root).await?;
+    let root = document_root.clone();
+    let guarded = service_fn(move |request: Request<Body>| {
+        let static_first = static_first.clone();
+        let root = root.clone();
+        let real_root = real_root.clone();
+        async move {
+            if is_hidden(request.uri().path())
+                || !resolves_inside(&root, &real_root, request.uri().path()).await
+            {
+                return Ok::<_, Infallible>((StatusCode::NOT_FOUND, "not found\n").into_response());
+            }
+            static_first
+                .oneshot(request)
+                .await
+                .map(IntoResponse::into_response)
+        }
+    });
     // A handler that panics answers 500, as under FastCGI, instead of
     // dropping the connection (the panic hook has logged it already).
     let router = Router::new()
-        .fallback_service(static_first)
+        .fallback_service(guarded)
         .layer(CatchPanicLayer::custom(|_panic| {
             (
                 http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,19 +131,12 @@ pub async fn serve_http<A: Application>(
         shutdown.await;
         trigger.cancel();
     });
-    let serving = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopping.clone().cancelled_owned());
-    let drain_timeout = settings.server.drain_timeout;
-    tokio::select! {
-        served = serving => served?,
-        () = async {
-            stopping.cancelled().await;
-            tokio::time::sleep(drain_timeout).await;
-        } => tracing::warn!("requests still running after drain_timeout ({drain_timeout:?}); stopping anyway"),
-    }
+    let bounds = accept::Bounds {
+        max_connections: settings.server.limits.max_connections,
+        receive_timeout: settings.server.limits.receive_timeout,
+        drain_timeout: settings.server.drain_timeout,
+    };
+    accept::serve(listener, router, bounds, stopping).await;
     Ok(())
 }
 
@@ -127,6 +147,7 @@ async fn as_nginx_would_send(
     local: SocketAddr,
     document_root: &Path,
     max_body: usize,
+    receive_timeout: std::time::Duration,
 ) -> Result<Request<Body>, Response> {
     let (mut parts, body) = request.into_parts();
     let declared = parts
@@ -137,10 +158,20 @@ async fn as_nginx_would_send(
     if declared.is_some_and(|length| length > max_body as u64) {
         return Err(too_large());
     }
-    let body = match axum::body::to_bytes(body, max_body).await {
-        Ok(body) => body,
-        Err(_) => return Err(too_large()),
-    };
+    // A body dripped slower than the whole request may take is cut off,
+    // as the FastCGI server cuts off a peer (`server.receive_timeout`).
+    let body =
+        match tokio::time::timeout(receive_timeout, axum::body::to_bytes(body, max_body)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => return Err(too_large()),
+            Err(_) => {
+                return Err((
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive within server.receive_timeout\n",
+                )
+                    .into_response());
+            }
+        };
     let client = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -211,6 +242,33 @@ async fn as_nginx_would_send(
         }
     };
     Ok(Request::from_parts(parts, Body::from(body)))
+}
+
+/// Whether `path` names a dotfile or lies under a dot directory (`/.env`,
+/// `/.git/config`, `/%2egit/config` once decoded), which the development
+/// server never serves; `/.well-known/` (RFC 8615) is the exception.
+fn is_hidden(path: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if decoded.starts_with("/.well-known/") {
+        return false;
+    }
+    // `.` and `..` are dot segments, which the routing path resolves
+    // (decision 0013), not names.
+    decoded
+        .split('/')
+        .any(|segment| segment.starts_with('.') && segment != "." && segment != "..")
+}
+
+/// Whether the file `path` names under `root` is, once every symlink is
+/// followed, still inside `real_root` (htdocs, resolved). A path that names
+/// nothing is "inside": the front controller answers it.
+async fn resolves_inside(root: &Path, real_root: &Path, path: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let candidate = root.join(decoded.trim_start_matches('/'));
+    match tokio::fs::canonicalize(&candidate).await {
+        Ok(real) => real.starts_with(real_root),
+        Err(_) => true,
+    }
 }
 
 fn too_large() -> Response {
