@@ -117,6 +117,13 @@ where
     let result = connection.run(&gate.shutdown).await;
     // Best effort: whatever was answered before an error still goes out.
     let _ = connection.flush().await;
+    // Requests the peer never finished sending (it closed, stalled past
+    // the receive timeout or broke the protocol) get their access-log line.
+    for (_, request) in connection.receiving.drain() {
+        connection
+            .responder
+            .refused(&Refusal::client_gone(&request));
+    }
     result
 }
 
@@ -405,8 +412,9 @@ where
     }
 
     fn abort_request(&mut self, id: u16) {
-        if self.receiving.remove(&id).is_some() {
+        if let Some(request) = self.receiving.remove(&id) {
             self.end_request(id, APP_STATUS_FAILED, REQUEST_COMPLETE);
+            self.responder.refused(&Refusal::client_gone(&request));
             self.last_activity = Instant::now();
         } else if let Some(handle) = self.abort_handles.get(&id) {
             // The running future resolves as `Aborted` and is answered then.

@@ -36,6 +36,6 @@ pub use record::{
     HEADER_LEN, MAX_CONTENT_LEN, Record, RecordCodec, RecordType, Role, VERSION_1, encode_record,
     encode_stream,
 };
-pub use refusal::Refusal;
+pub use refusal::{CLIENT_GONE, Refusal};
 pub use request::CgiRequest;
 pub use responder::{BoxError, CgiResponse, Responder, ResponseBody, simple_response};

@@ -153,6 +153,12 @@ pub(crate) enum Progress {
 impl IncomingRequest {
     /// Starts the state of request `id`, and its receive clock, at its
     /// BEGIN_REQUEST. What it holds in memory is drawn from `budget`.
+    /// The params as far as they arrived: all of them once complete, the
+    /// whole pairs kept of a refused request, or none yet.
+    pub fn params(&self) -> Option<&CgiParams> {
+        self.params.as_ref().or(self.known_params.as_ref())
+    }
+
     pub fn new(id: u16, budget: &BufferBudget) -> Self {
         Self {
             id,

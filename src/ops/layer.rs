@@ -23,6 +23,7 @@ use crate::session::SessionTimings;
 use super::Ops;
 use super::access_format::AccessRecord;
 use super::metrics::ActiveRequest;
+use super::refused::split_target;
 use super::status::StatusSnapshot;
 
 /// Wraps a service in the operations layer.
@@ -130,6 +131,18 @@ where
                     .write_line(&slow_line(&method, path, elapsed, &timings));
             }
             if logs_access {
+                // The target as the client sent it (`REQUEST_URI`), not the
+                // routing path the application saw (decision 0013); the
+                // same rule as for refused requests.
+                let sent = params
+                    .as_ref()
+                    .and_then(|params| params.get("REQUEST_URI"))
+                    .filter(|target| !target.is_empty())
+                    .map(String::from_utf8_lossy);
+                let (path, query) = match sent.as_deref() {
+                    Some(target) => split_target(target),
+                    None => (path, query),
+                };
                 let line = ops.access_format.render(&AccessRecord {
                     method: method.as_str(),
                     path,

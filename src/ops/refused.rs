@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::fastcgi::{CgiParams, Refusal};
+use crate::fastcgi::{CLIENT_GONE, CgiParams, Refusal};
 
 use super::Ops;
 use super::access_format::AccessRecord;
@@ -18,7 +18,11 @@ impl Ops {
     /// Counts `refusal` and writes its access-log line (installed on the
     /// FastCGI responder at start-up).
     pub fn log_refusal(&self, refusal: &Refusal<'_>) {
-        self.metrics.refused.fetch_add(1, Ordering::Relaxed);
+        // A request its client abandoned was not refused: it has its log
+        // line, not a count.
+        if refusal.status != CLIENT_GONE {
+            self.metrics.refused.fetch_add(1, Ordering::Relaxed);
+        }
         if self.access_log.is_off() {
             return;
         }
@@ -31,10 +35,7 @@ impl Ops {
         };
         let method = text("REQUEST_METHOD").unwrap_or(Cow::Borrowed("-"));
         let target = text("REQUEST_URI").unwrap_or(Cow::Borrowed("-"));
-        let (path, query) = match target.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (&*target, None),
-        };
+        let (path, query) = split_target(&target);
         let request_headers = match params {
             Some(params) if self.access_needs_request_headers => request_headers(params),
             _ => HeaderMap::new(),
@@ -74,4 +75,14 @@ fn request_headers(params: &CgiParams) -> HeaderMap {
         }
     }
     headers
+}
+
+/// A request target as sent (`REQUEST_URI`) split into its path and query:
+/// what every access-log line shows (decision 0013), as PHP-FPM's `%r`
+/// and `%q` do, whether the application answered or nene refused.
+pub(super) fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    }
 }

@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 use nene_test_support::browser::Browser;
-use nene_test_support::fcgi_client::{FcgiClient, request, request_with_params};
+use nene_test_support::fcgi_client::{
+    ABORT_REQUEST, END_REQUEST, FcgiClient, RESPONDER, STDIN, begin, params, record, request,
+    request_params, request_with_params,
+};
 use nene_test_support::in_process::InProcess;
 use nene_test_support::redis_server::RedisServer;
 use nene_test_support::{Nene, Nginx};
@@ -316,6 +319,59 @@ async fn refused_requests_are_in_the_access_log_once_each() {
             "127.0.0.1 GET /health?case=ok 200",
         ]
     );
+    let status = client.get(nginx.url("/status")).send().await.unwrap();
+    let status = status.text().await.unwrap();
+    assert_eq!(field(&status, "refused requests"), 3, "{status}");
+
+    // Every line shows the target as sent, answered or refused (decision
+    // 0013): not the routing path the application saw.
+    for target in ["/a/../health?case=dots", "/index.php/health?case=php"] {
+        let answer = request_with_params(
+            &nene.addr,
+            &[
+                (b"REQUEST_METHOD", b"GET"),
+                (b"REMOTE_ADDR", b"127.0.0.1"),
+                (b"REQUEST_URI", target.as_bytes()),
+            ],
+        )
+        .await;
+        assert_eq!(answer.status(), 200, "{target}");
+    }
+    // An upload its client abandoned has its line too, with nginx's 499:
+    // stopped by FCGI_ABORT_REQUEST, or by the web server closing the
+    // connection half way.
+    for (case, abort) in [("aborted", true), ("closed", false)] {
+        let mut fcgi = FcgiClient::connect(&nene.addr).await;
+        let mut pairs = request_params("POST", &format!("/upload?case={case}"));
+        pairs.push((b"CONTENT_LENGTH".to_vec(), b"100000".to_vec()));
+        let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        fcgi.send(&begin(1, RESPONDER, true)).await;
+        fcgi.send(&params(1, &pairs)).await;
+        // A tenth of the body, and no end of it.
+        fcgi.send(&record(STDIN, 1, &[b'x'; 10_000])).await;
+        if abort {
+            fcgi.send(&record(ABORT_REQUEST, 1, &[])).await;
+            let ended = fcgi
+                .read_record()
+                .await
+                .expect("END_REQUEST for the aborted request");
+            assert_eq!(ended.kind, END_REQUEST);
+        }
+        drop(fcgi);
+    }
+    let log = nene_test_support::wait_for_log(&access, "case=closed");
+    // After the four above and the status page.
+    let lines: Vec<&str> = log.lines().skip(5).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "127.0.0.1 GET /a/../health?case=dots 200",
+            "127.0.0.1 GET /index.php/health?case=php 200",
+            "127.0.0.1 POST /upload?case=aborted 499",
+            "127.0.0.1 POST /upload?case=closed 499",
+        ]
+    );
+    // Abandoned is not refused.
     let status = client.get(nginx.url("/status")).send().await.unwrap();
     let status = status.text().await.unwrap();
     assert_eq!(field(&status, "refused requests"), 3, "{status}");

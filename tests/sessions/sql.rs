@@ -531,6 +531,78 @@ async fn everything_on(db: Db) {
     php_with_a_symfony_style_handler_shares_sessions_nene_wrote(&db).await;
     if !db.dsn.starts_with("sqlite") {
         a_lock_php_takes_in_symfonys_advisory_mode_excludes_nene(&db).await;
+        tls_when_required_is_never_given_up(&db);
+    }
+}
+
+/// The test servers offer no TLS. Under `sslmode=require` (PostgreSQL) or
+/// `ssl-mode=REQUIRED` (MySQL) nene then does not connect at all, rather
+/// than send the password in clear; under the default it connects. A CA
+/// file that cannot be read stops start-up naming it.
+fn tls_when_required_is_never_given_up(db: &Db) {
+    let postgres = db.dsn.starts_with("postgres");
+    let (require, ca) = if postgres {
+        ("sslmode=require", "sslrootcert")
+    } else {
+        ("ssl-mode=REQUIRED", "ssl-ca")
+    };
+    let check = |dsn: &str| {
+        let output = run_nene(&["check"], &[("NENE_SESSION_DSN", dsn)]);
+        let said = String::from_utf8_lossy(&output.stderr).into_owned();
+        if let Some(password) = db.password {
+            assert!(!said.contains(password), "{said}");
+        }
+        (output.status.code(), said)
+    };
+    let (code, said) = check(&format!("{}?{require}", db.dsn));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("unreachable"), "{said}");
+    let (code, said) = check(&db.dsn);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = check(&format!("{}?{ca}=/nonexistent/ca.pem", db.dsn));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("the TLS CA /nonexistent/ca.pem cannot be read"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_password_for_another_machine_without_a_verified_server_is_warned_about() {
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    let ca = ca.path().display().to_string();
+    // 192.0.2.1 is a documentation address: nothing answers there.
+    for (dsn, verified) in [
+        (
+            "postgres://app:pw-xyz@192.0.2.1/db?timeout=300ms&acquire_timeout=300ms".to_string(),
+            false,
+        ),
+        (
+            "mysql://app:pw-xyz@192.0.2.1/db?timeout=300ms&acquire_timeout=300ms&ssl-mode=REQUIRED"
+                .to_string(),
+            false,
+        ),
+        (
+            format!(
+                "postgres://app:pw-xyz@192.0.2.1/db?timeout=300ms&acquire_timeout=300ms&sslmode=verify-full&sslrootcert={ca}"
+            ),
+            true,
+        ),
+        (
+            format!(
+                "mysql://app:pw-xyz@192.0.2.1/db?timeout=300ms&acquire_timeout=300ms&ssl-mode=VERIFY_CA&ssl-ca={ca}"
+            ),
+            true,
+        ),
+    ] {
+        let output = run_nene(&["check"], &[("NENE_SESSION_DSN", &dsn)]);
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(!said.contains("pw-xyz"), "{said}");
+        assert_eq!(
+            said.contains("does not verify the server"),
+            !verified,
+            "{dsn}: {said}"
+        );
     }
 }
 

@@ -63,14 +63,11 @@ pub async fn register(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
-    validate_username(&input.username)?;
+    let username = normalised_username(&input.username)?;
     validate_password(&input.password)?;
     let hash = hash_password(input.password).await?;
-    match state.db.create_user(&input.username, &hash).await? {
-        Some(id) => Ok(created(CurrentUser {
-            id,
-            username: input.username,
-        })),
+    match state.db.create_user(&username, &hash).await? {
+        Some(id) => Ok(created(CurrentUser { id, username })),
         None => Err(ApiError::UserExists),
     }
 }
@@ -83,7 +80,10 @@ pub async fn login(
     session: Session,
     JsonBody(input): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
-    let user = state.db.find_user(&input.username).await?;
+    // A name that cannot be valid cannot exist: the same answer as an
+    // unknown one, after the same work.
+    let username = normalised_username(&input.username).unwrap_or_default();
+    let user = state.db.find_user(&username).await?;
     // An unknown user is verified against a dummy hash, so the answer takes
     // as long as for a known one: timing does not tell which names exist.
     let (id, stored) = match user {
@@ -95,10 +95,7 @@ pub async fn login(
         return Err(ApiError::AuthInvalid);
     };
     session.regenerate().await?;
-    let user = CurrentUser {
-        id,
-        username: input.username,
-    };
+    let user = CurrentUser { id, username };
     session.insert(USER_KEY, &user).await?;
     let token = csrf::rotate(&session).await?;
     Ok(ok(json!({ "user": user, "csrf_token": token })))
@@ -115,10 +112,14 @@ pub async fn whoami(user: CurrentUser) -> Response {
     ok(user)
 }
 
-fn validate_username(name: &str) -> Result<(), ApiError> {
+/// The name as stored: 3 to 32 ASCII letters, digits, `.`, `_` or `-`,
+/// lowercased. One rule on every database: MariaDB's default collation
+/// compares names without case and SQLite's and PostgreSQL's with it, so
+/// `ALICE` would be alice on one and a second account on the others.
+fn normalised_username(name: &str) -> Result<String, ApiError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if (3..=32).contains(&name.len()) && name.chars().all(allowed) {
-        Ok(())
+        Ok(name.to_ascii_lowercase())
     } else {
         Err(ApiError::UsernameInvalid)
     }

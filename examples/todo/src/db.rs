@@ -56,6 +56,10 @@ pub enum DbError {
     Unreachable { dsn: String, reason: String },
     #[error("cannot apply the schema to {dsn:?}: {reason}")]
     Schema { dsn: String, reason: String },
+    #[error(
+        "the SQLite database {dsn:?} cannot be written ({reason}): make the file, its -wal and -shm files and its directory writable by this user"
+    )]
+    ReadOnly { dsn: String, reason: String },
 }
 
 fn pool_options<D: sqlx::Database>() -> PoolOptions<D> {
@@ -115,6 +119,14 @@ impl Db {
             dsn: redacted.clone(),
             reason: error.to_string(),
         })?;
+        // A read-only file opens and answers reads; only a write shows that
+        // every request that changes something would fail.
+        if let Db::Sqlite(pool) = &db {
+            can_write(pool).await.map_err(|error| DbError::ReadOnly {
+                dsn: redacted.clone(),
+                reason: error.to_string(),
+            })?;
+        }
         tracing::info!("database {} ready ({})", redacted, db.backend());
         Ok(db)
     }
@@ -148,6 +160,15 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// Writes (a table created and rolled back): fails on a read-only file.
+async fn can_write(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut probe = pool.begin().await?;
+    sqlx::query("CREATE TABLE main.todo_write_probe (x INTEGER)")
+        .execute(&mut *probe)
+        .await?;
+    probe.rollback().await
 }
 
 fn unreachable(redacted: &str, error: sqlx::Error) -> DbError {

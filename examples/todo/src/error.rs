@@ -16,6 +16,8 @@ pub enum ApiError {
     TitleRequired,
     #[error("the title is longer than {max} characters")]
     TitleTooLong { max: usize },
+    #[error("the title has control characters (a NUL, a line break…)")]
+    TitleInvalid,
     #[error("no such todo")]
     TodoNotFound,
     #[error("log in first")]
@@ -52,6 +54,7 @@ impl ApiError {
         match self {
             TitleRequired => ("TODO-TITLE-REQUIRED", StatusCode::UNPROCESSABLE_ENTITY),
             TitleTooLong { .. } => ("TODO-TITLE-TOO-LONG", StatusCode::UNPROCESSABLE_ENTITY),
+            TitleInvalid => ("TODO-TITLE-INVALID", StatusCode::UNPROCESSABLE_ENTITY),
             TodoNotFound => ("TODO-NOT-FOUND", StatusCode::NOT_FOUND),
             AuthRequired => ("AUTH-REQUIRED", StatusCode::UNAUTHORIZED),
             AuthInvalid => ("AUTH-INVALID", StatusCode::UNAUTHORIZED),
@@ -97,12 +100,61 @@ impl From<nene::SessionError> for ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
-    /// Any failed query is reported as unavailability: from the client's side
-    /// it is worth retrying, and the log has the details. (A unique
-    /// violation is not an outage; the store checks for it before this.)
+    /// Only a database that cannot be reached or cannot take work now is
+    /// "unavailable" (503, worth retrying). Any other failure is this
+    /// application's bug (input it should have refused, a query the
+    /// database rejects): 500, never dressed up as an outage. The log has
+    /// the details.
     fn from(error: sqlx::Error) -> Self {
-        tracing::error!("database error: {error}");
-        ApiError::DatabaseUnavailable
+        if is_unavailability(&error) {
+            tracing::error!("database unavailable: {error}");
+            ApiError::DatabaseUnavailable
+        } else {
+            tracing::error!("database refused a query: {error}");
+            ApiError::Internal
+        }
+    }
+}
+
+/// Whether `error` says the database is out of reach or out of capacity:
+/// the pool found no connection in time, the connection or its TLS broke,
+/// or the server said so in its own terms.
+fn is_unavailability(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(database) => {
+            if let Some(postgres) = database.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                // SQLSTATE classes 08 connection exception, 53 insufficient
+                // resources, 57 operator intervention (a restart, a
+                // cancelled statement), 40 transaction rollback (deadlock,
+                // serialization): the same query may pass when retried.
+                let code = postgres.code();
+                return ["08", "53", "57", "40"]
+                    .iter()
+                    .any(|class| code.starts_with(class));
+            }
+            if let Some(mysql) = database.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                // Too many connections, server shutting down, lock wait
+                // timeout, deadlock, read-only server (a failed-over
+                // replica).
+                return [1040, 1053, 1205, 1213, 1290, 1836].contains(&mysql.number());
+            }
+            if let Some(sqlite) = database.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // The primary result code (the low byte of an extended
+                // one): busy, locked, read-only, I/O error, disk full,
+                // cannot open.
+                let code = sqlx::error::DatabaseError::code(sqlite)
+                    .and_then(|code| code.parse::<u32>().ok());
+                return code.is_some_and(|code| [5, 6, 8, 10, 13, 14].contains(&(code & 0xff)));
+            }
+            false
+        }
+        _ => false,
     }
 }
 

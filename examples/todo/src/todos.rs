@@ -35,11 +35,17 @@ pub struct ItemQuery {
     id: Option<String>,
 }
 
-/// A title trimmed, non-empty and not too long.
+/// A title trimmed, non-empty, not too long and without control
+/// characters but tabs (PostgreSQL refuses NUL in text, the others store
+/// it: one answer on every database, and no invisible characters or line
+/// breaks in a one-line title).
 fn valid_title(title: Option<&str>) -> Result<String, ApiError> {
     let title = title.map(str::trim).unwrap_or_default();
     if title.is_empty() {
         return Err(ApiError::TitleRequired);
+    }
+    if title.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(ApiError::TitleInvalid);
     }
     if title.chars().count() > MAX_TITLE {
         return Err(ApiError::TitleTooLong { max: MAX_TITLE });

@@ -329,3 +329,25 @@ fn an_unknown_dsn_stops_start_up_naming_the_setting() {
         assert!(!String::from_utf8_lossy(&output.stdout).contains("Hunter2-secret"));
     }
 }
+
+#[test]
+fn a_database_that_cannot_be_written_stops_start_up() {
+    // A database the app can read but not write: opened read-only (as a
+    // file without write permission is, for any user but root).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("todo.db");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let writable = format!("sqlite://{}", file.display());
+    // A first start creates the file and its schema; then read-only.
+    drop(TodoApp::start(&writable, &[]));
+    let read_only = format!("sqlite://{}?mode=ro", file.display());
+    let output = run_todo(
+        &["serve", "--listen", &listen],
+        &[("NENE_TODO__DATABASE_DSN", &read_only)],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot be written"), "{stderr}");
+    assert!(stderr.contains("writable by this user"), "{stderr}");
+    assert!(!stderr.contains("ready"), "{stderr}");
+}

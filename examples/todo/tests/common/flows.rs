@@ -28,6 +28,12 @@ pub async fn core_flow(base: &str) {
         .register("alice", "another password")
         .await
         .assert_error(409, "USER-EXISTS");
+    // One rule for names on every database: compared without case, stored
+    // and shown as lowercase (MariaDB's collation alone would differ).
+    alice
+        .register("ALICE", "another password")
+        .await
+        .assert_error(409, "USER-EXISTS");
 
     alice
         .login("alice", "wrong password")
@@ -41,8 +47,8 @@ pub async fn core_flow(base: &str) {
         .get("/auth/whoami")
         .await
         .assert_error(401, "AUTH-REQUIRED");
-    let login = alice.login("alice", "correct horse").await.assert_ok(200);
-    assert_eq!(login["user"]["username"], "alice");
+    let login = alice.login("Alice", "correct horse").await.assert_ok(200);
+    assert_eq!(login["user"]["username"], "alice", "the stored name");
 
     let me = alice.get("/auth/whoami").await.assert_ok(200);
     assert_eq!(
@@ -61,6 +67,14 @@ pub async fn core_flow(base: &str) {
         (Some("buy milk"), Some(false))
     );
     let milk = created["id"].as_i64().expect("an id");
+    // Client input is never an outage: a control character (PostgreSQL
+    // refuses NUL in text) is refused the same way on every database.
+    for title in ["a\u{0}b", "line\nbreak"] {
+        alice
+            .post("/todo/index", json!({ "title": title }))
+            .await
+            .assert_error(422, "TODO-TITLE-INVALID");
+    }
     let tests = alice.create_todo("write tests").await;
     assert_ne!(milk, tests);
     assert_eq!(alice.titles().await, ["buy milk", "write tests"]);

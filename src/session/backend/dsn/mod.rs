@@ -438,11 +438,17 @@ mod memcached;
 mod parse;
 mod redact;
 mod sql;
+mod sql_tls;
 
 pub use memcached::{MemcachedDsn, MemcachedOptions};
 use parse::Parser;
 pub use redact::redact_dsn;
 pub use sql::{SqlAddress, SqlDriver, SqlDsn, SqlOptions};
+#[cfg_attr(
+    not(any(feature = "mysql", feature = "postgres")),
+    allow(unused_imports)
+)]
+pub(crate) use sql_tls::SqlTlsMode;
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,11 @@
 //! | `timeout` | `2s` | longest wait for any one statement; then 503 |
 //! | `pool_size` | `10` | most connections nene opens to the database |
 //! | `acquire_timeout` | `1s` | longest wait for a free pooled connection (or a new one); then 503 |
+//!
+//! MySQL/MariaDB and PostgreSQL DSNs also take TLS options under each
+//! database's own names (`sql_tls.rs`): `sslmode`, `sslrootcert`,
+//! `sslcert`, `sslkey` (PostgreSQL); `ssl-mode`, `ssl-ca`, `ssl-cert`,
+//! `ssl-key` (MySQL).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,6 +30,7 @@ use std::time::Duration;
 
 use super::parse::{did_you_mean, percent_decode};
 use super::redact::is_secret_name;
+use super::sql_tls::{self, SqlTls};
 use super::{DsnError, SessionBackend};
 
 /// Options every SQL DSN takes.
@@ -109,6 +115,8 @@ pub struct SqlOptions {
     pub pool_size: u32,
     /// Bound on getting a connection from the pool.
     pub acquire_timeout: Duration,
+    /// TLS to a server (MySQL/MariaDB, PostgreSQL).
+    pub(crate) tls: SqlTls,
 }
 
 impl Default for SqlOptions {
@@ -129,6 +137,7 @@ impl Default for SqlOptions {
             // Short: a pool with no free connection is an overload, and a
             // quick 503 beats a queue of requests that time out anyway.
             acquire_timeout: Duration::from_secs(1),
+            tls: SqlTls::default(),
         }
     }
 }
@@ -202,7 +211,7 @@ pub(super) fn parse_sql(
         SqlDriver::MySql | SqlDriver::Postgres => server(location, driver).map_err(malformed)?,
     };
     let mut options = SqlOptions::default();
-    apply_options(dsn, query, &mut options)?;
+    apply_options(dsn, driver, query, &mut options)?;
     Ok(SessionBackend::Sql(Box::new(SqlDsn {
         driver,
         address,
@@ -284,7 +293,12 @@ fn server(location: &str, driver: SqlDriver) -> Result<(SqlAddress, Option<Strin
 }
 
 /// Applies `key=value&…` to `options`.
-fn apply_options(dsn: &str, query: &str, options: &mut SqlOptions) -> Result<(), DsnError> {
+fn apply_options(
+    dsn: &str,
+    driver: SqlDriver,
+    query: &str,
+    options: &mut SqlOptions,
+) -> Result<(), DsnError> {
     let bad_value =
         |option: &'static str, value: &str, expected: &'static str| DsnError::BadOptionValue {
             dsn: dsn.to_string(),
@@ -365,18 +379,26 @@ fn apply_options(dsn: &str, query: &str, options: &mut SqlOptions) -> Result<(),
                         )
                     })?;
             }
-            _ if is_secret_name(&key) => {
-                return Err(malformed(format!(
-                    "option `{key}`: the password goes before the host (mysql://user:password@host/db)"
-                )));
-            }
             _ => {
-                return Err(DsnError::UnknownOption {
-                    dsn: dsn.to_string(),
-                    option: key.clone(),
-                    hint: did_you_mean(&key, OPTIONS),
-                    accepted: OPTIONS.join(", "),
-                });
+                if let Some(applied) = sql_tls::apply(driver, &key, &value, &mut options.tls) {
+                    applied.map_err(|(option, expected)| bad_value(option, &value, expected))?;
+                } else if is_secret_name(&key) {
+                    return Err(malformed(format!(
+                        "option `{key}`: the password goes before the host (mysql://user:password@host/db)"
+                    )));
+                } else {
+                    let accepted: Vec<&str> = OPTIONS
+                        .iter()
+                        .chain(sql_tls::option_names(driver))
+                        .copied()
+                        .collect();
+                    return Err(DsnError::UnknownOption {
+                        dsn: dsn.to_string(),
+                        option: key.clone(),
+                        hint: did_you_mean(&key, &accepted),
+                        accepted: accepted.join(", "),
+                    });
+                }
             }
         }
         seen.push(key);
@@ -482,8 +504,34 @@ mod tests {
                 timeout: Duration::from_millis(250),
                 pool_size: 3,
                 acquire_timeout: Duration::from_secs(2),
+                tls: SqlTls::default(),
             }
         );
+    }
+
+    #[test]
+    fn tls_options_go_by_each_databases_own_names() {
+        let postgres = sql("postgres://u:p@db/d?sslmode=verify-full&sslrootcert=/etc/ca.pem");
+        assert_eq!(
+            postgres.options.tls.mode,
+            super::super::SqlTlsMode::VerifyFull
+        );
+        assert_eq!(
+            postgres.options.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        let mysql = sql("mariadb://u:p@db/d?ssl-mode=REQUIRED&ssl-ca=/etc/ca.pem");
+        assert_eq!(mysql.options.tls.mode, super::super::SqlTlsMode::Require);
+        // The other database's name is unknown, with the right one offered.
+        let message = error("postgres://u:p@db/d?ssl-mode=require");
+        assert!(message.contains("unknown option `ssl-mode`"), "{message}");
+        assert!(message.contains("did you mean `sslmode`"), "{message}");
+        let message = error("mysql://u:p@db/d?sslmode=REQUIRED");
+        assert!(message.contains("did you mean `ssl-mode`"), "{message}");
+        // SQLite has no TLS.
+        assert!(error("sqlite://s.db?sslmode=require").contains("unknown option"));
+        let message = error("postgres://u:p@db/d?sslmode=always");
+        assert!(message.contains("verify-full"), "{message}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod lock;
 mod pool;
 mod schema;
 mod sqlite_file;
+mod tls;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,19 @@ pub enum SqlSetupError {
     NotSql {
         /// The DSN, password masked.
         dsn: String,
+    },
+    /// A TLS file the DSN names (`sslrootcert`/`ssl-ca`, the client
+    /// certificate or key) cannot be read.
+    #[error("SESSION_DSN `{dsn}`: the TLS {what} {path} cannot be read: {reason}")]
+    TlsFile {
+        /// The DSN, password masked.
+        dsn: String,
+        /// Which file: CA, client certificate, client key.
+        what: &'static str,
+        /// The path as given.
+        path: String,
+        /// What opening it said.
+        reason: String,
     },
     /// The SQLite database file, or its `-wal` or `-shm`, can be read by
     /// others than nene.
@@ -167,6 +181,7 @@ impl SqlSessionHandler {
                 message,
             })?;
         }
+        tls::check(sql, &dsn.redacted())?;
         Ok(Self::from_sql(sql, ttl))
     }
 

@@ -11,15 +11,23 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 #[cfg(feature = "mysql")]
-use sqlx::{MySql, mysql::MySqlConnectOptions};
+use sqlx::{
+    MySql,
+    mysql::{MySqlConnectOptions, MySqlSslMode},
+};
 #[cfg(feature = "postgres")]
-use sqlx::{Postgres, postgres::PgConnectOptions};
+use sqlx::{
+    Postgres,
+    postgres::{PgConnectOptions, PgSslMode},
+};
 #[cfg(feature = "sqlite")]
 use sqlx::{
     Sqlite,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+use crate::session::backend::dsn::SqlTlsMode;
 use crate::session::backend::dsn::{SqlAddress, SqlDriver, SqlDsn};
 
 /// A pool of connections to one database.
@@ -181,6 +189,24 @@ fn mysql(dsn: &SqlDsn) -> Pool {
     if let Some(password) = dsn.password() {
         connect = connect.password(password);
     }
+    let tls = &options.tls;
+    connect = connect.ssl_mode(match tls.mode {
+        SqlTlsMode::Disable => MySqlSslMode::Disabled,
+        // The DSN parser takes `allow` for PostgreSQL only.
+        SqlTlsMode::Allow | SqlTlsMode::Prefer => MySqlSslMode::Preferred,
+        SqlTlsMode::Require => MySqlSslMode::Required,
+        SqlTlsMode::VerifyCa => MySqlSslMode::VerifyCa,
+        SqlTlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+    });
+    if let Some(ca) = &tls.ca_file {
+        connect = connect.ssl_ca(ca);
+    }
+    if let Some(cert) = &tls.cert_file {
+        connect = connect.ssl_client_cert(cert);
+    }
+    if let Some(key) = &tls.key_file {
+        connect = connect.ssl_client_key(key);
+    }
     Pool::MySql(pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect))
 }
 
@@ -213,6 +239,24 @@ fn postgres(dsn: &SqlDsn) -> Pool {
     }
     if let Some(password) = dsn.password() {
         connect = connect.password(password);
+    }
+    let tls = &options.tls;
+    connect = connect.ssl_mode(match tls.mode {
+        SqlTlsMode::Disable => PgSslMode::Disable,
+        SqlTlsMode::Allow => PgSslMode::Allow,
+        SqlTlsMode::Prefer => PgSslMode::Prefer,
+        SqlTlsMode::Require => PgSslMode::Require,
+        SqlTlsMode::VerifyCa => PgSslMode::VerifyCa,
+        SqlTlsMode::VerifyFull => PgSslMode::VerifyFull,
+    });
+    if let Some(ca) = &tls.ca_file {
+        connect = connect.ssl_root_cert(ca);
+    }
+    if let Some(cert) = &tls.cert_file {
+        connect = connect.ssl_client_cert(cert);
+    }
+    if let Some(key) = &tls.key_file {
+        connect = connect.ssl_client_key(key);
     }
     Pool::Postgres(
         pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect),
