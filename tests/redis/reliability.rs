@@ -599,7 +599,6 @@ fn kill_connections_until(url: &str, stop: &AtomicBool, every: Duration) -> i64 
 /// its first command is killed unused, and the run answers little but 503).
 #[tokio::test(flavor = "multi_thread")]
 async fn no_acknowledged_count_is_lost_when_connections_drop_or_replies_vanish() {
-    let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     for (fault, instances) in [
         (Fault::KillConnections, 1),
         (Fault::KillConnections, 2),
