@@ -136,11 +136,7 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
     let declared: Vec<String> = app_constants.keys().cloned().collect();
     let mut warnings = Vec::new();
     for (name, value) in &options.env {
-        apply_env(name, value, &mut values, &mut app_constants)?;
-        if let Some(constant) = name
-            .strip_prefix("NENE_")
-            .map(|rest| rest.replacen("__", "_", 1).to_ascii_uppercase())
-            && app_constants.contains_key(&constant)
+        if let Some(constant) = apply_env(name, value, &mut values, &mut app_constants)?
             && !declared.contains(&constant)
             && let Some(near) = closest(&constant, declared.iter().map(String::as_str))
         {
@@ -261,17 +257,19 @@ fn apply_ini_entry(
     Ok(())
 }
 
+/// Applies one `NENE_*` variable; returns the site constant it set, if it
+/// set one (nene's own settings and other variables: none).
 fn apply_env(
     name: &str,
     value: &str,
     values: &mut RawValues,
     app_constants: &mut BTreeMap<String, RawValue>,
-) -> Result<(), ConfigError> {
+) -> Result<Option<String>, ConfigError> {
     let Some(rest) = name.strip_prefix("NENE_") else {
-        return Ok(());
+        return Ok(None);
     };
     if OTHER_ENV.contains(&name) {
-        return Ok(());
+        return Ok(None);
     }
     let raw = RawValue {
         text: value.to_string(),
@@ -283,7 +281,7 @@ fn apply_env(
         .find(|s| s.env_alias == Some(name))
     {
         values.set(spec, raw.text, raw.source);
-        return Ok(());
+        return Ok(None);
     }
     let all_env_names = || {
         SETTINGS
@@ -313,7 +311,7 @@ fn apply_env(
             });
         };
         values.set(spec, raw.text, raw.source);
-        return Ok(());
+        return Ok(None);
     }
     // A section one typo away from nene's own is a mistake, not an
     // application constant.
@@ -328,15 +326,13 @@ fn apply_env(
             )),
         });
     }
-    app_constants.insert(
-        format!(
-            "{}_{}",
-            section.to_ascii_uppercase(),
-            key.to_ascii_uppercase()
-        ),
-        raw,
+    let constant = format!(
+        "{}_{}",
+        section.to_ascii_uppercase(),
+        key.to_ascii_uppercase()
     );
-    Ok(())
+    app_constants.insert(constant.clone(), raw);
+    Ok(Some(constant))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `nene dev`: the development web server, as `php -S` is PHP's. Plain
-//! HTTP/1.1 (hyper, through axum's `serve`) in place of nginx + FastCGI;
+//! HTTP/1.1 (hyper, with nene's own accept loop: `accept.rs`) in place of
+//! nginx + FastCGI;
 //! everything behind the transport is the production path. Like the
 //! repository's nginx block (`try_files $uri @nene`), a request for a file
 //! under htdocs gets the file (tower-http's `ServeDir`: content type, `HEAD`,
@@ -95,9 +96,10 @@ pub async fn serve_http<A: Application>(
         let root = root.clone();
         let real_root = real_root.clone();
         async move {
-            if is_hidden(request.uri().path())
-                || !resolves_inside(&root, &real_root, request.uri().path()).await
-            {
+            let path = percent_encoding::percent_decode_str(request.uri().path())
+                .decode_utf8_lossy()
+                .into_owned();
+            if is_hidden(&path) || !resolves_inside(&root, &real_root, &path).await {
                 return Ok::<_, Infallible>((StatusCode::NOT_FOUND, "not found\n").into_response());
             }
             static_first
@@ -244,27 +246,25 @@ async fn as_nginx_would_send(
     Ok(Request::from_parts(parts, Body::from(body)))
 }
 
-/// Whether `path` names a dotfile or lies under a dot directory (`/.env`,
-/// `/.git/config`, `/%2egit/config` once decoded), which the development
-/// server never serves; `/.well-known/` (RFC 8615) is the exception.
+/// Whether the decoded `path` names a dotfile or lies under a dot
+/// directory (`/.env`, `/.git/config`, `/%2egit/config`), which the
+/// development server never serves; `/.well-known/` (RFC 8615) is the
+/// exception.
 fn is_hidden(path: &str) -> bool {
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    if decoded.starts_with("/.well-known/") {
+    if path.starts_with("/.well-known/") {
         return false;
     }
     // `.` and `..` are dot segments, which the routing path resolves
     // (decision 0013), not names.
-    decoded
-        .split('/')
+    path.split('/')
         .any(|segment| segment.starts_with('.') && segment != "." && segment != "..")
 }
 
-/// Whether the file `path` names under `root` is, once every symlink is
-/// followed, still inside `real_root` (htdocs, resolved). A path that names
-/// nothing is "inside": the front controller answers it.
+/// Whether the file the decoded `path` names under `root` is, once every
+/// symlink is followed, still inside `real_root` (htdocs, resolved). A
+/// path that names nothing is "inside": the front controller answers it.
 async fn resolves_inside(root: &Path, real_root: &Path, path: &str) -> bool {
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    let candidate = root.join(decoded.trim_start_matches('/'));
+    let candidate = root.join(path.trim_start_matches('/'));
     match tokio::fs::canonicalize(&candidate).await {
         Ok(real) => real.starts_with(real_root),
         Err(_) => true,

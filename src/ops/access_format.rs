@@ -46,6 +46,16 @@ enum DurationUnit {
     Micros,
 }
 
+/// A request target as sent (`REQUEST_URI`) split into its path and query:
+/// what every access-log line shows (decision 0013), as PHP-FPM's `%r`
+/// and `%q` do, whether the application answered or nene refused.
+pub(super) fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    }
+}
+
 /// A parsed `access.format`.
 #[derive(Clone, Debug)]
 pub struct AccessFormat {

@@ -21,9 +21,8 @@ use crate::request_info::RequestInfo;
 use crate::session::SessionTimings;
 
 use super::Ops;
-use super::access_format::AccessRecord;
+use super::access_format::{AccessRecord, split_target};
 use super::metrics::ActiveRequest;
-use super::refused::split_target;
 use super::status::StatusSnapshot;
 
 /// Wraps a service in the operations layer.

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::fastcgi::{CLIENT_GONE, CgiParams, Refusal};
 
 use super::Ops;
-use super::access_format::AccessRecord;
+use super::access_format::{AccessRecord, split_target};
 
 impl Ops {
     /// Counts `refusal` and writes its access-log line (installed on the
@@ -75,14 +75,4 @@ fn request_headers(params: &CgiParams) -> HeaderMap {
         }
     }
     headers
-}
-
-/// A request target as sent (`REQUEST_URI`) split into its path and query:
-/// what every access-log line shows (decision 0013), as PHP-FPM's `%r`
-/// and `%q` do, whether the application answered or nene refused.
-pub(super) fn split_target(target: &str) -> (&str, Option<&str>) {
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target, None),
-    }
 }

@@ -170,18 +170,10 @@ fn sqlite(dsn: &SqlDsn) -> Pool {
 #[cfg(feature = "mysql")]
 fn mysql(dsn: &SqlDsn) -> Pool {
     let options = &dsn.options;
-    let SqlAddress::Server {
-        host,
-        port,
-        username,
-        database,
-    } = &dsn.address
-    else {
-        unreachable!("a mysql DSN names a server")
-    };
+    let (host, port, username, database) = server(dsn);
     let mut connect = MySqlConnectOptions::new()
         .host(host)
-        .port(*port)
+        .port(port)
         .database(database);
     if let Some(username) = username {
         connect = connect.username(username);
@@ -214,15 +206,7 @@ fn mysql(dsn: &SqlDsn) -> Pool {
 #[cfg(feature = "postgres")]
 fn postgres(dsn: &SqlDsn) -> Pool {
     let options = &dsn.options;
-    let SqlAddress::Server {
-        host,
-        port,
-        username,
-        database,
-    } = &dsn.address
-    else {
-        unreachable!("a postgres DSN names a server")
-    };
+    let (host, port, username, database) = server(dsn);
     // lock_timeout bounds the advisory lock's wait on the server
     // (0 would mean "for ever" there, hence at least 1 ms).
     let lock_timeout = format!(
@@ -231,7 +215,7 @@ fn postgres(dsn: &SqlDsn) -> Pool {
     );
     let mut connect = PgConnectOptions::new()
         .host(host)
-        .port(*port)
+        .port(port)
         .database(database)
         .options([("lock_timeout", lock_timeout.as_str())]);
     if let Some(username) = username {
@@ -261,4 +245,19 @@ fn postgres(dsn: &SqlDsn) -> Pool {
     Pool::Postgres(
         pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect),
     )
+}
+
+/// Host, port, user and database of a MySQL or PostgreSQL DSN (the parser
+/// gives those drivers a server address, never a file).
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+fn server(dsn: &SqlDsn) -> (&str, u16, Option<&String>, &str) {
+    match &dsn.address {
+        SqlAddress::Server {
+            host,
+            port,
+            username,
+            database,
+        } => (host, *port, username.as_ref(), database),
+        SqlAddress::File { .. } => unreachable!("a server DSN names a server"),
+    }
 }
