@@ -8,5 +8,4 @@ mod dev_server;
 mod external_app;
 mod lifecycle;
 mod operations;
-mod panic_log;
 mod unix_socket_startup;
