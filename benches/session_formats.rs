@@ -8,6 +8,7 @@
 
 use std::hint::black_box;
 
+use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use nene::session::{JsonCodec, PhpCodec, PhpHandler, SessionCodec};
 
@@ -32,22 +33,22 @@ fn formats(c: &mut Criterion) {
             .join(",")
     )
     .into_bytes();
-    let cases: [(&str, &dyn SessionCodec, &[u8]); 3] = [
-        ("php", &PhpCodec(PhpHandler::Php), &php),
+    let cases: [(&str, &dyn SessionCodec, Bytes); 3] = [
+        ("php", &PhpCodec(PhpHandler::Php), php.into()),
         (
             "php_serialize",
             &PhpCodec(PhpHandler::PhpSerialize),
-            &php_serialize,
+            php_serialize.into(),
         ),
-        ("json", &JsonCodec, &json),
+        ("json", &JsonCodec, json.into()),
     ];
     let mut group = c.benchmark_group("100,000 variables");
     group.sample_size(10);
     for (name, codec, stored) in cases {
         group.bench_function(format!("{name}: decode"), |b| {
-            b.iter(|| black_box(codec.decode(black_box(stored)).unwrap()))
+            b.iter(|| black_box(codec.decode(black_box(&stored)).unwrap()))
         });
-        let decoded = codec.decode(stored).unwrap();
+        let decoded = codec.decode(&stored).unwrap();
         group.bench_function(format!("{name}: encode unchanged"), |b| {
             b.iter(|| black_box(codec.encode(&decoded.data, &decoded.kept).unwrap()))
         });

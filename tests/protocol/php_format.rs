@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 
+use bytes::Bytes;
 use nene::session::{KeptValues, PhpCodec, PhpHandler, SessionCodec};
 use nene_test_support::php_cli::{hex, run_php, unhex};
 use proptest::prelude::*;
@@ -146,7 +147,7 @@ const PRELUDE: &str = "<?php\nob_start();\nenum Suit { case Hearts; }\nini_set('
 /// `count` generated sessions as PHP's `session_encode` writes them in
 /// `handler`'s format (hex, one per line), with one shared reference added
 /// to every other session so that `R:` appears too.
-fn encoded_by_php(handler: &str, count: usize) -> Vec<Vec<u8>> {
+fn encoded_by_php(handler: &str, count: usize) -> Vec<Bytes> {
     let mut runner = TestRunner::deterministic();
     let mut script = format!("{PRELUDE}ini_set('session.serialize_handler', '{handler}');\n");
     for case in 0..count {
@@ -160,7 +161,10 @@ fn encoded_by_php(handler: &str, count: usize) -> Vec<Vec<u8>> {
         }
         script.push_str("echo bin2hex(session_encode()), \"\\n\"; session_abort();\n");
     }
-    run_php(&script).lines().map(unhex).collect()
+    run_php(&script)
+        .lines()
+        .map(|line| Bytes::from(unhex(line)))
+        .collect()
 }
 
 fn round_trips_byte_for_byte(handler: &str, codec: PhpCodec) {
@@ -241,7 +245,7 @@ fn php_reads_back_what_nene_writes_in_php_serialize() {
 #[test]
 fn the_generated_sessions_hold_every_kind_of_value() {
     let sessions = encoded_by_php("php", 200);
-    let all: Vec<u8> = sessions.concat();
+    let all: Vec<u8> = sessions.iter().flat_map(|s| s.iter().copied()).collect();
     let contains = |needle: &[u8]| all.windows(needle.len()).any(|w| w == needle);
     for needle in [
         &b"O:8:\"stdClass\""[..],

@@ -3,6 +3,8 @@
 //! `php_serialize` (`serialize($_SESSION)`: one array), read and written as
 //! PHP's `session_decode` and `session_encode` do.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use crate::session::error::SessionError;
@@ -66,7 +68,7 @@ impl SessionCodec for PhpCodec {
         Ok(Bytes::from(out))
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<Decoded, SessionError> {
+    fn decode(&self, bytes: &Bytes) -> Result<Decoded, SessionError> {
         let decoded = match self.0 {
             PhpHandler::Php => decode_php(bytes),
             PhpHandler::PhpSerialize => decode_php_serialize(bytes),
@@ -82,7 +84,7 @@ impl SessionCodec for PhpCodec {
 const MAX_ENTRIES: usize = 200_000;
 
 /// Records one stored entry: in `data` when it maps, kept either way.
-fn keep(decoded: &mut Decoded, key: String, raw: &[u8], parsed: Parsed) {
+fn keep(decoded: &mut Decoded, key: String, raw: Range<usize>, parsed: Parsed) {
     let value = match parsed {
         Parsed::Mapped(value) => {
             decoded.data.insert(key.clone(), value.clone());
@@ -91,12 +93,16 @@ fn keep(decoded: &mut Decoded, key: String, raw: &[u8], parsed: Parsed) {
         Parsed::Opaque(what) => Err(what),
     };
     // A later entry of the same name wins, as in PHP.
-    decoded.kept.keep(key, Bytes::copy_from_slice(raw), value);
+    decoded.kept.keep(key, raw, value);
 }
 
 /// `name|value` repeated, as PHP's `php` handler reads it.
-fn decode_php(bytes: &[u8]) -> Result<Decoded, PhpSyntaxError> {
-    let mut decoded = Decoded::default();
+fn decode_php(bytes: &Bytes) -> Result<Decoded, PhpSyntaxError> {
+    // Every variable has a `|` after its name (values may hold more): sized
+    // from their count, the maps are not grown and rehashed entry by entry,
+    // a sixth of the decode time at 100,000 variables.
+    let bars = bytes.iter().filter(|&&byte| byte == b'|').count();
+    let mut decoded = Decoded::over(bytes, bars.min(MAX_ENTRIES));
     let mut pos = 0;
     let mut entries = 0;
     while pos < bytes.len() {
@@ -120,17 +126,16 @@ fn decode_php(bytes: &[u8]) -> Result<Decoded, PhpSyntaxError> {
             Err(_) => Parsed::Opaque("a variable whose name is not UTF-8"),
         };
         let key = String::from_utf8_lossy(name).into_owned();
-        keep(&mut decoded, key, &bytes[pos..end], parsed);
+        keep(&mut decoded, key, pos..end, parsed);
         pos = end;
     }
     Ok(decoded)
 }
 
 /// `a:N:{key value …}`, as PHP's `php_serialize` handler reads it.
-fn decode_php_serialize(bytes: &[u8]) -> Result<Decoded, PhpSyntaxError> {
-    let mut decoded = Decoded::default();
+fn decode_php_serialize(bytes: &Bytes) -> Result<Decoded, PhpSyntaxError> {
     if bytes.is_empty() {
-        return Ok(decoded);
+        return Ok(Decoded::default());
     }
     let fail = |at, what| PhpSyntaxError { at, what };
     let header = bytes
@@ -149,6 +154,9 @@ fn decode_php_serialize(bytes: &[u8]) -> Result<Decoded, PhpSyntaxError> {
         return Err(fail(pos, "`:{`"));
     }
     pos += 2;
+    // Sized up front (see decode_php), but never past what the bytes can
+    // hold: the smallest entry, `i:0;N;`, takes 6 of them.
+    let mut decoded = Decoded::over(bytes, count.min(bytes.len() / 6));
     for _ in 0..count {
         let entry_start = pos;
         let (key, after_key) = parse_value(bytes, pos)?;
@@ -158,7 +166,7 @@ fn decode_php_serialize(bytes: &[u8]) -> Result<Decoded, PhpSyntaxError> {
             _ => return Err(fail(pos, "an array key (i: or s:)")),
         };
         let (parsed, end) = parse_value(bytes, after_key)?;
-        keep(&mut decoded, key, &bytes[entry_start..end], parsed);
+        keep(&mut decoded, key, entry_start..end, parsed);
         pos = end;
     }
     if bytes.get(pos) != Some(&b'}') || pos + 1 != bytes.len() {
@@ -178,28 +186,41 @@ mod tests {
     #[test]
     fn both_formats_read_what_php_writes() {
         let php = PHP
-            .decode(b"count|i:5;user|s:5:\"alice\";cart|a:1:{i:0;s:1:\"x\";}")
+            .decode(&Bytes::from_static(
+                b"count|i:5;user|s:5:\"alice\";cart|a:1:{i:0;s:1:\"x\";}",
+            ))
             .unwrap();
         assert_eq!(
             serde_json::Value::Object(php.data),
             json!({"count": 5, "user": "alice", "cart": ["x"]})
         );
         let serialized = PHP_SERIALIZE
-            .decode(b"a:2:{s:5:\"count\";i:5;i:7;b:1;}")
+            .decode(&Bytes::from_static(b"a:2:{s:5:\"count\";i:5;i:7;b:1;}"))
             .unwrap();
         assert_eq!(
             serde_json::Value::Object(serialized.data),
             json!({"count": 5, "7": true})
         );
-        assert!(PHP.decode(b"").unwrap().data.is_empty());
-        assert!(PHP_SERIALIZE.decode(b"a:0:{}").unwrap().data.is_empty());
+        assert!(
+            PHP.decode(&Bytes::from_static(b""))
+                .unwrap()
+                .data
+                .is_empty()
+        );
+        assert!(
+            PHP_SERIALIZE
+                .decode(&Bytes::from_static(b"a:0:{}"))
+                .unwrap()
+                .data
+                .is_empty()
+        );
     }
 
     #[test]
     fn unchanged_values_and_values_nene_cannot_map_are_written_back_byte_for_byte() {
         let stored: &[u8] =
             b"obj|O:8:\"stdClass\":1:{s:1:\"a\";d:0.1;}count|i:5;f|d:1.0E+25;ref|R:2;";
-        let mut decoded = PHP.decode(stored).unwrap();
+        let mut decoded = PHP.decode(&Bytes::from_static(stored)).unwrap();
         assert_eq!(decoded.kept.opaque("obj"), Some("a PHP object"));
         assert_eq!(decoded.kept.opaque("ref"), Some("a PHP reference"));
         assert_eq!(decoded.kept.opaque("count"), None);
@@ -223,7 +244,7 @@ mod tests {
     #[test]
     fn php_serialize_keeps_entries_and_counts_them() {
         let stored: &[u8] = b"a:2:{s:1:\"o\";O:1:\"X\":0:{}i:3;s:1:\"y\";}";
-        let mut decoded = PHP_SERIALIZE.decode(stored).unwrap();
+        let mut decoded = PHP_SERIALIZE.decode(&Bytes::from_static(stored)).unwrap();
         assert_eq!(
             PHP_SERIALIZE.encode(&decoded.data, &decoded.kept).unwrap(),
             stored
@@ -244,7 +265,10 @@ mod tests {
                 PHP
             };
             assert!(
-                matches!(codec.decode(bad), Err(SessionError::Corrupt(_))),
+                matches!(
+                    codec.decode(&Bytes::from_static(bad)),
+                    Err(SessionError::Corrupt(_))
+                ),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
@@ -259,10 +283,11 @@ mod tests {
     }
 
     /// `k0|i:0;k1|i:1;…` with `count` variables.
-    fn many_variables(count: usize) -> Vec<u8> {
+    fn many_variables(count: usize) -> Bytes {
         (0..count)
             .flat_map(|n| format!("k{n}|i:{n};").into_bytes())
-            .collect()
+            .collect::<Vec<u8>>()
+            .into()
     }
 
     #[test]
@@ -292,7 +317,7 @@ mod tests {
         );
         assert_eq!(
             PHP_SERIALIZE
-                .decode(serialized.as_bytes())
+                .decode(&Bytes::from(serialized))
                 .unwrap()
                 .data
                 .len(),
@@ -302,7 +327,9 @@ mod tests {
 
     #[test]
     fn a_later_variable_of_the_same_name_replaces_the_earlier_one_where_it_stood() {
-        let decoded = PHP.decode(b"a|i:1;b|i:2;a|i:3;").unwrap();
+        let decoded = PHP
+            .decode(&Bytes::from_static(b"a|i:1;b|i:2;a|i:3;"))
+            .unwrap();
         assert_eq!(
             serde_json::Value::Object(decoded.data.clone()),
             json!({"a": 3, "b": 2})
@@ -322,7 +349,7 @@ mod tests {
             Err(SessionError::Corrupt(_))
         ));
         assert!(matches!(
-            PHP_SERIALIZE.decode(b"a:200001:{}"),
+            PHP_SERIALIZE.decode(&Bytes::from_static(b"a:200001:{}")),
             Err(SessionError::Corrupt(_))
         ));
     }
