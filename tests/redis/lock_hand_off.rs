@@ -44,6 +44,16 @@ fn script_calls(redis: &RedisServer) -> u64 {
     calls(redis, "evalsha")
 }
 
+/// SHA-1 in hex, as Redis computes it (the oracle for nene's names).
+fn sha1_by_redis(redis: &RedisServer, text: &str) -> String {
+    string(redis.run(&["EVAL", "return redis.sha1hex(ARGV[1])", "0", text])).expect("a hash")
+}
+
+/// The channel releases of `lock` are published on: no session id in it.
+fn channel(redis: &RedisServer, lock: &str) -> String {
+    format!("sess_released:{}", sha1_by_redis(redis, lock))
+}
+
 /// A browser with a session, and the session's lock key.
 async fn session(stack: &Stack) -> (Browser, String) {
     let mut browser = Browser::new(&stack.nginx.url(""));
@@ -66,7 +76,7 @@ async fn a_waiter_learns_of_a_published_release_instead_of_polling() {
     let during = script_calls(&redis) - before;
     // That instance releases it the way nene does: delete and publish.
     redis.run(&["DEL", &lock]);
-    redis.run(&["PUBLISH", &lock, ""]);
+    redis.run(&["PUBLISH", &channel(&redis, &lock), ""]);
     let page = waiting.await.unwrap();
     assert_eq!(page.status, 200, "{}", stack.nene.log_text());
     assert_eq!(page.json()["count"], 2);
@@ -95,7 +105,7 @@ async fn a_session_contended_again_keeps_its_subscription() {
         let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
         tokio::time::sleep(Duration::from_millis(150)).await;
         redis.run(&["DEL", &lock]);
-        redis.run(&["PUBLISH", &lock, ""]);
+        redis.run(&["PUBLISH", &channel(&redis, &lock), ""]);
         let page = waiting.await.unwrap();
         assert_eq!(page.status, 200, "{}", stack.nene.log_text());
         assert_eq!(page.json()["count"], turn);
@@ -122,7 +132,7 @@ async fn a_session_contended_again_keeps_its_subscription() {
     let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     redis.run(&["DEL", &other_lock]);
-    redis.run(&["PUBLISH", &other_lock, ""]);
+    redis.run(&["PUBLISH", &channel(&redis, &other_lock), ""]);
     assert_eq!(waiting.await.unwrap().json()["count"], 2);
     assert_eq!(calls(&redis, "subscribe"), 2);
 }
@@ -313,7 +323,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_waiter_handed_the_lock_starts_from_the_session_the_release_sent() {
+async fn a_waiter_handed_the_lock_takes_it_and_reads_the_session_as_the_holder_left_it() {
     let redis = RedisServer::start();
     let stack = stack(&redis);
     let (browser, lock) = session(&stack).await;
@@ -330,17 +340,22 @@ async fn a_waiter_handed_the_lock_starts_from_the_session_the_release_sent() {
     })
     .await;
     let token = registered.remove(0);
-    // The holder hands it the lock as nene's release does, with the session
-    // as the holder left it: count 41, where Redis still has 1.
+    // The holder stores count 41 and hands the lock on as nene's release
+    // does: the lock set to the waiter's token, the message naming the
+    // waiter by its token's hash (never the token, never the session).
     let stored = string(redis.run(&["GET", &session_key])).expect("the session is stored");
-    let handed = stored.replace("\"count\":1", "\"count\":41");
-    assert_ne!(handed, stored, "the session holds the count: {stored}");
-    redis.run(&["SET", &lock, &token, "PX", "30000"]);
-    redis.run(&["PUBLISH", &lock, &format!("{token} D{handed}")]);
+    let changed = stored.replace("\"count\":1", "\"count\":41");
+    assert_ne!(changed, stored, "the session holds the count: {stored}");
+    redis.run(&["SET", &session_key, &changed]);
+    redis.run(&["SET", &lock, &token, "PX", "2000"]);
+    redis.run(&[
+        "PUBLISH",
+        &channel(&redis, &lock),
+        &sha1_by_redis(&redis, &token),
+    ]);
     let page = waiting.await.unwrap();
     assert_eq!(page.status, 200, "{}", stack.nene.log_text());
-    // 42: it started from the data handed over, not from a read of its own
-    // (which, the lock being its own now, would have given 2).
+    // 42: it read the session the holder left.
     assert_eq!(page.json()["count"], 42);
     // It released the lock it was handed, and is no waiter any more.
     assert_eq!(redis.run(&["EXISTS", &lock]), redis::Value::Int(0));
@@ -355,7 +370,7 @@ async fn a_release_hands_the_lock_to_a_registered_waiter_and_skips_one_that_gave
     let client = redis::Client::open(redis.url()).unwrap();
     let mut subscriber = client.get_connection().unwrap();
     let mut pubsub = subscriber.as_pubsub();
-    pubsub.subscribe(&lock).unwrap();
+    pubsub.subscribe(channel(&redis, &lock)).unwrap();
     pubsub
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -376,14 +391,9 @@ async fn a_release_hands_the_lock_to_a_registered_waiter_and_skips_one_that_gave
         "still-waiting",
     ]);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
-    // The release named the live waiter and sent the session along.
+    // The release named the live waiter, by its token's hash alone.
     let message: String = pubsub.get_message().unwrap().get_payload().unwrap();
-    let (token, stored) = message.split_once(' ').expect("a hand-off");
-    assert_eq!(token, "still-waiting");
-    assert!(
-        stored.starts_with('D') && stored.contains("\"count\":2"),
-        "{message}"
-    );
+    assert_eq!(message, sha1_by_redis(&redis, "still-waiting"));
     assert_eq!(
         string(redis.run(&["GET", &lock])).as_deref(),
         Some("still-waiting")
@@ -396,6 +406,128 @@ async fn a_release_hands_the_lock_to_a_registered_waiter_and_skips_one_that_gave
     redis.run(&["ZADD", &waiters(&lock), "1000", "gave-up"]);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 4);
     assert_eq!(redis.run(&["EXISTS", &lock]), redis::Value::Int(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_reading_every_channel_learns_no_session_id_token_or_data() {
+    // Any client allowed to subscribe (on Redis 6's defaults, every client)
+    // reads every channel: while two instances hand one session's lock back
+    // and forth, what it reads must not let it take over the session (its
+    // id), write under its lock (a token) or read it (its data).
+    let redis = RedisServer::start();
+    let first = stack(&redis);
+    let second = stack(&redis);
+    let (browser, lock) = session(&first).await;
+    let id = browser.session_id().expect("a session");
+    let other = browser.with_base(&second.nginx.url(""));
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut eavesdropper = client.get_connection().unwrap();
+    let heard = std::thread::spawn(move || {
+        let mut pubsub = eavesdropper.as_pubsub();
+        pubsub.psubscribe("*").unwrap();
+        pubsub
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut heard = Vec::new();
+        while let Ok(message) = pubsub.get_message() {
+            let payload: Vec<u8> = message.get_payload().unwrap();
+            heard.push((message.get_channel_name().to_string(), payload));
+        }
+        heard
+    });
+    // Lock tokens as Redis sees them while the instances take turns.
+    let mut tokens = std::collections::HashSet::new();
+    let watching = async {
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            if let Some(token) = string(redis.run(&["GET", &lock])) {
+                tokens.insert(token);
+            }
+            tokens.extend(members(&redis, &waiters(&lock)));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let until = Instant::now() + Duration::from_secs(3);
+    let ((a, b), ()) = tokio::join!(
+        async {
+            tokio::join!(
+                hammer_until(&browser, 4, until),
+                hammer_until(&other, 4, until)
+            )
+        },
+        watching
+    );
+    assert!(a.iter().chain(&b).all(|status| *status == 200));
+    let heard = heard.join().unwrap();
+
+    let released_on = channel(&redis, &lock);
+    let hand_offs = heard
+        .iter()
+        .filter(|(_, payload)| !payload.is_empty())
+        .count();
+    assert!(
+        hand_offs >= 10 && !tokens.is_empty(),
+        "the instances handed the lock on {hand_offs} times ({} messages, {} tokens seen)",
+        heard.len(),
+        tokens.len()
+    );
+    for (name, payload) in &heard {
+        assert_eq!(name, &released_on, "a release on another channel");
+        let payload = String::from_utf8(payload.clone()).expect("text");
+        assert!(
+            payload.is_empty()
+                || (payload.len() == 40 && payload.bytes().all(|b| b.is_ascii_hexdigit())),
+            "a message other than a release or a waiter's hash: {payload:?}"
+        );
+        for secret in tokens.iter().map(String::as_str).chain([id.as_str()]) {
+            assert!(!name.contains(secret) && !payload.contains(secret));
+        }
+        assert!(!payload.contains("count"), "session data: {payload}");
+    }
+}
+
+/// The Redis ACL rule the README gives for nene's own user.
+const README_ACL: &str = "~sess_* resetchannels &sess_released:* +@read +@write +@scripting +time +publish +subscribe +unsubscribe +ping +wait";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_work_under_the_acl_the_readme_gives() {
+    let redis = RedisServer::start();
+    let mut rule = vec!["ACL", "SETUSER", "nene", "on", ">s3cret"];
+    rule.extend(README_ACL.split(' '));
+    redis.run(&rule);
+    let user_query = format!("redis://nene:s3cret@127.0.0.1:{}", redis.port());
+    let start = || {
+        let nene = Nene::start(&[("NENE_SESSION_DSN", &user_query)]);
+        let nginx = Nginx::start(&nene.upstream, true);
+        Stack { nene, nginx }
+    };
+    let (first, second) = (start(), start());
+    let (browser, lock) = session(&first).await;
+    let other = browser.with_base(&second.nginx.url(""));
+    let until = Instant::now() + Duration::from_secs(2);
+    let (a, b) = tokio::join!(
+        hammer_until(&browser, 4, until),
+        hammer_until(&other, 4, until)
+    );
+    assert!(
+        a.iter().chain(&b).all(|status| *status == 200),
+        "{}",
+        first.nene.log_text()
+    );
+    // Releases were handed between the instances (pub/sub and the waiters
+    // key allowed), and Redis refused nothing: no command, key or channel.
+    assert!(calls(&redis, "subscribe") >= 1);
+    assert_eq!(redis.run(&["ACL", "LOG"]), redis::Value::Array(vec![]));
+    assert_eq!(redis.run(&["EXISTS", &lock]), redis::Value::Int(0));
+    // The rule is tight enough to matter: a channel outside it is refused.
+    let as_nene = redis::Client::open(user_query.as_str()).unwrap();
+    let mut as_nene = as_nene.get_connection().unwrap();
+    let refused: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+        .arg("other")
+        .arg("x")
+        .query(&mut as_nene);
+    assert!(refused.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -559,10 +691,10 @@ async fn a_request_handed_the_lock_keeps_it_past_the_claim_while_at_work() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_waiter_handed_the_lock_to_read_the_session_itself_renews_it_with_that_read() {
-    // A hand-off whose session is not a string within max_size tells the
-    // waiter to read it (`R`); that read, a lock try finding the waiter's own
-    // token, must give the lock its full TTL, or it expires with the claim
-    // while the request works.
+    // A waiter handed the lock reads the session with its next lock try;
+    // that try, finding the waiter's own token, must give the lock its full
+    // TTL, or it expires with the claim while the request works. (The
+    // session here is not even a string: it reads as empty.)
     use nene::session::{RedisSessionHandler, SessionDsn, SessionHandler, SessionId};
     use nene_test_support::in_process::InProcess;
     let redis = RedisServer::start();

@@ -2,28 +2,26 @@
 //! released by compare-and-delete (a script that also publishes the
 //! release, or hands the lock to a waiting instance), retried in the
 //! background (token_lock.rs). A lock handed on comes under a short claim,
-//! which its new holder confirms if it is still at work halfway through.
+//! which its new holder's next lock try turns into a full `lock_ttl`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::log_limit::{LogLimit, and_more};
 use crate::session::backend::token_lock::TokenLock;
 use crate::session::error::SessionError;
 
 use super::connection::{Request, SharedConnection};
-use super::scripts::{CONFIRM, RELEASE};
+use super::scripts::RELEASE;
 
 /// How long a lock handed to a waiter of another instance stays taken
-/// before that waiter confirms it (at most `lock_ttl`). The waiter hears of
-/// it within milliseconds and most requests are done long before half of
-/// this, when it would confirm; a waiter whose instance died after it
-/// registered keeps the session from everyone for this long, where a whole
-/// `lock_ttl` (30 s by default) would mean 503s for its visitor meanwhile.
+/// before that waiter takes it with its next try (at most `lock_ttl`). The
+/// waiter hears of it within milliseconds and tries at once; a waiter whose
+/// instance died after it registered keeps the session from everyone for
+/// this long, where a whole `lock_ttl` (30 s by default) would mean 503s
+/// for its visitor meanwhile.
 const HAND_OFF_CLAIM: Duration = Duration::from_secs(2);
 
 /// A held session lock: the key and the token only its holder knows.
@@ -36,33 +34,23 @@ pub(super) struct RedisLock {
     /// `{prefix}{id}.lock.waiters`: requests of other instances waiting
     /// for the lock (scripts.rs, `RELEASE_SCRIPT`).
     pub(super) waiters_key: String,
-    /// `{prefix}{id}`, which a hand-off sends along to the next holder.
+    /// `{prefix}{id}`, which a release may store first.
     pub(super) session_key: String,
     /// The lock's expiry in ms (`lock_ttl`): a lock taken gets it, a lock
-    /// handed on gets [`HAND_OFF_CLAIM`] at most until confirmed.
+    /// handed on gets [`HAND_OFF_CLAIM`] at most until its holder's try.
     pub(super) ttl_ms: u64,
-    /// `session.max_size`: a larger session is not sent along.
-    pub(super) max_size: u64,
     /// The token may be among the lock's waiters (it registered and did
     /// not get the lock): the release also withdraws it.
     pub(super) registered: bool,
     /// Random, so that releasing can tell this holder's lock from a later one's.
     pub(super) token: String,
-    /// Whether the release is published for waiters on other instances
-    /// (not in a cluster; see release_notices.rs).
-    pub(super) publish: bool,
+    /// The prefix of the channel the release is published on for waiters
+    /// on other instances; empty in a cluster, where releases are not
+    /// published (release_notices.rs).
+    pub(super) channel_prefix: Arc<str>,
     /// When Redis expires the lock at the latest (counted from before it
     /// was taken, so never later than Redis' own clock).
     pub(super) expires_at: Instant,
-    /// The pending confirmation of a lock this request was handed; stopped
-    /// when the lock goes (it would find another token by then anyway).
-    pub(super) confirming: Option<AbortHandle>,
-}
-
-impl Drop for RedisLock {
-    fn drop(&mut self) {
-        self.stop_confirming();
-    }
 }
 
 /// The claim a lock handed on gets, in ms, for a lock TTL of `ttl_ms`.
@@ -98,9 +86,8 @@ impl RedisLock {
             .arg(&self.waiters_key)
             .arg(&self.session_key)
             .arg(&self.token)
-            .arg(if self.publish { "1" } else { "0" })
+            .arg(&*self.channel_prefix)
             .arg(claim_ms(self.ttl_ms))
-            .arg(self.max_size)
             .arg(if self.registered { "1" } else { "0" });
         match save {
             SaveFirst::Nothing => pipeline.arg(""),
@@ -110,44 +97,9 @@ impl RedisLock {
     }
 }
 
-impl RedisLock {
-    /// For a lock this request was handed: gives it the full lock TTL
-    /// (`CONFIRM_SCRIPT`) once half of its claim has passed, if the request
-    /// still holds it then. Requests that finish sooner cost Redis nothing.
-    pub(super) fn confirm_later(&mut self) {
-        let (redis, key, token) = (self.redis.clone(), self.key.clone(), self.token.clone());
-        let ttl_ms = self.ttl_ms;
-        let halfway = Duration::from_millis(claim_ms(ttl_ms) / 2);
-        let task = tokio::spawn(async move {
-            tokio::time::sleep(halfway).await;
-            let mut confirm = CONFIRM.prepare_invoke();
-            confirm.key(&key).arg(&token).arg(ttl_ms);
-            if let Err(error) = redis.run::<i64>("lock", Request::Script(&confirm)).await {
-                static LINES: LogLimit = LogLimit::new();
-                if let Some(left_out) = LINES.admit() {
-                    tracing::warn!(
-                        "could not confirm a session lock handed over from another instance (it expires with its claim): {error}{}",
-                        and_more(left_out)
-                    );
-                }
-            }
-        });
-        self.confirming = Some(task.abort_handle());
-    }
-
-    /// A lock being saved and released is not to be renewed (nor while a
-    /// failed release is retried in the background).
-    pub(super) fn stop_confirming(&self) {
-        if let Some(confirming) = &self.confirming {
-            confirming.abort();
-        }
-    }
-}
-
 #[async_trait]
 impl TokenLock for RedisLock {
     async fn release_once(&self) -> Result<(), SessionError> {
-        self.stop_confirming();
         let mut release = redis::pipe();
         self.add_release(&mut release, SaveFirst::Nothing);
         self.redis

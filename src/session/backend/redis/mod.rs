@@ -58,7 +58,7 @@ mod sentinel;
 
 use connection::{Request, SharedConnection, max_reply_for, node_for};
 use lock::{RedisLock, SaveFirst};
-use release_notices::{HandedOver, ReleaseNotices, Watch};
+use release_notices::{ReleaseNotices, channel_of};
 use scripts::{CHECKED_SAVE, LOCK_AND_READ, RELEASE, parse_lock_and_read};
 
 pub(super) const BACKEND: &str = "redis";
@@ -107,6 +107,10 @@ pub struct RedisSessionHandler {
     notices: ReleaseNotices,
     /// Prepended to ids to make keys (`sess_` by default).
     prefix: String,
+    /// `{prefix}released:`, the prefix of the channels lock releases are
+    /// published on (release_notices.rs); empty in a cluster, where they
+    /// are not published.
+    channel_prefix: Arc<str>,
     /// Appended to the session key to name its lock (`.lock`, or `_LOCK`
     /// as phpredis names it).
     lock_suffix: String,
@@ -194,13 +198,19 @@ impl RedisSessionHandler {
                 .collect::<Result<_, _>>()?,
             None => vec![redis.clone()],
         };
+        let cluster = matches!(redis_dsn.address, RedisAddress::Cluster { .. });
         Ok(Self {
             redis,
             writes,
             wait,
-            hash_tag: matches!(redis_dsn.address, RedisAddress::Cluster { .. }),
+            hash_tag: cluster,
             notices: ReleaseNotices::new(options.connect_timeout + options.timeout),
             prefix: options.prefix.clone(),
+            channel_prefix: if cluster {
+                Arc::from("")
+            } else {
+                Arc::from(format!("{}released:", options.prefix))
+            },
             lock_suffix: options.lock_suffix.clone(),
             ttl_secs: ttl.as_secs().max(1),
             lock: options.lock.then_some(LockSettings {
@@ -221,7 +231,6 @@ impl RedisSessionHandler {
         for connection in std::iter::once(&self.redis).chain(&self.writes) {
             connection.max_reply.store(max_reply, Ordering::Relaxed);
         }
-        self.notices.set_max_reply(max_reply);
         self
     }
 
@@ -237,12 +246,6 @@ impl RedisSessionHandler {
 
     fn lock_key(&self, id: &SessionId) -> String {
         format!("{}{}", self.key(id), self.lock_suffix)
-    }
-
-    /// `RELEASE_SCRIPT`'s publish argument: releases are published except in
-    /// a cluster (see release_notices.rs).
-    fn publish_flag(&self) -> &'static str {
-        if self.hash_tag { "0" } else { "1" }
     }
 
     /// Appends `WAIT n timeout` to a pipeline of writes, when `wait` is set;
@@ -347,12 +350,10 @@ impl RedisSessionHandler {
             session_key: self.key(id),
             key: lock_key,
             token: new_token(),
-            publish: !self.hash_tag,
+            channel_prefix: self.channel_prefix.clone(),
             ttl_ms: u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX),
-            max_size: self.max_size,
             registered: false,
             expires_at: Instant::now() + settings.ttl,
-            confirming: None,
         };
         // `LOCK_AND_READ_SCRIPT` (scripts.rs); with `register`, a busy lock
         // makes this request a waiter the holder hands the lock to directly.
@@ -378,7 +379,7 @@ impl RedisSessionHandler {
                 }));
             invocation
         };
-        let channel = &keys[1];
+        let channel = &channel_of(&self.channel_prefix, &keys[1]);
         // From here the lock is released (and this request withdrawn from
         // the waiters) in the background if the request ends without it:
         // a try may have taken it unseen, or a holder may hand it over.
@@ -450,19 +451,9 @@ impl RedisSessionHandler {
                 Some(release) => {
                     let _ =
                         tokio::time::timeout(LOCK_RETRY_MAX_NOTIFIED.min(remaining), release).await;
-                    match watch.as_ref().and_then(Watch::take_hand_off) {
-                        Some(HandedOver::With(stored)) => {
-                            // Handed under a short claim (lock.rs).
-                            if let Some(mut held) = lock.take_as::<RedisLock>() {
-                                held.confirm_later();
-                                lock = SessionLock::held(held);
-                            }
-                            return Ok((lock, stored));
-                        }
-                        // Ours, but the session is to be read: the next try
-                        // finds the lock holding this request's token.
-                        Some(HandedOver::ReadIt) | None => {}
-                    }
+                    // A release, or the lock handed to this request: the
+                    // next try takes it (it holds this request's token
+                    // then, and the try gives it the full TTL).
                 }
                 None => {
                     let jittered = rand::rng().random_range(pause / 2..=pause);
@@ -499,7 +490,7 @@ impl RedisSessionHandler {
             .arg(token)
             .arg(self.ttl_secs)
             .arg(if unlock { "1" } else { "0" })
-            .arg(self.publish_flag());
+            .arg(&*self.channel_prefix);
         if let Some(data) = data {
             pipeline.arg(data.as_ref());
         }
@@ -707,7 +698,6 @@ impl SessionHandler for RedisSessionHandler {
             },
         };
         let mut pipeline = redis::pipe();
-        held.stop_confirming();
         held.add_release(&mut pipeline, save);
         self.add_wait(&mut pipeline);
         let saved = match self

@@ -3,10 +3,16 @@
 //! a request waiting for that lock on another instance subscribes to it and
 //! retries the moment the message comes, instead of sleeping through a
 //! back-off. A waiter that registered with Redis (scripts.rs) may instead be
-//! handed the lock by the release itself: the message then names its token
-//! and carries the session, and it starts at once, with no try of its own.
-//! One subscriber connection per handler carries every channel its waiting
-//! requests watch.
+//! handed the lock by the release itself: the message then names it, and
+//! its next try takes the lock (and reads the session) without competing
+//! for it. One subscriber connection per handler carries every channel its
+//! waiting requests watch.
+//!
+//! Any client allowed to subscribe can read every channel (on Redis 6's
+//! defaults, every client), so nothing on them is a secret: a channel is
+//! named `{prefix}released:` and the SHA-1 of the lock key (which holds the
+//! session id), a waiter by the SHA-1 of its lock token, and no session
+//! data is sent (docs/decisions/0016).
 //!
 //! A channel stays subscribed for a while after its last waiter is served
 //! ([`KEEP_SUBSCRIBED`]): a session two instances share is contended again
@@ -22,9 +28,8 @@
 //! Redis Cluster gets no notices: there `PUBLISH` goes to every node over
 //! the cluster bus, a cost on every release that the poll does not have.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,9 +38,7 @@ use redis::aio::PubSubSink;
 use tokio::sync::Notify;
 use tokio::sync::futures::OwnedNotified;
 
-use crate::session::backend::{DEFAULT_MAX_SESSION_BYTES, Stored};
-
-use super::connection::{Node, max_reply_for};
+use super::connection::Node;
 
 /// After the subscriber connection could not be opened, how long waiters
 /// poll before anyone tries again (so a Redis that refuses pub/sub is not
@@ -51,6 +54,26 @@ const KEEP_SUBSCRIBED: Duration = Duration::from_secs(10);
 /// How often idle channels are looked for (the sweep walks every channel).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// The largest message the subscriber connection reads: a notice is at
+/// most a 40-digit hash, and a channel name about as long.
+const MAX_NOTICE_BYTES: u64 = 64 * 1024;
+
+/// The channel the releases of `lock_key` are published on: `prefix`, then
+/// the lock key's SHA-1 in hex, as `RELEASE_SCRIPT` names it with
+/// `redis.sha1hex`.
+pub(super) fn channel_of(prefix: &str, lock_key: &str) -> String {
+    format!("{prefix}{}", sha1_hex(lock_key))
+}
+
+/// How a hand-off message names the waiter with `token`.
+fn waiter_tag(token: &str) -> String {
+    sha1_hex(token)
+}
+
+fn sha1_hex(text: &str) -> String {
+    sha1_smol::Sha1::from(text).digest().to_string()
+}
+
 /// The subscriber connection of one handler and who waits on which channel.
 pub(super) struct ReleaseNotices {
     state: Arc<Mutex<State>>,
@@ -58,8 +81,6 @@ pub(super) struct ReleaseNotices {
     opening: tokio::sync::Mutex<()>,
     /// Bound on opening the connection and on one SUBSCRIBE.
     timeout: Duration,
-    /// The largest message read (a hand-off carries a session; endpoint.rs).
-    max_reply: AtomicU64,
 }
 
 struct State {
@@ -94,35 +115,29 @@ struct Channel {
     subscribed: bool,
     /// Since when nobody watches it (unsubscribed after [`KEEP_SUBSCRIBED`]).
     idle_since: Option<Instant>,
-    /// The tokens of this instance's waiters, and what a release handed to
-    /// each (until it takes it).
-    waiters: HashMap<String, Option<HandedOver>>,
+    /// The tags ([`waiter_tag`]) of this instance's waiters: a hand-off to
+    /// one of them wakes this channel's waiters, one to another instance's
+    /// waiter does not (the lock is no freer for anyone here).
+    waiters: HashSet<String>,
 }
 
-/// What a release handed to a registered waiter: the lock (its token is
-/// now the lock's value) and, mostly, the session.
-#[derive(Debug, PartialEq)]
-pub(super) enum HandedOver {
-    /// The session as stored when the lock was handed over.
-    With(Stored),
-    /// The stored value is not a string within `session.max_size`; the new
-    /// holder reads it as a lock try would.
-    ReadIt,
+/// Whether a release's message (scripts.rs, `RELEASE_SCRIPT`) is news for
+/// the waiters of this instance (`waiters`, their tags): a plain release
+/// (empty) is, a hand-off is when it names one of them. Anything else
+/// reads as a plain release.
+fn wakes_waiters_here(waiters: &HashSet<String>, message: &[u8]) -> bool {
+    match std::str::from_utf8(message) {
+        Ok(tag) if is_tag(tag) => waiters.contains(tag),
+        _ => true,
+    }
 }
 
-/// A release's message: empty for a plain release; `<token> M`, `<token>
-/// D<bytes>` or `<token> R` for one handed to the waiter with that token
-/// (scripts.rs, `RELEASE_SCRIPT`). Anything else reads as a plain release.
-fn parse_hand_off(payload: &[u8]) -> Option<(&[u8], HandedOver)> {
-    let space = payload.iter().position(|&byte| byte == b' ')?;
-    let (token, rest) = (&payload[..space], &payload[space + 1..]);
-    let handed = match rest.split_first() {
-        Some((b'M', [])) => HandedOver::With(Stored::Missing),
-        Some((b'D', data)) => HandedOver::With(Stored::Data(bytes::Bytes::copy_from_slice(data))),
-        Some((b'R', [])) => HandedOver::ReadIt,
-        _ => return None,
-    };
-    Some((token, handed))
+/// A SHA-1 in lower-case hex, as `redis.sha1hex` writes it.
+fn is_tag(text: &str) -> bool {
+    text.len() == 40
+        && text
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A waiting request's interest in one channel.
@@ -130,8 +145,9 @@ pub(super) struct Watch {
     state: Arc<Mutex<State>>,
     channel: String,
     notice: Arc<Notify>,
-    /// The request's lock token, under which a release may hand it the lock.
-    token: String,
+    /// The request's [`waiter_tag`], under which a release may hand it the
+    /// lock.
+    tag: String,
 }
 
 impl Watch {
@@ -142,16 +158,6 @@ impl Watch {
         notified.as_mut().enable();
         notified
     }
-
-    /// What a release handed this request, if one did since the last call.
-    pub(super) fn take_hand_off(&self) -> Option<HandedOver> {
-        lock(&self.state)
-            .watched
-            .get_mut(&self.channel)?
-            .waiters
-            .get_mut(&self.token)?
-            .take()
-    }
 }
 
 impl Drop for Watch {
@@ -160,7 +166,7 @@ impl Drop for Watch {
         if let Some(channel) = state.watched.get_mut(&self.channel) {
             // A lock handed over but not taken is the request's still: it
             // releases it with its own lock (redis/mod.rs).
-            channel.waiters.remove(&self.token);
+            channel.waiters.remove(&self.tag);
             channel.watchers -= 1;
             if channel.watchers == 0 {
                 channel.idle_since = Some(Instant::now());
@@ -185,16 +191,17 @@ impl State {
                 watchers: 0,
                 subscribed: false,
                 idle_since: None,
-                waiters: HashMap::new(),
+                waiters: HashSet::new(),
             });
         entry.watchers += 1;
         entry.idle_since = None;
-        entry.waiters.insert(token.to_string(), None);
+        let tag = waiter_tag(token);
+        entry.waiters.insert(tag.clone());
         Watch {
             state: state.clone(),
             channel: channel.to_string(),
             notice: entry.notice.clone(),
-            token: token.to_string(),
+            tag,
         }
     }
 
@@ -237,14 +244,7 @@ impl ReleaseNotices {
             state: Arc::new(Mutex::new(State::default())),
             opening: tokio::sync::Mutex::new(()),
             timeout,
-            max_reply: AtomicU64::new(max_reply_for(DEFAULT_MAX_SESSION_BYTES)),
         }
-    }
-
-    /// Bounds the messages read to `max_reply` bytes (before the
-    /// connection opens).
-    pub(super) fn set_max_reply(&self, max_reply: u64) {
-        self.max_reply.store(max_reply, Ordering::Relaxed);
     }
 
     /// A watch on `channel` if it is subscribed already (no I/O): the waiter
@@ -260,7 +260,7 @@ impl ReleaseNotices {
         subscribed.then(|| state.watch(&self.state, channel, token))
     }
 
-    /// Watches `channel` (a lock key), subscribing to it if needed. `None`
+    /// Watches `channel` ([`channel_of`]), subscribing to it if needed. `None`
     /// when notices cannot be had (the waiter polls): a cluster, or no
     /// subscriber connection.
     pub(super) async fn watch(&self, node: &Node, channel: &str, token: &str) -> Option<Watch> {
@@ -313,10 +313,7 @@ impl ReleaseNotices {
                 Node::Sentinel(lookup) => lookup.primary().await.ok()?,
                 Node::Cluster(..) => return None,
             };
-            endpoint
-                .pubsub(self.max_reply.load(Ordering::Relaxed))
-                .await
-                .ok()
+            endpoint.pubsub(MAX_NOTICE_BYTES).await.ok()
         })
         .await;
         let Ok(Some(pubsub)) = opened else {
@@ -335,16 +332,8 @@ impl ReleaseNotices {
                 let Some(channel) = state.watched.get_mut(message.get_channel_name()) else {
                     continue;
                 };
-                if let Some((token, handed)) = parse_hand_off(message.get_payload_bytes()) {
-                    let waiter = std::str::from_utf8(token)
-                        .ok()
-                        .and_then(|token| channel.waiters.get_mut(token));
-                    let Some(waiter) = waiter else {
-                        // Handed to a request of another instance: the
-                        // lock is no freer for anyone here.
-                        continue;
-                    };
-                    *waiter = Some(handed);
+                if !wakes_waiters_here(&channel.waiters, message.get_payload_bytes()) {
+                    continue;
                 }
                 channel.notice.notify_waiters();
             }
@@ -380,7 +369,7 @@ mod tests {
             watchers: usize::from(idle_for.is_none()),
             subscribed: true,
             idle_since: idle_for.map(|idle| Instant::now() - idle),
-            waiters: HashMap::new(),
+            waiters: HashSet::new(),
         }
     }
 
@@ -432,26 +421,32 @@ mod tests {
     }
 
     #[test]
-    fn a_hand_off_message_names_the_waiter_and_what_it_gets() {
-        let data = |bytes: &'static [u8]| HandedOver::With(Stored::Data(bytes::Bytes::from(bytes)));
-        assert_eq!(
-            parse_hand_off(b"ab12 D{\"count\":2}"),
-            Some((&b"ab12"[..], data(b"{\"count\":2}")))
-        );
-        // A session stored empty is handed as such.
-        assert_eq!(parse_hand_off(b"ab12 D"), Some((&b"ab12"[..], data(b""))));
-        assert_eq!(
-            parse_hand_off(b"ab12 M"),
-            Some((&b"ab12"[..], HandedOver::With(Stored::Missing)))
-        );
-        assert_eq!(
-            parse_hand_off(b"ab12 R"),
-            Some((&b"ab12"[..], HandedOver::ReadIt))
-        );
-        // A plain release, or anything else, hands nothing.
-        for plain in [&b""[..], b"ab12", b"ab12 X", b"ab12 Mx", b"ab12 "] {
-            assert_eq!(parse_hand_off(plain), None, "{plain:?}");
+    fn a_hand_off_wakes_only_the_instance_whose_waiter_it_names() {
+        let mine = waiter_tag("my-token");
+        let waiters = HashSet::from([mine.clone()]);
+        assert!(wakes_waiters_here(&waiters, mine.as_bytes()));
+        // Handed to a waiter of another instance: the lock is not free.
+        assert!(!wakes_waiters_here(
+            &waiters,
+            waiter_tag("theirs").as_bytes()
+        ));
+        // A plain release, or anything that is not a tag, wakes everyone.
+        for plain in [&b""[..], b"x", mine[..39].as_bytes(), b"my-token"] {
+            assert!(wakes_waiters_here(&waiters, plain), "{plain:?}");
         }
+        // The tag is not the token, nor does it hold it.
+        assert!(is_tag(&mine) && !mine.contains("my-token"));
+    }
+
+    #[test]
+    fn channels_and_tags_are_sha1_in_hex_as_redis_writes_it() {
+        // `redis.sha1hex('sess_x.lock')`, checked against a real Redis in
+        // tests/redis/lock_hand_off.rs as well.
+        assert_eq!(
+            channel_of("sess_released:", "sess_x.lock"),
+            format!("sess_released:{}", sha1_hex("sess_x.lock"))
+        );
+        assert_eq!(sha1_hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
     }
 
     #[tokio::test]

@@ -10,26 +10,31 @@ use crate::session::backend::{Stored, Unreadable};
 
 /// Releases the lock only if it still holds the releasing request's token:
 /// a lock that expired and was taken by another request is not ours to
-/// touch. With ARGV[6] = 'set' or 'touch' it first stores the session
+/// touch. With ARGV[5] = 'set' or 'touch' it first stores the session
 /// (`SET … EX`) or restarts its expiry, under the same check: a save is a
 /// fenced write, applied only while the lock is the saver's, so a save
 /// that was delayed (a slow or cut connection, a timeout after which the
 /// lock was released and taken again) can never land on a newer holder's
-/// data. With ARGV[2] = '1' (not in a cluster) the release is published
-/// for requests waiting on other instances (release_notices.rs), and when
-/// one of them registered as a waiter it gets the lock directly: the lock
-/// is set to its token and the message carries its token and the session
-/// as stored now, so it starts without a round trip of its own.
+/// data. With a channel prefix in ARGV[2] (not in a cluster) the release is
+/// published for requests waiting on other instances (release_notices.rs),
+/// and when one of them registered as a waiter it gets the lock directly:
+/// the lock is set to its token and the message names it, so it takes the
+/// lock with its next try without competing for it.
+///
+/// Nothing secret goes over pub/sub, where any client allowed to subscribe
+/// could read it: the channel is named by the SHA-1 of the lock key (not
+/// the key, which holds the session id), and a waiter by the SHA-1 of its
+/// token; the session itself is read by the waiter (its next try).
 ///
 /// The waiters are a sorted set scored by the moment each gives up (Redis
 /// time, in ms): the earliest is served first (with one `lock_wait` for
 /// every instance, the first to register), and one whose moment has passed
 /// is dropped unserved. A waiter that gives up withdraws with this same
-/// script (ARGV[5]): its token leaves the set first, and a lock handed to
+/// script (ARGV[4]): its token leaves the set first, and a lock handed to
 /// it meanwhile is passed on. A lock handed on expires after a short claim
-/// (ARGV[3]) unless its new holder confirms it (`CONFIRM_SCRIPT`, or its
-/// next lock try): a waiter whose instance died before its moment came
-/// holds the session up for that claim, not for a whole `lock_ttl`.
+/// (ARGV[3]) unless its new holder takes it with its next lock try (which
+/// gives it the full TTL): a waiter whose instance died before its moment
+/// came holds the session up for that claim, not for a whole `lock_ttl`.
 ///
 /// Keys of the wrong type are nobody's lock and nobody's waiters (nene and
 /// phpredis write strings, nene a sorted set of waiters): the lock is read
@@ -37,12 +42,11 @@ use crate::session::backend::{Stored, Unreadable};
 /// script, and a waiters key of another type is deleted. One session's bad
 /// keys never turn into an error reply.
 ///
-/// Message: '' (released), or `<token> M` (handed; no session stored),
-/// `<token> D<bytes>` (handed, with the session), `<token> R` (handed; the
-/// stored value is not a string within ARGV[4] bytes: read it yourself).
+/// Message, on `ARGV[2] .. sha1hex(lock key)`: '' (released), or the
+/// SHA-1 of the token of the waiter the lock was handed to.
 ///
-/// KEYS: lock key, waiters key, session key. ARGV: token, publish
-/// ('1'/'0'), the claim of a lock handed on in ms, max size, withdraw the
+/// KEYS: lock key, waiters key, session key. ARGV: token, channel prefix
+/// ('' = do not publish), the claim of a lock handed on in ms, withdraw the
 /// token from the waiters ('1'/'0'), save ('' none, 'set', 'touch'), the
 /// session's TTL in seconds, the data to set. Reply: 0 not ours (nothing
 /// stored), 1 released, 2 handed to a waiter.
@@ -52,32 +56,30 @@ if waiters ~= 'zset' and waiters ~= 'none' then
   redis.call('DEL', KEYS[2])
   waiters = 'none'
 end
-if ARGV[5] == '1' and waiters == 'zset' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+if ARGV[4] == '1' and waiters == 'zset' then redis.call('ZREM', KEYS[2], ARGV[1]) end
 if redis.pcall('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[6] == 'set' then
-  redis.call('SET', KEYS[3], ARGV[8], 'EX', ARGV[7])
-elseif ARGV[6] == 'touch' then
-  redis.call('EXPIRE', KEYS[3], ARGV[7])
+if ARGV[5] == 'set' then
+  redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[6])
+elseif ARGV[5] == 'touch' then
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
 end
-if ARGV[2] == '1' and waiters == 'zset' then
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+local channel = ARGV[2] .. redis.sha1hex(KEYS[1])
+if waiters == 'zset' then
   local now = redis.call('TIME')
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now[1] * 1000 + math.floor(now[2] / 1000))
   local waiter = redis.call('ZPOPMIN', KEYS[2])[1]
   if waiter then
     redis.call('SET', KEYS[1], waiter, 'PX', ARGV[3])
-    local kind = redis.call('TYPE', KEYS[3])['ok']
-    local stored = 'R'
-    if kind == 'none' then
-      stored = 'M'
-    elseif kind == 'string' and redis.call('STRLEN', KEYS[3]) <= tonumber(ARGV[4]) then
-      stored = 'D' .. redis.call('GET', KEYS[3])
-    end
-    redis.call('PUBLISH', KEYS[1], waiter .. ' ' .. stored)
+    redis.call('PUBLISH', channel, redis.sha1hex(waiter))
     return 2
   end
 end
 redis.call('DEL', KEYS[1])
-if ARGV[2] == '1' then redis.call('PUBLISH', KEYS[1], '') end
+redis.call('PUBLISH', channel, '')
 return 1
 ";
 
@@ -88,7 +90,7 @@ return 1
 /// Taking the lock is idempotent — a lock that already holds this token
 /// counts as taken, and gets the full TTL again — so a retry after a
 /// dropped connection does not wait for its own lock, and a waiter that was
-/// handed the lock (under a short claim) confirms it with its next try.
+/// handed the lock (under a short claim) takes it with its next try.
 ///
 /// With ARGV[5] set (ms), a request that finds the lock busy registers as
 /// a waiter that gives up that much later (`RELEASE_SCRIPT` hands the lock
@@ -146,17 +148,6 @@ if size > tonumber(ARGV[3]) then return {1, 'size', size} end
 return {1, 'data', redis.call('GET', KEYS[1])}
 ";
 
-/// Confirms a lock handed to this request under a short claim: gives it the
-/// full lock TTL, if it still holds this request's token (a release that
-/// came first, or a claim that ran out, leaves it alone).
-///
-/// KEYS: lock key. ARGV: token, lock TTL in ms. Reply: 1 confirmed, 0 not
-/// ours.
-pub(super) const CONFIRM_SCRIPT: &str = r"
-if redis.pcall('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-";
-
 /// A fenced write: stores (or touches), and unlocks when asked, only while
 /// the lock still holds this request's token. Every write of a write chain
 /// (write_chain.rs) goes this way, and it is the retry of a save whose
@@ -169,8 +160,9 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 /// matters: one that arrives after the lock moved on stores nothing.
 ///
 /// KEYS: session key, lock key. ARGV: token, TTL in seconds, unlock
-/// ('1'/'0'), publish the release ('1'/'0', as in `RELEASE_SCRIPT`), data
-/// (absent for a touch). Reply: 1 stored, 0 not stored.
+/// ('1'/'0'), the channel prefix the release is published under ('' = do
+/// not publish; as in `RELEASE_SCRIPT`), data (absent for a touch). Reply:
+/// 1 stored, 0 not stored.
 pub(super) const CHECKED_SAVE_SCRIPT: &str = r"
 if redis.pcall('GET', KEYS[2]) == ARGV[1] then
   if ARGV[5] then
@@ -180,7 +172,7 @@ if redis.pcall('GET', KEYS[2]) == ARGV[1] then
   end
   if ARGV[3] == '1' then
     redis.call('DEL', KEYS[2])
-    if ARGV[4] == '1' then redis.call('PUBLISH', KEYS[2], '') end
+    if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4] .. redis.sha1hex(KEYS[2]), '') end
   end
   return 1
 end
@@ -194,7 +186,6 @@ return 0
 pub(super) static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_SCRIPT));
 pub(super) static LOCK_AND_READ: LazyLock<Script> =
     LazyLock::new(|| Script::new(LOCK_AND_READ_SCRIPT));
-pub(super) static CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(CONFIRM_SCRIPT));
 pub(super) static CHECKED_SAVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(CHECKED_SAVE_SCRIPT));
 
