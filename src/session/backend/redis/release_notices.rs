@@ -431,7 +431,7 @@ mod tests {
             waiter_tag("theirs").as_bytes()
         ));
         // A plain release, or anything that is not a tag, wakes everyone.
-        for plain in [&b""[..], b"x", mine[..39].as_bytes(), b"my-token"] {
+        for plain in [&b""[..], b"x", &mine.as_bytes()[..39], b"my-token"] {
             assert!(wakes_waiters_here(&waiters, plain), "{plain:?}");
         }
         // The tag is not the token, nor does it hold it.
