@@ -140,6 +140,93 @@ impl SentinelSetup {
     }
 }
 
+/// One sentinel watching one server as [`SERVICE`], with a quorum it cannot
+/// reach alone: it never fails over, so it names that server as the
+/// primary for as long as it runs, whatever the server says it is (a
+/// sentinel with a stale view, or a misconfigured one).
+pub struct LoneSentinel {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl LoneSentinel {
+    /// Watching `server`'s plain port.
+    pub fn watching(server: &RedisServer) -> LoneSentinel {
+        Self::start(server.port(), "")
+    }
+
+    /// Over TLS only, watching the TLS port of a server from
+    /// [`RedisServer::start_tls`] (and speaking TLS to it), with that
+    /// server's certificate and CA ([`RedisServer::ca_file`]).
+    pub fn watching_tls(server: &RedisServer) -> LoneSentinel {
+        let files = server
+            .ca_file()
+            .parent()
+            .expect("the certificates' directory");
+        let file = |name: &str| files.join(name).display().to_string();
+        let tls = format!(
+            "tls-port {{port}}\nport 0\ntls-cert-file {}\ntls-key-file {}\n\
+             tls-ca-cert-file {}\ntls-replication yes\ntls-auth-clients no\n",
+            file("server.crt"),
+            file("server.key"),
+            file("ca.crt"),
+        );
+        Self::start(server.tls_port(), &tls)
+    }
+
+    /// `tls`: extra configuration, `{port}` standing for the sentinel's port.
+    fn start(watched_port: u16, tls: &str) -> LoneSentinel {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let listen = if tls.is_empty() {
+            format!("port {port}\n")
+        } else {
+            tls.replace("{port}", &port.to_string())
+        };
+        let config = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "{listen}bind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
+                 sentinel monitor {SERVICE} 127.0.0.1 {watched_port} {QUORUM}\n",
+                dir = dir.path().display()
+            ),
+        )
+        .expect("write sentinel.conf");
+        let child = Command::new(require_program("redis-server", "redis-server"))
+            .arg(&config)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server --sentinel");
+        let sentinel = LoneSentinel { child, port, dir };
+        wait_until("the sentinel monitors the server", || {
+            sentinel.log().contains("+monitor master")
+        });
+        sentinel
+    }
+
+    /// The port it listens on (TLS only for [`watching_tls`](Self::watching_tls)).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for LoneSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One command to the sentinel on `port`; `None` when it does not answer.
 fn ask(port: u16, args: &[&str]) -> Option<redis::Value> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;

@@ -64,11 +64,16 @@ impl RedisServer {
     /// certificate for 127.0.0.1 signed by a CA made for this test
     /// ([`RedisServer::ca_file`]). The plain port stays open for assertions.
     pub fn start_tls() -> RedisServer {
+        Self::start_tls_with(&[])
+    }
+
+    /// [`start_tls`](Self::start_tls) with more `redis-server` arguments.
+    pub fn start_tls_with(more_args: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let ca = make_certificates(dir.path());
         let tls_port = free_port();
         let file = |name: &str| dir.path().join(name).display().to_string();
-        let extra_args = vec![
+        let extra_args: Vec<String> = [
             "--tls-port".to_string(),
             tls_port.to_string(),
             "--tls-cert-file".to_string(),
@@ -79,7 +84,10 @@ impl RedisServer {
             file("ca.crt"),
             "--tls-auth-clients".to_string(),
             "no".to_string(),
-        ];
+        ]
+        .into_iter()
+        .chain(more_args.iter().map(|arg| arg.to_string()))
+        .collect();
         let mut server = RedisServer {
             child: None,
             port: free_port(),

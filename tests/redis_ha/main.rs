@@ -10,7 +10,9 @@
 //! (the final count was 1 after 2,704 acknowledged increments).
 
 mod cluster;
+mod cluster_tls;
 mod sentinel;
+mod sentinel_checks;
 
 /// These tests also run one at a time among themselves.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

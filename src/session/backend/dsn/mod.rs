@@ -91,7 +91,9 @@ const SCHEMES: &[&str] = &[
     "redis+unix",
     "unix",
     "redis+sentinel",
+    "rediss+sentinel",
     "redis+cluster",
+    "rediss+cluster",
     "memcached",
     "sqlite",
     "mysql",
@@ -175,13 +177,31 @@ pub enum RedisAddress {
         sentinels: Vec<(String, u16)>,
         /// The service name (`sentinel monitor SERVICE …`).
         service: String,
+        /// Whether the sentinels and the primary are spoken to over TLS
+        /// (`rediss+sentinel://`).
+        tls: bool,
     },
     /// A Redis Cluster (`redis+cluster://`), its slots learned from these
     /// seed nodes and followed through MOVED/ASK redirections.
     Cluster {
         /// Host and port of each seed node.
         nodes: Vec<(String, u16)>,
+        /// Whether every node is spoken to over TLS (`rediss+cluster://`).
+        tls: bool,
     },
+}
+
+impl RedisAddress {
+    /// Whether connections go over TLS (`rediss://`, `rediss+sentinel://`,
+    /// `rediss+cluster://`).
+    pub fn tls(&self) -> bool {
+        match self {
+            RedisAddress::Tcp { tls, .. }
+            | RedisAddress::Sentinel { tls, .. }
+            | RedisAddress::Cluster { tls, .. } => *tls,
+            RedisAddress::Unix { .. } => false,
+        }
+    }
 }
 
 /// The options of the table in this module's documentation.
@@ -408,14 +428,24 @@ impl fmt::Display for RedisAddress {
                 Ok(())
             }
             RedisAddress::Unix { path } => write!(f, "{}", path.display()),
-            RedisAddress::Sentinel { sentinels, service } => {
+            RedisAddress::Sentinel {
+                sentinels, service, ..
+            } => {
                 write!(f, "the primary of `{service}` (sentinels ")?;
                 write_hosts(f, sentinels)?;
-                f.write_str(")")
+                f.write_str(")")?;
+                if self.tls() {
+                    f.write_str(" (TLS)")?;
+                }
+                Ok(())
             }
-            RedisAddress::Cluster { nodes } => {
+            RedisAddress::Cluster { nodes, .. } => {
                 f.write_str("the cluster of ")?;
-                write_hosts(f, nodes)
+                write_hosts(f, nodes)?;
+                if self.tls() {
+                    f.write_str(" (TLS)")?;
+                }
+                Ok(())
             }
         }
     }
@@ -616,6 +646,7 @@ mod tests {
                     ("sentinel-c".to_string(), 26379),
                 ],
                 service: "mymaster".to_string(),
+                tls: false,
             }
         );
         assert_eq!(dsn.db, 2);
@@ -649,7 +680,8 @@ mod tests {
                     ("10.0.0.1".to_string(), 7000),
                     ("10.0.0.2".to_string(), 6379),
                     ("::1".to_string(), 7002),
-                ]
+                ],
+                tls: false,
             }
         );
         assert_eq!(dsn.username.as_deref(), Some("app"));
@@ -667,6 +699,33 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("=x"), "{message}");
+    }
+
+    #[test]
+    fn sentinel_and_cluster_speak_tls_with_rediss_and_take_a_ca_file() {
+        let sentinel = redis("rediss+sentinel://10.0.0.1/mymaster?tls_ca_file=/etc/ca.pem");
+        assert!(sentinel.address.tls());
+        assert_eq!(
+            sentinel.options.tls_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(
+            sentinel.address.to_string(),
+            "the primary of `mymaster` (sentinels 10.0.0.1:26379) (TLS)"
+        );
+        let cluster = redis("REDISS+CLUSTER://10.0.0.1:7000");
+        assert!(cluster.address.tls());
+        assert_eq!(
+            cluster.address.to_string(),
+            "the cluster of 10.0.0.1:7000 (TLS)"
+        );
+        for plain in ["redis+sentinel://h/m", "redis+cluster://h", "redis://h"] {
+            assert!(!redis(plain).address.tls(), "{plain}");
+            let message = SessionDsn::parse(&format!("{plain}?tls_ca_file=/ca.pem"))
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("only applies to rediss://"), "{message}");
+        }
     }
 
     #[test]

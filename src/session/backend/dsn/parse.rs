@@ -74,8 +74,10 @@ impl Parser<'_> {
             "redis" => self.tcp(rest, false),
             "rediss" => self.tcp(rest, true),
             "redis+unix" | "unix" => self.unix(rest),
-            "redis+sentinel" => self.sentinel(rest),
-            "redis+cluster" => self.cluster(rest),
+            "redis+sentinel" => self.sentinel(rest, false),
+            "rediss+sentinel" => self.sentinel(rest, true),
+            "redis+cluster" => self.cluster(rest, false),
+            "rediss+cluster" => self.cluster(rest, true),
             "memcached" => self.memcached(rest),
             "sqlite" => sql::parse_sql(self.dsn, SqlDriver::Sqlite, rest),
             "mysql" | "mariadb" => sql::parse_sql(self.dsn, SqlDriver::MySql, rest),
@@ -116,8 +118,10 @@ impl Parser<'_> {
 
     /// `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/SERVICE[/db][?options]`:
     /// the sentinels to ask for the primary of SERVICE (port 26379 when not
-    /// given); the credentials and db are the data nodes'.
-    fn sentinel(&self, rest: &str) -> Result<SessionBackend, DsnError> {
+    /// given); the credentials and db are the data nodes'. With `tls`
+    /// (`rediss+sentinel://`) the sentinels and the primary are spoken to
+    /// over TLS.
+    fn sentinel(&self, rest: &str, tls: bool) -> Result<SessionBackend, DsnError> {
         let Authority {
             username,
             password,
@@ -140,7 +144,11 @@ impl Parser<'_> {
             Some(db) => self.db(db)?,
         };
         let mut dsn = RedisDsn {
-            address: RedisAddress::Sentinel { sentinels, service },
+            address: RedisAddress::Sentinel {
+                sentinels,
+                service,
+                tls,
+            },
             db,
             username,
             password,
@@ -152,8 +160,9 @@ impl Parser<'_> {
     }
 
     /// `redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options]`:
-    /// seed nodes of a Redis Cluster, which has only db 0.
-    fn cluster(&self, rest: &str) -> Result<SessionBackend, DsnError> {
+    /// seed nodes of a Redis Cluster, which has only db 0. With `tls`
+    /// (`rediss+cluster://`) every node is spoken to over TLS.
+    fn cluster(&self, rest: &str, tls: bool) -> Result<SessionBackend, DsnError> {
         let Authority {
             username,
             password,
@@ -166,7 +175,7 @@ impl Parser<'_> {
             return Err(self.malformed("a Redis Cluster has only db 0: leave the path out"));
         }
         let mut dsn = RedisDsn {
-            address: RedisAddress::Cluster { nodes },
+            address: RedisAddress::Cluster { nodes, tls },
             db: 0,
             username,
             password,
@@ -402,8 +411,10 @@ impl Parser<'_> {
                 "lock_ttl" => options.lock_ttl = self.duration("lock_ttl", &value, false)?,
                 "lock_wait" => options.lock_wait = self.duration("lock_wait", &value, true)?,
                 "tls_ca_file" => {
-                    if !matches!(dsn.address, RedisAddress::Tcp { tls: true, .. }) {
-                        return Err(self.malformed("`tls_ca_file` only applies to rediss://"));
+                    if !dsn.address.tls() {
+                        return Err(self.malformed(
+                            "`tls_ca_file` only applies to rediss://, rediss+sentinel:// and rediss+cluster://",
+                        ));
                     }
                     options.tls_ca_file = Some(PathBuf::from(value));
                 }

@@ -45,6 +45,8 @@ pub(super) struct ClusterRoute {
     nodes: Arc<Mutex<HashMap<(String, u16), MultiplexedConnection>>>,
     /// Credentials and db of every node.
     login: RedisConnectionInfo,
+    /// TLS settings for every node (`rediss+cluster://`).
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// Bound on opening a node's connection.
     connect_timeout: Duration,
     /// Bound on one command.
@@ -60,6 +62,7 @@ impl ClusterRoute {
     pub(super) async fn new(
         fallback: ClusterConnection,
         login: RedisConnectionInfo,
+        tls: Option<Arc<rustls::ClientConfig>>,
         connect_timeout: Duration,
         timeout: Duration,
         max_reply: u64,
@@ -70,6 +73,7 @@ impl ClusterRoute {
             reading_slots: Arc::default(),
             nodes: Arc::default(),
             login,
+            tls,
             connect_timeout,
             timeout,
             max_reply,
@@ -124,7 +128,7 @@ impl ClusterRoute {
                 host: node.0.clone(),
                 port: node.1,
             },
-            tls: None,
+            tls: self.tls.clone(),
             login: self.login.clone(),
             connect_timeout: self.connect_timeout,
         };

@@ -5,8 +5,8 @@
 //! on a new one. With Sentinel, a new connection starts with asking the
 //! sentinels where the primary is.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -36,7 +36,12 @@ pub(super) enum Node {
     /// A Redis Cluster: commands go to the node owning their keys' slot
     /// (cluster_route.rs); the client follows MOVED/ASK redirections and
     /// carries what has no key. Boxed: it is much larger than the others.
-    Cluster(Box<ClusterClient>, RedisConnectionInfo),
+    /// With the login for the nodes and, for `rediss+cluster://`, TLS.
+    Cluster(
+        Box<ClusterClient>,
+        RedisConnectionInfo,
+        Option<Arc<rustls::ClientConfig>>,
+    ),
 }
 
 /// One connection of either kind; both multiplex requests and are cheap to
@@ -278,16 +283,14 @@ impl SharedConnection {
         }
         let opened = match &self.node {
             Node::Fixed(endpoint) => self.open_single(endpoint).await,
-            Node::Sentinel(lookup) => match lookup.primary().await {
-                Ok(primary) => self.open_single(&primary).await,
-                Err(why) => Err(why),
-            },
+            Node::Sentinel(lookup) => self.open_primary(lookup).await,
             // The cluster connection learns the slots as it opens.
-            Node::Cluster(client, login) => match client.get_async_connection().await {
+            Node::Cluster(client, login, tls) => match client.get_async_connection().await {
                 Ok(fallback) => Ok(Connection::Cluster(
                     ClusterRoute::new(
                         fallback,
                         login.clone(),
+                        tls.clone(),
                         self.connect_timeout,
                         self.timeout,
                         self.max_reply.load(Ordering::Relaxed),
@@ -316,6 +319,18 @@ impl SharedConnection {
             .await
             .map(Connection::Single)
             .map_err(|error| format!("cannot connect: {error}"))
+    }
+
+    /// A connection to the primary the sentinels name, once it says it is
+    /// one (sentinel.rs).
+    async fn open_primary(&self, lookup: &SentinelLookup) -> Result<Connection, String> {
+        let primary = lookup.primary().await?;
+        let mut connection = primary
+            .multiplexed(self.timeout, self.max_reply.load(Ordering::Relaxed))
+            .await
+            .map_err(|error| format!("cannot connect: {error}"))?;
+        lookup.check_role(&primary, &mut connection).await?;
+        Ok(Connection::Single(connection))
     }
 
     fn current(&self) -> Option<Connection> {
@@ -399,30 +414,68 @@ pub(super) fn node_for(
     if let Some(password) = dsn.password() {
         settings = settings.set_password(password);
     }
-    let (address, tls) = match &dsn.address {
-        RedisAddress::Cluster { nodes } => {
+    let tls = if dsn.address.tls() {
+        let ca = match &dsn.options.tls_ca_file {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|source| RedisSetupError::CaFile {
+                    dsn: whole.redacted(),
+                    path: path.clone(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        Some((tls_config(ca.as_deref()).map_err(refused)?, ca))
+    } else {
+        None
+    };
+    let address = match &dsn.address {
+        RedisAddress::Cluster { nodes, .. } => {
             let seeds = nodes
                 .iter()
                 .map(|(host, port)| {
-                    ConnectionAddr::Tcp(host.clone(), *port)
+                    let address = match tls {
+                        Some(_) => ConnectionAddr::TcpTls {
+                            host: host.clone(),
+                            port: *port,
+                            insecure: false,
+                            tls_params: None,
+                        },
+                        None => ConnectionAddr::Tcp(host.clone(), *port),
+                    };
+                    address
                         .into_connection_info()
                         .map(|info| info.set_redis_settings(settings.clone()))
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|error| refused(error.to_string()))?;
-            let client = ClusterClient::builder(seeds)
+            let mut builder = ClusterClient::builder(seeds)
                 .connection_timeout(connect_timeout)
                 // Redirections (MOVED, ASK) are retries to the cluster
                 // client; a few cover a slot migration, and nene's own bound
                 // on every command still applies.
                 .retries(3)
                 .min_retry_wait(10)
-                .max_retry_wait(100)
+                .max_retry_wait(100);
+            if let Some((_, Some(ca))) = &tls {
+                // The CA alone, as for `rediss://` (endpoint.rs).
+                builder = builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                });
+            }
+            let client = builder
                 .build()
                 .map_err(|error| refused(error.to_string()))?;
-            return Ok(Node::Cluster(Box::new(client), settings));
+            return Ok(Node::Cluster(
+                Box::new(client),
+                settings,
+                tls.map(|(config, _)| config),
+            ));
         }
-        RedisAddress::Sentinel { sentinels, service } => {
+        RedisAddress::Sentinel {
+            sentinels, service, ..
+        } => {
             let mut sentinel_login = RedisConnectionInfo::default();
             if let Some(username) = &dsn.options.sentinel_username {
                 sentinel_login = sentinel_login.set_username(username);
@@ -436,32 +489,16 @@ pub(super) fn node_for(
                 sentinel_login,
                 node_login: settings,
                 timeout: connect_timeout,
+                tls: tls.map(|(config, _)| config),
             }));
         }
-        RedisAddress::Tcp { host, port, tls } => (
-            Address::Tcp {
-                host: host.clone(),
-                port: *port,
-            },
-            *tls,
-        ),
-        RedisAddress::Unix { path } => (Address::Unix(path.clone()), false),
+        RedisAddress::Tcp { host, port, .. } => Address::Tcp {
+            host: host.clone(),
+            port: *port,
+        },
+        RedisAddress::Unix { path } => Address::Unix(path.clone()),
     };
-    let tls = if tls {
-        let ca = match &dsn.options.tls_ca_file {
-            Some(path) => Some(
-                std::fs::read(path).map_err(|source| RedisSetupError::CaFile {
-                    dsn: whole.redacted(),
-                    path: path.clone(),
-                    source,
-                })?,
-            ),
-            None => None,
-        };
-        Some(tls_config(ca.as_deref()).map_err(refused)?)
-    } else {
-        None
-    };
+    let tls = tls.map(|(config, _)| config);
     Ok(Node::Fixed(Endpoint {
         address,
         tls,

@@ -32,6 +32,17 @@ pub(super) enum Address {
     Unix(PathBuf),
 }
 
+impl std::fmt::Display for Address {
+    /// `host:port` (`[v6]:port`), or the socket's path.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Address::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Address::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// One server and everything needed to open a connection to it.
 #[derive(Clone)]
 pub(super) struct Endpoint {

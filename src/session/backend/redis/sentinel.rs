@@ -4,16 +4,29 @@
 //! the primary fails or the server turns out to be a replica (`READONLY`,
 //! after a failover), so nene follows a failover without a restart.
 //!
+//! The server a sentinel names must say it is a primary (`ROLE`) before
+//! nene sends it a command with session data: a sentinel that has not
+//! seen a failover yet, or one misconfigured, can name a replica or any
+//! other server. With `rediss+sentinel://` the sentinels and the primary
+//! are spoken to over TLS, verified against `tls_ca_file` (or the public
+//! roots), so credentials go only to a server holding a certificate for
+//! the address named.
+//!
 //! Written here rather than with the `redis` crate's `sentinel` module: its
 //! async client keeps the address it found and hands out plain connections,
 //! while nene's connection must be replaced, with a fresh lookup, exactly when
 //! its own error handling decides so (see `connection.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::aio::MultiplexedConnection;
+use redis::{RedisConnectionInfo, Value};
 
 use super::endpoint::{Address, Endpoint};
+
+/// The largest reply read from a sentinel: an address, or an error line.
+const MAX_SENTINEL_REPLY: u64 = 64 * 1024;
 
 /// The sentinels of one service and how to log in to them and to the primary.
 pub(super) struct SentinelLookup {
@@ -27,6 +40,9 @@ pub(super) struct SentinelLookup {
     pub(super) node_login: RedisConnectionInfo,
     /// Bound on asking one sentinel (connecting and the answer).
     pub(super) timeout: Duration,
+    /// TLS settings for the sentinels and the primary
+    /// (`rediss+sentinel://`).
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl SentinelLookup {
@@ -42,7 +58,7 @@ impl SentinelLookup {
                             host: primary_host,
                             port: primary_port,
                         },
-                        tls: None,
+                        tls: self.tls.clone(),
                         login: self.node_login.clone(),
                         connect_timeout: self.timeout,
                     });
@@ -66,16 +82,50 @@ impl SentinelLookup {
 
     /// `SENTINEL get-master-addr-by-name` on one sentinel.
     async fn ask(&self, host: &str, port: u16) -> redis::RedisResult<Option<(String, u16)>> {
-        let info = ConnectionAddr::Tcp(host.to_string(), port)
-            .into_connection_info()?
-            .set_redis_settings(self.sentinel_login.clone());
-        let mut connection = Client::open(info)?
-            .get_multiplexed_async_connection()
+        let sentinel = Endpoint {
+            address: Address::Tcp {
+                host: host.to_string(),
+                port,
+            },
+            tls: self.tls.clone(),
+            login: self.sentinel_login.clone(),
+            connect_timeout: self.timeout,
+        };
+        let mut connection = sentinel
+            .multiplexed(self.timeout, MAX_SENTINEL_REPLY)
             .await?;
         redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(&self.service)
             .query_async(&mut connection)
             .await
+    }
+
+    /// Whether the server at `primary`, found by [`primary`](Self::primary)
+    /// and connected to as `connection`, says it is a primary (`ROLE`);
+    /// the error says what it is instead.
+    pub(super) async fn check_role(
+        &self,
+        primary: &Endpoint,
+        connection: &mut MultiplexedConnection,
+    ) -> Result<(), String> {
+        let role = redis::cmd("ROLE")
+            .query_async::<Value>(connection)
+            .await
+            .map_err(|error| format!("ROLE: {error}"))?;
+        let said = match &role {
+            Value::Array(items) => match items.first() {
+                Some(Value::BulkString(role)) => String::from_utf8_lossy(role).into_owned(),
+                _ => format!("{role:?}"),
+            },
+            other => format!("{other:?}"),
+        };
+        if said == "master" {
+            return Ok(());
+        }
+        Err(format!(
+            "the sentinels named {} as the primary of `{}`, but it says it is a {said} (ROLE); nothing was sent to it, the sentinels are asked again on the next request",
+            primary.address, self.service
+        ))
     }
 }
