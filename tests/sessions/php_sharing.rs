@@ -105,6 +105,36 @@ async fn nene_counts_in_a_session_php_wrote_with_php_serialize_and_php_finds_its
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_php_session_of_100_000_variables_is_counted_in_and_written_back_intact() {
+    // 1.5 MB: decoded on a blocking thread and encoded off the async
+    // workers (sessions over 256 KiB), through nginx and a real Redis.
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let nene = Nene::start(&[
+        ("NENE_SESSION_DSN", url.as_str()),
+        ("NENE_SESSION__SERIALIZE_HANDLER", "php"),
+    ]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let mut browser = Browser::new(&nginx.url(""));
+    browser.get("/session/counter").await;
+    let key = format!("sess_{}", browser.session_id().unwrap());
+    let variables: String = (0..100_000).map(|n| format!("k{n}|i:{n};")).collect();
+    redis.db(0).set(&key, variables.as_bytes());
+    for expected in 1..=3 {
+        let page = browser.get("/session/counter").await;
+        assert_eq!(page.status, 200, "{}", nene.log_text());
+        assert_eq!(page.json()["count"], expected);
+    }
+    // Every variable written back byte for byte, the count after them.
+    let stored = redis.db(0).get(&key).unwrap();
+    assert_eq!(
+        stored,
+        format!("{variables}count|i:3;").into_bytes(),
+        "the variables PHP stored are kept as they were"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_handler_reading_a_php_object_gets_a_clear_error_and_the_object_stays() {
     let redis = RedisServer::start();
     let url = redis.url();

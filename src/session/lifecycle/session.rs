@@ -29,9 +29,9 @@ use crate::session::lifecycle::write_chain::WriteChain;
 /// set. Handlers never see this key.
 const CREATED_KEY: &str = "__nene_created";
 
-/// Sessions up to this size are decoded where the request runs: about a
-/// millisecond of work for the slowest format, less than handing them to a
-/// blocking thread and back is worth.
+/// Sessions up to this size are decoded and encoded where the request
+/// runs: about a millisecond of work for the slowest format, less than
+/// handing them to a blocking thread and back is worth.
 const DECODED_IN_PLACE: usize = 256 * 1024;
 
 /// The longest a backend lock is passed from request to request of one
@@ -726,7 +726,19 @@ impl Session {
     /// The bytes to store for the session, unless they are over
     /// `session.max_size` (then the change is refused, never stored half).
     fn encode_within_max_size(&self, active: &Active) -> Result<Bytes, SessionError> {
-        let bytes = self.store.codec.encode(&active.data, &active.kept)?;
+        let encode = || self.store.codec.encode(&active.data, &active.kept);
+        // A session that was read large is written large: 100,000 PHP
+        // variables take about 10 ms to encode, which would hold up every
+        // other request queued on this worker thread.
+        let large = active
+            .original
+            .as_ref()
+            .is_some_and(|read| read.len() >= DECODED_IN_PLACE);
+        let bytes = if large {
+            off_the_worker(encode)
+        } else {
+            encode()
+        }?;
         let max = self.store.settings.max_size;
         if bytes.len() as u64 > max {
             return Err(SessionError::TooLarge {
@@ -736,6 +748,18 @@ impl Session {
             });
         }
         Ok(bytes)
+    }
+}
+
+/// Runs `work` without holding up the other tasks of the async worker it is
+/// called on: tokio's `block_in_place` hands them to another thread first.
+/// On a current-thread runtime (the in-process tests) it runs in place.
+fn off_the_worker<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
