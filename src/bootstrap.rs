@@ -265,9 +265,10 @@ impl Bootstrap {
         let settings = self.constants.settings().clone();
         raise_open_file_limit_and_log(settings.server.limits.max_connections);
         tracing::info!(
-            "nene {} listening on {} (htdocs {})",
+            "nene {} listening on {}{} (htdocs {})",
             env!("CARGO_PKG_VERSION"),
             listener.local_addr(),
+            listener.origin(),
             settings.htdocs.display()
         );
         self.reach_the_session_backend();

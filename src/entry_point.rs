@@ -24,7 +24,7 @@ use crate::config::{Constants, Loaded};
 use crate::dev::check_dev_address;
 use crate::ops::LogFormat;
 use crate::ping::Ping;
-use crate::server::Listener;
+use crate::server::{InheritedKind, InheritedSocket, ListenError, Listener, take_inherited};
 use crate::session::{SessionDsn, SessionHandlerFactory, redact_dsn};
 
 /// After the drain, how long blocking tasks (file sessions' I/O) still get
@@ -98,6 +98,11 @@ where
     }
     let default_command = Command::Serve(ServeArgs::default());
     let command = cli.command.as_ref().unwrap_or(&default_command);
+    // Before any thread starts (inherited.rs says why).
+    let inherited = match command {
+        Command::Serve(_) | Command::Dev(_) => take_inherited(),
+        _ => Ok(None),
+    };
     let command_line = match command {
         Command::Serve(args) if cli.command.is_some() => cli.command_line(args),
         Command::Dev(args) => CommandLine {
@@ -170,11 +175,12 @@ where
                 _ => None,
             };
             let result = runtime.block_on(async move {
+                let inherited = inherited?;
                 let nene = Bootstrap::new(constants.clone())?;
                 let app = build_app(constants)
                     .await
                     .map_err(|error| StartupError::Application(error.into()))?;
-                serve_until_signalled(nene, app, dev, move || {
+                serve_until_signalled(nene, app, dev, inherited, move || {
                     reload_log_level(&log_level, &command_line)
                 })
                 .await
@@ -190,6 +196,29 @@ where
             }
         }
     }
+}
+
+/// `nene dev`'s HTTP listener from a socket passed in (`systemfd --no-pid
+/// -s http::8080 -- cargo watch -x "run -- dev"` keeps it across rebuilds):
+/// TCP only, as its own address is.
+fn dev_listener(passed: InheritedSocket) -> Result<tokio::net::TcpListener, StartupError> {
+    let unusable = |reason: String| StartupError::Listen(ListenError::Inherited(reason));
+    let InheritedKind::Tcp(tcp) = passed.socket else {
+        return Err(unusable(format!(
+            "fd {} is a Unix socket; nene dev serves HTTP on TCP",
+            passed.fd
+        )));
+    };
+    let address = tcp
+        .local_addr()
+        .map_err(|error| unusable(error.to_string()))?;
+    tracing::info!(
+        "nene dev serving on the socket passed in as fd {} ({address})",
+        passed.fd
+    );
+    tcp.set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(tcp))
+        .map_err(|error| unusable(format!("fd {}: {error}", passed.fd)))
 }
 
 /// The command line, named after the running binary: an application's
@@ -223,6 +252,7 @@ async fn serve_until_signalled<A: Application>(
     nene: Bootstrap,
     app: A,
     dev: Option<DevArgs>,
+    inherited: Option<InheritedSocket>,
     on_hangup: impl Fn() + Send + 'static,
 ) -> Result<(), StartupError> {
     let reopen = nene.log_reopener();
@@ -235,17 +265,24 @@ async fn serve_until_signalled<A: Application>(
     });
     let result = match dev {
         None => {
-            let listener = Listener::bind(&nene.constants().settings().server).await?;
+            let settings = &nene.constants().settings().server;
+            let listener = match inherited {
+                Some(passed) => Listener::inherited(passed, settings)?,
+                None => Listener::bind(settings).await?,
+            };
             nene.serve_fastcgi(listener, app, shutdown_signal()).await;
             Ok(())
         }
         Some(dev) => {
-            let listener = tokio::net::TcpListener::bind(dev.http)
-                .await
-                .map_err(|source| StartupError::HttpBind {
-                    addr: dev.http,
-                    source,
-                })?;
+            let listener = match inherited {
+                Some(passed) => dev_listener(passed)?,
+                None => tokio::net::TcpListener::bind(dev.http)
+                    .await
+                    .map_err(|source| StartupError::HttpBind {
+                        addr: dev.http,
+                        source,
+                    })?,
+            };
             nene.serve_http(listener, app, shutdown_signal())
                 .await
                 .map_err(|source| StartupError::HttpBind {

@@ -3,7 +3,8 @@
 //! that cannot be probed, or another user's is not touched; the file has its
 //! mode before anyone can connect and is removed when the listener is dropped.
 //! Both get the configured listen queue (tokio's own `bind` gives TCP a queue
-//! of 128).
+//! of 128). A socket passed in by systemd or systemfd (inherited.rs) is
+//! served as it is, and its file is left for its owner to remove.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixSocket, UnixStream};
 
+use super::inherited::{self, InheritedKind, InheritedSocket};
 use super::{ListenAddr, ServerSettings};
 
 /// Why nene cannot listen; a start-up error, printed before exiting.
@@ -77,14 +79,28 @@ pub enum ListenError {
         /// The system's reason.
         source: io::Error,
     },
+    /// The socket passed in `LISTEN_FDS` cannot be served on.
+    #[error("cannot use the socket passed in LISTEN_FDS: {0}")]
+    Inherited(String),
 }
 
 /// The bound socket the accept loop takes connections from.
-pub enum Listener {
+pub struct Listener {
+    socket: Socket,
+    /// The descriptor it was passed as, when inherited (for the log).
+    inherited_fd: Option<i32>,
+}
+
+enum Socket {
     /// A TCP listener, `IP:PORT`.
     Tcp(TcpListener),
-    /// A Unix socket listener and its file, removed when this is dropped.
-    Unix(UnixListener, UnixSocketFile),
+    /// A Unix socket listener at `path`; the file is removed when this is
+    /// dropped if nene made it (`Some`).
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+        _file_made_here: Option<UnixSocketFile>,
+    },
 }
 
 /// An accepted connection, with a printable peer for logs.
@@ -121,46 +137,87 @@ impl Listener {
     /// socket, replaces a stale socket file and sets its mode).
     pub async fn bind(settings: &ServerSettings) -> Result<Self, ListenError> {
         let backlog = settings.listen_backlog;
-        match &settings.listen {
+        let socket = match &settings.listen {
             ListenAddr::Tcp(socket_addr) => bind_tcp(*socket_addr, backlog)
-                .map(Listener::Tcp)
+                .map(Socket::Tcp)
                 .map_err(|source| ListenError::Bind {
                     addr: settings.listen.clone(),
                     source,
-                }),
-            ListenAddr::Unix(path) => bind_unix(path, settings.socket_mode, backlog).await,
-        }
+                })?,
+            ListenAddr::Unix(path) => bind_unix(path, settings.socket_mode, backlog).await?,
+        };
+        Ok(Listener {
+            socket,
+            inherited_fd: None,
+        })
+    }
+
+    /// Serves on a socket passed in (inherited.rs) instead of binding
+    /// `settings.listen`; its queue is the one its owner gave it.
+    pub fn inherited(
+        passed: InheritedSocket,
+        settings: &ServerSettings,
+    ) -> Result<Self, ListenError> {
+        let unusable =
+            |error: io::Error| ListenError::Inherited(format!("fd {}: {error}", passed.fd));
+        let socket = match passed.socket {
+            InheritedKind::Tcp(tcp) => {
+                tcp.set_nonblocking(true).map_err(unusable)?;
+                Socket::Tcp(TcpListener::from_std(tcp).map_err(unusable)?)
+            }
+            InheritedKind::Unix(unix) => {
+                let path = inherited::unix_socket_path(&unix, settings.socket_mode)?;
+                unix.set_nonblocking(true).map_err(unusable)?;
+                Socket::Unix {
+                    listener: UnixListener::from_std(unix).map_err(unusable)?,
+                    path,
+                    _file_made_here: None,
+                }
+            }
+        };
+        Ok(Listener {
+            socket,
+            inherited_fd: Some(passed.fd),
+        })
     }
 
     /// The address actually bound (for TCP port 0, the port chosen).
     pub fn local_addr(&self) -> ListenAddr {
-        match self {
-            Listener::Tcp(listener) => listener
+        match &self.socket {
+            Socket::Tcp(listener) => listener
                 .local_addr()
                 .map(ListenAddr::Tcp)
                 .unwrap_or_else(|_| ListenAddr::Tcp(([0, 0, 0, 0], 0).into())),
-            Listener::Unix(_, file) => ListenAddr::Unix(file.path.clone()),
+            Socket::Unix { path, .. } => ListenAddr::Unix(path.clone()),
         }
+    }
+
+    /// Where the socket came from, for the start-up line: `` when nene
+    /// bound it, ` (passed in as fd 3)` when inherited.
+    pub fn origin(&self) -> String {
+        self.inherited_fd
+            .map(|fd| format!(" (passed in as fd {fd}; server.listen is not used)"))
+            .unwrap_or_default()
     }
 
     /// The raw fd of a TCP listener (for its accept queue on the status page).
     pub fn tcp_fd(&self) -> Option<i32> {
-        match self {
-            Listener::Tcp(listener) => Some(listener.as_raw_fd()),
-            Listener::Unix(..) => None,
+        match &self.socket {
+            Socket::Tcp(listener) => Some(listener.as_raw_fd()),
+            Socket::Unix { .. } => None,
         }
     }
 
     /// Waits for the next connection. TCP connections get `TCP_NODELAY`.
     pub async fn accept(&self) -> io::Result<Accepted> {
-        match self {
-            Listener::Tcp(listener) => {
+        match &self.socket {
+            Socket::Tcp(listener) => {
                 let (stream, peer) = listener.accept().await?;
                 // Responses are written whole; Nagle would only delay them.
                 stream.set_nodelay(true)?;
                 Ok(Accepted::Tcp(stream, peer))
             }
-            Listener::Unix(listener, _) => {
+            Socket::Unix { listener, .. } => {
                 let (stream, _) = listener.accept().await?;
                 Ok(Accepted::Unix(stream))
             }
@@ -181,7 +238,7 @@ fn bind_tcp(addr: std::net::SocketAddr, backlog: u32) -> io::Result<TcpListener>
     socket.listen(backlog)
 }
 
-async fn bind_unix(path: &Path, socket_mode: u32, backlog: u32) -> Result<Listener, ListenError> {
+async fn bind_unix(path: &Path, socket_mode: u32, backlog: u32) -> Result<Socket, ListenError> {
     clear_stale_socket(path).await?;
     let bind_error = |source| ListenError::Bind {
         addr: ListenAddr::Unix(path.to_path_buf()),
@@ -208,7 +265,11 @@ async fn bind_unix(path: &Path, socket_mode: u32, backlog: u32) -> Result<Listen
         identity,
     };
     let listener = socket.listen(backlog).map_err(bind_error)?;
-    Ok(Listener::Unix(listener, file))
+    Ok(Socket::Unix {
+        listener,
+        path: path.to_path_buf(),
+        _file_made_here: Some(file),
+    })
 }
 
 /// Makes way for the socket: nothing at `path`, or a stale socket file of

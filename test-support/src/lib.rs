@@ -186,6 +186,25 @@ pub fn stop_child(child: &mut Child, signal: i32, within: Duration) {
     let _ = child.wait();
 }
 
+/// Makes `fd` the child's fd 3, where systemd's socket activation passes
+/// the first socket (`LISTEN_FDS`), open across exec.
+pub fn pass_as_fd3(command: &mut Command, fd: std::os::fd::RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls: dup2
+    // (which leaves the copy without FD_CLOEXEC) and fcntl.
+    unsafe {
+        command.pre_exec(move || {
+            if fd == 3 {
+                let flags = libc::fcntl(3, libc::F_GETFD);
+                libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Waits until `addr` accepts TCP connections, or panics after 20 s
 /// (a database server's first start on two busy cores).
 pub fn wait_for_tcp(addr: &str, child: &mut Child, what: &str, log: &Path) {
@@ -300,6 +319,51 @@ impl Nene {
             child,
             upstream: listen.to_string(),
             addr: listen.to_string(),
+            log,
+            dir,
+        }
+    }
+
+    /// nene run with `args` (`serve …` or `dev …`) on a listening socket
+    /// this test holds, passed in as fd 3 with `LISTEN_FDS=1` as systemd
+    /// and systemfd pass one (no `LISTEN_PID`, as `systemfd --no-pid`).
+    /// `addr` is the socket's address. Ready once its log says it serves
+    /// on the socket: connecting would prove nothing, the socket accepts
+    /// into its queue while no nene runs.
+    pub fn start_on_passed_socket(
+        socket: &impl std::os::fd::AsRawFd,
+        addr: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Nene {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("nene.log");
+        let mut command = nene_command(dir.path(), &log, env);
+        command
+            .args(args)
+            .env("LISTEN_FDS", "1")
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDNAMES");
+        pass_as_fd3(&mut command, socket.as_raw_fd());
+        let mut child = command.spawn().expect("start nene");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("passed in as fd 3")
+        {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "nene exited with {status}; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "nene did not start within 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nene {
+            child,
+            upstream: addr.to_string(),
+            addr: addr.to_string(),
             log,
             dir,
         }

@@ -8,4 +8,5 @@ mod dev_server;
 mod external_app;
 mod lifecycle;
 mod operations;
+mod passed_socket;
 mod unix_socket_startup;
