@@ -26,6 +26,7 @@ use crate::ops::LogFormat;
 use crate::ping::Ping;
 use crate::server::{InheritedKind, InheritedSocket, ListenError, Listener, take_inherited};
 use crate::session::{SessionDsn, SessionHandlerFactory, redact_dsn};
+use crate::upgrade::Upgrade;
 
 /// After the drain, how long blocking tasks (file sessions' I/O) still get
 /// before the process exits without them.
@@ -174,13 +175,14 @@ where
                 Command::Dev(args) => Some(args.clone()),
                 _ => None,
             };
+            let ini_dir = command_line.ini_dir.clone();
             let result = runtime.block_on(async move {
                 let inherited = inherited?;
                 let nene = Bootstrap::new(constants.clone())?;
                 let app = build_app(constants)
                     .await
                     .map_err(|error| StartupError::Application(error.into()))?;
-                serve_until_signalled(nene, app, dev, inherited, move || {
+                serve_until_signalled(nene, app, dev, inherited, ini_dir, move || {
                     reload_log_level(&log_level, &command_line)
                 })
                 .await
@@ -191,7 +193,12 @@ where
             // whatever still runs is abandoned.
             runtime.shutdown_timeout(ABANDON_BLOCKING_AFTER);
             match result {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(None) => ExitCode::SUCCESS,
+                Ok(Some(upgrade)) => {
+                    let error = upgrade.exec();
+                    eprintln!("nene: upgrade: cannot execute the new binary: {error}");
+                    ExitCode::FAILURE
+                }
                 Err(error) => fail(&error),
             }
         }
@@ -247,14 +254,17 @@ fn parse_command_line() -> Cli {
 
 /// Serves until SIGTERM or SIGINT: FastCGI on `server.listen`, or with
 /// `dev`, HTTP on its address. SIGHUP reopens the log files and calls
-/// `on_hangup` (which re-reads the log level).
+/// `on_hangup` (which re-reads the log level). FastCGI also drains on a
+/// SIGUSR2 whose new binary passed its check, and then returns the upgrade
+/// to execute (upgrade.rs).
 async fn serve_until_signalled<A: Application>(
     nene: Bootstrap,
     app: A,
     dev: Option<DevArgs>,
     inherited: Option<InheritedSocket>,
+    ini_dir: std::path::PathBuf,
     on_hangup: impl Fn() + Send + 'static,
-) -> Result<(), StartupError> {
+) -> Result<Option<Upgrade>, StartupError> {
     let reopen = nene.log_reopener();
     let hangups = tokio::spawn(async move {
         on_sighup(move || {
@@ -270,8 +280,18 @@ async fn serve_until_signalled<A: Application>(
                 Some(passed) => Listener::inherited(passed, settings)?,
                 None => Listener::bind(settings).await?,
             };
-            nene.serve_fastcgi(listener, app, shutdown_signal()).await;
-            Ok(())
+            let upgrade = Upgrade::prepare(&listener, ini_dir);
+            let leave_file = listener.leave_file_switch();
+            let (stopped, reason) = tokio::sync::oneshot::channel();
+            let stop = async move {
+                let upgrading = stop_or_upgrade(upgrade).await;
+                if upgrading.is_some() {
+                    leave_file.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                let _ = stopped.send(upgrading);
+            };
+            nene.serve_fastcgi(listener, app, stop).await;
+            Ok(reason.await.ok().flatten())
         }
         Some(dev) => {
             let listener = match inherited {
@@ -285,6 +305,7 @@ async fn serve_until_signalled<A: Application>(
             };
             nene.serve_http(listener, app, shutdown_signal())
                 .await
+                .map(|()| None)
                 .map_err(|source| StartupError::HttpBind {
                     addr: dev.http,
                     source,
@@ -323,6 +344,38 @@ async fn shutdown_signal() {
         _ = interrupt.recv() => "SIGINT",
     };
     tracing::info!("{name} received");
+}
+
+/// Until SIGTERM or SIGINT (`None`), or a SIGUSR2 whose new binary passes
+/// its check (the upgrade). A SIGUSR2 whose check fails is logged and
+/// serving goes on.
+async fn stop_or_upgrade(upgrade: Option<Upgrade>) -> Option<Upgrade> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut upgrades) = signal(SignalKind::user_defined2()) else {
+        shutdown_signal().await;
+        return None;
+    };
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return None,
+            _ = upgrades.recv() => {
+                let Some(ready) = &upgrade else {
+                    tracing::warn!("SIGUSR2 received, but a graceful upgrade is unavailable (see the start-up log); still serving");
+                    continue;
+                };
+                tracing::info!("SIGUSR2 received: checking the binary at {} before upgrading", ready.exe().display());
+                match ready.check_new_binary().await {
+                    Ok(()) => {
+                        tracing::info!("upgrade: the new binary passed its check; draining, then starting it on the same socket");
+                        return upgrade;
+                    }
+                    Err(why) => tracing::error!("upgrade refused, still serving: {why}"),
+                }
+            }
+        }
+    }
 }
 
 fn fail(error: &StartupError) -> ExitCode {

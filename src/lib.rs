@@ -71,6 +71,7 @@ pub mod ping;
 pub mod request_info;
 pub mod server;
 pub mod session;
+mod upgrade;
 pub mod upload;
 
 pub use application::Application;

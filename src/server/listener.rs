@@ -10,6 +10,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixSocket, UnixStream};
 
@@ -89,6 +91,9 @@ pub struct Listener {
     socket: Socket,
     /// The descriptor it was passed as, when inherited (for the log).
     inherited_fd: Option<i32>,
+    /// Set when the socket is passed on: a Unix socket's file is then left
+    /// where it is when the listener goes.
+    leave_file: Arc<AtomicBool>,
 }
 
 enum Socket {
@@ -119,10 +124,15 @@ pub struct UnixSocketFile {
     path: PathBuf,
     /// The (device, inode) of the file nene bound and set the mode of.
     identity: (u64, u64),
+    /// Set when the socket is passed on (upgrade.rs): the file stays.
+    leave: Arc<AtomicBool>,
 }
 
 impl Drop for UnixSocketFile {
     fn drop(&mut self) {
+        if self.leave.load(Ordering::Relaxed) {
+            return;
+        }
         if let Ok(meta) = std::fs::symlink_metadata(&self.path)
             && meta.file_type().is_socket()
             && (meta.dev(), meta.ino()) == self.identity
@@ -137,6 +147,7 @@ impl Listener {
     /// socket, replaces a stale socket file and sets its mode).
     pub async fn bind(settings: &ServerSettings) -> Result<Self, ListenError> {
         let backlog = settings.listen_backlog;
+        let leave_file = Arc::new(AtomicBool::new(false));
         let socket = match &settings.listen {
             ListenAddr::Tcp(socket_addr) => bind_tcp(*socket_addr, backlog)
                 .map(Socket::Tcp)
@@ -144,11 +155,14 @@ impl Listener {
                     addr: settings.listen.clone(),
                     source,
                 })?,
-            ListenAddr::Unix(path) => bind_unix(path, settings.socket_mode, backlog).await?,
+            ListenAddr::Unix(path) => {
+                bind_unix(path, settings.socket_mode, backlog, leave_file.clone()).await?
+            }
         };
         Ok(Listener {
             socket,
             inherited_fd: None,
+            leave_file,
         })
     }
 
@@ -178,6 +192,7 @@ impl Listener {
         Ok(Listener {
             socket,
             inherited_fd: Some(passed.fd),
+            leave_file: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -198,6 +213,21 @@ impl Listener {
         self.inherited_fd
             .map(|fd| format!(" (passed in as fd {fd}; server.listen is not used)"))
             .unwrap_or_default()
+    }
+
+    /// The listening socket's descriptor (upgrade.rs passes a copy on).
+    pub fn raw_fd(&self) -> i32 {
+        match &self.socket {
+            Socket::Tcp(listener) => listener.as_raw_fd(),
+            Socket::Unix { listener, .. } => listener.as_raw_fd(),
+        }
+    }
+
+    /// A switch that, once set, leaves a Unix socket's file in place when
+    /// the listener goes: the socket lives on in the process it was passed
+    /// to.
+    pub fn leave_file_switch(&self) -> Arc<AtomicBool> {
+        self.leave_file.clone()
     }
 
     /// The raw fd of a TCP listener (for its accept queue on the status page).
@@ -238,7 +268,12 @@ fn bind_tcp(addr: std::net::SocketAddr, backlog: u32) -> io::Result<TcpListener>
     socket.listen(backlog)
 }
 
-async fn bind_unix(path: &Path, socket_mode: u32, backlog: u32) -> Result<Socket, ListenError> {
+async fn bind_unix(
+    path: &Path,
+    socket_mode: u32,
+    backlog: u32,
+    leave: Arc<AtomicBool>,
+) -> Result<Socket, ListenError> {
     clear_stale_socket(path).await?;
     let bind_error = |source| ListenError::Bind {
         addr: ListenAddr::Unix(path.to_path_buf()),
@@ -263,6 +298,7 @@ async fn bind_unix(path: &Path, socket_mode: u32, backlog: u32) -> Result<Socket
     let file = UnixSocketFile {
         path: path.to_path_buf(),
         identity,
+        leave,
     };
     let listener = socket.listen(backlog).map_err(bind_error)?;
     Ok(Socket::Unix {

@@ -20,7 +20,7 @@ pub(crate) use cgi_request::routed;
 pub use cgi_request::{BadCgiRequest, build_http_request};
 pub use cgi_response::into_cgi_response;
 pub use http_responder::HttpResponder;
-pub use inherited::{InheritedKind, InheritedSocket, take_inherited};
+pub use inherited::{InheritedKind, InheritedSocket, SOCKET_NAME, take_inherited};
 pub use listen_addr::{ListenAddr, ListenAddrError};
 pub use listener::{ListenError, Listener};
 pub use metrics::{ListenQueue, ServerMetrics};

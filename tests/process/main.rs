@@ -10,3 +10,4 @@ mod lifecycle;
 mod operations;
 mod passed_socket;
 mod unix_socket_startup;
+mod upgrade;

@@ -1,0 +1,121 @@
+//! Graceful upgrade in place on SIGUSR2, through a real nginx under
+//! traffic: nene checks the binary at its path, drains, and executes it in
+//! its own process on the same socket, so no request is refused; a binary
+//! whose check fails (here: a broken ini) leaves the old one serving.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nene_test_support::browser::Browser;
+use nene_test_support::{Nene, Nginx, REPO};
+
+/// A copy of the repository's ini files, which a test may then break.
+fn ini_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["system.ini", "site.ini"] {
+        std::fs::copy(
+            Path::new(REPO).join("ini").join(name),
+            dir.path().join(name),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// GET /health through `nginx` until `until`; the statuses.
+fn traffic(nginx: &Nginx, until: Instant) -> tokio::task::JoinHandle<Vec<u16>> {
+    let url = nginx.url("");
+    tokio::spawn(async move {
+        let mut browser = Browser::new(&url);
+        let mut statuses = Vec::new();
+        while Instant::now() < until {
+            statuses.push(browser.get("/health").await.status);
+        }
+        statuses
+    })
+}
+
+/// Until `nene`'s log holds `text` `times` times (at most 20 s).
+async fn logged(nene: &Nene, text: &str, times: usize) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while nene.log_text().matches(text).count() < times {
+        assert!(
+            Instant::now() < until,
+            "never logged {text:?}:\n{}",
+            nene.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigusr2_starts_the_binary_again_in_place_and_refuses_no_request() {
+    let ini = ini_copy();
+    let ini_dir = ini.path().display().to_string();
+    let mut nene = Nene::start(&[("NENE_INI_DIR", &ini_dir)]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    let requests = traffic(&nginx, Instant::now() + Duration::from_secs(4));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = nene.pid();
+    nene.signal(libc::SIGUSR2);
+    // The same process, now the binary started again, on the socket it had.
+    logged(&nene, "passed in as fd 3", 1).await;
+    assert_eq!(nene.pid(), pid);
+    assert!(
+        nene.wait_exit(Duration::from_millis(10)).is_none(),
+        "still running"
+    );
+    let statuses = requests.await.unwrap();
+    let refused: Vec<&u16> = statuses.iter().filter(|status| **status != 200).collect();
+    assert!(
+        refused.is_empty() && statuses.len() > 100,
+        "{} requests, not answered 200: {refused:?}\n{}",
+        statuses.len(),
+        nene.log_text()
+    );
+    // And it upgrades again, from a process that was itself passed the socket.
+    nene.signal(libc::SIGUSR2);
+    logged(&nene, "passed in as fd 3", 2).await;
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/health").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_binary_that_fails_its_check_leaves_the_old_one_serving() {
+    let ini = ini_copy();
+    let ini_dir = ini.path().display().to_string();
+    let nene = Nene::start(&[("NENE_INI_DIR", &ini_dir)]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    // A deploy that broke the configuration.
+    std::fs::write(ini.path().join("site.ini"), "[session\n").unwrap();
+    nene.signal(libc::SIGUSR2);
+    logged(&nene, "upgrade refused, still serving", 1).await;
+    let log = nene.log_text();
+    assert!(log.contains("`check` failed"), "{log}");
+    assert!(
+        log.contains("site.ini"),
+        "the check's own words name the file: {log}"
+    );
+    assert_eq!(log.matches("listening on").count(), 1, "{log}");
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(browser.get("/health").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_on_a_unix_socket_keeps_the_socket_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nene.sock");
+    let nene = Nene::start_unix(&path, &[]);
+    let nginx = Nginx::start(&nene.upstream, true);
+    nene.signal(libc::SIGUSR2);
+    logged(&nene, "passed in as fd 3", 1).await;
+    // The old process's exit left the file for the new one.
+    assert!(path.exists());
+    let mut browser = Browser::new(&nginx.url(""));
+    assert_eq!(
+        browser.get("/health").await.status,
+        200,
+        "{}",
+        nene.log_text()
+    );
+}
