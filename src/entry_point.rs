@@ -437,6 +437,13 @@ fn print_config(constants: &Constants) {
         };
         println!("{name} = {value:?} ; {}", constant.source);
     }
+    if let Ok(count) = std::env::var("LISTEN_FDS") {
+        // The socket a `serve` or `dev` started here would serve on
+        // (server/inherited.rs).
+        println!(
+            "; LISTEN_FDS={count} is set: nene serve and nene dev started with this environment serve on the socket passed in, not on server.listen"
+        );
+    }
 }
 
 /// `nene check`: one line, exit 0 or 1.

@@ -144,6 +144,17 @@ fn a_misspelt_site_constant_in_the_environment_is_named_with_the_declared_one() 
 }
 
 #[test]
+fn nene_config_says_when_a_passed_socket_would_replace_server_listen() {
+    let plain = stdout(&run_nene(&["config"], &[]));
+    assert!(!plain.contains("LISTEN_FDS"), "{plain}");
+    let passed = stdout(&run_nene(&["config"], &[("LISTEN_FDS", "1")]));
+    assert!(
+        passed.contains("LISTEN_FDS=1 is set: nene serve and nene dev started with this environment serve on the socket passed in"),
+        "{passed}"
+    );
+}
+
+#[test]
 fn nene_check_passes_with_file_sessions() {
     let output = run_nene(&["check"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
