@@ -45,7 +45,6 @@ impl SentinelSetup {
             info_field(&replica, "replication", "master_link_status").as_deref() == Some("up")
         });
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let program = require_program("redis-server", "redis-server");
         let mut sentinels = Vec::new();
         let mut sentinel_ports = Vec::new();
         for at in 0..SENTINELS {
@@ -65,15 +64,7 @@ impl SentinelSetup {
                 ),
             )
             .expect("write sentinel.conf");
-            let sentinel = Command::new(&program)
-                .arg(&config)
-                .arg("--sentinel")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server --sentinel");
-            sentinels.push(sentinel);
+            sentinels.push(spawn_sentinel(&config));
             sentinel_ports.push(port);
         }
         let setup = SentinelSetup {
@@ -194,14 +185,7 @@ impl LoneSentinel {
             ),
         )
         .expect("write sentinel.conf");
-        let child = Command::new(require_program("redis-server", "redis-server"))
-            .arg(&config)
-            .arg("--sentinel")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server --sentinel");
+        let child = spawn_sentinel(&config);
         let sentinel = LoneSentinel { child, port, dir };
         wait_until("the sentinel monitors the server", || {
             sentinel.log().contains("+monitor master")
@@ -225,6 +209,18 @@ impl Drop for LoneSentinel {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `redis-server CONFIG --sentinel`, quiet (it logs to its logfile).
+fn spawn_sentinel(config: &std::path::Path) -> Child {
+    Command::new(require_program("redis-server", "redis-server"))
+        .arg(config)
+        .arg("--sentinel")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server --sentinel")
 }
 
 /// One command to the sentinel on `port`; `None` when it does not answer.

@@ -160,6 +160,20 @@ impl RedisServer {
             .unwrap_or_else(|error| panic!("{args:?}: {error}"))
     }
 
+    /// How many times this server ran `command` (`INFO commandstats`;
+    /// scripts' own calls included).
+    pub fn calls(&self, command: &str) -> u64 {
+        let redis::Value::BulkString(info) = self.run(&["INFO", "commandstats"]) else {
+            panic!("INFO is a bulk string");
+        };
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Whether the server runs (it was not killed, or was restarted).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -9,6 +9,32 @@ use std::time::{Duration, Instant};
 use nene_test_support::browser::Browser;
 use nene_test_support::{Nene, Nginx, REPO, free_port, require_program};
 
+/// GET /health through `nginx` until `until`, one request at a time; the
+/// statuses.
+pub(crate) fn traffic(nginx: &Nginx, until: Instant) -> tokio::task::JoinHandle<Vec<u16>> {
+    let url = nginx.url("");
+    tokio::spawn(async move {
+        let mut browser = Browser::new(&url);
+        let mut statuses = Vec::new();
+        while Instant::now() < until {
+            statuses.push(browser.get("/health").await.status);
+        }
+        statuses
+    })
+}
+
+/// Every request of [`traffic`] answered 200, and enough of them to have
+/// spanned the restart.
+pub(crate) fn assert_all_answered(statuses: Vec<u16>, nene: &Nene) {
+    let refused: Vec<&u16> = statuses.iter().filter(|status| **status != 200).collect();
+    assert!(
+        refused.is_empty() && statuses.len() > 100,
+        "{} requests, not answered 200: {refused:?}\n{}",
+        statuses.len(),
+        nene.log_text()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_on_a_passed_socket_refuses_no_request() {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -26,16 +52,7 @@ async fn a_restart_on_a_passed_socket_refuses_no_request() {
     let nginx = Nginx::start(&upstream, true);
 
     // Requests all along, while one nene stops and the next starts.
-    let until = Instant::now() + Duration::from_secs(4);
-    let url = nginx.url("");
-    let traffic = tokio::spawn(async move {
-        let mut browser = Browser::new(&url);
-        let mut statuses = Vec::new();
-        while Instant::now() < until {
-            statuses.push(browser.get("/health").await.status);
-        }
-        statuses
-    });
+    let requests = traffic(&nginx, Instant::now() + Duration::from_secs(4));
     tokio::time::sleep(Duration::from_secs(1)).await;
     first.signal(libc::SIGTERM);
     assert!(
@@ -45,14 +62,7 @@ async fn a_restart_on_a_passed_socket_refuses_no_request() {
     // A moment with no nene at all: nginx's connections queue on the socket.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let second = Nene::start_on_passed_socket(&socket, &upstream, &serve, &[]);
-    let statuses = traffic.await.unwrap();
-    let refused: Vec<&u16> = statuses.iter().filter(|status| **status != 200).collect();
-    assert!(
-        refused.is_empty() && statuses.len() > 100,
-        "{} requests, not answered 200: {refused:?}\n{}",
-        statuses.len(),
-        second.log_text()
-    );
+    assert_all_answered(requests.await.unwrap(), &second);
 }
 
 #[tokio::test(flavor = "multi_thread")]

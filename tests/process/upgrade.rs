@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use nene_test_support::browser::Browser;
 use nene_test_support::{Nene, Nginx, REPO};
 
+use crate::passed_socket::{assert_all_answered, traffic};
+
 /// A copy of the repository's ini files, which a test may then break.
 fn ini_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -20,19 +22,6 @@ fn ini_copy() -> tempfile::TempDir {
         .unwrap();
     }
     dir
-}
-
-/// GET /health through `nginx` until `until`; the statuses.
-fn traffic(nginx: &Nginx, until: Instant) -> tokio::task::JoinHandle<Vec<u16>> {
-    let url = nginx.url("");
-    tokio::spawn(async move {
-        let mut browser = Browser::new(&url);
-        let mut statuses = Vec::new();
-        while Instant::now() < until {
-            statuses.push(browser.get("/health").await.status);
-        }
-        statuses
-    })
 }
 
 /// Until `nene`'s log holds `text` `times` times (at most 20 s).
@@ -65,14 +54,7 @@ async fn sigusr2_starts_the_binary_again_in_place_and_refuses_no_request() {
         nene.wait_exit(Duration::from_millis(10)).is_none(),
         "still running"
     );
-    let statuses = requests.await.unwrap();
-    let refused: Vec<&u16> = statuses.iter().filter(|status| **status != 200).collect();
-    assert!(
-        refused.is_empty() && statuses.len() > 100,
-        "{} requests, not answered 200: {refused:?}\n{}",
-        statuses.len(),
-        nene.log_text()
-    );
+    assert_all_answered(requests.await.unwrap(), &nene);
     // And it upgrades again, from a process that was itself passed the socket.
     nene.signal(libc::SIGUSR2);
     logged(&nene, "passed in as fd 3", 2).await;

@@ -25,23 +25,10 @@ fn stack_with(redis: &RedisServer, query: &str) -> Stack {
     Stack { nene, nginx }
 }
 
-/// How many times Redis ran `command` (scripts' own calls included).
-fn calls(redis: &RedisServer, command: &str) -> u64 {
-    let redis::Value::BulkString(info) = redis.run(&["INFO", "commandstats"]) else {
-        panic!("INFO is a bulk string");
-    };
-    String::from_utf8_lossy(&info)
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// How many times Redis ran a script by its SHA: nene's lock tries and
 /// its lock releases.
 fn script_calls(redis: &RedisServer) -> u64 {
-    calls(redis, "evalsha")
+    redis.calls("evalsha")
 }
 
 /// SHA-1 in hex, as Redis computes it (the oracle for nene's names).
@@ -70,7 +57,7 @@ async fn a_waiter_learns_of_a_published_release_instead_of_polling() {
     // Another instance holds the lock for two seconds.
     redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
     let before = script_calls(&redis);
-    let published_before = calls(&redis, "publish");
+    let published_before = redis.calls("publish");
     let waiting = tokio::spawn(async move { browser.get("/session/counter").await });
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during = script_calls(&redis) - before;
@@ -88,7 +75,7 @@ async fn a_waiter_learns_of_a_published_release_instead_of_polling() {
         "{during} lock tries while waiting two seconds"
     );
     // nene's own release of the lock was published too (beside the test's).
-    assert!(calls(&redis, "publish") >= published_before + 2);
+    assert!(redis.calls("publish") >= published_before + 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,8 +109,8 @@ async fn a_session_contended_again_keeps_its_subscription() {
     }
     // One SUBSCRIBE for the three waits, none undone in between: waiting
     // again on a session contended seconds ago costs no pub/sub round trip.
-    assert_eq!(calls(&redis, "subscribe"), 1);
-    assert_eq!(calls(&redis, "unsubscribe"), 0);
+    assert_eq!(redis.calls("subscribe"), 1);
+    assert_eq!(redis.calls("unsubscribe"), 0);
     // Another session's first wait, on the connection already open,
     // subscribes to its own channel (or it would hear nothing and poll).
     let (other, other_lock) = session(&stack).await;
@@ -134,7 +121,7 @@ async fn a_session_contended_again_keeps_its_subscription() {
     redis.run(&["DEL", &other_lock]);
     redis.run(&["PUBLISH", &channel(&redis, &other_lock), ""]);
     assert_eq!(waiting.await.unwrap().json()["count"], 2);
-    assert_eq!(calls(&redis, "subscribe"), 2);
+    assert_eq!(redis.calls("subscribe"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -517,7 +504,7 @@ async fn two_instances_work_under_the_acl_the_readme_gives() {
     );
     // Releases were handed between the instances (pub/sub and the waiters
     // key allowed), and Redis refused nothing: no command, key or channel.
-    assert!(calls(&redis, "subscribe") >= 1);
+    assert!(redis.calls("subscribe") >= 1);
     assert_eq!(redis.run(&["ACL", "LOG"]), redis::Value::Array(vec![]));
     assert_eq!(redis.run(&["EXISTS", &lock]), redis::Value::Int(0));
     // The rule is tight enough to matter: a channel outside it is refused.

@@ -27,19 +27,19 @@ const LOCK_BOUNDS: &str = "&lock_wait=1s&lock_ttl=5s";
 /// The longest a request may wait for the session's lock ([`LOCK_BOUNDS`]).
 const LOCK_WAIT: Duration = Duration::from_secs(1);
 
-struct Stack {
-    nene: Nene,
-    nginx: Nginx,
+pub(crate) struct Stack {
+    pub(crate) nene: Nene,
+    pub(crate) nginx: Nginx,
 }
 
-fn stack(dsn: &str) -> Stack {
+pub(crate) fn stack(dsn: &str) -> Stack {
     let nene = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
     let nginx = Nginx::start(&nene.upstream, true);
     Stack { nene, nginx }
 }
 
 /// The counter after one more request, or the status that refused it.
-async fn count(browser: &mut Browser) -> Result<u64, u16> {
+pub(crate) async fn count(browser: &mut Browser) -> Result<u64, u16> {
     let page = browser.get("/session/counter").await;
     match page.status {
         200 => Ok(page.json()["count"].as_u64().expect("a count")),

@@ -6,40 +6,8 @@
 use nene_test_support::browser::Browser;
 use nene_test_support::redis_sentinel::{LoneSentinel, SERVICE};
 use nene_test_support::redis_server::RedisServer;
-use nene_test_support::{Nene, Nginx};
 
-struct Stack {
-    nene: Nene,
-    nginx: Nginx,
-}
-
-fn stack(dsn: &str) -> Stack {
-    let nene = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    Stack { nene, nginx }
-}
-
-/// The counter after one more request, or the status that refused it.
-async fn count(browser: &mut Browser) -> Result<u64, u16> {
-    let page = browser.get("/session/counter").await;
-    match page.status {
-        200 => Ok(page.json()["count"].as_u64().expect("a count")),
-        status => Err(status),
-    }
-}
-
-/// How many times `server` ran `command`.
-fn calls(server: &RedisServer, command: &str) -> u64 {
-    let redis::Value::BulkString(info) = server.run(&["INFO", "commandstats"]) else {
-        panic!("INFO is a bulk string");
-    };
-    String::from_utf8_lossy(&info)
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
+use crate::sentinel::{Stack, count, stack};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_named_as_the_primary_gets_no_session_command() {
@@ -65,9 +33,9 @@ async fn a_replica_named_as_the_primary_gets_no_session_command() {
         sentinel.log()
     );
     // ROLE was asked; nothing that reads or writes a session was sent.
-    assert!(calls(&replica, "role") >= 1);
+    assert!(replica.calls("role") >= 1);
     for command in ["evalsha", "eval", "get", "set", "script|load"] {
-        assert_eq!(calls(&replica, command), 0, "{command} reached the replica");
+        assert_eq!(replica.calls(command), 0, "{command} reached the replica");
     }
     assert_eq!(browser.get("/health").await.status, 200);
 }

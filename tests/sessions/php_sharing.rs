@@ -53,7 +53,8 @@ fn php_agrees(handler: &str, stored: &[u8], check: &str, count: u64) -> bool {
     run_php(&script) == "same"
 }
 
-async fn nene_counts_in_a_php_session(handler: &str) {
+/// Redis, nene storing sessions there in PHP's `handler` format, nginx.
+fn php_format_stack(handler: &str) -> (RedisServer, Nene, Nginx) {
     let redis = RedisServer::start();
     let url = redis.url();
     let nene = Nene::start(&[
@@ -61,6 +62,11 @@ async fn nene_counts_in_a_php_session(handler: &str) {
         ("NENE_SESSION__SERIALIZE_HANDLER", handler),
     ]);
     let nginx = Nginx::start(&nene.upstream, true);
+    (redis, nene, nginx)
+}
+
+async fn nene_counts_in_a_php_session(handler: &str) {
+    let (redis, _nene, nginx) = php_format_stack(handler);
 
     // A session id nene issued, then PHP's data stored under it, as a PHP
     // page sharing the store would have.
@@ -108,13 +114,7 @@ async fn nene_counts_in_a_session_php_wrote_with_php_serialize_and_php_finds_its
 async fn a_php_session_of_100_000_variables_is_counted_in_and_written_back_intact() {
     // 1.5 MB: decoded on a blocking thread and encoded off the async
     // workers (sessions over 256 KiB), through nginx and a real Redis.
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let nene = Nene::start(&[
-        ("NENE_SESSION_DSN", url.as_str()),
-        ("NENE_SESSION__SERIALIZE_HANDLER", "php"),
-    ]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (redis, nene, nginx) = php_format_stack("php");
     let mut browser = Browser::new(&nginx.url(""));
     browser.get("/session/counter").await;
     let key = format!("sess_{}", browser.session_id().unwrap());
