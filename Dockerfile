@@ -61,5 +61,8 @@ ENV NENE_LISTEN=0.0.0.0:9000
 EXPOSE 9000
 # SIGTERM: nene stops accepting and lets requests in flight finish within
 # server.drain_timeout (8s); compose.yaml's stop_grace_period is longer.
+# SIGUSR2 (`docker kill -s SIGUSR2`): a graceful upgrade in place, the same
+# process (PID 1 here) executing the binary again on the same socket; an
+# image deploy is a new container instead (compose.yaml says how).
 STOPSIGNAL SIGTERM
 CMD ["nene", "serve"]

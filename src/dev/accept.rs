@@ -22,6 +22,13 @@ use tower::ServiceExt;
 
 use crate::log_limit::{LogLimit, and_more};
 
+/// After the shutdown signal, how long a connection that has not sent its
+/// first request yet gets to send it. Accepted just before the signal, its
+/// request is usually on its way (or unread in the socket): closing it at
+/// once would leave that request unanswered, and a client resends a
+/// request on a new connection only when an old kept one failed.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
+
 /// What one development server allows a connection.
 pub(super) struct Bounds {
     /// Connections open at once (`server.max_connections`).
@@ -76,7 +83,10 @@ pub(super) async fn serve(
         let stopping = stopping.clone();
         let receive_timeout = bounds.receive_timeout;
         tokio::spawn(async move {
+            let first_request = Arc::new(tokio::sync::Notify::new());
+            let noticed = first_request.clone();
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                noticed.notify_one();
                 let mut request = request.map(Body::new);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 router.clone().oneshot(request)
@@ -89,8 +99,20 @@ pub(super) async fn serve(
             tokio::select! {
                 _ = connection.as_mut() => {}
                 () = stopping.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+                    // Notify keeps the first request's notice, so this
+                    // returns at once on a connection that had one.
+                    let waited = tokio::time::timeout(
+                        FIRST_REQUEST_GRACE.min(receive_timeout),
+                        first_request.notified(),
+                    );
+                    let ended = tokio::select! {
+                        _ = connection.as_mut() => true,
+                        _ = waited => false,
+                    };
+                    if !ended {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
                 }
             }
             drop(permit);

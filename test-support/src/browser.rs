@@ -55,6 +55,22 @@ impl Browser {
         }
     }
 
+    /// A browser that opens a new connection for every request. A server
+    /// that stops closes its idle kept connections, and a request sent on
+    /// one at that moment fails (a real browser sends it again); tests of
+    /// restarts without nginx in front use this one instead.
+    pub fn without_keep_alive(base: &str) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(std::time::Duration::from_secs(20))
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+            ..Self::new(base)
+        }
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{}", self.base, path));
         self.send(request).await

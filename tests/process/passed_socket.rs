@@ -4,45 +4,117 @@
 //! nene runs wait in its queue for the next one. Through a real nginx, and
 //! with systemd's own `systemd-socket-activate`.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use nene_test_support::browser::Browser;
 use nene_test_support::{Nene, Nginx, REPO, free_port, require_program};
 
-/// GET /health through `nginx` until `until`, one request at a time; the
-/// statuses.
-pub(crate) fn traffic(nginx: &Nginx, until: Instant) -> tokio::task::JoinHandle<Vec<u16>> {
-    let url = nginx.url("");
-    tokio::spawn(async move {
-        let mut browser = Browser::new(&url);
-        let mut statuses = Vec::new();
-        while Instant::now() < until {
-            statuses.push(browser.get("/health").await.status);
-        }
-        statuses
-    })
+/// How many visitors count at once in [`traffic`].
+const VISITORS: usize = 4;
+
+/// What one visitor of [`traffic`] saw: its statuses and the last count
+/// answered with a 200.
+pub(crate) struct Visit {
+    browser: Browser,
+    statuses: Vec<u16>,
+    acknowledged: u64,
 }
 
-/// Every request of [`traffic`] answered 200, and enough of them to have
-/// spanned the restart.
-pub(crate) fn assert_all_answered(statuses: Vec<u16>, nene: &Nene) {
-    let refused: Vec<&u16> = statuses.iter().filter(|status| **status != 200).collect();
-    assert!(
-        refused.is_empty() && statuses.len() > 100,
-        "{} requests, not answered 200: {refused:?}\n{}",
-        statuses.len(),
-        nene.log_text()
-    );
+/// Requests going on until [`Traffic::stop`].
+pub(crate) struct Traffic {
+    stop: Arc<AtomicBool>,
+    visitors: Vec<tokio::task::JoinHandle<Visit>>,
 }
+
+impl Traffic {
+    /// What each visitor saw, once the requests in flight are answered.
+    pub(crate) async fn stop(self) -> Vec<Visit> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut visits = Vec::new();
+        for visitor in self.visitors {
+            visits.push(visitor.await.unwrap());
+        }
+        visits
+    }
+}
+
+/// [`VISITORS`] visitors, each with a session of its own, counting on
+/// /session/counter through nginx at `url`, one request at a time each.
+pub(crate) fn traffic(url: &str) -> Traffic {
+    traffic_of(url, Browser::new)
+}
+
+/// [`traffic`] with browsers made by `browser` from `url`.
+fn traffic_of(url: &str, browser: fn(&str) -> Browser) -> Traffic {
+    let url = url.to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let visitors = (0..VISITORS)
+        .map(|_| {
+            let mut browser = browser(&url);
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let (mut statuses, mut acknowledged) = (Vec::new(), 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let page = browser.get("/session/counter").await;
+                    if page.status == 200 {
+                        acknowledged = page.json()["count"].as_u64().expect("a count");
+                    }
+                    statuses.push(page.status);
+                }
+                Visit {
+                    browser,
+                    statuses,
+                    acknowledged,
+                }
+            })
+        })
+        .collect();
+    Traffic { stop, visitors }
+}
+
+/// Every request of [`traffic`] answered 200, enough of them to span the
+/// restarts, and every acknowledged increment stored: each visitor's next
+/// count follows its last answered one.
+pub(crate) async fn assert_all_answered(visits: Vec<Visit>, nene: &Nene) {
+    for mut visit in visits {
+        let refused: Vec<&u16> = visit
+            .statuses
+            .iter()
+            .filter(|status| **status != 200)
+            .collect();
+        assert!(
+            refused.is_empty() && visit.statuses.len() > 20,
+            "{} requests, not answered 200: {refused:?}\n{}",
+            visit.statuses.len(),
+            nene.log_text()
+        );
+        let next = visit.browser.get("/session/counter").await;
+        assert_eq!(
+            next.json()["count"].as_u64(),
+            Some(visit.acknowledged + 1),
+            "an acknowledged increment was lost\n{}",
+            nene.log_text()
+        );
+    }
+}
+
+/// Restarts of nene on one passed socket under traffic ([`traffic`]).
+const RESTARTS: usize = 20;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_restart_on_a_passed_socket_refuses_no_request() {
+async fn restarts_on_a_passed_socket_refuse_no_request_and_lose_no_increment() {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let upstream = socket.local_addr().unwrap().to_string();
     let unused = format!("127.0.0.1:{}", free_port());
     let serve = ["serve", "--listen", &unused];
-    let mut first = Nene::start_on_passed_socket(&socket, &upstream, &serve, &[]);
-    let log = first.log_text();
+    // Sessions outlive each nene: one save path for all of them.
+    let sessions = tempfile::tempdir().unwrap();
+    let save_path = sessions.path().join("sessions").display().to_string();
+    let env = [("NENE_SESSION__SAVE_PATH", save_path.as_str())];
+    let mut nene = Nene::start_on_passed_socket(&socket, &upstream, &serve, &env);
+    let log = nene.log_text();
     assert!(
         log.contains("(passed in as fd 3; server.listen is not used)"),
         "{log}"
@@ -51,18 +123,21 @@ async fn a_restart_on_a_passed_socket_refuses_no_request() {
     assert!(std::net::TcpStream::connect(&unused).is_err());
     let nginx = Nginx::start(&upstream, true);
 
-    // Requests all along, while one nene stops and the next starts.
-    let requests = traffic(&nginx, Instant::now() + Duration::from_secs(4));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    first.signal(libc::SIGTERM);
-    assert!(
-        first.wait_exit(Duration::from_secs(10)).is_some(),
-        "the first nene stops"
-    );
-    // A moment with no nene at all: nginx's connections queue on the socket.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = Nene::start_on_passed_socket(&socket, &upstream, &serve, &[]);
-    assert_all_answered(requests.await.unwrap(), &second);
+    // Requests all along, while each nene stops and the next starts.
+    let requests = traffic(&nginx.url(""));
+    for _ in 0..RESTARTS {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        nene.signal(libc::SIGTERM);
+        assert!(
+            nene.wait_exit(Duration::from_secs(10)).is_some(),
+            "nene stops"
+        );
+        // A moment with no nene at all: nginx's connections queue on the socket.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        nene = Nene::start_on_passed_socket(&socket, &upstream, &serve, &env);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_all_answered(requests.stop().await, &nene).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,19 +172,31 @@ async fn systemd_socket_activation_hands_nene_its_socket() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn nene_dev_serves_http_on_a_passed_socket_across_a_restart() {
+async fn nene_dev_restarted_on_a_passed_socket_refuses_no_request() {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap().to_string();
     let unused = format!("127.0.0.1:{}", free_port());
     let dev = ["dev", "--http", &unused];
-    for _restart in 0..2 {
-        let mut nene = Nene::start_on_passed_socket(&socket, &addr, &dev, &[]);
-        let page = Browser::new(&format!("http://{addr}")).get("/health").await;
-        assert_eq!(page.status, 200, "{}", nene.log_text());
-        assert!(std::net::TcpStream::connect(&unused).is_err());
+    let sessions = tempfile::tempdir().unwrap();
+    let save_path = sessions.path().join("sessions").display().to_string();
+    let env = [("NENE_SESSION__SAVE_PATH", save_path.as_str())];
+    let mut nene = Nene::start_on_passed_socket(&socket, &addr, &dev, &env);
+    assert!(std::net::TcpStream::connect(&unused).is_err());
+    // As `systemfd … cargo watch -x "run -- dev"` restarts it on each save.
+    // A connection each (Browser::without_keep_alive says why): what is
+    // tested is that none is refused.
+    let requests = traffic_of(&format!("http://{addr}"), Browser::without_keep_alive);
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         nene.signal(libc::SIGTERM);
-        assert!(nene.wait_exit(Duration::from_secs(10)).is_some());
+        assert!(
+            nene.wait_exit(Duration::from_secs(10)).is_some(),
+            "nene dev stops"
+        );
+        nene = Nene::start_on_passed_socket(&socket, &addr, &dev, &env);
     }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_all_answered(requests.stop().await, &nene).await;
 }
 
 #[test]
