@@ -220,3 +220,43 @@ fn a_passed_socket_that_is_not_listening_stops_start_up_naming_it() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_replaced_one_at_a_time_behind_nginx_refuse_no_request() {
+    // compose.yaml's recipe for image deploys, without Docker: two nene
+    // behind one nginx upstream, replaced one after the other; nginx sends
+    // a request the other instance's way when one refuses
+    // (`fastcgi_next_upstream error timeout`, its default).
+    let sessions = tempfile::tempdir().unwrap();
+    let save_path = sessions.path().join("sessions").display().to_string();
+    let addrs = [0, 1].map(|_| format!("127.0.0.1:{}", free_port()));
+    let start = |addr: &str| {
+        Nene::start_from_env(&[
+            ("NENE_LISTEN", addr),
+            ("NENE_SESSION__SAVE_PATH", save_path.as_str()),
+        ])
+    };
+    let mut instances = addrs.clone().map(|addr| start(&addr));
+    // With its defaults nginx takes a server that refused out of the
+    // rotation for fail_timeout (10 s), and once both were, answers 502 "no
+    // live upstreams" (measured: 2,253 of 2,391 requests). `max_fails=0`:
+    // a refused request goes to the other server at once, every time.
+    let servers = addrs.clone().map(|addr| format!("{addr} max_fails=0"));
+    let nginx = Nginx::start_with(nene_test_support::NginxOptions {
+        upstreams: servers.iter().map(String::as_str).collect(),
+        keep_conn: true,
+        max_body: "8m",
+    });
+    let requests = traffic(&nginx.url(""));
+    for round in 0..4 {
+        let at = round % 2;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        instances[at].signal(libc::SIGTERM);
+        assert!(instances[at].wait_exit(Duration::from_secs(10)).is_some());
+        // A moment with one instance only, as while a container starts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        instances[at] = start(&addrs[at]);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_all_answered(requests.stop().await, &instances[0]).await;
+}
