@@ -366,7 +366,12 @@ async fn stop_or_upgrade(upgrade: Option<Upgrade>) -> Option<Upgrade> {
                     continue;
                 };
                 tracing::info!("SIGUSR2 received: checking the binary at {} before upgrading", ready.exe().display());
-                match ready.check_new_binary().await {
+                // A SIGTERM during the check stops nene (and the check).
+                let checked = tokio::select! {
+                    () = &mut stop => return None,
+                    checked = ready.check_new_binary() => checked,
+                };
+                match checked {
                     Ok(()) => {
                         tracing::info!("upgrade: the new binary passed its check; draining, then starting it on the same socket");
                         return upgrade;

@@ -105,3 +105,25 @@ async fn an_upgrade_on_a_unix_socket_keeps_the_socket_file() {
         nene.log_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigterm_during_the_upgrade_check_stops_nene() {
+    // A session backend that accepts and never answers: the new binary's
+    // check waits for it, long enough to send SIGTERM meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dsn = format!(
+        "redis://{}?timeout=3s&connect_timeout=3s",
+        silent.local_addr().unwrap()
+    );
+    let mut nene = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
+    nene.signal(libc::SIGUSR2);
+    logged(&nene, "before upgrading", 1).await;
+    nene.signal(libc::SIGTERM);
+    let status = nene.wait_exit(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "{}",
+        nene.log_text()
+    );
+    assert!(!nene.log_text().contains("passed in as fd 3"));
+}
