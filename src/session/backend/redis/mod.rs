@@ -379,7 +379,8 @@ impl RedisSessionHandler {
                 }));
             invocation
         };
-        let channel = &channel_of(&self.channel_prefix, &keys[1]);
+        // A SHA-1, worked out only when the lock is contended.
+        let channel = || channel_of(&self.channel_prefix, &keys[1]);
         // From here the lock is released (and this request withdrawn from
         // the waiters) in the background if the request ends without it:
         // a try may have taken it unseen, or a holder may hand it over.
@@ -428,7 +429,10 @@ impl RedisSessionHandler {
                 Err(error) => return Err(error),
             }
             if watch.is_none() {
-                watch = self.notices.watch(&self.redis.node, channel, &token).await;
+                watch = self
+                    .notices
+                    .watch(&self.redis.node, &channel(), &token)
+                    .await;
                 if watch.is_some() {
                     // A release between the try above and the subscription
                     // sent its notice to nobody: try once more now, armed

@@ -248,16 +248,21 @@ impl ReleaseNotices {
     }
 
     /// A watch on `channel` if it is subscribed already (no I/O): the waiter
-    /// arms it before its first try of the lock.
-    pub(super) fn existing(&self, channel: &str, token: &str) -> Option<Watch> {
+    /// arms it before its first try of the lock. The channel's name (a
+    /// hash, from `channel`) is worked out only when some channel is
+    /// watched at all: most lock tries find nobody contending.
+    pub(super) fn existing(&self, channel: impl FnOnce() -> String, token: &str) -> Option<Watch> {
         let mut state = lock(&self.state);
         state.sweep();
-        let subscribed = state.sink.is_some()
-            && state
-                .watched
-                .get(channel)
-                .is_some_and(|channel| channel.subscribed);
-        subscribed.then(|| state.watch(&self.state, channel, token))
+        if state.sink.is_none() || state.watched.is_empty() {
+            return None;
+        }
+        let channel = channel();
+        let subscribed = state
+            .watched
+            .get(&channel)
+            .is_some_and(|channel| channel.subscribed);
+        subscribed.then(|| state.watch(&self.state, &channel, token))
     }
 
     /// Watches `channel` ([`channel_of`]), subscribing to it if needed. `None`
