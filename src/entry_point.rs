@@ -494,7 +494,7 @@ async fn copy_sessions(constants: &Constants, args: &CopyArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let backend = |side: &str, dsn: &str| {
-        SessionHandlerFactory::from_dsn(dsn, &settings).map_err(|error| format!("{side}: {error}"))
+        SessionHandlerFactory::admin(dsn, &settings).map_err(|error| format!("{side}: {error}"))
     };
     let (from, to) = match (backend("--from", &args.from), backend("--to", &args.to)) {
         (Ok(from), Ok(to)) => (from, to),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::session::backend::{LiveSession, SessionHandler, Stored};
+use crate::session::backend::{LiveSession, SessionAdmin, Stored};
 use crate::session::error::SessionError;
 
 /// Sessions copied at the same time: enough to hide a network round trip
@@ -63,8 +63,8 @@ pub struct CopyError {
 /// Copies every live session of `from` into `to`, calling `on_page` with
 /// the totals after each page.
 pub async fn copy_sessions(
-    from: Arc<dyn SessionHandler>,
-    to: Arc<dyn SessionHandler>,
+    from: Arc<dyn SessionAdmin>,
+    to: Arc<dyn SessionAdmin>,
     mut on_page: impl FnMut(&CopyProgress),
 ) -> Result<CopyProgress, CopyError> {
     let mut progress = CopyProgress::default();
@@ -112,8 +112,8 @@ enum Outcome {
 }
 
 async fn copy_one(
-    from: &dyn SessionHandler,
-    to: &dyn SessionHandler,
+    from: &dyn SessionAdmin,
+    to: &dyn SessionAdmin,
     live: LiveSession,
 ) -> Result<Outcome, SessionError> {
     if to.exists(&live.id).await? {
@@ -141,13 +141,13 @@ mod tests {
     use async_trait::async_trait;
     use bytes::Bytes;
 
-    use crate::session::backend::{FileSessionHandler, SessionLock, SessionPage};
+    use crate::session::backend::{FileSessionHandler, SessionHandler, SessionLock, SessionPage};
     use crate::session::id::{SessionId, SessionIdFormat};
 
     /// A files backend whose listing also reports one id it does not have,
     /// as a session destroyed between the listing and the read would be.
     struct ListsAGhost {
-        files: FileSessionHandler,
+        files: Arc<FileSessionHandler>,
         ghost: SessionId,
     }
 
@@ -156,12 +156,12 @@ mod tests {
         fn name(&self) -> &'static str {
             "ghostly"
         }
-        async fn lock_within(
-            &self,
+        async fn lock_and_read(
+            self: Arc<Self>,
             id: &SessionId,
             wait: std::time::Duration,
-        ) -> Result<SessionLock, SessionError> {
-            self.files.lock_within(id, wait).await
+        ) -> Result<(SessionLock, Stored), SessionError> {
+            self.files.clone().lock_and_read(id, wait).await
         }
         async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
             self.files.read(id).await
@@ -175,14 +175,35 @@ mod tests {
         async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
             self.files.destroy(id).await
         }
-        async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
-            self.files.exists(id).await
-        }
         async fn gc(&self) -> Result<u64, SessionError> {
             self.files.gc().await
         }
         async fn ping(&self) -> Result<(), SessionError> {
             self.files.ping().await
+        }
+        fn uses_locking(&self) -> bool {
+            self.files.uses_locking()
+        }
+        fn lock_wait(&self) -> Duration {
+            self.files.lock_wait()
+        }
+        fn lock_expiry(&self) -> Option<Duration> {
+            self.files.lock_expiry()
+        }
+    }
+
+    #[async_trait]
+    impl SessionAdmin for ListsAGhost {
+        async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+            self.files.exists(id).await
+        }
+        async fn write_with_lifetime(
+            &self,
+            id: &SessionId,
+            data: Bytes,
+            lifetime: Duration,
+        ) -> Result<(), SessionError> {
+            self.files.write_with_lifetime(id, data, lifetime).await
         }
         async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
             let mut page = self.files.list_sessions(cursor).await?;
@@ -218,7 +239,7 @@ mod tests {
             .await
             .unwrap();
         let from = Arc::new(ListsAGhost {
-            files: from,
+            files: Arc::new(from),
             ghost: ids.generate(),
         });
 

@@ -21,11 +21,14 @@ mod id;
 pub mod lifecycle;
 mod settings;
 
+#[doc(hidden)]
+pub use backend::BackendShorthands;
 pub use backend::{
     DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, MemcachedDsn,
-    MemcachedOptions, RedisAddress, RedisDsn, RedisOptions, RedisSessionHandler, RedisSetupError,
-    SessionBackend, SessionDsn, SessionHandler, SessionHandlerFactory, SessionLock, SessionPage,
-    SessionSetupError, SqlAddress, SqlDriver, SqlDsn, SqlOptions, Stored, Unreadable, redact_dsn,
+    MemcachedOptions, MigratingSessionHandler, RedisAddress, RedisDsn, RedisOptions,
+    RedisSessionHandler, RedisSetupError, SessionAdmin, SessionBackend, SessionDsn, SessionHandler,
+    SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, SqlAddress, SqlDriver,
+    SqlDsn, SqlOptions, Stored, Unreadable, redact_dsn,
 };
 #[cfg(feature = "memcached")]
 pub use backend::{MemcachedSessionHandler, MemcachedSetupError};

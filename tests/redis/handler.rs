@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use nene::session::SessionSettings;
 use nene::session::{
-    RedisSessionHandler, RedisSetupError, SessionDsn, SessionError, SessionHandler,
-    SessionHandlerFactory, SessionId, SessionIdFormat, SessionSetupError, Stored,
+    BackendShorthands, RedisSessionHandler, RedisSetupError, SessionDsn, SessionError,
+    SessionHandler, SessionHandlerFactory, SessionId, SessionIdFormat, SessionSetupError, Stored,
 };
 use nene_test_support::redis_server::RedisServer;
 use tokio::time::Instant;
@@ -30,7 +30,11 @@ fn new_id() -> SessionId {
     SessionIdFormat::new(32, 5).unwrap().generate()
 }
 
-fn handler(dsn: &str) -> RedisSessionHandler {
+fn handler(dsn: &str) -> Arc<RedisSessionHandler> {
+    Arc::new(unshared_handler(dsn))
+}
+
+fn unshared_handler(dsn: &str) -> RedisSessionHandler {
     let dsn = SessionDsn::parse(dsn).unwrap_or_else(|error| panic!("{error}"));
     RedisSessionHandler::new(&dsn, Duration::from_secs(GC_MAXLIFETIME)).unwrap()
 }
@@ -183,30 +187,30 @@ async fn lock_and_read_takes_the_lock_and_returns_the_data() {
         .await
         .unwrap();
 
-    let (lock, data) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, data) = sessions.locked_read(&id).await.unwrap();
     assert!(lock.is_held());
     assert_eq!(data, Stored::Data(Bytes::from_static(b"basket")));
     assert!(redis.db(0).exists(&format!("sess_{}.lock", id.as_str())));
 
     let impatient = handler(&format!("{}?lock_wait=200ms", redis.url()));
     assert!(matches!(
-        impatient.lock_and_read(&id).await,
+        impatient.locked_read(&id).await,
         Err(SessionError::LockTimeout { .. })
     ));
 
     lock.release().await.unwrap();
-    let (lock, data) = impatient.lock_and_read(&id).await.unwrap();
+    let (lock, data) = impatient.locked_read(&id).await.unwrap();
     assert!(lock.is_held());
     assert_eq!(data, Stored::Data(Bytes::from_static(b"basket")));
     lock.release().await.unwrap();
 
-    let (lock, data) = impatient.lock_and_read(&new_id()).await.unwrap();
+    let (lock, data) = impatient.locked_read(&new_id()).await.unwrap();
     assert!(lock.is_held());
     assert_eq!(data, Stored::Missing);
     lock.release().await.unwrap();
 
     let unlocked = handler(&format!("{}?lock=off", redis.url()));
-    let (lock, data) = unlocked.lock_and_read(&id).await.unwrap();
+    let (lock, data) = unlocked.locked_read(&id).await.unwrap();
     assert!(!lock.is_held());
     assert_eq!(data, Stored::Data(Bytes::from_static(b"basket")));
 }
@@ -469,7 +473,7 @@ async fn a_lock_whose_release_failed_while_redis_was_down_is_released_once_it_is
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (relocked, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (relocked, _) = sessions.locked_read(&id).await.unwrap();
     assert!(relocked.is_held());
     relocked.release().await.unwrap();
 }
@@ -574,7 +578,7 @@ async fn save_and_unlock_writes_and_releases_in_one_go_but_never_anothers_lock()
     let key = format!("sess_{}", id.as_str());
     let lock_key = format!("{key}.lock");
 
-    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, _) = sessions.locked_read(&id).await.unwrap();
     assert!(redis.db(0).exists(&lock_key));
     sessions
         .save_and_unlock(&id, Some(Bytes::from_static(b"{\"n\":1}")), lock)
@@ -588,9 +592,9 @@ async fn save_and_unlock_writes_and_releases_in_one_go_but_never_anothers_lock()
 
     // Our lock expired and another holder took it: our release leaves theirs.
     let short = handler(&format!("{}?lock_ttl=100ms", redis.url()));
-    let (expired, _) = short.lock_and_read(&id).await.unwrap();
+    let (expired, _) = short.locked_read(&id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (theirs, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (theirs, _) = sessions.locked_read(&id).await.unwrap();
     short.save_and_unlock(&id, None, expired).await.unwrap();
     assert!(
         redis.db(0).exists(&lock_key),
@@ -601,9 +605,9 @@ async fn save_and_unlock_writes_and_releases_in_one_go_but_never_anothers_lock()
 
     // A write whose lock expired and was taken meanwhile is fenced off: it
     // fails and stores nothing over the new holder's session.
-    let (expired, _) = short.lock_and_read(&id).await.unwrap();
+    let (expired, _) = short.locked_read(&id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (theirs, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (theirs, _) = sessions.locked_read(&id).await.unwrap();
     let late = short
         .save_and_unlock(&id, Some(Bytes::from_static(b"{\"n\":0}")), expired)
         .await;
@@ -628,29 +632,31 @@ fn kill_client_connections(redis: &RedisServer) {
 async fn a_chain_write_whose_connection_was_closed_is_retried_only_while_the_lock_is_still_ours() {
     let redis = RedisServer::start();
     let sessions = handler(&redis.url());
-    assert!(sessions.sends_last_write_behind());
     let id = new_id();
     let key = format!("sess_{}", id.as_str());
     let lock_key = format!("{key}.lock");
 
     // Closed before the write: the retry stores it and keeps the lock.
-    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
-    let token = lock.token().expect("a Redis lock has a token").to_owned();
+    let (lock, _) = sessions.locked_read(&id).await.unwrap();
+    assert!(lock.sends_last_write_behind());
+    let token = redis
+        .db(0)
+        .get(&lock_key)
+        .expect("the lock key holds a token");
     kill_client_connections(&redis);
-    sessions
-        .write_holding(&id, Bytes::from_static(b"{\"n\":1}"), &token)
+    lock.write(&*sessions, &id, Bytes::from_static(b"{\"n\":1}"))
         .await
         .unwrap();
     assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":1}".to_vec());
-    assert_eq!(redis.db(0).get(&lock_key).unwrap(), token.as_bytes());
+    assert_eq!(redis.db(0).get(&lock_key).unwrap(), token);
 
     // The chain's last write released the lock and another request took
     // it and wrote: the retry stores nothing and says so.
     kill_client_connections(&redis);
     redis.run(&["SET", &lock_key, "another-holders-token"]);
     redis.db(0).set(&key, b"{\"n\":7}");
-    let written = sessions
-        .write_holding(&id, Bytes::from_static(b"{\"n\":2}"), &token)
+    let written = lock
+        .write(&*sessions, &id, Bytes::from_static(b"{\"n\":2}"))
         .await;
     assert!(
         matches!(&written, Err(SessionError::Backend { .. })),
@@ -673,7 +679,7 @@ async fn a_save_whose_connection_was_closed_is_retried_only_while_the_lock_is_st
     let lock_key = format!("{key}.lock");
 
     // Closed before the save: the retry stores it and releases the lock.
-    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, _) = sessions.locked_read(&id).await.unwrap();
     kill_client_connections(&redis);
     sessions
         .save_and_unlock(&id, Some(Bytes::from_static(b"{\"n\":1}")), lock)
@@ -684,7 +690,7 @@ async fn a_save_whose_connection_was_closed_is_retried_only_while_the_lock_is_st
 
     // The first attempt got through (data stored, lock gone) but its reply
     // was lost: the retry finds its own data and counts the save as done.
-    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, _) = sessions.locked_read(&id).await.unwrap();
     kill_client_connections(&redis);
     redis.db(0).set(&key, b"{\"n\":2}");
     redis.run(&["DEL", &lock_key]);
@@ -695,7 +701,7 @@ async fn a_save_whose_connection_was_closed_is_retried_only_while_the_lock_is_st
 
     // Meanwhile another request took the lock and wrote newer data: the
     // retry must not overwrite it, and says the save failed.
-    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, _) = sessions.locked_read(&id).await.unwrap();
     kill_client_connections(&redis);
     redis.run(&["SET", &lock_key, "another-holders-token"]);
     redis.db(0).set(&key, b"{\"n\":7}");
@@ -728,7 +734,7 @@ async fn taking_the_lock_again_after_a_closed_connection_does_not_wait_for_itsel
     sessions.ping().await.unwrap();
     kill_client_connections(&redis);
     let started = Instant::now();
-    let (lock, data) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, data) = sessions.locked_read(&id).await.unwrap();
     assert!(lock.is_held());
     assert_eq!(data, Stored::Data(Bytes::from_static(b"{\"n\":1}")));
     assert!(started.elapsed() < Duration::from_millis(400));
@@ -737,9 +743,9 @@ async fn taking_the_lock_again_after_a_closed_connection_does_not_wait_for_itsel
     // A lock this token already holds counts as taken (what a retry sees
     // when the first attempt got through but its reply was lost).
     let held_by_other = handler(&format!("{}?lock_wait=200ms", redis.url()));
-    let (theirs, _) = held_by_other.lock_and_read(&id).await.unwrap();
+    let (theirs, _) = held_by_other.locked_read(&id).await.unwrap();
     assert!(matches!(
-        sessions.lock_and_read(&id).await,
+        sessions.locked_read(&id).await,
         Err(SessionError::LockTimeout { .. })
     ));
     theirs.release().await.unwrap();
@@ -748,11 +754,11 @@ async fn taking_the_lock_again_after_a_closed_connection_does_not_wait_for_itsel
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_of_another_type_or_over_max_size_is_reported_with_the_lock_held() {
     let redis = RedisServer::start();
-    let sessions = handler(&redis.url()).with_max_size(1024);
+    let sessions = Arc::new(unshared_handler(&redis.url()).with_max_size(1024));
     let id = new_id();
     let key = format!("sess_{}", id.as_str());
     redis.run(&["HSET", &key, "field", "value"]);
-    let (lock, stored) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, stored) = sessions.locked_read(&id).await.unwrap();
     assert!(lock.is_held());
     assert_eq!(
         stored,
@@ -762,7 +768,7 @@ async fn a_key_of_another_type_or_over_max_size_is_reported_with_the_lock_held()
 
     redis.run(&["DEL", &key]);
     redis.db(0).set(&key, &[b'x'; 1025]);
-    let (lock, stored) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, stored) = sessions.locked_read(&id).await.unwrap();
     assert_eq!(
         stored,
         Stored::Unreadable(nene::session::Unreadable::TooLarge {
@@ -795,11 +801,11 @@ async fn with_lock_suffix_lock_nene_and_phpredis_take_the_same_lock() {
     // A PHP request holds the session.
     redis.run(&["SET", &php_lock, "php-host|4242", "NX", "PX", "5000"]);
     assert!(matches!(
-        sessions.lock_and_read(&id).await,
+        sessions.locked_read(&id).await,
         Err(SessionError::LockTimeout { .. })
     ));
     redis.run(&["DEL", &php_lock]);
-    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, _) = sessions.locked_read(&id).await.unwrap();
     assert!(redis.db(0).exists(&php_lock), "nene holds PHP's lock key");
     // PHP's own attempt now fails, as phpredis' SET NX would.
     assert_eq!(

@@ -682,7 +682,7 @@ async fn a_waiter_handed_the_lock_to_read_the_session_itself_renews_it_with_that
     // that try, finding the waiter's own token, must give the lock its full
     // TTL, or it expires with the claim while the request works. (The
     // session here is not even a string: it reads as empty.)
-    use nene::session::{RedisSessionHandler, SessionDsn, SessionHandler, SessionId};
+    use nene::session::{BackendShorthands, RedisSessionHandler, SessionDsn, SessionId};
     use nene_test_support::in_process::InProcess;
     let redis = RedisServer::start();
     let url = redis.url();
@@ -695,9 +695,10 @@ async fn a_waiter_handed_the_lock_to_read_the_session_itself_renews_it_with_that
     let (key, lock) = (format!("sess_{id}"), format!("sess_{id}.lock"));
 
     // Another instance holds the lock while this one's /hold waits for it.
-    let other_instance =
+    let other_instance = std::sync::Arc::new(
         RedisSessionHandler::new(&SessionDsn::parse(&url).unwrap(), Duration::from_secs(600))
-            .unwrap();
+            .unwrap(),
+    );
     let held = other_instance
         .lock(&SessionId::from_store(&id).unwrap())
         .await

@@ -6,10 +6,11 @@
 //! followed), a primary killed for its replica to take over, and `wait`
 //! counting the session's own primary's replicas.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use nene::session::{RedisSessionHandler, SessionDsn, SessionHandler, SessionIdFormat};
+use nene::session::{BackendShorthands, RedisSessionHandler, SessionDsn, SessionIdFormat};
 use nene_test_support::browser::Browser;
 use nene_test_support::redis_cluster::RedisCluster;
 use nene_test_support::{Nene, Nginx};
@@ -102,8 +103,12 @@ async fn every_slot_of_a_node_moved_to_another_is_followed_without_a_lost_sessio
     // which keeps no order against a write sent behind it: in a cluster a
     // chain's last write waits for the write in flight (write_chain.rs).
     let dsn = SessionDsn::parse(&cluster.dsn("")).unwrap();
-    let handler = RedisSessionHandler::new(&dsn, Duration::from_secs(600)).unwrap();
-    assert!(!handler.sends_last_write_behind());
+    let handler = Arc::new(RedisSessionHandler::new(&dsn, Duration::from_secs(600)).unwrap());
+    let id = SessionIdFormat::new(32, 5).unwrap().generate();
+    let (lock, _) = handler.locked_read(&id).await.unwrap();
+    assert!(lock.is_held());
+    assert!(!lock.sends_last_write_behind());
+    lock.release().await.unwrap();
     for browser in &mut browsers {
         assert_eq!(count(browser, &stack).await, 2);
     }
@@ -174,7 +179,7 @@ async fn with_wait_a_retried_save_waits_for_its_own_primarys_replica() {
     let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let cluster = RedisCluster::start_with_replicas();
     let dsn = SessionDsn::parse(&cluster.dsn("?wait=1&wait_timeout=300ms&timeout=2s")).unwrap();
-    let sessions = RedisSessionHandler::new(&dsn, Duration::from_secs(600)).unwrap();
+    let sessions = Arc::new(RedisSessionHandler::new(&dsn, Duration::from_secs(600)).unwrap());
     let id = SessionIdFormat::new(32, 5).unwrap().generate();
     let data = |n: u8| Some(Bytes::from(format!("{{\"n\":{n}}}")));
 
@@ -182,7 +187,7 @@ async fn with_wait_a_retried_save_waits_for_its_own_primarys_replica() {
     // first is tried again until a replica acknowledges it.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+        let (lock, _) = sessions.locked_read(&id).await.unwrap();
         match sessions.save_and_unlock(&id, data(1), lock).await {
             Ok(()) => break,
             Err(error) => assert!(std::time::Instant::now() < deadline, "{error}"),
@@ -198,11 +203,11 @@ async fn with_wait_a_retried_save_waits_for_its_own_primarys_replica() {
     cluster.nodes[replica].freeze();
 
     // The replica acknowledges nothing now: an ordinary save is refused.
-    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, _) = sessions.locked_read(&id).await.unwrap();
     let ordinary = sessions.save_and_unlock(&id, data(2), lock).await;
     // The same with the save's connection closed under it, so that it is
     // retried (the checked save).
-    let (lock, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, _) = sessions.locked_read(&id).await.unwrap();
     cluster.nodes[primary].run(&["CLIENT", "KILL", "TYPE", "normal"]);
     let retried = sessions.save_and_unlock(&id, data(3), lock).await;
     cluster.nodes[replica].thaw();

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nene::session::{
-    FileSessionHandler, MemcachedSessionHandler, RedisSessionHandler, SessionDsn, SessionError,
-    SessionHandler, SessionId, SessionIdFormat, SqlSessionHandler, Stored, Unreadable,
+    BackendShorthands, FileSessionHandler, MemcachedSessionHandler, MigratingSessionHandler,
+    RedisSessionHandler, SessionAdmin, SessionDsn, SessionError, SessionId, SessionIdFormat,
+    SqlSessionHandler, Stored, Unreadable,
 };
 use nene_test_support::browser::Browser;
 use nene_test_support::fcgi_client::request_with_params;
@@ -39,8 +40,7 @@ trait Backend: Sized {
     }
     /// A handler whose sessions live `ttl`, whose lock waits `lock_wait`,
     /// and which loads at most `max_size` bytes.
-    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64)
-    -> Arc<dyn SessionHandler>;
+    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin>;
     /// The NENE_* settings that point nene at this backend.
     fn env(&self) -> Vec<(String, String)>;
     /// The stored bytes of session `id`, read behind nene's back.
@@ -74,12 +74,7 @@ impl Backend for Files {
         }
     }
 
-    fn handler(
-        &self,
-        ttl: Duration,
-        lock_wait: Duration,
-        max_size: u64,
-    ) -> Arc<dyn SessionHandler> {
+    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin> {
         Arc::new(
             FileSessionHandler::new(&self.save_path(), ttl)
                 .unwrap()
@@ -137,12 +132,7 @@ impl Backend for Redis {
         }
     }
 
-    fn handler(
-        &self,
-        ttl: Duration,
-        lock_wait: Duration,
-        max_size: u64,
-    ) -> Arc<dyn SessionHandler> {
+    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin> {
         let dsn = format!(
             "{}?lock_wait={}ms&timeout=300ms&connect_timeout=300ms",
             self.server.url(),
@@ -186,6 +176,54 @@ impl Backend for Redis {
     }
 }
 
+/// A switch of backend under way (`session.migrate_from`): Redis in front,
+/// files behind it. Everything the suite stores and reads is the new
+/// backend's; the lock and its writes (the write chain, the fence) are
+/// Redis', through the migrating handler's lock.
+struct MigratingToRedis {
+    redis: Redis,
+    files: Files,
+}
+
+impl Backend for MigratingToRedis {
+    fn start() -> Self {
+        MigratingToRedis {
+            redis: Redis::start(),
+            files: Files::start(),
+        }
+    }
+
+    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin> {
+        Arc::new(MigratingSessionHandler::new(
+            self.redis.handler(ttl, lock_wait, max_size),
+            self.files.handler(ttl, lock_wait, max_size),
+        ))
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.redis.env();
+        env.extend(self.files.env());
+        env.push(("NENE_SESSION__MIGRATE_FROM".into(), "files".into()));
+        env
+    }
+
+    fn stored(&self, id: &str) -> Option<Vec<u8>> {
+        self.redis.stored(id)
+    }
+
+    fn stored_ids(&self) -> Vec<String> {
+        self.redis.stored_ids()
+    }
+
+    fn break_it(&mut self) {
+        self.redis.break_it();
+    }
+
+    fn repair(&mut self) {
+        self.redis.repair();
+    }
+}
+
 struct Memcached {
     server: MemcachedServer,
 }
@@ -197,12 +235,7 @@ impl Backend for Memcached {
         }
     }
 
-    fn handler(
-        &self,
-        ttl: Duration,
-        lock_wait: Duration,
-        max_size: u64,
-    ) -> Arc<dyn SessionHandler> {
+    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin> {
         let dsn = format!(
             "{}?lock_wait={}ms&timeout=300ms&connect_timeout=300ms",
             self.server.url(),
@@ -253,7 +286,7 @@ fn sql_handler(
     ttl: Duration,
     lock_wait: Duration,
     max_size: u64,
-) -> Arc<dyn SessionHandler> {
+) -> Arc<dyn SessionAdmin> {
     let dsn = format!("{dsn}?lock_wait={}ms&{SQL_BOUNDS}", lock_wait.as_millis());
     let dsn = SessionDsn::parse(&dsn).unwrap();
     Arc::new(
@@ -327,12 +360,7 @@ impl Backend for Sqlite {
         }
     }
 
-    fn handler(
-        &self,
-        ttl: Duration,
-        lock_wait: Duration,
-        max_size: u64,
-    ) -> Arc<dyn SessionHandler> {
+    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin> {
         sql_handler(&self.dsn(), ttl, lock_wait, max_size)
     }
 
@@ -563,12 +591,7 @@ impl<S: DatabaseServer> Backend for OnServer<S> {
         Self::on(Server::Own(S::start()))
     }
 
-    fn handler(
-        &self,
-        ttl: Duration,
-        lock_wait: Duration,
-        max_size: u64,
-    ) -> Arc<dyn SessionHandler> {
+    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin> {
         sql_handler(&self.dsn, ttl, lock_wait, max_size)
     }
 
@@ -681,7 +704,7 @@ async fn a_read_for_a_read_only_session_passes_a_held_lock<B: Backend>() {
     let backend = B::start();
     let sessions = backend.handler(LONG, Duration::from_millis(300), MAX);
     let id = new_id();
-    let (lock, stored) = sessions.read_for_read_only(&id).await.unwrap();
+    let (lock, stored) = sessions.clone().read_for_read_only(&id).await.unwrap();
     assert_eq!(stored, Stored::Missing);
     lock.release().await.unwrap();
     assert!(
@@ -693,20 +716,24 @@ async fn a_read_for_a_read_only_session_passes_a_held_lock<B: Backend>() {
         .write(&id, Bytes::from_static(b"alive"))
         .await
         .unwrap();
-    let (held, _) = sessions.lock_and_read(&id).await.unwrap();
+    let (held, _) = sessions.locked_read(&id).await.unwrap();
     if B::READ_ONLY_TAKES_THE_LOCK {
         assert_lock_timeout_after_300ms(async {
-            sessions.read_for_read_only(&id).await.map(|(lock, _)| lock)
+            sessions
+                .clone()
+                .read_for_read_only(&id)
+                .await
+                .map(|(lock, _)| lock)
         })
         .await;
         held.release().await.unwrap();
-        let (lock, stored) = sessions.read_for_read_only(&id).await.unwrap();
+        let (lock, stored) = sessions.clone().read_for_read_only(&id).await.unwrap();
         assert_eq!(stored, alive);
         assert!(lock.is_held(), "read without the lock it needs");
         lock.release().await.unwrap();
     } else {
         let started = Instant::now();
-        let (lock, stored) = sessions.read_for_read_only(&id).await.unwrap();
+        let (lock, stored) = sessions.clone().read_for_read_only(&id).await.unwrap();
         let took = started.elapsed();
         assert_eq!(stored, alive);
         assert!(!lock.is_held(), "took the lock");
@@ -743,7 +770,7 @@ async fn a_lock_excludes_others_until_released_and_waiting_is_bounded<B: Backend
     let impatient = backend.handler(LONG, Duration::from_millis(300), MAX);
     let patient = backend.handler(LONG, Duration::from_secs(5), MAX);
     let id = new_id();
-    let (held, stored) = patient.lock_and_read(&id).await.unwrap();
+    let (held, stored) = patient.locked_read(&id).await.unwrap();
     assert!(held.is_held());
     assert_eq!(stored, Stored::Missing);
 
@@ -790,7 +817,7 @@ async fn a_stored_value_over_max_size_is_reported_not_loaded<B: Backend>() {
         .write(&id, Bytes::from(vec![b'x'; 1025]))
         .await
         .unwrap();
-    let (lock, stored) = sessions.lock_and_read(&id).await.unwrap();
+    let (lock, stored) = sessions.locked_read(&id).await.unwrap();
     assert_eq!(
         stored,
         Stored::Unreadable(Unreadable::TooLarge {
@@ -869,7 +896,7 @@ async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B:
         .write_with_lifetime(&gone, Bytes::from_static(b"gone"), Duration::from_secs(1))
         .await
         .unwrap();
-    let (held, _) = sessions.lock_and_read(&ids[0]).await.unwrap();
+    let (held, _) = sessions.locked_read(&ids[0]).await.unwrap();
     // Sessions in use are listed too. memcached moves an item that is read
     // again after it aged into its COLD list, and a walk of its LRU lists
     // misses the item meanwhile: read 20 now, and again just before listing.
@@ -997,7 +1024,7 @@ async fn a_read_only_request_passes_a_held_lock_and_writes_nothing<B: Backend>()
 
     let holder = backend.handler(LONG, Duration::from_secs(5), MAX);
     let id = SessionIdFormat::new(32, 5).unwrap().parse(&cookie).unwrap();
-    let (held, _) = holder.lock_and_read(&id).await.unwrap();
+    let (held, _) = holder.locked_read(&id).await.unwrap();
     let reading = browser.get("/session/whoami");
     let page = if B::READ_ONLY_TAKES_THE_LOCK {
         // It waits for the holder, like any request of the session.
@@ -1324,6 +1351,14 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $test() {
                     super::$test::<super::Redis>().await
+                }
+            )*
+        }
+        mod migrating_to_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test::<super::MigratingToRedis>().await
                 }
             )*
         }

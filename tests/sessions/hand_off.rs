@@ -28,8 +28,9 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use nene::session::SessionSettings;
 use nene::session::{
-    FileSessionHandler, JsonCodec, SessionCodec, SessionCookie, SessionError, SessionHandler,
-    SessionId, SessionIdFormat, SessionLayer, SessionLock, SessionRuntime, SessionService, Stored,
+    FileSessionHandler, HeldLock, JsonCodec, SessionCodec, SessionCookie, SessionError,
+    SessionHandler, SessionId, SessionIdFormat, SessionLayer, SessionLock, SessionRuntime,
+    SessionService, Stored,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -53,33 +54,9 @@ struct GatedFiles {
     arrived: mpsc::UnboundedSender<()>,
 }
 
-#[async_trait]
-impl SessionHandler for GatedFiles {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    async fn lock_within(
-        &self,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<SessionLock, SessionError> {
-        self.inner.lock_within(id, wait).await
-    }
-
-    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
-        self.inner.read(id).await
-    }
-
-    async fn lock_and_read_within(
-        &self,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
-        self.inner.lock_and_read_within(id, wait).await
-    }
-
-    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+impl GatedFiles {
+    /// Waits for a permit; an error when the write is to fail.
+    async fn pass_gate(&self) -> Result<(), SessionError> {
         let _ = self.arrived.send(());
         self.gate
             .acquire()
@@ -93,11 +70,42 @@ impl SessionHandler for GatedFiles {
                 message: "No space left on device (os error 28)".to_string(),
             });
         }
-        self.inner.write(id, data).await
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionHandler for GatedFiles {
+    fn name(&self) -> &'static str {
+        self.inner.name()
     }
 
-    // `save_and_unlock` is left to the trait's default on purpose: it calls
-    // `write` above, so the last write of a request is gated as well.
+    /// The files lock, wrapped so that what is written through it (the
+    /// chain's writes, the last write of a request) is gated too.
+    async fn lock_and_read(
+        self: Arc<Self>,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        let (lock, stored) = self.inner.clone().lock_and_read(id, wait).await?;
+        let lock = match lock.into_held() {
+            Some(inner) => SessionLock::held(Arc::new(GatedLock {
+                inner,
+                files: self.clone(),
+            })),
+            None => SessionLock::none(),
+        };
+        Ok((lock, stored))
+    }
+
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
+        self.inner.read(id).await
+    }
+
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        self.pass_gate().await?;
+        self.inner.write(id, data).await
+    }
 
     async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
         self.inner.touch(id).await
@@ -105,10 +113,6 @@ impl SessionHandler for GatedFiles {
 
     async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
         self.inner.destroy(id).await
-    }
-
-    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
-        self.inner.exists(id).await
     }
 
     async fn gc(&self) -> Result<u64, SessionError> {
@@ -123,8 +127,52 @@ impl SessionHandler for GatedFiles {
         self.inner.uses_locking()
     }
 
+    fn lock_wait(&self) -> Duration {
+        self.inner.lock_wait()
+    }
+
     fn lock_expiry(&self) -> Option<Duration> {
         self.inner.lock_expiry()
+    }
+}
+
+/// The files lock behind the gate: every write waits for a permit.
+struct GatedLock {
+    inner: Arc<dyn HeldLock>,
+    files: Arc<GatedFiles>,
+}
+
+#[async_trait]
+impl HeldLock for GatedLock {
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        self.files.pass_gate().await?;
+        self.inner.write(id, data).await
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.inner.destroy(id).await
+    }
+
+    async fn save_and_release(
+        self: Arc<Self>,
+        id: &SessionId,
+        data: Option<Bytes>,
+    ) -> Result<(), SessionError> {
+        if data.is_some()
+            && let Err(error) = self.files.pass_gate().await
+        {
+            let _ = self.inner.clone().release().await;
+            return Err(error);
+        }
+        self.inner.clone().save_and_release(id, data).await
+    }
+
+    async fn release(self: Arc<Self>) -> Result<(), SessionError> {
+        self.inner.clone().release().await
+    }
+
+    fn sends_last_write_behind(&self) -> bool {
+        self.inner.sends_last_write_behind()
     }
 }
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nene::session::{
-    LIST_PAGE_SIZE, MemcachedSessionHandler, SessionDsn, SessionError, SessionHandler, SessionId,
-    SessionIdFormat, Stored,
+    BackendShorthands, LIST_PAGE_SIZE, MemcachedSessionHandler, SessionAdmin, SessionDsn,
+    SessionError, SessionId, SessionIdFormat, Stored,
 };
 use nene_test_support::fault_proxy::{self, FaultProxy};
 use nene_test_support::memcached_server::MemcachedServer;
@@ -23,7 +23,7 @@ use nene_test_support::run_nene;
 const LONG: Duration = Duration::from_secs(600);
 const FORTY_DAYS: Duration = Duration::from_secs(40 * 24 * 60 * 60);
 
-fn handler(dsn: &str, ttl: Duration) -> Arc<dyn SessionHandler> {
+fn handler(dsn: &str, ttl: Duration) -> Arc<dyn SessionAdmin> {
     let dsn = SessionDsn::parse(dsn).unwrap();
     Arc::new(MemcachedSessionHandler::new(&dsn, ttl).unwrap())
 }
@@ -45,7 +45,7 @@ async fn a_lock_that_expired_and_was_taken_again_survives_its_first_holders_rele
     let stale = first.lock(&id).await.unwrap();
     assert!(server.get(&lock_key).is_some(), "named as PHP names locks");
     assert!(matches!(
-        second.lock_and_read(&id).await,
+        second.locked_read(&id).await,
         Err(SessionError::LockTimeout { .. })
     ));
     assert_eq!(
@@ -56,7 +56,7 @@ async fn a_lock_that_expired_and_was_taken_again_survives_its_first_holders_rele
     // The first holder overran its lock_ttl (memcached's clock ticks in
     // seconds: the lock lives 1 to 2 s); the second takes the lock.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (current, stored) = second.lock_and_read(&id).await.unwrap();
+    let (current, stored) = second.locked_read(&id).await.unwrap();
     assert_eq!(stored, Stored::Data(Bytes::from_static(b"data")));
     let token = server.get(&lock_key).expect("the second holder's lock");
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use nene::session::{FileSessionHandler, SessionHandler, SessionIdFormat};
+use nene::session::{FileSessionHandler, SessionAdmin, SessionIdFormat};
 use nene_test_support::browser::Browser;
 use nene_test_support::redis_server::RedisServer;
 use nene_test_support::{Nene, Nginx, run_nene};
@@ -265,4 +265,39 @@ fn number_before(text: &str, label: &str) -> usize {
     digits
         .parse()
         .unwrap_or_else(|_| panic!("no number before {label:?} in {text}"))
+}
+
+/// During a switch the lock a request holds is the new backend's, with all
+/// it can do: the write chain's last write may go behind the one in flight
+/// as on Redis alone, and a write after the lock moved on is refused by
+/// Redis' fence (the migrating handler wraps the lock; it must forward).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_taken_during_a_switch_keeps_the_new_backends_fence() {
+    use nene::session::{BackendShorthands, SessionHandlerFactory, SessionSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start();
+    let settings = SessionSettings {
+        save_path: dir.path().join("sessions"),
+        migrate_from: "files".into(),
+        ..nene::config::Settings::defaults().session
+    };
+    let sessions = SessionHandlerFactory::from_dsn(&redis.url(), &settings).unwrap();
+    let id = SessionIdFormat::new(32, 5).unwrap().generate();
+    let key = format!("sess_{}", id.as_str());
+
+    let (lock, _) = sessions.locked_read(&id).await.unwrap();
+    assert!(lock.is_held());
+    assert!(lock.sends_last_write_behind());
+    lock.write(&*sessions, &id, Bytes::from_static(b"{\"n\":1}"))
+        .await
+        .unwrap();
+    assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":1}".to_vec());
+
+    redis.run(&["SET", &format!("{key}.lock"), "another-holders-token"]);
+    let late = lock
+        .write(&*sessions, &id, Bytes::from_static(b"{\"n\":2}"))
+        .await;
+    assert!(late.is_err(), "a write after the lock moved on was stored");
+    assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":1}".to_vec());
+    drop(lock);
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use nene::session::{
-    LIST_PAGE_SIZE, SessionDsn, SessionError, SessionHandler, SessionIdFormat, SqlSessionHandler,
-    Stored,
+    BackendShorthands, LIST_PAGE_SIZE, SessionAdmin, SessionDsn, SessionError, SessionIdFormat,
+    SqlSessionHandler, Stored,
 };
 use nene_test_support::browser::Browser;
 use nene_test_support::mariadb::MariaDb;
@@ -45,7 +45,7 @@ struct Db {
 }
 
 /// A handler on `dsn` with `options`, statements bounded to 1 s unless they say otherwise.
-fn handler(dsn: &str, options: &str, ttl: Duration) -> Arc<dyn SessionHandler> {
+fn handler(dsn: &str, options: &str, ttl: Duration) -> Arc<dyn SessionAdmin> {
     let mut all: Vec<&str> = options.split('&').filter(|o| !o.is_empty()).collect();
     for default in ["timeout=1s", "acquire_timeout=1s"] {
         let key = default.split('=').next().unwrap();
@@ -240,10 +240,10 @@ async fn the_lock_holds_until_the_save_and_a_waiter_gives_up_after_lock_wait(db:
         .write(&id, Bytes::from_static(b"before"))
         .await
         .unwrap();
-    let (lock, stored) = holder.lock_and_read(&id).await.unwrap();
+    let (lock, stored) = holder.locked_read(&id).await.unwrap();
     assert_eq!(stored, Stored::Data(Bytes::from_static(b"before")));
     let started = Instant::now();
-    let refused = waiter.lock_and_read(&id).await;
+    let refused = waiter.locked_read(&id).await;
     let waited = started.elapsed();
     assert!(
         matches!(refused, Err(SessionError::LockTimeout { .. })),
@@ -263,7 +263,7 @@ async fn the_lock_holds_until_the_save_and_a_waiter_gives_up_after_lock_wait(db:
         .save_and_unlock(&id, Some(Bytes::from_static(b"after")), lock)
         .await
         .unwrap();
-    let (lock, stored) = waiter.lock_and_read(&id).await.unwrap();
+    let (lock, stored) = waiter.locked_read(&id).await.unwrap();
     assert_eq!(stored, Stored::Data(Bytes::from_static(b"after")));
     lock.release().await.unwrap();
 }
@@ -276,7 +276,7 @@ async fn a_full_pool_is_a_quick_error_and_a_dropped_lock_gives_its_connection_ba
     );
     let ids = SessionIdFormat::new(32, 5).unwrap();
     let (locked, other) = (ids.generate(), ids.generate());
-    let (lock, _) = sessions.lock_and_read(&locked).await.unwrap();
+    let (lock, _) = sessions.locked_read(&locked).await.unwrap();
     // The lock holds the only connection: another session's read waits
     // for the pool, then fails instead of hanging.
     let started = Instant::now();
@@ -292,7 +292,7 @@ async fn a_full_pool_is_a_quick_error_and_a_dropped_lock_gives_its_connection_ba
     drop(lock);
     let mut again = None;
     for _ in 0..20 {
-        if let Ok((lock, _)) = sessions.lock_and_read(&locked).await {
+        if let Ok((lock, _)) = sessions.locked_read(&locked).await {
             again = Some(lock);
             break;
         }
@@ -498,7 +498,7 @@ $s->bindValue(':key', substr($id, 0, 64), PDO::PARAM_STR);"#
         "table=php_locks&lock_wait=300ms",
         Duration::from_secs(60),
     );
-    let refused = impatient.lock_and_read(&id).await;
+    let refused = impatient.locked_read(&id).await;
     assert!(
         matches!(refused, Err(SessionError::LockTimeout { .. })),
         "{:?}",
@@ -510,7 +510,7 @@ $s->bindValue(':key', substr($id, 0, 64), PDO::PARAM_STR);"#
         Duration::from_secs(60),
     );
     let started = Instant::now();
-    let (lock, _) = patient.lock_and_read(&id).await.unwrap();
+    let (lock, _) = patient.locked_read(&id).await.unwrap();
     assert!(
         started.elapsed() > Duration::from_millis(500),
         "{:?}",

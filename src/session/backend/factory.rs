@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use crate::session::{SavePathLock, SessionSettings};
 
-use crate::session::backend::SessionHandler;
 use crate::session::backend::dsn::SqlDriver;
 use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
 use crate::session::backend::files::FileSessionHandler;
@@ -24,6 +23,7 @@ use crate::session::backend::migrating::MigratingSessionHandler;
 use crate::session::backend::redis::{RedisSessionHandler, RedisSetupError};
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 use crate::session::backend::sql::{SqlSessionHandler, SqlSetupError};
+use crate::session::backend::{SessionAdmin, SessionHandler};
 
 /// Picks and builds the session backend.
 pub struct SessionHandlerFactory;
@@ -103,14 +103,23 @@ impl SessionHandlerFactory {
         Ok(Arc::new(MigratingSessionHandler::new(new, old)))
     }
 
+    /// The backend `dsn` names, on its own, with what `nene sessions copy`
+    /// needs of it (`session.migrate_from` plays no part).
+    pub fn admin(
+        dsn: &str,
+        settings: &SessionSettings,
+    ) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+        Self::one_backend(dsn, settings)
+    }
+
     /// The backend `dsn` names, on its own.
     fn one_backend(
         dsn: &str,
         settings: &SessionSettings,
-    ) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+    ) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
         let parsed = SessionDsn::parse(dsn)?;
         let ttl = Duration::from_secs(settings.gc_maxlifetime);
-        let handler: Arc<dyn SessionHandler> = match parsed.backend() {
+        let handler: Arc<dyn SessionAdmin> = match parsed.backend() {
             SessionBackend::Files => Arc::new(
                 FileSessionHandler::new(&settings.save_path, ttl)
                     .map_err(|source| SessionSetupError::Files {
@@ -149,7 +158,7 @@ fn memcached(
     parsed: &SessionDsn,
     ttl: Duration,
     settings: &SessionSettings,
-) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
     Ok(Arc::new(
         MemcachedSessionHandler::new(parsed, ttl)?.with_max_size(settings.max_size),
     ))
@@ -160,7 +169,7 @@ fn memcached(
     parsed: &SessionDsn,
     _ttl: Duration,
     _settings: &SessionSettings,
-) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
     Err(SessionSetupError::NotCompiled {
         dsn: parsed.redacted(),
         backend: "memcached",
@@ -184,7 +193,7 @@ fn sql_backend(
     parsed: &SessionDsn,
     ttl: Duration,
     settings: &SessionSettings,
-) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
     Ok(Arc::new(
         SqlSessionHandler::new(parsed, ttl)?.with_max_size(settings.max_size),
     ))
@@ -195,6 +204,6 @@ fn sql_backend(
     _parsed: &SessionDsn,
     _ttl: Duration,
     _settings: &SessionSettings,
-) -> Result<Arc<dyn SessionHandler>, SessionSetupError> {
+) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
     unreachable!("missing_sql_feature refuses every driver when no SQL feature is on")
 }

@@ -19,33 +19,42 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::session::backend::{SessionHandler, SessionLock, SessionPage, Stored};
+use crate::session::backend::{
+    HeldLock, SessionAdmin, SessionHandler, SessionLock, SessionPage, Stored,
+};
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
 /// The new backend, with the old one behind it for ids it lacks.
 pub struct MigratingSessionHandler {
     /// Where sessions live from now on.
-    new: Arc<dyn SessionHandler>,
+    new: Arc<dyn SessionAdmin>,
     /// Where they lived before the switch; read, never written.
-    old: Arc<dyn SessionHandler>,
+    old: Arc<dyn SessionAdmin>,
 }
 
 impl MigratingSessionHandler {
     /// `new` in front, `old` read for what `new` lacks.
-    pub fn new(new: Arc<dyn SessionHandler>, old: Arc<dyn SessionHandler>) -> Self {
+    pub fn new(new: Arc<dyn SessionAdmin>, old: Arc<dyn SessionAdmin>) -> Self {
         Self { new, old }
     }
 
     /// What the new backend found, or when it found nothing, what the old
-    /// one has — copied into the new one first.
-    async fn or_from_old(&self, id: &SessionId, found: Stored) -> Result<Stored, SessionError> {
+    /// one has — stored in the new one first, through the new backend's
+    /// `lock` (its own connection on SQL, whose other connections would
+    /// wait for that lock).
+    async fn or_from_old(
+        &self,
+        lock: &SessionLock,
+        id: &SessionId,
+        found: Stored,
+    ) -> Result<Stored, SessionError> {
         if found != Stored::Missing {
             return Ok(found);
         }
         let old = self.old.read(id).await?;
         if let Stored::Data(data) = &old {
-            self.new.write(id, data.clone()).await?;
+            lock.write(&*self.new, id, data.clone()).await?;
             tracing::info!(
                 "session #{} moved from {} to {}",
                 id.log_tag(),
@@ -57,6 +66,18 @@ impl MigratingSessionHandler {
         // the request sees it as unreadable, as it would have before.
         Ok(old)
     }
+
+    /// The new backend's `lock`, as the request holds it: destroys reach
+    /// the old backend too.
+    fn wrap(&self, lock: SessionLock) -> SessionLock {
+        match lock.into_held() {
+            Some(new) => SessionLock::held(Arc::new(MigratingLock {
+                new,
+                old: self.old.clone() as Arc<dyn SessionHandler>,
+            })),
+            None => SessionLock::none(),
+        }
+    }
 }
 
 #[async_trait]
@@ -65,29 +86,16 @@ impl SessionHandler for MigratingSessionHandler {
         self.new.name()
     }
 
-    async fn lock_within(
-        &self,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<SessionLock, SessionError> {
-        self.new.lock_within(id, wait).await
-    }
-
-    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
-        let found = self.new.read(id).await?;
-        self.or_from_old(id, found).await
-    }
-
-    async fn lock_and_read_within(
-        &self,
+    /// The new backend's lock covers the move: another request of the
+    /// same session waits for it, then finds the session already moved.
+    async fn lock_and_read(
+        self: Arc<Self>,
         id: &SessionId,
         wait: Duration,
     ) -> Result<(SessionLock, Stored), SessionError> {
-        // The new backend's lock covers the move: another request of the
-        // same session waits for it, then finds the session already moved.
-        let (lock, found) = self.new.lock_and_read_within(id, wait).await?;
-        match self.or_from_old(id, found).await {
-            Ok(stored) => Ok((lock, stored)),
+        let (lock, found) = self.new.clone().lock_and_read(id, wait).await?;
+        match self.or_from_old(&lock, id, found).await {
+            Ok(stored) => Ok((self.wrap(lock), stored)),
             Err(error) => {
                 let _ = lock.release().await;
                 Err(error)
@@ -95,61 +103,40 @@ impl SessionHandler for MigratingSessionHandler {
         }
     }
 
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
+        match self.new.read(id).await? {
+            Stored::Missing => self.old.read(id).await,
+            found => Ok(found),
+        }
+    }
+
     /// A session the new backend lacks is moved as for any request, under
     /// the new backend's lock (`lock_and_read`): an unlocked copy could
     /// overwrite what a locked request had just written.
     async fn read_for_read_only(
-        &self,
+        self: Arc<Self>,
         id: &SessionId,
     ) -> Result<(SessionLock, Stored), SessionError> {
-        let (lock, found) = self.new.read_for_read_only(id).await?;
+        let (lock, found) = self.new.clone().read_for_read_only(id).await?;
         if found != Stored::Missing {
-            return Ok((lock, found));
+            return Ok((self.wrap(lock), found));
         }
         let _ = lock.release().await;
-        self.lock_and_read(id).await
+        let wait = self.lock_wait();
+        self.lock_and_read(id, wait).await
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
         self.new.write(id, data).await
     }
 
-    /// The lock is the new backend's, and so is the fence.
-    async fn write_holding(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        token: &str,
-    ) -> Result<(), SessionError> {
-        self.new.write_holding(id, data, token).await
-    }
-
-    fn sends_last_write_behind(&self) -> bool {
-        self.new.sends_last_write_behind()
-    }
-
     async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
         self.new.touch(id).await
-    }
-
-    async fn save_and_unlock(
-        &self,
-        id: &SessionId,
-        data: Option<Bytes>,
-        lock: SessionLock,
-    ) -> Result<(), SessionError> {
-        self.new.save_and_unlock(id, data, lock).await
     }
 
     async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
         self.new.destroy(id).await?;
         self.old.destroy(id).await
-    }
-
-    /// Either has it: a visitor whose session is still only in the old
-    /// backend keeps its id under `use_strict_mode`.
-    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
-        Ok(self.new.exists(id).await? || self.old.exists(id).await?)
     }
 
     /// Both: the old backend's leftovers expire there too (files need gc).
@@ -161,6 +148,27 @@ impl SessionHandler for MigratingSessionHandler {
     async fn ping(&self) -> Result<(), SessionError> {
         self.new.ping().await?;
         self.old.ping().await
+    }
+
+    fn uses_locking(&self) -> bool {
+        self.new.uses_locking()
+    }
+
+    fn lock_wait(&self) -> Duration {
+        self.new.lock_wait()
+    }
+
+    fn lock_expiry(&self) -> Option<Duration> {
+        self.new.lock_expiry()
+    }
+}
+
+/// What a copy would see: the new backend, where sessions go (and both for
+/// `exists`, so that a session not yet moved counts as there).
+#[async_trait]
+impl SessionAdmin for MigratingSessionHandler {
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+        Ok(self.new.exists(id).await? || self.old.exists(id).await?)
     }
 
     async fn write_with_lifetime(
@@ -175,16 +183,42 @@ impl SessionHandler for MigratingSessionHandler {
     async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
         self.new.list_sessions(cursor).await
     }
+}
 
-    fn uses_locking(&self) -> bool {
-        self.new.uses_locking()
+/// The new backend's lock during a switch: everything it does is the new
+/// backend's (its fence, its connection), and a destroy also deletes the
+/// old backend's copy, so a logout cannot leave it to be picked up again.
+struct MigratingLock {
+    /// The new backend's lock (the guard around this one releases it).
+    new: Arc<dyn HeldLock>,
+    /// The old backend.
+    old: Arc<dyn SessionHandler>,
+}
+
+#[async_trait]
+impl HeldLock for MigratingLock {
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        self.new.write(id, data).await
     }
 
-    fn lock_wait(&self) -> Duration {
-        self.new.lock_wait()
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.new.destroy(id).await?;
+        self.old.destroy(id).await
     }
 
-    fn lock_expiry(&self) -> Option<Duration> {
-        self.new.lock_expiry()
+    async fn save_and_release(
+        self: Arc<Self>,
+        id: &SessionId,
+        data: Option<Bytes>,
+    ) -> Result<(), SessionError> {
+        self.new.clone().save_and_release(id, data).await
+    }
+
+    async fn release(self: Arc<Self>) -> Result<(), SessionError> {
+        self.new.clone().release().await
+    }
+
+    fn sends_last_write_behind(&self) -> bool {
+        self.new.sends_last_write_behind()
     }
 }

@@ -5,13 +5,14 @@
 //! not left locked for the rest of its `lock_ttl` after a short outage (a
 //! server restarting with persistence brings the lock back).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::RngExt;
 use tokio::time::Instant;
 
-use crate::session::backend::HeldLock;
+use crate::session::backend::lock::Release;
 use crate::session::error::SessionError;
 
 /// Pauses between attempts at releasing a lock whose release failed: the
@@ -27,37 +28,22 @@ pub(super) trait TokenLock: Send + Sync + Sized + 'static {
 
     /// When the server expires the lock at the latest.
     fn expires_at(&self) -> Instant;
-
-    /// The token the lock key holds.
-    fn token(&self) -> &str;
 }
 
-/// Every token lock is a [`HeldLock`]: released once, and when that fails,
+/// Every token lock releases the same way: once, and when that fails,
 /// retried in the background (the failure is still reported).
 #[async_trait]
-impl<L: TokenLock> HeldLock for L {
-    async fn release(self: Box<Self>) -> Result<(), SessionError> {
+impl<L: TokenLock> Release for L {
+    async fn release(self: Arc<Self>) -> Result<(), SessionError> {
         let released = self.release_once().await;
         if released.is_err() {
             tokio::spawn(keep_trying(self));
         }
         released
     }
-
-    fn token(&self) -> Option<&str> {
-        Some(TokenLock::token(self))
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
-        self
-    }
 }
 
-async fn keep_trying<L: TokenLock>(lock: Box<L>) {
+async fn keep_trying<L: TokenLock>(lock: Arc<L>) {
     let mut pause = RELEASE_RETRY_FIRST;
     loop {
         tokio::time::sleep(pause).await;

@@ -94,16 +94,46 @@ struct Active {
     destroyed: bool,
     /// The id regenerate() replaced; deleted at commit.
     replaced: Option<SessionId>,
-    /// The backend lock, held until commit.
-    lock: SessionLock,
-    /// The write chain this request continues (it was handed the session
-    /// by the previous request); the chain holds the backend lock meanwhile.
-    chain: Option<Arc<WriteChain>>,
+    /// The backend lock, or the write chain that holds it.
+    holding: Holding,
     /// When the backend lock was taken (by this request or one that handed
     /// it over).
     locked_at: Instant,
     /// This request's turn in the in-process queue, held until commit.
     turn: Option<LocalTurn>,
+}
+
+/// What a request holds of its session's backend lock until commit.
+enum Holding {
+    /// The lock this request took (or none: locking off, a new session).
+    Lock(SessionLock),
+    /// The write chain this request continues: it was handed the session
+    /// by the previous request, and the chain holds the lock meanwhile.
+    Chain(Arc<WriteChain>),
+}
+
+impl Holding {
+    /// Nothing held.
+    fn nothing() -> Self {
+        Holding::Lock(SessionLock::none())
+    }
+
+    /// Whether the backend lock is held, here or by the chain.
+    fn holds_the_lock(&self) -> bool {
+        match self {
+            Holding::Lock(lock) => lock.is_held(),
+            Holding::Chain(_) => true,
+        }
+    }
+
+    /// Gives up what is held: the lock is released; a chain releases it
+    /// itself once its writes are done.
+    async fn release(self) -> Result<(), SessionError> {
+        match self {
+            Holding::Lock(lock) => lock.release().await,
+            Holding::Chain(_) => Ok(()),
+        }
+    }
 }
 
 /// What commit decided the response needs.
@@ -187,7 +217,7 @@ impl Session {
             return Ok(Decoded::default());
         };
         let started = Instant::now();
-        let (lock, stored) = store.handler.read_for_read_only(&id).await?;
+        let (lock, stored) = store.handler.clone().read_for_read_only(&id).await?;
         let (decoded, bytes, leave_alone) = self.decode_stored(&id, stored).await;
         let outlived = self.created_too_long_ago(&decoded.data) == Some(true);
         if bytes.is_none() || leave_alone || outlived {
@@ -195,7 +225,7 @@ impl Session {
                 warn_release_failed(Some(&id), &error);
             }
         } else {
-            store.handler.save_and_unlock(&id, None, lock).await?;
+            lock.save_and_release(&*store.handler, &id, None).await?;
         }
         store.metrics.latency.record(started.elapsed());
         if outlived {
@@ -328,19 +358,18 @@ impl Session {
         } else {
             None
         };
-        let (lock, chain, stored, locked_at) = match self.handed_off(turn.as_mut()).await {
+        let (holding, stored, locked_at) = match self.handed_off(turn.as_mut()).await {
             Some(hand_off) => (
-                SessionLock::none(),
-                Some(hand_off.chain),
+                Holding::Chain(hand_off.chain),
                 Stored::Data(hand_off.data),
                 hand_off.locked_at,
             ),
             None => {
                 let backend_started = Instant::now();
                 let wait_left = store.lock_wait.saturating_sub(queued_at.elapsed());
-                let (lock, stored) = store.handler.lock_and_read_within(&id, wait_left).await?;
+                let (lock, stored) = store.handler.clone().lock_and_read(&id, wait_left).await?;
                 store.metrics.latency.record(backend_started.elapsed());
-                (lock, None, stored, backend_started)
+                (Holding::Lock(lock), stored, backend_started)
             }
         };
         let (decoded, bytes, leave_alone_unless_changed) = self.decode_stored(&id, stored).await;
@@ -349,14 +378,16 @@ impl Session {
                 // Strict: an id we did not issue (or that expired) is
                 // replaced; the client's id is never stored.
                 store.rejected_ids.note(self.client);
-                let _ = lock.release().await;
+                if let Holding::Lock(lock) = holding {
+                    let _ = lock.release().await;
+                }
                 drop(turn);
                 return Ok(self.new_session());
             }
             let mut active = self.new_session();
             active.id = id;
             active.id_is_new = false;
-            active.lock = lock;
+            active.holding = holding;
             active.locked_at = locked_at;
             active.turn = turn;
             return Ok(active);
@@ -370,8 +401,7 @@ impl Session {
             id_is_new: false,
             destroyed: false,
             replaced: None,
-            lock,
-            chain,
+            holding,
             locked_at,
             turn,
         };
@@ -380,11 +410,9 @@ impl Session {
                 "session #{} reached session.absolute_lifetime; replacing it",
                 active.id.log_tag()
             );
-            settle_chain(&mut active).await?;
-            store.handler.destroy(&active.id).await?;
-            let _ = std::mem::replace(&mut active.lock, SessionLock::none())
-                .release()
-                .await;
+            let lock = settle_chain(&mut active).await?;
+            lock.destroy(&*store.handler, &active.id).await?;
+            let _ = lock.release().await;
             return Ok(self.new_session());
         }
         if active.leave_alone_unless_changed {
@@ -463,8 +491,7 @@ impl Session {
             id_is_new: true,
             destroyed: false,
             replaced: None,
-            lock: SessionLock::none(),
-            chain: None,
+            holding: Holding::nothing(),
             locked_at: Instant::now(),
             turn: None,
         }
@@ -502,7 +529,7 @@ impl Session {
     /// the session waiting here instead of releasing it, while the lock is
     /// young (the caller has checked that the session stays as read).
     fn may_hand_off(&self, active: &Active) -> bool {
-        (active.lock.is_held() || active.chain.is_some())
+        active.holding.holds_the_lock()
             && active.turn.as_ref().is_some_and(LocalTurn::others_waiting)
             && active.locked_at.elapsed() < self.hand_off_window()
     }
@@ -579,7 +606,7 @@ impl Session {
         let result = self.save(&mut active, offered_any).await;
         self.store.metrics.latency.record(started.elapsed());
         // Whatever lock `save` did not release along with its write.
-        let released = std::mem::replace(&mut active.lock, SessionLock::none())
+        let released = std::mem::replace(&mut active.holding, Holding::nothing())
             .release()
             .await;
         drop(active.turn.take());
@@ -596,31 +623,47 @@ impl Session {
         Ok(outcome)
     }
 
-    /// Writes, touches or destroys what the request did. Where the write
-    /// and the unlock can go together, it takes `active.lock` to do so.
+    /// Writes, touches or destroys what the request did: on the write
+    /// chain it continues or starts, or through the lock it holds.
     async fn save(
         &self,
         active: &mut Active,
         client_had_cookie: bool,
     ) -> Result<CommitOutcome, SessionError> {
-        let store = &self.store;
-        let handler = &store.handler;
         if active.original.is_some() && stays_as_read(active) {
             if self.may_hand_off(active) {
                 return self.queue_and_hand_off(active).await;
             }
-            if active.chain.is_some() {
+            if matches!(active.holding, Holding::Chain(_)) {
                 return self.end_chain(active).await;
             }
         }
-        settle_chain(active).await?;
+        let mut lock = settle_chain(active).await?;
+        let saved = self
+            .save_holding(active, &mut lock, client_had_cookie)
+            .await;
+        // Whatever `save_holding` did not release with its write, commit does.
+        active.holding = Holding::Lock(lock);
+        saved
+    }
+
+    /// [`save`](Self::save) once any chain is settled, holding `lock`.
+    /// Where the write and the unlock go together, it takes the lock.
+    async fn save_holding(
+        &self,
+        active: &Active,
+        lock: &mut SessionLock,
+        client_had_cookie: bool,
+    ) -> Result<CommitOutcome, SessionError> {
+        let store = &self.store;
+        let handler = &*store.handler;
         let id = &active.id;
         if active.destroyed {
             if let Some(old) = &active.replaced {
-                handler.destroy(old).await?;
+                lock.destroy(handler, old).await?;
             }
             if active.original.is_some() || active.replaced.is_some() {
-                handler.destroy(id).await?;
+                lock.destroy(handler, id).await?;
             }
             return Ok(CommitOutcome {
                 used: true,
@@ -641,9 +684,8 @@ impl Session {
                 } else {
                     // Unchanged under lazy_write: only the expiry is refreshed.
                     let changed = !store.settings.lazy_write || !unchanged;
-                    let lock = std::mem::replace(&mut active.lock, SessionLock::none());
-                    handler
-                        .save_and_unlock(id, changed.then_some(now), lock)
+                    std::mem::replace(lock, SessionLock::none())
+                        .save_and_release(handler, id, changed.then_some(now))
                         .await?;
                     true
                 }
@@ -651,16 +693,15 @@ impl Session {
             // New (or adopted) and empty: nothing worth storing, no cookie.
             None if !holds_data => false,
             None => {
-                handler
-                    .write(id, self.encode_within_max_size(active)?)
-                    .await?;
+                let data = self.encode_within_max_size(active)?;
+                lock.write(handler, id, data).await?;
                 true
             }
         };
         // The id regenerate() replaced goes only once its successor is
         // stored: a failed write (full disk, Redis down) keeps the old session.
         if let Some(old) = &active.replaced {
-            handler.destroy(old).await?;
+            lock.destroy(handler, old).await?;
         }
         // A refused id with nothing stored in its place leaves the client's
         // cookie alone: it costs nothing and may be valid on another instance.
@@ -676,13 +717,11 @@ impl Session {
     /// then waits until a write has stored the change.
     async fn queue_and_hand_off(&self, active: &mut Active) -> Result<CommitOutcome, SessionError> {
         let data = self.encode_for_chain(active).await?;
-        let chain = match active.chain.take() {
-            Some(chain) => chain,
-            None => WriteChain::new(
-                self.store.handler.clone(),
-                active.id.clone(),
-                std::mem::replace(&mut active.lock, SessionLock::none()),
-            ),
+        let chain = match std::mem::replace(&mut active.holding, Holding::nothing()) {
+            Holding::Chain(chain) => chain,
+            Holding::Lock(lock) => {
+                WriteChain::new(self.store.handler.clone(), active.id.clone(), lock)
+            }
         };
         let version = chain.queue(data.clone())?;
         if let Some(mut turn) = active.turn.take() {
@@ -703,7 +742,7 @@ impl Session {
     /// write also releases the lock (see `write_chain.rs`), and waits for it.
     async fn end_chain(&self, active: &mut Active) -> Result<CommitOutcome, SessionError> {
         let data = self.encode_for_chain(active).await?;
-        if let Some(chain) = active.chain.take() {
+        if let Holding::Chain(chain) = std::mem::replace(&mut active.holding, Holding::nothing()) {
             let version = chain.queue_last(data)?;
             chain.wait_stored(version).await?;
         }
@@ -717,7 +756,7 @@ impl Session {
         match self.encode_within_max_size(active) {
             Ok(data) => Ok(data),
             Err(too_large) => {
-                settle_chain(active).await?;
+                active.holding = Holding::Lock(settle_chain(active).await?);
                 Err(too_large)
             }
         }
@@ -770,14 +809,16 @@ const STORED_ON_THE_CHAIN: CommitOutcome = CommitOutcome {
     remove_cookie: false,
 };
 
-/// Takes the backend lock back from a write chain the request was part of,
-/// once every write queued on it is done, so that what follows (a destroy,
-/// a write under a new id, the last write and the unlock) comes after them.
-async fn settle_chain(active: &mut Active) -> Result<(), SessionError> {
-    if let Some(chain) = active.chain.take() {
-        active.lock = chain.settle().await?;
+/// The backend lock the request holds, taken out of `active`: from the
+/// write chain the request was part of once every write queued on it is
+/// done, so that what follows (a destroy, a write under a new id, the last
+/// write and the unlock) comes after them. On a broken chain, the error
+/// (the chain releases the lock).
+async fn settle_chain(active: &mut Active) -> Result<SessionLock, SessionError> {
+    match std::mem::replace(&mut active.holding, Holding::nothing()) {
+        Holding::Lock(lock) => Ok(lock),
+        Holding::Chain(chain) => chain.settle().await,
     }
-    Ok(())
 }
 
 /// The value under `key` of a session's data, if present and of type `T`;

@@ -21,14 +21,14 @@
 //! session is free one write sooner than if that request waited for the
 //! queued writes and then saved and unlocked on its own.
 //!
-//! Every write of a chain carries the lock's token and is stored only while
-//! the lock is still the chain's ([`SessionHandler::write_holding`], a
-//! fenced write where the backend has one): a write delayed past the
-//! release (a slow or dropped connection, a retry) stores nothing, so it
-//! can never overwrite what a later holder wrote.
+//! Every write of a chain goes through the lock ([`HeldLock::write`]) and
+//! is stored only while the lock is still the chain's (a fenced write
+//! where the backend has one): a write delayed past the release (a slow or
+//! dropped connection, a retry) stores nothing, so it can never overwrite
+//! what a later holder wrote.
 //!
-//! Where the backend allows it ([`SessionHandler::sends_last_write_behind`]:
-//! its writes are fenced), that last write does not wait for the write
+//! Where the lock allows it ([`HeldLock::sends_last_write_behind`]: its
+//! writes are fenced), that last write does not wait for the write
 //! in flight but goes out right behind it, so a turn of a session two
 //! instances share ends one more round trip sooner (benches/two_instances.sh:
 //! round robin 0.78× → 0.90× of pinned). It is the only time two writes of
@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
-use crate::session::backend::{SessionHandler, SessionLock};
+use crate::session::backend::{HeldLock, SessionHandler, SessionLock};
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
@@ -49,14 +49,13 @@ pub struct WriteChain {
     id: SessionId,
     state: Mutex<Queue>,
     progress: watch::Sender<Progress>,
-    /// The lock's token, which every write of the chain carries
-    /// ([`SessionHandler::write_holding`]: a fenced write, stored only
-    /// while the lock is still the chain's). `None` for a lock without one
-    /// (locking off): writes are then plain.
-    token: Option<String>,
-    /// The backend lets the last write go out behind the write in flight
-    /// ([`SessionHandler::sends_last_write_behind`]), and the lock has a
-    /// token to fence the two with.
+    /// The held lock, which the chain's writes go through (a fenced write,
+    /// stored only while the lock is still the chain's); its guard stays
+    /// in the queue. `None` without a lock (locking off): writes are then
+    /// the backend's plain ones.
+    writer: Option<Arc<dyn HeldLock>>,
+    /// The lock lets the last write go out behind the write in flight
+    /// ([`HeldLock::sends_last_write_behind`]).
     sends_behind: bool,
     /// Told when the last version is queued while a write is in flight.
     last_queued: Notify,
@@ -110,12 +109,12 @@ struct Progress {
 impl WriteChain {
     /// A chain for session `id`, holding its backend `lock`.
     pub fn new(handler: Arc<dyn SessionHandler>, id: SessionId, lock: SessionLock) -> Arc<Self> {
-        let token = lock.token().map(str::to_owned);
-        let sends_behind = token.is_some() && handler.sends_last_write_behind();
+        let writer = lock.shared();
+        let sends_behind = lock.sends_last_write_behind();
         Arc::new(Self {
             handler,
             id,
-            token,
+            writer,
             sends_behind,
             last_queued: Notify::new(),
             state: Mutex::new(Queue {
@@ -212,20 +211,16 @@ impl WriteChain {
             let written = match next.unlock {
                 // The backend releases the lock even when the write fails.
                 Some(lock) => {
-                    self.handler
-                        .save_and_unlock(&self.id, Some(next.data), lock)
+                    lock.save_and_release(&*self.handler, &self.id, Some(next.data))
                         .await
                 }
-                None => match &self.token {
-                    Some(token) if self.sends_behind => {
-                        if self.write_with_the_last_behind(next, token).await {
-                            continue;
-                        }
-                        return;
+                None if self.sends_behind => {
+                    if self.write_with_the_last_behind(next).await {
+                        continue;
                     }
-                    Some(token) => self.handler.write_holding(&self.id, next.data, token).await,
-                    None => self.handler.write(&self.id, next.data).await,
-                },
+                    return;
+                }
+                None => self.write(next.data).await,
             };
             if !self.settle_write(next.version, written) {
                 return;
@@ -233,15 +228,23 @@ impl WriteChain {
         }
     }
 
+    /// One write of the chain, through the lock while it holds one.
+    async fn write(&self, data: Bytes) -> Result<(), SessionError> {
+        match &self.writer {
+            Some(lock) => lock.write(&self.id, data).await,
+            None => self.handler.write(&self.id, data).await,
+        }
+    }
+
     /// Writes `next`; if the chain's last version is queued while that
     /// write is unanswered, its write (which releases the lock) is sent at
     /// once behind it instead of a round trip later. Both are fenced by the
-    /// lock's token ([`SessionHandler::write_holding`]): should the first
-    /// arrive after the last (another connection, a retry), the lock has
-    /// moved on and it stores nothing. True when the writer goes on with
-    /// what was queued meanwhile; false when the chain ended or broke.
-    async fn write_with_the_last_behind(&self, next: Unwritten, token: &str) -> bool {
-        let write = self.handler.write_holding(&self.id, next.data, token);
+    /// lock ([`HeldLock::write`]): should the first arrive after the last
+    /// (another connection, a retry), the lock has moved on and it stores
+    /// nothing. True when the writer goes on with what was queued
+    /// meanwhile; false when the chain ended or broke.
+    async fn write_with_the_last_behind(&self, next: Unwritten) -> bool {
+        let write = self.write(next.data);
         tokio::pin!(write);
         let (last_version, data, lock) = tokio::select! {
             biased;
@@ -260,7 +263,7 @@ impl WriteChain {
         let (written, last_written) = tokio::join!(
             biased;
             write,
-            self.handler.save_and_unlock(&self.id, Some(data), lock)
+            lock.save_and_release(&*self.handler, &self.id, Some(data))
         );
         // The last version holds every change before it: once it is
         // stored, so is `next`, whatever became of its own write.
@@ -335,7 +338,6 @@ mod tests {
     //! fails and records (the real backends run through it in the session
     //! tests).
 
-    use std::any::Any;
     use std::sync::atomic::Ordering::SeqCst;
     use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::time::Duration;
@@ -353,29 +355,39 @@ mod tests {
         fail: AtomicBool,
         /// Only the write of this data fails.
         fail_only: Mutex<Option<&'static str>>,
-        /// What `sends_last_write_behind` answers.
+        /// What the lock's `sends_last_write_behind` answers.
         behind: bool,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
         log: Arc<Mutex<Vec<String>>>,
     }
 
-    struct LoggedLock(Arc<Mutex<Vec<String>>>);
+    /// The backend's lock: writes go to the backend, the release is logged.
+    struct LoggedLock(Arc<HeldUpBackend>);
 
     #[async_trait]
     impl HeldLock for LoggedLock {
-        async fn release(self: Box<Self>) -> Result<(), SessionError> {
-            self.0.lock().unwrap().push("release".into());
+        async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+            self.0.write(id, data).await
+        }
+        async fn destroy(&self, _: &SessionId) -> Result<(), SessionError> {
+            unimplemented!()
+        }
+        async fn save_and_release(
+            self: Arc<Self>,
+            id: &SessionId,
+            data: Option<Bytes>,
+        ) -> Result<(), SessionError> {
+            let saved = self.0.write(id, data.unwrap()).await;
+            self.0.log.lock().unwrap().push("release".into());
+            saved
+        }
+        async fn release(self: Arc<Self>) -> Result<(), SessionError> {
+            self.0.log.lock().unwrap().push("release".into());
             Ok(())
         }
-        fn token(&self) -> Option<&str> {
-            Some("token")
-        }
-        fn as_any(&self) -> &dyn Any {
-            self
-        }
-        fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-            self
+        fn sends_last_write_behind(&self) -> bool {
+            self.0.behind
         }
     }
 
@@ -384,11 +396,11 @@ mod tests {
         fn name(&self) -> &'static str {
             "held-up"
         }
-        async fn lock_within(
-            &self,
+        async fn lock_and_read(
+            self: Arc<Self>,
             _: &SessionId,
             _: std::time::Duration,
-        ) -> Result<SessionLock, SessionError> {
+        ) -> Result<(SessionLock, crate::session::Stored), SessionError> {
             unimplemented!()
         }
         async fn read(&self, _: &SessionId) -> Result<crate::session::Stored, SessionError> {
@@ -406,16 +418,10 @@ mod tests {
             self.log.lock().unwrap().push(format!("write {text}"));
             Ok(())
         }
-        fn sends_last_write_behind(&self) -> bool {
-            self.behind
-        }
         async fn touch(&self, _: &SessionId) -> Result<(), SessionError> {
             unimplemented!()
         }
         async fn destroy(&self, _: &SessionId) -> Result<(), SessionError> {
-            unimplemented!()
-        }
-        async fn exists(&self, _: &SessionId) -> Result<bool, SessionError> {
             unimplemented!()
         }
         async fn gc(&self) -> Result<u64, SessionError> {
@@ -424,13 +430,22 @@ mod tests {
         async fn ping(&self) -> Result<(), SessionError> {
             Ok(())
         }
+        fn uses_locking(&self) -> bool {
+            true
+        }
+        fn lock_wait(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn lock_expiry(&self) -> Option<Duration> {
+            None
+        }
     }
 
     fn chain() -> (Arc<WriteChain>, Arc<HeldUpBackend>) {
         chain_sending_behind(false)
     }
 
-    /// A chain over a backend whose `sends_last_write_behind` is `behind`.
+    /// A chain over a backend whose lock's `sends_last_write_behind` is `behind`.
     fn chain_sending_behind(behind: bool) -> (Arc<WriteChain>, Arc<HeldUpBackend>) {
         let log = Arc::new(Mutex::new(Vec::new()));
         let backend = Arc::new(HeldUpBackend {
@@ -440,10 +455,10 @@ mod tests {
             behind,
             in_flight: Default::default(),
             most_in_flight: Default::default(),
-            log: log.clone(),
+            log,
         });
         let id = SessionIdFormat::new(32, 5).unwrap().generate();
-        let lock = SessionLock::held(Box::new(LoggedLock(log)));
+        let lock = SessionLock::held(Arc::new(LoggedLock(backend.clone())));
         (WriteChain::new(backend.clone(), id, lock), backend)
     }
 

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use crate::session::backend::HeldLock;
+use std::sync::Arc;
+
+use crate::session::backend::lock::Release;
 use crate::session::error::SessionError;
 
 use super::blocking;
@@ -33,16 +35,16 @@ pub(super) struct FileLock {
 }
 
 #[async_trait]
-impl HeldLock for FileLock {
-    async fn release(self: Box<Self>) -> Result<(), SessionError> {
-        let FileLock { file, files } = *self;
+impl Release for FileLock {
+    async fn release(self: Arc<Self>) -> Result<(), SessionError> {
         blocking("unlock", move || {
+            let FileLock { file, files } = &*self;
             // Tidy while the lock is still ours: nobody can lock this file
             // between the check and the removal.
             let tidied = if files.in_place {
-                remove_if_empty_placeholder(&file, &files)
+                remove_if_empty_placeholder(file, files)
             } else {
-                remove_lock_file_if_session_gone(&file, &files)
+                remove_lock_file_if_session_gone(file, files)
             };
             if let Err(error) = tidied {
                 // Harmless: gc removes unused lock files.
@@ -51,14 +53,6 @@ impl HeldLock for FileLock {
             file.unlock().map_err(|e| files.error("unlock", e))
         })
         .await
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
-        self
     }
 }
 

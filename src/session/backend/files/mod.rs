@@ -17,14 +17,17 @@ use std::fs::{self, DirBuilder, File};
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::session::backend::backoff::Backoff;
+use crate::session::backend::lock::WritesThroughStore;
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, SessionHandler, SessionLock, SessionPage, Stored,
-    read_without_lock,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, SessionAdmin, SessionHandler, SessionLock,
+    SessionPage, Stored, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::{SessionId, SessionIdFormat};
@@ -42,10 +45,6 @@ use paths::SessionFiles;
 
 /// The backend name in logs and errors.
 pub(super) const BACKEND: &str = "files";
-/// The first pause between lock attempts; doubled after each busy attempt.
-const FIRST_LOCK_BACKOFF: Duration = Duration::from_millis(1);
-/// The longest pause between lock attempts, so a freed lock is noticed soon.
-const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Session storage in one directory of files.
 #[derive(Debug)]
@@ -203,25 +202,14 @@ impl FileSessionHandler {
     }
 }
 
-#[async_trait]
-impl SessionHandler for FileSessionHandler {
-    fn name(&self) -> &'static str {
-        BACKEND
-    }
-
-    fn lock_wait(&self) -> Duration {
-        self.lock_wait
-    }
-
-    async fn lock_within(
-        &self,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<SessionLock, SessionError> {
+impl FileSessionHandler {
+    /// Takes the flock of session `id`, waiting at most `wait` while
+    /// another holder has it (one try even when `wait` is zero).
+    async fn take_lock(&self, id: &SessionId, wait: Duration) -> Result<FileLock, SessionError> {
         let files = self.files(id);
         let started = tokio::time::Instant::now();
         let deadline = started + wait;
-        let mut backoff = FIRST_LOCK_BACKOFF;
+        let mut backoff = Backoff::new();
         // Kept open between attempts so a wait costs one try_lock per round,
         // not an open as well.
         let mut opened: Option<File> = None;
@@ -240,7 +228,7 @@ impl SessionHandler for FileSessionHandler {
             .await?;
             match attempt {
                 Attempt::Acquired(file) => {
-                    return Ok(SessionLock::held(Box::new(FileLock { file, files })));
+                    return Ok(FileLock { file, files });
                 }
                 Attempt::Busy(file) => opened = file,
             }
@@ -254,8 +242,46 @@ impl SessionHandler for FileSessionHandler {
             // try_lock in a loop rather than the blocking File::lock: a
             // blocked flock would hold a blocking-pool thread and could not
             // be bounded or cancelled.
-            tokio::time::sleep(backoff.min(deadline - now)).await;
-            backoff = (backoff * 2).min(MAX_LOCK_BACKOFF);
+            backoff.sleep(deadline - now).await;
+        }
+    }
+}
+
+#[async_trait]
+impl SessionHandler for FileSessionHandler {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    /// Always: flock, or with PHP's locking the session file's own.
+    fn uses_locking(&self) -> bool {
+        true
+    }
+
+    fn lock_wait(&self) -> Duration {
+        self.lock_wait
+    }
+
+    /// A flock ends with its holder's process.
+    fn lock_expiry(&self) -> Option<Duration> {
+        None
+    }
+
+    /// flock on the session's lock file (`take_lock`),
+    /// then the read.
+    async fn lock_and_read(
+        self: Arc<Self>,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        let lock = self.take_lock(id, wait).await?;
+        let lock = WritesThroughStore::guard(self.clone(), lock);
+        match self.read(id).await {
+            Ok(stored) => Ok((lock, stored)),
+            Err(error) => {
+                let _ = lock.release().await;
+                Err(error)
+            }
         }
     }
 
@@ -293,13 +319,14 @@ impl SessionHandler for FileSessionHandler {
     /// (`save_path_lock = session_file`) the file is rewritten in place, so the read
     /// takes the lock, as PHP's does.
     async fn read_for_read_only(
-        &self,
+        self: Arc<Self>,
         id: &SessionId,
     ) -> Result<(SessionLock, Stored), SessionError> {
         if self.files(id).in_place {
-            self.lock_and_read(id).await
+            let wait = self.lock_wait;
+            self.lock_and_read(id, wait).await
         } else {
-            read_without_lock(self, id).await
+            read_without_lock(&*self, id).await
         }
     }
 
@@ -342,6 +369,45 @@ impl SessionHandler for FileSessionHandler {
         .await
     }
 
+    /// Counts removed sessions only; stale temp files and unused lock files
+    /// are swept too but are housekeeping, not sessions.
+    async fn gc(&self) -> Result<u64, SessionError> {
+        let dir = self.dir.clone();
+        let ttl = self.ttl;
+        let id_format = self.id_format;
+        let depth = self.depth;
+        blocking("gc", move || {
+            let mut removed = 0;
+            for leaf in session_directories(&dir, depth) {
+                removed += collect_garbage(&leaf, ttl, id_format)?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), SessionError> {
+        let dir = self.dir.clone();
+        blocking("ping", move || {
+            let failed = |error: io::Error| SessionError::Backend {
+                backend: BACKEND,
+                operation: "ping",
+                message: format!("{}: {error}", dir.display()),
+            };
+            if !fs::metadata(&dir).map_err(failed)?.is_dir() {
+                return Err(failed(io::Error::new(
+                    ErrorKind::NotADirectory,
+                    "not a directory",
+                )));
+            }
+            probe_writable(&dir).map_err(failed)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionAdmin for FileSessionHandler {
     async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
         let files = self.files(id);
         let ttl = self.ttl;
@@ -356,23 +422,6 @@ impl SessionHandler for FileSessionHandler {
                 Err(error) if refusal(&error).is_some() => Ok(false),
                 Err(error) => Err(files.error("exists", error)),
             }
-        })
-        .await
-    }
-
-    /// Counts removed sessions only; stale temp files and unused lock files
-    /// are swept too but are housekeeping, not sessions.
-    async fn gc(&self) -> Result<u64, SessionError> {
-        let dir = self.dir.clone();
-        let ttl = self.ttl;
-        let id_format = self.id_format;
-        let depth = self.depth;
-        blocking("gc", move || {
-            let mut removed = 0;
-            for leaf in session_directories(&dir, depth) {
-                removed += collect_garbage(&leaf, ttl, id_format)?;
-            }
-            Ok(removed)
         })
         .await
     }
@@ -398,25 +447,6 @@ impl SessionHandler for FileSessionHandler {
         let depth = self.depth;
         blocking("list", move || {
             listing::list_page(&dir, depth, ttl, cursor.as_deref())
-        })
-        .await
-    }
-
-    async fn ping(&self) -> Result<(), SessionError> {
-        let dir = self.dir.clone();
-        blocking("ping", move || {
-            let failed = |error: io::Error| SessionError::Backend {
-                backend: BACKEND,
-                operation: "ping",
-                message: format!("{}: {error}", dir.display()),
-            };
-            if !fs::metadata(&dir).map_err(failed)?.is_dir() {
-                return Err(failed(io::Error::new(
-                    ErrorKind::NotADirectory,
-                    "not a directory",
-                )));
-            }
-            probe_writable(&dir).map_err(failed)
         })
         .await
     }
@@ -451,6 +481,7 @@ mod tests {
     use super::gc::*;
     use super::*;
     use crate::session::SessionIdFormat;
+    use crate::session::backend::BackendShorthands;
 
     const TTL: Duration = Duration::from_secs(60);
 
@@ -496,7 +527,7 @@ mod tests {
     #[tokio::test]
     async fn a_written_session_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let sessions = handler(dir.path());
+        let sessions = Arc::new(handler(dir.path()));
         let id = new_id();
         sessions
             .write(&id, Bytes::from_static(b"{\"user\":42}"))
@@ -519,7 +550,7 @@ mod tests {
     async fn a_new_save_path_is_private_and_so_are_its_files() {
         let root = tempfile::tempdir().unwrap();
         let save_path = root.path().join("var/lib/nene/sessions");
-        let sessions = handler(&save_path);
+        let sessions = Arc::new(handler(&save_path));
         assert_eq!(mode(&save_path), 0o700);
         assert_eq!(mode(&root.path().join("var")), 0o700);
         let id = new_id();
@@ -573,7 +604,7 @@ mod tests {
     async fn files_that_nene_did_not_make_are_no_session() {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        let sessions = handler(dir.path());
+        let sessions = Arc::new(handler(dir.path()));
         let target = outside.path().join("outside.json");
         fs::write(&target, br#"{"user":"admin"}"#).unwrap();
         let before = fs::metadata(&target).unwrap().modified().unwrap();
@@ -619,7 +650,7 @@ mod tests {
     async fn a_planted_lock_symlink_is_an_error_and_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        let sessions = handler(dir.path()).with_lock_wait(Duration::from_millis(100));
+        let sessions = Arc::new(handler(dir.path()).with_lock_wait(Duration::from_millis(100)));
         let id = new_id();
         let target = outside.path().join("created-by-nene");
         std::os::unix::fs::symlink(&target, lock_path(dir.path(), &id)).unwrap();
@@ -703,7 +734,7 @@ mod tests {
     #[tokio::test]
     async fn an_expired_session_is_gone_before_gc_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let sessions = handler(dir.path());
+        let sessions = Arc::new(handler(dir.path()));
         let id = new_id();
         sessions
             .write(&id, Bytes::from_static(b"old"))
@@ -720,7 +751,7 @@ mod tests {
     #[tokio::test]
     async fn touch_restarts_the_expiry_without_rewriting() {
         let dir = tempfile::tempdir().unwrap();
-        let sessions = handler(dir.path());
+        let sessions = Arc::new(handler(dir.path()));
         let id = new_id();
         let path = session_path(dir.path(), &id);
         sessions
@@ -743,7 +774,7 @@ mod tests {
     #[tokio::test]
     async fn destroy_removes_the_session_and_its_lock_file() {
         let dir = tempfile::tempdir().unwrap();
-        let sessions = handler(dir.path());
+        let sessions = Arc::new(handler(dir.path()));
         let id = new_id();
         sessions
             .write(&id, Bytes::from_static(b"bye"))
@@ -786,7 +817,7 @@ mod tests {
     async fn gc_removes_only_what_expired_and_nobody_uses() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
-        let sessions = handler(path);
+        let sessions = Arc::new(handler(path));
         let old = TTL + Duration::from_secs(1);
 
         let fresh = new_id();
@@ -858,8 +889,8 @@ mod tests {
         let id = new_id();
         // Another nene instance on the same save_path, and another process's
         // plain flock: both must keep this handler out.
-        let other_instance = handler(dir.path());
-        let sessions = handler(dir.path()).with_lock_wait(Duration::from_millis(200));
+        let other_instance = Arc::new(handler(dir.path()));
+        let sessions = Arc::new(handler(dir.path()).with_lock_wait(Duration::from_millis(200)));
 
         let held = other_instance.lock(&id).await.unwrap();
         let started = Instant::now();
@@ -894,7 +925,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_keeps_the_old_session_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
-        let sessions = handler(dir.path());
+        let sessions = Arc::new(handler(dir.path()));
         let id = new_id();
         sessions
             .write(&id, Bytes::from_static(b"old"))
@@ -975,7 +1006,7 @@ mod tests {
     async fn ping_notices_a_vanished_directory() {
         let root = tempfile::tempdir().unwrap();
         let save_path = root.path().join("sessions");
-        let sessions = handler(&save_path);
+        let sessions = Arc::new(handler(&save_path));
         sessions.ping().await.unwrap();
         fs::remove_dir(&save_path).unwrap();
         let error = sessions.ping().await.unwrap_err();
@@ -988,7 +1019,7 @@ mod tests {
     #[tokio::test]
     async fn with_phps_nested_layout_sessions_live_in_subdirectories_and_gc_finds_them() {
         let dir = tempfile::tempdir().unwrap();
-        let sessions = handler(dir.path()).with_depth(2);
+        let sessions = Arc::new(handler(dir.path()).with_depth(2));
         let id = new_id();
         sessions.write(&id, Bytes::from_static(b"x")).await.unwrap();
         let id_text = id.as_str();

@@ -59,8 +59,4 @@ impl TokenLock for MemcachedLock {
     fn expires_at(&self) -> Instant {
         self.expires_at
     }
-
-    fn token(&self) -> &str {
-        &self.token
-    }
 }

@@ -35,14 +35,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rand::RngExt;
 use tokio::time::Instant;
 
+use crate::session::backend::backoff::Backoff;
 use crate::session::backend::dsn::SessionDsn;
+use crate::session::backend::lock::WritesThroughStore;
 use crate::session::backend::token_lock::new_token;
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, SessionHandler,
-    SessionLock, SessionPage, Stored, Unreadable, read_without_lock,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, SessionAdmin,
+    SessionHandler, SessionLock, SessionPage, Stored, Unreadable, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -60,12 +61,6 @@ pub(super) const BACKEND: &str = "memcached";
 /// memcached reads an exptime over 30 days as a unix time, not a number
 /// of seconds from now.
 const RELATIVE_EXPTIME_MAX: u64 = 30 * 24 * 60 * 60;
-
-/// First pause between attempts to take a busy lock; it doubles up to
-/// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
-/// quick request.
-const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
-const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
 
 /// How often, and how far apart, a listing asks again while another key
 /// dump keeps memcached's crawler busy: 100 × 50 ms, five seconds, enough
@@ -202,15 +197,13 @@ impl MemcachedSessionHandler {
 }
 
 impl MemcachedSessionHandler {
-    /// The lock loop behind `lock_within` and `lock_and_read_within`: takes
-    /// the lock of session `id` (none with `lock=off`), trying until `wait`
-    /// is over, and, when `read` is asked and the
+    /// The lock loop behind `lock_and_read`: takes the lock of session `id`
+    /// (none with `lock=off`), trying until `wait` is over, and, when the
     /// lock and the session share a server, reads the session in the same
     /// round trip; `None` when the caller must still read.
     async fn acquire(
-        &self,
+        self: &Arc<Self>,
         id: &SessionId,
-        read: bool,
         wait: Duration,
     ) -> Result<(SessionLock, Option<Stored>), SessionError> {
         let Some(settings) = self.lock else {
@@ -218,7 +211,7 @@ impl MemcachedSessionHandler {
         };
         let (server, lock_key) = self.lock_key(id);
         let (session_server, key) = self.session_key(id);
-        let read_along = read && Arc::ptr_eq(server, session_server);
+        let read_along = Arc::ptr_eq(server, session_server);
         let started = Instant::now();
         let held = MemcachedLock {
             server: server.clone(),
@@ -226,7 +219,7 @@ impl MemcachedSessionHandler {
             token: new_token(),
             expires_at: started + settings.ttl,
         };
-        let mut pause = LOCK_RETRY_FIRST;
+        let mut backoff = Backoff::new();
         loop {
             let command = if read_along {
                 Command::LockAndRead {
@@ -252,13 +245,15 @@ impl MemcachedSessionHandler {
                 Err(error) => Err(error),
             };
             match outcome {
-                Ok(Some(stored)) => return Ok((SessionLock::held(Box::new(held)), stored)),
+                Ok(Some(stored)) => {
+                    return Ok((WritesThroughStore::guard(self.clone(), held), stored));
+                }
                 Ok(None) => {}
                 Err(error) => {
                     // The add may have been stored all the same (a timeout
                     // after memcached got it): do not leave a lock nobody
                     // knows they hold.
-                    drop(SessionLock::held(Box::new(held)));
+                    drop(WritesThroughStore::guard(self.clone(), held));
                     return Err(error);
                 }
             }
@@ -269,9 +264,7 @@ impl MemcachedSessionHandler {
                     waited,
                 });
             }
-            let jittered = rand::rng().random_range(pause / 2..=pause);
-            tokio::time::sleep(jittered.min(wait - waited)).await;
-            pause = (pause * 2).min(LOCK_RETRY_MAX);
+            backoff.sleep(wait - waited).await;
         }
     }
 
@@ -307,24 +300,16 @@ impl SessionHandler for MemcachedSessionHandler {
         BACKEND
     }
 
-    async fn lock_within(
-        &self,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<SessionLock, SessionError> {
-        Ok(self.acquire(id, false, wait).await?.0)
-    }
-
     /// One round trip when the lock and the session live on the same
     /// server (always, with one server): the `add` and the read go out
-    /// together. While another request holds the lock, it is retried as in
-    /// `lock`.
-    async fn lock_and_read_within(
-        &self,
+    /// together. While another request holds the lock, it is tried again
+    /// (see `acquire`).
+    async fn lock_and_read(
+        self: Arc<Self>,
         id: &SessionId,
         wait: Duration,
     ) -> Result<(SessionLock, Stored), SessionError> {
-        let (lock, stored) = self.acquire(id, true, wait).await?;
+        let (lock, stored) = self.acquire(id, wait).await?;
         let stored = match stored {
             Some(stored) => stored,
             None => match self.read(id).await {
@@ -340,10 +325,10 @@ impl SessionHandler for MemcachedSessionHandler {
 
     /// memcached replaces a value whole: the read needs no lock.
     async fn read_for_read_only(
-        &self,
+        self: Arc<Self>,
         id: &SessionId,
     ) -> Result<(SessionLock, Stored), SessionError> {
-        read_without_lock(self, id).await
+        read_without_lock(&*self, id).await
     }
 
     /// `mg key s v`: a value over `session.max_size` is reported by its
@@ -387,19 +372,6 @@ impl SessionHandler for MemcachedSessionHandler {
         }
     }
 
-    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
-        let (server, key) = self.session_key(id);
-        let command = Command::Probe {
-            key: &key,
-            exptime: None,
-        };
-        match self.call(server, "exists", command).await? {
-            Reply::Done => Ok(true),
-            Reply::NotDone => Ok(false),
-            other => Err(unexpected("exists", &other)),
-        }
-    }
-
     /// memcached expires sessions itself.
     async fn gc(&self) -> Result<u64, SessionError> {
         Ok(0)
@@ -411,6 +383,36 @@ impl SessionHandler for MemcachedSessionHandler {
             self.call(server, "ping", Command::NoOp).await?;
         }
         Ok(())
+    }
+
+    fn uses_locking(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    fn lock_wait(&self) -> Duration {
+        self.lock
+            .map(|settings| settings.wait)
+            .unwrap_or(DEFAULT_LOCK_WAIT)
+    }
+
+    fn lock_expiry(&self) -> Option<Duration> {
+        self.lock.map(|settings| settings.ttl)
+    }
+}
+
+#[async_trait]
+impl SessionAdmin for MemcachedSessionHandler {
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+        let (server, key) = self.session_key(id);
+        let command = Command::Probe {
+            key: &key,
+            exptime: None,
+        };
+        match self.call(server, "exists", command).await? {
+            Reply::Done => Ok(true),
+            Reply::NotDone => Ok(false),
+            other => Err(unexpected("exists", &other)),
+        }
     }
 
     async fn write_with_lifetime(
@@ -492,20 +494,6 @@ impl SessionHandler for MemcachedSessionHandler {
             })
             .collect();
         Ok(SessionPage { sessions, next })
-    }
-
-    fn uses_locking(&self) -> bool {
-        self.lock.is_some()
-    }
-
-    fn lock_wait(&self) -> Duration {
-        self.lock
-            .map(|settings| settings.wait)
-            .unwrap_or(DEFAULT_LOCK_WAIT)
-    }
-
-    fn lock_expiry(&self) -> Option<Duration> {
-        self.lock.map(|settings| settings.ttl)
     }
 }
 

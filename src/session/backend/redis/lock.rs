@@ -3,17 +3,28 @@
 //! release, or hands the lock to a waiting instance), retried in the
 //! background (token_lock.rs). A lock handed on comes under a short claim,
 //! which its new holder's next lock try turns into a full `lock_ttl`.
+//!
+//! What a holder writes is fenced by the token: the request's last save
+//! goes inside the release script, and a write chain's writes are
+//! `CHECKED_SAVE_SCRIPT`, so nothing is stored once the lock has moved on
+//! (docs/decisions/0020).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::session::backend::lock::Release;
 use crate::session::backend::token_lock::TokenLock;
+use crate::session::backend::{HeldLock, SessionHandler, SessionLock};
 use crate::session::error::SessionError;
+use crate::session::id::SessionId;
 
-use super::connection::{Request, SharedConnection};
+use super::RedisSessionHandler;
+use super::connection::Request;
 use super::scripts::RELEASE;
 
 /// How long a lock handed to a waiter of another instance stays taken
@@ -26,9 +37,9 @@ const HAND_OFF_CLAIM: Duration = Duration::from_secs(2);
 
 /// A held session lock: the key and the token only its holder knows.
 pub(super) struct RedisLock {
-    /// The connection, kept so the lock can be released from a background
-    /// task after its request was cancelled.
-    pub(super) redis: Arc<SharedConnection>,
+    /// The backend that took it: its connections carry the writes and the
+    /// release, also from a background task after the request was cancelled.
+    pub(super) store: Arc<RedisSessionHandler>,
     /// `{prefix}{id}.lock`.
     pub(super) key: String,
     /// `{prefix}{id}.lock.waiters`: requests of other instances waiting
@@ -41,7 +52,7 @@ pub(super) struct RedisLock {
     pub(super) ttl_ms: u64,
     /// The token may be among the lock's waiters (it registered and did
     /// not get the lock): the release also withdraws it.
-    pub(super) registered: bool,
+    pub(super) registered: AtomicBool,
     /// Random, so that releasing can tell this holder's lock from a later one's.
     pub(super) token: String,
     /// The prefix of the channel the release is published on for waiters
@@ -88,7 +99,11 @@ impl RedisLock {
             .arg(&self.token)
             .arg(&*self.channel_prefix)
             .arg(claim_ms(self.ttl_ms))
-            .arg(if self.registered { "1" } else { "0" });
+            .arg(if self.registered.load(Ordering::Relaxed) {
+                "1"
+            } else {
+                "0"
+            });
         match save {
             SaveFirst::Nothing => pipeline.arg(""),
             SaveFirst::Touch { ttl_secs } => pipeline.arg("touch").arg(ttl_secs),
@@ -102,7 +117,8 @@ impl TokenLock for RedisLock {
     async fn release_once(&self) -> Result<(), SessionError> {
         let mut release = redis::pipe();
         self.add_release(&mut release, SaveFirst::Nothing);
-        self.redis
+        self.store
+            .redis
             .run::<Vec<i64>>("unlock", Request::WithScript(&release, &RELEASE))
             .await
             .map(drop)
@@ -111,8 +127,97 @@ impl TokenLock for RedisLock {
     fn expires_at(&self) -> Instant {
         self.expires_at
     }
+}
 
-    fn token(&self) -> &str {
-        &self.token
+#[async_trait]
+impl HeldLock for RedisLock {
+    /// The locked session's own writes are fenced (`CHECKED_SAVE_SCRIPT`):
+    /// stored only while the lock still holds this token, so a write that
+    /// arrives late (after a dropped or slow connection, behind the chain's
+    /// last write on another connection) never lands on newer data. A write
+    /// under the id a regenerate made is plain: that id has no lock, and in
+    /// a cluster it lives in another slot than this lock.
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        if self.store.key(id) != self.session_key {
+            return self.store.write(id, data).await;
+        }
+        self.store
+            .checked_save(id, Some(&data), &self.token, false, true)
+            .await
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.store.destroy(id).await
+    }
+
+    /// One round trip: the `SET … EX` (or `EXPIRE`) goes inside the
+    /// release script, stored only while the lock still holds this token.
+    /// If the connection drops under it, `CHECKED_SAVE_SCRIPT` (scripts.rs)
+    /// is the retry.
+    async fn save_and_release(
+        self: Arc<Self>,
+        id: &SessionId,
+        data: Option<Bytes>,
+    ) -> Result<(), SessionError> {
+        let store = &self.store;
+        if store.key(id) != self.session_key {
+            // Not this lock's session (never asked of the runtime, which
+            // writes a new id with `write`): plain, then released.
+            let saved = match data {
+                Some(data) => store.write(id, data).await,
+                None => store.touch(id).await,
+            };
+            drop(SessionLock::held(self));
+            return saved;
+        }
+        let save = match &data {
+            Some(data) => SaveFirst::Set {
+                ttl_secs: store.ttl_secs,
+                data: data.as_ref(),
+            },
+            None => SaveFirst::Touch {
+                ttl_secs: store.ttl_secs,
+            },
+        };
+        let mut pipeline = redis::pipe();
+        self.add_release(&mut pipeline, save);
+        store.add_wait(&mut pipeline);
+        let saved = match store
+            .run_writes(id, "write", &pipeline, Some(&RELEASE), false)
+            .await
+        {
+            // 0: the lock was not ours any more; nothing was stored. A
+            // touch lost nothing (the session is the new holder's now, and
+            // this request changed nothing of it).
+            Ok(replies) if replies.first() == Some(&0) && data.is_some() => {
+                Err(store.lock_lost(id))
+            }
+            Ok(_) => Ok(()),
+            Err(failure) if failure.dropped => {
+                store
+                    .checked_save(id, data.as_ref(), &self.token, true, false)
+                    .await
+            }
+            Err(failure) => Err(failure.error),
+        };
+        if saved.is_err() {
+            // The pipeline may not have reached Redis: release on its own,
+            // in the background (best effort; the lock TTL is the backstop).
+            drop(SessionLock::held(self));
+        }
+        saved
+    }
+
+    async fn release(self: Arc<Self>) -> Result<(), SessionError> {
+        Release::release(self).await
+    }
+
+    /// Chain writes are fenced, so the order two of them arrive in cannot
+    /// lose a change. Not in a cluster yet: there a write a node redirected
+    /// (`MOVED`, `ASK`) is sent again through the cluster connection
+    /// (cluster_route.rs), a path the fault tests do not cover; until they
+    /// do, a cluster keeps one chain write at a time.
+    fn sends_last_write_behind(&self) -> bool {
+        !self.store.hash_tag
     }
 }

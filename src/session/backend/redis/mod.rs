@@ -27,21 +27,21 @@
 //! the lock is still taken, so the request goes on with an empty session.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rand::RngExt;
 use redis::Value;
 use tokio::time::Instant;
 
+use crate::session::backend::backoff::Backoff;
 use crate::session::backend::dsn::{RedisAddress, SessionDsn};
 use crate::session::backend::token_lock::new_token;
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, HeldLock, SessionHandler, SessionLock,
-    SessionPage, Stored, read_without_lock, save_then_release,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, SessionAdmin, SessionHandler, SessionLock,
+    SessionPage, Stored, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -57,9 +57,9 @@ mod scripts;
 mod sentinel;
 
 use connection::{Request, SharedConnection, max_reply_for, node_for};
-use lock::{RedisLock, SaveFirst};
+use lock::RedisLock;
 use release_notices::{ReleaseNotices, channel_of};
-use scripts::{CHECKED_SAVE, LOCK_AND_READ, RELEASE, parse_lock_and_read};
+use scripts::{CHECKED_SAVE, LOCK_AND_READ, parse_lock_and_read};
 
 pub(super) const BACKEND: &str = "redis";
 
@@ -76,11 +76,6 @@ fn waiters_key(lock_key: &str) -> String {
     format!("{lock_key}.waiters")
 }
 
-/// First pause between attempts to take a busy lock; it doubles up to
-/// [`LOCK_RETRY_MAX`]. Short at first because most locks are held for one
-/// quick request.
-const LOCK_RETRY_FIRST: Duration = Duration::from_millis(1);
-const LOCK_RETRY_MAX: Duration = Duration::from_millis(50);
 /// The longest pause between tries while a release notice is awaited: the
 /// notice normally ends the wait; this only bounds how late a waiter notices
 /// a lock that expired or was released without a notice.
@@ -327,34 +322,28 @@ impl RedisSessionHandler {
         ))
     }
 
-    /// The lock loop behind [`SessionHandler::lock_within`] and
-    /// [`SessionHandler::lock_and_read_within`]: tries until `wait` is over.
+    /// The lock loop behind [`SessionHandler::lock_and_read`]: tries until
+    /// `wait` is over.
     async fn acquire(
-        &self,
+        self: &Arc<Self>,
         id: &SessionId,
-        read: bool,
         wait: Duration,
     ) -> Result<(SessionLock, Stored), SessionError> {
         let Some(settings) = self.lock else {
-            let stored = if read {
-                self.read(id).await?
-            } else {
-                Stored::Missing
-            };
-            return Ok((SessionLock::none(), stored));
+            return Ok((SessionLock::none(), self.read(id).await?));
         };
         let lock_key = self.lock_key(id);
-        let held = RedisLock {
-            redis: self.redis.clone(),
+        let held = Arc::new(RedisLock {
+            store: self.clone(),
             waiters_key: waiters_key(&lock_key),
             session_key: self.key(id),
             key: lock_key,
             token: new_token(),
             channel_prefix: self.channel_prefix.clone(),
             ttl_ms: u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX),
-            registered: false,
+            registered: AtomicBool::new(false),
             expires_at: Instant::now() + settings.ttl,
-        };
+        });
         // `LOCK_AND_READ_SCRIPT` (scripts.rs); with `register`, a busy lock
         // makes this request a waiter the holder hands the lock to directly.
         let keys = [
@@ -372,7 +361,7 @@ impl RedisSessionHandler {
                 .arg(&token)
                 .arg(ttl_ms)
                 .arg(self.max_size)
-                .arg(if read { "1" } else { "0" })
+                .arg("1")
                 .arg(register.map_or(String::new(), |left| {
                     // At least 1 ms: 0 would be a waiter given up already.
                     left.as_millis().max(1).to_string()
@@ -384,11 +373,11 @@ impl RedisSessionHandler {
         // From here the lock is released (and this request withdrawn from
         // the waiters) in the background if the request ends without it:
         // a try may have taken it unseen, or a holder may hand it over.
-        let mut lock = SessionLock::held(Box::new(held));
+        let lock = SessionLock::held(held.clone());
         let mut registered = false;
 
         let started = Instant::now();
-        let mut pause = LOCK_RETRY_FIRST;
+        let mut backoff = Backoff::new();
         // A session contended lately has its channel subscribed already:
         // each try below is then armed to hear a release that comes while
         // it is on its way.
@@ -403,10 +392,7 @@ impl RedisSessionHandler {
             if register.is_some() && !registered {
                 // From now on its release also withdraws it from the waiters.
                 registered = true;
-                if let Some(mut held) = lock.take_as::<RedisLock>() {
-                    held.registered = true;
-                    lock = SessionLock::held(held);
-                }
+                held.registered.store(true, Ordering::Relaxed);
             }
             let reply = self
                 .redis
@@ -418,7 +404,7 @@ impl RedisSessionHandler {
                 Err(failure) => {
                     if !failure.may_have_applied && !registered {
                         // Nothing to release: the lock was never ours.
-                        let _ = lock.take_as::<RedisLock>();
+                        lock.disarm();
                     }
                     return Err(failure.error);
                 }
@@ -443,7 +429,8 @@ impl RedisSessionHandler {
             let waited = started.elapsed();
             if waited >= wait {
                 if !registered {
-                    let _ = lock.take_as::<RedisLock>();
+                    // No try took it, and no holder can hand it over.
+                    lock.disarm();
                 }
                 return Err(SessionError::LockTimeout {
                     id_tag: id.log_tag(),
@@ -459,11 +446,7 @@ impl RedisSessionHandler {
                     // next try takes it (it holds this request's token
                     // then, and the try gives it the full TTL).
                 }
-                None => {
-                    let jittered = rand::rng().random_range(pause / 2..=pause);
-                    tokio::time::sleep(jittered.min(remaining)).await;
-                    pause = (pause * 2).min(LOCK_RETRY_MAX);
-                }
+                None => backoff.sleep(remaining).await,
             }
         }
     }
@@ -472,8 +455,8 @@ impl RedisSessionHandler {
 impl RedisSessionHandler {
     /// `CHECKED_SAVE_SCRIPT` (scripts.rs): stores `data` (or touches, for
     /// `None`), and unlocks with `unlock`, only while the lock holds
-    /// `token`. The writes of a write chain ([`SessionHandler::write_holding`]),
-    /// and the retry of [`SessionHandler::save_and_unlock`] after a dropped
+    /// `token`. The writes of a write chain (`HeldLock::write`), and the
+    /// retry of a request's save (`HeldLock::save_and_release`) after a dropped
     /// connection. With `retry`, sent once more on a new connection if the
     /// first one dropped under it (the script is safe to repeat).
     async fn checked_save(
@@ -560,23 +543,15 @@ impl SessionHandler for RedisSessionHandler {
         BACKEND
     }
 
-    async fn lock_within(
-        &self,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<SessionLock, SessionError> {
-        Ok(self.acquire(id, false, wait).await?.0)
-    }
-
-    /// One round trip: `LOCK_AND_READ_SCRIPT` (scripts.rs) takes the lock and reads.
-    /// While another request holds the lock, it is retried as in `lock`.
-    /// With `lock=off` this is a plain read.
-    async fn lock_and_read_within(
-        &self,
+    /// One round trip: `LOCK_AND_READ_SCRIPT` (scripts.rs) takes the lock
+    /// and reads; while another request holds the lock, it is tried again
+    /// (see `acquire`). With `lock=off` this is a plain read.
+    async fn lock_and_read(
+        self: Arc<Self>,
         id: &SessionId,
         wait: Duration,
     ) -> Result<(SessionLock, Stored), SessionError> {
-        self.acquire(id, true, wait).await
+        self.acquire(id, wait).await
     }
 
     /// `LOCK_AND_READ_SCRIPT` (scripts.rs) without the lock: only a string within
@@ -606,10 +581,10 @@ impl SessionHandler for RedisSessionHandler {
 
     /// A Redis value is replaced whole, so the read needs no lock.
     async fn read_for_read_only(
-        &self,
+        self: Arc<Self>,
         id: &SessionId,
     ) -> Result<(SessionLock, Stored), SessionError> {
-        read_without_lock(self, id).await
+        read_without_lock(&*self, id).await
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
@@ -618,53 +593,6 @@ impl SessionHandler for RedisSessionHandler {
             .await
             .map(drop)
             .map_err(|failure| failure.error)
-    }
-
-    /// A fenced write (`CHECKED_SAVE_SCRIPT`, scripts.rs): stored only
-    /// while the lock still holds the chain's token, so a write that
-    /// arrives late (after a dropped or slow connection, behind the chain's
-    /// last write on another connection) never lands on newer data.
-    async fn write_holding(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        token: &str,
-    ) -> Result<(), SessionError> {
-        self.checked_save(id, Some(&data), token, false, true).await
-    }
-
-    /// Chain writes are fenced (`write_holding`), so the order two of them
-    /// arrive in cannot lose a change. Not in a cluster yet: there a write
-    /// a node redirected (`MOVED`, `ASK`) is sent again through the cluster
-    /// connection (cluster_route.rs), a path the fault tests do not cover;
-    /// until they do, a cluster keeps one chain write at a time.
-    fn sends_last_write_behind(&self) -> bool {
-        !self.hash_tag
-    }
-
-    async fn write_with_lifetime(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        lifetime: Duration,
-    ) -> Result<(), SessionError> {
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("SET")
-            .arg(self.key(id))
-            .arg(data.as_ref())
-            .arg("PX")
-            .arg(u64::try_from(lifetime.as_millis().max(1)).unwrap_or(u64::MAX))
-            .ignore();
-        self.add_wait(&mut pipeline);
-        self.run_writes(id, "write", &pipeline, None, true)
-            .await
-            .map(drop)
-            .map_err(|failure| failure.error)
-    }
-
-    async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
-        self.list_page(cursor).await
     }
 
     async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
@@ -677,57 +605,6 @@ impl SessionHandler for RedisSessionHandler {
             .map(drop)
     }
 
-    /// One round trip: the `SET … EX` (or `EXPIRE`) and the lock's
-    /// compare-and-delete go out as one pipeline. If the connection drops
-    /// under it, `CHECKED_SAVE_SCRIPT` (scripts.rs) is the retry.
-    async fn save_and_unlock(
-        &self,
-        id: &SessionId,
-        data: Option<Bytes>,
-        mut lock: SessionLock,
-    ) -> Result<(), SessionError> {
-        let Some(held) = lock.take_as::<RedisLock>() else {
-            // No Redis lock (locking off): nothing to fold into the write.
-            return save_then_release(self, id, data, lock).await;
-        };
-        // The save is fenced: it happens inside the release script, only
-        // while the lock still holds this request's token.
-        let save = match &data {
-            Some(data) => SaveFirst::Set {
-                ttl_secs: self.ttl_secs,
-                data: data.as_ref(),
-            },
-            None => SaveFirst::Touch {
-                ttl_secs: self.ttl_secs,
-            },
-        };
-        let mut pipeline = redis::pipe();
-        held.add_release(&mut pipeline, save);
-        self.add_wait(&mut pipeline);
-        let saved = match self
-            .run_writes(id, "write", &pipeline, Some(&RELEASE), false)
-            .await
-        {
-            // 0: the lock was not ours any more; nothing was stored. A
-            // touch lost nothing (the session is the new holder's now, and
-            // this request changed nothing of it).
-            Ok(replies) if replies.first() == Some(&0) && data.is_some() => Err(self.lock_lost(id)),
-            Ok(_) => Ok(()),
-            Err(failure) if failure.dropped => {
-                self.checked_save(id, data.as_ref(), &held.token, true, false)
-                    .await
-            }
-            Err(failure) => Err(failure.error),
-        };
-        if saved.is_err() {
-            // The pipeline may not have reached Redis: release on its own,
-            // in the background (best effort; the lock TTL is the backstop).
-            let held: Box<dyn HeldLock> = held;
-            drop(SessionLock::held(held));
-        }
-        saved
-    }
-
     async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
         // Waited for like a write: a logout a failover undid would be worse
         // than a lost change.
@@ -738,13 +615,6 @@ impl SessionHandler for RedisSessionHandler {
             .await
             .map(drop)
             .map_err(|failure| failure.error)
-    }
-
-    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
-        let mut exists = redis::cmd("EXISTS");
-        exists.arg(self.key(id));
-        let count: i64 = self.redis.run("exists", Request::Command(&exists)).await?;
-        Ok(count > 0)
     }
 
     /// Redis expires sessions itself.
@@ -771,5 +641,40 @@ impl SessionHandler for RedisSessionHandler {
             .run::<String>("ping", Request::Command(&redis::cmd("PING")))
             .await
             .map(drop)
+    }
+}
+
+#[async_trait]
+impl SessionAdmin for RedisSessionHandler {
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(self.key(id));
+        let count: i64 = self.redis.run("exists", Request::Command(&exists)).await?;
+        Ok(count > 0)
+    }
+
+    async fn write_with_lifetime(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        lifetime: Duration,
+    ) -> Result<(), SessionError> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("SET")
+            .arg(self.key(id))
+            .arg(data.as_ref())
+            .arg("PX")
+            .arg(u64::try_from(lifetime.as_millis().max(1)).unwrap_or(u64::MAX))
+            .ignore();
+        self.add_wait(&mut pipeline);
+        self.run_writes(id, "write", &pipeline, None, true)
+            .await
+            .map(drop)
+            .map_err(|failure| failure.error)
+    }
+
+    async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
+        self.list_page(cursor).await
     }
 }

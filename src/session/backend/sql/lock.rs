@@ -16,15 +16,11 @@
 //!   every session's locked requests take turns on one database file. The
 //!   session's writes join that transaction and commit with the release.
 //!
-//! Writes, touches and destroys of a locked session, and any made by the
-//! task (the request) that holds a lock, go over the lock's connection
-//! (see [`Registry`]): on SQLite any other connection would wait for the
-//! lock's own transaction, so a request that regenerates its id (writes
-//! the new id, destroys the old one while holding the old one's lock)
-//! would wait for itself. (A task that hands its lock on to the next
-//! request of the session, see `write_chain.rs`, stays registered until
-//! the lock is released: its later writes of other sessions go over that
-//! connection too, which on SQLite means they commit with that lock.)
+//! What a holder writes, touches and destroys goes over the lock's own
+//! connection (the lock is a value that carries it: [`HeldLock`]): on
+//! SQLite any other connection would wait for the lock's own transaction,
+//! so a request that regenerates its id (writes the new id, destroys the
+//! old one while holding the old one's lock) would wait for itself.
 //!
 //! A lock dropped without release (a cancelled request) is released in the
 //! background by [`SessionLock`](crate::session::backend::SessionLock)'s
@@ -32,17 +28,18 @@
 //! server drop the lock and roll back, so no connection goes back to the
 //! pool holding anything.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::session::backend::HeldLock;
 use crate::session::backend::dsn::SqlDriver;
 use crate::session::error::SessionError;
+use crate::session::id::SessionId;
 
+use super::SqlSessionHandler;
 use super::pool::Conn;
 
 /// The connection a lock holds, shared with the handler's writes of the
@@ -55,57 +52,18 @@ pub(super) struct Held {
     pub(super) dirty: bool,
 }
 
-/// A held lock's connection, as the registry keeps it.
+/// A held lock's connection, shared by the lock and the statements run
+/// over it.
 pub(super) type Shared = Arc<tokio::sync::Mutex<Held>>;
-
-/// The locks this handler holds: by session id (a write chain writes from
-/// a task of its own) and by the task that took them (the request).
-#[derive(Default)]
-pub(super) struct Locks {
-    by_id: HashMap<String, Weak<tokio::sync::Mutex<Held>>>,
-    by_task: HashMap<tokio::task::Id, Weak<tokio::sync::Mutex<Held>>>,
-}
-
-/// The handler's [`Locks`], shared with every lock it hands out.
-pub(super) type Registry = Arc<Mutex<Locks>>;
-
-impl Locks {
-    /// The lock held on session `id`, else the one the current task holds.
-    pub(super) fn find(&self, id: &str) -> Option<Shared> {
-        self.by_id.get(id).and_then(Weak::upgrade).or_else(|| {
-            let task = tokio::task::try_id()?;
-            self.by_task.get(&task).and_then(Weak::upgrade)
-        })
-    }
-
-    /// Registers `held` as session `id`'s lock, taken by `task`.
-    pub(super) fn add(&mut self, id: &str, task: Option<tokio::task::Id>, held: &Shared) {
-        self.by_id.insert(id.to_string(), Arc::downgrade(held));
-        if let Some(task) = task {
-            self.by_task.insert(task, Arc::downgrade(held));
-        }
-    }
-
-    /// Forgets `held` wherever it is registered.
-    pub(super) fn remove(&mut self, held: &Shared) {
-        let ours = |entry: &Weak<tokio::sync::Mutex<Held>>| entry.as_ptr() == Arc::as_ptr(held);
-        self.by_id.retain(|_, entry| !ours(entry));
-        self.by_task.retain(|_, entry| !ours(entry));
-    }
-}
 
 /// A held SQL session lock.
 pub(super) struct SqlLock {
+    /// The backend that took it: its statements, run over `held`.
+    pub(super) store: Arc<SqlSessionHandler>,
     /// The session id.
     pub(super) id: String,
     /// The connection holding the lock.
-    pub(super) held: Arc<tokio::sync::Mutex<Held>>,
-    /// Where the handler finds it by id; the entry goes with the release.
-    pub(super) registry: Registry,
-    /// Which statements release it.
-    pub(super) driver: SqlDriver,
-    /// Bound on the release.
-    pub(super) timeout: Duration,
+    pub(super) held: Shared,
 }
 
 /// The MySQL lock name: Symfony's (the id's first 64 characters, MySQL's
@@ -168,22 +126,19 @@ pub(super) async fn take(conn: &mut Conn, id: &str, wait: Duration) -> Result<bo
 
 impl SqlLock {
     pub(super) async fn release_held(&self) -> Result<(), SessionError> {
-        self.registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.held);
+        let (driver, timeout) = (self.store.driver, self.store.timeout);
         let mut held = self.held.lock().await;
         let Some(mut conn) = held.conn.take() else {
             return Ok(());
         };
-        let statement = match (self.driver, held.dirty) {
+        let statement = match (driver, held.dirty) {
             (SqlDriver::Sqlite, true) => "COMMIT",
             (SqlDriver::Sqlite, false) => "ROLLBACK",
             (SqlDriver::MySql, _) => "DO RELEASE_LOCK(?)",
             (SqlDriver::Postgres, _) => "SELECT pg_advisory_unlock($1)",
         };
         let id = self.id.as_str();
-        let released = tokio::time::timeout(self.timeout, async {
+        let released = tokio::time::timeout(timeout, async {
             match &mut conn {
                 #[cfg(feature = "sqlite")]
                 Conn::Sqlite(c) => sqlx::query(statement).execute(&mut **c).await.map(drop),
@@ -205,30 +160,51 @@ impl SqlLock {
         let failure = match released {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(error)) => error.to_string(),
-            Err(_) => format!("no answer within {:?}", self.timeout),
+            Err(_) => format!("no answer within {timeout:?}"),
         };
         // Closing the connection drops the lock and rolls back on the server.
         conn.discard();
         Err(SessionError::Backend {
-            backend: super::backend_name(self.driver),
+            backend: super::backend_name(driver),
             operation: "unlock",
             message: failure,
         })
     }
 }
 
+/// Everything over the lock's connection; the release commits what was
+/// written (SQLite) or frees the named or advisory lock.
 #[async_trait]
 impl HeldLock for SqlLock {
-    async fn release(self: Box<Self>) -> Result<(), SessionError> {
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        let ttl = self.store.ttl_secs;
+        self.store.store(Some(&self.held), id, &data, ttl).await
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.store.destroy_on(Some(&self.held), id).await
+    }
+
+    async fn save_and_release(
+        self: Arc<Self>,
+        id: &SessionId,
+        data: Option<Bytes>,
+    ) -> Result<(), SessionError> {
+        let saved = match data {
+            Some(data) => self.write(id, data).await,
+            None => self.store.touch_on(Some(&self.held), id).await,
+        };
+        let released = self.release_held().await;
+        saved?;
+        released
+    }
+
+    async fn release(self: Arc<Self>) -> Result<(), SessionError> {
         self.release_held().await
     }
 
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
-        self
+    fn sends_last_write_behind(&self) -> bool {
+        false
     }
 }
 

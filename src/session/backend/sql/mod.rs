@@ -27,7 +27,7 @@ mod sqlite_file;
 mod tls;
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -36,13 +36,13 @@ use sqlx::Row;
 
 use crate::session::backend::dsn::{SessionDsn, SqlAddress, SqlDriver, SqlDsn};
 use crate::session::backend::{
-    DEFAULT_MAX_SESSION_BYTES, LiveSession, SessionHandler, SessionLock, SessionPage, Stored,
-    Unreadable, read_without_lock, save_then_release,
+    DEFAULT_MAX_SESSION_BYTES, LiveSession, SessionAdmin, SessionHandler, SessionLock, SessionPage,
+    Stored, Unreadable, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
-use lock::{Held, Registry, SqlLock};
+use lock::{Held, Shared, SqlLock};
 use pool::{Pool, on_conn, on_pool};
 use schema::Queries;
 
@@ -69,8 +69,6 @@ pub struct SqlSessionHandler {
     create_table: bool,
     /// Set once the table is known to exist.
     ready: tokio::sync::OnceCell<()>,
-    /// Connections holding session locks, by session id.
-    held: Registry,
     /// `None` with `lock=off`.
     lock_wait: Option<Duration>,
     /// Bound on each statement.
@@ -129,12 +127,12 @@ fn now() -> i64 {
         })
 }
 
-/// Runs `$body` with `$e` an executor: the connection of the lock this
-/// handler holds on session `$id`, if any, else the pool. `$write` marks the
+/// Runs `$body` with `$e` an executor: the connection of the lock `$on`
+/// (`Some` for what a lock holder does), else the pool. `$write` marks the
 /// lock's connection as written to.
 macro_rules! run {
-    ($self:ident, $op:expr, $id:expr, $write:expr, |$e:ident| $body:expr) => {{
-        match $self.held_for($id) {
+    ($self:ident, $op:expr, $on:expr, $write:expr, |$e:ident| $body:expr) => {{
+        match $on {
             Some(held) => {
                 let mut held = held.lock().await;
                 held.dirty |= $write;
@@ -203,7 +201,6 @@ impl SqlSessionHandler {
             table: options.table.clone(),
             create_table: options.create_table,
             ready: tokio::sync::OnceCell::new(),
-            held: Arc::new(Mutex::new(lock::Locks::default())),
             lock_wait: options.lock.then_some(options.lock_wait),
             timeout: options.timeout,
             acquire_timeout: options.acquire_timeout,
@@ -298,12 +295,6 @@ impl SqlSessionHandler {
             .map(drop)
     }
 
-    /// The connection of the lock this handler holds on `id`, or that the
-    /// current task (request) holds (see lock.rs).
-    fn held_for(&self, id: &str) -> Option<Arc<tokio::sync::Mutex<Held>>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).find(id)
-    }
-
     /// Takes session `id`'s lock, waiting at most `wait`, and, when `read`,
     /// reads it over the same connection. MySQL's `GET_LOCK` is given
     /// `wait` itself; PostgreSQL's `lock_timeout` and SQLite's busy timeout
@@ -313,19 +304,13 @@ impl SqlSessionHandler {
     /// it would have taken: rare enough not to be worth a `SET lock_timeout`
     /// round trip on every lock.
     async fn acquire(
-        &self,
+        self: &Arc<Self>,
         id: &SessionId,
-        read: bool,
         wait: Duration,
     ) -> Result<(SessionLock, Stored), SessionError> {
         self.ready().await?;
         let Some(configured) = self.lock_wait else {
-            let stored = if read {
-                self.read(id).await?
-            } else {
-                Stored::Missing
-            };
-            return Ok((SessionLock::none(), stored));
+            return Ok((SessionLock::none(), self.read(id).await?));
         };
         let started = tokio::time::Instant::now();
         let mut conn =
@@ -377,22 +362,12 @@ impl SqlSessionHandler {
             conn: Some(conn),
             dirty: false,
         }));
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).add(
-            id.as_str(),
-            tokio::task::try_id(),
-            &held,
-        );
-        let lock = SessionLock::held(Box::new(SqlLock {
+        let lock = SessionLock::held(Arc::new(SqlLock {
+            store: self.clone(),
             id: id.as_str().to_string(),
-            held,
-            registry: self.held.clone(),
-            driver: self.driver,
-            timeout: self.timeout,
+            held: held.clone(),
         }));
-        if !read {
-            return Ok((lock, Stored::Missing));
-        }
-        match self.read(id).await {
+        match self.read_on(Some(&held), id).await {
             Ok(stored) => Ok((lock, stored)),
             Err(error) => {
                 let _ = lock.release().await;
@@ -401,12 +376,19 @@ impl SqlSessionHandler {
         }
     }
 
-    /// Inserts or replaces `id`'s row, expiring `lifetime` seconds from now.
-    async fn store(&self, id: &SessionId, data: &[u8], lifetime: i64) -> Result<(), SessionError> {
+    /// Inserts or replaces `id`'s row, expiring `lifetime` seconds from now,
+    /// over the lock's connection `on` if given.
+    async fn store(
+        &self,
+        on: Option<&Shared>,
+        id: &SessionId,
+        data: &[u8],
+        lifetime: i64,
+    ) -> Result<(), SessionError> {
         self.ready().await?;
         let now = now();
         let query = &self.queries.write;
-        run!(self, "write", id.as_str(), true, |e| sqlx::query(query)
+        run!(self, "write", on, true, |e| sqlx::query(query)
             .bind(id.as_str())
             .bind(data)
             .bind(now.saturating_add(lifetime))
@@ -429,54 +411,16 @@ impl std::fmt::Debug for SqlSessionHandler {
     }
 }
 
-#[async_trait]
-impl SessionHandler for SqlSessionHandler {
-    fn name(&self) -> &'static str {
-        backend_name(self.driver)
-    }
-
-    async fn lock_within(
-        &self,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<SessionLock, SessionError> {
-        Ok(self.acquire(id, false, wait).await?.0)
-    }
-
-    /// Locks, then reads over the lock's connection.
-    async fn lock_and_read_within(
-        &self,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
-        self.acquire(id, true, wait).await
-    }
-
-    /// MySQL/MariaDB and PostgreSQL: a row is replaced whole and the locks
-    /// are advisory, so neither the read nor the touch after it waits for a
-    /// holder. SQLite: its lock is the database's one write lock (`BEGIN
-    /// IMMEDIATE`), which the touch needs too, so the read takes the session
-    /// lock first, as PHP's `read_and_close` does: waiting for a holder in
-    /// the open, bounded by `lock_wait`, rather than in SQLite's busy
-    /// handler.
-    async fn read_for_read_only(
-        &self,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Stored), SessionError> {
-        match self.driver {
-            SqlDriver::Sqlite => self.lock_and_read(id).await,
-            SqlDriver::MySql | SqlDriver::Postgres => read_without_lock(self, id).await,
-        }
-    }
-
-    /// The size comes first, in the same statement: a value over
+impl SqlSessionHandler {
+    /// What is stored under `id`, over the lock's connection `on` if
+    /// given. The size comes first, in the same statement: a value over
     /// `session.max_size` is never sent.
-    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
+    async fn read_on(&self, on: Option<&Shared>, id: &SessionId) -> Result<Stored, SessionError> {
         self.ready().await?;
         let max = i64::try_from(self.max_size).unwrap_or(i64::MAX);
         let query = &self.queries.read;
         let row: Option<(i64, Option<Vec<u8>>)> =
-            run!(self, "read", id.as_str(), false, |e| sqlx::query(query)
+            run!(self, "read", on, false, |e| sqlx::query(query)
                 .bind(max)
                 .bind(id.as_str())
                 .bind(now())
@@ -495,25 +439,12 @@ impl SessionHandler for SqlSessionHandler {
         })
     }
 
-    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
-        self.store(id, &data, self.ttl_secs).await
-    }
-
-    async fn write_with_lifetime(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        lifetime: Duration,
-    ) -> Result<(), SessionError> {
-        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
-        self.store(id, &data, lifetime).await
-    }
-
-    async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
+    /// Restarts `id`'s expiry, over the lock's connection `on` if given.
+    async fn touch_on(&self, on: Option<&Shared>, id: &SessionId) -> Result<(), SessionError> {
         self.ready().await?;
         let now = now();
         let query = &self.queries.touch;
-        run!(self, "touch", id.as_str(), true, |e| sqlx::query(query)
+        run!(self, "touch", on, true, |e| sqlx::query(query)
             .bind(now.saturating_add(self.ttl_secs))
             .bind(now)
             .bind(id.as_str())
@@ -523,50 +454,67 @@ impl SessionHandler for SqlSessionHandler {
             .map(drop))
     }
 
-    /// Over the lock's connection, then releases it (SQLite commits).
-    async fn save_and_unlock(
-        &self,
-        id: &SessionId,
-        data: Option<Bytes>,
-        mut lock: SessionLock,
-    ) -> Result<(), SessionError> {
-        let Some(held) = lock.take_as::<SqlLock>() else {
-            return save_then_release(self, id, data, lock).await;
-        };
-        // Registered under this id too: a write under a new id (after
-        // regenerate) goes over the lock's connection as well.
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .add(id.as_str(), None, &held.held);
-        let saved = match data {
-            Some(data) => self.write(id, data).await,
-            None => self.touch(id).await,
-        };
-        let released = held.release_held().await;
-        saved?;
-        released
-    }
-
-    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+    /// Deletes `id`'s row, over the lock's connection `on` if given.
+    async fn destroy_on(&self, on: Option<&Shared>, id: &SessionId) -> Result<(), SessionError> {
         self.ready().await?;
         let query = &self.queries.destroy;
-        run!(self, "destroy", id.as_str(), true, |e| sqlx::query(query)
+        run!(self, "destroy", on, true, |e| sqlx::query(query)
             .bind(id.as_str())
             .execute(e)
             .await
             .map(drop))
     }
+}
 
-    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
-        self.ready().await?;
-        let query = &self.queries.exists;
-        run!(self, "exists", id.as_str(), false, |e| sqlx::query(query)
-            .bind(id.as_str())
-            .bind(now())
-            .fetch_optional(e)
-            .await
-            .map(|row| row.is_some()))
+#[async_trait]
+impl SessionHandler for SqlSessionHandler {
+    fn name(&self) -> &'static str {
+        backend_name(self.driver)
+    }
+
+    /// Locks, then reads over the lock's connection.
+    async fn lock_and_read(
+        self: Arc<Self>,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        self.acquire(id, wait).await
+    }
+
+    /// MySQL/MariaDB and PostgreSQL: a row is replaced whole and the locks
+    /// are advisory, so neither the read nor the touch after it waits for a
+    /// holder. SQLite: its lock is the database's one write lock (`BEGIN
+    /// IMMEDIATE`), which the touch needs too, so the read takes the session
+    /// lock first, as PHP's `read_and_close` does: waiting for a holder in
+    /// the open, bounded by `lock_wait`, rather than in SQLite's busy
+    /// handler.
+    async fn read_for_read_only(
+        self: Arc<Self>,
+        id: &SessionId,
+    ) -> Result<(SessionLock, Stored), SessionError> {
+        match self.driver {
+            SqlDriver::Sqlite => {
+                let wait = self.lock_wait();
+                self.lock_and_read(id, wait).await
+            }
+            SqlDriver::MySql | SqlDriver::Postgres => read_without_lock(&*self, id).await,
+        }
+    }
+
+    async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
+        self.read_on(None, id).await
+    }
+
+    async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
+        self.store(None, id, &data, self.ttl_secs).await
+    }
+
+    async fn touch(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.touch_on(None, id).await
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.destroy_on(None, id).await
     }
 
     /// Deletes expired rows. nene runs it in a task of its own
@@ -615,6 +563,46 @@ impl SessionHandler for SqlSessionHandler {
         .await
     }
 
+    fn uses_locking(&self) -> bool {
+        self.lock_wait.is_some()
+    }
+
+    fn lock_wait(&self) -> Duration {
+        self.lock_wait
+            .unwrap_or(crate::session::backend::DEFAULT_LOCK_WAIT)
+    }
+
+    /// The database ends a lock with its holder's connection.
+    fn lock_expiry(&self) -> Option<Duration> {
+        None
+    }
+}
+
+#[async_trait]
+impl SessionAdmin for SqlSessionHandler {
+    async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
+        self.ready().await?;
+        let query = &self.queries.exists;
+        run!(self, "exists", None::<&Shared>, false, |e| sqlx::query(
+            query
+        )
+        .bind(id.as_str())
+        .bind(now())
+        .fetch_optional(e)
+        .await
+        .map(|row| row.is_some()))
+    }
+
+    async fn write_with_lifetime(
+        &self,
+        id: &SessionId,
+        data: Bytes,
+        lifetime: Duration,
+    ) -> Result<(), SessionError> {
+        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        self.store(None, id, &data, lifetime).await
+    }
+
     async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
         self.ready().await?;
         let now = now();
@@ -651,14 +639,5 @@ impl SessionHandler for SqlSessionHandler {
             })
             .collect();
         Ok(SessionPage { sessions, next })
-    }
-
-    fn uses_locking(&self) -> bool {
-        self.lock_wait.is_some()
-    }
-
-    fn lock_wait(&self) -> Duration {
-        self.lock_wait
-            .unwrap_or(crate::session::backend::DEFAULT_LOCK_WAIT)
     }
 }

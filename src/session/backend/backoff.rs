@@ -1,0 +1,33 @@
+//! The pause between tries at a busy session lock (Redis, memcached):
+//! short at first, because most locks are held for one quick request, then
+//! doubling up to a cap; each pause is jittered down to half, so that the
+//! waiters of one session do not all try in the same millisecond.
+
+use std::time::Duration;
+
+use rand::RngExt;
+
+/// The first pause.
+const FIRST: Duration = Duration::from_millis(1);
+/// The longest pause: a lock released between two tries is taken at most
+/// this late.
+const MAX: Duration = Duration::from_millis(50);
+
+/// The pauses of one wait for a lock.
+pub(crate) struct Backoff {
+    pause: Duration,
+}
+
+impl Backoff {
+    /// The pauses of a new wait.
+    pub(crate) fn new() -> Self {
+        Self { pause: FIRST }
+    }
+
+    /// Sleeps the next pause, never longer than `left`.
+    pub(crate) async fn sleep(&mut self, left: Duration) {
+        let jittered = rand::rng().random_range(self.pause / 2..=self.pause);
+        tokio::time::sleep(jittered.min(left)).await;
+        self.pause = (self.pause * 2).min(MAX);
+    }
+}
