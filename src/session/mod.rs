@@ -25,10 +25,10 @@ mod settings;
 pub use backend::BackendShorthands;
 pub use backend::{
     DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, MemcachedDsn,
-    MemcachedOptions, MigratingSessionHandler, RedisAddress, RedisDsn, RedisOptions,
-    RedisSessionHandler, RedisSetupError, SessionAdmin, SessionBackend, SessionDsn, SessionHandler,
-    SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, SqlAddress, SqlDriver,
-    SqlDsn, SqlOptions, Stored, Unreadable, redact_dsn,
+    MemcachedOptions, MemorySessionHandler, MigratingSessionHandler, RedisAddress, RedisDsn,
+    RedisOptions, RedisSessionHandler, RedisSetupError, SessionAdmin, SessionBackend, SessionDsn,
+    SessionHandler, SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, SqlAddress,
+    SqlDriver, SqlDsn, SqlOptions, Stored, Unreadable, redact_dsn,
 };
 #[cfg(feature = "memcached")]
 pub use backend::{MemcachedSessionHandler, MemcachedSetupError};

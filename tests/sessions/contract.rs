@@ -1,5 +1,7 @@
 //! The session backend contract, one suite run over every backend (files,
-//! Redis, memcached, SQLite, MariaDB, PostgreSQL): what a [`SessionHandler`] promises on its own (data
+//! Redis, memcached, SQLite, MariaDB, PostgreSQL, a switch from files to
+//! Redis under way; the handler's own part also over this process's
+//! memory): what a [`SessionHandler`] promises on its own (data
 //! round trips, expiry, locks, size bound, outage and recovery), and what a
 //! visitor sees through a real nginx and nene (counter, login and logout,
 //! strict ids, hostile cookies, concurrent increments, absolute lifetime).
@@ -13,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nene::session::{
-    BackendShorthands, FileSessionHandler, MemcachedSessionHandler, MigratingSessionHandler,
-    RedisSessionHandler, SessionAdmin, SessionDsn, SessionError, SessionId, SessionIdFormat,
-    SqlSessionHandler, Stored, Unreadable,
+    BackendShorthands, FileSessionHandler, MemcachedSessionHandler, MemorySessionHandler,
+    MigratingSessionHandler, RedisSessionHandler, SessionAdmin, SessionDsn, SessionError,
+    SessionHandler, SessionId, SessionIdFormat, SqlSessionHandler, Stored, Unreadable,
 };
 use nene_test_support::browser::Browser;
 use nene_test_support::fcgi_client::request_with_params;
@@ -174,6 +176,57 @@ impl Backend for Redis {
     fn repair(&mut self) {
         self.server.restart();
     }
+}
+
+/// This process's memory (`memory://`). It lives in the process that made
+/// it, so it runs the handler's own tests only: the stack's tests run nene
+/// as a process of its own, whose memory the test cannot look into.
+struct Memory {
+    first: MemorySessionHandler,
+}
+
+impl Backend for Memory {
+    fn start() -> Self {
+        Memory {
+            first: MemorySessionHandler::new(LONG),
+        }
+    }
+
+    fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin> {
+        Arc::new(
+            self.first
+                .on_the_same_store()
+                .with_ttl(ttl)
+                .with_lock_wait(lock_wait)
+                .with_max_size(max_size),
+        )
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![("NENE_SESSION_DSN".into(), "memory://".into())]
+    }
+
+    fn stored(&self, id: &str) -> Option<Vec<u8>> {
+        let id = SessionId::from_store(id)?;
+        match futures::executor::block_on(self.first.read(&id)) {
+            Ok(Stored::Data(data)) => Some(data.to_vec()),
+            _ => None,
+        }
+    }
+
+    fn stored_ids(&self) -> Vec<String> {
+        let page = futures::executor::block_on(self.first.list_sessions(None)).unwrap();
+        page.sessions
+            .into_iter()
+            .map(|live| live.id.as_str().to_string())
+            .collect()
+    }
+
+    fn break_it(&mut self) {
+        panic!("this process's memory cannot be taken away: no outage test runs over it");
+    }
+
+    fn repair(&mut self) {}
 }
 
 /// A switch of backend under way (`session.migrate_from`): Redis in front,
@@ -1417,3 +1470,27 @@ contract!(
     an_outage_gives_503_other_routes_keep_working_and_sessions_come_back,
     remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_cookie,
 );
+
+/// The handler's own tests over this process's memory (see [`Memory`]):
+/// the suite's fast tier, which needs no service (`scripts/test --fast`).
+mod memory {
+    macro_rules! handler_contract {
+        ($($test:ident),* $(,)?) => {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test::<super::Memory>().await
+                }
+            )*
+        };
+    }
+
+    handler_contract!(
+        stored_data_reads_back_exactly,
+        a_session_expires_after_its_lifetime_unless_touched,
+        a_lock_excludes_others_until_released_and_waiting_is_bounded,
+        a_stored_value_over_max_size_is_reported_not_loaded,
+        listing_pages_through_every_live_session_with_its_remaining_lifetime,
+        a_read_for_a_read_only_session_passes_a_held_lock,
+    );
+}

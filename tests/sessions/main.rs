@@ -1,4 +1,4 @@
-//! Sessions on every backend: one contract run over files, Redis,
+//! Sessions on every backend: one contract run over files, memory, Redis,
 //! memcached, SQLite, MariaDB and PostgreSQL, then what each backend adds,
 //! the lock hand-off, migrations between backends and sharing with PHP.
 
@@ -6,6 +6,7 @@ mod contract;
 mod files;
 mod hand_off;
 mod memcached;
+mod memory;
 mod migration;
 mod php_sharing;
 mod redis;

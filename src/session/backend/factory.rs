@@ -1,5 +1,6 @@
 //! The one place that turns `SESSION_DSN` into a session backend
-//! (docs/decisions/0006): empty → files, `redis://…` → Redis,
+//! (docs/decisions/0006): empty → files, `memory://` → this process's
+//! memory, `redis://…` → Redis,
 //! `memcached://…` → memcached, `sqlite://`, `mysql://`, `postgres://` → SQL.
 //! A new backend is one more arm here. memcached and each SQL driver are
 //! Cargo features; a DSN for one this build left out is a start-up error
@@ -19,6 +20,7 @@ use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
 use crate::session::backend::files::FileSessionHandler;
 #[cfg(feature = "memcached")]
 use crate::session::backend::memcached::{MemcachedSessionHandler, MemcachedSetupError};
+use crate::session::backend::memory::MemorySessionHandler;
 use crate::session::backend::migrating::MigratingSessionHandler;
 use crate::session::backend::redis::{RedisSessionHandler, RedisSetupError};
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
@@ -133,6 +135,9 @@ impl SessionHandlerFactory {
                     .with_depth(settings.save_path_depth)
                     .with_id_format_if_valid(settings.sid_length, settings.sid_bits_per_character),
             ),
+            SessionBackend::Memory => {
+                Arc::new(MemorySessionHandler::new(ttl).with_max_size(settings.max_size))
+            }
             SessionBackend::Redis(_) => {
                 Arc::new(RedisSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
             }

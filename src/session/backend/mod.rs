@@ -3,7 +3,8 @@
 //! expiry, and can lock one session against concurrent requests. Small on
 //! purpose: a new backend is one folder implementing it plus one arm in the
 //! factory (`factory.rs`), which picks the backend from `SESSION_DSN`
-//! (`dsn/`). The backends: files (`files/`), Redis with Sentinel and
+//! (`dsn/`). The backends: files (`files/`), this process's memory
+//! (`memory.rs`, for tests), Redis with Sentinel and
 //! Cluster (`redis/`), memcached (`memcached/`, feature `memcached`) and SQL
 //! databases (`sql/`, features `sqlite`, `mysql`, `postgres`);
 //! `migrating.rs` puts an old backend behind a new one while sessions move.
@@ -15,6 +16,7 @@ mod files;
 mod lock;
 #[cfg(feature = "memcached")]
 mod memcached;
+mod memory;
 mod migrating;
 mod redis;
 mod shorthands;
@@ -32,6 +34,7 @@ pub use files::FileSessionHandler;
 pub use lock::{HeldLock, SessionLock};
 #[cfg(feature = "memcached")]
 pub use memcached::{MemcachedSessionHandler, MemcachedSetupError};
+pub use memory::MemorySessionHandler;
 pub use migrating::MigratingSessionHandler;
 pub use redis::{RedisSessionHandler, RedisSetupError};
 #[doc(hidden)]

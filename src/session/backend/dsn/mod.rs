@@ -56,6 +56,7 @@ use std::time::Duration;
 
 /// What the messages list as accepted DSNs.
 const ACCEPTED: &str = "accepted: '' or files (file sessions), \
+     memory:// (this process's memory, for tests), \
      redis://[[user]:password@]host[:port][/db][?options], \
      rediss://… (the same over TLS), \
      redis+unix:///path/to/redis.sock[?db=N&password=…&options], \
@@ -86,6 +87,7 @@ const OPTIONS: &[&str] = &[
 const SOCKET_OPTIONS: &[&str] = &["db", "password", "username"];
 
 const SCHEMES: &[&str] = &[
+    "memory",
     "redis",
     "rediss",
     "redis+unix",
@@ -124,6 +126,8 @@ pub struct SessionDsn {
 pub enum SessionBackend {
     /// PHP's default: one file per session under `session.save_path`.
     Files,
+    /// `memory://`: this process's memory (tests, trying nene out).
+    Memory,
     /// Boxed: it is much larger than `Files`.
     Redis(Box<RedisDsn>),
     /// One or more memcached servers; boxed like Redis.
@@ -325,7 +329,10 @@ impl SessionDsn {
     pub fn redis(&self) -> Option<&RedisDsn> {
         match &self.backend {
             SessionBackend::Redis(redis) => Some(redis.as_ref()),
-            SessionBackend::Files | SessionBackend::Memcached(_) | SessionBackend::Sql(_) => None,
+            SessionBackend::Files
+            | SessionBackend::Memory
+            | SessionBackend::Memcached(_)
+            | SessionBackend::Sql(_) => None,
         }
     }
 
@@ -333,7 +340,10 @@ impl SessionDsn {
     pub fn memcached(&self) -> Option<&MemcachedDsn> {
         match &self.backend {
             SessionBackend::Memcached(memcached) => Some(memcached.as_ref()),
-            SessionBackend::Files | SessionBackend::Redis(_) | SessionBackend::Sql(_) => None,
+            SessionBackend::Files
+            | SessionBackend::Memory
+            | SessionBackend::Redis(_)
+            | SessionBackend::Sql(_) => None,
         }
     }
 
@@ -341,7 +351,10 @@ impl SessionDsn {
     pub fn sql(&self) -> Option<&SqlDsn> {
         match &self.backend {
             SessionBackend::Sql(sql) => Some(sql.as_ref()),
-            SessionBackend::Files | SessionBackend::Redis(_) | SessionBackend::Memcached(_) => None,
+            SessionBackend::Files
+            | SessionBackend::Memory
+            | SessionBackend::Redis(_)
+            | SessionBackend::Memcached(_) => None,
         }
     }
 
@@ -748,6 +761,26 @@ mod tests {
             assert!(message.contains(expected), "{text}: {message}");
         }
         assert_eq!(redis("redis://h?wait=0").options.wait_replicas, 0);
+    }
+
+    #[test]
+    fn memory_takes_nothing_after_the_scheme() {
+        for text in ["memory://", "MEMORY://", " memory:// "] {
+            let dsn = SessionDsn::parse(text).unwrap();
+            assert_eq!(dsn.backend(), &SessionBackend::Memory, "{text}");
+        }
+        for text in ["memory://host", "memory://?lock_wait=1s", "memory:/x"] {
+            let error = error(text);
+            assert!(
+                matches!(error, DsnError::Malformed { .. }),
+                "{text}: {error:?}"
+            );
+        }
+        let message = error("memory://host").to_string();
+        assert!(
+            message.contains("sessions live in this process"),
+            "{message}"
+        );
     }
 
     #[test]

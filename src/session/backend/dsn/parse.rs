@@ -71,6 +71,10 @@ impl Parser<'_> {
             return Err(self.malformed("no scheme"));
         };
         match scheme.to_ascii_lowercase().as_str() {
+            "memory" if rest.is_empty() => Ok(SessionBackend::Memory),
+            "memory" => Err(self.malformed(
+                "`memory://` takes nothing after it: the sessions live in this process",
+            )),
             "redis" => self.tcp(rest, false),
             "rediss" => self.tcp(rest, true),
             "redis+unix" | "unix" => self.unix(rest),
