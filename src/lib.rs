@@ -29,56 +29,83 @@
 //! }
 //! ```
 //!
-//! The request path, top to bottom:
+//! The public API is what this page lists: the entry points, the types a
+//! controller takes as arguments, and what they return. nene's modules are
+//! private; the request path, top to bottom, is in these files:
 //!
 //! | module | what it does |
 //! |---|---|
-//! | [`entry_point`] | [`run`]: the entry point: command line, logging, signals |
-//! | [`cli`] | the command line: subcommands and flags |
-//! | [`bootstrap`] | start-up in PHP's order: ini → cookie → session handler → serve |
-//! | [`config`] | ini files + environment → [`Constants`] and typed settings |
-//! | [`choice`] | settings that are one word of a list: the `FromStr` and its error |
-//! | [`server`] | listener, accept loop, drain; CGI params → `http` request |
-//! | [`fastcgi`] | records, name-value pairs, the connection state machine (bytes only) |
-//! | [`dev`] | `nene dev`: HTTP/1.1 and static files instead of nginx + FastCGI |
-//! | [`Application`] | what nene can serve: any tower service over `http` types |
-//! | [`front_controller`] | per request: operations layer → constants → session → application |
-//! | [`ops`] | ping and status pages, request timeout, slow and access logs |
-//! | [`log_limit`] | one line per second for warnings a peer can trigger |
-//! | [`panic_log`] | a panic anywhere is one rate-limited log line, not a flood |
-//! | [`session`] | [`session::lifecycle`]: the session handle, cookie and commit around each request; [`session::backend`]: the DSN, the backend contract, files, Redis, memcached and SQL; [`session::copy`]: `nene sessions copy` |
-//! | [`upload`] | `multipart/form-data` uploads as an [`UploadForm`]: fields, and files on disk |
-//! | [`dispatch`] | NeNe's `/{controller}/{action}` routing |
-//! | [`request_info`] | client address, HTTPS, script name: the CGI values an app needs |
-//! | [`ping`] | `nene ping`, a one-request FastCGI client for healthchecks |
+//! | `entry_point` | [`run`]: the entry point: command line, logging, signals |
+//! | `cli` | the command line: subcommands and flags |
+//! | `bootstrap` | start-up in PHP's order: ini → cookie → session handler → serve |
+//! | `config` | ini files + environment → [`Constants`] and typed [`Settings`] |
+//! | `choice` | settings that are one word of a list: the `FromStr` and its error |
+//! | `server` | listener, accept loop, drain; CGI params → `http` request |
+//! | `fastcgi` | records, name-value pairs, the connection state machine (bytes only) |
+//! | `dev` | `nene dev`: HTTP/1.1 and static files instead of nginx + FastCGI |
+//! | `application` | [`Application`]: what nene can serve: any tower service over `http` types |
+//! | `front_controller` | per request: operations layer → constants → session → application |
+//! | `ops` | ping and status pages, request timeout, slow and access logs |
+//! | `log_limit` | one line per second for warnings a peer can trigger |
+//! | `panic_log` | a panic anywhere is one rate-limited log line, not a flood |
+//! | `session` | `session/lifecycle`: the [`Session`] handle, cookie and commit around each request; `session/backend`: the DSN, the backend contract and the lock, files, memory, Redis, memcached and SQL; `session/copy.rs`: `nene sessions copy` |
+//! | `upload` | `multipart/form-data` uploads as an [`UploadForm`]: fields, and files on disk |
+//! | `dispatch` | NeNe's `/{controller}/{action}` routing |
+//! | `request_info` | client address, HTTPS, script name: the CGI values an app needs |
+//! | `ping` | `nene ping`, a one-request FastCGI client for healthchecks |
+//!
+//! nene's own tests and benches reach the modules themselves through the
+//! `internals` feature, which makes them public and hidden from these
+//! docs: nothing under it is part of the API, and it changes without
+//! notice (docs/decisions/0027).
 
 #![deny(missing_docs)]
+// Built without the `internals` feature (as every application is), the
+// modules' `pub` items that only nene's tests and benches use are unused:
+// not worth a warning in an application's build.
+#![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+
+/// Declares nene's modules: private, or with the `internals` feature public
+/// and hidden from the docs, for nene's own tests and benches.
+macro_rules! internal_modules {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = "internals")]
+            #[doc(hidden)]
+            pub mod $name;
+            #[cfg(not(feature = "internals"))]
+            mod $name;
+        )*
+    };
+}
 
 mod application;
-pub mod bootstrap;
-pub mod choice;
-pub mod cli;
-pub mod config;
-pub mod dev;
-pub mod dispatch;
-pub mod entry_point;
-pub mod fastcgi;
-pub mod front_controller;
-pub mod log_limit;
-pub mod ops;
-pub mod panic_log;
-pub mod ping;
-pub mod request_info;
-pub mod server;
-pub mod session;
 mod upgrade;
-pub mod upload;
+internal_modules!(
+    bootstrap,
+    choice,
+    cli,
+    config,
+    dev,
+    dispatch,
+    entry_point,
+    fastcgi,
+    front_controller,
+    log_limit,
+    ops,
+    panic_log,
+    ping,
+    request_info,
+    server,
+    session,
+    upload,
+);
 
 pub use application::Application;
 pub use bootstrap::{Bootstrap, StartupError};
-pub use config::{ConfigError, Constants};
+pub use config::{ConfigError, Constants, Settings};
 pub use dispatch::{Controller, Dispatcher, NotFoundPage};
 pub use entry_point::{run, run_async};
 pub use request_info::RequestInfo;
 pub use session::{ReadOnlySession, Session, SessionError, redact_dsn};
-pub use upload::UploadForm;
+pub use upload::{UploadError, UploadForm, UploadedFile};

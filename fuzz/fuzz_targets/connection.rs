@@ -45,7 +45,7 @@ fn limits() -> ConnectionLimits {
         // Small, so that bodies also take the path to a temporary file.
         client_body_buffer_size: 1024,
         max_params: 64,
-        ..ConnectionLimits::default()
+        ..nene::config::Settings::defaults().server.limits
     }
 }
 

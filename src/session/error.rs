@@ -36,7 +36,7 @@ pub enum SessionError {
     /// Another request held the session's lock for longer than the wait allows.
     #[error("session #{id_tag} is locked by another request; gave up after {waited:?}")]
     LockTimeout {
-        /// [`SessionId::log_tag`](crate::session::id::SessionId::log_tag), never the id.
+        /// `SessionId::log_tag`, never the id.
         id_tag: String,
         /// How long the request waited before giving up.
         waited: std::time::Duration,
@@ -50,7 +50,7 @@ pub enum SessionError {
         "session #{id_tag} grew to {size} bytes, over session.max_size ({max}); this change was not stored"
     )]
     TooLarge {
-        /// [`SessionId::log_tag`](crate::session::id::SessionId::log_tag), never the id.
+        /// `SessionId::log_tag`, never the id.
         id_tag: String,
         /// The encoded session's size.
         size: usize,

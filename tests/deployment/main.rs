@@ -2,4 +2,5 @@
 //! the templates under deploy/ and the README's examples.
 
 mod compose_topology;
+mod public_api;
 mod readme_examples;
