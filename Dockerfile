@@ -13,28 +13,30 @@ WORKDIR /src
 # Dependencies first: this layer is rebuilt only when a manifest or
 # Cargo.lock changes, not on every source edit. Empty stand-ins replace
 # nene's own targets (the bench is declared in Cargo.toml, so it needs one)
-# and the example applications and the test harness, which are workspace
-# members: cargo reads their manifests even when it builds nene alone
-# (`-p nene`). `full`: the image takes every session DSN (memcached, SQLite,
+# and the FastCGI crate, the example applications and the test harness,
+# which are workspace members: cargo reads their manifests even when it
+# builds nene alone (`-p nene`). `full`: the image takes every session DSN (memcached, SQLite,
 # MySQL/MariaDB, PostgreSQL besides files and Redis).
 COPY Cargo.toml Cargo.lock ./
+COPY fastcgi/Cargo.toml fastcgi/
 COPY examples/hello/Cargo.toml examples/hello/
 COPY examples/todo/Cargo.toml examples/todo/
 COPY test-support/Cargo.toml test-support/
-RUN mkdir -p src benches examples/hello/src examples/todo/src test-support/src \
+RUN mkdir -p src fastcgi/src benches examples/hello/src examples/todo/src test-support/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs test-support/src/lib.rs \
+    && touch src/lib.rs fastcgi/src/lib.rs test-support/src/lib.rs \
     && echo 'fn main() {}' > benches/protocol.rs \
     && echo 'fn main() {}' > benches/session_formats.rs \
     && echo 'fn main() {}' > examples/hello/src/main.rs \
     && echo 'fn main() {}' > examples/todo/src/main.rs \
     && cargo build --release --locked -p nene --features full \
-    && rm -rf src
+    && rm -rf src fastcgi/src
 
 # nene itself. COPY keeps the sources' modification times, which can be
 # older than the stand-ins just built: touch them so cargo rebuilds nene.
+COPY fastcgi/src ./fastcgi/src
 COPY src ./src
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/main.rs src/lib.rs fastcgi/src/lib.rs \
     && cargo build --release --locked -p nene --features full
 
 FROM debian:bookworm-slim

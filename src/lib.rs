@@ -41,12 +41,12 @@
 //! | `config` | ini files + environment → [`Constants`] and typed [`Settings`] |
 //! | `choice` | settings that are one word of a list: the `FromStr` and its error |
 //! | `server` | listener, accept loop, drain; CGI params → `http` request |
-//! | `fastcgi` | records, name-value pairs, the connection state machine (bytes only) |
+//! | `fastcgi` | the crate `nene-fastcgi` (`fastcgi/`): records, name-value pairs, the connection state machine (bytes only) |
 //! | `dev` | `nene dev`: HTTP/1.1 and static files instead of nginx + FastCGI |
 //! | `application` | [`Application`]: what nene can serve: any tower service over `http` types |
 //! | `front_controller` | per request: operations layer → constants → session → application |
 //! | `ops` | ping and status pages, request timeout, slow and access logs |
-//! | `log_limit` | one line per second for warnings a peer can trigger |
+//! | `log_limit` | one line per second for warnings a peer can trigger (in `nene-fastcgi`) |
 //! | `panic_log` | a panic anywhere is one rate-limited log line, not a flood |
 //! | `session` | `session/lifecycle`: the [`Session`] handle, cookie and commit around each request; `session/backend`: the DSN, the backend contract and the lock, files, memory, Redis, memcached and SQL; `session/copy.rs`: `nene sessions copy` |
 //! | `upload` | `multipart/form-data` uploads as an [`UploadForm`]: fields, and files on disk |
@@ -81,6 +81,20 @@ macro_rules! internal_modules {
 
 mod application;
 mod upgrade;
+
+// The FastCGI protocol is a crate of the workspace (fastcgi/, nene-fastcgi);
+// nene's code names it `crate::fastcgi`, and its rate-limited log lines
+// `crate::log_limit`.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use nene_fastcgi as fastcgi;
+#[cfg(not(feature = "internals"))]
+use nene_fastcgi as fastcgi;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use nene_fastcgi::log_limit;
+#[cfg(not(feature = "internals"))]
+use nene_fastcgi::log_limit;
 internal_modules!(
     bootstrap,
     choice,
@@ -89,9 +103,7 @@ internal_modules!(
     dev,
     dispatch,
     entry_point,
-    fastcgi,
     front_controller,
-    log_limit,
     ops,
     panic_log,
     ping,

@@ -173,6 +173,45 @@ fn nginx_renders_the_repository_template_with_every_placeholder_set_by_compose()
     );
 }
 
+/// With no Docker here, the build is checked by reading it: cargo reads
+/// every workspace member's manifest even for `-p nene`, and builds the
+/// sources of the members nene depends on (the FastCGI crate).
+#[test]
+fn the_image_build_copies_every_workspace_manifest_and_the_fastcgi_sources() {
+    let dockerfile = Dockerfile::load();
+    let copies: Vec<String> = dockerfile
+        .instructions
+        .iter()
+        .filter(|i| i.keyword == "COPY")
+        .map(|i| i.arguments.clone())
+        .collect();
+    let manifest =
+        std::fs::read_to_string(format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let members = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("members = "))
+        .expect("a workspace members list");
+    let members: Vec<&str> = members
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|member| member.trim().trim_matches('"'))
+        .filter(|member| *member != ".")
+        .collect();
+    assert!(members.contains(&"fastcgi"), "{members:?}");
+    for member in members {
+        assert!(
+            copies
+                .iter()
+                .any(|copy| copy.starts_with(&format!("{member}/Cargo.toml "))),
+            "the Dockerfile copies no {member}/Cargo.toml: {copies:?}"
+        );
+    }
+    assert!(
+        copies.iter().any(|copy| copy.starts_with("fastcgi/src ")),
+        "{copies:?}"
+    );
+}
+
 #[test]
 fn the_image_runs_nene_serve_unprivileged_and_compose_waits_longer_than_its_drain() {
     let dockerfile = Dockerfile::load();

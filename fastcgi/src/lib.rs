@@ -3,8 +3,9 @@
 //! requests and responses back into records.
 //!
 //! This layer knows bytes and CGI, nothing of HTTP types, sessions or
-//! applications: whatever answers requests implements [`Responder`]. It can be
-//! lifted out and reused on its own.
+//! applications: whatever answers requests implements [`Responder`]. It is a
+//! crate of its own so that it can be used without nene; nene is its first
+//! user.
 //!
 //! Why our own implementation rather than `tokio-fastcgi`: that crate buffers a
 //! whole request body with no bound and gives no hook for per-request
@@ -12,11 +13,14 @@
 //! writing it here lets every length read off the wire be checked against
 //! [`ConnectionLimits`] before anything is allocated.
 
+#![deny(missing_docs)]
+
 mod body;
 mod budget;
 mod connection;
 mod error;
 mod limits;
+pub mod log_limit;
 mod name_value;
 mod params;
 mod record;
