@@ -65,22 +65,87 @@
 // not worth a warning in an application's build.
 #![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 
-/// Declares nene's modules: private, or with the `internals` feature public
-/// and hidden from the docs, for nene's own tests and benches.
-macro_rules! internal_modules {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[cfg(feature = "internals")]
-            #[doc(hidden)]
-            pub mod $name;
-            #[cfg(not(feature = "internals"))]
-            mod $name;
-        )*
-    };
-}
-
 mod application;
 mod upgrade;
+
+// nene's modules: private, or with the `internals` feature public and
+// hidden from the docs, for nene's own tests and benches. Declared one by
+// one rather than by a macro, so that rustfmt finds their files.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod bootstrap;
+#[cfg(not(feature = "internals"))]
+mod bootstrap;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod choice;
+#[cfg(not(feature = "internals"))]
+mod choice;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod cli;
+#[cfg(not(feature = "internals"))]
+mod cli;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod config;
+#[cfg(not(feature = "internals"))]
+mod config;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod dev;
+#[cfg(not(feature = "internals"))]
+mod dev;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod dispatch;
+#[cfg(not(feature = "internals"))]
+mod dispatch;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod entry_point;
+#[cfg(not(feature = "internals"))]
+mod entry_point;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod front_controller;
+#[cfg(not(feature = "internals"))]
+mod front_controller;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod ops;
+#[cfg(not(feature = "internals"))]
+mod ops;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod panic_log;
+#[cfg(not(feature = "internals"))]
+mod panic_log;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod ping;
+#[cfg(not(feature = "internals"))]
+mod ping;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod request_info;
+#[cfg(not(feature = "internals"))]
+mod request_info;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod server;
+#[cfg(not(feature = "internals"))]
+mod server;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod session;
+#[cfg(not(feature = "internals"))]
+mod session;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod upload;
+#[cfg(not(feature = "internals"))]
+mod upload;
 
 // The FastCGI protocol is a crate of the workspace (fastcgi/, nene-fastcgi);
 // nene's code names it `crate::fastcgi`, and its rate-limited log lines
@@ -95,23 +160,6 @@ use nene_fastcgi as fastcgi;
 pub use nene_fastcgi::log_limit;
 #[cfg(not(feature = "internals"))]
 use nene_fastcgi::log_limit;
-internal_modules!(
-    bootstrap,
-    choice,
-    cli,
-    config,
-    dev,
-    dispatch,
-    entry_point,
-    front_controller,
-    ops,
-    panic_log,
-    ping,
-    request_info,
-    server,
-    session,
-    upload,
-);
 
 pub use application::Application;
 pub use bootstrap::{Bootstrap, StartupError};

@@ -123,7 +123,14 @@ async fn copy_one(
         Stored::Data(data) => {
             // At least a second: a store's smallest expiry.
             let lifetime = live.remaining.max(Duration::from_secs(1));
-            to.write_with_lifetime(&live.id, data, lifetime).await?;
+            to.store_copy(
+                &LiveSession {
+                    remaining: lifetime,
+                    ..live
+                },
+                data,
+            )
+            .await?;
             Ok(Outcome::Copied)
         }
         Stored::Missing => Ok(Outcome::Gone),
@@ -141,7 +148,7 @@ mod tests {
     use async_trait::async_trait;
     use bytes::Bytes;
 
-    use crate::session::backend::{FileSessionHandler, SessionHandler, SessionLock, SessionPage};
+    use crate::session::backend::{FileSessionHandler, LockedRead, SessionHandler, SessionPage};
     use crate::session::id::{SessionId, SessionIdFormat};
 
     /// A files backend whose listing also reports one id it does not have,
@@ -160,7 +167,7 @@ mod tests {
             self: Arc<Self>,
             id: &SessionId,
             wait: std::time::Duration,
-        ) -> Result<(SessionLock, Stored), SessionError> {
+        ) -> LockedRead {
             self.files.clone().lock_and_read(id, wait).await
         }
         async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
@@ -197,13 +204,8 @@ mod tests {
         async fn exists(&self, id: &SessionId) -> Result<bool, SessionError> {
             self.files.exists(id).await
         }
-        async fn write_with_lifetime(
-            &self,
-            id: &SessionId,
-            data: Bytes,
-            lifetime: Duration,
-        ) -> Result<(), SessionError> {
-            self.files.write_with_lifetime(id, data, lifetime).await
+        async fn store_copy(&self, live: &LiveSession, data: Bytes) -> Result<(), SessionError> {
+            self.files.store_copy(live, data).await
         }
         async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
             let mut page = self.files.list_sessions(cursor).await?;

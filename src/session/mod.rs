@@ -24,7 +24,7 @@ mod settings;
 #[doc(hidden)]
 pub use backend::BackendShorthands;
 pub use backend::{
-    DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, MemcachedDsn,
+    DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, LockedRead, MemcachedDsn,
     MemcachedOptions, MemorySessionHandler, MigratingSessionHandler, RedisAddress, RedisDsn,
     RedisOptions, RedisSessionHandler, RedisSetupError, SessionAdmin, SessionBackend, SessionDsn,
     SessionHandler, SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, SqlAddress,

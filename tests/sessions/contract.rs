@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nene::session::{
-    BackendShorthands, FileSessionHandler, MemcachedSessionHandler, MemorySessionHandler,
-    MigratingSessionHandler, RedisSessionHandler, SessionAdmin, SessionDsn, SessionError,
-    SessionHandler, SessionId, SessionIdFormat, SqlSessionHandler, Stored, Unreadable,
+    BackendShorthands, FileSessionHandler, LiveSession, MemcachedSessionHandler,
+    MemorySessionHandler, MigratingSessionHandler, RedisSessionHandler, SessionAdmin, SessionDsn,
+    SessionError, SessionHandler, SessionId, SessionIdFormat, SqlSessionHandler, Stored,
+    Unreadable,
 };
 use nene_test_support::browser::Browser;
 use nene_test_support::fcgi_client::request_with_params;
@@ -688,6 +689,14 @@ fn new_id() -> SessionId {
     SessionIdFormat::new(32, 5).unwrap().generate()
 }
 
+/// Session `id` with `seconds` left to live, as a listing reports one.
+fn lasting(id: &SessionId, seconds: u64) -> LiveSession {
+    LiveSession {
+        id: id.clone(),
+        remaining: Duration::from_secs(seconds),
+    }
+}
+
 const LONG: Duration = Duration::from_secs(600);
 const MAX: u64 = 4 * 1024 * 1024;
 
@@ -937,16 +946,12 @@ async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B:
     // shorter lifetime, one that expires before the listing, and a held lock.
     let php_id = SessionIdFormat::new(26, 5).unwrap().generate();
     sessions
-        .write_with_lifetime(
-            &php_id,
-            Bytes::from_static(b"php"),
-            Duration::from_secs(120),
-        )
+        .store_copy(&lasting(&php_id, 120), Bytes::from_static(b"php"))
         .await
         .unwrap();
     let gone = new_id();
     sessions
-        .write_with_lifetime(&gone, Bytes::from_static(b"gone"), Duration::from_secs(1))
+        .store_copy(&lasting(&gone, 1), Bytes::from_static(b"gone"))
         .await
         .unwrap();
     let (held, _) = sessions.locked_read(&ids[0]).await.unwrap();

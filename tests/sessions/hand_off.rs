@@ -28,7 +28,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use nene::session::SessionSettings;
 use nene::session::{
-    FileSessionHandler, HeldLock, JsonCodec, SessionCodec, SessionCookie, SessionError,
+    FileSessionHandler, HeldLock, JsonCodec, LockedRead, SessionCodec, SessionCookie, SessionError,
     SessionHandler, SessionId, SessionIdFormat, SessionLayer, SessionLock, SessionRuntime,
     SessionService, Stored,
 };
@@ -82,11 +82,7 @@ impl SessionHandler for GatedFiles {
 
     /// The files lock, wrapped so that what is written through it (the
     /// chain's writes, the last write of a request) is gated too.
-    async fn lock_and_read(
-        self: Arc<Self>,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn lock_and_read(self: Arc<Self>, id: &SessionId, wait: Duration) -> LockedRead {
         let (lock, stored) = self.inner.clone().lock_and_read(id, wait).await?;
         let lock = match lock.into_held() {
             Some(inner) => SessionLock::held(Arc::new(GatedLock {

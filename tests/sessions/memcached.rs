@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nene::session::{
-    BackendShorthands, LIST_PAGE_SIZE, MemcachedSessionHandler, SessionAdmin, SessionDsn,
-    SessionError, SessionId, SessionIdFormat, Stored,
+    BackendShorthands, LIST_PAGE_SIZE, LiveSession, MemcachedSessionHandler, SessionAdmin,
+    SessionDsn, SessionError, SessionId, SessionIdFormat, Stored,
 };
 use nene_test_support::fault_proxy::{self, FaultProxy};
 use nene_test_support::memcached_server::MemcachedServer;
@@ -266,7 +266,13 @@ async fn listing_pages_through_every_server_with_each_remaining_lifetime() {
             sessions.write(&id, Bytes::from_static(b"{}")).await
         } else {
             sessions
-                .write_with_lifetime(&id, Bytes::from_static(b"{}"), lifetime)
+                .store_copy(
+                    &LiveSession {
+                        id: id.clone(),
+                        remaining: lifetime,
+                    },
+                    Bytes::from_static(b"{}"),
+                )
                 .await
         };
         write.unwrap();
@@ -367,7 +373,13 @@ async fn nene_sessions_copy_moves_sessions_between_memcached_pools_with_their_li
         };
         let id = new_id();
         sessions
-            .write_with_lifetime(&id, Bytes::from(format!("data {n}")), lifetime)
+            .store_copy(
+                &LiveSession {
+                    id: id.clone(),
+                    remaining: lifetime,
+                },
+                Bytes::from(format!("data {n}")),
+            )
             .await
             .unwrap();
         lifetimes.push((id, n, lifetime));

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use nene::session::{FileSessionHandler, SessionAdmin, SessionIdFormat};
+use nene::session::{FileSessionHandler, LiveSession, SessionAdmin, SessionIdFormat};
 use nene_test_support::browser::Browser;
 use nene_test_support::redis_server::RedisServer;
 use nene_test_support::{Nene, Nginx, run_nene};
@@ -149,22 +149,21 @@ async fn sessions_copy_moves_ten_thousand_sessions_with_their_remaining_lifetime
     for n in 0..SESSIONS {
         // Lifetimes from 100 s to 1,099 s left.
         let lifetime = Duration::from_secs(100 + (n as u64 % 1000));
-        sessions.push((format.generate(), lifetime));
+        sessions.push(LiveSession {
+            id: format.generate(),
+            remaining: lifetime,
+        });
     }
     for chunk in sessions.chunks(100) {
-        let writes = chunk.iter().map(|(id, lifetime)| {
-            handler.write_with_lifetime(
-                id,
-                Bytes::from(format!("data of {}", id.as_str())),
-                *lifetime,
-            )
+        let writes = chunk.iter().map(|live| {
+            handler.store_copy(live, Bytes::from(format!("data of {}", live.id.as_str())))
         });
         for written in futures::future::join_all(writes).await {
             written.unwrap();
         }
     }
     // One the destination already has, with newer data: left alone.
-    let (newer_id, _) = &sessions[7];
+    let LiveSession { id: newer_id, .. } = &sessions[7];
     redis
         .db(0)
         .set(&format!("sess_{}", newer_id.as_str()), b"newer");
@@ -199,7 +198,11 @@ async fn sessions_copy_moves_ten_thousand_sessions_with_their_remaining_lifetime
         db.get(&format!("sess_{}", newer_id.as_str())).unwrap(),
         b"newer"
     );
-    for (id, lifetime) in sessions.iter().filter(|(id, _)| id != newer_id) {
+    for LiveSession {
+        id,
+        remaining: lifetime,
+    } in sessions.iter().filter(|live| &live.id != newer_id)
+    {
         let key = format!("sess_{}", id.as_str());
         assert_eq!(
             db.get(&key).unwrap(),

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use nene::session::{
-    BackendShorthands, LIST_PAGE_SIZE, SessionAdmin, SessionDsn, SessionError, SessionIdFormat,
-    SqlSessionHandler, Stored,
+    BackendShorthands, LIST_PAGE_SIZE, LiveSession, SessionAdmin, SessionDsn, SessionError,
+    SessionIdFormat, SqlSessionHandler, Stored,
 };
 use nene_test_support::browser::Browser;
 use nene_test_support::mariadb::MariaDb;
@@ -315,7 +315,13 @@ async fn listing_pages_through_live_sessions_with_their_lifetimes(db: &Db) {
     let mut written: Vec<String> = Vec::new();
     let short = ids.generate();
     sessions
-        .write_with_lifetime(&short, Bytes::from_static(b"s"), Duration::from_secs(30))
+        .store_copy(
+            &LiveSession {
+                id: short.clone(),
+                remaining: Duration::from_secs(30),
+            },
+            Bytes::from_static(b"s"),
+        )
         .await
         .unwrap();
     written.push(short.as_str().to_string());

@@ -21,8 +21,8 @@ use tokio::time::Instant;
 
 use crate::session::backend::lock::{Release, WritesThroughStore};
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, SessionAdmin,
-    SessionHandler, SessionLock, SessionPage, Stored, Unreadable,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, LockedRead,
+    SessionAdmin, SessionHandler, SessionLock, SessionPage, Stored, Unreadable,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -176,11 +176,7 @@ impl SessionHandler for MemorySessionHandler {
         "memory"
     }
 
-    async fn lock_and_read(
-        self: Arc<Self>,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn lock_and_read(self: Arc<Self>, id: &SessionId, wait: Duration) -> LockedRead {
         let guard = self.take_lock(id, wait).await?;
         let lock = MemoryLock {
             store: self.store.clone(),
@@ -210,10 +206,7 @@ impl SessionHandler for MemorySessionHandler {
     }
 
     /// A value is replaced whole under the map's lock: never seen half-written.
-    async fn read_for_read_only(
-        self: Arc<Self>,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn read_for_read_only(self: Arc<Self>, id: &SessionId) -> LockedRead {
         Ok((SessionLock::none(), self.read(id).await?))
     }
 
@@ -270,13 +263,8 @@ impl SessionAdmin for MemorySessionHandler {
         Ok(self.read(id).await? != Stored::Missing)
     }
 
-    async fn write_with_lifetime(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        lifetime: Duration,
-    ) -> Result<(), SessionError> {
-        self.store_for(id, data, lifetime);
+    async fn store_copy(&self, live: &LiveSession, data: Bytes) -> Result<(), SessionError> {
+        self.store_for(&live.id, data, live.remaining);
         Ok(())
     }
 

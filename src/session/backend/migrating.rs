@@ -20,7 +20,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::session::backend::{
-    HeldLock, SessionAdmin, SessionHandler, SessionLock, SessionPage, Stored,
+    HeldLock, LiveSession, LockedRead, SessionAdmin, SessionHandler, SessionLock, SessionPage,
+    Stored,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -88,11 +89,7 @@ impl SessionHandler for MigratingSessionHandler {
 
     /// The new backend's lock covers the move: another request of the
     /// same session waits for it, then finds the session already moved.
-    async fn lock_and_read(
-        self: Arc<Self>,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn lock_and_read(self: Arc<Self>, id: &SessionId, wait: Duration) -> LockedRead {
         let (lock, found) = self.new.clone().lock_and_read(id, wait).await?;
         match self.or_from_old(&lock, id, found).await {
             Ok(stored) => Ok((self.wrap(lock), stored)),
@@ -113,10 +110,7 @@ impl SessionHandler for MigratingSessionHandler {
     /// A session the new backend lacks is moved as for any request, under
     /// the new backend's lock (`lock_and_read`): an unlocked copy could
     /// overwrite what a locked request had just written.
-    async fn read_for_read_only(
-        self: Arc<Self>,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn read_for_read_only(self: Arc<Self>, id: &SessionId) -> LockedRead {
         let (lock, found) = self.new.clone().read_for_read_only(id).await?;
         if found != Stored::Missing {
             return Ok((self.wrap(lock), found));
@@ -171,13 +165,8 @@ impl SessionAdmin for MigratingSessionHandler {
         Ok(self.new.exists(id).await? || self.old.exists(id).await?)
     }
 
-    async fn write_with_lifetime(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        lifetime: Duration,
-    ) -> Result<(), SessionError> {
-        self.new.write_with_lifetime(id, data, lifetime).await
+    async fn store_copy(&self, live: &LiveSession, data: Bytes) -> Result<(), SessionError> {
+        self.new.store_copy(live, data).await
     }
 
     async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {

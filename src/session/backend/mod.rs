@@ -86,6 +86,10 @@ impl Stored {
     }
 }
 
+/// What [`SessionHandler::lock_and_read`] gives: the lock (or none) and
+/// what is stored.
+pub type LockedRead = Result<(SessionLock, Stored), SessionError>;
+
 /// A live session as [`SessionAdmin::list_sessions`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveSession {
@@ -133,7 +137,7 @@ pub trait SessionHandler: Send + Sync + 'static {
         self: Arc<Self>,
         id: &SessionId,
         wait: std::time::Duration,
-    ) -> Result<(SessionLock, Stored), SessionError>;
+    ) -> LockedRead;
 
     /// What is stored under `id`. A value over `session.max_size` is
     /// [`Stored::Unreadable`] and is not loaded into memory.
@@ -147,10 +151,7 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// values whole overrides it with [`read_without_lock`]. The session
     /// runtime gives the lock back at once, with a touch when the data is
     /// nene's to keep alive.
-    async fn read_for_read_only(
-        self: Arc<Self>,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn read_for_read_only(self: Arc<Self>, id: &SessionId) -> LockedRead {
         let wait = self.lock_wait();
         self.lock_and_read(id, wait).await
     }
@@ -196,14 +197,10 @@ pub trait SessionAdmin: SessionHandler {
     /// Whether a session with this id is stored.
     async fn exists(&self, id: &SessionId) -> Result<bool, SessionError>;
 
-    /// Stores `data` to expire after `lifetime` rather than the configured
+    /// Stores `data` as the copy of the session `live` lists: under its id,
+    /// to expire when its remaining lifetime is over rather than after
     /// `session.gc_maxlifetime`. Otherwise like [`SessionHandler::write`].
-    async fn write_with_lifetime(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        lifetime: std::time::Duration,
-    ) -> Result<(), SessionError>;
+    async fn store_copy(&self, live: &LiveSession, data: Bytes) -> Result<(), SessionError>;
 
     /// One page of the live (unexpired) sessions with their remaining
     /// lifetime: `cursor` is `None` for the first page and then the
@@ -219,7 +216,7 @@ pub trait SessionAdmin: SessionHandler {
 pub async fn read_without_lock<H: SessionHandler + ?Sized>(
     handler: &H,
     id: &SessionId,
-) -> Result<(SessionLock, Stored), SessionError> {
+) -> LockedRead {
     Ok((SessionLock::none(), handler.read(id).await?))
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::session::backend::{SessionHandler, SessionLock, Stored};
+use crate::session::backend::{LockedRead, SessionHandler, SessionLock, Stored};
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
@@ -18,7 +18,7 @@ use crate::session::id::SessionId;
 #[async_trait]
 pub trait BackendShorthands {
     /// [`SessionHandler::lock_and_read`] waiting the whole `lock_wait`.
-    async fn locked_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError>;
+    async fn locked_read(&self, id: &SessionId) -> LockedRead;
 
     /// The lock of `id`, waiting at most `wait`; what was read is dropped.
     async fn lock_within(
@@ -44,7 +44,7 @@ pub trait BackendShorthands {
 
 #[async_trait]
 impl<H: SessionHandler + ?Sized> BackendShorthands for Arc<H> {
-    async fn locked_read(&self, id: &SessionId) -> Result<(SessionLock, Stored), SessionError> {
+    async fn locked_read(&self, id: &SessionId) -> LockedRead {
         let wait = self.lock_wait();
         self.clone().lock_and_read(id, wait).await
     }

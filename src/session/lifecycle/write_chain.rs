@@ -400,7 +400,7 @@ mod tests {
             self: Arc<Self>,
             _: &SessionId,
             _: std::time::Duration,
-        ) -> Result<(SessionLock, crate::session::Stored), SessionError> {
+        ) -> crate::session::backend::LockedRead {
             unimplemented!()
         }
         async fn read(&self, _: &SessionId) -> Result<crate::session::Stored, SessionError> {

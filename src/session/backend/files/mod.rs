@@ -26,8 +26,8 @@ use bytes::Bytes;
 use crate::session::backend::backoff::Backoff;
 use crate::session::backend::lock::WritesThroughStore;
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, SessionAdmin, SessionHandler, SessionLock,
-    SessionPage, Stored, read_without_lock,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LiveSession, LockedRead, SessionAdmin,
+    SessionHandler, SessionPage, Stored, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::{SessionId, SessionIdFormat};
@@ -269,11 +269,7 @@ impl SessionHandler for FileSessionHandler {
 
     /// flock on the session's lock file (`take_lock`),
     /// then the read.
-    async fn lock_and_read(
-        self: Arc<Self>,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn lock_and_read(self: Arc<Self>, id: &SessionId, wait: Duration) -> LockedRead {
         let lock = self.take_lock(id, wait).await?;
         let lock = WritesThroughStore::guard(self.clone(), lock);
         match self.read(id).await {
@@ -318,10 +314,7 @@ impl SessionHandler for FileSessionHandler {
     /// lock sees the old file or the new one, whole. With PHP's locking
     /// (`save_path_lock = session_file`) the file is rewritten in place, so the read
     /// takes the lock, as PHP's does.
-    async fn read_for_read_only(
-        self: Arc<Self>,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn read_for_read_only(self: Arc<Self>, id: &SessionId) -> LockedRead {
         if self.files(id).in_place {
             let wait = self.lock_wait;
             self.lock_and_read(id, wait).await
@@ -426,15 +419,10 @@ impl SessionAdmin for FileSessionHandler {
         .await
     }
 
-    async fn write_with_lifetime(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        lifetime: Duration,
-    ) -> Result<(), SessionError> {
-        self.write(id, data).await?;
-        let files = self.files(id);
-        let ttl = self.ttl;
+    async fn store_copy(&self, live: &LiveSession, data: Bytes) -> Result<(), SessionError> {
+        self.write(&live.id, data).await?;
+        let files = self.files(&live.id);
+        let (ttl, lifetime) = (self.ttl, live.remaining);
         blocking("write", move || {
             listing::expire_after(&files.data, ttl, lifetime).map_err(|e| files.error("write", e))
         })

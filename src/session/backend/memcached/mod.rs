@@ -42,8 +42,8 @@ use crate::session::backend::dsn::SessionDsn;
 use crate::session::backend::lock::WritesThroughStore;
 use crate::session::backend::token_lock::new_token;
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, SessionAdmin,
-    SessionHandler, SessionLock, SessionPage, Stored, Unreadable, read_without_lock,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, LockedRead,
+    SessionAdmin, SessionHandler, SessionLock, SessionPage, Stored, Unreadable, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -304,11 +304,7 @@ impl SessionHandler for MemcachedSessionHandler {
     /// server (always, with one server): the `add` and the read go out
     /// together. While another request holds the lock, it is tried again
     /// (see `acquire`).
-    async fn lock_and_read(
-        self: Arc<Self>,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn lock_and_read(self: Arc<Self>, id: &SessionId, wait: Duration) -> LockedRead {
         let (lock, stored) = self.acquire(id, wait).await?;
         let stored = match stored {
             Some(stored) => stored,
@@ -324,10 +320,7 @@ impl SessionHandler for MemcachedSessionHandler {
     }
 
     /// memcached replaces a value whole: the read needs no lock.
-    async fn read_for_read_only(
-        self: Arc<Self>,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn read_for_read_only(self: Arc<Self>, id: &SessionId) -> LockedRead {
         read_without_lock(&*self, id).await
     }
 
@@ -415,13 +408,8 @@ impl SessionAdmin for MemcachedSessionHandler {
         }
     }
 
-    async fn write_with_lifetime(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        lifetime: Duration,
-    ) -> Result<(), SessionError> {
-        self.store(id, &data, lifetime).await
+    async fn store_copy(&self, live: &LiveSession, data: Bytes) -> Result<(), SessionError> {
+        self.store(&live.id, &data, live.remaining).await
     }
 
     /// Every server's keys from `lru_crawler metadump hash`, the sessions

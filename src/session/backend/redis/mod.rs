@@ -40,8 +40,8 @@ use crate::session::backend::backoff::Backoff;
 use crate::session::backend::dsn::{RedisAddress, SessionDsn};
 use crate::session::backend::token_lock::new_token;
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, SessionAdmin, SessionHandler, SessionLock,
-    SessionPage, Stored, read_without_lock,
+    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LiveSession, LockedRead, SessionAdmin,
+    SessionHandler, SessionLock, SessionPage, Stored, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -324,11 +324,7 @@ impl RedisSessionHandler {
 
     /// The lock loop behind [`SessionHandler::lock_and_read`]: tries until
     /// `wait` is over.
-    async fn acquire(
-        self: &Arc<Self>,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn acquire(self: &Arc<Self>, id: &SessionId, wait: Duration) -> LockedRead {
         let Some(settings) = self.lock else {
             return Ok((SessionLock::none(), self.read(id).await?));
         };
@@ -546,11 +542,7 @@ impl SessionHandler for RedisSessionHandler {
     /// One round trip: `LOCK_AND_READ_SCRIPT` (scripts.rs) takes the lock
     /// and reads; while another request holds the lock, it is tried again
     /// (see `acquire`). With `lock=off` this is a plain read.
-    async fn lock_and_read(
-        self: Arc<Self>,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn lock_and_read(self: Arc<Self>, id: &SessionId, wait: Duration) -> LockedRead {
         self.acquire(id, wait).await
     }
 
@@ -580,10 +572,7 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     /// A Redis value is replaced whole, so the read needs no lock.
-    async fn read_for_read_only(
-        self: Arc<Self>,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn read_for_read_only(self: Arc<Self>, id: &SessionId) -> LockedRead {
         read_without_lock(&*self, id).await
     }
 
@@ -653,22 +642,17 @@ impl SessionAdmin for RedisSessionHandler {
         Ok(count > 0)
     }
 
-    async fn write_with_lifetime(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        lifetime: Duration,
-    ) -> Result<(), SessionError> {
+    async fn store_copy(&self, live: &LiveSession, data: Bytes) -> Result<(), SessionError> {
         let mut pipeline = redis::pipe();
         pipeline
             .cmd("SET")
-            .arg(self.key(id))
+            .arg(self.key(&live.id))
             .arg(data.as_ref())
             .arg("PX")
-            .arg(u64::try_from(lifetime.as_millis().max(1)).unwrap_or(u64::MAX))
+            .arg(u64::try_from(live.remaining.as_millis().max(1)).unwrap_or(u64::MAX))
             .ignore();
         self.add_wait(&mut pipeline);
-        self.run_writes(id, "write", &pipeline, None, true)
+        self.run_writes(&live.id, "write", &pipeline, None, true)
             .await
             .map(drop)
             .map_err(|failure| failure.error)

@@ -36,8 +36,8 @@ use sqlx::Row;
 
 use crate::session::backend::dsn::{SessionDsn, SqlAddress, SqlDriver, SqlDsn};
 use crate::session::backend::{
-    DEFAULT_MAX_SESSION_BYTES, LiveSession, SessionAdmin, SessionHandler, SessionLock, SessionPage,
-    Stored, Unreadable, read_without_lock,
+    DEFAULT_MAX_SESSION_BYTES, LiveSession, LockedRead, SessionAdmin, SessionHandler, SessionLock,
+    SessionPage, Stored, Unreadable, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -303,11 +303,7 @@ impl SqlSessionHandler {
     /// with a timeout here, which gives up the connection and whatever lock
     /// it would have taken: rare enough not to be worth a `SET lock_timeout`
     /// round trip on every lock.
-    async fn acquire(
-        self: &Arc<Self>,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn acquire(self: &Arc<Self>, id: &SessionId, wait: Duration) -> LockedRead {
         self.ready().await?;
         let Some(configured) = self.lock_wait else {
             return Ok((SessionLock::none(), self.read(id).await?));
@@ -473,11 +469,7 @@ impl SessionHandler for SqlSessionHandler {
     }
 
     /// Locks, then reads over the lock's connection.
-    async fn lock_and_read(
-        self: Arc<Self>,
-        id: &SessionId,
-        wait: Duration,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn lock_and_read(self: Arc<Self>, id: &SessionId, wait: Duration) -> LockedRead {
         self.acquire(id, wait).await
     }
 
@@ -488,10 +480,7 @@ impl SessionHandler for SqlSessionHandler {
     /// lock first, as PHP's `read_and_close` does: waiting for a holder in
     /// the open, bounded by `lock_wait`, rather than in SQLite's busy
     /// handler.
-    async fn read_for_read_only(
-        self: Arc<Self>,
-        id: &SessionId,
-    ) -> Result<(SessionLock, Stored), SessionError> {
+    async fn read_for_read_only(self: Arc<Self>, id: &SessionId) -> LockedRead {
         match self.driver {
             SqlDriver::Sqlite => {
                 let wait = self.lock_wait();
@@ -593,14 +582,9 @@ impl SessionAdmin for SqlSessionHandler {
         .map(|row| row.is_some()))
     }
 
-    async fn write_with_lifetime(
-        &self,
-        id: &SessionId,
-        data: Bytes,
-        lifetime: Duration,
-    ) -> Result<(), SessionError> {
-        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
-        self.store(None, id, &data, lifetime).await
+    async fn store_copy(&self, live: &LiveSession, data: Bytes) -> Result<(), SessionError> {
+        let lifetime = i64::try_from(live.remaining.as_secs()).unwrap_or(i64::MAX);
+        self.store(None, &live.id, &data, lifetime).await
     }
 
     async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
