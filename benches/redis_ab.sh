@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A/B of two nene builds on Redis sessions, through one nginx and one Redis:
 # 64 sessions taken in turn (every request locks, reads and writes its
-# session: the path a change to the Redis handler touches) and one hot
-# session (hand-offs and group commit). Runs alternate A B A B so that a
+# session: the path a change to the Redis handler touches), one hot
+# session (hand-offs and group commit), and read-only requests of that
+# session (`/session/whoami`: read without the lock, expiry restarted). Runs alternate A B A B so that a
 # noisy machine hurts both alike; medians and the B/A ratio are printed,
 # and beside them what the neighbours cannot move as much: the CPU time
 # Redis and each nene process spent per request, and Redis commands per
@@ -68,6 +69,8 @@ for round in $(seq 1 "$ROUNDS"); do
     WRK_SCRIPT=$WORK/sessions-$NGINX_B.lua costed_run "$PID_B" "B, 64 sessions in turn" "http://127.0.0.1:$NGINX_B/session/counter"
     costed_run "$PID_A" "A, one hot session" "http://127.0.0.1:$NGINX_A/session/counter" "Cookie: NENESESSID=$HOT_A"
     costed_run "$PID_B" "B, one hot session" "http://127.0.0.1:$NGINX_B/session/counter" "Cookie: NENESESSID=$HOT_B"
+    costed_run "$PID_A" "A, read-only" "http://127.0.0.1:$NGINX_A/session/whoami" "Cookie: NENESESSID=$HOT_A"
+    costed_run "$PID_B" "B, read-only" "http://127.0.0.1:$NGINX_B/session/whoami" "Cookie: NENESESSID=$HOT_B"
 done
 
 echo "A = $A ${A_ENV:-}"

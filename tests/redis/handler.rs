@@ -825,3 +825,69 @@ async fn with_lock_suffix_lock_nene_and_phpredis_take_the_same_lock() {
         b"count|i:1;".to_vec()
     );
 }
+
+/// A read-only read restarts the session's expiry in its own round trip
+/// (no EXPIRE after it); given back, the expiry is as it was, unless the
+/// session was written since (decision 0019: data none of nene's is not
+/// even touched, and a newer write keeps its own expiry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_read_restarts_the_expiry_with_the_read_and_can_give_it_back() {
+    let redis = RedisServer::start();
+    let sessions = handler(&redis.url());
+    let id = new_id();
+    let key = format!("sess_{}", id.as_str());
+    let data = Bytes::from_static(b"{\"n\":1}");
+    // Warm: the script is loaded, so each read below is one EVALSHA.
+    let (warm, _) = sessions
+        .clone()
+        .read_for_read_only(&new_id())
+        .await
+        .unwrap();
+    warm.release().await.unwrap();
+
+    redis.run(&["SET", &key, "{\"n\":1}", "EX", "100"]);
+    let (evalsha, expire) = (redis.calls("evalsha"), redis.calls("expire"));
+    let (touched, stored) = sessions.clone().read_for_read_only(&id).await.unwrap();
+    assert_eq!(stored, Stored::Data(data.clone()));
+    touched
+        .save_and_release(&*sessions, &id, None)
+        .await
+        .unwrap();
+    assert_eq!(redis.calls("evalsha") - evalsha, 1, "one round trip");
+    assert_eq!(
+        redis.calls("expire") - expire,
+        1,
+        "the script's own EXPIRE only"
+    );
+    assert!(redis.calls("eval") == 0 && redis.calls("pexpire") == 0);
+    let ttl = redis.db(0).ttl(&key);
+    assert!(ttl > 100, "the expiry restarted to gc_maxlifetime: {ttl}");
+
+    // Given back: as it was (100 s, and none for a key that had none).
+    redis.run(&["SET", &key, "{\"n\":1}", "EX", "100"]);
+    let (touched, _) = sessions.clone().read_for_read_only(&id).await.unwrap();
+    assert!(redis.db(0).ttl(&key) > 100);
+    touched.release().await.unwrap();
+    let ttl = redis.db(0).ttl(&key);
+    assert!((98..=100).contains(&ttl), "put back: {ttl}");
+    redis.run(&["SET", &key, "{\"n\":1}"]);
+    let (touched, _) = sessions.clone().read_for_read_only(&id).await.unwrap();
+    touched.release().await.unwrap();
+    assert_eq!(redis.db(0).ttl(&key), -1, "no expiry, as before");
+
+    // Written since the read: the write's expiry stays.
+    redis.run(&["SET", &key, "{\"n\":1}", "EX", "100"]);
+    let (touched, _) = sessions.clone().read_for_read_only(&id).await.unwrap();
+    redis.run(&["SET", &key, "{\"n\":2}", "EX", "5000"]);
+    touched.release().await.unwrap();
+    assert!(
+        redis.db(0).ttl(&key) > 4000,
+        "a newer write keeps its expiry"
+    );
+
+    // Nothing nene may use is touched at all: empty, or another type.
+    redis.run(&["SET", &key, "", "EX", "100"]);
+    let (lock, _) = sessions.clone().read_for_read_only(&id).await.unwrap();
+    assert!(!lock.is_held());
+    assert!(redis.db(0).ttl(&key) <= 100);
+}

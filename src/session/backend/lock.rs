@@ -18,7 +18,9 @@ use crate::session::backend::{SessionHandler, warn_release_failed};
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
-/// What a held lock can do; implemented by each backend's lock. `id` is
+/// What a held lock can do; implemented by each backend's lock (and by
+/// what a Redis read-only read holds: not a lock, but the expiry it
+/// restarted, which `release` gives back; redis/touched_read.rs). `id` is
 /// the locked session or, after a regenerate, the id that replaces it (its
 /// writes must go where the lock's own do: on SQLite any other connection
 /// would wait for the lock's transaction).
@@ -72,7 +74,8 @@ impl SessionLock {
         Self { held: Some(lock) }
     }
 
-    /// Whether a backend lock is held.
+    /// Whether something of the backend's is held: a lock (or, after a
+    /// Redis read-only read, the expiry it restarted).
     pub fn is_held(&self) -> bool {
         self.held.is_some()
     }

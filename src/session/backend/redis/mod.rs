@@ -41,7 +41,7 @@ use crate::session::backend::dsn::{RedisAddress, SessionDsn};
 use crate::session::backend::token_lock::new_token;
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LiveSession, LockedRead, SessionAdmin,
-    SessionHandler, SessionLock, SessionPage, Stored, read_without_lock,
+    SessionHandler, SessionLock, SessionPage, Stored,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -55,11 +55,13 @@ mod lock;
 mod release_notices;
 mod scripts;
 mod sentinel;
+mod touched_read;
 
 use connection::{Request, SharedConnection, max_reply_for, node_for};
 use lock::RedisLock;
 use release_notices::{ReleaseNotices, channel_of};
-use scripts::{CHECKED_SAVE, LOCK_AND_READ, parse_lock_and_read};
+use scripts::{CHECKED_SAVE, LOCK_AND_READ, parse_lock_and_read, parse_read_and_touch};
+use touched_read::TouchedRead;
 
 pub(super) const BACKEND: &str = "redis";
 
@@ -520,6 +522,28 @@ impl RedisSessionHandler {
     }
 }
 
+impl RedisSessionHandler {
+    /// `LOCK_AND_READ_SCRIPT` told only to read session `id`, restarting
+    /// its expiry (`touch`, seconds) when it is a string nene may use.
+    async fn read_script(&self, id: &SessionId, touch: Option<u64>) -> Result<Value, SessionError> {
+        let mut invocation = LOCK_AND_READ.prepare_invoke();
+        let lock_key = self.lock_key(id);
+        invocation
+            .key(self.key(id))
+            .key(&lock_key)
+            .key(waiters_key(&lock_key))
+            .arg("")
+            .arg(0)
+            .arg(self.max_size)
+            .arg("1")
+            .arg("")
+            .arg(touch.map_or(String::new(), |secs| secs.to_string()));
+        self.redis
+            .run::<Value>("read", Request::Script(&invocation))
+            .await
+    }
+}
+
 impl std::fmt::Debug for RedisSessionHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSessionHandler")
@@ -549,21 +573,7 @@ impl SessionHandler for RedisSessionHandler {
     /// `LOCK_AND_READ_SCRIPT` (scripts.rs) without the lock: only a string within
     /// `session.max_size` comes back.
     async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
-        let mut invocation = LOCK_AND_READ.prepare_invoke();
-        let lock_key = self.lock_key(id);
-        invocation
-            .key(self.key(id))
-            .key(&lock_key)
-            .key(waiters_key(&lock_key))
-            .arg("")
-            .arg(0)
-            .arg(self.max_size)
-            .arg("1")
-            .arg("");
-        let reply = self
-            .redis
-            .run::<Value>("read", Request::Script(&invocation))
-            .await?;
+        let reply = self.read_script(id, None).await?;
         match parse_lock_and_read(reply, self.max_size) {
             Ok(Some(stored)) => Ok(stored),
             Ok(None) => Err(self.redis.failed("read", "the lock script refused a read")),
@@ -571,9 +581,25 @@ impl SessionHandler for RedisSessionHandler {
         }
     }
 
-    /// A Redis value is replaced whole, so the read needs no lock.
+    /// A Redis value is replaced whole, so the read needs no lock; and it
+    /// restarts the session's expiry in the same round trip
+    /// (touched_read.rs), which the runtime gives back if the data turns
+    /// out to be none of nene's.
     async fn read_for_read_only(self: Arc<Self>, id: &SessionId) -> LockedRead {
-        read_without_lock(&*self, id).await
+        let reply = self.read_script(id, Some(self.ttl_secs)).await?;
+        let (stored, before_ms) = parse_read_and_touch(reply, self.max_size)
+            .map_err(|message| self.redis.failed("read", &message))?;
+        let touched = match (&stored, before_ms) {
+            (Stored::Data(data), Some(before_ms)) => SessionLock::held(Arc::new(TouchedRead {
+                store: self.clone(),
+                id: id.clone(),
+                data: data.clone(),
+                before_ms,
+                read_at: Instant::now(),
+            })),
+            _ => SessionLock::none(),
+        };
+        Ok((touched, stored))
     }
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {

@@ -106,10 +106,18 @@ return 1
 /// it is stale that long after it is first seen; a waiters key that is not
 /// a sorted set is deleted.
 ///
+/// With ARGV[6] set (seconds), a read-only read (no token) also restarts
+/// the expiry of what it reads, in the same round trip, when that is a
+/// string nene may use (within the max size, not empty), and replies its
+/// expiry before (PTTL, ms; -1 for none) as a fourth item, so that the
+/// caller can put it back should the data turn out to be none of nene's
+/// (`RESTORE_EXPIRY_SCRIPT`).
+///
 /// KEYS: session key, lock key, waiters key. ARGV: token ('' = no lock),
 /// lock TTL in ms, max size, read ('1'/'0'), wait left in ms ('' = do not
-/// register). Reply: {0} when another request holds the lock; otherwise
-/// {1}, {1,'type',T}, {1,'size',N} or {1,'data',bytes}.
+/// register), expiry to restart in s ('' = none). Reply: {0} when another
+/// request holds the lock; otherwise {1}, {1,'type',T}, {1,'size',N},
+/// {1,'data',bytes} or {1,'data',bytes,pttl_before}.
 pub(super) const LOCK_AND_READ_SCRIPT: &str = r"
 local function usable_waiters()
   local kind = redis.call('TYPE', KEYS[3])['ok']
@@ -145,7 +153,31 @@ if kind == 'none' then return {1} end
 if kind ~= 'string' then return {1, 'type', kind} end
 local size = redis.call('STRLEN', KEYS[1])
 if size > tonumber(ARGV[3]) then return {1, 'size', size} end
+if ARGV[6] and ARGV[6] ~= '' and size > 0 then
+  local before = redis.call('PTTL', KEYS[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  return {1, 'data', redis.call('GET', KEYS[1]), before}
+end
 return {1, 'data', redis.call('GET', KEYS[1])}
+";
+
+/// Puts back the expiry a read-only read restarted (`LOCK_AND_READ_SCRIPT`
+/// with ARGV[6]) when the data turned out to be none of nene's to keep
+/// alive (it does not decode, or outlived `session.absolute_lifetime`):
+/// only while the session still holds what was read (its SHA-1), so a
+/// session written since keeps the expiry its write gave it.
+///
+/// KEYS: session key. ARGV: SHA-1 of the data read (hex), the expiry
+/// before in ms (-1: none). Reply: 1 put back, 0 left (changed or gone).
+pub(super) const RESTORE_EXPIRY_SCRIPT: &str = r"
+local value = redis.pcall('GET', KEYS[1])
+if type(value) ~= 'string' or redis.sha1hex(value) ~= ARGV[1] then return 0 end
+if tonumber(ARGV[2]) < 0 then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[2])))
+end
+return 1
 ";
 
 /// A fenced write: stores (or touches), and unlocks when asked, only while
@@ -188,6 +220,38 @@ pub(super) static LOCK_AND_READ: LazyLock<Script> =
     LazyLock::new(|| Script::new(LOCK_AND_READ_SCRIPT));
 pub(super) static CHECKED_SAVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(CHECKED_SAVE_SCRIPT));
+pub(super) static RESTORE_EXPIRY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(RESTORE_EXPIRY_SCRIPT));
+
+/// The reply of `LOCK_AND_READ_SCRIPT` to a read-only read that asked for
+/// the expiry to be restarted: what is stored and, when the script
+/// restarted it, the expiry before in ms (-1: none).
+pub(super) fn parse_read_and_touch(
+    reply: Value,
+    max_size: u64,
+) -> Result<(Stored, Option<i64>), String> {
+    let Value::Array(mut items) = reply else {
+        return Err(format!("unexpected reply to the lock script: {reply:?}"));
+    };
+    // The data itself is moved out, not copied: it can be megabytes.
+    if let [
+        Value::Int(1),
+        Value::BulkString(what),
+        Value::BulkString(bytes),
+        Value::Int(before),
+    ] = items.as_mut_slice()
+        && what.as_slice() == b"data"
+    {
+        return Ok((
+            Stored::Data(Bytes::from(std::mem::take(bytes))),
+            Some(*before),
+        ));
+    }
+    match parse_lock_and_read(Value::Array(items), max_size)? {
+        Some(stored) => Ok((stored, None)),
+        None => Err("the lock script refused a read".to_string()),
+    }
+}
 
 /// The reply of `LOCK_AND_READ_SCRIPT` (scripts.rs): `None` while another request
 /// holds the lock, else what is stored. The error names a reply the script
