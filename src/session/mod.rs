@@ -2,7 +2,7 @@
 //!
 //! | where | what |
 //! |---|---|
-//! | [`backend`] | where session data lives: the [`SessionHandler`] contract, the factory that picks a backend from `SESSION_DSN`, the DSN types, one folder per backend (`files/`, `redis/`, `memcached/`, `sql/`), and `migrating.rs` for `session.migrate_from` |
+//! | [`backend`] | where session data lives: the [`SessionHandler`] contract, the lock a request holds (`lock.rs`), the factory that picks a backend from `SESSION_DSN`, the DSN types, one folder or file per backend (`files/`, `memory.rs`, `redis/`, `memcached/`, `sql/`), and `migrating.rs` for `session.migrate_from` |
 //! | [`copy`] | `nene sessions copy`: every live session of one backend into another |
 //! | [`lifecycle`] | what happens around every request: the [`Session`] handle a handler takes, the layer that commits it, the [`SessionRuntime`] bundle built at start-up, the cookie, the in-process queue, the write chain (group commit), refused-id warnings and counters |
 //! | [`format`](mod@format) | how session data becomes bytes: `json` (nene's), PHP's `php` and `php_serialize` |

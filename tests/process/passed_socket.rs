@@ -160,6 +160,8 @@ async fn systemd_socket_activation_hands_nene_its_socket() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start systemd-socket-activate");
+    // Not before it listens (nginx would find the port closed: a 502).
+    nene_test_support::wait_for_log(&log, "Listening on");
     // systemd-socket-activate starts nene on the first connection.
     let nginx = Nginx::start(&format!("127.0.0.1:{port}"), true);
     let mut browser = Browser::new(&nginx.url(""));

@@ -1393,110 +1393,67 @@ async fn remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_coo
     server.stop().await;
 }
 
-/// Every contract test, for every backend: `files::…`, `redis::…`,
-/// `memcached::…`, `sqlite::…`, `mariadb::…` and `postgres::…`.
+/// `contract!(module => Backend, …; tests…)`: a module per backend, each
+/// with a test per contract function, run over that backend.
 macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        mod files {
+    ($($module:ident => $backend:ident),+ $(,)?; $tests:tt) => {
+        $(contract!(@module $module, $backend, $tests);)+
+    };
+    (@module $module:ident, $backend:ident, [$($test:ident),* $(,)?]) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $test() {
-                    super::$test::<super::Files>().await
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test::<super::Redis>().await
-                }
-            )*
-        }
-        mod migrating_to_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test::<super::MigratingToRedis>().await
-                }
-            )*
-        }
-        mod memcached {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test::<super::Memcached>().await
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test::<super::Sqlite>().await
-                }
-            )*
-        }
-        mod mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test::<super::MariaDbBackend>().await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test::<super::PostgresBackend>().await
+                    super::$test::<super::$backend>().await
                 }
             )*
         }
     };
 }
 
+// Every contract test, for every backend: `files::…`, `redis::…`,
+// `migrating_to_redis::…`, `memcached::…`, `sqlite::…`, `mariadb::…`,
+// `postgres::…`.
 contract!(
-    stored_data_reads_back_exactly,
-    a_session_expires_after_its_lifetime_unless_touched,
-    a_lock_excludes_others_until_released_and_waiting_is_bounded,
-    a_stored_value_over_max_size_is_reported_not_loaded,
-    an_unusable_backend_is_an_error_and_recovery_needs_no_new_handler,
-    listing_pages_through_every_live_session_with_its_remaining_lifetime,
-    the_counter_counts_under_the_cookie_id_and_sets_the_cookie_once,
-    login_moves_the_data_to_a_new_id_and_logout_destroys_it,
-    an_unknown_id_is_replaced_and_never_stored,
-    a_read_only_request_passes_a_held_lock_and_writes_nothing,
-    a_read_for_a_read_only_session_passes_a_held_lock,
-    hostile_session_cookies_never_reach_the_backend,
-    one_hundred_requests_twenty_at_a_time_lose_no_increment,
-    two_instances_share_one_session_and_lose_no_increment,
-    one_lock_wait_bounds_the_queue_and_the_backend_lock_together,
-    the_absolute_lifetime_ends_a_session_however_active,
-    an_outage_gives_503_other_routes_keep_working_and_sessions_come_back,
-    remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_cookie,
+    files => Files,
+    redis => Redis,
+    migrating_to_redis => MigratingToRedis,
+    memcached => Memcached,
+    sqlite => Sqlite,
+    mariadb => MariaDbBackend,
+    postgres => PostgresBackend;
+    [
+        stored_data_reads_back_exactly,
+        a_session_expires_after_its_lifetime_unless_touched,
+        a_lock_excludes_others_until_released_and_waiting_is_bounded,
+        a_stored_value_over_max_size_is_reported_not_loaded,
+        an_unusable_backend_is_an_error_and_recovery_needs_no_new_handler,
+        listing_pages_through_every_live_session_with_its_remaining_lifetime,
+        the_counter_counts_under_the_cookie_id_and_sets_the_cookie_once,
+        login_moves_the_data_to_a_new_id_and_logout_destroys_it,
+        an_unknown_id_is_replaced_and_never_stored,
+        a_read_only_request_passes_a_held_lock_and_writes_nothing,
+        a_read_for_a_read_only_session_passes_a_held_lock,
+        hostile_session_cookies_never_reach_the_backend,
+        one_hundred_requests_twenty_at_a_time_lose_no_increment,
+        two_instances_share_one_session_and_lose_no_increment,
+        one_lock_wait_bounds_the_queue_and_the_backend_lock_together,
+        the_absolute_lifetime_ends_a_session_however_active,
+        an_outage_gives_503_other_routes_keep_working_and_sessions_come_back,
+        remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_cookie,
+    ]
 );
 
-/// The handler's own tests over this process's memory (see [`Memory`]):
-/// the suite's fast tier, which needs no service (`scripts/test --fast`).
-mod memory {
-    macro_rules! handler_contract {
-        ($($test:ident),* $(,)?) => {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test::<super::Memory>().await
-                }
-            )*
-        };
-    }
-
-    handler_contract!(
+// The handler's own tests over this process's memory (see [`Memory`]):
+// the suite's fast tier, which needs no service (`scripts/test --fast`).
+contract!(
+    memory => Memory;
+    [
         stored_data_reads_back_exactly,
         a_session_expires_after_its_lifetime_unless_touched,
         a_lock_excludes_others_until_released_and_waiting_is_bounded,
         a_stored_value_over_max_size_is_reported_not_loaded,
         listing_pages_through_every_live_session_with_its_remaining_lifetime,
         a_read_for_a_read_only_session_passes_a_held_lock,
-    );
-}
+    ]
+);

@@ -1,13 +1,22 @@
 //! The backend half of sessions: where session data lives. A
-//! [`SessionHandler`] stores opaque session bytes under an id, with an
-//! expiry, and can lock one session against concurrent requests. Small on
-//! purpose: a new backend is one folder implementing it plus one arm in the
-//! factory (`factory.rs`), which picks the backend from `SESSION_DSN`
-//! (`dsn/`). The backends: files (`files/`), this process's memory
-//! (`memory.rs`, for tests), Redis with Sentinel and
-//! Cluster (`redis/`), memcached (`memcached/`, feature `memcached`) and SQL
+//! [`SessionHandler`] (this file) stores opaque session bytes under an id,
+//! with an expiry, and locks one session against concurrent requests; the
+//! lock a request holds, and what may be done while holding it, is
+//! `lock.rs` ([`SessionLock`], [`HeldLock`]); `nene sessions copy`'s part is
+//! [`SessionAdmin`]. The factory (`factory.rs`) picks the backend from
+//! `SESSION_DSN` (`dsn/`). The backends: files (`files/`), this process's
+//! memory (`memory.rs`, for tests), Redis with Sentinel and Cluster
+//! (`redis/`), memcached (`memcached/`, feature `memcached`) and SQL
 //! databases (`sql/`, features `sqlite`, `mysql`, `postgres`);
 //! `migrating.rs` puts an old backend behind a new one while sessions move.
+//!
+//! A new backend (docs/decisions/0028 has the list, as `memory.rs` was
+//! added): its folder or file, implementing `SessionHandler`,
+//! `SessionAdmin` and its lock's `HeldLock` (or, when writes need nothing
+//! of the lock, `lock::Release` under `WritesThroughStore`); a
+//! `SessionBackend` variant and its scheme in `dsn/`; one arm in
+//! `factory.rs`; a `Backend` of the contract suite in
+//! `tests/sessions/contract.rs`; a row in the README's DSN table.
 
 mod backoff;
 mod dsn;
