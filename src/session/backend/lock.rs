@@ -122,10 +122,9 @@ impl SessionLock {
         id: &SessionId,
         data: Option<Bytes>,
     ) -> Result<(), SessionError> {
-        match (self.held.take(), data) {
-            (Some(lock), data) => lock.save_and_release(id, data).await,
-            (None, Some(data)) => store.write(id, data).await,
-            (None, None) => store.touch(id).await,
+        match self.held.take() {
+            Some(lock) => lock.save_and_release(id, data).await,
+            None => write_or_touch(store, id, data).await,
         }
     }
 
@@ -171,6 +170,19 @@ impl Drop for SessionLock {
                 }
             });
         }
+    }
+}
+
+/// Stores `data` with `store`'s plain write, or for `None` only restarts
+/// the expiry: a save where no lock has a better way.
+pub(crate) async fn write_or_touch<S: SessionHandler + ?Sized>(
+    store: &S,
+    id: &SessionId,
+    data: Option<Bytes>,
+) -> Result<(), SessionError> {
+    match data {
+        Some(data) => store.write(id, data).await,
+        None => store.touch(id).await,
     }
 }
 
@@ -226,10 +238,7 @@ where
         id: &SessionId,
         data: Option<Bytes>,
     ) -> Result<(), SessionError> {
-        let saved = match data {
-            Some(data) => self.store.write(id, data).await,
-            None => self.store.touch(id).await,
-        };
+        let saved = write_or_touch(&*self.store, id, data).await;
         if let Err(error) = self.lock.clone().release().await {
             warn_release_failed(Some(id), &error);
         }

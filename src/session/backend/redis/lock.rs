@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::session::backend::lock::Release;
+use crate::session::backend::lock::{Release, write_or_touch};
 use crate::session::backend::token_lock::TokenLock;
 use crate::session::backend::{HeldLock, SessionHandler, SessionLock};
 use crate::session::error::SessionError;
@@ -163,10 +163,7 @@ impl HeldLock for RedisLock {
         if store.key(id) != self.session_key {
             // Not this lock's session (never asked of the runtime, which
             // writes a new id with `write`): plain, then released.
-            let saved = match data {
-                Some(data) => store.write(id, data).await,
-                None => store.touch(id).await,
-            };
+            let saved = write_or_touch(&**store, id, data).await;
             drop(SessionLock::held(self));
             return saved;
         }
