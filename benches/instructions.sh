@@ -11,6 +11,9 @@
 #     requests wrk completed.
 # Usage: benches/instructions.sh [DURATION] [PATH]       (defaults: 10s, /health)
 #        BEFORE_BINARY=/path/to/nene benches/instructions.sh   (adds that build)
+#        SESSIONS=redis benches/instructions.sh 10s /session/whoami
+#          (sessions in a throwaway redis-server; each build's requests carry
+#          the cookie of one session it made first with /session/counter)
 # Builds with line tables (CARGO_PROFILE_RELEASE_DEBUG=1) into
 # target/instructions, so the release build is left alone and the dump names
 # functions (callgrind_annotate target/instructions/callgrind.*).
@@ -27,10 +30,18 @@ echo "building nene (release, with line tables)..." >&2
 CARGO_PROFILE_RELEASE_DEBUG=1 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" \
     --target-dir "$OUT" -p nene --bin nene
 CASES="now:$OUT/release/nene"
+SESSION_ENV=()
+if [ "${SESSIONS:-}" = redis ]; then
+    require_tools redis-server:redis-server
+    start_redis
+    SESSION_ENV=(NENE_SESSION_DSN="redis://127.0.0.1:$REDIS_PORT")
+fi
 [ -n "${BEFORE_BINARY:-}" ] && CASES="before:$BEFORE_BINARY $CASES"
 
 # Ir and malloc calls in a callgrind dump (function names are compressed:
-# `cfn=(7) malloc` names id 7 once, later calls say `cfn=(7)`).
+# `cfn=(7) malloc` or `fn=(7) malloc` names id 7 once, later calls say
+# `cfn=(7)`; a dump that named malloc by `fn=` first counted 0 allocations
+# before this read both).
 totals() {
     python3 - "$1" <<'PY'
 import re, sys
@@ -38,6 +49,11 @@ ids, total, allocs, pending = {}, 0, 0, False
 for line in open(sys.argv[1]):
     if line.startswith('summary:') or line.startswith('totals:'):
         total = int(line.split()[1])
+    # A function's name comes with its first mention, as a callee (cfn=)
+    # or as the function a block belongs to (fn=).
+    named = re.match(r'fn=\((\d+)\) (.*)', line)
+    if named:
+        ids[named.group(1)] = named.group(2).strip()
     m = re.match(r'cfn=\((\d+)\)(?: (.*))?', line)
     if m:
         if m.group(2):
@@ -59,7 +75,7 @@ for case in $CASES; do
 exec valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind.$name.%p "$binary" "\$@"
 SH
     chmod +x "$WORK/vg-$name"
-    BENCH_BINARY=$WORK/vg-$name start_nene "$port"
+    BENCH_BINARY=$WORK/vg-$name start_nene "$port" "${SESSION_ENV[@]}"
     eval "PID_$name=\$NENE_PID PORT_$name=\$port"
 done
 SITES=""
@@ -78,11 +94,17 @@ for case in $CASES; do
     name=${case%%:*}
     eval "site=\$SITE_$name pid=\$PID_$name"
     url="http://127.0.0.1:$site$URL_PATH"
-    curl -sf "$url" >/dev/null || { echo "$name: $url did not answer" >&2; exit 1; }
-    wrk -t1 -c32 -d3s "$url" >/dev/null
+    cookie=()
+    if [ -n "${SESSION_ENV[*]}" ]; then
+        id=$(curl -s -i "http://127.0.0.1:$site/session/counter" |
+            awk -F'[=;]' 'tolower($1) ~ /^set-cookie/ {print $2}')
+        cookie=(-H "Cookie: NENESESSID=$id")
+    fi
+    curl -sf "${cookie[@]}" "$url" >/dev/null || { echo "$name: $url did not answer" >&2; exit 1; }
+    wrk -t1 -c32 -d3s "${cookie[@]}" "$url" >/dev/null
     rm -f "$OUT"/callgrind."$name".*
     callgrind_control -z "$pid" >/dev/null 2>&1
-    requests=$(wrk -t1 -c32 -d"$DURATION" "$url" | awk '/requests in/ {print $1}')
+    requests=$(wrk -t1 -c32 -d"$DURATION" "${cookie[@]}" "$url" | awk '/requests in/ {print $1}')
     callgrind_control -d "$pid" >/dev/null 2>&1
     sleep 1
     dump=$(ls "$OUT"/callgrind."$name".*.1 | head -1)
