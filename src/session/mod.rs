@@ -21,6 +21,7 @@ mod id;
 pub mod lifecycle;
 mod settings;
 
+#[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub use backend::BackendShorthands;
 pub use backend::{

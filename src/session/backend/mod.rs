@@ -28,6 +28,8 @@ mod memcached;
 mod memory;
 mod migrating;
 mod redis;
+// Only nene's own tests use them: applications do not compile them.
+#[cfg(any(test, feature = "internals"))]
 mod shorthands;
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 mod sql;
@@ -46,6 +48,7 @@ pub use memcached::{MemcachedSessionHandler, MemcachedSetupError};
 pub use memory::MemorySessionHandler;
 pub use migrating::MigratingSessionHandler;
 pub use redis::{RedisSessionHandler, RedisSetupError};
+#[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub use shorthands::BackendShorthands;
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use rand::RngExt;
 use tokio::time::Instant;
 
+use crate::session::backend::DEFAULT_LOCK_WAIT;
 use crate::session::backend::lock::Release;
 use crate::session::error::SessionError;
 
@@ -19,6 +20,25 @@ use crate::session::error::SessionError;
 /// first soon (a blip), then no more often than every two seconds.
 const RELEASE_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RELEASE_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// How a token lock behaves (`lock_ttl`, `lock_wait`); a backend keeps
+/// `None` where its DSN says `lock=off`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LockSettings {
+    /// The lock key's expiry, so a holder that died does not block the
+    /// session for ever.
+    pub(super) ttl: Duration,
+    /// How long a request waits for a lock before it gives up.
+    pub(super) wait: Duration,
+}
+
+impl LockSettings {
+    /// `SessionHandler::lock_wait` of a backend with `settings`: theirs,
+    /// or the default with locking off.
+    pub(super) fn wait_of(settings: Option<Self>) -> Duration {
+        settings.map_or(DEFAULT_LOCK_WAIT, |settings| settings.wait)
+    }
+}
 
 /// A lock held under a token, as its backend releases it.
 #[async_trait]

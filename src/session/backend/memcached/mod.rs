@@ -40,10 +40,10 @@ use tokio::time::Instant;
 use crate::session::backend::backoff::Backoff;
 use crate::session::backend::dsn::SessionDsn;
 use crate::session::backend::lock::WritesThroughStore;
-use crate::session::backend::token_lock::new_token;
+use crate::session::backend::token_lock::{LockSettings, new_token};
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, LockedRead,
-    SessionAdmin, SessionHandler, SessionLock, SessionPage, Stored, Unreadable, read_without_lock,
+    DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, LockedRead, SessionAdmin,
+    SessionHandler, SessionLock, SessionPage, Stored, Unreadable, read_without_lock,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -84,15 +84,6 @@ pub struct MemcachedSessionHandler {
     lock: Option<LockSettings>,
     /// `session.max_size`: a larger stored value is reported, never kept.
     max_size: u64,
-}
-
-/// How session locks behave (`lock_ttl`, `lock_wait`).
-#[derive(Clone, Copy, Debug)]
-struct LockSettings {
-    /// The lock item's expiry, so a holder that died does not block the session for ever.
-    ttl: Duration,
-    /// How long a request waits for a lock before it gives up.
-    wait: Duration,
 }
 
 /// Setting up the memcached backend failed (before any connection).
@@ -383,9 +374,7 @@ impl SessionHandler for MemcachedSessionHandler {
     }
 
     fn lock_wait(&self) -> Duration {
-        self.lock
-            .map(|settings| settings.wait)
-            .unwrap_or(DEFAULT_LOCK_WAIT)
+        LockSettings::wait_of(self.lock)
     }
 
     fn lock_expiry(&self) -> Option<Duration> {

@@ -38,10 +38,10 @@ use tokio::time::Instant;
 
 use crate::session::backend::backoff::Backoff;
 use crate::session::backend::dsn::{RedisAddress, SessionDsn};
-use crate::session::backend::token_lock::new_token;
+use crate::session::backend::token_lock::{LockSettings, new_token};
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LiveSession, LockedRead, SessionAdmin,
-    SessionHandler, SessionLock, SessionPage, Stored,
+    DEFAULT_MAX_SESSION_BYTES, LiveSession, LockedRead, SessionAdmin, SessionHandler, SessionLock,
+    SessionPage, Stored,
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
@@ -118,15 +118,6 @@ pub struct RedisSessionHandler {
     lock: Option<LockSettings>,
     /// `session.max_size`: a larger stored value is never sent to nene.
     max_size: u64,
-}
-
-/// How session locks behave (`lock_ttl`, `lock_wait`).
-#[derive(Clone, Copy, Debug)]
-struct LockSettings {
-    /// The lock key's expiry, so a holder that died does not block the session for ever.
-    ttl: Duration,
-    /// How long a request waits for a lock before it gives up.
-    wait: Duration,
 }
 
 /// Setting up the Redis backend failed (before any connection is attempted).
@@ -642,9 +633,7 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     fn lock_wait(&self) -> Duration {
-        self.lock
-            .map(|settings| settings.wait)
-            .unwrap_or(DEFAULT_LOCK_WAIT)
+        LockSettings::wait_of(self.lock)
     }
 
     fn lock_expiry(&self) -> Option<Duration> {
