@@ -2,8 +2,12 @@
 //! three `redis-server --sentinel` processes watching them as service
 //! `mymaster` (quorum 2, as in production: no single sentinel decides), all
 //! on free loopback ports in temporary directories. Failure detection is set
-//! to one second (`down-after-milliseconds`), so a test that kills the
-//! primary sees the replica promoted within a few seconds.
+//! to two seconds (`down-after-milliseconds`), so a test that kills the
+//! primary sees the replica promoted within a few seconds. Not one second:
+//! a sentinel pings every second at most, and with the two equal, a loaded
+//! machine saw the sentinels call a just-promoted primary down one second
+//! after the switch (its first reply late by milliseconds) and fail over a
+//! second time.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,7 +61,7 @@ impl SentinelSetup {
                 format!(
                     "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
                      sentinel monitor {SERVICE} 127.0.0.1 {primary_port} {QUORUM}\n\
-                     sentinel down-after-milliseconds {SERVICE} 1000\n\
+                     sentinel down-after-milliseconds {SERVICE} 2000\n\
                      sentinel failover-timeout {SERVICE} 5000\n\
                      sentinel parallel-syncs {SERVICE} 1\n",
                     dir = own.display()

@@ -250,6 +250,13 @@ impl RedisServer {
         let mut command = Command::new(&self.program);
         command
             .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            // A replica is synced at once, not after Redis' default wait of
+            // 5 s for more replicas to share the transfer: until its first
+            // sync, a replica holds nothing, yet the sentinels may promote
+            // it (they did, in a failover right after another on a starved
+            // CI machine, and every session was gone). A node brought back
+            // as a replica is then empty for milliseconds, not seconds.
+            .args(["--repl-diskless-sync-delay", "0"])
             .args(["--port", &self.port.to_string()])
             .arg("--dir")
             .arg(dir)
