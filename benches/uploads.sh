@@ -10,7 +10,7 @@
 #      (UploadForm: spilled, then parsed into a file), RUNS times each; the
 #      median MiB/s and nene's peak RSS.
 #   3. A 1 GiB upload to POST /upload with max_body_bytes raised, on a nene
-#      that has served nothing else: the SHA-256 of the file as nene stored
+#      that has served nothing else: the SHA-1 of the file as nene stored
 #      it against the original's, and nene's peak RSS (VmHWM).
 #
 # Usage: benches/uploads.sh [ROUNDS] [DURATION] [RUNS]   (defaults 3, 10s, 5)
@@ -20,7 +20,7 @@
 #   UPLOAD_TMP_DIR=dir              nene's upload_tmp_dir (default: on disk,
 #                                   in the work directory)
 #   SKIP_SMALL=1                    parts 2 and 3 only
-# Needs: nginx, wrk, curl, python3, sha256sum; about 5 GiB of free disk for
+# Needs: nginx, wrk, curl, python3, sha1sum; about 5 GiB of free disk for
 # part 3 (the file, nginx's copy, nene's spilled body and the stored file).
 # Writes benches/results/uploads.md. Loopback only.
 set -euo pipefail
@@ -30,7 +30,7 @@ OUT=${RESULTS_DIR:-$REPO/benches/results}
 BASE=${BASE:-b5608c7}
 TARGET=${BENCH_TARGET_DIR:-$WORK/target}
 require_tools nginx:nginx wrk:wrk curl:curl envsubst:gettext-base python3:python3 \
-    sha256sum:coreutils
+    sha1sum:coreutils
 
 # build_at SOURCE_DIR OUT: a release nene from SOURCE_DIR, copied to OUT.
 build_at() {
@@ -107,7 +107,7 @@ fi
 
 # --- 2. 100 MiB uploads ---
 head -c $((100 * 1024 * 1024)) /dev/urandom >"$WORK/100m"
-SHA_100M=$(sha256sum "$WORK/100m" | cut -d' ' -f1)
+SHA_100M=$(sha1sum "$WORK/100m" | cut -d' ' -f1)
 : >"$WORK/uploads.tsv"
 upload() { # NAME CURL_ARGS...: one upload, checked, its MiB/s appended
     local name=$1 seconds
@@ -139,12 +139,12 @@ PY
 
 # --- 3. 1 GiB upload ---
 head -c $((1024 * 1024 * 1024)) /dev/urandom >"$WORK/1g"
-SHA_1G=$(sha256sum "$WORK/1g" | cut -d' ' -f1)
+SHA_1G=$(sha1sum "$WORK/1g" | cut -d' ' -f1)
 rm -f "$WORK/100m"
 BEFORE_1G=$(rss_mib "$GIB_PID")
 SECONDS_1G=$(curl -s -o "$WORK/answer.json" -w '%{time_total}' -F "file=@$WORK/1g" \
     "http://127.0.0.1:$S_GIB/upload")
-STORED_1G=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["files"][0]["sha256"])' \
+STORED_1G=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["files"][0]["sha1"])' \
     "$WORK/answer.json")
 PEAK_1G=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$GIB_PID/status")
 INTACT=no; [ "$STORED_1G" = "$SHA_1G" ] && INTACT=yes
@@ -163,6 +163,6 @@ mkdir -p "$OUT"
     echo "nene's peak RSS over the 100 MiB uploads: $PEAK_100M MiB."
     echo
     echo "1 GiB (multipart, POST /upload, max_body_bytes = 1100M, a fresh nene): ${SECONDS_1G} s;"
-    echo "stored intact (SHA-256 compared): $INTACT; nene's RSS before $BEFORE_1G MiB, peak $PEAK_1G MiB."
+    echo "stored intact (SHA-1 compared): $INTACT; nene's RSS before $BEFORE_1G MiB, peak $PEAK_1G MiB."
 } | tee "$OUT/uploads.md"
 [ "$INTACT" = yes ]

@@ -13,9 +13,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{CommandFactory, FromArgMatches};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
+use tracing_subscriber::{Registry, fmt, reload};
 
 use crate::application::Application;
 use crate::bootstrap::{Bootstrap, CommandLine, StartupError, configure_session_handler, load_ini};
@@ -389,11 +390,18 @@ fn fail(error: &StartupError) -> ExitCode {
 }
 
 /// Changes the log filter of the running process (SIGHUP).
-type LogLevelHandle = reload::Handle<EnvFilter, Registry>;
+type LogLevelHandle = reload::Handle<Targets, Registry>;
 
-/// `RUST_LOG`, when set, wins over `[log] level`.
-fn log_filter(level: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
+/// `RUST_LOG`, when set and valid, wins over `[log] level` (validated at
+/// start-up; `info` should it not parse).
+fn log_filter(level: &str) -> Targets {
+    let parse = |text: &str| text.parse::<Targets>().ok();
+    std::env::var("RUST_LOG")
+        .ok()
+        .filter(|text| !text.trim().is_empty())
+        .and_then(|text| parse(&text))
+        .or_else(|| parse(level))
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 fn init_logging(level: &str, format: LogFormat) -> LogLevelHandle {

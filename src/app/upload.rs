@@ -1,9 +1,9 @@
 //! `/upload/*`: what an application does with a request body too large for
 //! memory. `POST /upload` takes a `multipart/form-data` form
 //! ([`UploadForm`]) and answers its fields and, for each file, its name,
-//! content type, size and SHA-256 (read back from disk). `POST /upload/raw`
+//! content type, size and SHA-1 (read back from disk). `POST /upload/raw`
 //! reads the body as a stream (nene spilled it to a file in
-//! `upload_tmp_dir`) and answers its length and SHA-256 without ever holding
+//! `upload_tmp_dir`) and answers its length and SHA-1 without ever holding
 //! it whole.
 
 use axum::Json;
@@ -11,22 +11,13 @@ use axum::body::Body;
 use axum::routing::{MethodRouter, post};
 use futures::StreamExt;
 use nene::UploadForm;
-use ring::digest::{Context, SHA256};
 use serde_json::{Value, json};
+use sha1_smol::Sha1;
 use std::io::Read;
-
-/// A digest as lowercase hex, as `sha256sum` prints it.
-fn hex(digest: ring::digest::Digest) -> String {
-    digest
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
 
 async fn raw(body: Body) -> Result<Json<Value>, (http::StatusCode, String)> {
     let mut stream = body.into_data_stream();
-    let mut hasher = Context::new(&SHA256);
+    let mut hasher = Sha1::new();
     let mut bytes = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|error| {
@@ -40,7 +31,7 @@ async fn raw(body: Body) -> Result<Json<Value>, (http::StatusCode, String)> {
     }
     Ok(Json(json!({
         "bytes": bytes,
-        "sha256": hex(hasher.finish()),
+        "sha1": hasher.digest().to_string(),
     })))
 }
 
@@ -54,14 +45,14 @@ async fn form(form: UploadForm) -> Result<Json<Value>, (http::StatusCode, String
     for file in form.files() {
         let path = file.path().to_path_buf();
         // Hashing a large file is blocking work: off the connection's task.
-        let sha256 = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        let sha1 = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
             let mut file = std::fs::File::open(path)?;
-            let mut hasher = Context::new(&SHA256);
+            let mut hasher = Sha1::new();
             let mut buffer = vec![0; 64 * 1024];
             loop {
                 let read = file.read(&mut buffer)?;
                 if read == 0 {
-                    return Ok(hex(hasher.finish()));
+                    return Ok(hasher.digest().to_string());
                 }
                 hasher.update(&buffer[..read]);
             }
@@ -74,7 +65,7 @@ async fn form(form: UploadForm) -> Result<Json<Value>, (http::StatusCode, String
             "name": file.file_name(),
             "type": file.content_type(),
             "size": file.size(),
-            "sha256": sha256,
+            "sha1": sha1,
         }));
     }
     // The files are deleted when `form` is dropped; an application that keeps

@@ -256,7 +256,7 @@ pub struct LogFilter;
 impl Accepts for LogFilter {
     type Value = String;
     fn parse(&self, text: &str) -> Result<String, String> {
-        tracing_subscriber::EnvFilter::try_new(text)
+        text.parse::<tracing_subscriber::filter::Targets>()
             .map(|_| text.to_string())
             .map_err(|_| {
                 "a level (error, warn, info, debug, trace) or a filter such as nene=debug,warn"

@@ -5,8 +5,6 @@
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
-use rand::RngExt;
-
 /// A session id that passed validation: only alphabet characters, exact
 /// length. Safe to use in a file name or a Redis key.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -122,11 +120,17 @@ impl SessionIdFormat {
         Ok(Self { length, alphabet })
     }
 
-    /// A fresh id from the operating system's CSPRNG.
+    /// A fresh id from the operating system's CSPRNG: a random byte per
+    /// character, taken modulo the alphabet's size (16, 32 or 64, each
+    /// dividing 256, so every character is equally likely).
     pub fn generate(&self) -> SessionId {
-        let mut rng = rand::rng();
-        let id = (0..self.length)
-            .map(|_| self.alphabet[rng.random_range(0..self.alphabet.len())] as char)
+        debug_assert!(256 % self.alphabet.len() == 0);
+        let mut bytes = [0u8; MAX_ID_LENGTH];
+        let bytes = &mut bytes[..self.length];
+        getrandom::fill(bytes).expect("the operating system's random source");
+        let id = bytes
+            .iter()
+            .map(|byte| self.alphabet[usize::from(*byte) % self.alphabet.len()] as char)
             .collect();
         SessionId(id)
     }

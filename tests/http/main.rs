@@ -8,3 +8,9 @@ mod security;
 mod through_nginx;
 mod uploads;
 mod web_servers;
+
+/// A body's SHA-1 as lowercase hex, as the example application's upload
+/// routes answer it (and `sha1sum` prints it).
+fn sha1_hex(bytes: &[u8]) -> String {
+    sha1_smol::Sha1::from(bytes).digest().to_string()
+}

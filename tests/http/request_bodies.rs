@@ -291,7 +291,7 @@ async fn a_declared_body_that_spills_takes_no_budget() {
 }
 
 /// nene (the example application, whose `POST /upload/raw` streams the body
-/// and answers its length and SHA-256) with `upload_tmp_dir` at `dir` and
+/// and answers its length and SHA-1) with `upload_tmp_dir` at `dir` and
 /// `env`, its command adjusted by `adjust`.
 fn nene_with_tmp_dir(
     dir: &Path,
@@ -310,11 +310,6 @@ fn raw_upload(id: u16, body: &[u8]) -> Vec<u8> {
     let mut out = post_head(id, "/upload/raw", Some(body.len()));
     out.extend(stdin(id, body));
     out
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 /// The process's peak resident memory (VmHWM) in KiB.
@@ -381,7 +376,7 @@ async fn a_full_temp_directory_is_503_with_a_log_line_and_never_reaches_the_hand
     client.send(&raw_upload(1, &fits)).await;
     let response = client.response(1).await;
     assert_eq!(response.status(), 200);
-    assert!(response.body_text().contains(&sha256_hex(&fits)));
+    assert!(response.body_text().contains(&crate::sha1_hex(&fits)));
     wait_for_open_files(&nene.pid().to_string(), dir.path(), 0, "after both").await;
 }
 
@@ -474,7 +469,7 @@ async fn many_large_bodies_at_once_stay_out_of_memory() {
     let dir = memory_backed_tempdir();
     let nene = nene_with_tmp_dir(dir.path(), &[], |_| {});
     let body = patterned(BODY);
-    let expected = sha256_hex(&body);
+    let expected = crate::sha1_hex(&body);
     let request = std::sync::Arc::new(raw_upload(1, &body));
     // Every client sends its head and the first 1 MiB, waits until all have,
     // then sends the rest: every body is in flight at once.

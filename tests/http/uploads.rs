@@ -1,13 +1,12 @@
 //! File uploads through nginx to the example application's `POST /upload`
 //! (an `UploadForm` handler that answers each field, and each file's name,
-//! type, size and SHA-256 as read back from disk): what a browser sends
+//! type, size and SHA-1 as read back from disk): what a browser sends
 //! arrives intact, hostile file names are neutralised, PHP's bounds refuse
 //! with their documented status and reason, and no file is left in
 //! `upload_tmp_dir` afterwards.
 
 use nene_test_support::{Nene, Nginx, http_client, wait_for_log};
 use serde_json::Value;
-use sha2::Digest;
 
 const BOUNDARY: &str = "----nene-test-boundary-7MA4YWxkTrZu0gW";
 
@@ -57,10 +56,6 @@ fn multipart(parts: &[Part<'_>], closed: bool) -> Vec<u8> {
         body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
     }
     body
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 struct Servers {
@@ -168,14 +163,14 @@ async fn fields_and_files_arrive_intact_with_hostile_names_neutralised() {
                 file["name"].as_str().unwrap(),
                 file["type"].as_str().unwrap(),
                 file["size"].as_u64().unwrap(),
-                file["sha256"].as_str().unwrap(),
+                file["sha1"].as_str().unwrap(),
             )
         })
         .collect();
-    let binary_sha = sha256_hex(&binary);
-    let pdf_sha = sha256_hex(&pdf);
-    let empty_sha = sha256_hex(b"");
-    let x_sha = sha256_hex(b"x");
+    let binary_sha = crate::sha1_hex(&binary);
+    let pdf_sha = crate::sha1_hex(&pdf);
+    let empty_sha = crate::sha1_hex(b"");
+    let x_sha = crate::sha1_hex(b"x");
     assert_eq!(
         summary,
         vec![

@@ -14,7 +14,6 @@ use nene_test_support::caddy::Caddy;
 use nene_test_support::lighttpd::Lighttpd;
 use nene_test_support::web_server::{PHP_SECRET, WebServer, php_style_docroot};
 use nene_test_support::{Nene, Nginx, fcgi_client, free_port, http_client, wait_for_log};
-use sha2::{Digest, Sha256};
 
 /// nene's body bound here: above the 1 MB upload, below the 3 MB one.
 const MAX_BODY_BYTES: &str = "2000000";
@@ -267,16 +266,12 @@ fn body_of(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
-/// `POST /upload/raw` answers the length and SHA-256 of the body it read.
+/// `POST /upload/raw` answers the length and SHA-1 of the body it read.
 fn raw_upload_answer(body: &[u8]) -> String {
     format!(
-        r#"{{"bytes":{},"sha256":"{}"}}"#,
+        r#"{{"bytes":{},"sha1":"{}"}}"#,
         body.len(),
-        sha256_hex(body)
+        crate::sha1_hex(body)
     )
 }
 

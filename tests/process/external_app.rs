@@ -161,10 +161,17 @@ async fn an_application_outside_the_repository_is_served_through_nginx() {
     let version = String::from_utf8_lossy(&version.stdout);
     assert!(version.starts_with("shop (on nene "), "{version}");
 
-    // Built with nene's default features: files and Redis. A DSN for a
-    // backend it left out stops start-up naming the feature that brings it
-    // in, password masked; it never falls back to files.
+    // Built with nene's default features: files, memory and Redis (with
+    // Sentinel). A DSN for a backend it left out stops start-up naming the
+    // feature that brings it in, password masked; it never falls back to
+    // files.
     for (dsn, feature) in [
+        ("rediss://:hunter2@127.0.0.1:6380", "redis-tls"),
+        (
+            "rediss+sentinel://:hunter2@127.0.0.1:26379/shop",
+            "redis-tls",
+        ),
+        ("redis+cluster://:hunter2@127.0.0.1:7000", "redis-cluster"),
         ("memcached://127.0.0.1:11211", "memcached"),
         ("sqlite://sessions.db", "sqlite"),
         ("mysql://shop:hunter2@127.0.0.1/shop", "mysql"),

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use rand::RngExt;
-
 /// The first pause.
 const FIRST: Duration = Duration::from_millis(1);
 /// The longest pause: a lock released between two tries is taken at most
@@ -26,7 +24,9 @@ impl Backoff {
 
     /// Sleeps the next pause, never longer than `left`.
     pub(crate) async fn sleep(&mut self, left: Duration) {
-        let jittered = rand::rng().random_range(self.pause / 2..=self.pause);
+        let half = self.pause / 2;
+        let jitter = fastrand::u64(0..=u64::try_from(half.as_nanos()).unwrap_or(u64::MAX));
+        let jittered = half + Duration::from_nanos(jitter);
         tokio::time::sleep(jittered.min(left)).await;
         self.pause = (self.pause * 2).min(MAX);
     }

@@ -2,9 +2,10 @@
 //! (docs/decisions/0006): empty → files, `memory://` → this process's
 //! memory, `redis://…` → Redis,
 //! `memcached://…` → memcached, `sqlite://`, `mysql://`, `postgres://` → SQL.
-//! A new backend is one more arm here. memcached and each SQL driver are
-//! Cargo features; a DSN for one this build left out is a start-up error
-//! naming the feature, never a fallback. With
+//! A new backend is one more arm here. Redis Cluster, Redis over TLS,
+//! memcached and each SQL driver are Cargo features; a DSN for one this
+//! build left out is a start-up error naming the feature, never a fallback.
+//! With
 //! `session.migrate_from` set, the backend it names stands behind the new
 //! one (migrating.rs). Nothing here opens a connection: a Redis
 //! that is down at start-up fails requests that need a session, not start-up.
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use crate::session::{SavePathLock, SessionSettings};
 
-use crate::session::backend::dsn::SqlDriver;
 use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
+use crate::session::backend::dsn::{RedisAddress, RedisDsn, SqlDriver};
 use crate::session::backend::files::FileSessionHandler;
 #[cfg(feature = "memcached")]
 use crate::session::backend::memcached::{MemcachedSessionHandler, MemcachedSetupError};
@@ -138,7 +139,14 @@ impl SessionHandlerFactory {
             SessionBackend::Memory => {
                 Arc::new(MemorySessionHandler::new(ttl).with_max_size(settings.max_size))
             }
-            SessionBackend::Redis(_) => {
+            SessionBackend::Redis(redis) => {
+                if let Some((backend, feature)) = missing_redis_feature(redis) {
+                    return Err(SessionSetupError::NotCompiled {
+                        dsn: parsed.redacted(),
+                        backend,
+                        feature,
+                    });
+                }
                 Arc::new(RedisSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
             }
             SessionBackend::Memcached(_) => memcached(&parsed, ttl, settings)?,
@@ -180,6 +188,18 @@ fn memcached(
         backend: "memcached",
         feature: "memcached",
     })
+}
+
+/// What a Redis DSN needs that this build lacks: the backend's name for the
+/// message, and the feature.
+fn missing_redis_feature(redis: &RedisDsn) -> Option<(&'static str, &'static str)> {
+    if matches!(redis.address, RedisAddress::Cluster { .. }) && !cfg!(feature = "redis-cluster") {
+        return Some(("Redis Cluster", "redis-cluster"));
+    }
+    if redis.address.tls() && !cfg!(feature = "redis-tls") {
+        return Some(("Redis over TLS", "redis-tls"));
+    }
+    None
 }
 
 /// The feature a SQL driver needs, when this build lacks it.

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rand::RngExt;
 use tokio::time::Instant;
 
 use crate::session::backend::DEFAULT_LOCK_WAIT;
@@ -74,8 +73,10 @@ async fn keep_trying<L: TokenLock>(lock: Arc<L>) {
     }
 }
 
-/// 128 bits from the thread's CSPRNG, as 32 hex digits: a lock's value.
+/// 128 bits from the operating system's CSPRNG, as 32 hex digits: a
+/// lock's value.
 pub(super) fn new_token() -> String {
-    let bytes: [u8; 16] = rand::rng().random();
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
 use http::request::Parts;
-use rand::RngExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -570,7 +569,7 @@ impl Session {
     fn maybe_collect_garbage(&self) {
         let settings = &self.store.settings;
         if settings.gc_probability == 0
-            || rand::rng().random_range(0..settings.gc_divisor) >= settings.gc_probability
+            || fastrand::u32(0..settings.gc_divisor) >= settings.gc_probability
         {
             return;
         }

@@ -256,7 +256,7 @@ pub(super) fn remove_if_present(path: &Path) -> io::Result<bool> {
 /// mounts, ACLs and full inode tables as well as permission bits. The name
 /// matches gc's temp pattern, so even a crash in between leaves no litter.
 pub(super) fn probe_writable(dir: &Path) -> io::Result<()> {
-    let probe = dir.join(format!(".sess_{PROBE}.{:016x}.tmp", rand::random::<u64>()));
+    let probe = dir.join(format!(".sess_{PROBE}.{:016x}.tmp", fastrand::u64(..)));
     open_own(&probe, Access::CreateNew)?;
     fs::remove_file(&probe)
 }

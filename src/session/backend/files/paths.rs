@@ -58,7 +58,7 @@ impl SessionFiles {
     /// recognisable by gc (`.sess_*.tmp`) when a crash leaves it behind.
     pub(super) fn temp(&self) -> PathBuf {
         self.dir
-            .join(format!(".{}.{:016x}.tmp", self.name, rand::random::<u64>()))
+            .join(format!(".{}.{:016x}.tmp", self.name, fastrand::u64(..)))
     }
 
     pub(super) fn error(&self, operation: &'static str, error: io::Error) -> SessionError {

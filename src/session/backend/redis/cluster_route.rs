@@ -22,6 +22,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, Value};
 
 use super::endpoint::{Address, Endpoint};
+use super::tls::TlsConfig;
 
 /// Redirections and refusals a cluster answers for a command it did not
 /// run: the cluster connection, which follows them, sends it again.
@@ -46,7 +47,7 @@ pub(super) struct ClusterRoute {
     /// Credentials and db of every node.
     login: RedisConnectionInfo,
     /// TLS settings for every node (`rediss+cluster://`).
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<TlsConfig>,
     /// Bound on opening a node's connection.
     connect_timeout: Duration,
     /// Bound on one command.
@@ -62,7 +63,7 @@ impl ClusterRoute {
     pub(super) async fn new(
         fallback: ClusterConnection,
         login: RedisConnectionInfo,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        tls: Option<TlsConfig>,
         connect_timeout: Duration,
         timeout: Duration,
         max_reply: u64,

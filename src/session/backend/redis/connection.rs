@@ -5,15 +5,16 @@
 //! on a new one. With Sentinel, a new connection starts with asking the
 //! sentinels where the primary is.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
+#[cfg(feature = "redis-cluster")]
 use redis::cluster::ClusterClient;
 use redis::{
-    Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Pipeline, RedisConnectionInfo,
-    RedisError, RedisFuture, ScriptInvocation, Value,
+    Cmd, FromRedisValue, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, ScriptInvocation,
+    Value,
 };
 use tokio::time::Instant;
 
@@ -21,9 +22,11 @@ use crate::log_limit::{LogLimit, and_more};
 use crate::session::backend::dsn::{RedisAddress, RedisDsn, SessionDsn};
 use crate::session::error::SessionError;
 
+#[cfg(feature = "redis-cluster")]
 use super::cluster_route::ClusterRoute;
-use super::endpoint::{Address, Endpoint, REPLY_MARGIN, tls_config};
+use super::endpoint::{Address, Endpoint, REPLY_MARGIN};
 use super::sentinel::SentinelLookup;
+use super::tls::{TlsConfig, tls_config};
 use super::{BACKEND, RedisSetupError};
 
 /// Where connections go.
@@ -37,11 +40,20 @@ pub(super) enum Node {
     /// (cluster_route.rs); the client follows MOVED/ASK redirections and
     /// carries what has no key. Boxed: it is much larger than the others.
     /// With the login for the nodes and, for `rediss+cluster://`, TLS.
-    Cluster(
-        Box<ClusterClient>,
-        RedisConnectionInfo,
-        Option<Arc<rustls::ClientConfig>>,
-    ),
+    /// Only with nene's `redis-cluster` feature.
+    #[cfg(feature = "redis-cluster")]
+    Cluster(Box<ClusterClient>, RedisConnectionInfo, Option<TlsConfig>),
+}
+
+impl Node {
+    /// Whether this is a Redis Cluster.
+    pub(super) fn is_cluster(&self) -> bool {
+        #[cfg(feature = "redis-cluster")]
+        if let Node::Cluster(..) = self {
+            return true;
+        }
+        false
+    }
 }
 
 /// One connection of either kind; both multiplex requests and are cheap to
@@ -51,6 +63,7 @@ pub(super) enum Connection {
     /// To one server (fixed, or the primary the sentinels named).
     Single(MultiplexedConnection),
     /// To a cluster.
+    #[cfg(feature = "redis-cluster")]
     Cluster(ClusterRoute),
 }
 
@@ -58,6 +71,7 @@ impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Connection::Single(connection) => connection.req_packed_command(cmd),
+            #[cfg(feature = "redis-cluster")]
             Connection::Cluster(connection) => connection.req_packed_command(cmd),
         }
     }
@@ -72,6 +86,7 @@ impl ConnectionLike for Connection {
             Connection::Single(connection) => {
                 connection.req_packed_commands(pipeline, offset, count)
             }
+            #[cfg(feature = "redis-cluster")]
             Connection::Cluster(connection) => {
                 connection.req_packed_commands(pipeline, offset, count)
             }
@@ -81,6 +96,7 @@ impl ConnectionLike for Connection {
     fn get_db(&self) -> i64 {
         match self {
             Connection::Single(connection) => connection.get_db(),
+            #[cfg(feature = "redis-cluster")]
             Connection::Cluster(connection) => connection.get_db(),
         }
     }
@@ -285,6 +301,7 @@ impl SharedConnection {
             Node::Fixed(endpoint) => self.open_single(endpoint).await,
             Node::Sentinel(lookup) => self.open_primary(lookup).await,
             // The cluster connection learns the slots as it opens.
+            #[cfg(feature = "redis-cluster")]
             Node::Cluster(client, login, tls) => match client.get_async_connection().await {
                 Ok(fallback) => Ok(Connection::Cluster(
                     ClusterRoute::new(
@@ -401,7 +418,7 @@ fn is_answer(error: &RedisError) -> bool {
 pub(super) fn node_for(
     dsn: &RedisDsn,
     whole: &SessionDsn,
-    connect_timeout: std::time::Duration,
+    connect_timeout: Duration,
 ) -> Result<Node, RedisSetupError> {
     let refused = |message: String| RedisSetupError::Client {
         dsn: whole.redacted(),
@@ -431,47 +448,7 @@ pub(super) fn node_for(
     };
     let address = match &dsn.address {
         RedisAddress::Cluster { nodes, .. } => {
-            let seeds = nodes
-                .iter()
-                .map(|(host, port)| {
-                    let address = match tls {
-                        Some(_) => ConnectionAddr::TcpTls {
-                            host: host.clone(),
-                            port: *port,
-                            insecure: false,
-                            tls_params: None,
-                        },
-                        None => ConnectionAddr::Tcp(host.clone(), *port),
-                    };
-                    address
-                        .into_connection_info()
-                        .map(|info| info.set_redis_settings(settings.clone()))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| refused(error.to_string()))?;
-            let mut builder = ClusterClient::builder(seeds)
-                .connection_timeout(connect_timeout)
-                // Redirections (MOVED, ASK) are retries to the cluster
-                // client; a few cover a slot migration, and nene's own bound
-                // on every command still applies.
-                .retries(3)
-                .min_retry_wait(10)
-                .max_retry_wait(100);
-            if let Some((_, Some(ca))) = &tls {
-                // The CA alone, as for `rediss://` (endpoint.rs).
-                builder = builder.certs(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                });
-            }
-            let client = builder
-                .build()
-                .map_err(|error| refused(error.to_string()))?;
-            return Ok(Node::Cluster(
-                Box::new(client),
-                settings,
-                tls.map(|(config, _)| config),
-            ));
+            return cluster_node(nodes, settings, tls, connect_timeout).map_err(refused);
         }
         RedisAddress::Sentinel {
             sentinels, service, ..
@@ -505,6 +482,71 @@ pub(super) fn node_for(
         login: settings,
         connect_timeout,
     }))
+}
+
+/// A Redis Cluster reached through `seeds`, its nodes logged in to with
+/// `login`, over TLS when `tls` is set (with the CA's PEM, if the DSN names
+/// one).
+#[cfg(feature = "redis-cluster")]
+fn cluster_node(
+    seeds: &[(String, u16)],
+    login: RedisConnectionInfo,
+    tls: Option<(TlsConfig, Option<Vec<u8>>)>,
+    connect_timeout: Duration,
+) -> Result<Node, String> {
+    use redis::{ConnectionAddr, IntoConnectionInfo};
+    let seeds = seeds
+        .iter()
+        .map(|(host, port)| {
+            let address = match tls {
+                Some(_) => ConnectionAddr::TcpTls {
+                    host: host.clone(),
+                    port: *port,
+                    insecure: false,
+                    tls_params: None,
+                },
+                None => ConnectionAddr::Tcp(host.clone(), *port),
+            };
+            address
+                .into_connection_info()
+                .map(|info| info.set_redis_settings(login.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| error.to_string())?;
+    #[cfg_attr(not(feature = "redis-tls"), allow(unused_mut))]
+    let mut builder = ClusterClient::builder(seeds)
+        .connection_timeout(connect_timeout)
+        // Redirections (MOVED, ASK) are retries to the cluster client; a
+        // few cover a slot migration, and nene's own bound on every command
+        // still applies.
+        .retries(3)
+        .min_retry_wait(10)
+        .max_retry_wait(100);
+    #[cfg(feature = "redis-tls")]
+    if let Some((_, Some(ca))) = &tls {
+        // The CA alone, as for `rediss://` (tls.rs).
+        builder = builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.clone()),
+        });
+    }
+    let client = builder.build().map_err(|error| error.to_string())?;
+    Ok(Node::Cluster(
+        Box::new(client),
+        login,
+        tls.map(|(config, _)| config),
+    ))
+}
+
+/// Never reached: the factory refuses `redis+cluster://` in this build.
+#[cfg(not(feature = "redis-cluster"))]
+fn cluster_node(
+    _seeds: &[(String, u16)],
+    _login: RedisConnectionInfo,
+    _tls: Option<(TlsConfig, Option<Vec<u8>>)>,
+    _connect_timeout: Duration,
+) -> Result<Node, String> {
+    Err("this build has no Redis Cluster (nene's `redis-cluster` feature)".to_string())
 }
 
 /// The largest reply read from Redis when sessions may be `max_size`

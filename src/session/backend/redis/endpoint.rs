@@ -8,16 +8,15 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{MultiplexedConnection, PubSub};
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, RedisResult};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
-use tokio_rustls::TlsConnector;
 
 use super::bounded_replies::BoundedReplies;
+use super::tls::{TlsConfig, over_tls};
 
 /// What a reply may take beyond `session.max_size`: the framing around a
 /// session (a few dozen bytes), a hand-off notice's token, a page of
@@ -48,7 +47,7 @@ impl std::fmt::Display for Address {
 pub(super) struct Endpoint {
     pub(super) address: Address,
     /// TLS settings for `rediss://` (TCP only).
-    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(super) tls: Option<TlsConfig>,
     /// Database, user name and password sent when a connection opens.
     pub(super) login: RedisConnectionInfo,
     /// Bound on opening the stream (the DSN's `connect_timeout`).
@@ -56,7 +55,7 @@ pub(super) struct Endpoint {
 }
 
 /// The stream under a connection, whichever kind it is.
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 impl Endpoint {
@@ -92,17 +91,7 @@ impl Endpoint {
                     tcp.set_nodelay(true)?;
                     match &self.tls {
                         None => Box::new(tcp),
-                        Some(config) => {
-                            let name = rustls::pki_types::ServerName::try_from(host.clone())
-                                .map_err(|error| {
-                                    io::Error::new(io::ErrorKind::InvalidInput, error)
-                                })?;
-                            Box::new(
-                                TlsConnector::from(config.clone())
-                                    .connect(name, tcp)
-                                    .await?,
-                            )
-                        }
+                        Some(config) => over_tls(config, host, tcp).await?,
                     }
                 }
                 Address::Unix(path) => Box::new(UnixStream::connect(path).await?),
@@ -121,35 +110,4 @@ impl Endpoint {
                 ))
             })
     }
-}
-
-/// The TLS settings for `rediss://`: the CA in `ca_pem` (the DSN's
-/// `tls_ca_file`) alone when given, as the redis crate does, else the
-/// public roots.
-pub(super) fn tls_config(ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    // The redis crate leaves the choice of rustls' crypto to the
-    // application; an error means one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_pem {
-        Some(pem) => {
-            for certificate in CertificateDer::pem_slice_iter(pem) {
-                let certificate = certificate.map_err(|error| format!("tls_ca_file: {error}"))?;
-                roots
-                    .add(certificate)
-                    .map_err(|error| format!("tls_ca_file: {error}"))?;
-            }
-            if roots.is_empty() {
-                return Err("tls_ca_file holds no certificate".to_string());
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    Ok(Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
 }

@@ -47,6 +47,7 @@ use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
 mod bounded_replies;
+#[cfg(feature = "redis-cluster")]
 mod cluster_route;
 mod connection;
 mod endpoint;
@@ -55,6 +56,7 @@ mod lock;
 mod release_notices;
 mod scripts;
 mod sentinel;
+mod tls;
 mod touched_read;
 
 use connection::{Request, SharedConnection, max_reply_for, node_for};

@@ -316,13 +316,14 @@ impl ReleaseNotices {
             let endpoint = match node {
                 Node::Fixed(endpoint) => endpoint.clone(),
                 Node::Sentinel(lookup) => lookup.primary().await.ok()?,
+                #[cfg(feature = "redis-cluster")]
                 Node::Cluster(..) => return None,
             };
             endpoint.pubsub(MAX_NOTICE_BYTES).await.ok()
         })
         .await;
         let Ok(Some(pubsub)) = opened else {
-            if !matches!(node, Node::Cluster(..)) {
+            if !node.is_cluster() {
                 tracing::debug!("no Redis connection for lock release notices; waiters poll");
                 lock(&self.state).failed_at = Some(Instant::now());
             }

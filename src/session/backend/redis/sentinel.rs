@@ -17,13 +17,13 @@
 //! while nene's connection must be replaced, with a fresh lookup, exactly when
 //! its own error handling decides so (see `connection.rs`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{RedisConnectionInfo, Value};
 
 use super::endpoint::{Address, Endpoint};
+use super::tls::TlsConfig;
 
 /// The largest reply read from a sentinel: an address, or an error line.
 const MAX_SENTINEL_REPLY: u64 = 64 * 1024;
@@ -42,7 +42,7 @@ pub(super) struct SentinelLookup {
     pub(super) timeout: Duration,
     /// TLS settings for the sentinels and the primary
     /// (`rediss+sentinel://`).
-    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(super) tls: Option<TlsConfig>,
 }
 
 impl SentinelLookup {
