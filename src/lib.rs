@@ -128,6 +128,11 @@ pub mod ping;
 mod ping;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+pub mod request_context;
+#[cfg(not(feature = "internals"))]
+mod request_context;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod request_info;
 #[cfg(not(feature = "internals"))]
 mod request_info;

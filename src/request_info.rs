@@ -13,6 +13,8 @@ use axum::extract::FromRequestParts;
 use http::StatusCode;
 use http::request::Parts;
 
+use crate::request_context::RequestContext;
+
 /// The client and transport of one request, as the web server saw them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequestInfo {
@@ -70,7 +72,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
     type Rejection = (StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<RequestInfo>().cloned().ok_or((
+        let context = RequestContext::of(&parts.extensions);
+        context.and_then(|c| c.info.clone()).ok_or((
             StatusCode::INTERNAL_SERVER_ERROR,
             "request info is missing: the application runs outside nene's server\n",
         ))

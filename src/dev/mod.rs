@@ -36,6 +36,7 @@ mod accept;
 use crate::application::Application;
 use crate::config::Settings;
 use crate::fastcgi::CgiParams;
+use crate::request_context::RequestContext;
 use crate::request_info::RequestInfo;
 
 /// Why `nene dev` refuses an address.
@@ -232,10 +233,9 @@ async fn as_nginx_would_send(
             .map(|(name, value)| (Bytes::from_static(name.as_bytes()), Bytes::from(value)))
             .collect(),
     );
-    parts
-        .extensions
-        .insert(RequestInfo::from_cgi(|name| params.get_str(name)));
-    parts.extensions.insert(params);
+    let context = RequestContext::of_mut(&mut parts.extensions);
+    context.info = Some(RequestInfo::from_cgi(|name| params.get_str(name)));
+    context.params = Some(params);
     // The path the application routes on, as under FastCGI.
     parts.uri = match crate::server::routed(parts.uri) {
         Ok(uri) => uri,

@@ -16,8 +16,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, StatusCode};
 use tower::{Layer, Service};
 
-use crate::fastcgi::CgiParams;
-use crate::request_info::RequestInfo;
+use crate::request_context::RequestContext;
 use crate::session::SessionTimings;
 
 use super::Ops;
@@ -81,14 +80,12 @@ where
             let uri = request.uri().clone();
             let (path, query) = (uri.path(), uri.query());
             let logs_access = !ops.access_log.is_off();
-            let params = if logs_access {
-                request.extensions().get::<CgiParams>().cloned()
-            } else {
-                None
-            };
-            let client_ip = request
-                .extensions()
-                .get::<RequestInfo>()
+            let context = RequestContext::of(request.extensions());
+            let params = context
+                .filter(|_| logs_access)
+                .and_then(|context| context.params.clone());
+            let client_ip = context
+                .and_then(|context| context.info.as_ref())
                 .and_then(|info| info.client_ip);
             let request_headers = if logs_access && ops.access_needs_request_headers {
                 request.headers().clone()
@@ -102,7 +99,7 @@ where
             } else if ops.settings.status_path.as_deref() == Some(path) {
                 status(&ops, client_ip, query)
             } else {
-                request.extensions_mut().insert(timings.clone());
+                RequestContext::of_mut(request.extensions_mut()).timings = Some(timings.clone());
                 let call = inner.call(request);
                 let outcome = match ops.settings.request_terminate_timeout {
                     Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| limit),

@@ -7,6 +7,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
 use crate::fastcgi::{CgiParams, CgiRequest, RequestBody};
+use crate::request_context::RequestContext;
 use crate::request_info::RequestInfo;
 
 use super::routing_path::{BadPath, canonical_path, is_canonical};
@@ -117,7 +118,7 @@ pub(crate) fn build_http_request_or_params(
     let CgiRequest { params, body } = cgi;
     match http_request_from(&params, body) {
         Ok(mut request) => {
-            request.extensions_mut().insert(params);
+            RequestContext::of_mut(request.extensions_mut()).params = Some(params);
             Ok(request)
         }
         Err(error) => Err((error, params)),
@@ -192,7 +193,7 @@ fn http_request_from(
     *request.version_mut() = version;
     *request.headers_mut() = headers;
     let info = RequestInfo::from_cgi(|name| known.info_str(name));
-    request.extensions_mut().insert(info);
+    RequestContext::of_mut(request.extensions_mut()).info = Some(info);
     Ok(request)
 }
 
@@ -300,9 +301,10 @@ mod tests {
         assert_eq!(request.headers()["x-forwarded-for"], "10.0.0.1");
         assert_eq!(request.headers()["cookie"], "a=1");
         assert!(request.headers().get("remote-addr").is_none());
-        let params = request.extensions().get::<CgiParams>().unwrap();
+        let context = RequestContext::of(request.extensions()).unwrap();
+        let params = context.params.as_ref().unwrap();
         assert_eq!(params.get_str("REMOTE_ADDR"), Some("127.0.0.1"));
-        let info = request.extensions().get::<RequestInfo>().unwrap();
+        let info = context.info.as_ref().unwrap();
         assert_eq!(info.client_ip, Some("127.0.0.1".parse().unwrap()));
     }
 

@@ -8,6 +8,7 @@ use http::HeaderValue;
 use http::request::Parts;
 use ipnet::IpNet;
 
+use crate::request_context::RequestContext;
 use crate::request_info::RequestInfo;
 use crate::session::{CookieSameSite, CookieSecure, SessionSettings};
 
@@ -76,7 +77,8 @@ impl SessionCookie {
 
     /// Whether the client reached nginx over HTTPS.
     pub fn request_is_https(&self, parts: &Parts) -> bool {
-        let Some(info) = parts.extensions.get::<RequestInfo>() else {
+        let context = RequestContext::of(&parts.extensions);
+        let Some(info) = context.and_then(|context| context.info.as_ref()) else {
             return false;
         };
         if info.https {
@@ -156,7 +158,7 @@ mod tests {
         let (mut parts, ()) = request.body(()).unwrap().into_parts();
         let info =
             RequestInfo::from_cgi(|name| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v));
-        parts.extensions.insert(info);
+        RequestContext::of_mut(&mut parts.extensions).info = Some(info);
         parts
     }
 

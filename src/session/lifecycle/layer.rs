@@ -14,10 +14,9 @@ use http::header::{CACHE_CONTROL, EXPIRES, PRAGMA, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Request};
 use tower::{Layer, Service};
 
-use crate::request_info::RequestInfo;
+use crate::request_context::RequestContext;
 use crate::session::CacheLimiter;
 
-use crate::session::lifecycle::metrics::SessionTimings;
 use crate::session::lifecycle::runtime::SessionRuntime;
 use crate::session::lifecycle::session::Session;
 
@@ -83,13 +82,10 @@ where
             .map(str::to_string)
             .collect();
         let https = store.cookie.request_is_https(&parts);
-        let timings = parts.extensions.get::<Arc<SessionTimings>>().cloned();
-        let client = parts
-            .extensions
-            .get::<RequestInfo>()
-            .and_then(|info| info.client_ip);
-        let session = Session::new(store.clone(), offered, timings, client);
-        parts.extensions.insert(session.clone());
+        let context = RequestContext::of_mut(&mut parts.extensions);
+        let client = context.info.as_ref().and_then(|info| info.client_ip);
+        let session = Session::new(store.clone(), offered, context.timings.clone(), client);
+        context.session = Some(session.clone());
         let request = Request::from_parts(parts, body);
         Box::pin(async move {
             let mut response = match inner.call(request).await {

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+use crate::request_context::RequestContext;
 use crate::session::backend::Unreadable;
 use crate::session::backend::{SessionLock, Stored, warn_release_failed};
 use crate::session::error::SessionError;
@@ -866,7 +867,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = (http::StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or((
+        let context = RequestContext::of(&parts.extensions);
+        context.and_then(|c| c.session.clone()).ok_or((
             http::StatusCode::INTERNAL_SERVER_ERROR,
             "no session: the application runs outside nene's session layer\n",
         ))

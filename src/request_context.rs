@@ -1,0 +1,42 @@
+//! What nene's own layers hand down with a request: the FastCGI params, the
+//! request info, the session's timings and the session, as one value in the
+//! request's extensions. `http::Extensions` boxes each value and grows its
+//! map as values come (six values cost nine allocations and two rehashes a
+//! request, benches/README.md); one value is one box, and with the two
+//! others that go in (the constants, axum's body limit) the map keeps its
+//! first size. The extractors an application uses (`RequestInfo`, `Session`)
+//! read from here.
+
+use std::sync::Arc;
+
+use http::Extensions;
+
+use crate::fastcgi::CgiParams;
+use crate::request_info::RequestInfo;
+use crate::session::{Session, SessionTimings};
+
+/// Each piece is put in by the layer that makes it.
+#[derive(Clone, Default)]
+pub(crate) struct RequestContext {
+    /// The params as the web server sent them, for the access log's
+    /// `%{VAR}e` (server/cgi_request.rs; `nene dev` makes its own).
+    pub(crate) params: Option<CgiParams>,
+    /// Client and transport (server/cgi_request.rs, or `nene dev`).
+    pub(crate) info: Option<RequestInfo>,
+    /// Where the session's time went, for the slow log (ops/layer.rs).
+    pub(crate) timings: Option<Arc<SessionTimings>>,
+    /// The request's session (session/lifecycle/layer.rs).
+    pub(crate) session: Option<Session>,
+}
+
+impl RequestContext {
+    /// The request's context, if a layer has put one in.
+    pub(crate) fn of(extensions: &Extensions) -> Option<&RequestContext> {
+        extensions.get::<RequestContext>()
+    }
+
+    /// The request's context, put in empty if none is there yet.
+    pub(crate) fn of_mut(extensions: &mut Extensions) -> &mut RequestContext {
+        extensions.get_or_insert_default::<RequestContext>()
+    }
+}
