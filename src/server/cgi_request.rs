@@ -202,6 +202,9 @@ fn http_request_from(
 /// when the body is dropped, read or not).
 fn request_body(body: RequestBody) -> Body {
     match body {
+        // No body (every GET): axum's empty body, which is not boxed on the
+        // heap (a `Full` of nothing is: one allocation a request).
+        RequestBody::Memory(bytes) if bytes.is_empty() => Body::empty(),
         RequestBody::Memory(bytes) => Body::from(bytes),
         RequestBody::File { file, .. } => {
             let file = tokio::fs::File::from_std(file);
