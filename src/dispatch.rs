@@ -23,7 +23,7 @@ use futures::future::Either;
 use http::{Request, StatusCode};
 use tower::{Layer, Service};
 
-use crate::config::Constants;
+use crate::request_context::RequestContext;
 
 /// The name a missing controller or action stands for.
 pub const INDEX: &str = "index";
@@ -82,7 +82,7 @@ impl NotFoundPage {
 struct DispatchTable {
     controllers: HashMap<String, Controller>,
     /// Set by the application; otherwise `server.layers_num`, read from the
-    /// request's [`Constants`].
+    /// request's [`Constants`](crate::config::Constants).
     skip_segments: Option<usize>,
     not_found: NotFoundPage,
 }
@@ -161,9 +161,8 @@ impl Service<Request<Body>> for Dispatcher {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let skip_segments = self.table.skip_segments.unwrap_or_else(|| {
-            request
-                .extensions()
-                .get::<Constants>()
+            RequestContext::of(request.extensions())
+                .and_then(|context| context.constants.as_ref())
                 .map_or(0, |constants| constants.settings().layers_num)
         });
         match self.route(request.uri().path(), skip_segments) {

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use tower::Layer;
 
 use crate::application::Application;
@@ -23,5 +22,5 @@ pub fn front_controller<A: Application>(
     ops: Arc<Ops>,
 ) -> impl Application {
     let with_session = SessionLayer::new(sessions).layer(app);
-    OpsLayer::new(ops).layer(Extension(constants).layer(with_session))
+    OpsLayer::new(ops, constants).layer(with_session)
 }

@@ -1,16 +1,17 @@
 //! What nene's own layers hand down with a request: the FastCGI params, the
-//! request info, the session's timings and the session, as one value in the
-//! request's extensions. `http::Extensions` boxes each value and grows its
-//! map as values come (six values cost nine allocations and two rehashes a
-//! request, benches/README.md); one value is one box, and with the two
-//! others that go in (the constants, axum's body limit) the map keeps its
-//! first size. The extractors an application uses (`RequestInfo`, `Session`)
-//! read from here.
+//! request info, the constants, the session's timings and the session, as
+//! one value in the request's extensions. `http::Extensions` boxes each
+//! value and grows its map as values come (six values cost nine allocations
+//! and two rehashes a request, benches/README.md); one value is one box, and
+//! with the one other that goes in (axum's body limit) the map keeps its
+//! first size. The extractors an application uses (`Constants`,
+//! `RequestInfo`, `Session`, `UploadForm`) read from here.
 
 use std::sync::Arc;
 
 use http::Extensions;
 
+use crate::config::Constants;
 use crate::fastcgi::CgiParams;
 use crate::request_info::RequestInfo;
 use crate::session::{Session, SessionTimings};
@@ -23,6 +24,8 @@ pub(crate) struct RequestContext {
     pub(crate) params: Option<CgiParams>,
     /// Client and transport (server/cgi_request.rs, or `nene dev`).
     pub(crate) info: Option<RequestInfo>,
+    /// The application's constants (ops/layer.rs).
+    pub(crate) constants: Option<Constants>,
     /// Where the session's time went, for the slow log (ops/layer.rs).
     pub(crate) timings: Option<Arc<SessionTimings>>,
     /// The request's session (session/lifecycle/layer.rs).

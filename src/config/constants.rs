@@ -12,6 +12,7 @@ use http::request::Parts;
 
 use super::settings::Settings;
 use super::source::Source;
+use crate::request_context::RequestContext;
 
 /// One constant: its text as configured, and where that came from.
 #[derive(Clone, Debug)]
@@ -68,7 +69,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Constants {
     type Rejection = (StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Constants>().cloned().ok_or((
+        let context = RequestContext::of(&parts.extensions);
+        context.and_then(|c| c.constants.clone()).ok_or((
             StatusCode::INTERNAL_SERVER_ERROR,
             "constants are missing: the application runs outside nene's front controller\n",
         ))

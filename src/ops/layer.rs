@@ -16,6 +16,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, StatusCode};
 use tower::{Layer, Service};
 
+use crate::config::Constants;
 use crate::request_context::RequestContext;
 use crate::session::SessionTimings;
 
@@ -24,16 +25,18 @@ use super::access_format::{AccessRecord, split_target};
 use super::metrics::ActiveRequest;
 use super::status::StatusSnapshot;
 
-/// Wraps a service in the operations layer.
+/// Wraps a service in the operations layer, which also hands every request
+/// the application's constants (in its `RequestContext`).
 #[derive(Clone)]
 pub struct OpsLayer {
     ops: Arc<Ops>,
+    constants: Constants,
 }
 
 impl OpsLayer {
     /// The layer around `ops`, built once at start-up.
-    pub fn new(ops: Arc<Ops>) -> Self {
-        Self { ops }
+    pub fn new(ops: Arc<Ops>, constants: Constants) -> Self {
+        Self { ops, constants }
     }
 }
 
@@ -44,6 +47,7 @@ impl<S> Layer<S> for OpsLayer {
         OpsService {
             inner,
             ops: self.ops.clone(),
+            constants: self.constants.clone(),
         }
     }
 }
@@ -53,6 +57,7 @@ impl<S> Layer<S> for OpsLayer {
 pub struct OpsService<S> {
     inner: S,
     ops: Arc<Ops>,
+    constants: Constants,
 }
 
 impl<S> Service<Request<Body>> for OpsService<S>
@@ -70,6 +75,7 @@ where
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let ops = self.ops.clone();
+        let constants = self.constants.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
@@ -99,7 +105,9 @@ where
             } else if ops.settings.status_path.as_deref() == Some(path) {
                 status(&ops, client_ip, query)
             } else {
-                RequestContext::of_mut(request.extensions_mut()).timings = Some(timings.clone());
+                let context = RequestContext::of_mut(request.extensions_mut());
+                context.timings = Some(timings.clone());
+                context.constants = Some(constants);
                 let call = inner.call(request);
                 let outcome = match ops.settings.request_terminate_timeout {
                     Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| limit),

@@ -10,7 +10,7 @@ use http::Request;
 use http::header::CONTENT_TYPE;
 use tokio::io::AsyncWriteExt;
 
-use crate::config::Constants;
+use crate::request_context::RequestContext;
 
 use super::error::UploadError;
 use super::file::{UploadedFile, neutralise_file_name};
@@ -130,15 +130,14 @@ fn malformed(error: multer::Error) -> UploadError {
     UploadError::Malformed(error.to_string())
 }
 
-/// The bounds come from the [`Constants`] nene puts into every request
+/// The bounds come from the [`Constants`](crate::config::Constants) nene puts into every request
 /// (PHP's defaults when the application runs outside nene).
 impl<S: Send + Sync> FromRequest<S> for UploadForm {
     type Rejection = UploadError;
 
     async fn from_request(request: Request<Body>, _state: &S) -> Result<Self, Self::Rejection> {
-        let settings = request
-            .extensions()
-            .get::<Constants>()
+        let settings = RequestContext::of(request.extensions())
+            .and_then(|context| context.constants.as_ref())
             .map(|constants| constants.settings().uploads.clone())
             .unwrap_or_else(|| crate::config::Settings::defaults().uploads);
         let content_type = request
