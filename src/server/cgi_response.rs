@@ -20,29 +20,37 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = response.into_parts();
-    let mut head = BytesMut::with_capacity(256);
     // CGI's default is 200, and PHP sends `Status:` only for another status:
     // some web servers (Caddy's php_fastcgi) pass the line on to the client
     // as a header. A head needs at least one field (RFC 3875), so a 200
     // without any header still says its status.
-    let known_length = body.size_hint().exact().is_some();
-    if parts.status != http::StatusCode::OK || (parts.headers.is_empty() && !known_length) {
+    let exact_len = body.size_hint().exact();
+    let status_line =
+        parts.status != http::StatusCode::OK || (parts.headers.is_empty() && exact_len.is_none());
+    let reason = parts.status.canonical_reason().unwrap_or("Unknown");
+    // A known length lets nginx keep the client connection alive without
+    // chunked encoding.
+    let added_length = exact_len.filter(|_| !parts.headers.contains_key(CONTENT_LENGTH));
+    // The head's exact size, so that freezing it makes no second allocation
+    // (`Bytes` takes a buffer with room to spare by allocating a shared
+    // header for it; one allocation a request, benches/README.md).
+    let size = usize::from(status_line) * (b"Status: 200 \r\n".len() + reason.len())
+        + (parts.headers.iter())
+            .filter(|(_, value)| !breaks_the_line(value))
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>()
+        + added_length.map_or(0, |len| b"Content-Length: \r\n".len() + decimal_digits(len))
+        + 2;
+    let mut head = BytesMut::with_capacity(size);
+    if status_line {
         head.put_slice(b"Status: ");
         head.put_slice(parts.status.as_str().as_bytes());
         head.put_u8(b' ');
-        head.put_slice(
-            parts
-                .status
-                .canonical_reason()
-                .unwrap_or("Unknown")
-                .as_bytes(),
-        );
+        head.put_slice(reason.as_bytes());
         head.put_slice(b"\r\n");
     }
     for (name, value) in &parts.headers {
-        // `HeaderValue` cannot hold CR or LF, but the head is where header
-        // injection would happen, so it is checked once more here.
-        if value.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n') {
+        if breaks_the_line(value) {
             tracing::error!("dropping response header {name}: its value contains CR or LF");
             continue;
         }
@@ -51,17 +59,14 @@ where
         head.put_slice(value.as_bytes());
         head.put_slice(b"\r\n");
     }
-    let exact_len = body.size_hint().exact();
-    if let Some(len) = exact_len
-        && !parts.headers.contains_key(CONTENT_LENGTH)
-    {
-        // A known length lets nginx keep the client connection alive without
-        // chunked encoding.
+    if let Some(len) = added_length {
+        use std::fmt::Write;
         head.put_slice(b"Content-Length: ");
-        head.put_slice(len.to_string().as_bytes());
+        let _ = write!(head, "{len}");
         head.put_slice(b"\r\n");
     }
     head.put_slice(b"\r\n");
+    debug_assert_eq!(head.len(), size, "the head's size was counted wrong");
 
     let body = if exact_len == Some(0) {
         ResponseBody::Full(Bytes::new())
@@ -76,6 +81,17 @@ where
         head: head.freeze(),
         body,
     }
+}
+
+/// Whether `value` holds CR or LF. `HeaderValue` cannot, but the head is
+/// where header injection would happen, so it is checked once more here.
+fn breaks_the_line(value: &http::HeaderValue) -> bool {
+    value.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n')
+}
+
+/// How many digits `n` has in decimal.
+fn decimal_digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// Writes a header name as PHP-FPM's responses spell it: each word
