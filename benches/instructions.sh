@@ -9,6 +9,9 @@
 #   - after a warm-up the counters are zeroed, `wrk -t1 -c32` runs for
 #     DURATION, the counters are dumped, and the totals are divided by the
 #     requests wrk completed.
+#   - for /health (no SESSIONS), axum alone is counted too, the same way:
+#     benches/axum_hello's same answer behind `proxy_pass` (as
+#     benches/vs_axum.sh serves it), the anchor nene's count is held to.
 # Usage: benches/instructions.sh [DURATION] [PATH]       (defaults: 10s, /health)
 #        BEFORE_BINARY=/path/to/nene benches/instructions.sh   (adds that build)
 #        SESSIONS=redis benches/instructions.sh 10s /session/whoami
@@ -88,9 +91,24 @@ for case in $CASES; do
     site "$site_port" "nene_$name" "127.0.0.1:$port" on
     eval "SITE_$name=\$site_port"
 done
+MEASURED=$CASES
+if [ "$URL_PATH" = /health ] && [ -z "${SESSION_ENV[*]}" ]; then
+    echo "building axum_hello (release, with line tables)..." >&2
+    CARGO_PROFILE_RELEASE_DEBUG=1 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" \
+        --target-dir "$OUT" -p nene --example axum_hello --features bench-axum
+    axum_port=$(free_port)
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.axum.%p" \
+        "$OUT/release/examples/axum_hello" "127.0.0.1:$axum_port" 2>"$WORK/axum.log" &
+    PID_axum=$!
+    PIDS+=("$PID_axum")
+    for _ in $(seq 1 120); do (exec 3<>"/dev/tcp/127.0.0.1/$axum_port") 2>/dev/null && break; sleep 0.5; done
+    SITE_axum=$(free_port)
+    axum_site "$SITE_axum" "127.0.0.1:$axum_port"
+    MEASURED="$CASES axum:"
+fi
 NGINX_WORKERS=1 start_nginx
 printf '%-8s %12s %14s %12s\n' build requests "instr/request" "allocs/request"
-for case in $CASES; do
+for case in $MEASURED; do
     name=${case%%:*}
     eval "site=\$SITE_$name pid=\$PID_$name"
     url="http://127.0.0.1:$site$URL_PATH"

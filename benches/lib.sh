@@ -72,6 +72,37 @@ $params" >"$WORK/site-$port.conf"
     SITES+="    include $WORK/site-$port.conf;"$'\n'
 }
 
+# axum_site PORT ADDR: a server block on PORT passing to axum at ADDR over
+# HTTP/1.1 (benches/axum_hello). The same block as nene's template but for
+# the pass: nginx serves a file from htdocs when there is one (`try_files`,
+# a stat per request) and hands everything else to the application, as a
+# Rust team puts nginx in front of axum too. Without it the axum case
+# skipped a syscall nene's case pays, and a ratio measured more than
+# FastCGI.
+axum_site() {
+    cat >"$WORK/site-axum.conf" <<CONF
+upstream axum {
+    server $2;
+    # As the nene template's: idle connections kept per worker.
+    keepalive 1024;
+}
+server {
+    listen 127.0.0.1:$1;
+    root $REPO/htdocs;
+    client_max_body_size 8m;
+    location / {
+        try_files \$uri @axum;
+    }
+    location @axum {
+        proxy_pass http://axum;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+}
+CONF
+    SITES+="    include $WORK/site-axum.conf;"$'\n'
+}
+
 # start_redis: a throwaway redis-server on a free port; sets REDIS_PORT and REDIS_PID.
 start_redis() {
     REDIS_PORT=$(free_port)

@@ -51,32 +51,7 @@ wait_port "$AXUM"; wait_port "$NENE"
 SITE_AXUM=$(free_port); SITE_NENE=$(free_port); SITE_BEFORE=$(free_port)
 site "$SITE_NENE" nene_now "127.0.0.1:$NENE" on
 [ -n "${BEFORE_BINARY:-}" ] && site "$SITE_BEFORE" nene_before "127.0.0.1:$BEFORE" on
-# The same server block as nene's template but for the pass: nginx serves
-# a file from htdocs when there is one (`try_files`, a stat per request)
-# and hands everything else to the application, as a Rust team puts nginx
-# in front of axum too. Without it the axum case skipped a syscall nene's
-# case pays, and the ratio measured more than FastCGI.
-cat >"$WORK/site-axum.conf" <<CONF
-upstream axum {
-    server 127.0.0.1:$AXUM;
-    # As the nene template's: idle connections kept per worker.
-    keepalive 1024;
-}
-server {
-    listen 127.0.0.1:$SITE_AXUM;
-    root $REPO/htdocs;
-    client_max_body_size 8m;
-    location / {
-        try_files \$uri @axum;
-    }
-    location @axum {
-        proxy_pass http://axum;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }
-}
-CONF
-SITES+="    include $WORK/site-axum.conf;"$'\n'
+axum_site "$SITE_AXUM" "127.0.0.1:$AXUM"
 start_nginx
 
 url() {
