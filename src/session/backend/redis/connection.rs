@@ -447,8 +447,16 @@ pub(super) fn node_for(
         None
     };
     let address = match &dsn.address {
+        #[cfg(feature = "redis-cluster")]
         RedisAddress::Cluster { nodes, .. } => {
             return cluster_node(nodes, settings, tls, connect_timeout).map_err(refused);
+        }
+        // Never reached: the factory refuses `redis+cluster://` first.
+        #[cfg(not(feature = "redis-cluster"))]
+        RedisAddress::Cluster { .. } => {
+            return Err(refused(
+                "this build has no Redis Cluster (nene's `redis-cluster` feature)".to_string(),
+            ));
         }
         RedisAddress::Sentinel {
             sentinels, service, ..
@@ -536,17 +544,6 @@ fn cluster_node(
         login,
         tls.map(|(config, _)| config),
     ))
-}
-
-/// Never reached: the factory refuses `redis+cluster://` in this build.
-#[cfg(not(feature = "redis-cluster"))]
-fn cluster_node(
-    _seeds: &[(String, u16)],
-    _login: RedisConnectionInfo,
-    _tls: Option<(TlsConfig, Option<Vec<u8>>)>,
-    _connect_timeout: Duration,
-) -> Result<Node, String> {
-    Err("this build has no Redis Cluster (nene's `redis-cluster` feature)".to_string())
 }
 
 /// The largest reply read from Redis when sessions may be `max_size`
