@@ -27,12 +27,14 @@ pub use backend::BackendShorthands;
 pub use backend::{
     DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, LockedRead, MemcachedDsn,
     MemcachedOptions, MemorySessionHandler, MigratingSessionHandler, RedisAddress, RedisDsn,
-    RedisOptions, RedisSessionHandler, RedisSetupError, SessionAdmin, SessionBackend, SessionDsn,
-    SessionHandler, SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, SqlAddress,
-    SqlDriver, SqlDsn, SqlOptions, Stored, Unreadable, redact_dsn,
+    RedisOptions, SessionAdmin, SessionBackend, SessionDsn, SessionHandler, SessionHandlerFactory,
+    SessionLock, SessionPage, SessionSetupError, SqlAddress, SqlDriver, SqlDsn, SqlOptions, Stored,
+    Unreadable, redact_dsn,
 };
 #[cfg(feature = "memcached")]
 pub use backend::{MemcachedSessionHandler, MemcachedSetupError};
+#[cfg(feature = "redis")]
+pub use backend::{RedisSessionHandler, RedisSetupError};
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 pub use backend::{SqlSessionHandler, SqlSetupError};
 pub use error::SessionError;

@@ -1,32 +1,58 @@
 //! The one place that turns `SESSION_DSN` into a session backend
-//! (docs/decisions/0006): empty → files, `memory://` → this process's
-//! memory, `redis://…` → Redis,
-//! `memcached://…` → memcached, `sqlite://`, `mysql://`, `postgres://` → SQL.
-//! A new backend is one more arm here. Redis Cluster, Redis over TLS,
-//! memcached and each SQL driver are Cargo features; a DSN for one this
-//! build left out is a start-up error naming the feature, never a fallback.
-//! With
+//! (docs/decisions/0006): a table with one row a backend ([`BACKENDS`]):
+//! the DSN schemes that name it, its parser (in its folder) and its
+//! constructor. Empty or `files` → files, `memory://` → this process's
+//! memory, `redis…://` → Redis, `memcached://` → memcached, `sqlite://`,
+//! `mysql://`, `postgres://` → SQL. Redis Cluster, Redis over TLS,
+//! memcached and each SQL driver are Cargo features; their DSNs are parsed
+//! in every build, and the constructor of one this build left out is a
+//! start-up error naming the feature, never a fallback. With
 //! `session.migrate_from` set, the backend it names stands behind the new
-//! one (migrating.rs). Nothing here opens a connection: a Redis
-//! that is down at start-up fails requests that need a session, not start-up.
+//! one (migrating.rs). Nothing here opens a connection: a Redis that is
+//! down at start-up fails requests that need a session, not start-up.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::session::{SavePathLock, SessionSettings};
-
-use crate::session::backend::dsn::{DsnError, SessionBackend, SessionDsn};
-use crate::session::backend::dsn::{RedisAddress, RedisDsn, SqlDriver};
-use crate::session::backend::files::FileSessionHandler;
+use crate::session::SessionSettings;
+use crate::session::backend::dsn::{DsnError, Parser, SessionBackend, SessionDsn};
 #[cfg(feature = "memcached")]
-use crate::session::backend::memcached::{MemcachedSessionHandler, MemcachedSetupError};
-use crate::session::backend::memory::MemorySessionHandler;
+use crate::session::backend::memcached::MemcachedSetupError;
 use crate::session::backend::migrating::MigratingSessionHandler;
-use crate::session::backend::redis::{RedisSessionHandler, RedisSetupError};
+#[cfg(feature = "redis")]
+use crate::session::backend::redis::RedisSetupError;
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
-use crate::session::backend::sql::{SqlSessionHandler, SqlSetupError};
+use crate::session::backend::sql::SqlSetupError;
 use crate::session::backend::{SessionAdmin, SessionHandler};
+use crate::session::backend::{files, memcached, memory, redis, sql};
+
+/// One kind of session backend: a row of the factory's table.
+pub(crate) struct BackendKind {
+    /// The DSN schemes that name it, lowercase (none for files, which an
+    /// empty DSN or `files` names).
+    pub(crate) schemes: &'static [&'static str],
+    /// Its DSN forms, as a start-up error lists what is accepted.
+    pub(crate) forms: &'static [&'static str],
+    /// Reads what follows `scheme://` (the scheme lowercased).
+    pub(crate) parse: fn(&Parser<'_>, &str, &str) -> Result<SessionBackend, DsnError>,
+    /// Builds the backend from its DSN, sessions living `ttl`; or says
+    /// which feature this build lacks.
+    pub(crate) open: Open,
+}
+
+/// A backend's constructor.
+pub(crate) type Open =
+    fn(&SessionDsn, Duration, &SessionSettings) -> Result<Arc<dyn SessionAdmin>, SessionSetupError>;
+
+/// Every backend nene knows, compiled in or not.
+pub(crate) const BACKENDS: &[BackendKind] = &[
+    files::KIND,
+    memory::KIND,
+    redis::KIND,
+    memcached::KIND,
+    sql::KIND,
+];
 
 /// Picks and builds the session backend.
 pub struct SessionHandlerFactory;
@@ -50,6 +76,7 @@ pub enum SessionSetupError {
     },
     /// The Redis client cannot be built from the DSN (an unreadable
     /// `tls_ca_file`, settings the client refuses).
+    #[cfg(feature = "redis")]
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
     /// The memcached handler cannot be built from the DSN.
@@ -115,120 +142,28 @@ impl SessionHandlerFactory {
         Self::one_backend(dsn, settings)
     }
 
-    /// The backend `dsn` names, on its own.
+    /// The backend `dsn` names, on its own: its row's constructor.
     fn one_backend(
         dsn: &str,
         settings: &SessionSettings,
     ) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
         let parsed = SessionDsn::parse(dsn)?;
         let ttl = Duration::from_secs(settings.gc_maxlifetime);
-        let handler: Arc<dyn SessionAdmin> = match parsed.backend() {
-            SessionBackend::Files => Arc::new(
-                FileSessionHandler::new(&settings.save_path, ttl)
-                    .map_err(|source| SessionSetupError::Files {
-                        path: settings.save_path.clone(),
-                        source,
-                    })?
-                    .with_fsync(settings.save_path_fsync)
-                    .with_max_size(settings.max_size)
-                    .with_php_locking(settings.save_path_lock == SavePathLock::SessionFile)
-                    .with_lock_wait(settings.save_path_lock_wait)
-                    .with_depth(settings.save_path_depth)
-                    .with_id_format_if_valid(settings.sid_length, settings.sid_bits_per_character),
-            ),
-            SessionBackend::Memory => {
-                Arc::new(MemorySessionHandler::new(ttl).with_max_size(settings.max_size))
-            }
-            SessionBackend::Redis(redis) => {
-                if let Some((backend, feature)) = missing_redis_feature(redis) {
-                    return Err(SessionSetupError::NotCompiled {
-                        dsn: parsed.redacted(),
-                        backend,
-                        feature,
-                    });
-                }
-                Arc::new(RedisSessionHandler::new(&parsed, ttl)?.with_max_size(settings.max_size))
-            }
-            SessionBackend::Memcached(_) => memcached(&parsed, ttl, settings)?,
-            SessionBackend::Sql(sql) => {
-                if let Some(feature) = missing_sql_feature(sql.driver) {
-                    return Err(SessionSetupError::NotCompiled {
-                        dsn: parsed.redacted(),
-                        backend: "SQL",
-                        feature,
-                    });
-                }
-                sql_backend(&parsed, ttl, settings)?
-            }
-        };
-        Ok(handler)
+        (parsed.kind().open)(&parsed, ttl, settings)
     }
 }
 
-/// The memcached backend, when this build has it.
-#[cfg(feature = "memcached")]
-fn memcached(
-    parsed: &SessionDsn,
-    ttl: Duration,
-    settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
-    Ok(Arc::new(
-        MemcachedSessionHandler::new(parsed, ttl)?.with_max_size(settings.max_size),
-    ))
-}
-
-#[cfg(not(feature = "memcached"))]
-fn memcached(
-    parsed: &SessionDsn,
-    _ttl: Duration,
-    _settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
-    Err(SessionSetupError::NotCompiled {
-        dsn: parsed.redacted(),
-        backend: "memcached",
-        feature: "memcached",
-    })
-}
-
-/// What a Redis DSN needs that this build lacks: the backend's name for the
-/// message, and the feature.
-fn missing_redis_feature(redis: &RedisDsn) -> Option<(&'static str, &'static str)> {
-    if matches!(redis.address, RedisAddress::Cluster { .. }) && !cfg!(feature = "redis-cluster") {
-        return Some(("Redis Cluster", "redis-cluster"));
+impl SessionSetupError {
+    /// The error of a DSN whose backend this build left out.
+    pub(crate) fn not_compiled(
+        dsn: &SessionDsn,
+        backend: &'static str,
+        feature: &'static str,
+    ) -> Self {
+        Self::NotCompiled {
+            dsn: dsn.redacted(),
+            backend,
+            feature,
+        }
     }
-    if redis.address.tls() && !cfg!(feature = "redis-tls") {
-        return Some(("Redis over TLS", "redis-tls"));
-    }
-    None
-}
-
-/// The feature a SQL driver needs, when this build lacks it.
-fn missing_sql_feature(driver: SqlDriver) -> Option<&'static str> {
-    match driver {
-        SqlDriver::Sqlite if !cfg!(feature = "sqlite") => Some("sqlite"),
-        SqlDriver::MySql if !cfg!(feature = "mysql") => Some("mysql"),
-        SqlDriver::Postgres if !cfg!(feature = "postgres") => Some("postgres"),
-        _ => None,
-    }
-}
-
-/// The SQL backend; only reached for a driver this build has.
-#[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
-fn sql_backend(
-    parsed: &SessionDsn,
-    ttl: Duration,
-    settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
-    Ok(Arc::new(
-        SqlSessionHandler::new(parsed, ttl)?.with_max_size(settings.max_size),
-    ))
-}
-
-#[cfg(not(any(feature = "sqlite", feature = "mysql", feature = "postgres")))]
-fn sql_backend(
-    _parsed: &SessionDsn,
-    _ttl: Duration,
-    _settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
-    unreachable!("missing_sql_feature refuses every driver when no SQL feature is on")
 }

@@ -19,6 +19,9 @@ use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
+use crate::session::SessionSettings;
+use crate::session::backend::dsn::{DsnError, Parser, SessionBackend, SessionDsn};
+use crate::session::backend::factory::{BackendKind, SessionSetupError};
 use crate::session::backend::lock::{Release, WritesThroughStore};
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, LockedRead,
@@ -26,6 +29,34 @@ use crate::session::backend::{
 };
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
+
+/// The factory's row for `memory://`.
+pub(crate) const KIND: BackendKind = BackendKind {
+    schemes: &["memory"],
+    forms: &["memory:// (this process's memory, for tests)"],
+    parse,
+    open,
+};
+
+/// `memory://` with nothing after it.
+fn parse(parser: &Parser<'_>, _scheme: &str, rest: &str) -> Result<SessionBackend, DsnError> {
+    if !rest.is_empty() {
+        return Err(parser
+            .malformed("`memory://` takes nothing after it: the sessions live in this process"));
+    }
+    Ok(SessionBackend::Memory)
+}
+
+/// An empty store in this process.
+fn open(
+    _parsed: &SessionDsn,
+    ttl: Duration,
+    settings: &SessionSettings,
+) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+    Ok(Arc::new(
+        MemorySessionHandler::new(ttl).with_max_size(settings.max_size),
+    ))
+}
 
 /// The sessions and their locks, shared by every handler made from one.
 #[derive(Default)]

@@ -3,27 +3,29 @@
 //! with an expiry, and locks one session against concurrent requests; the
 //! lock a request holds, and what may be done while holding it, is
 //! `lock.rs` ([`SessionLock`], [`HeldLock`]); `nene sessions copy`'s part is
-//! [`SessionAdmin`]. The factory (`factory.rs`) picks the backend from
-//! `SESSION_DSN` (`dsn/`). The backends: files (`files/`), this process's
-//! memory (`memory.rs`, for tests), Redis with Sentinel and Cluster
-//! (`redis/`), memcached (`memcached/`, feature `memcached`) and SQL
-//! databases (`sql/`, features `sqlite`, `mysql`, `postgres`);
-//! `migrating.rs` puts an old backend behind a new one while sessions move.
+//! [`SessionAdmin`]. The factory (`factory.rs`) is a table with a row a
+//! backend: the `SESSION_DSN` schemes that name it, its DSN parser and its
+//! constructor; `dsn/` is what all DSNs share. The backends, each in its
+//! folder or file with its own DSN: files (`files/`), this process's memory
+//! (`memory.rs`, for tests), Redis with Sentinel and Cluster (`redis/`),
+//! memcached (`memcached/`, feature `memcached`) and SQL databases (`sql/`,
+//! features `sqlite`, `mysql`, `postgres`); `migrating.rs` puts an old
+//! backend behind a new one while sessions move.
 //!
 //! A new backend (docs/decisions/0028 has the list, as `memory.rs` was
 //! added): its folder or file, implementing `SessionHandler`,
 //! `SessionAdmin` and its lock's `HeldLock` (or, when writes need nothing
-//! of the lock, `lock::Release` under `WritesThroughStore`); a
-//! `SessionBackend` variant and its scheme in `dsn/`; one arm in
-//! `factory.rs`; a `Backend` of the contract suite in
-//! `tests/sessions/contract.rs`; a row in the README's DSN table.
+//! of the lock, `lock::Release` under `WritesThroughStore`), its DSN parser
+//! and its `KIND` (the factory's row); a `SessionBackend` variant for its
+//! parsed DSN in `dsn/`; the row in `factory::BACKENDS`; a `Backend` of the
+//! contract suite in `tests/sessions/contract.rs`; a row in the README's DSN
+//! table.
 
 mod backoff;
 mod dsn;
 mod factory;
 mod files;
 mod lock;
-#[cfg(feature = "memcached")]
 mod memcached;
 mod memory;
 mod migrating;
@@ -31,26 +33,26 @@ mod redis;
 // Only nene's own tests use them: applications do not compile them.
 #[cfg(any(test, feature = "internals"))]
 mod shorthands;
-#[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 mod sql;
 mod token_lock;
 mod unreadable;
 
-pub use dsn::{
-    DsnError, MemcachedDsn, MemcachedOptions, RedisAddress, RedisDsn, RedisOptions, SessionBackend,
-    SessionDsn, SqlAddress, SqlDriver, SqlDsn, SqlOptions, redact_dsn,
-};
+pub use dsn::{DsnError, SessionBackend, SessionDsn, redact_dsn};
 pub use factory::{SessionHandlerFactory, SessionSetupError};
 pub use files::FileSessionHandler;
 pub use lock::{HeldLock, SessionLock};
+pub use memcached::{MemcachedDsn, MemcachedOptions};
 #[cfg(feature = "memcached")]
 pub use memcached::{MemcachedSessionHandler, MemcachedSetupError};
 pub use memory::MemorySessionHandler;
 pub use migrating::MigratingSessionHandler;
+pub use redis::{RedisAddress, RedisDsn, RedisOptions};
+#[cfg(feature = "redis")]
 pub use redis::{RedisSessionHandler, RedisSetupError};
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub use shorthands::BackendShorthands;
+pub use sql::{SqlAddress, SqlDriver, SqlDsn, SqlOptions};
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 pub use sql::{SqlSessionHandler, SqlSetupError};
 pub use unreadable::Unreadable;

@@ -48,7 +48,7 @@ pub fn redact_dsn(text: &str) -> String {
 }
 
 /// Whether a query parameter is (or is a misspelling of) one whose value is secret.
-pub(super) fn is_secret_name(key: &str) -> bool {
+pub(crate) fn is_secret_name(key: &str) -> bool {
     let key = percent_decode(key)
         .unwrap_or_else(|| key.to_string())
         .to_ascii_lowercase();

@@ -24,6 +24,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::session::backend::backoff::Backoff;
+use crate::session::backend::dsn::{DsnError, Parser, SessionBackend, SessionDsn};
+use crate::session::backend::factory::{BackendKind, SessionSetupError};
 use crate::session::backend::lock::WritesThroughStore;
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LiveSession, LockedRead, SessionAdmin,
@@ -31,6 +33,7 @@ use crate::session::backend::{
 };
 use crate::session::error::SessionError;
 use crate::session::id::{SessionId, SessionIdFormat};
+use crate::session::{SavePathLock, SessionSettings};
 
 mod file_io;
 mod gc;
@@ -45,6 +48,44 @@ use paths::SessionFiles;
 
 /// The backend name in logs and errors.
 pub(super) const BACKEND: &str = "files";
+
+/// The factory's row for files: no scheme, an empty DSN or `files` names it.
+pub(crate) const KIND: BackendKind = BackendKind {
+    schemes: &[],
+    forms: &["'' or files (file sessions)"],
+    parse: no_scheme,
+    open,
+};
+
+/// Never called: with no scheme, the parser picks files before any row's
+/// parser is asked.
+fn no_scheme(_: &Parser<'_>, _: &str, _: &str) -> Result<SessionBackend, DsnError> {
+    Ok(SessionBackend::Files)
+}
+
+/// The files backend in `session.save_path`, with the `[session]` settings
+/// PHP's files handler has.
+fn open(
+    _parsed: &SessionDsn,
+    ttl: Duration,
+    settings: &SessionSettings,
+) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+    let handler = FileSessionHandler::new(&settings.save_path, ttl).map_err(|source| {
+        SessionSetupError::Files {
+            path: settings.save_path.clone(),
+            source,
+        }
+    })?;
+    Ok(Arc::new(
+        handler
+            .with_fsync(settings.save_path_fsync)
+            .with_max_size(settings.max_size)
+            .with_php_locking(settings.save_path_lock == SavePathLock::SessionFile)
+            .with_lock_wait(settings.save_path_lock_wait)
+            .with_depth(settings.save_path_depth)
+            .with_id_format_if_valid(settings.sid_length, settings.sid_bits_per_character),
+    ))
+}
 
 /// Session storage in one directory of files.
 #[derive(Debug)]

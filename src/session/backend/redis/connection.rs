@@ -18,8 +18,9 @@ use redis::{
 };
 use tokio::time::Instant;
 
+use super::dsn::{RedisAddress, RedisDsn};
 use crate::log_limit::{LogLimit, and_more};
-use crate::session::backend::dsn::{RedisAddress, RedisDsn, SessionDsn};
+use crate::session::backend::dsn::SessionDsn;
 use crate::session::error::SessionError;
 
 #[cfg(feature = "redis-cluster")]

@@ -165,7 +165,7 @@ impl Drop for Watch {
         let mut state = lock(&self.state);
         if let Some(channel) = state.watched.get_mut(&self.channel) {
             // A lock handed over but not taken is the request's still: it
-            // releases it with its own lock (redis/mod.rs).
+            // releases it with its own lock (redis/handler.rs).
             channel.waiters.remove(&self.tag);
             channel.watchers -= 1;
             if channel.watchers == 0 {

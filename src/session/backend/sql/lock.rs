@@ -34,8 +34,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::dsn::SqlDriver;
 use crate::session::backend::HeldLock;
-use crate::session::backend::dsn::SqlDriver;
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 

@@ -26,9 +26,9 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
+use super::dsn::{SqlAddress, SqlDriver, SqlDsn};
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-use crate::session::backend::dsn::SqlTlsMode;
-use crate::session::backend::dsn::{SqlAddress, SqlDriver, SqlDsn};
+use super::dsn_tls::SqlTlsMode;
 
 /// A pool of connections to one database.
 #[derive(Clone, Debug)]

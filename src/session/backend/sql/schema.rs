@@ -5,7 +5,7 @@
 //! runs on it. A row whose `sess_lifetime` is before now is expired
 //! (Symfony's `expiry < time()`), whether or not gc has deleted it yet.
 
-use crate::session::backend::dsn::SqlDriver;
+use super::dsn::SqlDriver;
 
 /// How many rows one [`Queries::list`] returns.
 pub(super) const PAGE: i64 = crate::session::backend::LIST_PAGE_SIZE as i64;

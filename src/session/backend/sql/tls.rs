@@ -1,4 +1,4 @@
-//! Start-up checks of a server DSN's TLS options (`dsn/sql_tls.rs`): the
+//! Start-up checks of a server DSN's TLS options (`dsn_tls.rs`): the
 //! certificate and key files it names can be read (sqlx reads them only at
 //! the first connection, which would turn a typo into a 503 on the first
 //! request), and a warning when the password would go to another machine
@@ -6,7 +6,8 @@
 
 use std::net::IpAddr;
 
-use crate::session::backend::dsn::{SqlAddress, SqlDriver, SqlDsn, SqlTlsMode};
+use super::dsn::{SqlAddress, SqlDriver, SqlDsn};
+use super::dsn_tls::SqlTlsMode;
 
 use super::SqlSetupError;
 

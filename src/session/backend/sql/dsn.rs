@@ -20,7 +20,7 @@
 //! | `acquire_timeout` | `1s` | longest wait for a free pooled connection (or a new one); then 503 |
 //!
 //! MySQL/MariaDB and PostgreSQL DSNs also take TLS options under each
-//! database's own names (`sql_tls.rs`): `sslmode`, `sslrootcert`,
+//! database's own names (`dsn_tls.rs`): `sslmode`, `sslrootcert`,
 //! `sslcert`, `sslkey` (PostgreSQL); `ssl-mode`, `ssl-ca`, `ssl-cert`,
 //! `ssl-key` (MySQL).
 
@@ -28,10 +28,21 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::parse::{did_you_mean, percent_decode};
-use super::redact::is_secret_name;
-use super::sql_tls::{self, SqlTls};
-use super::{DsnError, SessionBackend};
+use super::dsn_tls::{self, SqlTls};
+use crate::session::backend::DEFAULT_LOCK_WAIT;
+use crate::session::backend::dsn::{
+    DsnError, Parser, SessionBackend, did_you_mean, is_secret_name, percent_decode,
+};
+
+/// The schemes of SQL DSNs, for the factory's table.
+pub(crate) const SCHEMES: &[&str] = &["sqlite", "mysql", "mariadb", "postgres", "postgresql"];
+
+/// The forms the start-up error lists as accepted.
+pub(crate) const FORMS: &[&str] = &[
+    "sqlite://relative/path.db or sqlite:///absolute/path.db[?options]",
+    "mysql://user:password@host[:port]/database[?options] (or mariadb://)",
+    "postgres://user:password@host[:port]/database[?options] (or postgresql://)",
+];
 
 /// Options every SQL DSN takes.
 const OPTIONS: &[&str] = &[
@@ -48,9 +59,6 @@ const OPTIONS: &[&str] = &[
 /// a database's own limit (MySQL 151, PostgreSQL 100 by default) is
 /// shared by every instance.
 const MAX_POOL_SIZE: u32 = 1000;
-
-/// The longest duration an option accepts; more is surely a typo.
-const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Which database engine a SQL DSN names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,7 +133,7 @@ impl Default for SqlOptions {
             table: "sessions".to_string(),
             create_table: true,
             lock: true,
-            lock_wait: super::super::DEFAULT_LOCK_WAIT,
+            lock_wait: DEFAULT_LOCK_WAIT,
             // A session statement is a primary-key lookup or upsert taking
             // a millisecond; 2 s leaves room for a busy server, not a stall.
             timeout: Duration::from_secs(2),
@@ -161,63 +169,138 @@ impl fmt::Debug for SqlDsn {
     }
 }
 
-/// Parses the part after `scheme://` of a SQL DSN; `dsn` is the redacted
-/// DSN every error names.
-pub(super) fn parse_sql(
-    dsn: &str,
-    driver: SqlDriver,
+/// Parses what follows the scheme of a SQL DSN (`scheme` lowercased): the
+/// factory's parser for SQL.
+pub(crate) fn parse(
+    parser: &Parser<'_>,
+    scheme: &str,
     rest: &str,
 ) -> Result<SessionBackend, DsnError> {
-    let malformed = |problem: String| DsnError::Malformed {
-        dsn: dsn.to_string(),
-        problem,
+    let driver = match scheme {
+        "sqlite" => SqlDriver::Sqlite,
+        "mysql" | "mariadb" => SqlDriver::MySql,
+        _ => SqlDriver::Postgres,
     };
-    if rest.contains('#') {
-        return Err(malformed(
-            "a `#…` fragment; options go in the query (?option=value&…)".to_string(),
-        ));
+    Ok(SessionBackend::Sql(Box::new(parser.sql(driver, rest)?)))
+}
+
+impl Parser<'_> {
+    /// `sqlite://path` or `driver://[user[:password]@]host[:port]/database`,
+    /// with `?options`.
+    fn sql(&self, driver: SqlDriver, rest: &str) -> Result<SqlDsn, DsnError> {
+        let (location, query) = self.split_query(rest)?;
+        let (address, password) = match driver {
+            SqlDriver::Sqlite => {
+                let path = percent_decode(location)
+                    .ok_or_else(|| self.malformed("broken percent-encoding in the path"))?;
+                if path.is_empty() || path == "/" {
+                    return Err(self.malformed(
+                        "no file: write sqlite://relative/path.db or sqlite:///absolute/path.db",
+                    ));
+                }
+                let path = PathBuf::from(path);
+                (SqlAddress::File { path }, None)
+            }
+            SqlDriver::MySql | SqlDriver::Postgres => {
+                // An `@` after the host means a password with an unencoded
+                // `/` or `?`: say so without echoing any part of what
+                // follows, which may be the rest of the password.
+                let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+                if rest[authority_end..].contains('@') {
+                    return Err(self.malformed(
+                        "an `@` after the host: percent-encode reserved characters in the password \
+                         (`/` → %2F, `?` → %3F, `#` → %23, `@` → %40)",
+                    ));
+                }
+                server(location, driver).map_err(|problem| self.malformed(problem))?
+            }
+        };
+        let mut options = SqlOptions::default();
+        self.sql_options(driver, query, &mut options)?;
+        Ok(SqlDsn {
+            driver,
+            address,
+            password,
+            options,
+        })
     }
-    if driver != SqlDriver::Sqlite {
-        // An `@` after the host means a password with an unencoded `/` or
-        // `?`: say so without echoing any part of what follows, which may
-        // be the rest of the password.
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if rest[authority_end..].contains('@') {
-            return Err(malformed(
-                "an `@` after the host: percent-encode reserved characters in the password \
-                 (`/` → %2F, `?` → %3F, `#` → %23, `@` → %40)"
-                    .to_string(),
+
+    /// Applies `key=value&…` to `options`.
+    fn sql_options(
+        &self,
+        driver: SqlDriver,
+        query: &str,
+        options: &mut SqlOptions,
+    ) -> Result<(), DsnError> {
+        let tls_names = dsn_tls::option_names(driver);
+        let known = |key: &str| OPTIONS.contains(&key) || tls_names.contains(&key);
+        let unknown = |key: &str| self.unknown_sql_option(driver, key);
+        for (key, value) in self.option_pairs(query, known, unknown)? {
+            match key.as_str() {
+                "table" => options.table = self.table_name(value)?,
+                "create_table" => options.create_table = self.on_off("create_table", &value)?,
+                "lock" => options.lock = self.on_off("lock", &value)?,
+                "lock_wait" => options.lock_wait = self.duration("lock_wait", &value, true)?,
+                "timeout" => options.timeout = self.duration("timeout", &value, false)?,
+                "acquire_timeout" => {
+                    options.acquire_timeout = self.duration("acquire_timeout", &value, false)?;
+                }
+                "pool_size" => {
+                    options.pool_size = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|size| (1..=MAX_POOL_SIZE).contains(size))
+                        .ok_or_else(|| {
+                            self.bad_value(
+                                "pool_size",
+                                &value,
+                                "a number of connections from 1 to 1000",
+                            )
+                        })?;
+                }
+                _ => match dsn_tls::apply(driver, &key, &value, &mut options.tls) {
+                    Some(applied) => applied
+                        .map_err(|(option, expected)| self.bad_value(option, &value, expected))?,
+                    None if is_secret_name(&key) => {
+                        return Err(self.malformed(format!(
+                            "option `{key}`: the password goes before the host (mysql://user:password@host/db)"
+                        )));
+                    }
+                    None => return Err(self.unknown_sql_option(driver, &key)),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// The `table` option: interpolated into SQL, so a plain identifier only.
+    fn table_name(&self, value: String) -> Result<String, DsnError> {
+        if value.len() > 64
+            || value.starts_with(|c: char| c.is_ascii_digit())
+            || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(self.bad_value(
+                "table",
+                &value,
+                "a table name of letters, digits and `_` (at most 64, not starting with a digit)",
             ));
         }
+        Ok(value)
     }
-    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (address, password) = match driver {
-        SqlDriver::Sqlite => {
-            let path = percent_decode(location)
-                .ok_or_else(|| malformed("broken percent-encoding in the path".to_string()))?;
-            if path.is_empty() || path == "/" {
-                return Err(malformed(
-                    "no file: write sqlite://relative/path.db or sqlite:///absolute/path.db"
-                        .to_string(),
-                ));
-            }
-            (
-                SqlAddress::File {
-                    path: PathBuf::from(path),
-                },
-                None,
-            )
+
+    fn unknown_sql_option(&self, driver: SqlDriver, key: &str) -> DsnError {
+        let accepted: Vec<&str> = OPTIONS
+            .iter()
+            .chain(dsn_tls::option_names(driver))
+            .copied()
+            .collect();
+        DsnError::UnknownOption {
+            dsn: self.dsn.to_string(),
+            option: key.to_string(),
+            hint: did_you_mean(key, &accepted),
+            accepted: accepted.join(", "),
         }
-        SqlDriver::MySql | SqlDriver::Postgres => server(location, driver).map_err(malformed)?,
-    };
-    let mut options = SqlOptions::default();
-    apply_options(dsn, driver, query, &mut options)?;
-    Ok(SessionBackend::Sql(Box::new(SqlDsn {
-        driver,
-        address,
-        password,
-        options,
-    })))
+    }
 }
 
 /// `[user[:password]@]host[:port]/database`.
@@ -292,124 +375,10 @@ fn server(location: &str, driver: SqlDriver) -> Result<(SqlAddress, Option<Strin
     ))
 }
 
-/// Applies `key=value&…` to `options`.
-fn apply_options(
-    dsn: &str,
-    driver: SqlDriver,
-    query: &str,
-    options: &mut SqlOptions,
-) -> Result<(), DsnError> {
-    let bad_value =
-        |option: &'static str, value: &str, expected: &'static str| DsnError::BadOptionValue {
-            dsn: dsn.to_string(),
-            option,
-            value: value.to_string(),
-            expected,
-        };
-    let malformed = |problem: String| DsnError::Malformed {
-        dsn: dsn.to_string(),
-        problem,
-    };
-    let duration = |option: &'static str, value: &str, zero_ok: bool| {
-        let expected = if zero_ok {
-            "a duration from 0ms to 24h, such as 500ms or 2s"
-        } else {
-            "a duration from 1ms to 24h, such as 500ms or 2s"
-        };
-        let least = if zero_ok {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(1)
-        };
-        humantime::parse_duration(value)
-            .ok()
-            .filter(|duration| *duration >= least && *duration <= MAX_DURATION)
-            .ok_or_else(|| bad_value(option, value, expected))
-    };
-    let on_off = |option: &'static str, value: &str| match value.to_ascii_lowercase().as_str() {
-        "on" | "1" | "true" | "yes" => Ok(true),
-        "off" | "0" | "false" | "no" => Ok(false),
-        _ => Err(bad_value(option, value, "`on` or `off`")),
-    };
-    let mut seen: Vec<String> = Vec::new();
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(raw_key)
-            .ok_or_else(|| malformed("broken percent-encoding in an option name".to_string()))?;
-        let value = percent_decode(raw_value)
-            .ok_or_else(|| malformed(format!("broken percent-encoding in the value of `{key}`")))?;
-        if seen.contains(&key) {
-            return Err(malformed(format!("option `{key}` is given twice")));
-        }
-        if value.is_empty() && OPTIONS.contains(&key.as_str()) {
-            return Err(malformed(format!("option `{key}` has no value")));
-        }
-        match key.as_str() {
-            "table" => {
-                // Interpolated into SQL: a plain identifier only.
-                if value.len() > 64
-                    || value.starts_with(|c: char| c.is_ascii_digit())
-                    || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    return Err(bad_value(
-                        "table",
-                        &value,
-                        "a table name of letters, digits and `_` (at most 64, not starting with a digit)",
-                    ));
-                }
-                options.table = value;
-            }
-            "create_table" => options.create_table = on_off("create_table", &value)?,
-            "lock" => options.lock = on_off("lock", &value)?,
-            "lock_wait" => options.lock_wait = duration("lock_wait", &value, true)?,
-            "timeout" => options.timeout = duration("timeout", &value, false)?,
-            "acquire_timeout" => {
-                options.acquire_timeout = duration("acquire_timeout", &value, false)?;
-            }
-            "pool_size" => {
-                options.pool_size = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|size| (1..=MAX_POOL_SIZE).contains(size))
-                    .ok_or_else(|| {
-                        bad_value(
-                            "pool_size",
-                            &value,
-                            "a number of connections from 1 to 1000",
-                        )
-                    })?;
-            }
-            _ => {
-                if let Some(applied) = sql_tls::apply(driver, &key, &value, &mut options.tls) {
-                    applied.map_err(|(option, expected)| bad_value(option, &value, expected))?;
-                } else if is_secret_name(&key) {
-                    return Err(malformed(format!(
-                        "option `{key}`: the password goes before the host (mysql://user:password@host/db)"
-                    )));
-                } else {
-                    let accepted: Vec<&str> = OPTIONS
-                        .iter()
-                        .chain(sql_tls::option_names(driver))
-                        .copied()
-                        .collect();
-                    return Err(DsnError::UnknownOption {
-                        dsn: dsn.to_string(),
-                        option: key.clone(),
-                        hint: did_you_mean(&key, &accepted),
-                        accepted: accepted.join(", "),
-                    });
-                }
-            }
-        }
-        seen.push(key);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::SessionDsn;
     use super::*;
+    use crate::session::backend::dsn::SessionDsn;
 
     fn sql(text: &str) -> SqlDsn {
         match SessionDsn::parse(text) {
@@ -514,14 +483,14 @@ mod tests {
         let postgres = sql("postgres://u:p@db/d?sslmode=verify-full&sslrootcert=/etc/ca.pem");
         assert_eq!(
             postgres.options.tls.mode,
-            super::super::SqlTlsMode::VerifyFull
+            super::dsn_tls::SqlTlsMode::VerifyFull
         );
         assert_eq!(
             postgres.options.tls.ca_file.as_deref(),
             Some(std::path::Path::new("/etc/ca.pem"))
         );
         let mysql = sql("mariadb://u:p@db/d?ssl-mode=REQUIRED&ssl-ca=/etc/ca.pem");
-        assert_eq!(mysql.options.tls.mode, super::super::SqlTlsMode::Require);
+        assert_eq!(mysql.options.tls.mode, super::dsn_tls::SqlTlsMode::Require);
         // The other database's name is unknown, with the right one offered.
         let message = error("postgres://u:p@db/d?ssl-mode=require");
         assert!(message.contains("unknown option `ssl-mode`"), "{message}");

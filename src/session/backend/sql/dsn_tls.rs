@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 
-use super::sql::SqlDriver;
+use super::dsn::SqlDriver;
 
 /// How far the connection to the database is protected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]

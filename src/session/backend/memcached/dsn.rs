@@ -6,14 +6,19 @@
 
 use std::time::Duration;
 
-use super::parse::{Parser, did_you_mean};
-use super::{DsnError, SessionBackend};
+use crate::session::backend::dsn::{DsnError, Parser, SessionBackend, did_you_mean};
+
+/// The scheme of memcached DSNs, for the factory's table.
+pub(crate) const SCHEMES: &[&str] = &["memcached"];
+
+/// The form the start-up error lists as accepted.
+pub(crate) const FORMS: &[&str] = &["memcached://host[:port][,host[:port]…][?options]"];
 
 /// memcached's own port.
-pub(super) const DEFAULT_MEMCACHED_PORT: u16 = 11211;
+const DEFAULT_MEMCACHED_PORT: u16 = 11211;
 
 /// Options every memcached DSN takes.
-pub(super) const MEMCACHED_OPTIONS: &[&str] = &[
+const MEMCACHED_OPTIONS: &[&str] = &[
     "prefix",
     "lock_prefix",
     "timeout",
@@ -75,11 +80,20 @@ impl Default for MemcachedOptions {
     }
 }
 
+/// Parses what follows `memcached://`: the factory's parser for memcached.
+pub(crate) fn parse(
+    parser: &Parser<'_>,
+    _scheme: &str,
+    rest: &str,
+) -> Result<SessionBackend, DsnError> {
+    parser.memcached(rest)
+}
+
 impl Parser<'_> {
     /// `memcached://host[:port][,host[:port]…][?options]`
-    pub(super) fn memcached(&self, rest: &str) -> Result<SessionBackend, DsnError> {
+    fn memcached(&self, rest: &str) -> Result<SessionBackend, DsnError> {
         let authority = self.authority(rest, "hosts")?;
-        if authority.username.is_some() || authority.password.is_some() {
+        if authority.credentials.username.is_some() || authority.credentials.password.is_some() {
             return Err(self.malformed(
                 "memcached:// takes no user or password (nene does not speak SASL); \
                  keep memcached on a private network instead",
@@ -106,18 +120,9 @@ impl Parser<'_> {
         query: &str,
         options: &mut MemcachedOptions,
     ) -> Result<(), DsnError> {
-        let mut seen: Vec<String> = Vec::new();
-        for (key, value) in self.query_pairs(query)? {
-            if seen.contains(&key) {
-                return Err(self.malformed(format!("option `{key}` is given twice")));
-            }
-            if value.is_empty() && key != "prefix" {
-                return Err(if MEMCACHED_OPTIONS.contains(&key.as_str()) {
-                    self.malformed(format!("option `{key}` has no value"))
-                } else {
-                    self.unknown_memcached_option(&key)
-                });
-            }
+        let known = |key: &str| MEMCACHED_OPTIONS.contains(&key);
+        let unknown = |key: &str| self.unknown_memcached_option(key);
+        for (key, value) in self.option_pairs(query, known, unknown)? {
             match key.as_str() {
                 "prefix" => options.prefix = self.key_part("prefix", value)?,
                 "lock_prefix" => options.lock_prefix = self.key_part("lock_prefix", value)?,
@@ -125,12 +130,11 @@ impl Parser<'_> {
                 "connect_timeout" => {
                     options.connect_timeout = self.duration("connect_timeout", &value, false)?;
                 }
-                "lock" => options.lock = self.on_off(&value)?,
+                "lock" => options.lock = self.on_off("lock", &value)?,
                 "lock_ttl" => options.lock_ttl = self.duration("lock_ttl", &value, false)?,
                 "lock_wait" => options.lock_wait = self.duration("lock_wait", &value, true)?,
                 _ => return Err(self.unknown_memcached_option(&key)),
             }
-            seen.push(key);
         }
         Ok(())
     }
@@ -162,8 +166,8 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::SessionDsn;
     use super::*;
+    use crate::session::backend::dsn::SessionDsn;
 
     fn memcached(text: &str) -> MemcachedDsn {
         match SessionDsn::parse(text) {
