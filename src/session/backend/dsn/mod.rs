@@ -40,7 +40,7 @@ use crate::session::backend::sql::SqlDsn;
 mod parse;
 mod redact;
 
-pub(crate) use parse::{Credentials, Parser, did_you_mean, percent_decode};
+pub(crate) use parse::{Credentials, Parser, did_you_mean, percent_decode, port_number};
 pub(crate) use redact::is_secret_name;
 pub use redact::redact_dsn;
 
@@ -219,10 +219,17 @@ impl fmt::Debug for SessionDsn {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn error(text: &str) -> DsnError {
+    /// What `text` parses to; a panic naming it when it does not.
+    pub(crate) fn parsed(text: &str) -> SessionDsn {
+        SessionDsn::parse(text).unwrap_or_else(|error| panic!("{text:?} did not parse: {error}"))
+    }
+
+    /// Why `text` is refused; a panic naming what it was taken for when
+    /// it is not.
+    pub(crate) fn refused(text: &str) -> DsnError {
         match SessionDsn::parse(text) {
             Ok(dsn) => panic!("{text:?} was accepted as {dsn:?}"),
             Err(error) => error,
@@ -245,13 +252,13 @@ mod tests {
             assert_eq!(dsn.backend(), &SessionBackend::Memory, "{text}");
         }
         for text in ["memory://host", "memory://?lock_wait=1s", "memory:/x"] {
-            let error = error(text);
+            let error = refused(text);
             assert!(
                 matches!(error, DsnError::Malformed { .. }),
                 "{text}: {error:?}"
             );
         }
-        let message = error("memory://host").to_string();
+        let message = refused("memory://host").to_string();
         assert!(
             message.contains("sessions live in this process"),
             "{message}"
@@ -266,7 +273,7 @@ mod tests {
             "http://redis:6379",
             "files://",
         ] {
-            let error = error(text);
+            let error = refused(text);
             assert!(
                 matches!(error, DsnError::UnknownScheme { .. }),
                 "{text}: {error:?}"
@@ -276,17 +283,17 @@ mod tests {
             assert!(message.contains("redis://"), "{message}");
             assert!(message.contains("redis+unix://"), "{message}");
         }
-        let typo = error("reddis://cache").to_string();
+        let typo = refused("reddis://cache").to_string();
         assert!(typo.contains("did you mean `redis`?"), "{typo}");
         for text in ["redis:/x", "foo", "redis:cache:6379", "127.0.0.1:6379"] {
-            let error = error(text);
+            let error = refused(text);
             assert!(
                 matches!(error, DsnError::Malformed { .. }),
                 "{text}: {error:?}"
             );
             assert!(error.to_string().contains("accepted:"), "{error}");
         }
-        assert!(error("redis:/x").to_string().contains("`//`"));
+        assert!(refused("redis:/x").to_string().contains("`//`"));
     }
 
     #[test]
@@ -315,7 +322,7 @@ mod tests {
             "redis://cache?password=hunter2",
         ];
         for text in dsns {
-            let error = error(text);
+            let error = refused(text);
             for shown in [error.to_string(), format!("{error:?}")] {
                 assert!(!shown.contains("hunter2"), "{text} leaked: {shown}");
                 assert!(!shown.contains("ter2"), "{text} leaked: {shown}");

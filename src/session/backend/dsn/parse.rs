@@ -34,6 +34,14 @@ pub(crate) fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// A TCP port, 1 to 65535.
+pub(crate) fn port_number(text: &str) -> Result<u16, String> {
+    text.parse::<u16>()
+        .ok()
+        .filter(|port| *port != 0)
+        .ok_or_else(|| format!("port `{text}` is not a number from 1 to 65535"))
+}
+
 /// The part of a URL-form DSN before its path: credentials and hosts.
 pub(crate) struct Authority<'t> {
     pub(crate) credentials: Credentials,
@@ -221,13 +229,7 @@ impl Parser<'_> {
         }
         let port = match port {
             None => default_port,
-            Some(port) => port
-                .parse::<u16>()
-                .ok()
-                .filter(|port| *port != 0)
-                .ok_or_else(|| {
-                    self.malformed(format!("port `{port}` is not a number from 1 to 65535"))
-                })?,
+            Some(port) => port_number(port).map_err(|problem| self.malformed(problem))?,
         };
         Ok((host.to_string(), port))
     }

@@ -168,19 +168,14 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use crate::session::backend::dsn::SessionDsn;
+    use crate::session::backend::dsn::tests::{parsed, refused};
 
     fn memcached(text: &str) -> MemcachedDsn {
-        match SessionDsn::parse(text) {
-            Ok(dsn) => dsn.memcached().cloned().expect("a memcached DSN"),
-            Err(error) => panic!("{text:?} did not parse: {error}"),
-        }
+        parsed(text).memcached().cloned().expect("a memcached DSN")
     }
 
     fn error(text: &str) -> String {
-        match SessionDsn::parse(text) {
-            Ok(dsn) => panic!("{text:?} was accepted as {dsn:?}"),
-            Err(error) => error.to_string(),
-        }
+        refused(text).to_string()
     }
 
     fn server(host: &str, port: u16) -> (String, u16) {

@@ -526,12 +526,10 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use crate::session::backend::dsn::SessionDsn;
+    use crate::session::backend::dsn::tests::{parsed, refused as error};
 
     fn redis(text: &str) -> RedisDsn {
-        match SessionDsn::parse(text) {
-            Ok(dsn) => dsn.redis().cloned().expect("a Redis DSN"),
-            Err(error) => panic!("{text:?} did not parse: {error}"),
-        }
+        parsed(text).redis().cloned().expect("a Redis DSN")
     }
 
     fn tcp(host: &str, port: u16, tls: bool) -> RedisAddress {
@@ -539,13 +537,6 @@ mod tests {
             host: host.to_string(),
             port,
             tls,
-        }
-    }
-
-    fn error(text: &str) -> DsnError {
-        match SessionDsn::parse(text) {
-            Ok(dsn) => panic!("{text:?} was accepted as {dsn:?}"),
-            Err(error) => error,
         }
     }
 

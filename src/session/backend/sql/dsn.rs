@@ -31,7 +31,7 @@ use std::time::Duration;
 use super::dsn_tls::{self, SqlTls};
 use crate::session::backend::DEFAULT_LOCK_WAIT;
 use crate::session::backend::dsn::{
-    DsnError, Parser, SessionBackend, did_you_mean, is_secret_name, percent_decode,
+    DsnError, Parser, SessionBackend, did_you_mean, is_secret_name, percent_decode, port_number,
 };
 
 /// The schemes of SQL DSNs, for the factory's table.
@@ -358,11 +358,7 @@ fn server(location: &str, driver: SqlDriver) -> Result<(SqlAddress, Option<Strin
     }
     let port = match port {
         None => default_port,
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|port| *port != 0)
-            .ok_or_else(|| format!("port `{port}` is not a number from 1 to 65535"))?,
+        Some(port) => port_number(port)?,
     };
     Ok((
         SqlAddress::Server {
@@ -379,19 +375,14 @@ fn server(location: &str, driver: SqlDriver) -> Result<(SqlAddress, Option<Strin
 mod tests {
     use super::*;
     use crate::session::backend::dsn::SessionDsn;
+    use crate::session::backend::dsn::tests::{parsed, refused};
 
     fn sql(text: &str) -> SqlDsn {
-        match SessionDsn::parse(text) {
-            Ok(dsn) => dsn.sql().cloned().expect("a SQL DSN"),
-            Err(error) => panic!("{text:?} did not parse: {error}"),
-        }
+        parsed(text).sql().cloned().expect("a SQL DSN")
     }
 
     fn error(text: &str) -> String {
-        match SessionDsn::parse(text) {
-            Ok(dsn) => panic!("{text:?} was accepted as {dsn:?}"),
-            Err(error) => error.to_string(),
-        }
+        refused(text).to_string()
     }
 
     #[test]
