@@ -50,22 +50,16 @@ pub fn read(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
 
-/// Counts one active request for as long as it lives.
-pub struct ActiveRequest<'a>(&'a OpsMetrics);
-
-impl<'a> ActiveRequest<'a> {
-    /// Counts the request as active and updates the maximum; dropping it
-    /// counts the request as answered.
-    pub fn new(metrics: &'a OpsMetrics) -> Self {
-        let now = metrics.active.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics.max_active.fetch_max(now, Ordering::Relaxed);
-        Self(metrics)
+impl OpsMetrics {
+    /// Counts a request as active and updates the maximum.
+    pub fn request_started(&self) {
+        let now = self.active.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_active.fetch_max(now, Ordering::Relaxed);
     }
-}
 
-impl Drop for ActiveRequest<'_> {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-        self.0.requests.fetch_add(1, Ordering::Relaxed);
+    /// Counts an active request as answered (or abandoned by its client).
+    pub fn request_ended(&self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
     }
 }

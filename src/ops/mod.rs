@@ -4,6 +4,7 @@
 //! before it, from the FastCGI responder's refusal report).
 
 mod access_format;
+mod answer;
 mod layer;
 mod log_writer;
 mod metrics;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 pub use access_format::{AccessFormat, AccessFormatError, AccessRecord};
+pub use answer::OpsFuture;
 pub use layer::{OpsLayer, OpsService};
 pub use log_writer::{FLUSH_BYTES, FLUSH_INTERVAL, LogWriter};
 pub use metrics::OpsMetrics;

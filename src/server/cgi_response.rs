@@ -2,8 +2,12 @@
 //! the status is 200 (and another field follows), the headers, a blank
 //! line, then the body streamed as it is produced.
 
+use std::future::ready;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{Stream, StreamExt, stream};
 use http::HeaderName;
 use http::Response;
 use http::header::CONTENT_LENGTH;
@@ -16,7 +20,7 @@ use crate::fastcgi::{BoxError, CgiResponse, ResponseBody};
 /// `content-length` when the body's size is known and the header is missing.
 pub fn into_cgi_response<B>(response: Response<B>) -> CgiResponse
 where
-    B: HttpBody<Data = Bytes> + Send + 'static,
+    B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<BoxError>,
 {
     let (parts, body) = response.into_parts();
@@ -68,19 +72,65 @@ where
     head.put_slice(b"\r\n");
     debug_assert_eq!(head.len(), size, "the head's size was counted wrong");
 
-    let body = if exact_len == Some(0) {
-        ResponseBody::Full(Bytes::new())
-    } else {
-        ResponseBody::Stream(
-            BodyDataStream::new(body)
-                .map(|chunk| chunk.map_err(Into::into))
-                .boxed(),
-        )
+    let body = match exact_len {
+        Some(0) => ResponseBody::Full(Bytes::new()),
+        Some(len) => whole_at_once(body, len),
+        None => streamed(body),
     };
     CgiResponse {
         head: head.freeze(),
         body,
     }
+}
+
+/// A body of `len` bytes that has them all at once (a handler's answer
+/// built in memory: JSON, a page, a string) goes out whole, without the
+/// boxed stream a body produced piece by piece needs: one allocation less
+/// per request. Asked once, without waiting: a body that is not ready, or
+/// gives less than `len`, is streamed from where it is.
+fn whole_at_once<B>(mut body: B, len: u64) -> ResponseBody
+where
+    B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut body).poll_frame(&mut cx) {
+        Poll::Pending => streamed(body),
+        Poll::Ready(None) => ResponseBody::Full(Bytes::new()),
+        Poll::Ready(Some(Err(error))) => {
+            ResponseBody::Stream(stream::once(ready(Err(error.into()))).boxed())
+        }
+        Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+            Ok(data) if data.len() as u64 == len => ResponseBody::Full(data),
+            // A first piece, or trailers (which CGI cannot carry): what
+            // follows is streamed after it.
+            first => {
+                let first = first.unwrap_or_default();
+                ResponseBody::Stream(
+                    stream::once(ready(Ok(first)))
+                        .chain(data_of(body))
+                        .boxed(),
+                )
+            }
+        },
+    }
+}
+
+/// The body as a stream of its data.
+fn streamed<B>(body: B) -> ResponseBody
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    ResponseBody::Stream(data_of(body).boxed())
+}
+
+fn data_of<B>(body: B) -> impl Stream<Item = Result<Bytes, BoxError>> + Send + 'static
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    BodyDataStream::new(body).map(|chunk| chunk.map_err(Into::into))
 }
 
 /// Whether `value` holds CR or LF. `HeaderValue` cannot, but the head is
@@ -192,5 +242,77 @@ mod tests {
             &b"Set-Cookie: a=1\r\nCache-Control: no-store\r\nX-Frame-Options: DENY\r\n\
                ETag: \"1\"\r\nWWW-Authenticate: Basic\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"[..]
         );
+    }
+
+    /// Everything the body gives, in order.
+    async fn collected(body: ResponseBody) -> Vec<u8> {
+        match body {
+            ResponseBody::Full(bytes) => bytes.to_vec(),
+            ResponseBody::Stream(stream) => {
+                let chunks: Vec<_> = stream.collect().await;
+                chunks.into_iter().flat_map(|chunk| chunk.unwrap()).collect()
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_held_whole_goes_out_whole_and_any_other_is_streamed_intact() {
+        let whole = into_cgi_response(Response::new(Full::new(Bytes::from_static(b"all of it"))));
+        assert!(matches!(&whole.body, ResponseBody::Full(bytes) if &bytes[..] == b"all of it"));
+
+        // Its length known, but given in two pieces: streamed, nothing lost.
+        let two = axum::body::Body::new(SizedStream {
+            inner: http_body_util::StreamBody::new(futures::stream::iter([
+                Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(
+                    b"first ",
+                ))),
+                Ok(http_body::Frame::data(Bytes::from_static(b"second"))),
+            ])),
+            len: 12,
+        });
+        let response = into_cgi_response(Response::new(two));
+        assert!(matches!(response.body, ResponseBody::Stream(_)));
+        assert_eq!(collected(response.body).await, b"first second");
+
+        // Not ready when asked: streamed, nothing lost.
+        let (sender, later) = tokio::sync::oneshot::channel::<Bytes>();
+        let pending = axum::body::Body::new(SizedStream {
+            inner: http_body_util::StreamBody::new(
+                futures::stream::once(async move {
+                    Ok::<_, std::convert::Infallible>(http_body::Frame::data(later.await.unwrap()))
+                })
+                .boxed(),
+            ),
+            len: 5,
+        });
+        let response = into_cgi_response(Response::new(pending));
+        assert!(matches!(response.body, ResponseBody::Stream(_)));
+        sender.send(Bytes::from_static(b"later")).unwrap();
+        assert_eq!(collected(response.body).await, b"later");
+    }
+
+    /// A streamed body that says its exact length.
+    struct SizedStream<S> {
+        inner: http_body_util::StreamBody<S>,
+        len: u64,
+    }
+
+    impl<S, E> HttpBody for SizedStream<S>
+    where
+        S: futures::Stream<Item = Result<http_body::Frame<Bytes>, E>> + Unpin,
+    {
+        type Data = Bytes;
+        type Error = E;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, E>>> {
+            Pin::new(&mut self.inner).poll_frame(cx)
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(self.len)
+        }
     }
 }

@@ -53,7 +53,7 @@ impl<S, B> Responder for HttpResponder<S>
 where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: HttpBody<Data = Bytes> + Send + 'static,
+    B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<BoxError>,
 {
     fn respond(&self, request: CgiRequest) -> impl Future<Output = CgiResponse> + Send + 'static {

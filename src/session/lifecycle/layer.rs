@@ -8,15 +8,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
-use http::header::{CACHE_CONTROL, EXPIRES, PRAGMA, SET_COOKIE};
+use axum::response::Response;
+use http::header::{CACHE_CONTROL, EXPIRES, PRAGMA};
 use http::{HeaderMap, HeaderValue, Request};
 use tower::{Layer, Service};
 
 use crate::request_context::RequestContext;
 use crate::session::CacheLimiter;
 
+use crate::session::lifecycle::committing::SessionFuture;
 use crate::session::lifecycle::runtime::SessionRuntime;
 use crate::session::lifecycle::session::Session;
 
@@ -63,7 +63,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = SessionFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -87,35 +87,7 @@ where
         let session = Session::new(store.clone(), offered, context.timings.clone(), client);
         context.session = Some(session.clone());
         let request = Request::from_parts(parts, body);
-        Box::pin(async move {
-            let mut response = match inner.call(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            match session.commit().await {
-                Ok(outcome) => {
-                    let headers = response.headers_mut();
-                    let sets_cookie = outcome.set_cookie.is_some() || outcome.remove_cookie;
-                    if let Some(id) = outcome.set_cookie {
-                        headers.append(SET_COOKIE, store.cookie.set_cookie(&id, https));
-                    } else if outcome.remove_cookie {
-                        headers.append(SET_COOKIE, store.cookie.removal_cookie(https));
-                    }
-                    if outcome.used {
-                        add_cache_limiter_headers(
-                            headers,
-                            store.settings.cache_limiter,
-                            store.settings.cache_expire,
-                        );
-                    }
-                    if sets_cookie {
-                        keep_out_of_shared_caches(headers, store.settings.cache_limiter);
-                    }
-                    Ok(response)
-                }
-                Err(error) => Ok(error.into_response()),
-            }
-        })
+        SessionFuture::new(inner.call(request), session, store, https)
     }
 }
 
@@ -124,7 +96,7 @@ where
 /// session id: whatever the handler or `cache_limiter = public` set, its
 /// Cache-Control is made `private` (or `no-store` under the `nocache`
 /// limiter) unless it already is.
-fn keep_out_of_shared_caches(headers: &mut HeaderMap, limiter: CacheLimiter) {
+pub(super) fn keep_out_of_shared_caches(headers: &mut HeaderMap, limiter: CacheLimiter) {
     let already_safe = headers.get_all(CACHE_CONTROL).iter().any(|value| {
         value.to_str().is_ok_and(|value| {
             value
@@ -145,7 +117,7 @@ fn keep_out_of_shared_caches(headers: &mut HeaderMap, limiter: CacheLimiter) {
 }
 
 /// PHP's session.cache_limiter. Headers the handler set itself win.
-fn add_cache_limiter_headers(headers: &mut HeaderMap, limiter: CacheLimiter, expire_minutes: u64) {
+pub(super) fn add_cache_limiter_headers(headers: &mut HeaderMap, limiter: CacheLimiter, expire_minutes: u64) {
     if headers.contains_key(CACHE_CONTROL) {
         return;
     }

@@ -3,6 +3,7 @@
 //! the [`SessionLayer`] that offers it and commits it after the handler, and
 //! what they share, built once at start-up ([`SessionRuntime`]).
 
+mod committing;
 mod cookie;
 mod layer;
 mod local_locks;
@@ -13,6 +14,7 @@ mod runtime;
 mod session;
 mod write_chain;
 
+pub use committing::SessionFuture;
 pub use cookie::SessionCookie;
 pub use layer::{SessionLayer, SessionService};
 pub use local_locks::LocalLocks;

@@ -146,6 +146,17 @@ pub struct CommitOutcome {
     pub remove_cookie: bool,
 }
 
+/// The commit of a request whose session holds nothing to store: a
+/// read-only use sends the caching headers (the answer depends on the
+/// session) but never a cookie.
+fn nothing_to_store(state: &State) -> CommitOutcome {
+    CommitOutcome {
+        used: state.snapshot.is_some(),
+        set_cookie: None,
+        remove_cookie: false,
+    }
+}
+
 impl Session {
     /// The session of one request, not started: nothing is read from the
     /// backend until a handler first uses it. `offered_ids` are the ids the
@@ -590,16 +601,9 @@ impl Session {
     pub(crate) async fn commit(&self) -> Result<CommitOutcome, SessionError> {
         let mut state = self.state.lock().await;
         let offered_any = state.client_sent_cookie;
-        let read_only_use = state.snapshot.is_some();
         let phase = std::mem::replace(&mut state.phase, Phase::Done);
         let Phase::Active(active) = phase else {
-            // A read-only use sends the caching headers (the answer depends
-            // on the session) but never a cookie.
-            return Ok(CommitOutcome {
-                used: read_only_use,
-                set_cookie: None,
-                remove_cookie: false,
-            });
+            return Ok(nothing_to_store(&state));
         };
         let mut active = *active;
         let started = Instant::now();
@@ -621,6 +625,21 @@ impl Session {
             warn_release_failed(Some(&active.id), &error);
         }
         Ok(outcome)
+    }
+
+    /// The commit of a session that holds nothing to store (never started,
+    /// read only, failed), done at once; `None` when there may be
+    /// something to store, or a task the handler spawned holds the session
+    /// now: then [`commit`](Self::commit). Most requests of a site never
+    /// touch the session (health checks, static-like pages): this spares
+    /// them a boxed future.
+    pub(crate) fn commit_now(&self) -> Option<CommitOutcome> {
+        let mut state = self.state.try_lock().ok()?;
+        if matches!(state.phase, Phase::Active(_)) {
+            return None;
+        }
+        state.phase = Phase::Done;
+        Some(nothing_to_store(&state))
     }
 
     /// Writes, touches or destroys what the request did: on the write
