@@ -285,7 +285,9 @@ mod tests {
             let request = Request::post("/upload").body(body).unwrap();
             let response = dispatcher.clone().oneshot(request).await.unwrap();
             assert_eq!(response.status(), 200, "{what}");
-            let answer = axum::body::to_bytes(response.into_body(), 64).await.unwrap();
+            let answer = axum::body::to_bytes(response.into_body(), 64)
+                .await
+                .unwrap();
             assert_eq!(answer, size.to_string(), "{what}");
         }
     }

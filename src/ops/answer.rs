@@ -101,9 +101,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let answered = match this.answer.project() {
-            AnswerProjection::Ready { response } => {
-                Ok(response.take().expect("an OpsFuture polled after it completed"))
-            }
+            AnswerProjection::Ready { response } => Ok(response
+                .take()
+                .expect("an OpsFuture polled after it completed")),
             AnswerProjection::Application { call } => Ok(into_ok(ready!(call.poll(cx)))),
             AnswerProjection::Bounded { call, limit } => match ready!(call.poll(cx)) {
                 Ok(answer) => Ok(into_ok(answer)),

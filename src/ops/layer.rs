@@ -91,8 +91,8 @@ where
             HeaderMap::new()
         };
         // The session's share of the time matters only to the slow log.
-        let timings = (ops.settings.request_slowlog_timeout)
-            .map(|_| Arc::new(SessionTimings::default()));
+        let timings =
+            (ops.settings.request_slowlog_timeout).map(|_| Arc::new(SessionTimings::default()));
 
         let answer = if ops.settings.ping_path.as_deref() == Some(path) {
             Answer::ready(ping(ops, &method))
@@ -105,10 +105,7 @@ where
             // The service that was polled ready handles this request.
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
-            Answer::application(
-                inner.call(request),
-                ops.settings.request_terminate_timeout,
-            )
+            Answer::application(inner.call(request), ops.settings.request_terminate_timeout)
         };
         let record = Record {
             ops: ops.clone(),

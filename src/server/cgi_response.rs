@@ -106,11 +106,7 @@ where
             // follows is streamed after it.
             first => {
                 let first = first.unwrap_or_default();
-                ResponseBody::Stream(
-                    stream::once(ready(Ok(first)))
-                        .chain(data_of(body))
-                        .boxed(),
-                )
+                ResponseBody::Stream(stream::once(ready(Ok(first))).chain(data_of(body)).boxed())
             }
         },
     }
@@ -250,7 +246,10 @@ mod tests {
             ResponseBody::Full(bytes) => bytes.to_vec(),
             ResponseBody::Stream(stream) => {
                 let chunks: Vec<_> = stream.collect().await;
-                chunks.into_iter().flat_map(|chunk| chunk.unwrap()).collect()
+                chunks
+                    .into_iter()
+                    .flat_map(|chunk| chunk.unwrap())
+                    .collect()
             }
         }
     }

@@ -117,7 +117,11 @@ pub(super) fn keep_out_of_shared_caches(headers: &mut HeaderMap, limiter: CacheL
 }
 
 /// PHP's session.cache_limiter. Headers the handler set itself win.
-pub(super) fn add_cache_limiter_headers(headers: &mut HeaderMap, limiter: CacheLimiter, expire_minutes: u64) {
+pub(super) fn add_cache_limiter_headers(
+    headers: &mut HeaderMap,
+    limiter: CacheLimiter,
+    expire_minutes: u64,
+) {
     if headers.contains_key(CACHE_CONTROL) {
         return;
     }
