@@ -17,6 +17,10 @@
 #        SESSIONS=redis benches/instructions.sh 10s /session/whoami
 #          (sessions in a throwaway redis-server; each build's requests carry
 #          the cookie of one session it made first with /session/counter)
+#        APP=todo benches/instructions.sh 10s /todo/index
+#          (examples/todo instead of nene's demo application, on SQLite with
+#          Redis sessions: a user with 20 todos, logged in; BEFORE_BINARY is
+#          then a build of the todo app)
 # Builds with line tables (CARGO_PROFILE_RELEASE_DEBUG=1) into
 # target/instructions, so the release build is left alone and the dump names
 # functions (callgrind_annotate target/instructions/callgrind.*).
@@ -29,10 +33,17 @@ require_tools nginx:nginx wrk:wrk valgrind:valgrind callgrind_control:valgrind \
     envsubst:gettext-base curl:curl python3:python3
 
 OUT=$REPO/target/instructions
-echo "building nene (release, with line tables)..." >&2
+APP=${APP:-nene}
+case $APP in
+    nene) PACKAGE=nene APP_ARGS=(--htdocs "$REPO/htdocs") ;;
+    todo) PACKAGE=todo SESSIONS=redis
+        APP_ARGS=(--ini-dir "$REPO/examples/todo/ini" --htdocs "$REPO/examples/todo/htdocs") ;;
+    *) echo "APP is nene or todo, not $APP" >&2; exit 1 ;;
+esac
+echo "building $APP (release, with line tables)..." >&2
 CARGO_PROFILE_RELEASE_DEBUG=1 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" \
-    --target-dir "$OUT" -p nene --bin nene
-CASES="now:$OUT/release/nene"
+    --target-dir "$OUT" -p "$PACKAGE" --bin "$APP"
+CASES="now:$OUT/release/$APP"
 SESSION_ENV=()
 if [ "${SESSIONS:-}" = redis ]; then
     require_tools redis-server:redis-server
@@ -78,8 +89,13 @@ for case in $CASES; do
 exec valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind.$name.%p "$binary" "\$@"
 SH
     chmod +x "$WORK/vg-$name"
-    BENCH_BINARY=$WORK/vg-$name start_nene "$port" "${SESSION_ENV[@]}"
-    eval "PID_$name=\$NENE_PID PORT_$name=\$port"
+    # Each build its own database (the todo app's), and its own files.
+    env RUST_LOG=warn NENE_ACCESS__LOG=off NENE_SESSION__SAVE_PATH="$WORK/sessions-$port" \
+        NENE_TODO__DATABASE_DSN="sqlite://$WORK/todo-$name.db" "${SESSION_ENV[@]}" \
+        "$WORK/vg-$name" serve --listen "127.0.0.1:$port" "${APP_ARGS[@]}" \
+        2>"$WORK/$APP-$port.log" &
+    PIDS+=($!)
+    eval "PID_$name=\$! PORT_$name=\$port"
 done
 SITES=""
 for case in $CASES; do
@@ -106,6 +122,24 @@ if [ "$URL_PATH" = /health ] && [ -z "${SESSION_ENV[*]}" ]; then
     axum_site "$SITE_axum" "127.0.0.1:$axum_port"
     MEASURED="$CASES axum:"
 fi
+# todo_user BASE_URL: registers `bench` with 20 todos in the todo app at
+# BASE_URL, logged in; prints the session id.
+todo_user() {
+    local base=$1 jar token
+    jar=$(mktemp -p "$WORK")
+    field() { python3 -c "import json,sys; print(json.load(sys.stdin)['data']['csrf_token'])"; }
+    token=$(curl -sf -c "$jar" -b "$jar" "$base/auth/csrf" | field)
+    curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+        -d '{"username":"bench","password":"bench-password"}' "$base/auth/register" >/dev/null
+    token=$(curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+        -d '{"username":"bench","password":"bench-password"}' "$base/auth/login" | field)
+    for n in $(seq 1 20); do
+        curl -sf -c "$jar" -b "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+            -d "{\"title\":\"todo number $n\"}" "$base/todo/index" >/dev/null
+    done
+    awk '$6 == "NENESESSID" {print $7}' "$jar"
+}
+
 NGINX_WORKERS=1 start_nginx
 printf '%-8s %12s %14s %12s\n' build requests "instr/request" "allocs/request"
 for case in $MEASURED; do
@@ -113,7 +147,9 @@ for case in $MEASURED; do
     eval "site=\$SITE_$name pid=\$PID_$name"
     url="http://127.0.0.1:$site$URL_PATH"
     cookie=()
-    if [ -n "${SESSION_ENV[*]}" ]; then
+    if [ "$APP" = todo ] && [ "$name" != axum ]; then
+        cookie=(-H "Cookie: NENESESSID=$(todo_user "http://127.0.0.1:$site")")
+    elif [ -n "${SESSION_ENV[*]}" ]; then
         id=$(curl -s -i "http://127.0.0.1:$site/session/counter" |
             awk -F'[=;]' 'tolower($1) ~ /^set-cookie/ {print $2}')
         cookie=(-H "Cookie: NENESESSID=$id")
