@@ -283,17 +283,19 @@ fn send_hostile(client: &mut TcpStream, header: &str, length: u64, counts: &Faul
 
 /// A reply that declares 10 GB and streams it at full speed, from a broken
 /// proxy or a peer in the middle of a plain link, played against nene's
-/// session reads through `proxy` (nene's DSN is `dsn`): the session
-/// answers 503, nene's memory stays bounded (it read no more than the
-/// largest session plus a margin), the log says `why`, and once the link
-/// behaves the session goes on where it was.
+/// session reads through a proxy in front of the server on `server_port`
+/// (nene's DSN is `dsn` of the proxy): the session answers 503, nene's
+/// memory stays bounded (it read no more than the largest session plus a
+/// margin), the log says `why`, and once the link behaves the session
+/// goes on where it was.
 pub async fn a_hostile_reply_costs_a_503_not_memory(
-    proxy: &FaultProxy,
-    dsn: &str,
+    server_port: u16,
+    dsn: impl FnOnce(&FaultProxy) -> String,
     play: impl Fn(&FaultProxy, u64),
     why: &str,
 ) {
-    let nene = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
+    let proxy = &FaultProxy::start(&format!("127.0.0.1:{server_port}"));
+    let nene = Nene::start(&[("NENE_SESSION_DSN", &dsn(proxy))]);
     let nginx = crate::Nginx::start(&nene.upstream, true);
     let mut browser = Browser::new(&nginx.url(""));
     let page = browser.get("/session/counter").await;

@@ -118,13 +118,20 @@ pub fn request_from_pairs(
     body: &[u8],
     keep_conn: bool,
 ) -> Vec<u8> {
+    let mut out = head_from_pairs(id, pairs, keep_conn);
+    out.extend(stdin(id, body));
+    out
+}
+
+/// The head of a request (BEGIN, PARAMS) with exactly `pairs` as params,
+/// its body (STDIN) still to come.
+pub fn head_from_pairs(id: u16, pairs: &[(Vec<u8>, Vec<u8>)], keep_conn: bool) -> Vec<u8> {
     let borrowed: Vec<(&[u8], &[u8])> = pairs
         .iter()
         .map(|(k, v)| (k.as_slice(), v.as_slice()))
         .collect();
     let mut out = begin(id, RESPONDER, keep_conn);
     out.extend(params(id, &borrowed));
-    out.extend(stdin(id, body));
     out
 }
 

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The repository root: this crate's directory without its
@@ -241,6 +241,26 @@ fn wait_for_unix(path: &Path, child: &mut Child, log: &Path) {
     panic!("nene did not listen on {} within 10 s", path.display());
 }
 
+/// Waits up to 20 s until `ask` (a query such as `SELECT 1`) succeeds: a
+/// database server that accepts TCP connections may still be starting up.
+/// Panics naming `what`, with the last error and the server's `log`.
+pub(crate) fn wait_until_answering(what: &str, log: &Path, ask: impl Fn() -> Output) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = ask();
+        if output.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never answered: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// nene running as a child process.
 pub struct Nene {
     child: Child,
@@ -421,6 +441,13 @@ impl Nene {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Asserts that nene's log holds `text`; a failure shows the log.
+    #[track_caller]
+    pub fn assert_logged(&self, text: &str) {
+        let log = self.log_text();
+        assert!(log.contains(text), "no {text:?} in nene's log:\n{log}");
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -533,6 +560,16 @@ impl Nginx {
         })
     }
 
+    /// nginx passing requests round robin to `upstreams`, its FastCGI
+    /// connections kept.
+    pub fn start_balancing(upstreams: Vec<&str>) -> Nginx {
+        Self::start_with(NginxOptions {
+            upstreams,
+            keep_conn: true,
+            max_body: "8m",
+        })
+    }
+
     pub fn start_with(options: NginxOptions<'_>) -> Nginx {
         let port = free_port();
         let mut servers = options.upstreams.iter();
@@ -639,6 +676,26 @@ http {{
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// A browser of its own on this nginx.
+    pub fn browser(&self) -> browser::Browser {
+        browser::Browser::new(&self.url(""))
+    }
+
+    /// `GET path` through this nginx, on a client of its own.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        http_client().get(self.url(path)).send().await.unwrap()
+    }
+
+    /// `POST path` with `body` through this nginx, on a client of its own.
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        http_client()
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `nginx -s reload`: SIGHUP to the master, which starts new workers and
     /// lets the old ones finish what they have.
     pub fn reload(&self) {
@@ -670,6 +727,13 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// nene started with `env`, behind nginx (FastCGI connections kept).
+pub fn nene_behind_nginx(env: &[(&str, &str)]) -> (Nene, Nginx) {
+    let nene = Nene::start(env);
+    let nginx = Nginx::start(&nene.upstream, true);
+    (nene, nginx)
 }
 
 /// `command` without the NENE_* variables of whoever runs the tests, so

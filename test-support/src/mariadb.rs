@@ -8,9 +8,9 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{free_port, is_root, require_program, stop_child, wait_for_tcp};
+use crate::{free_port, is_root, require_program, stop_child, wait_for_tcp, wait_until_answering};
 
 /// The password of the app's user; the tests check it never shows.
 pub const PASSWORD: &str = "maria-Secret-pw1";
@@ -128,20 +128,7 @@ impl MariaDb {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let output = self.sql_output("SELECT 1");
-            if output.status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "MariaDB never answered: {}\n{}",
-                String::from_utf8_lossy(&output.stderr),
-                std::fs::read_to_string(self.log()).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until_answering("MariaDB", &self.log(), || self.sql_output("SELECT 1"));
     }
 
     fn sql_output(&self, sql: &str) -> std::process::Output {

@@ -9,9 +9,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{free_port, is_root, require_program_in, stop_child, wait_for_tcp};
+use crate::{
+    free_port, is_root, require_program_in, stop_child, wait_for_tcp, wait_until_answering,
+};
 
 /// The password of the app's role; the tests check it never shows.
 pub const PASSWORD: &str = "pg-Secret-pw1";
@@ -152,20 +154,7 @@ impl Postgres {
 
     /// Accepting TCP is not yet accepting queries ("starting up").
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let output = self.psql_output("SELECT 1");
-            if output.status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL never answered: {}\n{}",
-                String::from_utf8_lossy(&output.stderr),
-                std::fs::read_to_string(self.log()).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until_answering("PostgreSQL", &self.log(), || self.psql_output("SELECT 1"));
     }
 
     fn psql_output(&self, sql: &str) -> std::process::Output {
@@ -173,21 +162,25 @@ impl Postgres {
     }
 
     fn psql_in(&self, database: &str, sql: &str) -> std::process::Output {
-        self.command("psql")
-            .arg("-h")
-            .arg(self.dir.path())
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-            ])
+        self.psql_command(database)
             // -X: no ~/.psqlrc (as root, HOME is root's, unreadable to postgres).
             .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .expect("run psql")
+    }
+
+    /// `psql` as the superuser over the Unix socket, in `database`.
+    fn psql_command(&self, database: &str) -> Command {
+        let mut command = self.command("psql");
+        command.arg("-h").arg(self.dir.path()).args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+        ]);
+        command
     }
 
     /// Runs SQL as the superuser over the Unix socket (trust).
@@ -209,20 +202,11 @@ impl Postgres {
 
     /// The rows `sql` selects in `database` (as the superuser), `|`-separated, one line each.
     pub fn query(&self, database: &str, sql: &str) -> String {
-        let mut command = self.command("psql");
-        command
-            .arg("-h")
-            .arg(self.dir.path())
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-            ])
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]);
-        let output = command.output().expect("run psql");
+        let output = self
+            .psql_command(database)
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("run psql");
         assert!(
             output.status.success(),
             "psql {sql:?} failed: {}",

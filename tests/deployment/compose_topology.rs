@@ -337,11 +337,7 @@ async fn the_compose_topology_without_docker_keeps_a_visitors_session_in_redis()
     let mut db = stack.redis.db(0);
     assert_eq!(db.get(&key).as_deref(), Some(&br#"{"count":3}"#[..]));
     assert!(db.ttl(&key) > 0, "Redis expires the session");
-    assert!(
-        stack.nene.log_text().contains("session handler redis"),
-        "{}",
-        stack.nene.log_text()
-    );
+    stack.nene.assert_logged("session handler redis");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -366,6 +362,19 @@ async fn with_the_dsn_set_empty_the_same_topology_keeps_sessions_in_files() {
     );
 }
 
+/// The one line a command printed, once its exit status is `code`.
+fn line_exiting_with(output: &Output, code: i32) -> String {
+    let line = one_line(output);
+    assert_eq!(output.status.code(), Some(code), "{line}");
+    line
+}
+
+/// Asserts that a command succeeded with one line, starting with `start`.
+fn assert_succeeded_with_a_line_starting(output: &Output, start: &str) {
+    let line = line_exiting_with(output, 0);
+    assert!(line.starts_with(start), "{line}");
+}
+
 fn one_line(output: &Output) -> String {
     let text = format!(
         "{}{}",
@@ -380,8 +389,7 @@ fn one_line(output: &Output) -> String {
 fn nene_ping_says_ok_when_nene_answers_200_over_tcp() {
     let nene = Nene::start(&[]);
     let output = run_nene(&["ping", &nene.addr], &[]);
-    let line = one_line(&output);
-    assert_eq!(output.status.code(), Some(0), "{line}");
+    let line = line_exiting_with(&output, 0);
     assert!(
         line.starts_with(&format!(
             "ok: {} answered 200 to GET /health in ",
@@ -401,12 +409,7 @@ fn nene_ping_reaches_nene_on_a_unix_socket() {
     let _nene = Nene::start_unix(&socket, &[]);
     let addr = format!("unix:{}", socket.display());
     let output = run_nene(&["ping", &addr], &[]);
-    let line = one_line(&output);
-    assert_eq!(output.status.code(), Some(0), "{line}");
-    assert!(
-        line.starts_with(&format!("ok: {addr} answered 200")),
-        "{line}"
-    );
+    assert_succeeded_with_a_line_starting(&output, &format!("ok: {addr} answered 200"));
 }
 
 #[test]
@@ -415,12 +418,7 @@ fn without_an_address_nene_ping_asks_the_configured_listen_address_as_the_contai
     let port = nene.addr.rsplit_once(':').unwrap().1;
     // The app's NENE_LISTEN binds every interface; ping goes to loopback.
     let output = run_nene(&["ping"], &[("NENE_LISTEN", &format!("0.0.0.0:{port}"))]);
-    let line = one_line(&output);
-    assert_eq!(output.status.code(), Some(0), "{line}");
-    assert!(
-        line.starts_with(&format!("ok: 127.0.0.1:{port} ")),
-        "{line}"
-    );
+    assert_succeeded_with_a_line_starting(&output, &format!("ok: 127.0.0.1:{port} "));
 }
 
 #[test]
@@ -428,8 +426,7 @@ fn nene_ping_fails_in_one_line_against_a_closed_port_within_its_timeout() {
     let closed = format!("127.0.0.1:{}", free_port());
     let started = Instant::now();
     let output = run_nene(&["ping", &closed, "--timeout", "1s"], &[]);
-    let line = one_line(&output);
-    assert_eq!(output.status.code(), Some(1), "{line}");
+    let line = line_exiting_with(&output, 1);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -449,8 +446,7 @@ fn nene_ping_gives_up_on_a_server_that_accepts_but_never_answers() {
     let started = Instant::now();
     let output = run_nene(&["ping", &addr, "--timeout", "500ms"], &[]);
     let elapsed = started.elapsed();
-    let line = one_line(&output);
-    assert_eq!(output.status.code(), Some(1), "{line}");
+    let line = line_exiting_with(&output, 1);
     assert!(
         elapsed >= Duration::from_millis(500) && elapsed < Duration::from_secs(5),
         "{elapsed:?}"
@@ -465,8 +461,7 @@ fn nene_ping_gives_up_on_a_server_that_accepts_but_never_answers() {
 fn nene_ping_fails_when_the_path_answers_404() {
     let nene = Nene::start(&[]);
     let output = run_nene(&["ping", &nene.addr, "--path", "/no/such"], &[]);
-    let line = one_line(&output);
-    assert_eq!(output.status.code(), Some(1), "{line}");
+    let line = line_exiting_with(&output, 1);
     assert!(
         line.starts_with(&format!(
             "nene ping: {} answered 404 to GET /no/such in ",

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nene_test_support::browser::Browser;
-use nene_test_support::{Nene, Nginx};
+use nene_test_support::{Nene, Nginx, nene_behind_nginx};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -102,9 +102,8 @@ async fn a_full_disk_gives_503_keeps_the_stored_session_whole_and_recovers() {
 async fn full_tmpfs() {
     let disk = Tmpfs::mount("256k");
     let save_path = disk.path.display().to_string();
-    let nene = Nene::start(&[("NENE_SESSION__SAVE_PATH", &save_path)]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_SESSION__SAVE_PATH", &save_path)]);
+    let mut browser = nginx.browser();
     browser.post_form("/session/login", "user=ann").await;
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     let id = browser.session_id().unwrap();
@@ -131,11 +130,8 @@ async fn full_tmpfs() {
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.json()["user"], "ann");
     assert_eq!(browser.get("/health").await.status, 200);
-    let log = nene.log_text();
-    assert!(
-        log.contains("session unavailable") && log.contains("No space left on device"),
-        "{log}"
-    );
+    nene.assert_logged("session unavailable");
+    nene.assert_logged("No space left on device");
 
     std::fs::remove_file(filler).unwrap();
     assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
@@ -175,7 +171,7 @@ async fn file_size_limit() {
         }
     });
     let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     let page = browser.post_form("/session/login", "user=ann").await;
     assert_eq!(page.status, 200, "{}\n{}", page.body, nene.log_text());
     let id = browser.session_id().unwrap();
@@ -194,11 +190,8 @@ async fn file_size_limit() {
     assert_eq!(session_files(&sessions), vec![format!("sess_{id}")]);
     let page = browser.get("/session/whoami").await;
     assert_eq!(page.json()["user"], "ann");
-    let log = nene.log_text();
-    assert!(
-        log.contains("session unavailable") && log.contains("File too large"),
-        "{log}"
-    );
+    nene.assert_logged("session unavailable");
+    nene.assert_logged("File too large");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -215,9 +208,8 @@ async fn a_read_only_session_directory_gives_503_and_the_stored_session_is_uncha
         .as_ref()
         .map_or(plain.path(), |disk| disk.path.as_path());
     let save_path = dir.display().to_string();
-    let nene = Nene::start(&[("NENE_SESSION__SAVE_PATH", &save_path)]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_SESSION__SAVE_PATH", &save_path)]);
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     let id = browser.session_id().unwrap();
     let file = dir.join(format!("sess_{id}"));

@@ -7,20 +7,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nene_test_support::browser::Browser;
 use nene_test_support::fcgi_client::{
     FcgiClient, RESPONDER, begin, params, request, request_params,
 };
 use nene_test_support::in_process::InProcess;
 use nene_test_support::redis_server::RedisServer;
-use nene_test_support::{Nene, Nginx, raise_open_file_limit, rss_kib};
+use nene_test_support::{Nene, Nginx, nene_behind_nginx, raise_open_file_limit, rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_nginx_reload_under_load_fails_no_request() {
-    let nene = Nene::start(&[("NENE_ACCESS__LOG", "off")]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_ACCESS__LOG", "off")]);
     let running = Arc::new(AtomicBool::new(true));
     let answered = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
@@ -214,9 +212,9 @@ async fn redis_killed_under_load_loses_no_acknowledged_write_and_nene_reconnects
         "{}/0?timeout=500ms&connect_timeout=500ms&lock_ttl=3s&lock_wait=2s",
         redis.url()
     );
-    let nene = Nene::start(&[("NENE_SESSION_DSN", &dsn), ("NENE_ACCESS__LOG", "off")]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (nene, nginx) =
+        nene_behind_nginx(&[("NENE_SESSION_DSN", &dsn), ("NENE_ACCESS__LOG", "off")]);
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     let cookie = format!("NENESESSID={}", browser.session_id().unwrap());
 

@@ -102,11 +102,7 @@ async fn a_hard_link_planted_as_a_session_does_not_log_anybody_in() {
 
     assert!(whoami(&nene, &id).await.is_null());
     assert_untouched(&target, mtime);
-    assert!(
-        nene.log_text().contains("hard links"),
-        "{}",
-        nene.log_text()
-    );
+    nene.assert_logged("hard links");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,7 +12,7 @@ use nene_test_support::browser::Browser;
 use nene_test_support::fcgi_client::{FcgiClient, request_from_pairs, request_params};
 use nene_test_support::in_process::InProcess;
 use nene_test_support::redis_server::RedisServer;
-use nene_test_support::{Nene, Nginx};
+use nene_test_support::{Nene, Nginx, nene_behind_nginx};
 
 /// A FastCGI param: name and value bytes.
 type Pair<'a> = (&'a [u8], &'a [u8]);
@@ -43,6 +43,17 @@ fn head_lines(response: &nene_test_support::fcgi_client::Response) -> Vec<String
         .split("\r\n")
         .map(str::to_string)
         .collect()
+}
+
+/// Asserts that no line of `response`'s head carries the injected `evil`
+/// (`case` names the input).
+fn assert_no_evil_in_head(response: &nene_test_support::fcgi_client::Response, case: &str) {
+    for line in head_lines(response) {
+        assert!(
+            !line.to_ascii_lowercase().contains("evil"),
+            "{case}: {line:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,12 +137,7 @@ async fn cr_lf_in_input_never_reaches_the_response_head() {
         let response = send_kept(&mut client, id, &pairs).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.body_text(), "echoed", "injection {n}");
-        for line in head_lines(&response) {
-            assert!(
-                !line.to_ascii_lowercase().contains("evil"),
-                "injection {n}: {line:?}"
-            );
-        }
+        assert_no_evil_in_head(&response, &format!("injection {n}"));
     }
     // A harmless value is still echoed (the route works).
     let pairs = hostile_params("/echo-header", &[(b"HTTP_X_ECHO", b"fine")]);
@@ -163,16 +169,11 @@ async fn cr_lf_in_input_never_reaches_the_response_head() {
         )
         .await;
         assert!([200, 400, 404].contains(&response.status()), "uri {n}");
-        for line in head_lines(&response) {
-            assert!(
-                !line.to_ascii_lowercase().contains("evil"),
-                "uri {n}: {line:?}"
-            );
-        }
+        assert_no_evil_in_head(&response, &format!("uri {n}"));
     }
     // A login whose user name carries a header: the JSON body escapes it.
     let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     let page = browser
         .post_form("/session/login", "user=ann%0d%0aSet-Cookie:%20evil%3D1")
         .await;
@@ -278,7 +279,7 @@ async fn send_bad_cookies(nene: &Nene, nginx: &Nginx) -> Vec<String> {
             continue;
         }
         // Through nginx, as a browser would send it.
-        let mut browser = Browser::new(&nginx.url(""));
+        let mut browser = nginx.browser();
         let page = browser
             .get_with_cookie_header("/session/counter", &cookie)
             .await;
@@ -299,8 +300,7 @@ async fn send_bad_cookies(nene: &Nene, nginx: &Nginx) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_session_cookies_are_never_stored_or_echoed_with_file_sessions() {
-    let nene = Nene::start(&[]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (nene, nginx) = nene_behind_nginx(&[]);
     let issued = send_bad_cookies(&nene, &nginx).await;
     let mut stored: Vec<String> = std::fs::read_dir(nene.dir().join("sessions"))
         .unwrap()
@@ -317,8 +317,7 @@ async fn bad_session_cookies_are_never_stored_or_echoed_with_file_sessions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_session_cookies_are_never_stored_or_echoed_with_redis_sessions() {
     let redis = RedisServer::start();
-    let nene = Nene::start(&[("NENE_SESSION_DSN", &redis.url())]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_SESSION_DSN", &redis.url())]);
     let issued = send_bad_cookies(&nene, &nginx).await;
     let stored = redis
         .db(0)
@@ -334,9 +333,8 @@ async fn bad_session_cookies_are_never_stored_or_echoed_with_redis_sessions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn of_many_same_named_cookies_the_first_well_formed_one_among_the_first_16_is_used() {
-    let nene = Nene::start(&[]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (_nene, nginx) = nene_behind_nginx(&[]);
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     let id = browser.session_id().unwrap();
     let with_valid_at = |position: usize| {

@@ -12,8 +12,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nene::fastcgi::ConnectionLimits;
+use nene_test_support::Nene;
 use nene_test_support::fcgi_client::{
-    ABORT_REQUEST, END_REQUEST, FcgiClient, RESPONDER, begin, params, record, request_params, stdin,
+    ABORT_REQUEST, END_REQUEST, FcgiClient, RESPONDER, Response, begin, head_from_pairs, record,
+    request_params, stdin,
 };
 use nene_test_support::in_process::InProcess;
 
@@ -64,13 +66,36 @@ fn post_head(id: u16, uri: &str, declared: Option<usize>) -> Vec<u8> {
     if let Some(length) = declared {
         pairs.push((b"CONTENT_LENGTH".to_vec(), length.to_string().into_bytes()));
     }
-    let borrowed: Vec<(&[u8], &[u8])> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_slice(), v.as_slice()))
-        .collect();
-    let mut out = begin(id, RESPONDER, true);
-    out.extend(params(id, &borrowed));
-    out
+    head_from_pairs(id, &pairs, true)
+}
+
+/// Sends the head of `POST /echo-body` as request `id` (with CONTENT_LENGTH
+/// `declared`, if given) and `part`, the start of its body.
+async fn send_head_and_first_part(
+    client: &mut FcgiClient,
+    id: u16,
+    declared: Option<usize>,
+    part: &[u8],
+) {
+    client.send(&post_head(id, "/echo-body", declared)).await;
+    client.send(&body_part(id, part)).await;
+}
+
+/// A new connection to `server` that has sent `POST /echo-body` and the
+/// first 100,000 bytes of `body`, once the spill file is open in `dir`
+/// (`what` names the moment).
+async fn connect_mid_body(server: &InProcess, dir: &Path, body: &[u8], what: &str) -> FcgiClient {
+    let mut client = FcgiClient::connect(&server.addr).await;
+    send_head_and_first_part(&mut client, 1, Some(body.len()), &body[..100_000]).await;
+    wait_for_open_files("self", dir, 1, what).await;
+    client
+}
+
+/// Asserts that 100 ms on, still no file is open in `dir` (`message` says
+/// what spilled otherwise).
+async fn assert_no_file_a_while_on(dir: &Path, message: &str) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(files_open_in("self", dir), 0, "{message}");
 }
 
 /// STDIN records carrying `body`, without the empty one that ends it.
@@ -94,12 +119,8 @@ async fn a_body_over_the_threshold_is_in_a_file_while_it_arrives_and_gone_after(
 
     // Declared within the threshold: held in memory, no file.
     let small = patterned(1000);
-    client
-        .send(&post_head(1, "/echo-body", Some(small.len())))
-        .await;
-    client.send(&body_part(1, &small[..500])).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(files_open_in("self", dir.path()), 0, "a small body spilled");
+    send_head_and_first_part(&mut client, 1, Some(small.len()), &small[..500]).await;
+    assert_no_file_a_while_on(dir.path(), "a small body spilled").await;
     client.send(&stdin(1, &small[500..])).await;
     let response = client.response(1).await;
     assert_eq!(response.status(), 200);
@@ -107,26 +128,15 @@ async fn a_body_over_the_threshold_is_in_a_file_while_it_arrives_and_gone_after(
 
     // Declared at exactly the threshold: still memory.
     let at_threshold = patterned(THRESHOLD);
-    client
-        .send(&post_head(4, "/echo-body", Some(THRESHOLD)))
-        .await;
-    client.send(&body_part(4, &at_threshold[..500])).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        files_open_in("self", dir.path()),
-        0,
-        "a body declared at the threshold spilled"
-    );
+    send_head_and_first_part(&mut client, 4, Some(THRESHOLD), &at_threshold[..500]).await;
+    assert_no_file_a_while_on(dir.path(), "a body declared at the threshold spilled").await;
     client.send(&stdin(4, &at_threshold[500..])).await;
     let response = client.response(4).await;
     assert!(response.body() == &at_threshold[..]);
 
     // Declared over it: in a file from its first byte, read back intact.
     let large = patterned(200_000);
-    client
-        .send(&post_head(2, "/echo-body", Some(large.len())))
-        .await;
-    client.send(&body_part(2, &large[..1000])).await;
+    send_head_and_first_part(&mut client, 2, Some(large.len()), &large[..1000]).await;
     wait_for_open_files("self", dir.path(), 1, "declared large body, first bytes").await;
     client.send(&stdin(2, &large[1000..])).await;
     let response = client.response(2).await;
@@ -138,14 +148,8 @@ async fn a_body_over_the_threshold_is_in_a_file_while_it_arrives_and_gone_after(
     wait_for_open_files("self", dir.path(), 0, "declared large body, answered").await;
 
     // Not declared: in memory up to the threshold, in a file past it.
-    client.send(&post_head(3, "/echo-body", None)).await;
-    client.send(&body_part(3, &large[..THRESHOLD])).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        files_open_in("self", dir.path()),
-        0,
-        "spilled at the threshold"
-    );
+    send_head_and_first_part(&mut client, 3, None, &large[..THRESHOLD]).await;
+    assert_no_file_a_while_on(dir.path(), "spilled at the threshold").await;
     client
         .send(&body_part(3, &large[THRESHOLD..THRESHOLD + 1]))
         .await;
@@ -167,12 +171,7 @@ async fn aborted_abandoned_timed_out_and_panicking_requests_leave_no_file() {
     let body = patterned(300_000);
 
     // FCGI_ABORT_REQUEST mid-body: answered, its file closed.
-    let mut client = FcgiClient::connect(&server.addr).await;
-    client
-        .send(&post_head(1, "/echo-body", Some(body.len())))
-        .await;
-    client.send(&body_part(1, &body[..100_000])).await;
-    wait_for_open_files("self", dir.path(), 1, "before the abort").await;
+    let mut client = connect_mid_body(&server, dir.path(), &body, "before the abort").await;
     client.send(&record(ABORT_REQUEST, 1, &[])).await;
     let end = client
         .read_record_within(Duration::from_secs(3))
@@ -182,22 +181,12 @@ async fn aborted_abandoned_timed_out_and_panicking_requests_leave_no_file() {
     wait_for_open_files("self", dir.path(), 0, "after ABORT_REQUEST").await;
 
     // The client goes away mid-body.
-    let mut client = FcgiClient::connect(&server.addr).await;
-    client
-        .send(&post_head(1, "/echo-body", Some(body.len())))
-        .await;
-    client.send(&body_part(1, &body[..100_000])).await;
-    wait_for_open_files("self", dir.path(), 1, "before the client left").await;
+    let client = connect_mid_body(&server, dir.path(), &body, "before the client left").await;
     drop(client);
     wait_for_open_files("self", dir.path(), 0, "after the client left").await;
 
     // The client stalls mid-body past receive_timeout (1 s here).
-    let mut client = FcgiClient::connect(&server.addr).await;
-    client
-        .send(&post_head(1, "/echo-body", Some(body.len())))
-        .await;
-    client.send(&body_part(1, &body[..100_000])).await;
-    wait_for_open_files("self", dir.path(), 1, "before the timeout").await;
+    let mut client = connect_mid_body(&server, dir.path(), &body, "before the timeout").await;
     assert!(client.is_closed_within(Duration::from_secs(3)).await);
     wait_for_open_files("self", dir.path(), 0, "after the timeout").await;
 
@@ -248,13 +237,7 @@ async fn a_request_the_budget_cannot_hold_is_503_and_the_budget_comes_back() {
     let padded = |id: u16| {
         let mut pairs = request_params("GET", "/hello");
         pairs.push((b"HTTP_X_PAD".to_vec(), vec![b'p'; 60_000]));
-        let borrowed: Vec<(&[u8], &[u8])> = pairs
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
-            .collect();
-        let mut out = begin(id, RESPONDER, true);
-        out.extend(params(id, &borrowed));
-        out
+        head_from_pairs(id, &pairs, true)
     };
     let mut holder = FcgiClient::connect(&server.addr).await;
     holder.send(&padded(1)).await;
@@ -297,12 +280,12 @@ fn nene_with_tmp_dir(
     dir: &Path,
     env: &[(&str, &str)],
     adjust: impl FnOnce(&mut std::process::Command),
-) -> nene_test_support::Nene {
+) -> Nene {
     let dir = dir.display().to_string();
     let mut env = env.to_vec();
     env.push(("NENE_SERVER__UPLOAD_TMP_DIR", &dir));
     env.push(("NENE_ACCESS__LOG", "off"));
-    nene_test_support::Nene::start_adjusted(&env, adjust)
+    Nene::start_adjusted(&env, adjust)
 }
 
 /// A whole `POST /upload/raw` of `body` as records, for sending in parts.
@@ -355,26 +338,30 @@ fn disk_full_past_1_mib(command: &mut std::process::Command) {
     }
 }
 
+/// Sends `request` (as request 1) on a new connection to `nene` and returns
+/// its response.
+async fn send_on_new_connection(nene: &Nene, request: &[u8]) -> Response {
+    let mut client = FcgiClient::connect(&nene.addr).await;
+    client.send(request).await;
+    client.response(1).await
+}
+
+/// Asserts that `response` is a 503 and that nene logged `line`.
+fn assert_503_and_logged(nene: &Nene, response: &Response, line: &str) {
+    assert_eq!(response.status(), 503, "{}", response.body_text());
+    nene.assert_logged(line);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_temp_directory_is_503_with_a_log_line_and_never_reaches_the_handler() {
     let dir = tempfile::tempdir().unwrap();
     let nene = nene_with_tmp_dir(dir.path(), &[], disk_full_past_1_mib);
     let too_big = patterned(2 * 1024 * 1024);
-    let mut client = FcgiClient::connect(&nene.addr).await;
-    client.send(&raw_upload(1, &too_big)).await;
-    let response = client.response(1).await;
-    assert_eq!(response.status(), 503, "{}", response.body_text());
-    assert!(
-        nene.log_text()
-            .contains("cannot write its body to upload_tmp_dir"),
-        "no log line for the failed write: {}",
-        nene.log_text()
-    );
+    let response = send_on_new_connection(&nene, &raw_upload(1, &too_big)).await;
+    assert_503_and_logged(&nene, &response, "cannot write its body to upload_tmp_dir");
     // What fits is still served, and intact.
     let fits = patterned(512 * 1024);
-    let mut client = FcgiClient::connect(&nene.addr).await;
-    client.send(&raw_upload(1, &fits)).await;
-    let response = client.response(1).await;
+    let response = send_on_new_connection(&nene, &raw_upload(1, &fits)).await;
     assert_eq!(response.status(), 200);
     assert!(response.body_text().contains(&crate::sha1_hex(&fits)));
     wait_for_open_files(&nene.pid().to_string(), dir.path(), 0, "after both").await;
@@ -409,19 +396,12 @@ async fn an_uploaded_file_the_disk_cannot_take_is_503_and_leaves_nothing() {
         b"CONTENT_TYPE".to_vec(),
         format!("multipart/form-data; boundary={boundary}").into_bytes(),
     ));
-    let mut client = FcgiClient::connect(&nene.addr).await;
-    client
-        .send(&nene_test_support::fcgi_client::request_from_pairs(
-            1, &pairs, &form, false,
-        ))
-        .await;
-    let response = client.response(1).await;
-    assert_eq!(response.status(), 503, "{}", response.body_text());
-    assert!(
-        nene.log_text()
-            .contains("upload refused: the upload could not be stored"),
-        "{}",
-        nene.log_text()
+    let request = nene_test_support::fcgi_client::request_from_pairs(1, &pairs, &form, false);
+    let response = send_on_new_connection(&nene, &request).await;
+    assert_503_and_logged(
+        &nene,
+        &response,
+        "upload refused: the upload could not be stored",
     );
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),

@@ -9,7 +9,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use nene::session::{MIN_ID_ENTROPY_BITS, SessionIdFormat};
 use nene_test_support::Nene;
 use nene_test_support::Nginx;
-use nene_test_support::browser::Browser;
+use nene_test_support::browser::{Browser, Page};
+use nene_test_support::nene_behind_nginx;
 use nene_test_support::redis_server::RedisServer;
 
 /// The id format nene uses when nothing is configured.
@@ -104,11 +105,22 @@ fn assert_log_has_no_id(log: &str, ids: &HashSet<String>) {
     }
 }
 
+/// An id nene never issued and the page `GET /session/counter` with it as
+/// the session cookie, which must answer 200.
+async fn counter_with_an_unknown_id(browser: &mut Browser) -> (String, Page) {
+    let id = unknown_id();
+    let page = browser
+        .get_with_cookie_header("/session/counter", format!("NENESESSID={id}").as_bytes())
+        .await;
+    assert_eq!(page.status, 200);
+    (id, page)
+}
+
 /// Traffic that makes every kind of session log line nene has at debug
 /// level: new sessions, regenerate, destroy, refused ids, a locked session.
 async fn session_traffic(nginx: &Nginx) -> HashSet<String> {
     let mut ids = HashSet::new();
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     for _ in 0..3 {
         assert_eq!(browser.get("/session/counter").await.status, 200);
     }
@@ -131,11 +143,7 @@ async fn session_traffic(nginx: &Nginx) -> HashSet<String> {
     }
     assert_eq!(browser.post_form("/session/logout", "").await.status, 200);
     for _ in 0..3 {
-        let id = unknown_id();
-        let page = browser
-            .get_with_cookie_header("/session/counter", format!("NENESESSID={id}").as_bytes())
-            .await;
-        assert_eq!(page.status, 200);
+        let (id, _) = counter_with_an_unknown_id(&mut browser).await;
         ids.insert(id);
     }
     ids.extend(browser.cookies.values().cloned());
@@ -163,17 +171,12 @@ async fn no_session_id_reaches_a_debug_log_with_files_or_redis() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn guessed_ids_are_logged_rate_limited_with_the_client_address() {
-    let nene = Nene::start(&[]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (nene, nginx) = nene_behind_nginx(&[]);
+    let mut browser = nginx.browser();
     let started = std::time::Instant::now();
     let mut guesses = HashSet::new();
     for _ in 0..100 {
-        let id = unknown_id();
-        let page = browser
-            .get_with_cookie_header("/session/counter", format!("NENESESSID={id}").as_bytes())
-            .await;
-        assert_eq!(page.status, 200);
+        let (id, page) = counter_with_an_unknown_id(&mut browser).await;
         let issued = page.set_cookies().join(" ");
         assert!(!issued.contains(&id), "a guessed id was adopted");
         guesses.insert(id);
@@ -224,9 +227,8 @@ async fn a_failing_redis_with_a_password_never_logs_the_password() {
         "redis://:s3cr3t-pa55word@127.0.0.1:{}/0?timeout=500ms&connect_timeout=500ms",
         redis.port()
     );
-    let nene = Nene::start(&[("NENE_SESSION_DSN", &dsn), ("RUST_LOG", "debug")]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_SESSION_DSN", &dsn), ("RUST_LOG", "debug")]);
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/session/counter").await.status, 200);
     redis.kill();
     for _ in 0..3 {
@@ -267,9 +269,8 @@ async fn a_response_setting_the_session_cookie_is_never_publicly_cacheable() {
     assert!(head.contains("Cache-Control: no-store"), "{head}");
     assert!(!head.to_lowercase().contains("public"), "{head}");
 
-    let nene = Nene::start(&[("NENE_SESSION__CACHE_LIMITER", "public")]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (_nene, nginx) = nene_behind_nginx(&[("NENE_SESSION__CACHE_LIMITER", "public")]);
+    let mut browser = nginx.browser();
     let first = browser.get("/session/counter").await;
     assert!(!first.set_cookies().is_empty());
     let control = first.headers["cache-control"].to_str().unwrap().to_string();
@@ -311,11 +312,7 @@ async fn a_client_outside_allowed_clients_is_closed_at_accept() {
         "a refused client got an answer"
     );
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let log = nene.log_text();
-    assert!(
-        log.contains("refused a connection from 127.0.0.1: not in server.allowed_clients"),
-        "{log}"
-    );
+    nene.assert_logged("refused a connection from 127.0.0.1: not in server.allowed_clients");
 
     let default = Nene::start(&[]);
     let answer = nene_test_support::fcgi_client::get(&default.addr, "/health").await;

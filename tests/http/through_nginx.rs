@@ -2,14 +2,13 @@
 //! pages, JSON, 404s, static files, many requests, with nginx keeping its
 //! FastCGI connections open (`fastcgi_keep_conn on`) and without.
 
-use nene_test_support::{Nene, Nginx, http_client};
+use nene_test_support::{Nene, Nginx, http_client, nene_behind_nginx};
 
 async fn serves_pages_json_404_and_static_files(keep_conn: bool) {
     let nene = Nene::start(&[]);
     let nginx = Nginx::start(&nene.upstream, keep_conn);
-    let client = http_client();
 
-    let index = client.get(nginx.url("/")).send().await.unwrap();
+    let index = nginx.get("/").await;
     assert_eq!(index.status(), 200);
     assert!(
         index.headers()["content-type"]
@@ -25,30 +24,21 @@ async fn serves_pages_json_404_and_static_files(keep_conn: bool) {
             .contains("<h1>nene example</h1>")
     );
 
-    let health = client.get(nginx.url("/health")).send().await.unwrap();
+    let health = nginx.get("/health").await;
     assert_eq!(health.status(), 200);
     assert_eq!(health.headers()["content-type"], "application/json");
     assert_eq!(health.text().await.unwrap(), r#"{"status":"ok"}"#);
 
-    let posted = client
-        .post(nginx.url("/health"))
-        .body(vec![b'x'; 100_000])
-        .send()
-        .await
-        .unwrap();
+    let posted = nginx.post("/health", vec![b'x'; 100_000]).await;
     assert_eq!(posted.status(), 200);
     assert_eq!(posted.text().await.unwrap(), r#"{"status":"ok"}"#);
 
-    let missing = client
-        .get(nginx.url("/no/such/thing"))
-        .send()
-        .await
-        .unwrap();
+    let missing = nginx.get("/no/such/thing").await;
     assert_eq!(missing.status(), 404);
     let page_404 = std::fs::read_to_string(nene_test_support::htdocs().join("404.html")).unwrap();
     assert_eq!(missing.text().await.unwrap(), page_404);
 
-    let robots = client.get(nginx.url("/robots.txt")).send().await.unwrap();
+    let robots = nginx.get("/robots.txt").await;
     assert_eq!(robots.status(), 200);
     let robots_file =
         std::fs::read_to_string(nene_test_support::htdocs().join("robots.txt")).unwrap();
@@ -110,31 +100,18 @@ async fn answers_300_sequential_and_200_concurrent_requests_without_kept_connect
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_over_nenes_bound_gets_413_and_the_next_request_is_served() {
-    let nene = Nene::start(&[("NENE_SERVER__MAX_BODY_BYTES", "1000")]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let client = http_client();
-    let too_big = client
-        .post(nginx.url("/health"))
-        .body(vec![b'x'; 5000])
-        .send()
-        .await
-        .unwrap();
+    let (_nene, nginx) = nene_behind_nginx(&[("NENE_SERVER__MAX_BODY_BYTES", "1000")]);
+    let too_big = nginx.post("/health", vec![b'x'; 5000]).await;
     assert_eq!(too_big.status(), 413);
     // nene's answer, not nginx's (whose own bound is 8m here).
     assert_eq!(too_big.text().await.unwrap(), "request body too large\n");
-    let fits = client
-        .post(nginx.url("/health"))
-        .body(vec![b'x'; 1000])
-        .send()
-        .await
-        .unwrap();
+    let fits = nginx.post("/health", vec![b'x'; 1000]).await;
     assert_eq!(fits.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_method_gets_405() {
-    let nene = Nene::start(&[]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (_nene, nginx) = nene_behind_nginx(&[]);
     let response = http_client()
         .delete(nginx.url("/health"))
         .send()
@@ -149,11 +126,7 @@ async fn nginx_reaches_nene_over_a_unix_socket() {
     let socket = dir.path().join("nene.sock");
     let nene = Nene::start_unix(&socket, &[("NENE_SERVER__SOCKET_MODE", "0666")]);
     let nginx = Nginx::start(&nene.upstream, true);
-    let response = http_client()
-        .get(nginx.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let response = nginx.get("/health").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), r#"{"status":"ok"}"#);
 }
@@ -181,8 +154,7 @@ fn raw_get(nginx: &Nginx, target: &str) -> (u16, String) {
 /// cannot be walked around.
 #[tokio::test]
 async fn encoded_dotted_and_index_php_paths_route_to_one_canonical_path() {
-    let nene = Nene::start(&[]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (_nene, nginx) = nene_behind_nginx(&[]);
     let (status, health) = raw_get(&nginx, "/health");
     assert_eq!(status, 200);
     for target in [
@@ -220,8 +192,7 @@ fn peak_rss_mib(pid: i32) -> u64 {
 async fn a_hundred_and_fifty_8_mib_posts_at_once_keep_nenes_memory_bounded() {
     // The runtime spills each body to disk; the application's POST /health
     // drains it a chunk at a time instead of buffering it whole.
-    let nene = Nene::start(&[]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (nene, nginx) = nene_behind_nginx(&[]);
     let client = http_client();
     let body = bytes::Bytes::from(vec![b'x'; 8 * 1024 * 1024 - 1024]);
     let posts: Vec<_> = (0..150)

@@ -9,6 +9,8 @@
 //! CONTENT_LENGTH of a chunked upload, PATH_INFO, connection reuse) a
 //! server's [`Differences`] says how, and the flows check that.
 
+use std::path::Path;
+
 use nene_test_support::apache::{Apache, ApacheSite};
 use nene_test_support::caddy::Caddy;
 use nene_test_support::lighttpd::Lighttpd;
@@ -36,7 +38,8 @@ enum ChunkedLength {
     Counted,
 }
 
-/// How one server's FastCGI requests differ from the others'.
+/// How one server's FastCGI requests differ from the others' (from
+/// [`Differences::TYPICAL`]).
 struct Differences {
     chunked_length: ChunkedLength,
     /// FastCGI connections stay open between requests.
@@ -48,6 +51,29 @@ struct Differences {
     /// The status of `/session%2Fcounter`: nene's 400, or the server's own
     /// answer before nene sees it.
     encoded_slash: u16,
+}
+
+impl Differences {
+    /// What most of the servers do: the whole chunked body counted, a
+    /// FastCGI connection per request, `/index.php/health` split into
+    /// SCRIPT_NAME and PATH_INFO, a bodyless POST served, and an encoded
+    /// slash left to nene (its 400).
+    const TYPICAL: Differences = Differences {
+        chunked_length: ChunkedLength::Counted,
+        keeps_connections: false,
+        index_php_health: "sn=/index.php pi=/health ",
+        post_without_length: 200,
+        encoded_slash: 400,
+    };
+
+    /// Apache 2.4 with `mod_proxy_fcgi`, either way it is configured.
+    const APACHE: Differences = Differences {
+        chunked_length: ChunkedLength::Absent,
+        keeps_connections: true,
+        // Apache refuses it itself (AllowEncodedSlashes Off).
+        encoded_slash: 404,
+        ..Differences::TYPICAL
+    };
 }
 
 /// A web server in front of its own nene, and what it does differently.
@@ -63,6 +89,28 @@ struct Site {
 impl Site {
     fn url(&self, path: &str) -> String {
         self.server.url(path)
+    }
+
+    /// `GET path` through the web server, on a client of its own.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        http_client().get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The body of `GET path`, which must answer 200.
+    async fn text_of(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}: {}", self.logs());
+        response.text().await.unwrap()
+    }
+
+    /// `POST path` with `body` through the web server, on a client of its own.
+    async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        http_client()
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Both logs, for a failed assertion.
@@ -120,26 +168,19 @@ async fn contract(site: Site) {
 }
 
 async fn pages(site: &Site) {
-    let client = http_client();
-    let home = client.get(site.url("/")).send().await.unwrap();
-    assert_eq!(home.status(), 200, "GET /: {}", site.logs());
     assert!(
-        home.text().await.unwrap().contains("<h1>nene example</h1>"),
+        site.text_of("/").await.contains("<h1>nene example</h1>"),
         "{}",
         site.name
     );
-    let health = client.get(site.url("/health")).send().await.unwrap();
+    let health = site.get("/health").await;
     assert_eq!(health.status(), 200, "GET /health: {}", site.logs());
     assert_eq!(health.headers()["content-type"], "application/json");
     assert_eq!(health.text().await.unwrap(), r#"{"status":"ok"}"#);
 }
 
 async fn unknown_route(site: &Site) {
-    let missing = http_client()
-        .get(site.url("/no/such/thing"))
-        .send()
-        .await
-        .unwrap();
+    let missing = site.get("/no/such/thing").await;
     assert_eq!(missing.status(), 404, "{}", site.logs());
     // nene's 404 page, passed through (no server intercepts it).
     let page = std::fs::read_to_string(nene_test_support::htdocs().join("404.html")).unwrap();
@@ -147,11 +188,7 @@ async fn unknown_route(site: &Site) {
 }
 
 async fn static_file(site: &Site) {
-    let robots = http_client()
-        .get(site.url("/robots.txt"))
-        .send()
-        .await
-        .unwrap();
+    let robots = site.get("/robots.txt").await;
     assert_eq!(robots.status(), 200, "{}", site.logs());
     assert!(
         robots.headers()["content-type"]
@@ -188,11 +225,7 @@ fn session_cookie(response: &reqwest::Response) -> Option<String> {
 
 async fn session_counter(site: &Site) {
     let client = http_client();
-    let first = client
-        .get(site.url("/session/counter"))
-        .send()
-        .await
-        .unwrap();
+    let first = site.get("/session/counter").await;
     assert_eq!(first.status(), 200, "{}", site.logs());
     let cookie = session_cookie(&first).unwrap_or_else(|| panic!("{}: no cookie", site.name));
     assert_eq!(first.text().await.unwrap(), r#"{"count":1}"#);
@@ -283,17 +316,24 @@ fn chunked(body: &[u8]) -> reqwest::Body {
     reqwest::Body::wrap_stream(futures::stream::iter(chunks))
 }
 
-async fn one_megabyte_body(site: &Site) {
+/// Posts 1 MB to `/upload/raw?flow={flow}`, chunked or with its length,
+/// checks the answer, and returns nene's access log line for it.
+async fn upload_one_megabyte(site: &Site, flow: &str, send_chunked: bool) -> String {
     let body = body_of(ONE_MB);
-    let response = http_client()
-        .post(site.url("/upload/raw?flow=length"))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/upload/raw?flow={flow}");
+    let sent = if send_chunked {
+        chunked(&body)
+    } else {
+        body.clone().into()
+    };
+    let response = site.post(&path, sent).await;
     assert_eq!(response.status(), 200, "{}", site.logs());
     assert_eq!(response.text().await.unwrap(), raw_upload_answer(&body));
-    let line = site.access_line("POST /upload/raw?flow=length 200");
+    site.access_line(&format!("POST {path} 200"))
+}
+
+async fn one_megabyte_body(site: &Site) {
+    let line = upload_one_megabyte(site, "length", false).await;
     assert!(
         line.ends_with(&format!(" cl={ONE_MB}")),
         "{}: {line}",
@@ -302,16 +342,7 @@ async fn one_megabyte_body(site: &Site) {
 }
 
 async fn chunked_body(site: &Site) {
-    let body = body_of(ONE_MB);
-    let response = http_client()
-        .post(site.url("/upload/raw?flow=chunked"))
-        .body(chunked(&body))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", site.logs());
-    assert_eq!(response.text().await.unwrap(), raw_upload_answer(&body));
-    let line = site.access_line("POST /upload/raw?flow=chunked 200");
+    let line = upload_one_megabyte(site, "chunked", true).await;
     let expected = match site.differences.chunked_length {
         ChunkedLength::Absent => "cl=-".to_string(),
         ChunkedLength::Unknown => "cl=-1".to_string(),
@@ -327,25 +358,20 @@ async fn chunked_body(site: &Site) {
 /// nene's own 413 for a body over `server.max_body_bytes`, whether the
 /// length was declared or not; the server's own limits are set above it.
 async fn bodies_over_the_bound(site: &Site) {
-    let client = http_client();
     let body = body_of(OVER_THE_BOUND);
-    let declared = client
-        .post(site.url("/upload/raw"))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(declared.status(), 413, "{}", site.logs());
-    assert_eq!(declared.text().await.unwrap(), "request body too large\n");
-    let streamed = client
-        .post(site.url("/upload/raw"))
-        .body(chunked(&body))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(streamed.status(), 413, "{}", site.logs());
-    assert_eq!(streamed.text().await.unwrap(), "request body too large\n");
-    let next = client.get(site.url("/health")).send().await.unwrap();
+    for (how, sent) in [
+        ("declared", body.clone().into()),
+        ("streamed", chunked(&body)),
+    ] {
+        let refused = site.post("/upload/raw", sent).await;
+        assert_eq!(refused.status(), 413, "{how}: {}", site.logs());
+        assert_eq!(
+            refused.text().await.unwrap(),
+            "request body too large\n",
+            "{how}"
+        );
+    }
+    let next = site.get("/health").await;
     assert_eq!(next.status(), 200, "{}", site.logs());
 }
 
@@ -408,11 +434,7 @@ async fn php_front_controller_urls(site: &Site) {
 /// An encoded slash could walk around an application's prefix check; it
 /// never reaches a route.
 async fn encoded_slash(site: &Site) {
-    let response = http_client()
-        .get(site.url("/session%2Fcounter"))
-        .send()
-        .await
-        .unwrap();
+    let response = site.get("/session%2Fcounter").await;
     assert_eq!(
         response.status(),
         site.differences.encoded_slash,
@@ -422,16 +444,11 @@ async fn encoded_slash(site: &Site) {
 }
 
 async fn ping_and_status(site: &Site) {
-    let client = http_client();
-    let ping = client.get(site.url("/ping")).send().await.unwrap();
-    assert_eq!(ping.status(), 200, "{}", site.logs());
-    assert!(ping.text().await.unwrap().starts_with("pong"));
+    assert!(site.text_of("/ping").await.starts_with("pong"));
     // pm.status_allow is 127.0.0.1 and ::1: every server sends the client's
     // address, here loopback, as REMOTE_ADDR.
-    let status = client.get(site.url("/status")).send().await.unwrap();
-    assert_eq!(status.status(), 200, "{}", site.logs());
     assert!(
-        status.text().await.unwrap().contains("accepted conn:"),
+        site.text_of("/status").await.contains("accepted conn:"),
         "{}",
         site.name
     );
@@ -473,151 +490,119 @@ async fn connections(site: &Site) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn behind_nginx_with_debians_php_snippet() {
+/// Starts nene and, in front of it, the web server `start_server` starts on
+/// a document root shared with a PHP site (whose .php files are never
+/// handed out as files); then runs the flows against them.
+async fn run_contract(
+    name: &'static str,
+    differences: Differences,
+    start_server: impl FnOnce(&str, &Path) -> Box<dyn WebServer>,
+) {
     let nene = start_nene();
     let docroot = php_style_docroot();
-    let nginx = Nginx::start_template(
-        "deploy/nginx/php-style.conf.template",
-        &values(&[
-            ("NGINX_LISTEN", format!("127.0.0.1:{}", free_port())),
-            ("NENE_UPSTREAM", nene.upstream.clone()),
-            ("NENE_HTDOCS", docroot.path().display().to_string()),
-            ("NENE_MAX_BODY", "16m".to_string()),
-        ]),
-    );
+    let server = start_server(&nene.upstream, docroot.path());
     contract(Site {
-        name: "nginx (Debian's fastcgi-php.conf)",
-        server: Box::new(nginx),
+        name,
+        server,
         nene,
         _docroot: docroot,
-        differences: Differences {
-            chunked_length: ChunkedLength::Counted,
-            keeps_connections: false,
-            // location ~ \.php$ does not match /index.php/health: it reaches
-            // the front controller through try_files, unsplit.
-            index_php_health: "sn=/index.php pi=- ",
-            post_without_length: 200,
-            encoded_slash: 400,
-        },
+        differences,
     })
     .await;
 }
 
+/// What starts nginx with the template at `template` (a path from the
+/// repository's root), its values set for nene's upstream and the document
+/// root, plus `extra`.
+fn nginx_from_template(
+    template: &'static str,
+    extra: &'static [(&'static str, &'static str)],
+) -> impl FnOnce(&str, &Path) -> Box<dyn WebServer> {
+    move |upstream, docroot| {
+        let mut pairs = vec![
+            ("NGINX_LISTEN", format!("127.0.0.1:{}", free_port())),
+            ("NENE_UPSTREAM", upstream.to_string()),
+            ("NENE_HTDOCS", docroot.display().to_string()),
+            ("NENE_MAX_BODY", "16m".to_string()),
+        ];
+        pairs.extend(extra.iter().map(|(name, value)| (*name, value.to_string())));
+        Box::new(Nginx::start_template(template, &values(&pairs)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_nginx_with_debians_php_snippet() {
+    let differences = Differences {
+        // location ~ \.php$ does not match /index.php/health: it reaches
+        // the front controller through try_files, unsplit.
+        index_php_health: "sn=/index.php pi=- ",
+        ..Differences::TYPICAL
+    };
+    let nginx = nginx_from_template("deploy/nginx/php-style.conf.template", &[]);
+    run_contract("nginx (Debian's fastcgi-php.conf)", differences, nginx).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_nginx_with_nenes_template() {
-    let nene = start_nene();
-    // A document root shared with a PHP site: the .php files in it are
-    // never handed out as files.
-    let docroot = php_style_docroot();
-    let nginx = Nginx::start_template(
+    let differences = Differences {
+        keeps_connections: true,
+        index_php_health: "sn=/index.php/health pi=- ",
+        ..Differences::TYPICAL
+    };
+    let nginx = nginx_from_template(
         "deploy/nginx/nene.conf.template",
-        &values(&[
-            ("NGINX_LISTEN", format!("127.0.0.1:{}", free_port())),
-            ("NENE_UPSTREAM", nene.upstream.clone()),
-            ("NENE_HTDOCS", docroot.path().display().to_string()),
-            ("NENE_FASTCGI_KEEP_CONN", "on".to_string()),
-            ("NENE_MAX_BODY", "16m".to_string()),
-        ]),
+        &[("NENE_FASTCGI_KEEP_CONN", "on")],
     );
-    contract(Site {
-        name: "nginx (deploy/nginx/nene.conf.template)",
-        server: Box::new(nginx),
-        nene,
-        _docroot: docroot,
-        differences: Differences {
-            chunked_length: ChunkedLength::Counted,
-            keeps_connections: true,
-            index_php_health: "sn=/index.php/health pi=- ",
-            post_without_length: 200,
-            encoded_slash: 400,
-        },
-    })
+    run_contract(
+        "nginx (deploy/nginx/nene.conf.template)",
+        differences,
+        nginx,
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_apache_with_proxypass() {
-    let nene = start_nene();
-    let docroot = php_style_docroot();
-    let apache = Apache::start(ApacheSite::ProxyPass, &nene.upstream, docroot.path());
-    contract(Site {
-        name: "Apache (ProxyPass)",
-        server: Box::new(apache),
-        nene,
-        _docroot: docroot,
-        differences: Differences {
-            chunked_length: ChunkedLength::Absent,
-            keeps_connections: true,
-            index_php_health: "sn=/index.php/health pi=- ",
-            post_without_length: 200,
-            // Apache refuses it itself (AllowEncodedSlashes Off).
-            encoded_slash: 404,
-        },
+    let differences = Differences {
+        index_php_health: "sn=/index.php/health pi=- ",
+        ..Differences::APACHE
+    };
+    run_contract("Apache (ProxyPass)", differences, |upstream, docroot| {
+        Box::new(Apache::start(ApacheSite::ProxyPass, upstream, docroot))
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_apache_with_a_php_handler_and_fallback_resource() {
-    let nene = start_nene();
-    let docroot = php_style_docroot();
-    let apache = Apache::start(ApacheSite::PhpHandler, &nene.upstream, docroot.path());
-    contract(Site {
-        name: "Apache (FilesMatch SetHandler, FallbackResource)",
-        server: Box::new(apache),
-        nene,
-        _docroot: docroot,
-        differences: Differences {
-            chunked_length: ChunkedLength::Absent,
-            keeps_connections: true,
-            index_php_health: "sn=/index.php pi=/health ",
-            post_without_length: 200,
-            // Apache refuses it itself (AllowEncodedSlashes Off).
-            encoded_slash: 404,
-        },
-    })
+    run_contract(
+        "Apache (FilesMatch SetHandler, FallbackResource)",
+        Differences::APACHE,
+        |upstream, docroot| Box::new(Apache::start(ApacheSite::PhpHandler, upstream, docroot)),
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_lighttpd() {
-    let nene = start_nene();
-    let docroot = php_style_docroot();
-    let lighttpd = Lighttpd::start(&nene.upstream, docroot.path());
-    contract(Site {
-        name: "lighttpd",
-        server: Box::new(lighttpd),
-        nene,
-        _docroot: docroot,
-        differences: Differences {
-            chunked_length: ChunkedLength::Counted,
-            keeps_connections: false,
-            index_php_health: "sn=/index.php pi=/health ",
-            post_without_length: 411,
-            encoded_slash: 400,
-        },
+    let differences = Differences {
+        post_without_length: 411,
+        ..Differences::TYPICAL
+    };
+    run_contract("lighttpd", differences, |upstream, docroot| {
+        Box::new(Lighttpd::start(upstream, docroot))
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_caddy() {
-    let nene = start_nene();
-    let docroot = php_style_docroot();
-    let caddy = Caddy::start(&nene.upstream, docroot.path());
-    contract(Site {
-        name: "Caddy",
-        server: Box::new(caddy),
-        nene,
-        _docroot: docroot,
-        differences: Differences {
-            chunked_length: ChunkedLength::Unknown,
-            keeps_connections: false,
-            index_php_health: "sn=/index.php pi=/health ",
-            post_without_length: 200,
-            encoded_slash: 400,
-        },
+    let differences = Differences {
+        chunked_length: ChunkedLength::Unknown,
+        ..Differences::TYPICAL
+    };
+    run_contract("Caddy", differences, |upstream, docroot| {
+        Box::new(Caddy::start(upstream, docroot))
     })
     .await;
 }

@@ -301,11 +301,7 @@ fn a_request_that_never_finishes_does_not_keep_it_running_past_the_drain_time() 
         .wait_exit(std::time::Duration::from_secs(5))
         .expect("nene dev exits at the drain time");
     assert!(status.success(), "{status}");
-    assert!(
-        nene.log_text().contains("drain_timeout"),
-        "{}",
-        nene.log_text()
-    );
+    nene.assert_logged("drain_timeout");
 }
 
 /// A handler that panics under `nene dev` answers 500, as under FastCGI,

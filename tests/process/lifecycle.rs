@@ -5,7 +5,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::time::Duration;
 
 use nene_test_support::fcgi_client::*;
-use nene_test_support::{Nene, Nginx, http_client};
+use nene_test_support::{Nene, Nginx};
 
 /// Returns once nene has read everything sent so far on `client`: records
 /// are handled in order, so the answer to a GET_VALUES sent now comes after
@@ -63,11 +63,8 @@ async fn a_malformed_record_is_logged_as_a_warning_and_others_are_served() {
     assert!(client.is_closed_within(Duration::from_secs(5)).await);
     assert_eq!(get(&nene.addr, "/health").await.status(), 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let log = nene.log_text();
-    assert!(
-        log.contains("WARN") && log.contains("unsupported FastCGI version 9"),
-        "{log}"
-    );
+    nene.assert_logged("WARN");
+    nene.assert_logged("unsupported FastCGI version 9");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -92,11 +89,7 @@ async fn the_unix_socket_gets_its_mode_replaces_a_stale_file_and_is_removed_on_e
     assert!(String::from_utf8_lossy(&output.stderr).contains("another process is serving"));
 
     let nginx = Nginx::start(&nene.upstream, true);
-    let response = http_client()
-        .get(nginx.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let response = nginx.get("/health").await;
     assert_eq!(response.status(), 200);
 
     nene.signal(libc::SIGTERM);
@@ -186,8 +179,7 @@ async fn sigterm_lets_a_request_in_flight_finish_refuses_new_connections_and_exi
         .wait_exit(Duration::from_secs(5))
         .expect("nene exits after draining");
     assert!(status.success(), "{status}");
-    let log = nene.log_text();
-    assert!(log.contains("SIGTERM received"), "{log}");
+    nene.assert_logged("SIGTERM received");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -199,10 +191,6 @@ async fn a_drain_that_runs_out_of_time_still_exits_0() {
     nene.signal(libc::SIGINT);
     let status = nene.wait_exit(Duration::from_secs(5)).expect("nene exits");
     assert!(status.success());
-    assert!(
-        nene.log_text().contains("drain time"),
-        "{}",
-        nene.log_text()
-    );
+    nene.assert_logged("drain time");
     drop(client);
 }

@@ -6,14 +6,13 @@
 
 use std::time::Duration;
 
-use nene_test_support::browser::Browser;
 use nene_test_support::fcgi_client::{
     ABORT_REQUEST, END_REQUEST, FcgiClient, RESPONDER, STDIN, begin, params, record, request,
     request_params, request_with_params,
 };
 use nene_test_support::in_process::InProcess;
 use nene_test_support::redis_server::RedisServer;
-use nene_test_support::{Nene, Nginx};
+use nene_test_support::{Nene, Nginx, nene_behind_nginx};
 
 fn field(text: &str, name: &str) -> u64 {
     text.lines()
@@ -26,9 +25,8 @@ fn field(text: &str, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
-    let nene = Nene::start(&[("NENE_SERVER__LISTEN_BACKLOG", "100")]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (_nene, nginx) = nene_behind_nginx(&[("NENE_SERVER__LISTEN_BACKLOG", "100")]);
+    let mut browser = nginx.browser();
     let before = browser.get("/status").await;
     assert_eq!(before.status, 200);
     assert!(
@@ -119,9 +117,8 @@ async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_not_in_status_allow_gets_403() {
-    let nene = Nene::start(&[("NENE_PM__STATUS_ALLOW", "10.0.0.0/8")]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_PM__STATUS_ALLOW", "10.0.0.0/8")]);
+    let mut browser = nginx.browser();
     let page = browser.get("/status").await;
     assert_eq!(page.status, 403);
     assert!(!page.body.contains("accepted conn"));
@@ -176,7 +173,7 @@ async fn the_ping_path_answers_while_redis_is_down() {
         ("NENE_PING__RESPONSE", "still here"),
     ]);
     let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     redis.kill();
     let ping = browser.get("/ping").await;
     assert_eq!(ping.status, 200);
@@ -263,6 +260,13 @@ async fn the_access_log_follows_its_format_and_goes_to_a_file() {
     );
 }
 
+/// Asserts that the status page, through `nginx`, counts `expected`
+/// refused requests.
+async fn assert_refused_requests(nginx: &Nginx, expected: u64) {
+    let status = nginx.get("/status").await.text().await.unwrap();
+    assert_eq!(field(&status, "refused requests"), expected, "{status}");
+}
+
 /// PHP-FPM logs every request; so does nene. A request refused before the
 /// application — a body over `max_body_bytes` (413), headers over
 /// `max_params_bytes` (431), a path that cannot be routed (400) — has its
@@ -280,33 +284,18 @@ async fn refused_requests_are_in_the_access_log_once_each() {
         ("NENE_SERVER__MAX_PARAMS_BYTES", "2K"),
     ]);
     let nginx = Nginx::start(&nene.upstream, true);
-    let client = nene_test_support::http_client();
-    let too_big = client
-        .post(nginx.url("/health?case=body"))
-        .body(vec![b'x'; 4096])
-        .send()
-        .await
-        .unwrap();
+    let too_big = nginx.post("/health?case=body", vec![b'x'; 4096]).await;
     assert_eq!(too_big.status(), 413);
-    let huge_header = client
+    let huge_header = nene_test_support::http_client()
         .get(nginx.url("/health?case=headers"))
         .header("X-Huge", "h".repeat(4000))
         .send()
         .await
         .unwrap();
     assert_eq!(huge_header.status(), 431);
-    let bad_path = client
-        .get(nginx.url("/session%2Fcounter"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad_path.status(), 400);
-    let answered = client
-        .get(nginx.url("/health?case=ok"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answered.status(), 200);
+    for (path, status) in [("/session%2Fcounter", 400), ("/health?case=ok", 200)] {
+        assert_eq!(nginx.get(path).await.status(), status, "{path}");
+    }
 
     let log = nene_test_support::wait_for_log(&access, "case=ok");
     let lines: Vec<&str> = log.lines().collect();
@@ -319,9 +308,7 @@ async fn refused_requests_are_in_the_access_log_once_each() {
             "127.0.0.1 GET /health?case=ok 200",
         ]
     );
-    let status = client.get(nginx.url("/status")).send().await.unwrap();
-    let status = status.text().await.unwrap();
-    assert_eq!(field(&status, "refused requests"), 3, "{status}");
+    assert_refused_requests(&nginx, 3).await;
 
     // Every line shows the target as sent, answered or refused (decision
     // 0013): not the routing path the application saw.
@@ -372,9 +359,7 @@ async fn refused_requests_are_in_the_access_log_once_each() {
         ]
     );
     // Abandoned is not refused.
-    let status = client.get(nginx.url("/status")).send().await.unwrap();
-    let status = status.text().await.unwrap();
-    assert_eq!(field(&status, "refused requests"), 3, "{status}");
+    assert_refused_requests(&nginx, 3).await;
 }
 
 #[test]
@@ -408,11 +393,7 @@ async fn sighup_reopens_the_access_log_after_logrotate_moved_it() {
         "{old}"
     );
     assert!(new.contains("\"GET /no/such/thing\" 404"), "{new}");
-    assert!(
-        nene.log_text().contains("SIGHUP: log files reopened"),
-        "{}",
-        nene.log_text()
-    );
+    nene.assert_logged("SIGHUP: log files reopened");
 }
 
 /// Access lines wait in memory up to `FLUSH_INTERVAL`: a clean stop writes
@@ -477,9 +458,8 @@ async fn json_log_output_is_one_object_per_line() {
 async fn worker_threads_sets_how_many_threads_run_requests() {
     let cores = std::thread::available_parallelism().unwrap().get();
     for (setting, expected) in [("1", 1), ("3", 3), ("0", cores)] {
-        let nene = Nene::start(&[("NENE_SERVER__WORKER_THREADS", setting)]);
-        let nginx = Nginx::start(&nene.upstream, true);
-        let mut browser = Browser::new(&nginx.url(""));
+        let (_nene, nginx) = nene_behind_nginx(&[("NENE_SERVER__WORKER_THREADS", setting)]);
+        let mut browser = nginx.browser();
         let status = browser.get("/status").await;
         assert_eq!(
             field(&status.body, "worker threads"),

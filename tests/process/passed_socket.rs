@@ -114,11 +114,7 @@ async fn restarts_on_a_passed_socket_refuse_no_request_and_lose_no_increment() {
     let save_path = sessions.path().join("sessions").display().to_string();
     let env = [("NENE_SESSION__SAVE_PATH", save_path.as_str())];
     let mut nene = Nene::start_on_passed_socket(&socket, &upstream, &serve, &env);
-    let log = nene.log_text();
-    assert!(
-        log.contains("(passed in as fd 3; server.listen is not used)"),
-        "{log}"
-    );
+    nene.assert_logged("(passed in as fd 3; server.listen is not used)");
     // The address --listen named is not listened on.
     assert!(std::net::TcpStream::connect(&unused).is_err());
     let nginx = Nginx::start(&upstream, true);
@@ -244,11 +240,7 @@ async fn two_instances_replaced_one_at_a_time_behind_nginx_refuse_no_request() {
     // live upstreams" (measured: 2,253 of 2,391 requests). `max_fails=0`:
     // a refused request goes to the other server at once, every time.
     let servers = addrs.clone().map(|addr| format!("{addr} max_fails=0"));
-    let nginx = Nginx::start_with(nene_test_support::NginxOptions {
-        upstreams: servers.iter().map(String::as_str).collect(),
-        keep_conn: true,
-        max_body: "8m",
-    });
+    let nginx = Nginx::start_balancing(servers.iter().map(String::as_str).collect());
     let requests = traffic(&nginx.url(""));
     for round in 0..4 {
         let at = round % 2;

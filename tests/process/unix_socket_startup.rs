@@ -195,11 +195,7 @@ fn a_stale_socket_of_our_own_is_replaced() {
     let meta = std::fs::symlink_metadata(&socket).unwrap();
     assert!(meta.file_type().is_socket());
     UnixStream::connect(&socket).expect("nene serves on it");
-    assert!(
-        nene.log_text().contains("replacing stale socket file"),
-        "{}",
-        nene.log_text()
-    );
+    nene.assert_logged("replacing stale socket file");
 }
 
 /// At exit nene removes its socket file — but not whatever took the path

@@ -6,8 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nene_test_support::browser::Browser;
-use nene_test_support::{Nene, Nginx, REPO};
+use nene_test_support::{Nene, Nginx, REPO, nene_behind_nginx};
 
 use crate::passed_socket::{assert_all_answered, traffic};
 
@@ -22,6 +21,14 @@ fn ini_copy() -> tempfile::TempDir {
         .unwrap();
     }
     dir
+}
+
+/// nene reading its ini files from an [`ini_copy`], behind nginx.
+fn nene_on_an_ini_copy() -> (tempfile::TempDir, Nene, Nginx) {
+    let ini = ini_copy();
+    let ini_dir = ini.path().display().to_string();
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_INI_DIR", &ini_dir)]);
+    (ini, nene, nginx)
 }
 
 /// Until `nene`'s log holds `text` `times` times (at most 20 s).
@@ -42,10 +49,7 @@ const UPGRADES: usize = 20;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upgrades_in_place_under_traffic_refuse_no_request_and_lose_no_increment() {
-    let ini = ini_copy();
-    let ini_dir = ini.path().display().to_string();
-    let nene = Nene::start(&[("NENE_INI_DIR", &ini_dir)]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (_ini, nene, nginx) = nene_on_an_ini_copy();
     let pid = nene.pid();
     let requests = traffic(&nginx.url(""));
     for upgrade in 1..=UPGRADES {
@@ -68,10 +72,7 @@ async fn upgrades_in_place_under_traffic_refuse_no_request_and_lose_no_increment
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_binary_that_fails_its_check_leaves_the_old_one_serving() {
-    let ini = ini_copy();
-    let ini_dir = ini.path().display().to_string();
-    let nene = Nene::start(&[("NENE_INI_DIR", &ini_dir)]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (ini, nene, nginx) = nene_on_an_ini_copy();
     // A deploy that broke the configuration.
     std::fs::write(ini.path().join("site.ini"), "[session\n").unwrap();
     nene.signal(libc::SIGUSR2);
@@ -83,7 +84,7 @@ async fn a_new_binary_that_fails_its_check_leaves_the_old_one_serving() {
         "the check's own words name the file: {log}"
     );
     assert_eq!(log.matches("listening on").count(), 1, "{log}");
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/health").await.status, 200);
 }
 
@@ -97,7 +98,7 @@ async fn an_upgrade_on_a_unix_socket_keeps_the_socket_file() {
     logged(&nene, "passed in as fd 3", 1).await;
     // The old process's exit left the file for the new one.
     assert!(path.exists());
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     assert_eq!(
         browser.get("/health").await.status,
         200,

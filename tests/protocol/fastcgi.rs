@@ -9,7 +9,46 @@ use nene_test_support::fcgi_client::*;
 use nene_test_support::in_process::{BIG_BODY_LEN, InProcess};
 
 async fn server() -> InProcess {
-    InProcess::start(nene::config::Settings::defaults().server.limits).await
+    server_with(|_| {}).await
+}
+
+/// A server with the default limits as `change` leaves them.
+async fn server_with(change: impl FnOnce(&mut ConnectionLimits)) -> InProcess {
+    let mut limits = nene::config::Settings::defaults().server.limits;
+    change(&mut limits);
+    InProcess::start(limits).await
+}
+
+/// A server with the default limits and a client connected to it (the
+/// server stops when dropped: keep it bound).
+async fn server_and_client() -> (InProcess, FcgiClient) {
+    server_and_client_with(|_| {}).await
+}
+
+/// A server with the default limits as `change` leaves them, and a client
+/// connected to it.
+async fn server_and_client_with(
+    change: impl FnOnce(&mut ConnectionLimits),
+) -> (InProcess, FcgiClient) {
+    let server = server_with(change).await;
+    let client = FcgiClient::connect(&server.addr).await;
+    (server, client)
+}
+
+/// Sends request `id` with exactly `pairs` as params (BEGIN, PARAMS and an
+/// empty STDIN, each its own write) and returns the response.
+async fn send_with_params(client: &mut FcgiClient, id: u16, pairs: &[(&[u8], &[u8])]) -> Response {
+    client.send(&begin(id, RESPONDER, true)).await;
+    client.send(&params(id, pairs)).await;
+    client.send(&stdin(id, b"")).await;
+    client.response(id).await
+}
+
+/// Sends `GET /hello` as request `id` on `client`'s kept connection and
+/// asserts that it is answered.
+async fn assert_answers_hello(client: &mut FcgiClient, id: u16) {
+    client.send(&request(id, "GET", "/hello", b"", true)).await;
+    assert_eq!(client.response(id).await.body_text(), "hello");
 }
 
 async fn assert_still_serving(addr: &str) {
@@ -35,13 +74,11 @@ fn get_values_result(record: &Record) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn get_values_reports_the_configured_limits_and_multiplexing() {
-    let server = InProcess::start(ConnectionLimits {
-        max_connections: 7,
-        max_requests_per_connection: 3,
-        ..nene::config::Settings::defaults().server.limits
+    let (_server, mut client) = server_and_client_with(|limits| {
+        limits.max_connections = 7;
+        limits.max_requests_per_connection = 3;
     })
     .await;
-    let mut client = FcgiClient::connect(&server.addr).await;
     let query = name_values(&[
         (b"FCGI_MAX_CONNS", b""),
         (b"FCGI_MAX_REQS", b""),
@@ -67,8 +104,7 @@ async fn get_values_reports_the_configured_limits_and_multiplexing() {
 /// each is answered once, the answer fits one record, nothing panics.
 #[tokio::test]
 async fn a_get_values_flood_gets_one_answer_per_name() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (server, mut client) = server_and_client().await;
     let pair: &[(&[u8], &[u8])] = &[(b"FCGI_MAX_REQS", b"")];
     let one = name_values(pair);
     let flood = one.repeat(65_535 / one.len());
@@ -86,8 +122,7 @@ async fn a_get_values_flood_gets_one_answer_per_name() {
 
 #[tokio::test]
 async fn an_unknown_management_record_gets_unknown_type_and_the_connection_stays_usable() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) = server_and_client().await;
     client.send(&record(42, 0, b"whatever")).await;
     let answer = client
         .read_record_within(Duration::from_secs(5))
@@ -95,14 +130,12 @@ async fn an_unknown_management_record_gets_unknown_type_and_the_connection_stays
         .unwrap();
     assert_eq!(answer.kind, UNKNOWN_TYPE);
     assert_eq!(answer.content, vec![42, 0, 0, 0, 0, 0, 0, 0]);
-    client.send(&request(1, "GET", "/hello", b"", true)).await;
-    assert_eq!(client.response(1).await.body_text(), "hello");
+    assert_answers_hello(&mut client, 1).await;
 }
 
 #[tokio::test]
 async fn authorizer_and_filter_roles_get_unknown_role_and_the_connection_stays_usable() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) = server_and_client().await;
     for (id, role) in [(1, AUTHORIZER), (2, FILTER), (3, 77)] {
         client.send(&begin(id, role, true)).await;
         client
@@ -123,8 +156,7 @@ async fn authorizer_and_filter_roles_get_unknown_role_and_the_connection_stays_u
 
 #[tokio::test]
 async fn an_abort_ends_a_request_still_arriving_and_one_already_running() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) = server_and_client().await;
     // Still arriving: params sent, body not.
     client.send(&begin(1, RESPONDER, true)).await;
     client
@@ -151,14 +183,12 @@ async fn an_abort_ends_a_request_still_arriving_and_one_already_running() {
         started.elapsed() < Duration::from_millis(400),
         "the handler was not dropped"
     );
-    client.send(&request(3, "GET", "/hello", b"", true)).await;
-    assert_eq!(client.response(3).await.body_text(), "hello");
+    assert_answers_hello(&mut client, 3).await;
 }
 
 #[tokio::test]
 async fn interleaved_requests_on_one_connection_each_get_their_own_response() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) = server_and_client().await;
     let body_a = vec![b'a'; 70_000];
     let body_b = vec![b'b'; 10];
     let params_a = request_params("POST", "/echo");
@@ -192,8 +222,7 @@ async fn interleaved_requests_on_one_connection_each_get_their_own_response() {
 
 #[tokio::test]
 async fn a_second_begin_for_an_active_request_id_closes_the_connection() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (server, mut client) = server_and_client().await;
     client.send(&begin(1, RESPONDER, true)).await;
     client.send(&begin(1, RESPONDER, true)).await;
     assert!(client.is_closed_within(Duration::from_secs(5)).await);
@@ -202,12 +231,8 @@ async fn a_second_begin_for_an_active_request_id_closes_the_connection() {
 
 #[tokio::test]
 async fn requests_beyond_the_per_connection_cap_get_overloaded() {
-    let server = InProcess::start(ConnectionLimits {
-        max_requests_per_connection: 2,
-        ..nene::config::Settings::defaults().server.limits
-    })
-    .await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) =
+        server_and_client_with(|limits| limits.max_requests_per_connection = 2).await;
     let mut bytes = begin(1, RESPONDER, true);
     bytes.extend(begin(2, RESPONDER, true));
     bytes.extend(begin(3, RESPONDER, true));
@@ -218,18 +243,15 @@ async fn requests_beyond_the_per_connection_cap_get_overloaded() {
 
 #[tokio::test]
 async fn without_keep_conn_the_connection_closes_after_the_response() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (server, mut client) = server_and_client().await;
     client.send(&request(1, "GET", "/hello", b"", false)).await;
     assert_eq!(client.response(1).await.body_text(), "hello");
     assert!(client.is_closed_within(Duration::from_secs(5)).await);
 
     let mut kept = FcgiClient::connect(&server.addr).await;
-    kept.send(&request(1, "GET", "/hello", b"", true)).await;
-    assert_eq!(kept.response(1).await.body_text(), "hello");
+    assert_answers_hello(&mut kept, 1).await;
     assert!(!kept.is_closed_within(Duration::from_millis(200)).await);
-    kept.send(&request(1, "GET", "/hello", b"", true)).await;
-    assert_eq!(kept.response(1).await.body_text(), "hello");
+    assert_answers_hello(&mut kept, 1).await;
 }
 
 #[tokio::test]
@@ -257,27 +279,17 @@ async fn bodies_longer_than_one_record_are_streamed_in_records_of_at_most_65535_
 
 #[tokio::test]
 async fn a_panicking_handler_gets_500_and_the_connection_serves_the_next_request() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) = server_and_client().await;
     client.send(&request(1, "GET", "/panic", b"", true)).await;
     assert_eq!(client.response(1).await.status(), 500);
-    client.send(&request(2, "GET", "/hello", b"", true)).await;
-    assert_eq!(client.response(2).await.body_text(), "hello");
+    assert_answers_hello(&mut client, 2).await;
 }
 
 #[tokio::test]
 async fn a_request_without_a_valid_method_gets_400() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
-    client.send(&begin(1, RESPONDER, true)).await;
-    client
-        .send(&params(
-            1,
-            &[(b"REQUEST_METHOD", b"G\x00T"), (b"REQUEST_URI", b"/hello")],
-        ))
-        .await;
-    client.send(&stdin(1, b"")).await;
-    assert_eq!(client.response(1).await.status(), 400);
+    let (_server, mut client) = server_and_client().await;
+    let pairs: &[(&[u8], &[u8])] = &[(b"REQUEST_METHOD", b"G\x00T"), (b"REQUEST_URI", b"/hello")];
+    assert_eq!(send_with_params(&mut client, 1, pairs).await.status(), 400);
 }
 
 /// The names in a CGI head, `Status` (CGI's own field) left out.
@@ -295,18 +307,14 @@ fn header_names(response: &Response) -> Vec<String> {
 /// against a PHP site match case-sensitively.
 #[tokio::test]
 async fn refusals_and_answers_spell_header_names_as_php_fpm_does() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) = server_and_client().await;
     let huge = vec![b'x'; 1024 * 1024];
-    client.send(&begin(1, RESPONDER, true)).await;
-    client
-        .send(&params(
-            1,
-            &[(b"REQUEST_METHOD", b"GET"), (b"HTTP_X_HUGE", &huge)],
-        ))
-        .await;
-    client.send(&stdin(1, b"")).await;
-    let refusal = client.response(1).await;
+    let refusal = send_with_params(
+        &mut client,
+        1,
+        &[(b"REQUEST_METHOD", b"GET"), (b"HTTP_X_HUGE", &huge)],
+    )
+    .await;
     assert_eq!(refusal.status(), 431);
     client.send(&request(2, "GET", "/hello", b"", true)).await;
     let answer = client.response(2).await;
@@ -329,39 +337,21 @@ async fn refusals_and_answers_spell_header_names_as_php_fpm_does() {
 
 #[tokio::test]
 async fn params_over_the_bound_get_431_and_the_connection_stays_usable() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) = server_and_client().await;
     // One 1 MiB param (default bound 64 KiB).
     let huge = vec![b'x'; 1024 * 1024];
-    client.send(&begin(1, RESPONDER, true)).await;
-    client
-        .send(&params(
-            1,
-            &[(b"REQUEST_METHOD", b"GET"), (b"HTTP_X_HUGE", &huge)],
-        ))
-        .await;
-    client.send(&stdin(1, b"")).await;
-    let response = client.response(1).await;
-    assert_eq!(response.status(), 431);
+    let pairs: &[(&[u8], &[u8])] = &[(b"REQUEST_METHOD", b"GET"), (b"HTTP_X_HUGE", &huge)];
+    assert_eq!(send_with_params(&mut client, 1, pairs).await.status(), 431);
     // 10,000 tiny params add up past the bound too.
     let names: Vec<String> = (0..10_000).map(|i| format!("HTTP_X_{i}")).collect();
     let pairs: Vec<(&[u8], &[u8])> = names.iter().map(|n| (n.as_bytes(), &b"v"[..])).collect();
-    client.send(&begin(2, RESPONDER, true)).await;
-    client.send(&params(2, &pairs)).await;
-    client.send(&stdin(2, b"")).await;
-    assert_eq!(client.response(2).await.status(), 431);
-    client.send(&request(3, "GET", "/hello", b"", true)).await;
-    assert_eq!(client.response(3).await.body_text(), "hello");
+    assert_eq!(send_with_params(&mut client, 2, &pairs).await.status(), 431);
+    assert_answers_hello(&mut client, 3).await;
 }
 
 #[tokio::test]
 async fn bodies_over_the_bound_or_with_a_lying_content_length_are_refused() {
-    let server = InProcess::start(ConnectionLimits {
-        max_body_bytes: 1000,
-        ..nene::config::Settings::defaults().server.limits
-    })
-    .await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) = server_and_client_with(|limits| limits.max_body_bytes = 1000).await;
     let send_with_length = |id: u16, declared: &str, body: &[u8]| {
         let mut bytes = begin(id, RESPONDER, true);
         bytes.extend(params(
@@ -375,28 +365,19 @@ async fn bodies_over_the_bound_or_with_a_lying_content_length_are_refused() {
         bytes.extend(stdin(id, body));
         bytes
     };
-    // Honest but too big.
-    client
-        .send(&send_with_length(1, "5000", &[b'x'; 5000]))
-        .await;
-    assert_eq!(client.response(1).await.status(), 413);
-    // Declares little, sends too much.
-    client.send(&send_with_length(2, "10", &[b'x'; 5000])).await;
-    assert_eq!(client.response(2).await.status(), 413);
-    // Declares too much, sends little.
-    client
-        .send(&send_with_length(3, "100000000", b"tiny"))
-        .await;
-    assert_eq!(client.response(3).await.status(), 413);
-    // Within the bound but lying either way.
-    client.send(&send_with_length(4, "10", &[b'x'; 20])).await;
-    assert_eq!(client.response(4).await.status(), 400);
-    client.send(&send_with_length(5, "20", &[b'x'; 10])).await;
-    assert_eq!(client.response(5).await.status(), 400);
-    client
-        .send(&send_with_length(6, "ten", b"0123456789"))
-        .await;
-    assert_eq!(client.response(6).await.status(), 400);
+    let refused: [(&str, &str, &[u8], u16); 6] = [
+        ("honest but too big", "5000", &[b'x'; 5000], 413),
+        ("declares little, sends too much", "10", &[b'x'; 5000], 413),
+        ("declares too much, sends little", "100000000", b"tiny", 413),
+        // Within the bound but lying either way.
+        ("sends more than declared", "10", &[b'x'; 20], 400),
+        ("sends less than declared", "20", &[b'x'; 10], 400),
+        ("a length that is not a number", "ten", b"0123456789", 400),
+    ];
+    for (id, (case, declared, body, status)) in (1..).zip(refused) {
+        client.send(&send_with_length(id, declared, body)).await;
+        assert_eq!(client.response(id).await.status(), status, "{case}");
+    }
     // Exactly at the bound.
     client
         .send(&send_with_length(7, "1000", &[b'x'; 1000]))
@@ -408,11 +389,7 @@ async fn bodies_over_the_bound_or_with_a_lying_content_length_are_refused() {
 
 #[tokio::test]
 async fn a_stalled_client_is_cut_at_the_receive_deadline_without_holding_up_others() {
-    let server = InProcess::start(ConnectionLimits {
-        receive_timeout: Duration::from_millis(600),
-        ..nene::config::Settings::defaults().server.limits
-    })
-    .await;
+    let server = server_with(|limits| limits.receive_timeout = Duration::from_millis(600)).await;
     // One client stalls after BEGIN and half its params, another after three
     // bytes of a record header.
     let mut stalled = FcgiClient::connect(&server.addr).await;
@@ -442,14 +419,9 @@ async fn a_stalled_client_is_cut_at_the_receive_deadline_without_holding_up_othe
 
 #[tokio::test]
 async fn a_kept_connection_left_idle_is_closed_after_the_idle_timeout() {
-    let server = InProcess::start(ConnectionLimits {
-        idle_timeout: Duration::from_millis(300),
-        ..nene::config::Settings::defaults().server.limits
-    })
-    .await;
-    let mut client = FcgiClient::connect(&server.addr).await;
-    client.send(&request(1, "GET", "/hello", b"", true)).await;
-    assert_eq!(client.response(1).await.body_text(), "hello");
+    let (_server, mut client) =
+        server_and_client_with(|limits| limits.idle_timeout = Duration::from_millis(300)).await;
+    assert_answers_hello(&mut client, 1).await;
     assert!(!client.is_closed_within(Duration::from_millis(100)).await);
     assert!(client.is_closed_within(Duration::from_secs(3)).await);
 }
@@ -459,13 +431,11 @@ async fn a_kept_connection_left_idle_is_closed_after_the_idle_timeout() {
 /// its idle connection (and its slot) closed at the idle timeout.
 #[tokio::test]
 async fn records_that_move_no_request_forward_do_not_keep_a_connection_alive() {
-    let server = InProcess::start(ConnectionLimits {
-        idle_timeout: Duration::from_millis(600),
-        max_requests_per_connection: 1,
-        ..nene::config::Settings::defaults().server.limits
+    let (_server, mut client) = server_and_client_with(|limits| {
+        limits.idle_timeout = Duration::from_millis(600);
+        limits.max_requests_per_connection = 1;
     })
     .await;
-    let mut client = FcgiClient::connect(&server.addr).await;
     let query = name_values(&[(b"FCGI_MPXS_CONNS", b"")]);
     let started = std::time::Instant::now();
     let mut closed = false;
@@ -538,23 +508,18 @@ async fn malformed_records_close_only_their_own_connection() {
     drop(client);
     assert_still_serving(&server.addr).await;
     // A connection opened before all this is unaffected.
-    bystander
-        .send(&request(1, "GET", "/hello", b"", true))
-        .await;
-    assert_eq!(bystander.response(1).await.body_text(), "hello");
+    assert_answers_hello(&mut bystander, 1).await;
 }
 
 #[tokio::test]
 async fn records_for_unknown_request_ids_are_ignored() {
-    let server = server().await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) = server_and_client().await;
     client
         .send(&params(9, &[(b"REQUEST_METHOD", b"GET")]))
         .await;
     client.send(&stdin(9, b"data")).await;
     client.send(&record(ABORT_REQUEST, 9, &[])).await;
-    client.send(&request(1, "GET", "/hello", b"", true)).await;
-    assert_eq!(client.response(1).await.body_text(), "hello");
+    assert_answers_hello(&mut client, 1).await;
 }
 
 #[tokio::test]
@@ -575,12 +540,8 @@ async fn draining_finishes_a_request_in_progress_then_stops() {
 
 #[tokio::test]
 async fn a_peer_that_pipelines_steadily_is_never_cut_by_the_receive_deadline() {
-    let server = InProcess::start(ConnectionLimits {
-        receive_timeout: Duration::from_millis(300),
-        ..nene::config::Settings::defaults().server.limits
-    })
-    .await;
-    let mut client = FcgiClient::connect(&server.addr).await;
+    let (_server, mut client) =
+        server_and_client_with(|limits| limits.receive_timeout = Duration::from_millis(300)).await;
     // 20 requests, 50 ms apart (1 s in all), each write carrying the end of
     // one request and the first bytes of the next: no request takes long,
     // though a partial record is always waiting.
@@ -602,16 +563,11 @@ async fn a_peer_that_pipelines_steadily_is_never_cut_by_the_receive_deadline() {
 
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_until_one_closes() {
-    let server = InProcess::start(ConnectionLimits {
-        max_connections: 2,
-        ..nene::config::Settings::defaults().server.limits
-    })
-    .await;
+    let server = server_with(|limits| limits.max_connections = 2).await;
     let mut first = FcgiClient::connect(&server.addr).await;
     let mut second = FcgiClient::connect(&server.addr).await;
     for client in [&mut first, &mut second] {
-        client.send(&request(1, "GET", "/hello", b"", true)).await;
-        assert_eq!(client.response(1).await.body_text(), "hello");
+        assert_answers_hello(client, 1).await;
     }
     // The third connection is queued by the kernel, not served.
     let mut third = FcgiClient::connect(&server.addr).await;
@@ -630,11 +586,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
 /// record, bounded by `max_body_bytes` as it arrives (413, not 400).
 #[tokio::test]
 async fn a_content_length_of_minus_one_means_unknown_as_caddy_sends_it() {
-    let limits = ConnectionLimits {
-        max_body_bytes: 1024,
-        ..nene::config::Settings::defaults().server.limits
-    };
-    let server = InProcess::start(limits).await;
+    let server = server_with(|limits| limits.max_body_bytes = 1024).await;
     let send = |body: Vec<u8>| {
         let addr = server.addr.clone();
         async move {

@@ -39,6 +39,41 @@ fn unshared_handler(dsn: &str) -> RedisSessionHandler {
     RedisSessionHandler::new(&dsn, Duration::from_secs(GC_MAXLIFETIME)).unwrap()
 }
 
+/// The Redis key of session `id` under the default prefix.
+fn session_key(id: &SessionId) -> String {
+    format!("sess_{}", id.as_str())
+}
+
+/// Stores `data` as session `id` without a lock, failing the test on an error.
+async fn write<S: SessionHandler + ?Sized>(sessions: &Arc<S>, id: &SessionId, data: &'static [u8]) {
+    sessions.write(id, Bytes::from_static(data)).await.unwrap();
+}
+
+/// Asserts that session `id` reads back as `expected`.
+async fn assert_reads<S: SessionHandler + ?Sized>(
+    sessions: &Arc<S>,
+    id: &SessionId,
+    expected: &[u8],
+) {
+    assert_eq!(
+        sessions.read(id).await.unwrap().data().as_deref(),
+        Some(expected)
+    );
+}
+
+/// A fresh Redis, a handler on it whose DSN is the server's URL followed by
+/// `dsn_suffix` (a database, `?lock=off`, or nothing), and a new session id.
+fn start_with_session(dsn_suffix: &str) -> (RedisServer, Arc<RedisSessionHandler>, SessionId) {
+    let redis = RedisServer::start();
+    let sessions = handler(&format!("{}{dsn_suffix}", redis.url()));
+    (redis, sessions, new_id())
+}
+
+/// The Redis key of session `id`'s lock under the default prefix.
+fn lock_key_of(id: &SessionId) -> String {
+    format!("{}.lock", session_key(id))
+}
+
 fn settings() -> SessionSettings {
     SessionSettings {
         gc_maxlifetime: GC_MAXLIFETIME,
@@ -52,7 +87,7 @@ async fn a_session_is_a_plain_string_under_sess_id_that_expires_after_gc_maxlife
     let sessions = SessionHandlerFactory::from_dsn(&redis.url(), &settings()).unwrap();
     assert_eq!(sessions.name(), "redis");
     let id = new_id();
-    let key = format!("sess_{}", id.as_str());
+    let key = session_key(&id);
 
     assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
     let data = Bytes::from_static(b"{\"user\":\"alice\",\"bytes\":\"\xff\x00\"}");
@@ -70,15 +105,10 @@ async fn a_session_is_a_plain_string_under_sess_id_that_expires_after_gc_maxlife
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_db_in_the_dsn_keeps_sessions_in_that_database() {
-    let redis = RedisServer::start();
-    let sessions = handler(&format!("{}/3", redis.url()));
-    let id = new_id();
-    sessions
-        .write(&id, Bytes::from_static(b"three"))
-        .await
-        .unwrap();
+    let (redis, sessions, id) = start_with_session("/3");
+    let key = session_key(&id);
+    write(&sessions, &id, b"three").await;
 
-    let key = format!("sess_{}", id.as_str());
     assert_eq!(redis.db(3).get(&key), Some(b"three".to_vec()));
     assert!(!redis.db(0).exists(&key));
     assert!(redis.db(0).keys("*").is_empty());
@@ -86,13 +116,8 @@ async fn the_db_in_the_dsn_keeps_sessions_in_that_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_prefix_names_the_session_and_lock_keys() {
-    let redis = RedisServer::start();
-    let sessions = handler(&format!("{}?prefix=shop:sess:", redis.url()));
-    let id = new_id();
-    sessions
-        .write(&id, Bytes::from_static(b"cart"))
-        .await
-        .unwrap();
+    let (redis, sessions, id) = start_with_session("?prefix=shop:sess:");
+    write(&sessions, &id, b"cart").await;
     let lock = sessions.lock(&id).await.unwrap();
 
     let key = format!("shop:sess:{}", id.as_str());
@@ -106,14 +131,9 @@ async fn a_custom_prefix_names_the_session_and_lock_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn touch_restarts_the_expiry_without_changing_the_data() {
-    let redis = RedisServer::start();
-    let sessions = handler(&redis.url());
-    let id = new_id();
-    let key = format!("sess_{}", id.as_str());
-    sessions
-        .write(&id, Bytes::from_static(b"v1"))
-        .await
-        .unwrap();
+    let (redis, sessions, id) = start_with_session("");
+    let key = session_key(&id);
+    write(&sessions, &id, b"v1").await;
     // Time passes: the session is about to expire.
     redis.db(0).expire(&key, 5);
     assert!(redis.db(0).ttl(&key) <= 5);
@@ -127,15 +147,13 @@ async fn touch_restarts_the_expiry_without_changing_the_data() {
     // Touching a session that is gone does not bring it back.
     let gone = new_id();
     sessions.touch(&gone).await.unwrap();
-    assert!(!redis.db(0).exists(&format!("sess_{}", gone.as_str())));
+    assert!(!redis.db(0).exists(&session_key(&gone)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lock_can_be_taken_and_its_old_holder_cannot_release_the_new_one() {
-    let redis = RedisServer::start();
-    let sessions = handler(&format!("{}?lock_ttl=300ms&lock_wait=3s", redis.url()));
-    let id = new_id();
-    let lock_key = format!("sess_{}.lock", id.as_str());
+    let (redis, sessions, id) = start_with_session("?lock_ttl=300ms&lock_wait=3s");
+    let lock_key = lock_key_of(&id);
 
     // The first request takes the lock and then hangs (or died).
     let stale = sessions.lock(&id).await.unwrap();
@@ -165,10 +183,8 @@ async fn an_expired_lock_can_be_taken_and_its_old_holder_cannot_release_the_new_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_lock_off_requests_do_not_wait_for_each_other() {
-    let redis = RedisServer::start();
-    let sessions = handler(&format!("{}?lock=off", redis.url()));
+    let (redis, sessions, id) = start_with_session("?lock=off");
     assert!(!sessions.uses_locking());
-    let id = new_id();
     let first = sessions.lock(&id).await.unwrap();
     let second = sessions.lock(&id).await.unwrap();
     assert!(!first.is_held() && !second.is_held());
@@ -179,18 +195,13 @@ async fn with_lock_off_requests_do_not_wait_for_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_and_read_takes_the_lock_and_returns_the_data() {
-    let redis = RedisServer::start();
-    let sessions = handler(&redis.url());
-    let id = new_id();
-    sessions
-        .write(&id, Bytes::from_static(b"basket"))
-        .await
-        .unwrap();
+    let (redis, sessions, id) = start_with_session("");
+    write(&sessions, &id, b"basket").await;
 
     let (lock, data) = sessions.locked_read(&id).await.unwrap();
     assert!(lock.is_held());
     assert_eq!(data, Stored::Data(Bytes::from_static(b"basket")));
-    assert!(redis.db(0).exists(&format!("sess_{}.lock", id.as_str())));
+    assert!(redis.db(0).exists(&lock_key_of(&id)));
 
     let impatient = handler(&format!("{}?lock_wait=200ms", redis.url()));
     assert!(matches!(
@@ -217,13 +228,8 @@ async fn lock_and_read_takes_the_lock_and_returns_the_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_redis_gives_a_timeout_not_a_hang_and_keeps_the_data() {
-    let redis = RedisServer::start();
-    let sessions = handler(&format!("{}?{FAST}", redis.url()));
-    let id = new_id();
-    sessions
-        .write(&id, Bytes::from_static(b"kept"))
-        .await
-        .unwrap();
+    let (redis, sessions, id) = start_with_session(&format!("?{FAST}"));
+    write(&sessions, &id, b"kept").await;
 
     let pause = Duration::from_millis(1500);
     let paused_at = Instant::now();
@@ -241,21 +247,13 @@ async fn a_stalled_redis_gives_a_timeout_not_a_hang_and_keeps_the_data() {
     assert!(took < GIVE_UP_WITHIN, "gave up after {took:?}");
 
     tokio::time::sleep_until(paused_at + pause + Duration::from_millis(100)).await;
-    assert_eq!(
-        sessions.read(&id).await.unwrap().data().as_deref(),
-        Some(&b"kept"[..])
-    );
+    assert_reads(&sessions, &id, b"kept").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_dies_requests_fail_fast_and_the_same_handler_recovers_after_a_restart() {
-    let mut redis = RedisServer::start();
-    let sessions = handler(&format!("{}?{FAST}", redis.url()));
-    let id = new_id();
-    sessions
-        .write(&id, Bytes::from_static(b"before"))
-        .await
-        .unwrap();
+    let (mut redis, sessions, id) = start_with_session(&format!("?{FAST}"));
+    write(&sessions, &id, b"before").await;
 
     redis.kill();
     for _ in 0..3 {
@@ -272,18 +270,9 @@ async fn when_redis_dies_requests_fail_fast_and_the_same_handler_recovers_after_
     redis.restart();
     // The first request after the restart succeeds: no restart of nene, no
     // failed request to "wake up" the connection.
-    sessions
-        .write(&id, Bytes::from_static(b"after"))
-        .await
-        .unwrap();
-    assert_eq!(
-        sessions.read(&id).await.unwrap().data().as_deref(),
-        Some(&b"after"[..])
-    );
-    assert_eq!(
-        redis.db(0).get(&format!("sess_{}", id.as_str())),
-        Some(b"after".to_vec())
-    );
+    write(&sessions, &id, b"after").await;
+    assert_reads(&sessions, &id, b"after").await;
+    assert_eq!(redis.db(0).get(&session_key(&id)), Some(b"after".to_vec()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,14 +294,8 @@ async fn nene_starts_while_redis_is_down_and_sessions_work_once_it_is_up() {
     redis.restart();
     sessions.ping().await.unwrap();
     let id = new_id();
-    sessions
-        .write(&id, Bytes::from_static(b"late"))
-        .await
-        .unwrap();
-    assert_eq!(
-        sessions.read(&id).await.unwrap().data().as_deref(),
-        Some(&b"late"[..])
-    );
+    write(&sessions, &id, b"late").await;
+    assert_reads(&sessions, &id, b"late").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,14 +305,8 @@ async fn acl_credentials_work_and_a_wrong_password_is_never_shown() {
     let id = new_id();
 
     let sessions = handler(&format!("redis://app:correct-horse@127.0.0.1:{port}/2"));
-    sessions
-        .write(&id, Bytes::from_static(b"authed"))
-        .await
-        .unwrap();
-    assert_eq!(
-        redis.db(2).get(&format!("sess_{}", id.as_str())),
-        Some(b"authed".to_vec())
-    );
+    write(&sessions, &id, b"authed").await;
+    assert_eq!(redis.db(2).get(&session_key(&id)), Some(b"authed".to_vec()));
 
     let wrong = handler(&format!(
         "redis://app:battery-staple@127.0.0.1:{port}/2?{FAST}"
@@ -343,10 +320,7 @@ async fn acl_credentials_work_and_a_wrong_password_is_never_shown() {
 
     // The operator fixes the password on the server: no restart of nene needed.
     redis.run(&["ACL", "SETUSER", "app", ">battery-staple"]);
-    assert_eq!(
-        wrong.read(&id).await.unwrap().data().as_deref(),
-        Some(&b"authed"[..])
-    );
+    assert_reads(&wrong, &id, b"authed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,14 +331,8 @@ async fn sessions_over_a_unix_socket_use_the_db_from_the_query() {
         redis.socket_path().display()
     ));
     let id = new_id();
-    sessions
-        .write(&id, Bytes::from_static(b"local"))
-        .await
-        .unwrap();
-    assert_eq!(
-        redis.db(1).get(&format!("sess_{}", id.as_str())),
-        Some(b"local".to_vec())
-    );
+    write(&sessions, &id, b"local").await;
+    assert_eq!(redis.db(1).get(&session_key(&id)), Some(b"local".to_vec()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,18 +345,9 @@ async fn rediss_verifies_the_server_certificate_against_tls_ca_file() {
         "rediss://127.0.0.1:{tls_port}/4?tls_ca_file={}",
         redis.ca_file().display()
     ));
-    sessions
-        .write(&id, Bytes::from_static(b"sealed"))
-        .await
-        .unwrap();
-    assert_eq!(
-        sessions.read(&id).await.unwrap().data().as_deref(),
-        Some(&b"sealed"[..])
-    );
-    assert_eq!(
-        redis.db(4).get(&format!("sess_{}", id.as_str())),
-        Some(b"sealed".to_vec())
-    );
+    write(&sessions, &id, b"sealed").await;
+    assert_reads(&sessions, &id, b"sealed").await;
+    assert_eq!(redis.db(4).get(&session_key(&id)), Some(b"sealed".to_vec()));
 
     // Without the test CA the certificate is not trusted: no silent fallback.
     let untrusted = handler(&format!("rediss://127.0.0.1:{tls_port}?{FAST}"));
@@ -423,14 +382,8 @@ async fn an_empty_dsn_gives_file_sessions_and_a_bad_one_a_masked_error() {
         let sessions = SessionHandlerFactory::from_dsn(dsn, &files).unwrap();
         assert_eq!(sessions.name(), "files");
         let id = new_id();
-        sessions
-            .write(&id, Bytes::from_static(b"on disk"))
-            .await
-            .unwrap();
-        assert_eq!(
-            sessions.read(&id).await.unwrap().data().as_deref(),
-            Some(&b"on disk"[..])
-        );
+        write(&sessions, &id, b"on disk").await;
+        assert_reads(&sessions, &id, b"on disk").await;
     }
 
     for dsn in [
@@ -454,7 +407,7 @@ async fn a_lock_whose_release_failed_while_redis_was_down_is_released_once_it_is
     let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let sessions = handler(&format!("{}?{FAST}", redis.url()));
     let id = new_id();
-    let lock_key = format!("sess_{}.lock", id.as_str());
+    let lock_key = lock_key_of(&id);
     let lock = sessions.lock(&id).await.unwrap();
 
     redis.kill();
@@ -484,10 +437,7 @@ async fn a_connection_that_went_silent_is_replaced_after_two_timeouts() {
     let relay = SilencingRelay::start(redis.port()).await;
     let sessions = handler(&format!("redis://127.0.0.1:{}?{FAST}", relay.port));
     let id = new_id();
-    sessions
-        .write(&id, Bytes::from_static(b"still here"))
-        .await
-        .unwrap();
+    write(&sessions, &id, b"still here").await;
 
     // The network path to Redis dies without a reset (a failover moved the
     // address, a firewall drops packets): nothing answers, nothing closes.
@@ -503,10 +453,7 @@ async fn a_connection_that_went_silent_is_replaced_after_two_timeouts() {
     }
 
     // The next request does not wait on the dead connection for ever.
-    assert_eq!(
-        sessions.read(&id).await.unwrap().data().as_deref(),
-        Some(&b"still here"[..])
-    );
+    assert_reads(&sessions, &id, b"still here").await;
 }
 
 /// A TCP relay in front of Redis that can make the connections it already
@@ -572,11 +519,8 @@ async fn relay(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn save_and_unlock_writes_and_releases_in_one_go_but_never_anothers_lock() {
-    let redis = RedisServer::start();
-    let sessions = handler(&redis.url());
-    let id = new_id();
-    let key = format!("sess_{}", id.as_str());
-    let lock_key = format!("{key}.lock");
+    let (redis, sessions, id) = start_with_session("");
+    let (key, lock_key) = (session_key(&id), lock_key_of(&id));
 
     let (lock, _) = sessions.locked_read(&id).await.unwrap();
     assert!(redis.db(0).exists(&lock_key));
@@ -626,15 +570,30 @@ fn kill_client_connections(redis: &RedisServer) {
     redis.run(&["CLIENT", "KILL", "TYPE", "normal"]);
 }
 
+/// Does what another request does once it holds the session: its own token
+/// in the lock key and its data (`{"n":7}`) in the session key.
+fn take_over_as_another_holder(redis: &RedisServer, key: &str, lock_key: &str) {
+    redis.run(&["SET", lock_key, "another-holders-token"]);
+    redis.db(0).set(key, b"{\"n\":7}");
+}
+
+/// Asserts that the data and lock of [`take_over_as_another_holder`] are
+/// still there.
+fn assert_another_holder_untouched(redis: &RedisServer, key: &str, lock_key: &str) {
+    assert_eq!(redis.db(0).get(key).unwrap(), b"{\"n\":7}".to_vec());
+    assert_eq!(
+        redis.db(0).get(lock_key).unwrap(),
+        b"another-holders-token".to_vec(),
+        "the other holder keeps its lock"
+    );
+}
+
 /// A write of a chain of hand-offs, whose last write may already have
 /// released the lock when a retry lands (write_chain.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_write_whose_connection_was_closed_is_retried_only_while_the_lock_is_still_ours() {
-    let redis = RedisServer::start();
-    let sessions = handler(&redis.url());
-    let id = new_id();
-    let key = format!("sess_{}", id.as_str());
-    let lock_key = format!("{key}.lock");
+    let (redis, sessions, id) = start_with_session("");
+    let (key, lock_key) = (session_key(&id), lock_key_of(&id));
 
     // Closed before the write: the retry stores it and keeps the lock.
     let (lock, _) = sessions.locked_read(&id).await.unwrap();
@@ -653,8 +612,7 @@ async fn a_chain_write_whose_connection_was_closed_is_retried_only_while_the_loc
     // The chain's last write released the lock and another request took
     // it and wrote: the retry stores nothing and says so.
     kill_client_connections(&redis);
-    redis.run(&["SET", &lock_key, "another-holders-token"]);
-    redis.db(0).set(&key, b"{\"n\":7}");
+    take_over_as_another_holder(&redis, &key, &lock_key);
     let written = lock
         .write(&*sessions, &id, Bytes::from_static(b"{\"n\":2}"))
         .await;
@@ -662,21 +620,14 @@ async fn a_chain_write_whose_connection_was_closed_is_retried_only_while_the_loc
         matches!(&written, Err(SessionError::Backend { .. })),
         "{written:?}"
     );
-    assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":7}".to_vec());
-    assert_eq!(
-        redis.db(0).get(&lock_key).unwrap(),
-        b"another-holders-token".to_vec()
-    );
+    assert_another_holder_untouched(&redis, &key, &lock_key);
     drop(lock);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_whose_connection_was_closed_is_retried_only_while_the_lock_is_still_ours() {
-    let redis = RedisServer::start();
-    let sessions = handler(&redis.url());
-    let id = new_id();
-    let key = format!("sess_{}", id.as_str());
-    let lock_key = format!("{key}.lock");
+    let (redis, sessions, id) = start_with_session("");
+    let (key, lock_key) = (session_key(&id), lock_key_of(&id));
 
     // Closed before the save: the retry stores it and releases the lock.
     let (lock, _) = sessions.locked_read(&id).await.unwrap();
@@ -703,8 +654,7 @@ async fn a_save_whose_connection_was_closed_is_retried_only_while_the_lock_is_st
     // retry must not overwrite it, and says the save failed.
     let (lock, _) = sessions.locked_read(&id).await.unwrap();
     kill_client_connections(&redis);
-    redis.run(&["SET", &lock_key, "another-holders-token"]);
-    redis.db(0).set(&key, b"{\"n\":7}");
+    take_over_as_another_holder(&redis, &key, &lock_key);
     let saved = sessions
         .save_and_unlock(&id, Some(Bytes::from_static(b"{\"n\":3}")), lock)
         .await;
@@ -712,19 +662,12 @@ async fn a_save_whose_connection_was_closed_is_retried_only_while_the_lock_is_st
         matches!(&saved, Err(SessionError::Backend { .. })),
         "{saved:?}"
     );
-    assert_eq!(redis.db(0).get(&key).unwrap(), b"{\"n\":7}".to_vec());
-    assert_eq!(
-        redis.db(0).get(&lock_key).unwrap(),
-        b"another-holders-token".to_vec(),
-        "the other holder keeps its lock"
-    );
+    assert_another_holder_untouched(&redis, &key, &lock_key);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taking_the_lock_again_after_a_closed_connection_does_not_wait_for_itself() {
-    let redis = RedisServer::start();
-    let sessions = handler(&format!("{}?lock_wait=500ms", redis.url()));
-    let id = new_id();
+    let (redis, sessions, id) = start_with_session("?lock_wait=500ms");
     sessions
         .write(&id, Bytes::from_static(b"{\"n\":1}"))
         .await
@@ -756,7 +699,7 @@ async fn a_key_of_another_type_or_over_max_size_is_reported_with_the_lock_held()
     let redis = RedisServer::start();
     let sessions = Arc::new(unshared_handler(&redis.url()).with_max_size(1024));
     let id = new_id();
-    let key = format!("sess_{}", id.as_str());
+    let key = session_key(&id);
     redis.run(&["HSET", &key, "field", "value"]);
     let (lock, stored) = sessions.locked_read(&id).await.unwrap();
     assert!(lock.is_held());
@@ -832,10 +775,8 @@ async fn with_lock_suffix_lock_nene_and_phpredis_take_the_same_lock() {
 /// even touched, and a newer write keeps its own expiry).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_read_restarts_the_expiry_with_the_read_and_can_give_it_back() {
-    let redis = RedisServer::start();
-    let sessions = handler(&redis.url());
-    let id = new_id();
-    let key = format!("sess_{}", id.as_str());
+    let (redis, sessions, id) = start_with_session("");
+    let key = session_key(&id);
     let data = Bytes::from_static(b"{\"n\":1}");
     // Warm: the script is loaded, so each read below is one EVALSHA.
     let (warm, _) = sessions

@@ -6,9 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use nene_test_support::browser::Browser;
+use nene_test_support::browser::{Browser, Page};
 use nene_test_support::redis_server::RedisServer;
-use nene_test_support::{Nene, Nginx};
+use nene_test_support::{Nene, Nginx, nene_behind_nginx};
+
+use crate::{assert_counted, count_until};
 
 struct Stack {
     nene: Nene,
@@ -20,8 +22,12 @@ fn stack(redis: &RedisServer) -> Stack {
 }
 
 fn stack_with(redis: &RedisServer, query: &str) -> Stack {
-    let nene = Nene::start(&[("NENE_SESSION_DSN", &format!("{}{query}", redis.url()))]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    stack_at(&format!("{}{query}", redis.url()))
+}
+
+/// nene with its sessions at `dsn`, behind nginx.
+fn stack_at(dsn: &str) -> Stack {
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_SESSION_DSN", dsn)]);
     Stack { nene, nginx }
 }
 
@@ -41,6 +47,31 @@ fn channel(redis: &RedisServer, lock: &str) -> String {
     format!("sess_released:{}", sha1_by_redis(redis, lock))
 }
 
+/// Takes `lock` as another instance would, for 30 s.
+fn hold_as_another_instance(redis: &RedisServer, lock: &str) {
+    redis.run(&["SET", lock, "another-instance", "PX", "30000"]);
+}
+
+/// Releases `lock` the way nene does: delete it and publish the release.
+fn release_as_nene_does(redis: &RedisServer, lock: &str) {
+    redis.run(&["DEL", lock]);
+    redis.run(&["PUBLISH", &channel(redis, lock), ""]);
+}
+
+/// A copy of `browser` requesting `/session/counter` in a task of its own.
+fn count_in_the_background(browser: &Browser) -> tokio::task::JoinHandle<Page> {
+    let mut waiter = browser.clone();
+    tokio::spawn(async move { waiter.get("/session/counter").await })
+}
+
+/// A browser with a session through `first`, one of the same session
+/// through `second`, and the session's lock key.
+async fn session_on_both(first: &Stack, second: &Stack) -> (Browser, Browser, String) {
+    let (browser, lock) = session(first).await;
+    let other = browser.with_base(&second.nginx.url(""));
+    (browser, other, lock)
+}
+
 /// A browser with a session, and the session's lock key.
 async fn session(stack: &Stack) -> (Browser, String) {
     let mut browser = Browser::new(&stack.nginx.url(""));
@@ -55,18 +86,15 @@ async fn a_waiter_learns_of_a_published_release_instead_of_polling() {
     let stack = stack(&redis);
     let (mut browser, lock) = session(&stack).await;
     // Another instance holds the lock for two seconds.
-    redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
+    hold_as_another_instance(&redis, &lock);
     let before = script_calls(&redis);
     let published_before = redis.calls("publish");
     let waiting = tokio::spawn(async move { browser.get("/session/counter").await });
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during = script_calls(&redis) - before;
     // That instance releases it the way nene does: delete and publish.
-    redis.run(&["DEL", &lock]);
-    redis.run(&["PUBLISH", &channel(&redis, &lock), ""]);
-    let page = waiting.await.unwrap();
-    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
-    assert_eq!(page.json()["count"], 2);
+    release_as_nene_does(&redis, &lock);
+    assert_counted(waiting.await.unwrap(), &stack.nene, 2);
     // Polling every 50 ms would have run the lock script about 40 times in
     // two seconds; waiting for the notice, with the slow fallback poll
     // (250 ms), about 10.
@@ -86,16 +114,12 @@ async fn a_session_contended_again_keeps_its_subscription() {
     for turn in 2..=4 {
         // Another instance holds the lock, then releases it as nene does
         // (sooner than the fallback poll's 250 ms).
-        redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
+        hold_as_another_instance(&redis, &lock);
         let scripts_before = script_calls(&redis);
-        let mut waiter = browser.clone();
-        let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
+        let waiting = count_in_the_background(&browser);
         tokio::time::sleep(Duration::from_millis(150)).await;
-        redis.run(&["DEL", &lock]);
-        redis.run(&["PUBLISH", &channel(&redis, &lock), ""]);
-        let page = waiting.await.unwrap();
-        assert_eq!(page.status, 200, "{}", stack.nene.log_text());
-        assert_eq!(page.json()["count"], turn);
+        release_as_nene_does(&redis, &lock);
+        assert_counted(waiting.await.unwrap(), &stack.nene, turn);
         if turn > 2 {
             // Subscribed already: one try finds the lock busy, the next
             // one (on the notice) takes it, and the release. A first wait
@@ -114,12 +138,10 @@ async fn a_session_contended_again_keeps_its_subscription() {
     // Another session's first wait, on the connection already open,
     // subscribes to its own channel (or it would hear nothing and poll).
     let (other, other_lock) = session(&stack).await;
-    redis.run(&["SET", &other_lock, "another-instance", "PX", "30000"]);
-    let mut waiter = other.clone();
-    let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
+    hold_as_another_instance(&redis, &other_lock);
+    let waiting = count_in_the_background(&other);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    redis.run(&["DEL", &other_lock]);
-    redis.run(&["PUBLISH", &channel(&redis, &other_lock), ""]);
+    release_as_nene_does(&redis, &other_lock);
     assert_eq!(waiting.await.unwrap().json()["count"], 2);
     assert_eq!(redis.calls("subscribe"), 2);
 }
@@ -132,18 +154,14 @@ async fn a_lock_released_without_a_notice_is_still_taken_by_the_fallback_poll() 
     // A holder that died (the lock expires) or phpredis (which does not
     // publish) frees the lock silently.
     redis.run(&["SET", &lock, "a-holder-that-died", "PX", "700"]);
-    let page = browser.get("/session/counter").await;
-    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
-    assert_eq!(page.json()["count"], 2);
+    assert_counted(browser.get("/session/counter").await, &stack.nene, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_hammering_one_session_both_get_turns_and_lose_nothing() {
     let redis = RedisServer::start();
-    let first = stack(&redis);
-    let second = stack(&redis);
-    let (browser, _) = session(&first).await;
-    let other = browser.with_base(&second.nginx.url(""));
+    let (first, second) = (stack(&redis), stack(&redis));
+    let (browser, other, _) = session_on_both(&first, &second).await;
     let (a, b) = tokio::join!(browser.hammer_counter(4, 25), other.hammer_counter(4, 25));
     assert_eq!(
         (a, b),
@@ -160,23 +178,8 @@ async fn two_instances_hammering_one_session_both_get_turns_and_lose_nothing() {
 /// `concurrency` copies of `browser` GET /session/counter until `until`;
 /// returns the statuses seen.
 async fn hammer_until(browser: &Browser, concurrency: usize, until: Instant) -> Vec<u16> {
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let mut browser = browser.clone();
-            tokio::spawn(async move {
-                let mut statuses = Vec::new();
-                while Instant::now() < until {
-                    statuses.push(browser.get("/session/counter").await.status);
-                }
-                statuses
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.extend(task.await.unwrap());
-    }
-    statuses
+    let answers = count_until(browser, concurrency, until).await;
+    answers.into_iter().map(|(status, _)| status).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -188,8 +191,7 @@ async fn an_instance_with_a_busy_queue_still_passes_the_lock_to_the_other_in_tim
     let redis = RedisServer::start();
     let first = stack_with(&redis, "?lock_wait=3s");
     let second = stack_with(&redis, "?lock_wait=3s");
-    let (browser, _) = session(&first).await;
-    let other = browser.with_base(&second.nginx.url(""));
+    let (browser, other, _) = session_on_both(&first, &second).await;
     let until = Instant::now() + Duration::from_secs(6);
     let (a, b) = tokio::join!(
         hammer_until(&browser, 8, until),
@@ -263,7 +265,7 @@ async fn a_lock_held_past_the_hand_off_window_is_released_not_passed_on() {
     )
     .await;
     let nginx = Nginx::start(&server.addr, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/counter").await.body, "1");
     let mut first = browser.clone();
     let slow = tokio::spawn(async move { first.get("/slow").await });
@@ -276,6 +278,15 @@ async fn a_lock_held_past_the_hand_off_window_is_released_not_passed_on() {
     let status = browser.get("/status?json").await.json();
     assert_eq!(status["session lock waits"], 1, "{status}");
     assert_eq!(status["session lock hand-offs"], 0, "{status}");
+}
+
+/// The Unix time a minute from now, in milliseconds: a waiter's moment
+/// that has not come yet.
+fn a_minute_from_now_in_ms() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    (now.as_millis() + 60_000).to_string()
 }
 
 /// The session's waiters key (scripts.rs: requests of other instances that
@@ -316,9 +327,8 @@ async fn a_waiter_handed_the_lock_takes_it_and_reads_the_session_as_the_holder_l
     let (browser, lock) = session(&stack).await;
     let session_key = lock.trim_end_matches(".lock").to_string();
     // Another instance holds the lock.
-    redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
-    let mut waiter = browser.clone();
-    let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
+    hold_as_another_instance(&redis, &lock);
+    let waiting = count_in_the_background(&browser);
     // The waiting request registers under its lock token.
     let mut registered = Vec::new();
     eventually("the waiter registers", || {
@@ -361,12 +371,7 @@ async fn a_release_hands_the_lock_to_a_registered_waiter_and_skips_one_that_gave
     pubsub
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let far = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 60_000)
-        .to_string();
+    let far = a_minute_from_now_in_ms();
     // Two waiters of other instances: one that gave up a second ago (its
     // instance may be gone), one still waiting.
     redis.run(&[
@@ -402,11 +407,9 @@ async fn a_client_reading_every_channel_learns_no_session_id_token_or_data() {
     // and forth, what it reads must not let it take over the session (its
     // id), write under its lock (a token) or read it (its data).
     let redis = RedisServer::start();
-    let first = stack(&redis);
-    let second = stack(&redis);
-    let (browser, lock) = session(&first).await;
+    let (first, second) = (stack(&redis), stack(&redis));
+    let (browser, other, lock) = session_on_both(&first, &second).await;
     let id = browser.session_id().expect("a session");
-    let other = browser.with_base(&second.nginx.url(""));
 
     let client = redis::Client::open(redis.url()).unwrap();
     let mut eavesdropper = client.get_connection().unwrap();
@@ -484,14 +487,8 @@ async fn two_instances_work_under_the_acl_the_readme_gives() {
     rule.extend(README_ACL.split(' '));
     redis.run(&rule);
     let user_query = format!("redis://nene:s3cret@127.0.0.1:{}", redis.port());
-    let start = || {
-        let nene = Nene::start(&[("NENE_SESSION_DSN", &user_query)]);
-        let nginx = Nginx::start(&nene.upstream, true);
-        Stack { nene, nginx }
-    };
-    let (first, second) = (start(), start());
-    let (browser, lock) = session(&first).await;
-    let other = browser.with_base(&second.nginx.url(""));
+    let (first, second) = (stack_at(&user_query), stack_at(&user_query));
+    let (browser, other, lock) = session_on_both(&first, &second).await;
     let until = Instant::now() + Duration::from_secs(2);
     let (a, b) = tokio::join!(
         hammer_until(&browser, 4, until),
@@ -522,7 +519,7 @@ async fn a_waiter_that_gives_up_withdraws() {
     let redis = RedisServer::start();
     let stack = stack_with(&redis, "?lock_wait=400ms");
     let (mut browser, lock) = session(&stack).await;
-    redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
+    hold_as_another_instance(&redis, &lock);
     // First a wait that registers (the channel is subscribed on it), then
     // one that gives up registered.
     for _ in 0..2 {
@@ -550,9 +547,7 @@ async fn a_redis_that_forgot_the_scripts_still_stores_and_unlocks() {
     let (mut browser, lock) = session(&stack).await;
     for count in 2..=3 {
         redis.run(&["SCRIPT", "FLUSH"]);
-        let page = browser.get("/session/counter").await;
-        assert_eq!(page.status, 200, "{}", stack.nene.log_text());
-        assert_eq!(page.json()["count"], count);
+        assert_counted(browser.get("/session/counter").await, &stack.nene, count);
         assert_eq!(redis.run(&["EXISTS", &lock]), redis::Value::Int(0));
     }
 }
@@ -579,12 +574,10 @@ async fn a_redis_that_refuses_pub_sub_is_asked_again_only_after_a_second() {
     // nene's user may not subscribe (a managed Redis, a strict ACL).
     redis.run(&["ACL", "SETUSER", "default", "-subscribe"]);
     let wait_once = |count: u64| {
-        let redis = &redis;
-        let lock = lock.clone();
-        let mut waiter = browser.clone();
+        let (redis, lock, browser) = (&redis, lock.clone(), &browser);
         async move {
-            redis.run(&["SET", &lock, "another-instance", "PX", "30000"]);
-            let waiting = tokio::spawn(async move { waiter.get("/session/counter").await });
+            hold_as_another_instance(redis, &lock);
+            let waiting = count_in_the_background(browser);
             tokio::time::sleep(Duration::from_millis(150)).await;
             redis.run(&["DEL", &lock]);
             // Without notices the waiter polls, and still gets its turn.
@@ -610,12 +603,7 @@ async fn a_lock_handed_to_a_waiter_that_vanished_frees_the_session_after_its_cla
     let redis = RedisServer::start();
     let stack = stack(&redis);
     let (mut browser, lock) = session(&stack).await;
-    let far = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 60_000)
-        .to_string();
+    let far = a_minute_from_now_in_ms();
     redis.run(&["ZADD", &waiters(&lock), &far, "vanished"]);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
     assert_eq!(
@@ -631,9 +619,7 @@ async fn a_lock_handed_to_a_waiter_that_vanished_frees_the_session_after_its_cla
     );
     // The next request waits out the claim, not lock_ttl or lock_wait (10 s).
     let started = Instant::now();
-    let page = browser.get("/session/counter").await;
-    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
-    assert_eq!(page.json()["count"], 3);
+    assert_counted(browser.get("/session/counter").await, &stack.nene, 3);
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",
@@ -689,7 +675,7 @@ async fn a_waiter_handed_the_lock_to_read_the_session_itself_renews_it_with_that
     let (waiting, _dir) =
         InProcess::start_app(holding_app(HELD_PAST_CLAIM), &[("NENE_SESSION_DSN", &url)]).await;
     let nginx = Nginx::start(&waiting.addr, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/counter").await.body, "1");
     let id = browser.session_id().expect("a session");
     let (key, lock) = (format!("sess_{id}"), format!("sess_{id}.lock"));

@@ -18,7 +18,9 @@ use nene_test_support::fault_proxy::{self, FaultProxy};
 use nene_test_support::fcgi_client::{Response, request_params, request_with_params};
 use nene_test_support::in_process::InProcess;
 use nene_test_support::redis_server::RedisServer;
-use nene_test_support::{Nene, Nginx, NginxOptions, rss_kib};
+use nene_test_support::{Nene, Nginx, nene_behind_nginx, rss_kib};
+
+use crate::{assert_counted, count_until};
 
 struct Stack {
     nene: Nene,
@@ -67,11 +69,18 @@ async fn browser_with_a_session(stack: &Stack) -> (Browser, String) {
     (browser, id)
 }
 
+/// A fresh Redis, nene on it (with `env` too) behind nginx, and a browser
+/// with a session there, and the session's id.
+async fn redis_nene_and_a_session(env: &[(&str, &str)]) -> (RedisServer, Stack, Browser, String) {
+    let redis = RedisServer::start();
+    let stack = stack(&redis, env);
+    let (browser, id) = browser_with_a_session(&stack).await;
+    (redis, stack, browser, id)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_redis_closed_while_idle_costs_no_request_a_503() {
-    let redis = RedisServer::start();
-    let stack = stack(&redis, &[]);
-    let (mut browser, _) = browser_with_a_session(&stack).await;
+    let (redis, stack, mut browser, _) = redis_nene_and_a_session(&[]).await;
     redis.run(&["CONFIG", "SET", "timeout", "1"]);
     let before = connections_received(&redis);
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -126,9 +135,7 @@ async fn connections_killed_every_100_ms_cost_no_503_and_no_count() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hash_under_the_session_key_does_not_lock_the_session_out() {
-    let redis = RedisServer::start();
-    let stack = stack(&redis, &[]);
-    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let (redis, stack, mut browser, id) = redis_nene_and_a_session(&[]).await;
     let key = format!("sess_{id}");
     redis.run(&["DEL", &key]);
     redis.run(&["HSET", &key, "owner", "another application"]);
@@ -206,9 +213,8 @@ async fn a_read_only_request_leaves_data_nene_cannot_read_byte_for_byte() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_value_over_max_size_is_never_loaded_and_a_session_cannot_grow_past_it() {
-    let redis = RedisServer::start();
-    let stack = stack(&redis, &[("NENE_SESSION__MAX_SIZE", "1M")]);
-    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let (redis, stack, mut browser, id) =
+        redis_nene_and_a_session(&[("NENE_SESSION__MAX_SIZE", "1M")]).await;
     let key = format!("sess_{id}");
     let huge = vec![b'x'; 20 * 1024 * 1024];
     redis.db(0).set(&key, &huge);
@@ -253,9 +259,7 @@ async fn a_value_over_max_size_is_never_loaded_and_a_session_cannot_grow_past_it
 /// recovers without restarting nene.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redis_that_refuses_writes_gives_503_and_recovers_by_itself() {
-    let redis = RedisServer::start();
-    let stack = stack(&redis, &[]);
-    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let (redis, _stack, mut browser, id) = redis_nene_and_a_session(&[]).await;
     let mut count = 1;
     let refusals: [(&[&str], &[&str]); 3] = [
         (
@@ -291,9 +295,7 @@ async fn an_error_reply_is_an_answer_and_costs_no_reconnect() {
     // error reply; the connection that carried it is as good as before,
     // and it is shared by every session: replacing it per refusal would
     // be a storm of reconnects (and cost other sessions their requests).
-    let redis = RedisServer::start();
-    let stack = stack(&redis, &[]);
-    let (mut browser, _) = browser_with_a_session(&stack).await;
+    let (redis, _stack, mut browser, _) = redis_nene_and_a_session(&[]).await;
     redis.run(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
     for (refuse, allow) in [
         (
@@ -440,11 +442,7 @@ async fn no_acknowledged_count_is_lost(fault: Fault, instances: usize) {
     let nenes: Vec<Nene> = (0..instances)
         .map(|_| Nene::start(&[("NENE_SESSION_DSN", dsn.as_str())]))
         .collect();
-    let nginx = Nginx::start_with(NginxOptions {
-        upstreams: nenes.iter().map(|nene| nene.upstream.as_str()).collect(),
-        keep_conn: true,
-        max_body: "8m",
-    });
+    let nginx = Nginx::start_balancing(nenes.iter().map(|nene| nene.upstream.as_str()).collect());
     let logs = || {
         nenes
             .iter()
@@ -454,7 +452,7 @@ async fn no_acknowledged_count_is_lost(fault: Fault, instances: usize) {
     };
     let mut sessions = Vec::new();
     for _ in 0..SESSIONS {
-        let mut browser = Browser::new(&nginx.url(""));
+        let mut browser = nginx.browser();
         let page = browser.get("/session/counter").await;
         assert_eq!(page.status, 200, "{}", page.body);
         sessions.push(browser);
@@ -610,31 +608,6 @@ async fn no_acknowledged_count_is_lost_when_connections_drop_or_replies_vanish()
     }
 }
 
-/// `clients` copies of `browser` count on `/session/counter` until `until`;
-/// returns each answer's status and count.
-async fn count_until(browser: &Browser, clients: usize, until: Instant) -> Vec<(u16, Option<u64>)> {
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let mut browser = browser.clone();
-            tokio::spawn(async move {
-                let mut answers = Vec::new();
-                while Instant::now() < until {
-                    let page = browser.get("/session/counter").await;
-                    let count =
-                        (page.status == 200).then(|| page.json()["count"].as_u64().unwrap());
-                    answers.push((page.status, count));
-                }
-                answers
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.extend(task.await.unwrap());
-    }
-    answers
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_type_lock_keys_of_one_session_cost_other_sessions_nothing() {
     let redis = RedisServer::start();
@@ -729,24 +702,18 @@ async fn wrong_type_lock_keys_of_one_session_cost_other_sessions_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_waiters_key_of_the_wrong_type_is_replaced_by_the_next_waiter() {
-    let redis = RedisServer::start();
-    let stack = stack(&redis, &[]);
-    let (mut browser, id) = browser_with_a_session(&stack).await;
+    let (redis, stack, mut browser, id) = redis_nene_and_a_session(&[]).await;
     let lock = format!("sess_{id}.lock");
     // Another instance holds the lock for a while, so this request waits
     // and registers as a waiter, under a waiters key that is not a
     // sorted set.
     redis.run(&["SET", &lock, "another-instance", "PX", "1000"]);
     redis.run(&["RPUSH", &format!("{lock}.waiters"), "not a waiter"]);
-    let page = browser.get("/session/counter").await;
-    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
-    assert_eq!(page.json()["count"], 2);
+    assert_counted(browser.get("/session/counter").await, &stack.nene, 2);
     // And the release, which hands the lock to the first waiter, meets one
     // when nobody waits.
     redis.run(&["RPUSH", &format!("{lock}.waiters"), "not a waiter"]);
-    let page = browser.get("/session/counter").await;
-    assert_eq!(page.status, 200, "{}", stack.nene.log_text());
-    assert_eq!(page.json()["count"], 3);
+    assert_counted(browser.get("/session/counter").await, &stack.nene, 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -756,8 +723,7 @@ async fn a_lock_key_without_an_expiry_is_stale_after_lock_ttl() {
     let url = format!("{}?lock_ttl=2s&lock_wait=6s", redis.url());
     let stack = {
         drop(stack);
-        let nene = Nene::start(&[("NENE_SESSION_DSN", url.as_str())]);
-        let nginx = Nginx::start(&nene.upstream, true);
+        let (nene, nginx) = nene_behind_nginx(&[("NENE_SESSION_DSN", url.as_str())]);
         Stack { nene, nginx }
     };
     let mut browser = Browser::new(&stack.nginx.url(""));
@@ -835,10 +801,9 @@ async fn redis_down_for_10_s_under_load_logs_a_few_lines_with_counts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_declaring_10_gb_is_refused_while_read_and_costs_no_memory() {
     let redis = RedisServer::start();
-    let proxy = FaultProxy::start(&format!("127.0.0.1:{}", redis.port()));
     fault_proxy::a_hostile_reply_costs_a_503_not_memory(
-        &proxy,
-        &proxy.url("redis"),
+        redis.port(),
+        |proxy| proxy.url("redis"),
         FaultProxy::hostile_replies,
         "a Redis reply larger than 5242880 bytes (declared 10000000000 bytes): refused while reading",
     )

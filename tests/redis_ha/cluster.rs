@@ -13,20 +13,31 @@ use bytes::Bytes;
 use nene::session::{BackendShorthands, RedisSessionHandler, SessionDsn, SessionIdFormat};
 use nene_test_support::browser::Browser;
 use nene_test_support::redis_cluster::RedisCluster;
-use nene_test_support::{Nene, Nginx};
 
-struct Stack {
-    nene: Nene,
-    nginx: Nginx,
+use crate::{Stack, stack};
+
+/// nene on `cluster` (`query` on its DSN) behind nginx, and `n` browsers
+/// of their own whose first request each counted 1.
+async fn stack_and_counting_browsers(
+    cluster: &RedisCluster,
+    query: &str,
+    n: usize,
+) -> (Stack, Vec<Browser>) {
+    let stack = stack(&cluster.dsn(query));
+    let mut browsers: Vec<Browser> = (0..n).map(|_| stack.browser()).collect();
+    assert_each_counts_to(&mut browsers, &stack, 1).await;
+    (stack, browsers)
 }
 
-fn stack(dsn: &str) -> Stack {
-    let nene = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    Stack { nene, nginx }
+/// Asserts that each browser's next request counts to `expected`.
+async fn assert_each_counts_to(browsers: &mut [Browser], stack: &Stack, expected: u64) {
+    for browser in browsers {
+        assert_eq!(count(browser, stack).await, expected);
+    }
 }
 
-async fn count(browser: &mut Browser, stack: &Stack) -> u64 {
+/// The counter after one more request, which must succeed.
+pub(crate) async fn count(browser: &mut Browser, stack: &Stack) -> u64 {
     let page = browser.get("/session/counter").await;
     assert_eq!(page.status, 200, "{}\n{}", page.body, stack.nene.log_text());
     page.json()["count"].as_u64().expect("a count")
@@ -36,14 +47,9 @@ async fn count(browser: &mut Browser, stack: &Stack) -> u64 {
 async fn sessions_spread_over_the_nodes_each_with_its_lock_in_its_own_slot() {
     let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let cluster = RedisCluster::start();
-    let stack = stack(&cluster.dsn(""));
-    let mut browsers: Vec<Browser> = (0..24)
-        .map(|_| Browser::new(&stack.nginx.url("")))
-        .collect();
-    for round in 1..=3 {
-        for browser in &mut browsers {
-            assert_eq!(count(browser, &stack).await, round);
-        }
+    let (stack, mut browsers) = stack_and_counting_browsers(&cluster, "", 24).await;
+    for round in 2..=3 {
+        assert_each_counts_to(&mut browsers, &stack, round).await;
     }
     let keys = cluster.keys("sess_*");
     assert_eq!(
@@ -72,7 +78,7 @@ async fn two_instances_hammering_one_session_lose_no_increment() {
     let cluster = RedisCluster::start();
     let first = stack(&cluster.dsn(""));
     let second = stack(&cluster.dsn(""));
-    let mut browser = Browser::new(&first.nginx.url(""));
+    let mut browser = first.browser();
     assert_eq!(count(&mut browser, &first).await, 1);
     let other = browser.with_base(&second.nginx.url(""));
     let (a, b) = tokio::join!(browser.hammer_counter(4, 15), other.hammer_counter(4, 15));
@@ -90,13 +96,7 @@ async fn two_instances_hammering_one_session_lose_no_increment() {
 async fn every_slot_of_a_node_moved_to_another_is_followed_without_a_lost_session() {
     let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let cluster = RedisCluster::start();
-    let stack = stack(&cluster.dsn(""));
-    let mut browsers: Vec<Browser> = (0..12)
-        .map(|_| Browser::new(&stack.nginx.url("")))
-        .collect();
-    for browser in &mut browsers {
-        assert_eq!(count(browser, &stack).await, 1);
-    }
+    let (stack, mut browsers) = stack_and_counting_browsers(&cluster, "", 12).await;
     cluster.move_all_slots(0, 1);
     assert!(cluster.keys("sess_*").iter().all(|(at, _)| *at != 0));
     // A redirected write is sent again through the cluster connection,
@@ -109,22 +109,15 @@ async fn every_slot_of_a_node_moved_to_another_is_followed_without_a_lost_sessio
     assert!(lock.is_held());
     assert!(!lock.sends_last_write_behind());
     lock.release().await.unwrap();
-    for browser in &mut browsers {
-        assert_eq!(count(browser, &stack).await, 2);
-    }
+    assert_each_counts_to(&mut browsers, &stack, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_primary_is_replaced_by_its_replica_and_sessions_continue() {
     let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let mut cluster = RedisCluster::start_with_replicas();
-    let stack = stack(&cluster.dsn("?timeout=500ms&connect_timeout=500ms"));
-    let mut browsers: Vec<Browser> = (0..12)
-        .map(|_| Browser::new(&stack.nginx.url("")))
-        .collect();
-    for browser in &mut browsers {
-        assert_eq!(count(browser, &stack).await, 1);
-    }
+    let (stack, mut browsers) =
+        stack_and_counting_browsers(&cluster, "?timeout=500ms&connect_timeout=500ms", 12).await;
     cluster.wait_for_replicas();
     let keys = cluster.keys("sess_*");
     // A primary that holds sessions.
@@ -155,7 +148,7 @@ async fn a_killed_primary_is_replaced_by_its_replica_and_sessions_continue() {
     cluster.wait_until_whole();
 
     // Login, whoami and logout on the cluster after the failover.
-    let mut browser = Browser::new(&stack.nginx.url(""));
+    let mut browser = stack.browser();
     let page = browser.post_form("/session/login", "user=alice").await;
     assert_eq!(page.json()["user"], "alice", "{}", page.body);
     assert_eq!(browser.get("/session/whoami").await.json()["user"], "alice");
@@ -163,7 +156,7 @@ async fn a_killed_primary_is_replaced_by_its_replica_and_sessions_continue() {
     assert!(browser.get("/session/whoami").await.json()["user"].is_null());
 
     // 100 concurrent increments on one session: exactly +100.
-    let mut hot = Browser::new(&stack.nginx.url(""));
+    let mut hot = stack.browser();
     assert_eq!(count(&mut hot, &stack).await, 1);
     assert_eq!(hot.hammer_counter(10, 10).await, 100);
     assert_eq!(count(&mut hot, &stack).await, 102);

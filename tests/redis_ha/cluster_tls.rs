@@ -4,9 +4,11 @@
 //! connection, the slot table and nene's own per-node connections
 //! (cluster_route.rs) to all go over verified TLS.
 
-use nene_test_support::browser::Browser;
+use nene_test_support::free_port;
 use nene_test_support::redis_server::RedisServer;
-use nene_test_support::{Nene, Nginx, free_port};
+
+use crate::cluster::count;
+use crate::stack;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rediss_cluster_speaks_verified_tls_to_every_node() {
@@ -35,20 +37,14 @@ async fn rediss_cluster_speaks_verified_tls_to_every_node() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let ca = node.ca_file().display().to_string();
-    let nene = Nene::start(&[(
-        "NENE_SESSION_DSN",
-        &format!(
-            "rediss+cluster://127.0.0.1:{}?tls_ca_file={ca}",
-            node.tls_port()
-        ),
-    )]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let verified = stack(&format!(
+        "rediss+cluster://127.0.0.1:{}?tls_ca_file={}",
+        node.tls_port(),
+        node.ca_file().display()
+    ));
+    let mut browser = verified.browser();
     for expected in 1..=3 {
-        let page = browser.get("/session/counter").await;
-        assert_eq!(page.status, 200, "{}", nene.log_text());
-        assert_eq!(page.json()["count"], expected);
+        assert_eq!(count(&mut browser, &verified).await, expected);
     }
     let id = browser.session_id().expect("a session");
     assert_eq!(
@@ -62,14 +58,10 @@ async fn rediss_cluster_speaks_verified_tls_to_every_node() {
     assert!(!slots.contains(&format!("Int({})", node.port())), "{slots}");
 
     // Without the CA, the node's certificate is refused: no session.
-    let unverified = Nene::start(&[(
-        "NENE_SESSION_DSN",
-        &format!(
-            "rediss+cluster://127.0.0.1:{}?connect_timeout=300ms",
-            node.tls_port()
-        ),
-    )]);
-    let nginx = Nginx::start(&unverified.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let unverified = stack(&format!(
+        "rediss+cluster://127.0.0.1:{}?connect_timeout=300ms",
+        node.tls_port()
+    ));
+    let mut browser = unverified.browser();
     assert_eq!(browser.get("/session/counter").await.status, 503);
 }

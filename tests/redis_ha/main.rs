@@ -14,5 +14,26 @@ mod cluster_tls;
 mod sentinel;
 mod sentinel_checks;
 
+use nene_test_support::browser::Browser;
+use nene_test_support::{Nene, Nginx, nene_behind_nginx};
+
 /// These tests also run one at a time among themselves.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// nene with sessions at `dsn`, behind nginx.
+struct Stack {
+    nene: Nene,
+    nginx: Nginx,
+}
+
+fn stack(dsn: &str) -> Stack {
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_SESSION_DSN", dsn)]);
+    Stack { nene, nginx }
+}
+
+impl Stack {
+    /// A browser of its own, on this stack's nginx.
+    fn browser(&self) -> Browser {
+        Browser::new(&self.nginx.url(""))
+    }
+}

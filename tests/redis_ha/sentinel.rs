@@ -8,9 +8,11 @@
 use std::time::{Duration, Instant};
 
 use nene_test_support::browser::Browser;
+use nene_test_support::free_port;
 use nene_test_support::redis_sentinel::{SERVICE, SentinelSetup};
 use nene_test_support::redis_server::RedisServer;
-use nene_test_support::{Nene, Nginx, free_port};
+
+use crate::{Stack, stack};
 
 /// How long a failover may take from the primary's death to nene serving
 /// again: two seconds to detect it, then the election and promotion.
@@ -27,17 +29,6 @@ const LOCK_BOUNDS: &str = "&lock_wait=1s&lock_ttl=5s";
 /// The longest a request may wait for the session's lock ([`LOCK_BOUNDS`]).
 const LOCK_WAIT: Duration = Duration::from_secs(1);
 
-pub(crate) struct Stack {
-    pub(crate) nene: Nene,
-    pub(crate) nginx: Nginx,
-}
-
-pub(crate) fn stack(dsn: &str) -> Stack {
-    let nene = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    Stack { nene, nginx }
-}
-
 /// The counter after one more request, or the status that refused it.
 pub(crate) async fn count(browser: &mut Browser) -> Result<u64, u16> {
     let page = browser.get("/session/counter").await;
@@ -45,6 +36,21 @@ pub(crate) async fn count(browser: &mut Browser) -> Result<u64, u16> {
         200 => Ok(page.json()["count"].as_u64().expect("a count")),
         status => Err(status),
     }
+}
+
+/// Asserts that the next request counts to `expected`.
+async fn assert_counts_to(browser: &mut Browser, stack: &Stack, expected: u64) {
+    assert_eq!(
+        count(browser).await,
+        Ok(expected),
+        "{}",
+        stack.nene.log_text()
+    );
+}
+
+/// Asserts that every refusal was a 503.
+fn assert_only_503s(refusals: &[u16]) {
+    assert!(refusals.iter().all(|status| *status == 503), "{refusals:?}");
 }
 
 /// Counts on until `wanted` requests in a row succeed, within
@@ -112,6 +118,27 @@ struct UnderLoad {
     slowest: Duration,
     /// From the promotion (as the sentinels report it) to the first 200 after it.
     promotion_to_first_200: Duration,
+}
+
+impl UnderLoad {
+    /// Prints what the load saw, under `label`, with the final count and a
+    /// `note` of the test's own.
+    fn report(&self, label: &str, final_count: u64, note: &str) {
+        eprintln!(
+            "{label}: {} answered 200, {} refused, final count {final_count}, promotion to first 200 {:?}, slowest answer {:?}{note}",
+            self.counts.len(),
+            self.refusals.len(),
+            self.promotion_to_first_200,
+            self.slowest
+        );
+    }
+
+    /// Asserts that every refusal was a 503 and every answer came within
+    /// `limit`.
+    fn assert_only_503s_and_answers_within(&self, limit: Duration) {
+        assert_only_503s(&self.refusals);
+        assert!(self.slowest < limit, "{:?}", self.slowest);
+    }
 }
 
 /// When an answer came, what it was, and how long it took.
@@ -193,20 +220,24 @@ async fn kill_the_primary_under_load(
     }
 }
 
+/// A primary and a replica behind sentinels, nene (its DSN's query `query`
+/// and [`LOCK_BOUNDS`]) and nginx in front, and a browser whose first
+/// request counted 1.
+async fn sentinels_and_a_first_count(query: &str) -> (SentinelSetup, Stack, Browser) {
+    let setup = SentinelSetup::start();
+    let stack = stack(&setup.dsn(&format!("{query}{LOCK_BOUNDS}")));
+    let mut browser = stack.browser();
+    assert_counts_to(&mut browser, &stack, 1).await;
+    (setup, stack, browser)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_wait_a_primary_killed_under_load_loses_no_acknowledged_write() {
     let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
-    let mut setup = SentinelSetup::start();
-    let stack = stack(&setup.dsn(&format!(
-        "?wait=1&wait_timeout=500ms&timeout=500ms&connect_timeout=500ms{LOCK_BOUNDS}"
-    )));
-    let mut browser = Browser::new(&stack.nginx.url(""));
-    assert_eq!(
-        count(&mut browser).await,
-        Ok(1),
-        "{}",
-        stack.nene.log_text()
-    );
+    let (mut setup, stack, mut browser) = sentinels_and_a_first_count(
+        "?wait=1&wait_timeout=500ms&timeout=500ms&connect_timeout=500ms",
+    )
+    .await;
     // With one replica, the promoted one has none to acknowledge writes
     // until the old node is back, as its replica.
     let load = kill_the_primary_under_load(&mut setup, &browser, |setup| {
@@ -218,26 +249,15 @@ async fn with_wait_a_primary_killed_under_load_loses_no_acknowledged_write() {
     let (counts, final_refusals) = count_through_failover(&mut browser, &stack, &setup, 1).await;
     let after = counts[0];
     let acknowledged = load.counts.len() as u64;
-    eprintln!(
-        "wait=1: {} answered 200, {} refused, final count {after}, promotion to first 200 {:?} (includes bringing the old node back as a replica), slowest answer {:?}",
-        acknowledged,
-        load.refusals.len(),
-        load.promotion_to_first_200,
-        load.slowest
-    );
-    assert!(
-        load.refusals.iter().all(|status| *status == 503),
-        "{:?}",
-        load.refusals
+    load.report(
+        "wait=1",
+        after,
+        " (the promotion includes bringing the old node back as a replica)",
     );
     // Never a hang: every answer within the lock wait, the command bounds
     // (500 ms to connect, 500 ms for the command, 500 ms for WAIT) and some
     // slack.
-    assert!(
-        load.slowest < LOCK_WAIT + Duration::from_secs(4),
-        "{:?}",
-        load.slowest
-    );
+    load.assert_only_503s_and_answers_within(LOCK_WAIT + Duration::from_secs(4));
     // Every 200 is one increment in the final count (the counts from 1 on,
     // plus this last request); refused writes may be in it too, never more.
     assert!(
@@ -255,40 +275,20 @@ async fn with_wait_a_primary_killed_under_load_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_wait_a_primary_killed_under_load_is_followed_without_a_restart() {
     let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
-    let mut setup = SentinelSetup::start();
-    let stack = stack(&setup.dsn(&format!(
-        "?timeout=500ms&connect_timeout=500ms{LOCK_BOUNDS}"
-    )));
-    let mut browser = Browser::new(&stack.nginx.url(""));
-    assert_eq!(
-        count(&mut browser).await,
-        Ok(1),
-        "{}",
-        stack.nene.log_text()
-    );
+    let (mut setup, _stack, mut browser) =
+        sentinels_and_a_first_count("?timeout=500ms&connect_timeout=500ms").await;
     let load = kill_the_primary_under_load(&mut setup, &browser, |_| {}).await;
     let after = count(&mut browser)
         .await
         .expect("a count after the failover");
     let acknowledged = load.counts.len() as u64;
     let lost = (acknowledged + 2).saturating_sub(after);
-    eprintln!(
-        "no wait: {} answered 200, {} refused, final count {after}, acknowledged increments lost {lost}, promotion to first 200 {:?}, slowest answer {:?}",
-        acknowledged,
-        load.refusals.len(),
-        load.promotion_to_first_200,
-        load.slowest
+    load.report(
+        "no wait",
+        after,
+        &format!(", acknowledged increments lost {lost}"),
     );
-    assert!(
-        load.refusals.iter().all(|status| *status == 503),
-        "{:?}",
-        load.refusals
-    );
-    assert!(
-        load.slowest < LOCK_WAIT + Duration::from_secs(3),
-        "{:?}",
-        load.slowest
-    );
+    load.assert_only_503s_and_answers_within(LOCK_WAIT + Duration::from_secs(3));
     // Served by the promoted replica, with nobody restarting anything.
     assert!(!load.counts.is_empty());
 }
@@ -299,14 +299,9 @@ async fn a_graceful_failover_that_leaves_nene_on_a_replica_is_followed_without_a
     let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let setup = SentinelSetup::start();
     let stack = stack(&setup.dsn("?wait=1&wait_timeout=1s"));
-    let mut browser = Browser::new(&stack.nginx.url(""));
+    let mut browser = stack.browser();
     for expected in 1..=5 {
-        assert_eq!(
-            count(&mut browser).await,
-            Ok(expected),
-            "{}",
-            stack.nene.log_text()
-        );
+        assert_counts_to(&mut browser, &stack, expected).await;
     }
     // The sentinel promotes the replica and turns the old primary into a
     // replica; nene's open connection still goes to the old one.
@@ -341,7 +336,7 @@ async fn a_graceful_failover_that_leaves_nene_on_a_replica_is_followed_without_a
     // Refusals while the demoted primary resyncs as the new one's replica
     // (no replica to acknowledge writes) are 503s; a READONLY from the old
     // primary is never one of them: it is retried on the new primary.
-    assert!(refusals.iter().all(|status| *status == 503), "{refusals:?}");
+    assert_only_503s(&refusals);
     let log = stack.nene.log_text();
     assert!(
         !log.lines()
@@ -355,7 +350,7 @@ async fn wait_answers_503_when_no_replica_acknowledges_and_the_write_stays_on_th
     let _one_at_a_time = crate::ONE_AT_A_TIME.lock().await;
     let redis = RedisServer::start();
     let stack = stack(&format!("{}?wait=1&wait_timeout=100ms", redis.url()));
-    let mut browser = Browser::new(&stack.nginx.url(""));
+    let mut browser = stack.browser();
     let started = Instant::now();
     assert_eq!(count(&mut browser).await, Err(503));
     assert!(started.elapsed() >= Duration::from_millis(100));
@@ -384,14 +379,9 @@ async fn wait_with_a_replica_answers_once_the_replica_has_the_write() {
         assert!(Instant::now() < deadline, "the replica never synced");
     }
     let stack = stack(&format!("{}?wait=1&wait_timeout=2s", primary.url()));
-    let mut browser = Browser::new(&stack.nginx.url(""));
+    let mut browser = stack.browser();
     for expected in 1..=3 {
-        assert_eq!(
-            count(&mut browser).await,
-            Ok(expected),
-            "{}",
-            stack.nene.log_text()
-        );
+        assert_counts_to(&mut browser, &stack, expected).await;
         let id = browser.session_id().expect("a session");
         let stored = replica
             .db(0)
@@ -412,7 +402,7 @@ async fn no_sentinel_answering_is_a_503_naming_the_service_and_the_sentinels() {
     let stack = stack(&format!(
         "redis+sentinel://127.0.0.1:{port}/{SERVICE}?connect_timeout=200ms&sentinel_password=hunter2"
     ));
-    let mut browser = Browser::new(&stack.nginx.url(""));
+    let mut browser = stack.browser();
     assert_eq!(count(&mut browser).await, Err(503));
     let log = stack.nene.log_text();
     assert!(

@@ -3,11 +3,11 @@
 //! primary gets no session command, and with `rediss+sentinel://` the
 //! sentinels and the primary are spoken to over verified TLS only.
 
-use nene_test_support::browser::Browser;
 use nene_test_support::redis_sentinel::{LoneSentinel, SERVICE};
 use nene_test_support::redis_server::RedisServer;
 
-use crate::sentinel::{Stack, count, stack};
+use crate::sentinel::count;
+use crate::{Stack, stack};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_named_as_the_primary_gets_no_session_command() {
@@ -21,7 +21,7 @@ async fn a_replica_named_as_the_primary_gets_no_session_command() {
         "redis+sentinel://127.0.0.1:{}/{SERVICE}?connect_timeout=1s",
         sentinel.port()
     ));
-    let mut browser = Browser::new(&stack.nginx.url(""));
+    let mut browser = stack.browser();
     assert_eq!(count(&mut browser).await, Err(503));
     let log = stack.nene.log_text();
     assert!(
@@ -50,7 +50,7 @@ async fn rediss_sentinel_speaks_verified_tls_to_the_sentinels_and_the_primary() 
         "rediss+sentinel://127.0.0.1:{}/{SERVICE}?tls_ca_file={ca}",
         sentinel.port()
     ));
-    let mut browser = Browser::new(&stack.nginx.url(""));
+    let mut browser = stack.browser();
     for expected in 1..=3 {
         assert_eq!(
             count(&mut browser).await,
@@ -70,11 +70,11 @@ async fn rediss_sentinel_speaks_verified_tls_to_the_sentinels_and_the_primary() 
 
     // Without TLS the sentinel is not reached at all.
     let plain = stack_for_scheme("redis+sentinel", &sentinel, "?connect_timeout=300ms");
-    let mut browser = Browser::new(&plain.nginx.url(""));
+    let mut browser = plain.browser();
     assert_eq!(count(&mut browser).await, Err(503));
     // With TLS but without the CA, the test CA's certificate is refused.
     let unverified = stack_for_scheme("rediss+sentinel", &sentinel, "?connect_timeout=300ms");
-    let mut browser = Browser::new(&unverified.nginx.url(""));
+    let mut browser = unverified.browser();
     assert_eq!(count(&mut browser).await, Err(503));
     let log = unverified.nene.log_text();
     assert!(log.to_lowercase().contains("certificate"), "{log}");

@@ -124,6 +124,16 @@ impl Backend for Files {
     }
 }
 
+/// The DSN of a handler on the Redis or memcached server at `url`, whose
+/// lock waits `lock_wait` and which sees an outage within 300 ms.
+fn server_dsn(url: &str, lock_wait: Duration) -> SessionDsn {
+    let dsn = format!(
+        "{url}?lock_wait={}ms&timeout=300ms&connect_timeout=300ms",
+        lock_wait.as_millis()
+    );
+    SessionDsn::parse(&dsn).unwrap()
+}
+
 struct Redis {
     server: RedisServer,
 }
@@ -136,12 +146,7 @@ impl Backend for Redis {
     }
 
     fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin> {
-        let dsn = format!(
-            "{}?lock_wait={}ms&timeout=300ms&connect_timeout=300ms",
-            self.server.url(),
-            lock_wait.as_millis()
-        );
-        let dsn = SessionDsn::parse(&dsn).unwrap();
+        let dsn = server_dsn(&self.server.url(), lock_wait);
         Arc::new(
             RedisSessionHandler::new(&dsn, ttl)
                 .unwrap()
@@ -290,12 +295,7 @@ impl Backend for Memcached {
     }
 
     fn handler(&self, ttl: Duration, lock_wait: Duration, max_size: u64) -> Arc<dyn SessionAdmin> {
-        let dsn = format!(
-            "{}?lock_wait={}ms&timeout=300ms&connect_timeout=300ms",
-            self.server.url(),
-            lock_wait.as_millis()
-        );
-        let dsn = SessionDsn::parse(&dsn).unwrap();
+        let dsn = server_dsn(&self.server.url(), lock_wait);
         Arc::new(
             MemcachedSessionHandler::new(&dsn, ttl)
                 .unwrap()
@@ -375,34 +375,44 @@ impl Sqlite {
     }
 
     fn rows(&self, sql: &str) -> Vec<(String, Vec<u8>)> {
-        let path = self.path();
         let sql = sql.to_string();
-        // A thread of its own: the tests call this inside their runtime.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                use sqlx::{Connection, Row};
-                let mut db =
-                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                        .await
-                        .unwrap();
-                match sqlx::query(&sql).fetch_all(&mut db).await {
-                    Ok(rows) => rows
-                        .iter()
-                        .map(|row| (row.get::<String, _>(0), row.get::<Vec<u8>, _>(1)))
-                        .collect(),
-                    // Nothing stored yet: no table.
-                    Err(error) if error.to_string().contains("no such table") => Vec::new(),
-                    Err(error) => panic!("{sql}: {error}"),
-                }
-            })
+        spawn_on_own_connection(self.path(), async move |db| {
+            use sqlx::Row;
+            match sqlx::query(&sql).fetch_all(db).await {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|row| (row.get::<String, _>(0), row.get::<Vec<u8>, _>(1)))
+                    .collect(),
+                // Nothing stored yet: no table.
+                Err(error) if error.to_string().contains("no such table") => Vec::new(),
+                Err(error) => panic!("{sql}: {error}"),
+            }
         })
         .join()
         .unwrap()
     }
+}
+
+/// Runs `work` on a connection of the test's own to the SQLite file at
+/// `path`, in a thread with a runtime of its own (the tests call this
+/// inside theirs).
+fn spawn_on_own_connection<T: Send + 'static>(
+    path: PathBuf,
+    work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            work(&mut db).await
+        })
+    })
 }
 
 impl Backend for Sqlite {
@@ -446,28 +456,16 @@ impl Backend for Sqlite {
     /// (Renaming the file or its directory would not do: open connections
     /// keep using it, and chmod does not stop root.)
     fn break_it(&mut self) {
-        let path = self.path();
         let (release, released) = std::sync::mpsc::channel::<()>();
         let (locked, is_locked) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        spawn_on_own_connection(self.path(), async move |db| {
+            sqlx::query("BEGIN EXCLUSIVE")
+                .execute(&mut *db)
+                .await
                 .unwrap();
-            runtime.block_on(async {
-                use sqlx::Connection;
-                let mut db =
-                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                        .await
-                        .unwrap();
-                sqlx::query("BEGIN EXCLUSIVE")
-                    .execute(&mut db)
-                    .await
-                    .unwrap();
-                locked.send(()).unwrap();
-                let _ = released.recv();
-                sqlx::query("ROLLBACK").execute(&mut db).await.unwrap();
-            });
+            locked.send(()).unwrap();
+            let _ = released.recv();
+            sqlx::query("ROLLBACK").execute(db).await.unwrap();
         });
         is_locked.recv().unwrap();
         self.hog = Some(release);
@@ -970,25 +968,17 @@ async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B:
         sessions.read(id).await.unwrap();
     }
 
+    let pages = crate::every_page(&*sessions).await;
     let mut listed = BTreeMap::new();
-    let mut cursor = None;
-    let mut pages = 0;
-    loop {
-        let page = sessions.list_sessions(cursor).await.unwrap();
-        pages += 1;
+    for page in &pages {
         // SCAN's COUNT is a hint: a page is about the page size, never the store.
         assert!(page.sessions.len() <= 2 * nene::session::LIST_PAGE_SIZE);
-        for live in page.sessions {
+        for live in &page.sessions {
             listed.insert(live.id.as_str().to_string(), live.remaining);
         }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-        assert!(pages < 1000, "the listing never ends");
     }
     held.release().await.unwrap();
-    assert!(pages >= 2, "{pages} pages");
+    assert!(pages.len() >= 2, "{} pages", pages.len());
     let php_left = listed
         .remove(php_id.as_str())
         .expect("the PHP id is listed");
@@ -1017,7 +1007,7 @@ async fn listing_pages_through_every_live_session_with_its_remaining_lifetime<B:
 async fn the_counter_counts_under_the_cookie_id_and_sets_the_cookie_once<B: Backend>() {
     let backend = B::start();
     let (_nene, nginx) = stack(&backend, &[]);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     for expected in 1..=3 {
         let page = browser.get("/session/counter").await;
         assert_eq!(page.status, 200, "{}", page.body);
@@ -1044,7 +1034,7 @@ async fn the_counter_counts_under_the_cookie_id_and_sets_the_cookie_once<B: Back
 async fn login_moves_the_data_to_a_new_id_and_logout_destroys_it<B: Backend>() {
     let backend = B::start();
     let (_nene, nginx) = stack(&backend, &[]);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     browser.get("/session/counter").await;
     let before_login = browser.session_id().unwrap();
     let page = browser.post_form("/session/login", "user=alice").await;
@@ -1074,7 +1064,7 @@ async fn login_moves_the_data_to_a_new_id_and_logout_destroys_it<B: Backend>() {
 async fn a_read_only_request_passes_a_held_lock_and_writes_nothing<B: Backend>() {
     let backend = B::start();
     let (_nene, nginx) = stack(&backend, &[("NENE_SESSION__GC_MAXLIFETIME", "3")]);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     browser.post_form("/session/login", "user=alice").await;
     let cookie = browser.session_id().unwrap();
     let stored = backend
@@ -1136,7 +1126,7 @@ async fn a_read_only_request_passes_a_held_lock_and_writes_nothing<B: Backend>()
 async fn an_unknown_id_is_replaced_and_never_stored<B: Backend>() {
     let backend = B::start();
     let (_nene, nginx) = stack(&backend, &[]);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     let planted = "0123456789abcdefghijklmnopqrstuv";
     browser.cookies.insert("NENESESSID".into(), planted.into());
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
@@ -1190,7 +1180,7 @@ async fn hostile_session_cookies_never_reach_the_backend<B: Backend>() {
         "no session was started for any of them"
     );
     // Among many cookies of the name, the first valid one counts.
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     browser.get("/session/counter").await;
     let good = browser.session_id().unwrap();
     let header = format!("NENESESSID=junk; NENESESSID={good}; NENESESSID=zzz");
@@ -1203,7 +1193,7 @@ async fn hostile_session_cookies_never_reach_the_backend<B: Backend>() {
 async fn one_hundred_requests_twenty_at_a_time_lose_no_increment<B: Backend>() {
     let backend = B::start();
     let (_nene, nginx) = stack(&backend, &[]);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     assert_eq!(browser.hammer_counter(20, 5).await, 100);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
@@ -1242,7 +1232,7 @@ async fn one_lock_wait_bounds_the_queue_and_the_backend_lock_together<B: Backend
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let nene = Nene::start(&env);
     let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     let id = SessionId::from_store(&browser.session_id().unwrap()).unwrap();
     // Another instance holds the session's lock throughout.
@@ -1289,12 +1279,8 @@ async fn two_instances_share_one_session_and_lose_no_increment<B: Backend>() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let first = Nene::start(&env);
     let second = Nene::start(&env);
-    let nginx = Nginx::start_with(nene_test_support::NginxOptions {
-        upstreams: vec![&first.upstream, &second.upstream],
-        keep_conn: true,
-        max_body: "8m",
-    });
-    let mut browser = Browser::new(&nginx.url(""));
+    let nginx = Nginx::start_balancing(vec![&first.upstream, &second.upstream]);
+    let mut browser = nginx.browser();
     assert_eq!(
         browser.post_form("/session/login", "user=ann").await.json()["user"],
         "ann"
@@ -1311,7 +1297,7 @@ async fn two_instances_share_one_session_and_lose_no_increment<B: Backend>() {
 async fn the_absolute_lifetime_ends_a_session_however_active<B: Backend>() {
     let backend = B::start();
     let (_nene, nginx) = stack(&backend, &[("NENE_SESSION__ABSOLUTE_LIFETIME", "1")]);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     browser.post_form("/session/login", "user=alice").await;
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 2);
@@ -1331,7 +1317,7 @@ async fn the_absolute_lifetime_ends_a_session_however_active<B: Backend>() {
 async fn an_outage_gives_503_other_routes_keep_working_and_sessions_come_back<B: Backend>() {
     let mut backend = B::start_breakable();
     let (nene, nginx) = stack(&backend, &[]);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
     backend.break_it();
     let started = Instant::now();
@@ -1382,7 +1368,7 @@ async fn remove_hands_back_the_value_and_stores_its_absence_and_id_names_the_coo
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let (server, _dir) = InProcess::start_app(handle_app(), &env).await;
     let nginx = Nginx::start(&server.addr, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     assert_eq!(browser.get("/set").await.body, "set");
     let id = browser.session_id().expect("a session");
     assert_eq!(browser.get("/id").await.body, id);

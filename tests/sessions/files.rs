@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nene_test_support::browser::Browser;
 use nene_test_support::fcgi_client::request_with_params;
+use nene_test_support::in_process::InProcess;
 use nene_test_support::{Nene, Nginx};
 
 struct Stack {
@@ -72,12 +73,8 @@ async fn instances_with_separate_save_paths_do_not_share_sessions() {
     // This is why the Redis backend exists: file sessions are per server.
     let first = Nene::start(&[]);
     let second = Nene::start(&[]);
-    let nginx = Nginx::start_with(nene_test_support::NginxOptions {
-        upstreams: vec![&first.upstream, &second.upstream],
-        keep_conn: true,
-        max_body: "8m",
-    });
-    let mut browser = Browser::new(&nginx.url(""));
+    let nginx = Nginx::start_balancing(vec![&first.upstream, &second.upstream]);
+    let mut browser = nginx.browser();
     assert_eq!(
         browser.post_form("/session/login", "user=bob").await.json()["user"],
         "bob"
@@ -309,21 +306,39 @@ fn lifecycle_app() -> axum::Router {
         .route("/created", get(created))
 }
 
+/// [`lifecycle_app`] behind nginx, its sessions in files of its own.
+struct LifecycleSite {
+    save_path: PathBuf,
+    _nginx: Nginx,
+    _server: (InProcess, tempfile::TempDir),
+    _dir: tempfile::TempDir,
+}
+
+impl LifecycleSite {
+    /// Starts it with `setting` (a NENE_* variable and its value), and a
+    /// browser on it.
+    async fn start(setting: (&str, &str)) -> (LifecycleSite, Browser) {
+        let dir = tempfile::tempdir().unwrap();
+        let save_path = dir.path().join("sessions");
+        let save_path_text = save_path.display().to_string();
+        let env = [setting, ("NENE_SESSION__SAVE_PATH", &save_path_text)];
+        let server = InProcess::start_app(lifecycle_app(), &env).await;
+        let nginx = Nginx::start(&server.0.addr, true);
+        let browser = Browser::new(&nginx.url(""));
+        let site = LifecycleSite {
+            save_path,
+            _nginx: nginx,
+            _server: server,
+            _dir: dir,
+        };
+        (site, browser)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_of_exactly_max_size_is_stored_and_one_byte_more_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let save_path = dir.path().join("sessions");
-    let save_path_text = save_path.display().to_string();
-    let (server, _dir) = nene_test_support::in_process::InProcess::start_app(
-        lifecycle_app(),
-        &[
-            ("NENE_SESSION__MAX_SIZE", "1024"),
-            ("NENE_SESSION__SAVE_PATH", &save_path_text),
-        ],
-    )
-    .await;
-    let nginx = Nginx::start(&server.addr, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (site, mut browser) = LifecycleSite::start(("NENE_SESSION__MAX_SIZE", "1024")).await;
+    let save_path = &site.save_path;
     // {"k":"…"} is the value's length plus 8 bytes.
     assert_eq!(browser.get("/fill/1016").await.status, 200);
     let id = browser.session_id().expect("a session");
@@ -339,19 +354,9 @@ async fn a_session_of_exactly_max_size_is_stored_and_one_byte_more_is_refused() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_absolute_lifetimes_creation_key_is_neither_seen_nor_changed_by_handlers() {
-    let dir = tempfile::tempdir().unwrap();
-    let save_path = dir.path().join("sessions");
-    let save_path_text = save_path.display().to_string();
-    let (server, _dir) = nene_test_support::in_process::InProcess::start_app(
-        lifecycle_app(),
-        &[
-            ("NENE_SESSION__ABSOLUTE_LIFETIME", "3600"),
-            ("NENE_SESSION__SAVE_PATH", &save_path_text),
-        ],
-    )
-    .await;
-    let nginx = Nginx::start(&server.addr, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (site, mut browser) =
+        LifecycleSite::start(("NENE_SESSION__ABSOLUTE_LIFETIME", "3600")).await;
+    let save_path = &site.save_path;
     assert_eq!(browser.get("/fill/1").await.status, 200);
     let id = browser.session_id().expect("a session");
     let read_created = || {

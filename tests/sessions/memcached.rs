@@ -28,6 +28,15 @@ fn handler(dsn: &str, ttl: Duration) -> Arc<dyn SessionAdmin> {
     Arc::new(MemcachedSessionHandler::new(&dsn, ttl).unwrap())
 }
 
+/// The DSN of a pool of the servers `one` and `two`, with `query`.
+fn two_servers_dsn(one: &MemcachedServer, two: &MemcachedServer, query: &str) -> String {
+    format!(
+        "memcached://127.0.0.1:{},127.0.0.1:{}{query}",
+        one.port(),
+        two.port()
+    )
+}
+
 fn new_id() -> SessionId {
     SessionIdFormat::new(32, 5).unwrap().generate()
 }
@@ -79,11 +88,7 @@ async fn a_lock_that_expired_and_was_taken_again_survives_its_first_holders_rele
 async fn php_finds_every_session_nene_spread_over_two_servers() {
     let one = MemcachedServer::start();
     let two = MemcachedServer::start();
-    let dsn = format!(
-        "memcached://127.0.0.1:{},127.0.0.1:{}?prefix=memc.sess.key.",
-        one.port(),
-        two.port()
-    );
+    let dsn = two_servers_dsn(&one, &two, "?prefix=memc.sess.key.");
     let sessions = handler(&dsn, LONG);
     let mut written = BTreeMap::new();
     for n in 0..40 {
@@ -248,11 +253,7 @@ async fn a_stalled_server_is_a_timeout_and_the_same_handler_recovers() {
 async fn listing_pages_through_every_server_with_each_remaining_lifetime() {
     let one = MemcachedServer::start();
     let two = MemcachedServer::start();
-    let dsn = format!(
-        "memcached://127.0.0.1:{},127.0.0.1:{}",
-        one.port(),
-        two.port()
-    );
+    let dsn = two_servers_dsn(&one, &two, "");
     let sessions = handler(&dsn, LONG);
     let mut lifetimes = BTreeMap::new();
     for n in 0..1100u64 {
@@ -285,23 +286,16 @@ async fn listing_pages_through_every_server_with_each_remaining_lifetime() {
     one.set("cache:user:1", b"x", 100);
     one.set("sess_not.an.id", b"x", 100);
 
+    let pages = crate::every_page(&*sessions).await;
     let mut listed = BTreeMap::new();
-    let mut cursor = None;
-    let mut pages = 0;
-    loop {
-        let page = sessions.list_sessions(cursor).await.unwrap();
-        pages += 1;
+    for page in &pages {
         assert!(page.sessions.len() <= LIST_PAGE_SIZE);
-        for session in page.sessions {
+        for session in &page.sessions {
             let before = listed.insert(session.id.as_str().to_string(), session.remaining);
             assert!(before.is_none(), "listed twice");
         }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
     }
-    assert_eq!(pages, 3, "1100 sessions in pages of {LIST_PAGE_SIZE}");
+    assert_eq!(pages.len(), 3, "1100 sessions in pages of {LIST_PAGE_SIZE}");
     assert_eq!(
         listed.keys().collect::<Vec<_>>(),
         lifetimes.keys().collect::<Vec<_>>()
@@ -333,11 +327,7 @@ async fn listing_pages_through_every_server_with_each_remaining_lifetime() {
 fn nene_check_pings_every_server_and_names_the_one_that_is_down() {
     let one = MemcachedServer::start();
     let mut two = MemcachedServer::start();
-    let dsn = format!(
-        "memcached://127.0.0.1:{},127.0.0.1:{}?timeout=200ms&connect_timeout=200ms",
-        one.port(),
-        two.port()
-    );
+    let dsn = two_servers_dsn(&one, &two, "?timeout=200ms&connect_timeout=200ms");
     let check = run_nene(&["check"], &[("NENE_SESSION_DSN", &dsn)]);
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{stdout}");
@@ -409,13 +399,12 @@ async fn nene_sessions_copy_moves_sessions_between_memcached_pools_with_their_li
 #[tokio::test(flavor = "multi_thread")]
 async fn a_value_declaring_10_gb_is_refused_unread_and_costs_no_memory() {
     let server = MemcachedServer::start();
-    let proxy = FaultProxy::start(&format!("127.0.0.1:{}", server.port()));
     // Locking off, so that the value's read is the first command to meet
     // the hostile reply (a lock command refuses a `VA` as a reply it never
     // expects, which holds too).
     fault_proxy::a_hostile_reply_costs_a_503_not_memory(
-        &proxy,
-        &format!("{}?lock=off", proxy.url("memcached")),
+        server.port(),
+        |proxy| format!("{}?lock=off", proxy.url("memcached")),
         FaultProxy::hostile_memcached_values,
         "a reply declaring a value of 10000000000 bytes, over session.max_size (4194304) by more than 1048576: refused while reading",
     )

@@ -2,7 +2,6 @@
 //! a session that does not outlive the process, and no cookie's id that
 //! reaches the store unless nene issued it.
 
-use nene_test_support::browser::Browser;
 use nene_test_support::{Nene, Nginx};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -10,7 +9,7 @@ async fn a_counter_counts_in_memory_and_starts_again_with_the_process() {
     let env = [("NENE_SESSION_DSN", "memory://")];
     let nene = Nene::start(&env);
     let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     for expected in 1..=3 {
         let page = browser.get("/session/counter").await;
         assert_eq!(page.status, 200, "{}", page.body);

@@ -89,35 +89,30 @@ async fn a_visitor_logged_in_on_files_stays_logged_in_after_the_switch_to_redis(
 #[test]
 fn migrate_from_must_parse_and_name_another_backend() {
     let redis_dsn = "redis://:hunter2@127.0.0.1:1";
-    let output = run_nene(
-        &["check"],
-        &[
-            ("NENE_SESSION_DSN", redis_dsn),
-            ("NENE_SESSION__MIGRATE_FROM", redis_dsn),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("session.migrate_from") && stderr.contains("same backend"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("hunter2"), "{stderr}");
-
-    let output = run_nene(
-        &["check"],
-        &[
-            ("NENE_SESSION_DSN", "redis://127.0.0.1:1"),
-            ("NENE_SESSION__MIGRATE_FROM", "redsi://:hunter2@old:6379"),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("session.migrate_from") && stderr.contains("unknown scheme"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let cases = [
+        (redis_dsn, redis_dsn, "same backend"),
+        (
+            "redis://127.0.0.1:1",
+            "redsi://:hunter2@old:6379",
+            "unknown scheme",
+        ),
+    ];
+    for (dsn, migrate_from, refusal) in cases {
+        let output = run_nene(
+            &["check"],
+            &[
+                ("NENE_SESSION_DSN", dsn),
+                ("NENE_SESSION__MIGRATE_FROM", migrate_from),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{refusal}");
+        assert!(
+            stderr.contains("session.migrate_from") && stderr.contains(refusal),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
 }
 
 /// `nene sessions copy` with the test's save_path, output captured.

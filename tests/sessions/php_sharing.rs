@@ -70,7 +70,7 @@ async fn nene_counts_in_a_php_session(handler: &str) {
 
     // A session id nene issued, then PHP's data stored under it, as a PHP
     // page sharing the store would have.
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     browser.get("/session/counter").await;
     let id = browser.session_id().unwrap();
     let key = format!("sess_{id}");
@@ -115,7 +115,7 @@ async fn a_php_session_of_100_000_variables_is_counted_in_and_written_back_intac
     // 1.5 MB: decoded on a blocking thread and encoded off the async
     // workers (sessions over 256 KiB), through nginx and a real Redis.
     let (redis, nene, nginx) = php_format_stack("php");
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     browser.get("/session/counter").await;
     let key = format!("sess_{}", browser.session_id().unwrap());
     let variables: String = (0..100_000).map(|n| format!("k{n}|i:{n};")).collect();
@@ -143,7 +143,7 @@ async fn a_handler_reading_a_php_object_gets_a_clear_error_and_the_object_stays(
         ("NENE_SESSION__SERIALIZE_HANDLER", "php"),
     ]);
     let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     browser.get("/session/counter").await;
     let id = browser.session_id().unwrap();
     let key = format!("sess_{id}");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nene_test_support::browser::Browser;
 use nene_test_support::fcgi_client::request_with_params;
 use nene_test_support::redis_server::RedisServer;
-use nene_test_support::{Nene, Nginx, NginxOptions};
+use nene_test_support::{Nene, Nginx};
 
 struct Stack {
     nene: Nene,
@@ -27,15 +27,18 @@ fn stack(dsn: &str, env: &[(&str, &str)]) -> Stack {
     Stack { nene, nginx }
 }
 
+/// A browser on `stack` whose first request counted 1.
+async fn browser_that_counted_once(stack: &Stack) -> Browser {
+    let mut browser = Browser::new(&stack.nginx.url(""));
+    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    browser
+}
+
 /// Two nene instances sharing `dsn`, round robin behind one nginx.
 fn two_instances(dsn: &str) -> (Nene, Nene, Nginx) {
     let first = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
     let second = Nene::start(&[("NENE_SESSION_DSN", dsn)]);
-    let nginx = Nginx::start_with(NginxOptions {
-        upstreams: vec![&first.upstream, &second.upstream],
-        keep_conn: true,
-        max_body: "8m",
-    });
+    let nginx = Nginx::start_balancing(vec![&first.upstream, &second.upstream]);
     (first, second, nginx)
 }
 
@@ -100,8 +103,7 @@ async fn the_counter_counts_in_sess_id_with_the_ttl_of_gc_maxlifetime() {
 async fn a_dsn_with_a_db_number_keeps_sessions_in_that_db() {
     let redis = RedisServer::start();
     let stack = stack(&format!("{}/3", redis.url()), &[]);
-    let mut browser = Browser::new(&stack.nginx.url(""));
-    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let browser = browser_that_counted_once(&stack).await;
     let key = format!("sess_{}", browser.session_id().unwrap());
     assert!(redis.db(3).exists(&key));
     assert!(!redis.db(0).exists(&key));
@@ -111,7 +113,7 @@ async fn a_dsn_with_a_db_number_keeps_sessions_in_that_db() {
 async fn two_instances_behind_one_upstream_share_sessions_through_redis() {
     let redis = RedisServer::start();
     let (first, second, nginx) = two_instances(&redis.url());
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     browser.post_form("/session/login", "user=dave").await;
     for _ in 0..6 {
         assert_eq!(browser.get("/session/whoami").await.json()["user"], "dave");
@@ -126,8 +128,7 @@ async fn two_instances_behind_one_upstream_share_sessions_through_redis() {
 async fn queued_requests_of_one_session_pass_the_lock_on_and_share_writes() {
     let redis = RedisServer::start();
     let stack = stack(&redis.url(), &[]);
-    let mut browser = Browser::new(&stack.nginx.url(""));
-    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let mut browser = browser_that_counted_once(&stack).await;
     let monitor = Monitor::start(&redis);
     assert_eq!(browser.hammer_counter(20, 5).await, 100);
     assert_eq!(browser.get("/session/counter").await.json()["count"], 102);
@@ -237,8 +238,7 @@ async fn a_stalled_redis_gives_503_within_about_a_second_and_the_data_survives()
     let redis = RedisServer::start();
     // Default timeouts: 500 ms per command.
     let stack = stack(&redis.url(), &[]);
-    let mut browser = Browser::new(&stack.nginx.url(""));
-    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    let mut browser = browser_that_counted_once(&stack).await;
     redis.pause(2500);
     let started = Instant::now();
     let page = browser.get("/session/counter").await;
@@ -269,8 +269,7 @@ async fn the_dsn_password_never_reaches_the_log() {
     let redis = RedisServer::start_with(&["--requirepass", "pa55-word-xyz"]);
     let dsn = format!("redis://:pa55-word-xyz@127.0.0.1:{}/0", redis.port());
     let stack = stack(&dsn, &[]);
-    let mut browser = Browser::new(&stack.nginx.url(""));
-    assert_eq!(browser.get("/session/counter").await.json()["count"], 1);
+    browser_that_counted_once(&stack).await;
     let log = stack.nene.log_text();
     assert!(log.contains("redis://:***@127.0.0.1"), "{log}");
     assert!(!log.contains("pa55-word-xyz"), "{log}");

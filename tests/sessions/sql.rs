@@ -22,7 +22,7 @@ use nene_test_support::browser::Browser;
 use nene_test_support::mariadb::MariaDb;
 use nene_test_support::php_cli::run_php;
 use nene_test_support::postgres::Postgres;
-use nene_test_support::{Nene, Nginx, run_nene};
+use nene_test_support::{Nene, Nginx, nene_behind_nginx, run_nene};
 use sqlx::Row;
 
 /// One database under test: its DSN (password included), how PHP's PDO
@@ -171,8 +171,7 @@ async fn a_missing_table_with_create_table_off_is_an_error_naming_it(db: &Db) {
     // And nothing was created behind the operator's back.
     sessions.ping().await.unwrap_err();
     // A request that needs the session gets a 503, and the log names the table.
-    let nene = Nene::start(&[("NENE_SESSION_DSN", &dsn)]);
-    let nginx = Nginx::start(&nene.upstream, true);
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_SESSION_DSN", &dsn)]);
     let page = Browser::new(&nginx.url("")).get("/session/counter").await;
     assert_eq!(page.status, 503, "{}", page.body);
     let log = nene.log_text();
@@ -386,9 +385,8 @@ async fn the_password_shows_in_no_error_and_no_log(db: &Db) {
             assert!(!shown.contains(password), "{shown}");
         }
     }
-    let nene = Nene::start(&[("NENE_SESSION_DSN", &wrong_password)]);
-    let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let (nene, nginx) = nene_behind_nginx(&[("NENE_SESSION_DSN", &wrong_password)]);
+    let mut browser = nginx.browser();
     let page = browser.get("/session/counter").await;
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(!page.body.contains(password));
@@ -451,7 +449,7 @@ async fn php_with_a_symfony_style_handler_shares_sessions_nene_wrote(db: &Db) {
         ("NENE_SESSION__SERIALIZE_HANDLER", "php"),
     ]);
     let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     for expected in 1..=3 {
         let page = browser.get("/session/counter").await;
         assert_eq!(page.status, 200, "{}\n{}", page.body, nene.log_text());
@@ -691,7 +689,7 @@ async fn a_relative_sqlite_path_is_a_file_nene_creates_in_its_working_directory(
         command.current_dir(cwd.path());
     });
     let nginx = Nginx::start(&nene.upstream, true);
-    let mut browser = Browser::new(&nginx.url(""));
+    let mut browser = nginx.browser();
     let page = browser.get("/session/counter").await;
     assert_eq!(page.status, 200, "{}\n{}", page.body, nene.log_text());
     let id = browser.session_id().unwrap();
