@@ -389,8 +389,11 @@ async fn nene_sessions_copy_moves_sessions_between_memcached_pools_with_their_li
         let key = format!("sess_{}", id.as_str());
         assert_eq!(to.get(&key), Some(format!("data {n}").into_bytes()));
         let left = to.ttl(&key).expect("copied").expect("with an expiry");
+        // Up to 2 s over: nene asks for one second more (memcached's clock
+        // ticks in whole seconds), and memcached's own clock, which it
+        // counts what is left by, is updated once a second and may lag.
         assert!(
-            left <= lifetime + Duration::from_secs(1) && left + Duration::from_secs(3) >= lifetime,
+            left <= lifetime + Duration::from_secs(2) && left + Duration::from_secs(3) >= lifetime,
             "{key}: {left:?} left of {lifetime:?}"
         );
     }
