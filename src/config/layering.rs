@@ -519,23 +519,24 @@ mod tests {
             error.contains("did you mean session.gc_maxlifetime?"),
             "{error}"
         );
-        let error = error_of(&[], &[("NENE_SESSION__COOKIE_SECUR", "on")]);
-        assert!(
-            error.contains("did you mean NENE_SESSION__COOKIE_SECURE?"),
-            "{error}"
-        );
-        // One underscore instead of two.
-        let error = error_of(&[], &[("NENE_SESSION_GC_MAXLIFETIME", "10")]);
-        assert!(
-            error.contains("did you mean NENE_SESSION__GC_MAXLIFETIME?"),
-            "{error}"
-        );
-        // A misspelt section is not taken for an application constant.
-        let error = error_of(&[], &[("NENE_SESION__NAME", "x")]);
-        assert!(
-            error.contains("did you mean NENE_SESSION__NAME?"),
-            "{error}"
-        );
+        for (variable, value, meant) in [
+            (
+                "NENE_SESSION__COOKIE_SECUR",
+                "on",
+                "NENE_SESSION__COOKIE_SECURE",
+            ),
+            // One underscore instead of two.
+            (
+                "NENE_SESSION_GC_MAXLIFETIME",
+                "10",
+                "NENE_SESSION__GC_MAXLIFETIME",
+            ),
+            // A misspelt section is not taken for an application constant.
+            ("NENE_SESION__NAME", "x", "NENE_SESSION__NAME"),
+        ] {
+            let error = error_of(&[], &[(variable, value)]);
+            assert!(error.contains(&format!("did you mean {meant}?")), "{error}");
+        }
         let error = error_of(&[("system.ini", "[sesion]\nname = x\n")], &[]);
         assert!(error.contains("did you mean [session]?"), "{error}");
     }

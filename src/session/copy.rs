@@ -148,7 +148,9 @@ mod tests {
     use async_trait::async_trait;
     use bytes::Bytes;
 
-    use crate::session::backend::{FileSessionHandler, LockedRead, SessionHandler, SessionPage};
+    use crate::session::backend::{
+        FileOptions, FileSessionHandler, LockedRead, SessionHandler, SessionPage,
+    };
     use crate::session::id::{SessionId, SessionIdFormat};
 
     /// A files backend whose listing also reports one id it does not have,
@@ -225,7 +227,10 @@ mod tests {
         // The source loads at most 10 bytes: a longer session is unreadable.
         let from = FileSessionHandler::new(&dir.path().join("from"), ttl)
             .unwrap()
-            .with_max_size(10);
+            .with_options(FileOptions {
+                max_size: 10,
+                ..FileOptions::default()
+            });
         let to = Arc::new(FileSessionHandler::new(&dir.path().join("to"), ttl).unwrap());
         let (copied, there, large) = (ids.generate(), ids.generate(), ids.generate());
         from.write(&copied, Bytes::from_static(b"copy me"))

@@ -25,11 +25,11 @@ mod settings;
 #[doc(hidden)]
 pub use backend::BackendShorthands;
 pub use backend::{
-    DsnError, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, LockedRead, MemcachedDsn,
-    MemcachedOptions, MemorySessionHandler, MigratingSessionHandler, RedisAddress, RedisDsn,
-    RedisOptions, SessionAdmin, SessionBackend, SessionDsn, SessionHandler, SessionHandlerFactory,
-    SessionLock, SessionPage, SessionSetupError, SqlAddress, SqlDriver, SqlDsn, SqlOptions, Stored,
-    Unreadable, redact_dsn,
+    DsnError, FileOptions, FileSessionHandler, HeldLock, LIST_PAGE_SIZE, LiveSession, LockedRead,
+    MemcachedDsn, MemcachedOptions, MemorySessionHandler, MigratingSessionHandler, RedisAddress,
+    RedisDsn, RedisOptions, SessionAdmin, SessionBackend, SessionDsn, SessionHandler,
+    SessionHandlerFactory, SessionLock, SessionPage, SessionSetupError, SqlAddress, SqlDriver,
+    SqlDsn, SqlOptions, Stored, Unreadable, redact_dsn,
 };
 #[cfg(feature = "memcached")]
 pub use backend::{MemcachedSessionHandler, MemcachedSetupError};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nene::session::{
-    BackendShorthands, FileSessionHandler, LiveSession, MemcachedSessionHandler,
+    BackendShorthands, FileOptions, FileSessionHandler, LiveSession, MemcachedSessionHandler,
     MemorySessionHandler, MigratingSessionHandler, RedisSessionHandler, SessionAdmin, SessionDsn,
     SessionError, SessionHandler, SessionId, SessionIdFormat, SqlSessionHandler, Stored,
     Unreadable,
@@ -81,8 +81,11 @@ impl Backend for Files {
         Arc::new(
             FileSessionHandler::new(&self.save_path(), ttl)
                 .unwrap()
-                .with_lock_wait(lock_wait)
-                .with_max_size(max_size),
+                .with_options(FileOptions {
+                    lock_wait,
+                    max_size,
+                    ..FileOptions::default()
+                }),
         )
     }
 

@@ -39,7 +39,7 @@ mod unreadable;
 
 pub use dsn::{DsnError, SessionBackend, SessionDsn, redact_dsn};
 pub use factory::{SessionHandlerFactory, SessionSetupError};
-pub use files::FileSessionHandler;
+pub use files::{FileOptions, FileSessionHandler};
 pub use lock::{HeldLock, SessionLock};
 pub use memcached::{MemcachedDsn, MemcachedOptions};
 #[cfg(feature = "memcached")]

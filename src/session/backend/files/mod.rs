@@ -23,27 +23,28 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::session::SessionSettings;
 use crate::session::backend::backoff::Backoff;
 use crate::session::backend::dsn::{DsnError, Parser, SessionBackend, SessionDsn};
 use crate::session::backend::factory::{BackendKind, SessionSetupError};
 use crate::session::backend::lock::WritesThroughStore;
 use crate::session::backend::{
-    DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LiveSession, LockedRead, SessionAdmin,
-    SessionHandler, SessionPage, Stored, read_without_lock,
+    LiveSession, LockedRead, SessionAdmin, SessionHandler, SessionPage, Stored, read_without_lock,
 };
 use crate::session::error::SessionError;
-use crate::session::id::{SessionId, SessionIdFormat};
-use crate::session::{SavePathLock, SessionSettings};
+use crate::session::id::SessionId;
 
 mod file_io;
 mod gc;
 mod listing;
 mod lock;
+mod options;
 mod paths;
 
 use file_io::*;
 use gc::{collect_garbage, session_directories};
 use lock::*;
+pub use options::FileOptions;
 use paths::SessionFiles;
 
 /// The backend name in logs and errors.
@@ -77,13 +78,7 @@ fn open(
         }
     })?;
     Ok(Arc::new(
-        handler
-            .with_fsync(settings.save_path_fsync)
-            .with_max_size(settings.max_size)
-            .with_php_locking(settings.save_path_lock == SavePathLock::SessionFile)
-            .with_lock_wait(settings.save_path_lock_wait)
-            .with_depth(settings.save_path_depth)
-            .with_id_format_if_valid(settings.sid_length, settings.sid_bits_per_character),
+        handler.with_options(FileOptions::from_settings(settings)),
     ))
 }
 
@@ -97,24 +92,9 @@ pub struct FileSessionHandler {
     /// `session.gc_maxlifetime`: a file whose mtime is older than this is an
     /// expired session, for reads as much as for gc.
     ttl: Duration,
-    /// How long `lock` waits for the current holder before it gives up with
-    /// [`SessionError::LockTimeout`].
-    lock_wait: Duration,
-    /// Flush each new session file to disk before it replaces the old one.
-    fsync: bool,
-    /// The configured id format, when known: gc then takes only names of
-    /// exactly that format for its own. Without it, gc takes names of any
-    /// format nene can be configured with.
-    id_format: Option<SessionIdFormat>,
-    /// `session.max_size`: a larger file is not read.
-    max_size: u64,
-    /// Lock the session file itself and write it in place, as PHP does
-    /// (`session.save_path_lock = session_file`), so that nene and PHP
-    /// sharing a save_path exclude each other.
-    php_locking: bool,
-    /// PHP's `N;` save_path prefix: sessions live `depth` levels of
-    /// one-character directories down, named after the id's first characters.
-    depth: usize,
+    /// How it stores and locks: the `[session]` settings PHP's files
+    /// handler has.
+    options: FileOptions,
 }
 
 impl FileSessionHandler {
@@ -161,81 +141,24 @@ impl FileSessionHandler {
         Ok(FileSessionHandler {
             dir: save_path.to_path_buf(),
             ttl,
-            lock_wait: DEFAULT_LOCK_WAIT,
-            fsync: false,
-            id_format: None,
-            max_size: DEFAULT_MAX_SESSION_BYTES,
-            php_locking: false,
-            depth: 0,
+            options: FileOptions::default(),
         })
     }
 
-    /// The same handler, with gc taking only names of ids in `format` (the
-    /// configured `sid_length` and `sid_bits_per_character`) for sessions.
-    pub fn with_id_format(mut self, format: SessionIdFormat) -> FileSessionHandler {
-        self.id_format = Some(format);
-        self
-    }
-
-    /// [`Self::with_id_format`] for the configured id settings; an invalid
-    /// pair is refused by the session store at start-up with its own
-    /// message, so here it only leaves gc on every format nene accepts.
-    pub fn with_id_format_if_valid(
-        self,
-        sid_length: usize,
-        bits_per_character: u8,
-    ) -> FileSessionHandler {
-        match SessionIdFormat::new(sid_length, bits_per_character) {
-            Ok(format) => self.with_id_format(format),
-            Err(_) => self,
-        }
-    }
-
-    /// The same handler with a different bound on how long `lock` waits for
-    /// another request (10 s by default).
-    pub fn with_lock_wait(mut self, lock_wait: Duration) -> FileSessionHandler {
-        self.lock_wait = lock_wait;
-        self
-    }
-
-    /// The same handler, leaving session files over `max_size` bytes
-    /// unread (`session.max_size`).
-    pub fn with_max_size(mut self, max_size: u64) -> FileSessionHandler {
-        self.max_size = max_size;
-        self
-    }
-
-    /// The same handler, fsyncing every session file before the rename
-    /// (`session.save_path_fsync`; off by default, like PHP).
-    pub fn with_fsync(mut self, fsync: bool) -> FileSessionHandler {
-        self.fsync = fsync;
-        self
-    }
-
-    /// The same handler with PHP's locking: `flock` on `sess_{id}` itself,
-    /// written in place (truncate and write) instead of replaced by rename.
-    /// A crash in the middle of a write can then leave a torn file, as with
-    /// PHP; nene's own locking (the default) never can.
-    pub fn with_php_locking(mut self, php_locking: bool) -> FileSessionHandler {
-        self.php_locking = php_locking;
-        self
-    }
-
-    /// The same handler with PHP's `N;` layout: session `abcd…` of depth 2
-    /// lives in `a/b/`. The directories are made (0700) when a session is
-    /// first written, where PHP needs them made beforehand.
-    pub fn with_depth(mut self, depth: usize) -> FileSessionHandler {
-        self.depth = depth;
+    /// The same handler with `options` (lock wait, fsync, id format,
+    /// size bound, PHP's locking and layout) in place of the defaults.
+    pub fn with_options(mut self, options: FileOptions) -> FileSessionHandler {
+        self.options = options;
         self
     }
 
     fn files(&self, id: &SessionId) -> SessionFiles {
         let mut dir = self.dir.clone();
-        for character in id.as_str().chars().take(self.depth) {
+        for character in id.as_str().chars().take(self.options.depth) {
             dir.push(character.to_string());
         }
         let files = SessionFiles::new(&dir, id.as_str());
-        if self.php_locking {
+        if self.options.php_locking {
             files.locking_the_session_file()
         } else {
             files
@@ -258,7 +181,7 @@ impl FileSessionHandler {
             let lock_path = files.lock.clone();
             let attempt = blocking("lock", {
                 let files = files.clone();
-                let nested = self.depth > 0;
+                let nested = self.options.depth > 0;
                 move || {
                     if nested {
                         make_session_directory(&files.dir).map_err(|e| files.error("lock", e))?;
@@ -300,7 +223,7 @@ impl SessionHandler for FileSessionHandler {
     }
 
     fn lock_wait(&self) -> Duration {
-        self.lock_wait
+        self.options.lock_wait
     }
 
     /// A flock ends with its holder's process.
@@ -325,7 +248,7 @@ impl SessionHandler for FileSessionHandler {
     async fn read(&self, id: &SessionId) -> Result<Stored, SessionError> {
         let files = self.files(id);
         let ttl = self.ttl;
-        let max_size = self.max_size;
+        let max_size = self.options.max_size;
         blocking("read", move || {
             match read_fresh(&files.data, ttl, max_size) {
                 // With PHP's locking, taking the lock creates the file: an
@@ -357,7 +280,7 @@ impl SessionHandler for FileSessionHandler {
     /// takes the lock, as PHP's does.
     async fn read_for_read_only(self: Arc<Self>, id: &SessionId) -> LockedRead {
         if self.files(id).in_place {
-            let wait = self.lock_wait;
+            let wait = self.options.lock_wait;
             self.lock_and_read(id, wait).await
         } else {
             read_without_lock(&*self, id).await
@@ -366,8 +289,8 @@ impl SessionHandler for FileSessionHandler {
 
     async fn write(&self, id: &SessionId, data: Bytes) -> Result<(), SessionError> {
         let files = self.files(id);
-        let fsync = self.fsync;
-        let nested = self.depth > 0;
+        let fsync = self.options.fsync;
+        let nested = self.options.depth > 0;
         blocking("write", move || {
             if nested {
                 make_session_directory(&files.dir).map_err(|e| files.error("write", e))?;
@@ -408,8 +331,8 @@ impl SessionHandler for FileSessionHandler {
     async fn gc(&self) -> Result<u64, SessionError> {
         let dir = self.dir.clone();
         let ttl = self.ttl;
-        let id_format = self.id_format;
-        let depth = self.depth;
+        let id_format = self.options.id_format;
+        let depth = self.options.depth;
         blocking("gc", move || {
             let mut removed = 0;
             for leaf in session_directories(&dir, depth) {
@@ -473,7 +396,7 @@ impl SessionAdmin for FileSessionHandler {
     async fn list_sessions(&self, cursor: Option<String>) -> Result<SessionPage, SessionError> {
         let dir = self.dir.clone();
         let ttl = self.ttl;
-        let depth = self.depth;
+        let depth = self.options.depth;
         blocking("list", move || {
             listing::list_page(&dir, depth, ttl, cursor.as_deref())
         })
@@ -527,6 +450,24 @@ mod tests {
         FileSessionHandler::new(dir, TTL).unwrap()
     }
 
+    /// A handler in a new private directory, holding one session stored
+    /// as `data`.
+    async fn one_session(
+        data: &'static [u8],
+    ) -> (tempfile::TempDir, Arc<FileSessionHandler>, SessionId) {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = Arc::new(handler(dir.path()));
+        let id = new_session(&sessions, data).await;
+        (dir, sessions, id)
+    }
+
+    /// A new session id, stored as `data`.
+    async fn new_session(sessions: &FileSessionHandler, data: &'static [u8]) -> SessionId {
+        let id = new_id();
+        sessions.write(&id, Bytes::from_static(data)).await.unwrap();
+        id
+    }
+
     fn session_path(dir: &Path, id: &SessionId) -> PathBuf {
         dir.join(format!("sess_{}", id.as_str()))
     }
@@ -555,13 +496,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_written_session_reads_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let sessions = Arc::new(handler(dir.path()));
-        let id = new_id();
-        sessions
-            .write(&id, Bytes::from_static(b"{\"user\":42}"))
-            .await
-            .unwrap();
+        let (_dir, sessions, id) = one_session(b"{\"user\":42}").await;
         let read = sessions.read(&id).await.unwrap().data();
         assert_eq!(read.as_deref(), Some(&b"{\"user\":42}"[..]));
         assert!(sessions.exists(&id).await.unwrap());
@@ -582,11 +517,7 @@ mod tests {
         let sessions = Arc::new(handler(&save_path));
         assert_eq!(mode(&save_path), 0o700);
         assert_eq!(mode(&root.path().join("var")), 0o700);
-        let id = new_id();
-        sessions
-            .write(&id, Bytes::from_static(b"secret"))
-            .await
-            .unwrap();
+        let id = new_session(&sessions, b"secret").await;
         assert_eq!(mode(&session_path(&save_path, &id)), 0o600);
         let lock = sessions.lock(&id).await.unwrap();
         assert_eq!(mode(&lock_path(&save_path, &id)), 0o600);
@@ -679,7 +610,10 @@ mod tests {
     async fn a_planted_lock_symlink_is_an_error_and_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        let sessions = Arc::new(handler(dir.path()).with_lock_wait(Duration::from_millis(100)));
+        let sessions = Arc::new(handler(dir.path()).with_options(FileOptions {
+            lock_wait: Duration::from_millis(100),
+            ..FileOptions::default()
+        }));
         let id = new_id();
         let target = outside.path().join("created-by-nene");
         std::os::unix::fs::symlink(&target, lock_path(dir.path(), &id)).unwrap();
@@ -762,13 +696,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_session_is_gone_before_gc_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let sessions = Arc::new(handler(dir.path()));
-        let id = new_id();
-        sessions
-            .write(&id, Bytes::from_static(b"old"))
-            .await
-            .unwrap();
+        let (dir, sessions, id) = one_session(b"old").await;
         age(&session_path(dir.path(), &id), TTL + Duration::from_secs(1));
         assert_eq!(sessions.read(&id).await.unwrap(), Stored::Missing);
         assert!(!sessions.exists(&id).await.unwrap());
@@ -779,14 +707,8 @@ mod tests {
 
     #[tokio::test]
     async fn touch_restarts_the_expiry_without_rewriting() {
-        let dir = tempfile::tempdir().unwrap();
-        let sessions = Arc::new(handler(dir.path()));
-        let id = new_id();
+        let (dir, sessions, id) = one_session(b"unchanged").await;
         let path = session_path(dir.path(), &id);
-        sessions
-            .write(&id, Bytes::from_static(b"unchanged"))
-            .await
-            .unwrap();
         age(&path, TTL / 2);
         let inode = fs::metadata(&path).unwrap().ino();
         sessions.touch(&id).await.unwrap();
@@ -802,13 +724,7 @@ mod tests {
 
     #[tokio::test]
     async fn destroy_removes_the_session_and_its_lock_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let sessions = Arc::new(handler(dir.path()));
-        let id = new_id();
-        sessions
-            .write(&id, Bytes::from_static(b"bye"))
-            .await
-            .unwrap();
+        let (dir, sessions, id) = one_session(b"bye").await;
         sessions.lock(&id).await.unwrap().release().await.unwrap();
         assert!(lock_path(dir.path(), &id).exists());
 
@@ -849,11 +765,7 @@ mod tests {
         let sessions = Arc::new(handler(path));
         let old = TTL + Duration::from_secs(1);
 
-        let fresh = new_id();
-        sessions
-            .write(&fresh, Bytes::from_static(b"fresh"))
-            .await
-            .unwrap();
+        let fresh = new_session(&sessions, b"fresh").await;
         sessions
             .lock(&fresh)
             .await
@@ -861,17 +773,9 @@ mod tests {
             .release()
             .await
             .unwrap();
-        let expired = new_id();
-        sessions
-            .write(&expired, Bytes::from_static(b"expired"))
-            .await
-            .unwrap();
+        let expired = new_session(&sessions, b"expired").await;
         age(&session_path(path, &expired), old);
-        let expired_in_use = new_id();
-        sessions
-            .write(&expired_in_use, Bytes::from_static(b"in use"))
-            .await
-            .unwrap();
+        let expired_in_use = new_session(&sessions, b"in use").await;
         age(&session_path(path, &expired_in_use), old);
         let in_use = sessions.lock(&expired_in_use).await.unwrap();
 
@@ -919,7 +823,10 @@ mod tests {
         // Another nene instance on the same save_path, and another process's
         // plain flock: both must keep this handler out.
         let other_instance = Arc::new(handler(dir.path()));
-        let sessions = Arc::new(handler(dir.path()).with_lock_wait(Duration::from_millis(200)));
+        let sessions = Arc::new(handler(dir.path()).with_options(FileOptions {
+            lock_wait: Duration::from_millis(200),
+            ..FileOptions::default()
+        }));
 
         let held = other_instance.lock(&id).await.unwrap();
         let started = Instant::now();
@@ -953,13 +860,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_write_keeps_the_old_session_and_leaves_no_temp_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let sessions = Arc::new(handler(dir.path()));
-        let id = new_id();
-        sessions
-            .write(&id, Bytes::from_static(b"old"))
-            .await
-            .unwrap();
+        let (dir, sessions, id) = one_session(b"old").await;
 
         // Fails after the temp file is written, even as root: the session's
         // name is taken by a directory, so the rename fails.
@@ -1048,7 +949,10 @@ mod tests {
     #[tokio::test]
     async fn with_phps_nested_layout_sessions_live_in_subdirectories_and_gc_finds_them() {
         let dir = tempfile::tempdir().unwrap();
-        let sessions = Arc::new(handler(dir.path()).with_depth(2));
+        let sessions = Arc::new(handler(dir.path()).with_options(FileOptions {
+            depth: 2,
+            ..FileOptions::default()
+        }));
         let id = new_id();
         sessions.write(&id, Bytes::from_static(b"x")).await.unwrap();
         let id_text = id.as_str();

@@ -177,31 +177,25 @@ mod tests {
         );
         assert_eq!(tls.mode, SqlTlsMode::VerifyFull);
         // The other database's names are not TLS options here.
-        assert_eq!(
-            apply(SqlDriver::MySql, "sslmode", "require", &mut tls),
-            None
-        );
-        assert_eq!(
-            apply(SqlDriver::Postgres, "ssl-mode", "REQUIRED", &mut tls),
-            None
-        );
-        assert_eq!(
-            apply(SqlDriver::Sqlite, "sslmode", "require", &mut tls),
-            None
-        );
+        for (driver, option, value) in [
+            (SqlDriver::MySql, "sslmode", "require"),
+            (SqlDriver::Postgres, "ssl-mode", "REQUIRED"),
+            (SqlDriver::Sqlite, "sslmode", "require"),
+        ] {
+            assert_eq!(apply(driver, option, value, &mut tls), None, "{option}");
+        }
         // MySQL has no `allow`; libpq's values are lower case.
-        assert!(matches!(
-            apply(SqlDriver::MySql, "ssl-mode", "allow", &mut tls),
-            Some(Err(("ssl-mode", _)))
-        ));
-        assert!(matches!(
-            apply(SqlDriver::Postgres, "sslmode", "REQUIRE", &mut tls),
-            Some(Err(("sslmode", _)))
-        ));
-        assert!(matches!(
-            apply(SqlDriver::Postgres, "sslcert", "", &mut tls),
-            Some(Err(("sslcert", _)))
-        ));
+        for (driver, option, value) in [
+            (SqlDriver::MySql, "ssl-mode", "allow"),
+            (SqlDriver::Postgres, "sslmode", "REQUIRE"),
+            (SqlDriver::Postgres, "sslcert", ""),
+        ] {
+            let refused = apply(driver, option, value, &mut tls);
+            assert!(
+                matches!(refused, Some(Err((named, _))) if named == option),
+                "{option}={value}"
+            );
+        }
     }
 
     #[test]
