@@ -41,8 +41,11 @@ require_tools nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-tool
 [ -f /usr/include/fcgiapp.h ] || { echo "missing libfcgi: apt-get install -y libfcgi-dev" >&2; exit 1; }
 PHP_FPM=$(find_php_fpm)
 [ -n "$PHP_FPM" ] || { echo "missing php-fpm: apt-get install -y php-fpm php-redis php-opcache" >&2; exit 1; }
+# Read whole first: `php-fpm -m | grep -q` fails at random under pipefail
+# (grep exits at its first match; php-fpm gets SIGPIPE).
+PHP_MODULES=$("$PHP_FPM" -m)
 for module in redis "Zend OPcache"; do
-    "$PHP_FPM" -m | grep -qx "$module" ||
+    grep -qx "$module" <<<"$PHP_MODULES" ||
         { echo "php-fpm has no $module: apt-get install -y php-redis php-opcache" >&2; exit 1; }
 done
 BEGAN=$(date +%s)
