@@ -31,8 +31,11 @@ require_tools nginx:nginx wrk:wrk redis-server:redis-server mariadbd:mariadb-ser
     curl:curl python3:python3
 PHP_FPM=$(find_php_fpm)
 [ -n "$PHP_FPM" ] || { echo "missing php-fpm: apt-get install -y php-fpm php-redis php-opcache php-sqlite3 php-mysql" >&2; exit 1; }
+# The list is read whole first: `php-fpm -m | grep -q` fails at random
+# under pipefail (grep exits at its first match; php-fpm gets SIGPIPE).
+PHP_MODULES=$("$PHP_FPM" -m)
 for module in redis pdo_sqlite pdo_mysql "Zend OPcache"; do
-    "$PHP_FPM" -m | grep -qx "$module" ||
+    grep -qx "$module" <<<"$PHP_MODULES" ||
         { echo "php-fpm has no $module: apt-get install -y php-redis php-sqlite3 php-mysql php-opcache" >&2; exit 1; }
 done
 

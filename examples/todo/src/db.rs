@@ -11,13 +11,17 @@
 //! starting at once against an empty PostgreSQL can race on the first
 //! CREATE: start one first, or restart the loser.)
 
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool};
+
+use crate::sqlite::Sqlite;
+use crate::store::StoreError;
 
 /// Where the DSN is configured, for error messages.
 pub const SETTING: &str = "todo.database_dsn (env NENE_TODO__DATABASE_DSN)";
@@ -26,18 +30,20 @@ pub const DEFAULT_DSN: &str = "sqlite://var/todo.db";
 const ACCEPTED: &str = "sqlite://PATH, mysql://USER:PASSWORD@HOST:PORT/DB, mariadb://…, \
      postgres://USER:PASSWORD@HOST:PORT/DB or postgresql://…";
 
-/// At most this many connections per process: the database's own limit is
-/// shared by every instance, and a burst queues here instead of there.
+/// At most this many connections per process to a database server: its
+/// own limit is shared by every instance, and a burst queues here instead
+/// of there. (SQLite's connections are `sqlite.rs`'s.)
 const MAX_CONNECTIONS: u32 = 10;
 /// The longest a request waits for a connection (an exhausted pool or a
 /// database that is down): then it answers 503 instead of hanging.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A pool of one of the three backends. Queries are written once (see
-/// `store.rs`) and run on whichever this is.
+/// `store.rs`) and run on whichever this is: SQLite's through rusqlite on
+/// the request's thread (`sqlite.rs`), the servers' through sqlx.
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(Arc<Sqlite>),
     MySql(MySqlPool),
     Postgres(PgPool),
 }
@@ -64,12 +70,11 @@ pub enum DbError {
 
 fn pool_options<D: sqlx::Database>() -> PoolOptions<D> {
     // No ping before each acquire (sqlx's default tests every connection it
-    // hands out): that is one more round trip per query — for SQLite a hop
-    // through sqlx's worker thread, for MariaDB/PostgreSQL a network round
-    // trip; benches/todo.sh (one round of 8 s) went from 5.2k to 7.4k req/s
-    // on MariaDB and from 8.0k to 8.4k on SQLite without it. What it costs: after the database restarts, each pooled connection
-    // fails once (that request answers 503 DATABASE-UNAVAILABLE, retryable)
-    // before it is replaced.
+    // hands out): that is one more network round trip per query;
+    // benches/todo.sh (one round of 8 s) went from 5.2k to 7.4k req/s on
+    // MariaDB without it. What it costs: after the database restarts, each
+    // pooled connection fails once (that request answers 503
+    // DATABASE-UNAVAILABLE, retryable) before it is replaced.
     PoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -90,17 +95,12 @@ impl Db {
             .map(|(scheme, _)| scheme.to_ascii_lowercase());
         let db = match scheme.as_deref() {
             Some("sqlite") => {
-                let options = SqliteConnectOptions::from_str(dsn)
-                    .map_err(malformed)?
-                    .create_if_missing(true)
-                    // WAL: readers do not block the writer; a writer waits
-                    // (busy_timeout) rather than failing at once.
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(5))
-                    .foreign_keys(true);
-                create_parent_dir(options.get_filename())?;
-                let pool = pool_options().connect_with(options).await;
-                Db::Sqlite(pool.map_err(|e| unreachable(&redacted, e))?)
+                let (path, read_only) = sqlite_file(dsn).map_err(|reason| DbError::Malformed {
+                    dsn: redacted.clone(),
+                    reason,
+                })?;
+                create_parent_dir(path)?;
+                Db::Sqlite(Arc::new(Sqlite::new(path, read_only)))
             }
             Some("mysql" | "mariadb") => {
                 // sqlx's MySQL driver reads the URL's parts, not its scheme.
@@ -121,8 +121,8 @@ impl Db {
         })?;
         // A read-only file opens and answers reads; only a write shows that
         // every request that changes something would fail.
-        if let Db::Sqlite(pool) = &db {
-            can_write(pool).await.map_err(|error| DbError::ReadOnly {
+        if let Db::Sqlite(sqlite) = &db {
+            sqlite.run(can_write).map_err(|error| DbError::ReadOnly {
                 dsn: redacted.clone(),
                 reason: error.to_string(),
             })?;
@@ -140,13 +140,18 @@ impl Db {
         }
     }
 
-    async fn apply_schema(&self) -> Result<(), sqlx::Error> {
+    async fn apply_schema(&self) -> Result<(), StoreError> {
         match self {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(sqlite) => sqlite.run(|connection| {
+                // WAL: readers do not block the writer, nor it them; a
+                // writer waits (the busy timeout) rather than failing at
+                // once. Kept in the file once set.
+                connection.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
                 for statement in SQLITE_SCHEMA {
-                    sqlx::query(statement).execute(pool).await?;
+                    connection.execute(statement, [])?;
                 }
-            }
+                Ok(())
+            })?,
             Db::MySql(pool) => {
                 for statement in MYSQL_SCHEMA {
                     sqlx::query(statement).execute(pool).await?;
@@ -163,12 +168,29 @@ impl Db {
 }
 
 /// Writes (a table created and rolled back): fails on a read-only file.
-async fn can_write(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    let mut probe = pool.begin().await?;
-    sqlx::query("CREATE TABLE main.todo_write_probe (x INTEGER)")
-        .execute(&mut *probe)
-        .await?;
-    probe.rollback().await
+fn can_write(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
+    connection.execute_batch("BEGIN; CREATE TABLE main.todo_write_probe (x INTEGER); ROLLBACK;")
+}
+
+/// The file of a `sqlite://PATH` DSN (`sqlite:///abs/path` for an absolute
+/// one), and whether it is opened read-only (`?mode=ro`, SQLite's own URI
+/// parameter; `mode=rw` and `mode=rwc` are the default).
+fn sqlite_file(dsn: &str) -> Result<(&Path, bool), String> {
+    let rest = &dsn["sqlite:".len()..];
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err("no file: write sqlite://PATH".to_string());
+    }
+    let mut read_only = false;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair {
+            "mode=ro" => read_only = true,
+            "mode=rw" | "mode=rwc" => read_only = false,
+            _ => return Err(format!("unknown option `{pair}` (only mode=ro, rw or rwc)")),
+        }
+    }
+    Ok((Path::new(path), read_only))
 }
 
 fn unreachable(redacted: &str, error: sqlx::Error) -> DbError {
@@ -179,7 +201,7 @@ fn unreachable(redacted: &str, error: sqlx::Error) -> DbError {
 }
 
 /// `sqlite://var/todo.db` must work on a fresh checkout: make `var/`.
-fn create_parent_dir(file: &std::path::Path) -> Result<(), DbError> {
+fn create_parent_dir(file: &Path) -> Result<(), DbError> {
     match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && file.as_os_str() != ":memory:" => {
             std::fs::create_dir_all(dir).map_err(|error| DbError::SqliteDir {

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::envelope::failure;
+use crate::store::StoreError;
 
 /// Everything the API reports as an error.
 #[derive(Debug, thiserror::Error)]
@@ -99,14 +100,19 @@ impl From<nene::SessionError> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
+impl From<StoreError> for ApiError {
     /// Only a database that cannot be reached or cannot take work now is
     /// "unavailable" (503, worth retrying). Any other failure is this
     /// application's bug (input it should have refused, a query the
     /// database rejects): 500, never dressed up as an outage. The log has
     /// the details.
-    fn from(error: sqlx::Error) -> Self {
-        if is_unavailability(&error) {
+    fn from(error: StoreError) -> Self {
+        let unavailable = match &error {
+            StoreError::Sqlx(error) => is_unavailability(error),
+            StoreError::Sqlite(error) => is_sqlite_unavailability(error),
+            StoreError::Json(_) => false,
+        };
+        if unavailable {
             tracing::error!("database unavailable: {error}");
             ApiError::DatabaseUnavailable
         } else {
@@ -114,6 +120,18 @@ impl From<sqlx::Error> for ApiError {
             ApiError::Internal
         }
     }
+}
+
+/// Whether SQLite could not do the work now: busy or locked past the busy
+/// timeout, read-only, an I/O error, a full disk, a file it cannot open.
+fn is_sqlite_unavailability(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    error.sqlite_error_code().is_some_and(|code| {
+        matches!(
+            code,
+            DatabaseBusy | DatabaseLocked | ReadOnly | SystemIoFailure | DiskFull | CannotOpen
+        )
+    })
 }
 
 /// Whether `error` says the database is out of reach or out of capacity:
@@ -143,14 +161,6 @@ fn is_unavailability(error: &sqlx::Error) -> bool {
                 // timeout, deadlock, read-only server (a failed-over
                 // replica).
                 return [1040, 1053, 1205, 1213, 1290, 1836].contains(&mysql.number());
-            }
-            if let Some(sqlite) = database.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
-                // The primary result code (the low byte of an extended
-                // one): busy, locked, read-only, I/O error, disk full,
-                // cannot open.
-                let code = sqlx::error::DatabaseError::code(sqlite)
-                    .and_then(|code| code.parse::<u32>().ok());
-                return code.is_some_and(|code| [5, 6, 8, 10, 13, 14].contains(&(code & 0xff)));
             }
             false
         }

@@ -8,6 +8,7 @@ mod csrf;
 mod db;
 mod envelope;
 mod error;
+mod sqlite;
 mod store;
 mod todos;
 

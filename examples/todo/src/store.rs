@@ -1,15 +1,28 @@
 //! Every query the application runs, written once with `?` placeholders and
 //! run on whichever backend the pool is (PostgreSQL gets them renumbered to
-//! `$1, $2, …`). Each todo query filters on the owner's user id: that
-//! filter, in SQL, is what keeps one user from another's todos.
+//! `$1, $2, …`): through rusqlite on SQLite (`sqlite.rs`), through sqlx on
+//! MariaDB/MySQL and PostgreSQL. Each todo query filters on the owner's user
+//! id: that filter, in SQL, is what keeps one user from another's todos.
 
 use std::borrow::Cow;
 
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sqlx::Row;
 
 use crate::db::Db;
+
+/// A query that failed, as the driver said it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot serialize the todos: {0}")]
+    Json(#[from] serde_json::Error),
+}
 
 /// One todo as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -25,14 +38,15 @@ pub struct UserRecord {
     pub password_hash: String,
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool: the same query text
-/// and binds on each backend, each arm monomorphised for its driver.
-macro_rules! on_pool {
+/// Runs `$body` with `$pool` bound to the server's sqlx pool: the same
+/// query text and binds on each, each arm monomorphised for its driver.
+/// SQLite's arm is written out in each method (rusqlite).
+macro_rules! on_server {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            Db::Sqlite($pool) => $body,
             Db::MySql($pool) => $body,
             Db::Postgres($pool) => $body,
+            Db::Sqlite(_) => unreachable!("SQLite goes through rusqlite"),
         }
     };
 }
@@ -52,12 +66,6 @@ fn numbered(sql: &str) -> String {
     }
     numbered
 }
-
-/// `list_todos` on SQLite: the array of `{id, title, done}` objects, oldest
-/// first (`done` is stored as 0/1; `json('true')` makes it a JSON boolean).
-const SQLITE_LIST_AS_JSON: &str = "SELECT json_group_array(json_object(\
-    'id', id, 'title', title, 'done', json(CASE WHEN done THEN 'true' ELSE 'false' END)) \
-    ORDER BY id) FROM todos WHERE user_id = ?";
 
 macro_rules! todo_from_row {
     ($row:expr) => {
@@ -80,41 +88,64 @@ impl Db {
 
     /// A new user's id, or `None` when the name is taken (the UNIQUE
     /// constraint decides, so two registrations racing cannot both win).
-    pub async fn create_user(
-        &self,
-        username: &str,
-        hash: &str,
-    ) -> Result<Option<i64>, sqlx::Error> {
+    pub async fn create_user(&self, username: &str, hash: &str) -> Result<Option<i64>, StoreError> {
+        const INSERT: &str = "INSERT INTO users (username, password_hash) VALUES (?, ?)";
+        const RETURNING: &str =
+            "INSERT INTO users (username, password_hash) VALUES (?, ?) RETURNING id";
         let result = match self {
-            Db::MySql(pool) => {
-                sqlx::query("INSERT INTO users (username, password_hash) VALUES (?, ?)")
-                    .bind(username)
-                    .bind(hash)
-                    .execute(pool)
-                    .await
-                    .map(|done| done.last_insert_id() as i64)
+            Db::Sqlite(sqlite) => {
+                let (username, hash) = (username.to_string(), hash.to_string());
+                let inserted = sqlite
+                    .write(move |connection| {
+                        connection
+                            .prepare_cached(RETURNING)?
+                            .query_row((username, hash), |row| row.get::<_, i64>(0))
+                    })
+                    .await;
+                return match inserted {
+                    Ok(id) => Ok(Some(id)),
+                    Err(error) if is_sqlite_unique_violation(&error) => Ok(None),
+                    Err(error) => Err(error.into()),
+                };
             }
-            _ => {
-                let sql = self
-                    .sql("INSERT INTO users (username, password_hash) VALUES (?, ?) RETURNING id");
-                on_pool!(self, pool => sqlx::query(&sql)
-                    .bind(username)
-                    .bind(hash)
-                    .fetch_one(pool)
-                    .await
-                    .and_then(|row| row.try_get::<i64, _>("id")))
-            }
+            Db::MySql(pool) => sqlx::query(INSERT)
+                .bind(username)
+                .bind(hash)
+                .execute(pool)
+                .await
+                .map(|done| done.last_insert_id() as i64),
+            Db::Postgres(pool) => sqlx::query(&numbered(RETURNING))
+                .bind(username)
+                .bind(hash)
+                .fetch_one(pool)
+                .await
+                .and_then(|row| row.try_get::<i64, _>("id")),
         };
         match result {
             Ok(id) => Ok(Some(id)),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(None),
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         }
     }
 
-    pub async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, sqlx::Error> {
-        let sql = self.sql("SELECT id, password_hash FROM users WHERE username = ?");
-        on_pool!(self, pool => {
+    pub async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        const FIND: &str = "SELECT id, password_hash FROM users WHERE username = ?";
+        if let Db::Sqlite(sqlite) = self {
+            let user = sqlite.run(|connection| {
+                connection
+                    .prepare_cached(FIND)?
+                    .query_row([username], |row| {
+                        Ok(UserRecord {
+                            id: row.get(0)?,
+                            password_hash: row.get(1)?,
+                        })
+                    })
+                    .optional()
+            })?;
+            return Ok(user);
+        }
+        let sql = self.sql(FIND);
+        on_server!(self, pool => {
             let row = sqlx::query(&sql).bind(username).fetch_optional(pool).await?;
             match row {
                 Some(row) => Ok(Some(UserRecord {
@@ -127,59 +158,59 @@ impl Db {
     }
 
     /// The user's todos, oldest first, as the JSON array the API answers.
-    ///
-    /// On SQLite the database writes the array: sqlx runs each SQLite
-    /// connection on a thread of its own and sends every row across to the
-    /// request's task with each of its values copied; one row holding the
-    /// array crosses once (with the typed envelope, 0.87× nene's CPU per
-    /// request: benches/README, "the todo application against PHP-FPM").
-    /// MariaDB/MySQL and PostgreSQL rows arrive on the connection the task
-    /// reads anyway, so there they are read and serialized here (and
-    /// MySQL's JSON_ARRAYAGG has no ORDER BY).
-    pub async fn list_todos(&self, user_id: i64) -> Result<Box<RawValue>, sqlx::Error> {
-        let decode_error = |error: serde_json::Error| sqlx::Error::Decode(error.into());
-        if let Db::Sqlite(pool) = self {
-            let array: String = sqlx::query_scalar(SQLITE_LIST_AS_JSON)
-                .bind(user_id)
-                .fetch_one(pool)
-                .await?;
-            return RawValue::from_string(array).map_err(decode_error);
-        }
-        let sql = self.sql("SELECT id, title, done FROM todos WHERE user_id = ? ORDER BY id");
-        let todos = on_pool!(self, pool => {
-            let rows = sqlx::query(&sql).bind(user_id).fetch_all(pool).await?;
-            let mut todos = Vec::with_capacity(rows.len());
-            for row in rows {
-                todos.push(todo_from_row!(row));
+    pub async fn list_todos(&self, user_id: i64) -> Result<Box<RawValue>, StoreError> {
+        const LIST: &str = "SELECT id, title, done FROM todos WHERE user_id = ? ORDER BY id";
+        let todos = match self {
+            Db::Sqlite(sqlite) => sqlite.run(|connection| {
+                let mut statement = connection.prepare_cached(LIST)?;
+                let rows = statement.query_map([user_id], todo_from_sqlite)?;
+                rows.collect::<rusqlite::Result<Vec<Todo>>>()
+            })?,
+            _ => {
+                let sql = self.sql(LIST);
+                on_server!(self, pool => {
+                    let rows = sqlx::query(&sql).bind(user_id).fetch_all(pool).await?;
+                    let mut todos = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        todos.push(todo_from_row!(row));
+                    }
+                    todos
+                })
             }
-            todos
-        });
-        serde_json::value::to_raw_value(&todos).map_err(decode_error)
+        };
+        Ok(serde_json::value::to_raw_value(&todos)?)
     }
 
-    pub async fn create_todo(&self, user_id: i64, title: &str) -> Result<Todo, sqlx::Error> {
+    pub async fn create_todo(&self, user_id: i64, title: &str) -> Result<Todo, StoreError> {
+        const INSERT: &str = "INSERT INTO todos (user_id, title, done) VALUES (?, ?, ?)";
+        const RETURNING: &str =
+            "INSERT INTO todos (user_id, title, done) VALUES (?, ?, ?) RETURNING id";
         let id = match self {
+            Db::Sqlite(sqlite) => {
+                let title = title.to_string();
+                sqlite
+                    .write(move |connection| {
+                        connection
+                            .prepare_cached(RETURNING)?
+                            .query_row((user_id, title, false), |row| row.get(0))
+                    })
+                    .await?
+            }
             // MySQL has no INSERT … RETURNING (MariaDB has, MySQL has not).
-            Db::MySql(pool) => {
-                sqlx::query("INSERT INTO todos (user_id, title, done) VALUES (?, ?, ?)")
-                    .bind(user_id)
-                    .bind(title)
-                    .bind(false)
-                    .execute(pool)
-                    .await?
-                    .last_insert_id() as i64
-            }
-            _ => {
-                let sql = self
-                    .sql("INSERT INTO todos (user_id, title, done) VALUES (?, ?, ?) RETURNING id");
-                on_pool!(self, pool => sqlx::query(&sql)
-                    .bind(user_id)
-                    .bind(title)
-                    .bind(false)
-                    .fetch_one(pool)
-                    .await?
-                    .try_get::<i64, _>("id")?)
-            }
+            Db::MySql(pool) => sqlx::query(INSERT)
+                .bind(user_id)
+                .bind(title)
+                .bind(false)
+                .execute(pool)
+                .await?
+                .last_insert_id() as i64,
+            Db::Postgres(pool) => sqlx::query(&numbered(RETURNING))
+                .bind(user_id)
+                .bind(title)
+                .bind(false)
+                .fetch_one(pool)
+                .await?
+                .try_get::<i64, _>("id")?,
         };
         Ok(Todo {
             id,
@@ -189,9 +220,19 @@ impl Db {
     }
 
     /// The todo `id` if `user_id` owns it.
-    pub async fn get_todo(&self, user_id: i64, id: i64) -> Result<Option<Todo>, sqlx::Error> {
-        let sql = self.sql("SELECT id, title, done FROM todos WHERE id = ? AND user_id = ?");
-        on_pool!(self, pool => {
+    pub async fn get_todo(&self, user_id: i64, id: i64) -> Result<Option<Todo>, StoreError> {
+        const GET: &str = "SELECT id, title, done FROM todos WHERE id = ? AND user_id = ?";
+        if let Db::Sqlite(sqlite) = self {
+            let todo = sqlite.run(|connection| {
+                connection
+                    .prepare_cached(GET)?
+                    .query_row((id, user_id), todo_from_sqlite)
+                    .optional()
+            })?;
+            return Ok(todo);
+        }
+        let sql = self.sql(GET);
+        on_server!(self, pool => {
             let row = sqlx::query(&sql).bind(id).bind(user_id).fetch_optional(pool).await?;
             match row {
                 Some(row) => Ok(Some(todo_from_row!(row))),
@@ -207,35 +248,74 @@ impl Db {
         id: i64,
         title: Option<&str>,
         done: Option<bool>,
-    ) -> Result<Option<Todo>, sqlx::Error> {
-        let sql = self.sql(
-            "UPDATE todos SET title = COALESCE(?, title), done = COALESCE(?, done) \
-             WHERE id = ? AND user_id = ?",
-        );
-        on_pool!(self, pool => sqlx::query(&sql)
-            .bind(title)
-            .bind(done)
-            .bind(id)
-            .bind(user_id)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+    ) -> Result<Option<Todo>, StoreError> {
+        const UPDATE: &str = "UPDATE todos SET title = COALESCE(?, title), done = COALESCE(?, done) \
+             WHERE id = ? AND user_id = ?";
+        if let Db::Sqlite(sqlite) = self {
+            let title = title.map(str::to_string);
+            sqlite
+                .write(move |connection| {
+                    connection
+                        .prepare_cached(UPDATE)?
+                        .execute((title, done, id, user_id))
+                })
+                .await?;
+        } else {
+            let sql = self.sql(UPDATE);
+            on_server!(self, pool => sqlx::query(&sql)
+                .bind(title)
+                .bind(done)
+                .bind(id)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+        }
         // MySQL counts only rows that changed, so "affected" cannot tell a
         // missing todo from an unchanged one: read it back instead.
         self.get_todo(user_id, id).await
     }
 
     /// Whether `user_id` owned a todo `id` (now deleted).
-    pub async fn delete_todo(&self, user_id: i64, id: i64) -> Result<bool, sqlx::Error> {
-        let sql = self.sql("DELETE FROM todos WHERE id = ? AND user_id = ?");
-        let affected = on_pool!(self, pool => sqlx::query(&sql)
-            .bind(id)
-            .bind(user_id)
-            .execute(pool)
-            .await?
-            .rows_affected());
+    pub async fn delete_todo(&self, user_id: i64, id: i64) -> Result<bool, StoreError> {
+        const DELETE: &str = "DELETE FROM todos WHERE id = ? AND user_id = ?";
+        let affected = match self {
+            Db::Sqlite(sqlite) => {
+                sqlite
+                    .write(move |connection| {
+                        connection.prepare_cached(DELETE)?.execute((id, user_id))
+                    })
+                    .await? as u64
+            }
+            _ => {
+                let sql = self.sql(DELETE);
+                on_server!(self, pool => sqlx::query(&sql)
+                    .bind(id)
+                    .bind(user_id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected())
+            }
+        };
         Ok(affected > 0)
     }
+}
+
+/// A `todos` row (`id, title, done`) read by rusqlite.
+fn todo_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Todo> {
+    Ok(Todo {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        done: row.get(2)?,
+    })
+}
+
+/// Whether SQLite refused a write for a UNIQUE constraint.
+fn is_sqlite_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error(),
+        Some(failure) if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
 }
 
 #[cfg(test)]

@@ -351,3 +351,31 @@ fn a_database_that_cannot_be_written_stops_start_up() {
     assert!(stderr.contains("writable by this user"), "{stderr}");
     assert!(!stderr.contains("ready"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_waits_past_the_busy_timeout_is_a_503_and_reads_go_on() {
+    let (stack, dir) = sqlite_stack();
+    let base = stack.base();
+    let erin = User::signed_up(&base, "erin", "erins password").await;
+    erin.create_todo("before the lock").await;
+
+    // Another program holds SQLite's write lock for longer than the app's
+    // busy timeout (5 s).
+    let other = rusqlite::Connection::open(dir.path().join("todo.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    erin.post("/todo/index", json!({ "title": "during the lock" }))
+        .await
+        .assert_error(503, "DATABASE-UNAVAILABLE");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(4),
+        "the write gave up after {:?}, before the busy timeout",
+        started.elapsed()
+    );
+    // Reads do not wait for the writer (WAL).
+    assert_eq!(erin.titles().await, ["before the lock"]);
+
+    other.execute_batch("ROLLBACK").unwrap();
+    erin.create_todo("after the lock").await;
+    assert_eq!(erin.titles().await, ["before the lock", "after the lock"]);
+}
