@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -79,8 +79,38 @@ impl NotFoundPage {
     }
 }
 
+/// One registered action, called in place. A `MethodRouter` is called by
+/// `&mut`; a shared one would be cloned for every request, which clones
+/// each method's boxed handler and its `Allow` header (five allocations per
+/// request for an action answering GET and POST, where axum's own router
+/// clones only the handler it calls). The lock is held only while the call
+/// picks that handler and clones it: nothing of the request runs under it,
+/// so requests of one action do not wait for each other.
+struct Action(Mutex<MethodRouter>);
+
+impl Action {
+    /// Calls the action for `request`.
+    fn call(&self, request: Request<Body>) -> RouteFuture<Infallible> {
+        let mut router = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if may_pass_axums_body_limit(&request) {
+            // nene has already bounded and buffered the body
+            // (max_body_bytes); axum's own 2 MB default would only refuse
+            // bodies nene accepted. Put on per call, and only for such a
+            // body: on each action at registration it would wrap every
+            // method's handler (three boxes more per call), and its mark in
+            // the request's extensions is one allocation more that smaller
+            // bodies do without.
+            return DefaultBodyLimit::disable()
+                .layer(router.clone())
+                .call(request);
+        }
+        router.call(request)
+    }
+}
+
 struct DispatchTable {
-    controllers: HashMap<String, Controller>,
+    /// Actions by controller, then by action name.
+    controllers: HashMap<String, HashMap<String, Action>>,
     /// Set by the application; otherwise `server.layers_num`, read from the
     /// request's [`Constants`](crate::config::Constants).
     skip_segments: Option<usize>,
@@ -111,7 +141,7 @@ impl Dispatcher {
     }
 
     /// The action for `path`, or `None` when no controller/action matches.
-    fn route(&self, path: &str, skip_segments: usize) -> Option<&MethodRouter> {
+    fn route(&self, path: &str, skip_segments: usize) -> Option<&Action> {
         let mut segments = path
             .split('/')
             .filter(|segment| !segment.is_empty())
@@ -121,14 +151,17 @@ impl Dispatcher {
         if segments.next().is_some() {
             return None;
         }
-        self.table.controllers.get(controller)?.actions.get(action)
+        self.table.controllers.get(controller)?.get(action)
     }
 }
 
 impl DispatcherBuilder {
     /// Registers `name` (the first path segment; `index` also answers `/`).
     pub fn controller(mut self, name: &str, controller: Controller) -> Self {
-        self.table.controllers.insert(name.to_string(), controller);
+        let actions = (controller.actions.into_iter())
+            .map(|(name, router)| (name, Action(Mutex::new(router))))
+            .collect();
+        self.table.controllers.insert(name.to_string(), actions);
         self
     }
 
@@ -166,22 +199,7 @@ impl Service<Request<Body>> for Dispatcher {
                 .map_or(0, |constants| constants.settings().layers_num)
         });
         match self.route(request.uri().path(), skip_segments) {
-            Some(action) => {
-                // A `MethodRouter` is called by `&mut`: each call clones it.
-                let mut action = action.clone();
-                if may_pass_axums_body_limit(&request) {
-                    // nene has already bounded and buffered the body
-                    // (max_body_bytes); axum's own 2 MB default would only
-                    // refuse bodies nene accepted. Put on per call, and only
-                    // for such a body: on each action at registration it
-                    // would wrap every method's handler (three boxes more per
-                    // call), and its mark in the request's extensions is one
-                    // allocation more that smaller bodies do without.
-                    Either::Left(DefaultBodyLimit::disable().layer(action).call(request))
-                } else {
-                    Either::Left(action.call(request))
-                }
-            }
+            Some(action) => Either::Left(action.call(request)),
             None => Either::Right(ready(Ok(self.table.not_found.response()))),
         }
     }
