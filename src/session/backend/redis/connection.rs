@@ -12,10 +12,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 #[cfg(feature = "redis-cluster")]
 use redis::cluster::ClusterClient;
-use redis::{
-    Cmd, FromRedisValue, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, ScriptInvocation,
-    Value,
-};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, Value};
 use tokio::time::Instant;
 
 use super::dsn::{RedisAddress, RedisDsn};
@@ -148,7 +145,29 @@ pub(super) enum Request<'a> {
     /// sent again once the script is loaded. Only for requests whose other
     /// commands are safe to repeat.
     WithScript(&'a redis::Pipeline, &'a redis::Script),
-    Script(&'a ScriptInvocation<'a>),
+    /// One `EVALSHA` of `script` ([`evalsha`]), sent again once the script
+    /// is loaded when Redis does not know it, as the redis crate's own
+    /// script invocation does.
+    Script(&'a Cmd, &'a redis::Script),
+}
+
+/// `EVALSHA` of `script` with `keys`; the caller adds the arguments. One
+/// buffer for the whole command: the redis crate's `ScriptInvocation` copies
+/// each key and argument into a buffer of its own first, then all of them
+/// into the command (nine allocations more per lock try).
+pub(super) fn evalsha(script: &redis::Script, keys: &[&str]) -> Cmd {
+    // Room for the name, hash, key count, keys and up to 8 arguments, and
+    // for the bytes of a session's keys and small arguments; a large value
+    // grows it once.
+    let mut command = Cmd::with_capacity(3 + keys.len() + 8, 256);
+    command
+        .arg("EVALSHA")
+        .arg(script.get_hash())
+        .arg(keys.len());
+    for key in keys {
+        command.arg(*key);
+    }
+    command
 }
 
 impl Request<'_> {
@@ -166,7 +185,16 @@ impl Request<'_> {
                 }
                 other => other,
             },
-            Request::Script(script) => script.invoke_async(connection).await,
+            Request::Script(command, script) => match command.query_async(connection).await {
+                Err(error)
+                    if error.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    script.prepare_invoke().load_async(connection).await?;
+                    command.query_async(connection).await
+                }
+                other => other,
+            },
         }
     }
 }

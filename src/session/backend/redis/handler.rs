@@ -25,7 +25,7 @@ use crate::session::backend::{
 use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
-use super::connection::{self, Request, SharedConnection, max_reply_for, node_for};
+use super::connection::{self, Request, SharedConnection, evalsha, max_reply_for, node_for};
 use super::lock::RedisLock;
 use super::release_notices::{ReleaseNotices, channel_of};
 use super::scripts::{CHECKED_SAVE, LOCK_AND_READ, parse_lock_and_read, parse_read_and_touch};
@@ -310,11 +310,8 @@ impl RedisSessionHandler {
         ];
         let (token, ttl_ms) = (held.token.clone(), held.ttl_ms);
         let try_lock = |register: Option<Duration>| {
-            let mut invocation = LOCK_AND_READ.prepare_invoke();
-            invocation
-                .key(&keys[0])
-                .key(&keys[1])
-                .key(&keys[2])
+            let mut command = evalsha(&LOCK_AND_READ, &[&keys[0], &keys[1], &keys[2]]);
+            command
                 .arg(&token)
                 .arg(ttl_ms)
                 .arg(self.max_size)
@@ -323,7 +320,7 @@ impl RedisSessionHandler {
                     // At least 1 ms: 0 would be a waiter given up already.
                     left.as_millis().max(1).to_string()
                 }));
-            invocation
+            command
         };
         // A SHA-1, worked out only when the lock is contended.
         let channel = || channel_of(&self.channel_prefix, &keys[1]);
@@ -345,7 +342,7 @@ impl RedisSessionHandler {
             let register = watch
                 .as_ref()
                 .map(|_| wait.saturating_sub(started.elapsed()));
-            let invocation = try_lock(register);
+            let command = try_lock(register);
             if register.is_some() && !registered {
                 // From now on its release also withdraws it from the waiters.
                 registered = true;
@@ -353,7 +350,7 @@ impl RedisSessionHandler {
             }
             let reply = self
                 .redis
-                .run_reporting::<Value>("lock", Request::Script(&invocation))
+                .run_reporting::<Value>("lock", Request::Script(&command, &LOCK_AND_READ))
                 .await;
             let parsed = match reply {
                 Ok(reply) => parse_lock_and_read(reply, self.max_size)
@@ -485,12 +482,12 @@ impl RedisSessionHandler {
     /// `LOCK_AND_READ_SCRIPT` told only to read session `id`, restarting
     /// its expiry (`touch`, seconds) when it is a string nene may use.
     async fn read_script(&self, id: &SessionId, touch: Option<u64>) -> Result<Value, SessionError> {
-        let mut invocation = LOCK_AND_READ.prepare_invoke();
         let lock_key = self.lock_key(id);
-        invocation
-            .key(self.key(id))
-            .key(&lock_key)
-            .key(waiters_key(&lock_key))
+        let mut command = evalsha(
+            &LOCK_AND_READ,
+            &[&self.key(id), &lock_key, &waiters_key(&lock_key)],
+        );
+        command
             .arg("")
             .arg(0)
             .arg(self.max_size)
@@ -498,7 +495,7 @@ impl RedisSessionHandler {
             .arg("")
             .arg(touch.map_or(String::new(), |secs| secs.to_string()));
         self.redis
-            .run::<Value>("read", Request::Script(&invocation))
+            .run::<Value>("read", Request::Script(&command, &LOCK_AND_READ))
             .await
     }
 }

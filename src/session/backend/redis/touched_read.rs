@@ -19,7 +19,7 @@ use crate::session::error::SessionError;
 use crate::session::id::SessionId;
 
 use super::RedisSessionHandler;
-use super::connection::Request;
+use super::connection::{Request, evalsha};
 use super::scripts::RESTORE_EXPIRY;
 
 /// A session whose expiry a read-only read restarted.
@@ -66,14 +66,13 @@ impl HeldLock for TouchedRead {
             let elapsed = i64::try_from(self.read_at.elapsed().as_millis()).unwrap_or(i64::MAX);
             (self.before_ms - elapsed).max(1)
         };
-        let mut invocation = RESTORE_EXPIRY.prepare_invoke();
-        invocation
-            .key(self.store.key(&self.id))
+        let mut command = evalsha(&RESTORE_EXPIRY, &[&self.store.key(&self.id)]);
+        command
             .arg(sha1_smol::Sha1::from(&self.data[..]).digest().to_string())
             .arg(before);
         self.store
             .redis
-            .run::<i64>("touch", Request::Script(&invocation))
+            .run::<i64>("touch", Request::Script(&command, &RESTORE_EXPIRY))
             .await
             .map(drop)
     }
