@@ -171,30 +171,38 @@ pub(super) fn evalsha(script: &redis::Script, keys: &[&str]) -> Cmd {
 }
 
 impl Request<'_> {
+    /// Sends the request; one that runs a script Redis does not know
+    /// (`NOSCRIPT`: a restart, `SCRIPT FLUSH`) is refused without running,
+    /// and is sent again once the script is loaded.
     pub(super) async fn send(&self, connection: &mut Connection) -> Result<Value, RedisError> {
+        let sent = self.send_once(connection).await;
+        match (self.script(), sent) {
+            (Some(script), Err(error))
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                script.prepare_invoke().load_async(connection).await?;
+                self.send_once(connection).await
+            }
+            (_, sent) => sent,
+        }
+    }
+
+    async fn send_once(&self, connection: &mut Connection) -> Result<Value, RedisError> {
         match self {
-            Request::Command(command) => command.query_async(connection).await,
-            Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
-            Request::WithScript(pipeline, script) => match pipeline.query_async(connection).await {
-                Err(error)
-                    if error.kind()
-                        == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    script.prepare_invoke().load_async(connection).await?;
-                    pipeline.query_async(connection).await
-                }
-                other => other,
-            },
-            Request::Script(command, script) => match command.query_async(connection).await {
-                Err(error)
-                    if error.kind()
-                        == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    script.prepare_invoke().load_async(connection).await?;
-                    command.query_async(connection).await
-                }
-                other => other,
-            },
+            Request::Command(command) | Request::Script(command, _) => {
+                command.query_async(connection).await
+            }
+            Request::Pipeline(pipeline) | Request::WithScript(pipeline, _) => {
+                pipeline.query_async(connection).await
+            }
+        }
+    }
+
+    /// The script the request runs by its SHA, if any.
+    fn script(&self) -> Option<&redis::Script> {
+        match self {
+            Request::WithScript(_, script) | Request::Script(_, script) => Some(script),
+            Request::Command(_) | Request::Pipeline(_) => None,
         }
     }
 }
