@@ -29,7 +29,6 @@
 //! Every command is bounded by the DSN's `timeout` (plus `connect_timeout`
 //! when a connection is opened); connections are reopened on the next
 //! command after a failure (client.rs).
-
 //!
 //! The parts: `dsn.rs` (the `memcached://` DSN, parsed in every build so
 //! that a build without the `memcached` feature names it), `handler.rs`

@@ -25,7 +25,6 @@
 //! A key that holds something nene cannot use (a hash, a value over
 //! `session.max_size`) is reported as [`Stored::Unreadable`], never loaded:
 //! the lock is still taken, so the request goes on with an empty session.
-
 //!
 //! The parts: `dsn.rs` (the Redis DSNs, parsed in every build), `handler.rs`
 //! (the backend), `connection.rs`, `endpoint.rs`, `bounded_replies.rs`,
