@@ -683,17 +683,12 @@ http {{
 
     /// `GET path` through this nginx, on a client of its own.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        http_client().get(self.url(path)).send().await.unwrap()
+        get(&self.url(path)).await
     }
 
     /// `POST path` with `body` through this nginx, on a client of its own.
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        http_client()
-            .post(self.url(path))
-            .body(body)
-            .send()
-            .await
-            .unwrap()
+        post(&self.url(path), body).await
     }
 
     /// `nginx -s reload`: SIGHUP to the master, which starts new workers and
@@ -781,6 +776,16 @@ pub fn run_nene(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// `GET url` on a client of its own.
+pub async fn get(url: &str) -> reqwest::Response {
+    http_client().get(url).send().await.unwrap()
+}
+
+/// `POST url` with `body` on a client of its own.
+pub async fn post(url: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    http_client().post(url).body(body).send().await.unwrap()
 }
 
 /// An HTTP client that does not follow redirects or use proxies.

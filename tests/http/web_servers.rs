@@ -93,7 +93,7 @@ impl Site {
 
     /// `GET path` through the web server, on a client of its own.
     async fn get(&self, path: &str) -> reqwest::Response {
-        http_client().get(self.url(path)).send().await.unwrap()
+        nene_test_support::get(&self.url(path)).await
     }
 
     /// The body of `GET path`, which must answer 200.
@@ -105,12 +105,7 @@ impl Site {
 
     /// `POST path` with `body` through the web server, on a client of its own.
     async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        http_client()
-            .post(self.url(path))
-            .body(body)
-            .send()
-            .await
-            .unwrap()
+        nene_test_support::post(&self.url(path), body).await
     }
 
     /// Both logs, for a failed assertion.
