@@ -93,8 +93,50 @@ pub fn wait_for_log(path: &Path, needle: &str) -> String {
     }
 }
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now, for a server a test starts.
+///
+/// Taken below the kernel's ephemeral range (`ip_local_port_range`, 32768 on
+/// Debian), walking it with one counter per process: a port the kernel hands
+/// out by `bind(…:0)` is released before the server binds it, and in that gap
+/// any outgoing connection may take it as its source port (a Redis cluster bus
+/// port was lost that way in CI: "Address already in use"). Below the range
+/// only listeners compete, and two threads never get the same port.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(usize::MAX);
+    const LOWEST: u16 = 20_000;
+    let highest = ephemeral_range_start().saturating_sub(1);
+    if highest <= LOWEST {
+        return kernel_chosen_port();
+    }
+    let span = usize::from(highest - LOWEST) + 1;
+    // A start of its own per process, so two test binaries run side by side
+    // by hand do not walk the same ports in step.
+    let _ = NEXT.compare_exchange(
+        usize::MAX,
+        std::process::id() as usize * 7919 % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = LOWEST + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    kernel_chosen_port()
+}
+
+/// The first port the kernel uses for outgoing connections (32768 if unknown).
+fn ephemeral_range_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+fn kernel_chosen_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
