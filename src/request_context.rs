@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use http::Extensions;
+use http::{Extensions, StatusCode};
 
 use crate::config::Constants;
 use crate::fastcgi::CgiParams;
@@ -41,5 +41,17 @@ impl RequestContext {
     /// The request's context, put in empty if none is there yet.
     pub(crate) fn of_mut(extensions: &mut Extensions) -> &mut RequestContext {
         extensions.get_or_insert_default::<RequestContext>()
+    }
+
+    /// What an extractor takes from the context (`pick`), or its 500 with
+    /// `missing` when the application runs outside the layer that puts it in.
+    pub(crate) fn extract<T>(
+        extensions: &Extensions,
+        pick: impl FnOnce(&RequestContext) -> Option<T>,
+        missing: &'static str,
+    ) -> Result<T, (StatusCode, &'static str)> {
+        Self::of(extensions)
+            .and_then(pick)
+            .ok_or((StatusCode::INTERNAL_SERVER_ERROR, missing))
     }
 }

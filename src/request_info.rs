@@ -72,11 +72,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
     type Rejection = (StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let context = RequestContext::of(&parts.extensions);
-        context.and_then(|c| c.info.clone()).ok_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "request info is missing: the application runs outside nene's server\n",
-        ))
+        let missing = "request info is missing: the application runs outside nene's server\n";
+        RequestContext::extract(&parts.extensions, |c| c.info.clone(), missing)
     }
 }
 

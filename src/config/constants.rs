@@ -69,10 +69,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Constants {
     type Rejection = (StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let context = RequestContext::of(&parts.extensions);
-        context.and_then(|c| c.constants.clone()).ok_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "constants are missing: the application runs outside nene's front controller\n",
-        ))
+        let missing =
+            "constants are missing: the application runs outside nene's front controller\n";
+        RequestContext::extract(&parts.extensions, |c| c.constants.clone(), missing)
     }
 }

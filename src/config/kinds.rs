@@ -331,11 +331,7 @@ impl Accepts for CookieName {
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
-        if fits {
-            Ok(text.to_string())
-        } else {
-            Err("letters, digits, '_' and '-', not only digits".into())
-        }
+        text_if(fits, text, "letters, digits, '_' and '-', not only digits")
     }
 }
 
@@ -352,11 +348,8 @@ impl Accepts for CookiePath {
             && text
                 .bytes()
                 .all(|b| b.is_ascii_graphic() && b != b';' && b != b',');
-        if fits {
-            Ok(text.to_string())
-        } else {
-            Err("a URL path starting with /, without spaces, ';', ',' or control characters".into())
-        }
+        let expected = "a URL path starting with /, without spaces, ';', ',' or control characters";
+        text_if(fits, text, expected)
     }
 }
 
@@ -369,11 +362,18 @@ pub struct CookieDomain;
 impl Accepts for CookieDomain {
     type Value = String;
     fn parse(&self, text: &str) -> Result<String, String> {
-        if text.is_empty() || is_host_name(text) {
-            Ok(text.to_string())
-        } else {
-            Err("empty (this host only) or a host name such as example.com or .example.com".into())
-        }
+        let fits = text.is_empty() || is_host_name(text);
+        let expected = "empty (this host only) or a host name such as example.com or .example.com";
+        text_if(fits, text, expected)
+    }
+}
+
+/// `text` when it `fits`, else what was `expected` of it.
+fn text_if(fits: bool, text: &str, expected: &str) -> Result<String, String> {
+    if fits {
+        Ok(text.to_string())
+    } else {
+        Err(expected.to_string())
     }
 }
 

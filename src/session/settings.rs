@@ -169,3 +169,10 @@ pub struct SessionSettings {
     /// `Expires`/`max-age` minutes for the public and private cache limiters.
     pub cache_expire: u64,
 }
+
+impl SessionSettings {
+    /// How long a session lives after its last use: `gc_maxlifetime`.
+    pub fn lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.gc_maxlifetime)
+    }
+}

@@ -13,7 +13,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::session::SessionSettings;
 use crate::session::backend::dsn::{DsnError, Parser, SessionBackend, SessionDsn};
@@ -36,14 +35,32 @@ pub(crate) struct BackendKind {
     pub(crate) forms: &'static [&'static str],
     /// Reads what follows `scheme://` (the scheme lowercased).
     pub(crate) parse: fn(&Parser<'_>, &str, &str) -> Result<SessionBackend, DsnError>,
-    /// Builds the backend from its DSN, sessions living `ttl`; or says
-    /// which feature this build lacks.
-    pub(crate) open: Open,
+    /// Builds the backend from its DSN and the `[session]` settings
+    /// (sessions live `session.gc_maxlifetime`); or says which feature
+    /// this build lacks.
+    pub(crate) open: fn(&SessionDsn, &SessionSettings) -> Opened,
 }
 
-/// A backend's constructor.
-pub(crate) type Open =
-    fn(&SessionDsn, Duration, &SessionSettings) -> Result<Arc<dyn SessionAdmin>, SessionSetupError>;
+/// What a backend's constructor gives.
+pub(crate) type Opened = Result<Arc<dyn SessionAdmin>, SessionSetupError>;
+
+impl BackendKind {
+    /// A row: the backend's DSN schemes, forms and parser (from its
+    /// `dsn.rs`) and its constructor.
+    pub(crate) const fn new(
+        schemes: &'static [&'static str],
+        forms: &'static [&'static str],
+        parse: fn(&Parser<'_>, &str, &str) -> Result<SessionBackend, DsnError>,
+        open: fn(&SessionDsn, &SessionSettings) -> Opened,
+    ) -> Self {
+        Self {
+            schemes,
+            forms,
+            parse,
+            open,
+        }
+    }
+}
 
 /// Every backend nene knows, compiled in or not.
 pub(crate) const BACKENDS: &[BackendKind] = &[
@@ -148,8 +165,7 @@ impl SessionHandlerFactory {
         settings: &SessionSettings,
     ) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
         let parsed = SessionDsn::parse(dsn)?;
-        let ttl = Duration::from_secs(settings.gc_maxlifetime);
-        (parsed.kind().open)(&parsed, ttl, settings)
+        (parsed.kind().open)(&parsed, settings)
     }
 }
 

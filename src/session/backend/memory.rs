@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::session::SessionSettings;
 use crate::session::backend::dsn::{DsnError, Parser, SessionBackend, SessionDsn};
-use crate::session::backend::factory::{BackendKind, SessionSetupError};
+use crate::session::backend::factory::{BackendKind, Opened};
 use crate::session::backend::lock::{Release, WritesThroughStore};
 use crate::session::backend::{
     DEFAULT_LOCK_WAIT, DEFAULT_MAX_SESSION_BYTES, LIST_PAGE_SIZE, LiveSession, LockedRead,
@@ -48,13 +48,9 @@ fn parse(parser: &Parser<'_>, _scheme: &str, rest: &str) -> Result<SessionBacken
 }
 
 /// An empty store in this process.
-fn open(
-    _parsed: &SessionDsn,
-    ttl: Duration,
-    settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+fn open(_parsed: &SessionDsn, settings: &SessionSettings) -> Opened {
     Ok(Arc::new(
-        MemorySessionHandler::new(ttl).with_max_size(settings.max_size),
+        MemorySessionHandler::new(settings.lifetime()).with_max_size(settings.max_size),
     ))
 }
 

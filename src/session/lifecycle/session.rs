@@ -886,10 +886,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = (http::StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let context = RequestContext::of(&parts.extensions);
-        context.and_then(|c| c.session.clone()).ok_or((
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "no session: the application runs outside nene's session layer\n",
-        ))
+        let missing = "no session: the application runs outside nene's session layer\n";
+        RequestContext::extract(&parts.extensions, |c| c.session.clone(), missing)
     }
 }

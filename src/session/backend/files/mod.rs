@@ -26,7 +26,7 @@ use bytes::Bytes;
 use crate::session::SessionSettings;
 use crate::session::backend::backoff::Backoff;
 use crate::session::backend::dsn::{DsnError, Parser, SessionBackend, SessionDsn};
-use crate::session::backend::factory::{BackendKind, SessionSetupError};
+use crate::session::backend::factory::{BackendKind, Opened, SessionSetupError};
 use crate::session::backend::lock::WritesThroughStore;
 use crate::session::backend::{
     LiveSession, LockedRead, SessionAdmin, SessionHandler, SessionPage, Stored, read_without_lock,
@@ -51,12 +51,8 @@ use paths::SessionFiles;
 pub(super) const BACKEND: &str = "files";
 
 /// The factory's row for files: no scheme, an empty DSN or `files` names it.
-pub(crate) const KIND: BackendKind = BackendKind {
-    schemes: &[],
-    forms: &["'' or files (file sessions)"],
-    parse: no_scheme,
-    open,
-};
+pub(crate) const KIND: BackendKind =
+    BackendKind::new(&[], &["'' or files (file sessions)"], no_scheme, open);
 
 /// Never called: with no scheme, the parser picks files before any row's
 /// parser is asked.
@@ -66,17 +62,14 @@ fn no_scheme(_: &Parser<'_>, _: &str, _: &str) -> Result<SessionBackend, DsnErro
 
 /// The files backend in `session.save_path`, with the `[session]` settings
 /// PHP's files handler has.
-fn open(
-    _parsed: &SessionDsn,
-    ttl: Duration,
-    settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
-    let handler = FileSessionHandler::new(&settings.save_path, ttl).map_err(|source| {
-        SessionSetupError::Files {
-            path: settings.save_path.clone(),
-            source,
-        }
-    })?;
+fn open(_parsed: &SessionDsn, settings: &SessionSettings) -> Opened {
+    let handler =
+        FileSessionHandler::new(&settings.save_path, settings.lifetime()).map_err(|source| {
+            SessionSetupError::Files {
+                path: settings.save_path.clone(),
+                source,
+            }
+        })?;
     Ok(Arc::new(
         handler.with_options(FileOptions::from_settings(settings)),
     ))

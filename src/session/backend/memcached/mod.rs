@@ -36,12 +36,10 @@
 //! holds a key) and `lock.rs`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::session::SessionSettings;
-use crate::session::backend::SessionAdmin;
 use crate::session::backend::dsn::SessionDsn;
-use crate::session::backend::factory::{BackendKind, SessionSetupError};
+use crate::session::backend::factory::{BackendKind, Opened};
 
 #[cfg(feature = "memcached")]
 mod client;
@@ -60,31 +58,19 @@ pub use handler::{MemcachedSessionHandler, MemcachedSetupError};
 use handler::{failure_to_error, unexpected};
 
 /// The factory's row for memcached.
-pub(crate) const KIND: BackendKind = BackendKind {
-    schemes: dsn::SCHEMES,
-    forms: dsn::FORMS,
-    parse: dsn::parse,
-    open,
-};
+pub(crate) const KIND: BackendKind = BackendKind::new(dsn::SCHEMES, dsn::FORMS, dsn::parse, open);
 
 /// The memcached backend, when this build has it.
 #[cfg(feature = "memcached")]
-fn open(
-    parsed: &SessionDsn,
-    ttl: Duration,
-    settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+fn open(parsed: &SessionDsn, settings: &SessionSettings) -> Opened {
     Ok(Arc::new(
-        MemcachedSessionHandler::new(parsed, ttl)?.with_max_size(settings.max_size),
+        MemcachedSessionHandler::new(parsed, settings.lifetime())?.with_max_size(settings.max_size),
     ))
 }
 
 #[cfg(not(feature = "memcached"))]
-fn open(
-    parsed: &SessionDsn,
-    _ttl: Duration,
-    _settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+fn open(parsed: &SessionDsn, _settings: &SessionSettings) -> Opened {
+    use crate::session::backend::factory::SessionSetupError;
     Err(SessionSetupError::not_compiled(
         parsed,
         "memcached",

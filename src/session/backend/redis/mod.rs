@@ -33,12 +33,10 @@
 //! lock and what is done under it) and `listing.rs` (`nene sessions copy`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::session::SessionSettings;
-use crate::session::backend::SessionAdmin;
 use crate::session::backend::dsn::SessionDsn;
-use crate::session::backend::factory::{BackendKind, SessionSetupError};
+use crate::session::backend::factory::{BackendKind, Opened, SessionSetupError};
 
 #[cfg(feature = "redis")]
 mod bounded_replies;
@@ -73,20 +71,11 @@ use handler::BACKEND;
 pub use handler::{RedisSessionHandler, RedisSetupError};
 
 /// The factory's row for Redis.
-pub(crate) const KIND: BackendKind = BackendKind {
-    schemes: dsn::SCHEMES,
-    forms: dsn::FORMS,
-    parse: dsn::parse,
-    open,
-};
+pub(crate) const KIND: BackendKind = BackendKind::new(dsn::SCHEMES, dsn::FORMS, dsn::parse, open);
 
 /// The Redis backend, unless the DSN asks for what this build left out:
 /// Cluster (`redis-cluster`), TLS (`redis-tls`) or Redis itself (`redis`).
-fn open(
-    parsed: &SessionDsn,
-    ttl: Duration,
-    settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+fn open(parsed: &SessionDsn, settings: &SessionSettings) -> Opened {
     let address = parsed.redis().map(|redis| &redis.address);
     // The most specific first: `redis-cluster` and `redis-tls` bring
     // `redis` in with them.
@@ -104,25 +93,17 @@ fn open(
     if let Some((backend, feature)) = missing {
         return Err(SessionSetupError::not_compiled(parsed, backend, feature));
     }
-    compiled(parsed, ttl, settings)
+    compiled(parsed, settings)
 }
 
 #[cfg(feature = "redis")]
-fn compiled(
-    parsed: &SessionDsn,
-    ttl: Duration,
-    settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+fn compiled(parsed: &SessionDsn, settings: &SessionSettings) -> Opened {
     Ok(Arc::new(
-        RedisSessionHandler::new(parsed, ttl)?.with_max_size(settings.max_size),
+        RedisSessionHandler::new(parsed, settings.lifetime())?.with_max_size(settings.max_size),
     ))
 }
 
 #[cfg(not(feature = "redis"))]
-fn compiled(
-    _parsed: &SessionDsn,
-    _ttl: Duration,
-    _settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+fn compiled(_parsed: &SessionDsn, _settings: &SessionSettings) -> Opened {
     unreachable!("`open` refuses every Redis DSN when the `redis` feature is off")
 }

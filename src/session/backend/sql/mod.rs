@@ -23,12 +23,10 @@
 )]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::session::SessionSettings;
-use crate::session::backend::SessionAdmin;
 use crate::session::backend::dsn::SessionDsn;
-use crate::session::backend::factory::{BackendKind, SessionSetupError};
+use crate::session::backend::factory::{BackendKind, Opened, SessionSetupError};
 
 mod dsn;
 mod dsn_tls;
@@ -52,19 +50,10 @@ use handler::backend_name;
 pub use handler::{SqlSessionHandler, SqlSetupError};
 
 /// The factory's row for SQL.
-pub(crate) const KIND: BackendKind = BackendKind {
-    schemes: dsn::SCHEMES,
-    forms: dsn::FORMS,
-    parse: dsn::parse,
-    open,
-};
+pub(crate) const KIND: BackendKind = BackendKind::new(dsn::SCHEMES, dsn::FORMS, dsn::parse, open);
 
 /// The SQL backend, when this build has the DSN's driver.
-fn open(
-    parsed: &SessionDsn,
-    ttl: Duration,
-    settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+fn open(parsed: &SessionDsn, settings: &SessionSettings) -> Opened {
     let driver = parsed.sql().map(|sql| sql.driver);
     let missing = match driver {
         Some(SqlDriver::Sqlite) if !cfg!(feature = "sqlite") => Some("sqlite"),
@@ -75,25 +64,17 @@ fn open(
     if let Some(feature) = missing {
         return Err(SessionSetupError::not_compiled(parsed, "SQL", feature));
     }
-    compiled(parsed, ttl, settings)
+    compiled(parsed, settings)
 }
 
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
-fn compiled(
-    parsed: &SessionDsn,
-    ttl: Duration,
-    settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+fn compiled(parsed: &SessionDsn, settings: &SessionSettings) -> Opened {
     Ok(Arc::new(
-        SqlSessionHandler::new(parsed, ttl)?.with_max_size(settings.max_size),
+        SqlSessionHandler::new(parsed, settings.lifetime())?.with_max_size(settings.max_size),
     ))
 }
 
 #[cfg(not(any(feature = "sqlite", feature = "mysql", feature = "postgres")))]
-fn compiled(
-    _parsed: &SessionDsn,
-    _ttl: Duration,
-    _settings: &SessionSettings,
-) -> Result<Arc<dyn SessionAdmin>, SessionSetupError> {
+fn compiled(_parsed: &SessionDsn, _settings: &SessionSettings) -> Opened {
     unreachable!("`open` refuses every driver when no SQL feature is on")
 }

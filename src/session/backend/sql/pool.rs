@@ -166,85 +166,83 @@ fn sqlite(dsn: &SqlDsn) -> Pool {
     )
 }
 
+/// The options MySQL and PostgreSQL take alike, set on either driver's
+/// connect options: the server, the user, TLS. A macro because sqlx gives
+/// the two option types no shared trait for these, and the CA file's setter
+/// has a name of its own in each.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+macro_rules! server_options {
+    ($connect:expr, $dsn:expr, $ssl_mode:expr, $set_ca_file:ident) => {{
+        let (host, port, username, database) = server($dsn);
+        let mut connect = $connect.host(host).port(port).database(database);
+        if let Some(username) = username {
+            connect = connect.username(username);
+        }
+        if let Some(password) = $dsn.password() {
+            connect = connect.password(password);
+        }
+        let tls = &$dsn.options.tls;
+        connect = connect.ssl_mode($ssl_mode(tls.mode));
+        if let Some(ca) = &tls.ca_file {
+            connect = connect.$set_ca_file(ca);
+        }
+        if let Some(cert) = &tls.cert_file {
+            connect = connect.ssl_client_cert(cert);
+        }
+        if let Some(key) = &tls.key_file {
+            connect = connect.ssl_client_key(key);
+        }
+        connect
+    }};
+}
+
 /// A lazy MySQL/MariaDB pool on the DSN's server.
 #[cfg(feature = "mysql")]
 fn mysql(dsn: &SqlDsn) -> Pool {
+    let connect = server_options!(MySqlConnectOptions::new(), dsn, mysql_ssl_mode, ssl_ca);
     let options = &dsn.options;
-    let (host, port, username, database) = server(dsn);
-    let mut connect = MySqlConnectOptions::new()
-        .host(host)
-        .port(port)
-        .database(database);
-    if let Some(username) = username {
-        connect = connect.username(username);
-    }
-    if let Some(password) = dsn.password() {
-        connect = connect.password(password);
-    }
-    let tls = &options.tls;
-    connect = connect.ssl_mode(match tls.mode {
+    Pool::MySql(pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect))
+}
+
+#[cfg(feature = "mysql")]
+fn mysql_ssl_mode(mode: SqlTlsMode) -> MySqlSslMode {
+    match mode {
         SqlTlsMode::Disable => MySqlSslMode::Disabled,
         // The DSN parser takes `allow` for PostgreSQL only.
         SqlTlsMode::Allow | SqlTlsMode::Prefer => MySqlSslMode::Preferred,
         SqlTlsMode::Require => MySqlSslMode::Required,
         SqlTlsMode::VerifyCa => MySqlSslMode::VerifyCa,
         SqlTlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
-    });
-    if let Some(ca) = &tls.ca_file {
-        connect = connect.ssl_ca(ca);
     }
-    if let Some(cert) = &tls.cert_file {
-        connect = connect.ssl_client_cert(cert);
-    }
-    if let Some(key) = &tls.key_file {
-        connect = connect.ssl_client_key(key);
-    }
-    Pool::MySql(pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect))
 }
 
 /// A lazy PostgreSQL pool on the DSN's server.
 #[cfg(feature = "postgres")]
 fn postgres(dsn: &SqlDsn) -> Pool {
     let options = &dsn.options;
-    let (host, port, username, database) = server(dsn);
     // lock_timeout bounds the advisory lock's wait on the server
     // (0 would mean "for ever" there, hence at least 1 ms).
     let lock_timeout = format!(
         "{}ms",
         options.lock_wait.max(Duration::from_millis(1)).as_millis()
     );
-    let mut connect = PgConnectOptions::new()
-        .host(host)
-        .port(port)
-        .database(database)
-        .options([("lock_timeout", lock_timeout.as_str())]);
-    if let Some(username) = username {
-        connect = connect.username(username);
-    }
-    if let Some(password) = dsn.password() {
-        connect = connect.password(password);
-    }
-    let tls = &options.tls;
-    connect = connect.ssl_mode(match tls.mode {
+    let on_start = PgConnectOptions::new().options([("lock_timeout", lock_timeout.as_str())]);
+    let connect = server_options!(on_start, dsn, postgres_ssl_mode, ssl_root_cert);
+    Pool::Postgres(
+        pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect),
+    )
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_ssl_mode(mode: SqlTlsMode) -> PgSslMode {
+    match mode {
         SqlTlsMode::Disable => PgSslMode::Disable,
         SqlTlsMode::Allow => PgSslMode::Allow,
         SqlTlsMode::Prefer => PgSslMode::Prefer,
         SqlTlsMode::Require => PgSslMode::Require,
         SqlTlsMode::VerifyCa => PgSslMode::VerifyCa,
         SqlTlsMode::VerifyFull => PgSslMode::VerifyFull,
-    });
-    if let Some(ca) = &tls.ca_file {
-        connect = connect.ssl_root_cert(ca);
     }
-    if let Some(cert) = &tls.cert_file {
-        connect = connect.ssl_client_cert(cert);
-    }
-    if let Some(key) = &tls.key_file {
-        connect = connect.ssl_client_key(key);
-    }
-    Pool::Postgres(
-        pool_options(options.pool_size, options.acquire_timeout).connect_lazy_with(connect),
-    )
 }
 
 /// Host, port, user and database of a MySQL or PostgreSQL DSN (the parser
