@@ -24,6 +24,7 @@ use http::{Request, StatusCode};
 use tower::{Layer, Service};
 
 use crate::request_context::RequestContext;
+use crate::route_note;
 
 /// The name a missing controller or action stands for.
 pub const INDEX: &str = "index";
@@ -86,12 +87,18 @@ impl NotFoundPage {
 /// clones only the handler it calls). The lock is held only while the call
 /// picks that handler and clones it: nothing of the request runs under it,
 /// so requests of one action do not wait for each other.
-struct Action(Mutex<MethodRouter>);
+struct Action {
+    router: Mutex<MethodRouter>,
+    /// `/{controller}/{action}`, the request-duration histogram's label.
+    route: Arc<str>,
+}
 
 impl Action {
-    /// Calls the action for `request`.
+    /// Calls the action for `request`, and notes its route for the
+    /// operations layer.
     fn call(&self, request: Request<Body>) -> RouteFuture<Infallible> {
-        let mut router = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        route_note::note(&self.route);
+        let mut router = self.router.lock().unwrap_or_else(PoisonError::into_inner);
         if may_pass_axums_body_limit(&request) {
             // nene has already bounded and buffered the body
             // (max_body_bytes); axum's own 2 MB default would only refuse
@@ -159,7 +166,11 @@ impl DispatcherBuilder {
     /// Registers `name` (the first path segment; `index` also answers `/`).
     pub fn controller(mut self, name: &str, controller: Controller) -> Self {
         let actions = (controller.actions.into_iter())
-            .map(|(name, router)| (name, Action(Mutex::new(router))))
+            .map(|(action, router)| {
+                let route = Arc::from(format!("/{name}/{action}"));
+                let router = Mutex::new(router);
+                (action, Action { router, route })
+            })
             .collect();
         self.table.controllers.insert(name.to_string(), actions);
         self
@@ -244,6 +255,18 @@ mod tests {
             .await
             .unwrap();
         (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_matched_action_notes_its_route_and_a_miss_notes_none() {
+        let d = dispatcher(1);
+        route_note::take();
+        body_of(&d, "/app/user/edit").await;
+        assert_eq!(route_note::take().as_deref(), Some("/user/edit"));
+        body_of(&d, "/app").await;
+        assert_eq!(route_note::take().as_deref(), Some("/index/index"));
+        body_of(&d, "/app/user/delete").await;
+        assert_eq!(route_note::take(), None);
     }
 
     #[tokio::test]

@@ -46,6 +46,8 @@
 //! | `application` | [`Application`]: what nene can serve: any tower service over `http` types |
 //! | `front_controller` | per request: operations layer → constants → session → application |
 //! | `ops` | ping and status pages, request timeout, slow and access logs |
+//! | `histogram` | latency histograms (requests by route, session backend and lock times) and their OpenMetrics form |
+//! | `route_note` | the route the dispatcher picked, told to the operations layer around it |
 //! | `log_limit` | one line per second for warnings a peer can trigger (in `nene-fastcgi`) |
 //! | `panic_log` | a panic anywhere is one rate-limited log line, not a flood |
 //! | `session` | `session/lifecycle`: the [`Session`] handle, cookie and commit around each request; `session/backend`: the DSN, the backend contract and the lock, files, memory, Redis, memcached and SQL; `session/copy.rs`: `nene sessions copy` |
@@ -113,6 +115,11 @@ pub mod front_controller;
 mod front_controller;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+pub mod histogram;
+#[cfg(not(feature = "internals"))]
+mod histogram;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod ops;
 #[cfg(not(feature = "internals"))]
 mod ops;
@@ -136,6 +143,11 @@ mod request_context;
 pub mod request_info;
 #[cfg(not(feature = "internals"))]
 mod request_info;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod route_note;
+#[cfg(not(feature = "internals"))]
+mod route_note;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod server;

@@ -20,6 +20,7 @@ use tokio::time::Timeout;
 
 use super::Ops;
 use super::access_format::{AccessRecord, split_target};
+use crate::route_note;
 use crate::session::SessionTimings;
 
 pin_project! {
@@ -60,6 +61,11 @@ pub(super) struct Record {
     pub(super) request_headers: HeaderMap,
     /// Only with the slow log on: the session's share of the time.
     pub(super) timings: Option<Arc<SessionTimings>>,
+    /// The route the dispatcher noted, once it has (route_note.rs).
+    pub(super) route: Option<Arc<str>>,
+    /// Whether the application has been called yet: a note is looked for
+    /// only then (answers of the layer itself have no route).
+    pub(super) calls_application: bool,
 }
 
 impl<F> OpsFuture<F> {
@@ -100,7 +106,33 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let answered = match this.answer.project() {
+        let record = this
+            .record
+            .as_mut()
+            .expect("an OpsFuture polled after it completed");
+        // An application that routes in a poll rather than in its call (an
+        // extra layer of the application's that calls later) notes then.
+        let looks_for_route = record.route.is_none() && record.calls_application;
+        if looks_for_route {
+            route_note::take();
+        }
+        let polled = this.answer.poll_answer(cx);
+        if looks_for_route {
+            record.route = route_note::take();
+        }
+        let answered = ready!(polled);
+        let record = this.record.take().expect("taken only here");
+        Poll::Ready(Ok(record.write_down(answered)))
+    }
+}
+
+impl<F> Answer<F>
+where
+    F: Future<Output = Result<Response, std::convert::Infallible>>,
+{
+    /// The answer, or the time limit that cut the application.
+    fn poll_answer(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response, Duration>> {
+        Poll::Ready(match self.project() {
             AnswerProjection::Ready { response } => Ok(response
                 .take()
                 .expect("an OpsFuture polled after it completed")),
@@ -109,12 +141,7 @@ where
                 Ok(answer) => Ok(into_ok(answer)),
                 Err(_) => Err(*limit),
             },
-        };
-        let record = this
-            .record
-            .take()
-            .expect("an OpsFuture polled after it completed");
-        Poll::Ready(Ok(record.write_down(answered)))
+        })
     }
 }
 
@@ -140,6 +167,7 @@ impl Record {
             (StatusCode::GATEWAY_TIMEOUT, "request timed out\n").into_response()
         });
         let elapsed = self.started.elapsed();
+        (ops.metrics.durations).record(self.route.as_ref(), response.status(), elapsed);
         if let Some(threshold) = ops.settings.request_slowlog_timeout
             && elapsed >= threshold
         {

@@ -17,6 +17,7 @@ use tower::{Layer, Service};
 
 use crate::config::Constants;
 use crate::request_context::RequestContext;
+use crate::route_note;
 use crate::session::SessionTimings;
 
 use super::Ops;
@@ -94,6 +95,7 @@ where
         let timings =
             (ops.settings.request_slowlog_timeout).map(|_| Arc::new(SessionTimings::default()));
 
+        let mut route = None;
         let answer = if ops.settings.ping_path.as_deref() == Some(path) {
             Answer::ready(ping(ops, &method))
         } else if ops.settings.status_path.as_deref() == Some(path) {
@@ -105,7 +107,10 @@ where
             // The service that was polled ready handles this request.
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
-            Answer::application(inner.call(request), ops.settings.request_terminate_timeout)
+            route_note::take(); // a note no one took is not this request's
+            let call = inner.call(request);
+            route = route_note::take();
+            Answer::application(call, ops.settings.request_terminate_timeout)
         };
         let record = Record {
             ops: ops.clone(),
@@ -115,6 +120,8 @@ where
             params,
             request_headers,
             timings,
+            calls_application: !matches!(answer, Answer::Ready { .. }),
+            route,
         };
         OpsFuture::new(answer, record)
     }

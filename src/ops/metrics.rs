@@ -1,9 +1,11 @@
 //! Request counters kept by the operations layer for the status page:
 //! active requests (FPM's "active processes"), their maximum, totals, slow
-//! and timed-out requests, and when nene started.
+//! and timed-out requests, request durations, and when nene started.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
+
+use super::durations::RequestDurations;
 
 /// Shared by every request through the operations layer; relaxed atomics, since
 /// the counters are independent and only read for display.
@@ -28,6 +30,8 @@ pub struct OpsMetrics {
     /// whose handler panicked (500); only a panicked one is also in
     /// `requests`.
     pub refused: AtomicU64,
+    /// How long answered requests took, by route and status class.
+    pub durations: RequestDurations,
 }
 
 impl Default for OpsMetrics {
@@ -41,6 +45,7 @@ impl Default for OpsMetrics {
             slow: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            durations: RequestDurations::default(),
         }
     }
 }

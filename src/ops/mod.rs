@@ -5,6 +5,7 @@
 
 mod access_format;
 mod answer;
+mod durations;
 mod layer;
 mod log_writer;
 mod metrics;
@@ -17,6 +18,7 @@ use std::sync::atomic::Ordering;
 
 pub use access_format::{AccessFormat, AccessFormatError, AccessRecord};
 pub use answer::OpsFuture;
+pub use durations::{DurationSeries, RequestDurations};
 pub use layer::{OpsLayer, OpsService};
 pub use log_writer::{FLUSH_BYTES, FLUSH_INTERVAL, LogWriter};
 pub use metrics::OpsMetrics;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::histogram::{HistogramSnapshot, label_value};
 use crate::server::ServerMetrics;
-use crate::session::SessionRuntime;
+use crate::session::{SessionMetrics, SessionRuntime};
 
 use super::metrics::{OpsMetrics, read};
 
@@ -17,6 +18,19 @@ pub struct StatusSnapshot {
     /// empty metric name keeps the row out of OpenMetrics; a null value shows
     /// as `-`.
     pub fields: Vec<(&'static str, &'static str, &'static str, Value)>,
+    /// The histograms, in OpenMetrics only (FPM's pages have none).
+    pub histograms: Vec<HistogramFamily>,
+}
+
+/// One OpenMetrics histogram: its name (with the `_seconds` unit), what it
+/// measures, and its series by their labels.
+pub struct HistogramFamily {
+    /// `nene_…_seconds`.
+    pub name: &'static str,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// (labels as written between braces, counts).
+    pub series: Vec<(String, HistogramSnapshot)>,
 }
 
 /// (FPM-style name, metric name, metric type, value)
@@ -26,6 +40,8 @@ impl StatusSnapshot {
         let queue = server.listen_queue();
         let budget = server.budget();
         let session = sessions.metrics();
+        // The status page's percentiles are over every backend round.
+        let backend = session.start.snapshot().merge(&session.commit.snapshot());
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
         let fields = vec![
             ("pool", "", "info", json!("nene")),
@@ -158,13 +174,13 @@ impl StatusSnapshot {
                 "session backend p50 ms",
                 "session_backend_p50_milliseconds",
                 "gauge",
-                json!(ms(session.latency.percentile(0.5))),
+                json!(ms(backend.percentile(0.5))),
             ),
             (
                 "session backend p99 ms",
                 "session_backend_p99_milliseconds",
                 "gauge",
-                json!(ms(session.latency.percentile(0.99))),
+                json!(ms(backend.percentile(0.99))),
             ),
             (
                 "locked sessions",
@@ -191,7 +207,10 @@ impl StatusSnapshot {
                 json!(read(&session.hand_offs)),
             ),
         ];
-        Self { fields }
+        Self {
+            fields,
+            histograms: histograms(ops, session),
+        }
     }
 
     /// Plain text like FPM's default output: one `name: value` line per field.
@@ -246,7 +265,50 @@ impl StatusSnapshot {
             let suffix = if *kind == "counter" { "_total" } else { "" };
             out.push_str(&format!("nene_{metric}{suffix} {number}\n"));
         }
+        for family in &self.histograms {
+            let name = family.name;
+            out.push_str(&format!(
+                "# TYPE {name} histogram\n# UNIT {name} seconds\n# HELP {name} {}\n",
+                family.help
+            ));
+            for (labels, histogram) in &family.series {
+                histogram.write_openmetrics(&mut out, name, labels);
+            }
+        }
         out.push_str("# EOF\n");
         out
     }
+}
+
+/// The request-duration histogram by route and status class, and the
+/// session layer's.
+fn histograms(ops: &OpsMetrics, session: &SessionMetrics) -> Vec<HistogramFamily> {
+    let requests = (ops.durations.series().into_iter())
+        .map(|series| {
+            let route = label_value(&series.route);
+            let labels = format!("route=\"{route}\",status=\"{}\"", series.status_class);
+            (labels, series.histogram)
+        })
+        .collect();
+    let operation = |name: &str| format!("operation=\"{name}\"");
+    vec![
+        HistogramFamily {
+            name: "nene_request_duration_seconds",
+            help: "Time from a request reaching nene to its answer, session commit included, by route (empty: none matched) and status class.",
+            series: requests,
+        },
+        HistogramFamily {
+            name: "nene_session_backend_seconds",
+            help: "Time of the session backend's rounds: start (lock, with any wait for another instance, and read) and commit (write or touch, unlock).",
+            series: vec![
+                (operation("start"), session.start.snapshot()),
+                (operation("commit"), session.commit.snapshot()),
+            ],
+        },
+        HistogramFamily {
+            name: "nene_session_lock_wait_seconds",
+            help: "Time a request queued in this nene behind requests of its own session before it went for the session lock.",
+            series: vec![(String::new(), session.lock_wait.snapshot())],
+        },
+    ]
 }

@@ -41,8 +41,8 @@ pub use error::SessionError;
 pub use format::{Decoded, JsonCodec, KeptValues, PhpCodec, PhpHandler, SessionCodec, SessionData};
 pub use id::{IdFormatError, MIN_ID_ENTROPY_BITS, SessionId, SessionIdFormat};
 pub use lifecycle::{
-    LatencyHistogram, LocalLocks, ReadOnlySession, RejectedIds, Session, SessionCookie,
-    SessionLayer, SessionMetrics, SessionRuntime, SessionService, SessionTimings,
+    LocalLocks, ReadOnlySession, RejectedIds, Session, SessionCookie, SessionLayer, SessionMetrics,
+    SessionRuntime, SessionService, SessionTimings,
 };
 pub use settings::{
     CacheLimiter, CookieSameSite, CookieSecure, SavePathLock, SerializeHandler, SessionSettings,

@@ -15,6 +15,7 @@ pub mod in_process;
 pub mod lighttpd;
 pub mod mariadb;
 pub mod memcached_server;
+pub mod openmetrics;
 pub mod php_cli;
 pub mod php_fpm;
 pub mod postgres;

@@ -11,6 +11,7 @@ use nene_test_support::fcgi_client::{
     request_params, request_with_params,
 };
 use nene_test_support::in_process::InProcess;
+use nene_test_support::openmetrics;
 use nene_test_support::redis_server::RedisServer;
 use nene_test_support::{Nene, Nginx, nene_behind_nginx};
 
@@ -113,6 +114,94 @@ async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
         metrics.body
     );
     assert!(metrics.body.ends_with("# EOF\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openmetrics_page_has_request_and_session_histograms_a_strict_parser_reads() {
+    let (_nene, nginx) = nene_behind_nginx(&[]);
+    let mut browser = nginx.browser();
+    for _ in 0..5 {
+        assert_eq!(browser.get("/session/counter").await.status, 200);
+    }
+    assert_eq!(browser.get("/no/such/page").await.status, 404);
+    let text = browser.get("/status?openmetrics").await.body;
+    let samples = openmetrics::parse(&text);
+
+    let requests = "nene_request_duration_seconds";
+    let counter = [("route", "/session/counter"), ("status", "2xx")];
+    let count = |name: &str, labels: &[(&str, &str)]| {
+        openmetrics::value(&samples, &format!("{name}_count"), labels)
+    };
+    assert_eq!(count(requests, &counter), 5.0, "{text}");
+    // A path no action matches has no route.
+    assert_eq!(count(requests, &[("route", ""), ("status", "4xx")]), 1.0);
+    // The buckets of a series only grow, up to +Inf, which is the count.
+    let buckets: Vec<(f64, f64)> = (samples.iter())
+        .filter(|s| s.name == format!("{requests}_bucket"))
+        .filter(|s| counter.iter().all(|(k, v)| s.labels[*k] == *v))
+        .map(|s| (s.labels["le"].parse().unwrap(), s.value))
+        .collect();
+    assert!(buckets.len() > 10, "{buckets:?}");
+    assert!(
+        buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+    );
+    assert_eq!(buckets.last(), Some(&(f64::INFINITY, 5.0)));
+    // Some requests were faster than the largest bound below +Inf.
+    assert!(buckets.iter().any(|&(le, n)| le.is_finite() && n > 0.0));
+    let sum = openmetrics::value(&samples, &format!("{requests}_sum"), &counter);
+    assert!(sum > 0.0 && sum < 5.0 * 10.0, "{sum}");
+
+    // Files sessions lock: every counter request queued for its lock,
+    // started from the backend (all but the first, which had no cookie)
+    // and committed.
+    let backend = "nene_session_backend_seconds";
+    assert_eq!(count(backend, &[("operation", "start")]), 4.0, "{text}");
+    assert_eq!(count(backend, &[("operation", "commit")]), 5.0, "{text}");
+    assert_eq!(count("nene_session_lock_wait_seconds", &[]), 4.0, "{text}");
+}
+
+/// An application that calls the dispatcher only after an await (a layer
+/// of its own that routes later) labels the request with the route too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_picked_in_a_later_poll_still_labels_the_request() {
+    use axum::routing::get;
+    use nene::{Controller, Dispatcher, NotFoundPage};
+    use tower::ServiceExt;
+
+    let missing = std::path::Path::new("/nonexistent");
+    let dispatcher = Dispatcher::builder(NotFoundPage::load(missing))
+        .controller(
+            "late",
+            Controller::new().action("index", get(|| async { "late" })),
+        )
+        .build();
+    let app = tower::service_fn(move |request| {
+        let dispatcher = dispatcher.clone();
+        async move {
+            tokio::task::yield_now().await;
+            dispatcher.oneshot(request).await
+        }
+    });
+    let (nene, _dir) = InProcess::start_app(app, &[]).await;
+    let get = |uri: &'static [u8]| {
+        let addr = nene.addr.clone();
+        async move {
+            let pairs: [(&[u8], &[u8]); 3] = [
+                (b"REQUEST_METHOD", b"GET"),
+                (b"REQUEST_URI", uri),
+                (b"REMOTE_ADDR", b"127.0.0.1"),
+            ];
+            request_with_params(&addr, &pairs).await
+        }
+    };
+    assert_eq!(get(b"/late").await.body_text(), "late");
+    let text = get(b"/status?openmetrics").await.body_text();
+    let samples = openmetrics::parse(&text);
+    let labels = [("route", "/late/index"), ("status", "2xx")];
+    let count = openmetrics::value(&samples, "nene_request_duration_seconds_count", &labels);
+    assert_eq!(count, 1.0, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

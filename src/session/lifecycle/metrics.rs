@@ -1,59 +1,12 @@
 //! What the session layer counts for the status page (backend errors, lock
-//! waits and timeouts, backend latency) and what it times per request for
-//! the slow log (session read and write).
+//! waits and timeouts, histograms of backend and lock times) and what it
+//! times per request for the slow log (session read and write).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::histogram::LatencyHistogram;
 use crate::session::error::SessionError;
-
-/// Buckets of powers of two microseconds: bucket `i` holds durations below
-/// 2^(i+1) µs, the last one everything from about 8.6 s up.
-const BUCKETS: usize = 24;
-
-/// A lock-free latency histogram; percentiles are bucket upper bounds, so
-/// they are at most a factor of two above the truth — enough to tell 1 ms
-/// from 100 ms on a status page.
-#[derive(Debug, Default)]
-pub struct LatencyHistogram {
-    buckets: [AtomicU64; BUCKETS],
-}
-
-impl LatencyHistogram {
-    /// Counts one sample in its bucket (below 1 µs counts as 1 µs).
-    pub fn record(&self, elapsed: Duration) {
-        let micros = elapsed.as_micros().max(1) as u64;
-        let bucket = (63 - micros.leading_zeros() as usize).min(BUCKETS - 1);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Samples recorded since start.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
-    }
-
-    /// The duration below which `quantile` (0..1) of the samples fall.
-    pub fn percentile(&self, quantile: f64) -> Option<Duration> {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((total as f64) * quantile).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (bucket, count) in counts.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return Some(Duration::from_micros(1u64 << (bucket + 1)));
-            }
-        }
-        None
-    }
-}
 
 /// Counters shared by every request.
 #[derive(Debug, Default)]
@@ -67,8 +20,15 @@ pub struct SessionMetrics {
     /// Requests that started with the lock and data the previous request of
     /// their session handed over, without a backend round trip.
     pub hand_offs: AtomicU64,
-    /// Time of each backend round (start: lock + read; commit: write or touch).
-    pub latency: LatencyHistogram,
+    /// Time of each session start that went to the backend: lock (with any
+    /// wait for another instance's hold of it) and read.
+    pub start: LatencyHistogram,
+    /// Time of each commit: write or touch, and the unlock.
+    pub commit: LatencyHistogram,
+    /// Time a request of a locking backend queued in this process behind
+    /// other requests of its session before it went for the lock (most
+    /// wait nothing).
+    pub lock_wait: LatencyHistogram,
 }
 
 impl SessionMetrics {
@@ -112,27 +72,5 @@ impl SessionTimings {
     /// Time spent committing it (write, touch or destroy, unlock).
     pub fn write(&self) -> Duration {
         Duration::from_micros(self.write_micros.load(Ordering::Relaxed))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_come_from_the_buckets() {
-        let histogram = LatencyHistogram::default();
-        assert_eq!(histogram.percentile(0.5), None);
-        for _ in 0..98 {
-            histogram.record(Duration::from_micros(300));
-        }
-        histogram.record(Duration::from_millis(40));
-        histogram.record(Duration::from_millis(40));
-        assert_eq!(histogram.count(), 100);
-        assert_eq!(histogram.percentile(0.5), Some(Duration::from_micros(512)));
-        assert_eq!(
-            histogram.percentile(0.99),
-            Some(Duration::from_micros(65_536))
-        );
     }
 }

@@ -18,7 +18,7 @@ pub use committing::SessionFuture;
 pub use cookie::SessionCookie;
 pub use layer::{SessionLayer, SessionService};
 pub use local_locks::LocalLocks;
-pub use metrics::{LatencyHistogram, SessionMetrics, SessionTimings};
+pub use metrics::{SessionMetrics, SessionTimings};
 pub use read_only::ReadOnlySession;
 pub use rejected_ids::RejectedIds;
 pub use runtime::SessionRuntime;

@@ -238,7 +238,7 @@ impl Session {
         } else {
             lock.save_and_release(&*store.handler, &id, None).await?;
         }
-        store.metrics.latency.record(started.elapsed());
+        store.metrics.start.record(started.elapsed());
         if outlived {
             // Left for the next request that starts the session to replace.
             return Ok(Decoded::default());
@@ -362,6 +362,7 @@ impl Session {
         let queued_at = Instant::now();
         let mut turn = if store.handler.uses_locking() {
             let turn = store.local_locks.acquire(&id, store.lock_wait).await?;
+            store.metrics.lock_wait.record(queued_at.elapsed());
             if turn.waited {
                 store.metrics.lock_waits.fetch_add(1, Ordering::Relaxed);
             }
@@ -379,7 +380,7 @@ impl Session {
                 let backend_started = Instant::now();
                 let wait_left = store.lock_wait.saturating_sub(queued_at.elapsed());
                 let (lock, stored) = store.handler.clone().lock_and_read(&id, wait_left).await?;
-                store.metrics.latency.record(backend_started.elapsed());
+                store.metrics.start.record(backend_started.elapsed());
                 (Holding::Lock(lock), stored, backend_started)
             }
         };
@@ -608,7 +609,7 @@ impl Session {
         let mut active = *active;
         let started = Instant::now();
         let result = self.save(&mut active, offered_any).await;
-        self.store.metrics.latency.record(started.elapsed());
+        self.store.metrics.commit.record(started.elapsed());
         // Whatever lock `save` did not release along with its write.
         let released = std::mem::replace(&mut active.holding, Holding::nothing())
             .release()
