@@ -417,12 +417,15 @@ enum Fault {
 const SESSIONS: usize = 10;
 const CLIENTS_PER_SESSION: usize = 4;
 /// How long each run lasts; `NENE_FAULT_RUN_SECS` makes it longer when the
-/// harness is run by hand (benches/README.md, "Fault harness").
+/// harness is run by hand (benches/README.md, "Fault harness"). 10 s by
+/// default: about 8,000 counts and some hundred faults a run, and the five
+/// runs are the longest test of the suite (50 s of load, on the critical
+/// path of CI's time).
 fn load_for() -> Duration {
     let secs = std::env::var("NENE_FAULT_RUN_SECS")
         .ok()
         .and_then(|secs| secs.parse().ok())
-        .unwrap_or(15);
+        .unwrap_or(10);
     Duration::from_secs(secs)
 }
 
