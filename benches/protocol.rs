@@ -161,10 +161,9 @@ fn bench_encode(c: &mut Criterion) {
 struct Hello;
 
 impl Responder for Hello {
-    fn respond(
-        &self,
-        _request: CgiRequest,
-    ) -> impl std::future::Future<Output = CgiResponse> + Send + 'static {
+    type Future = std::future::Ready<CgiResponse>;
+
+    fn respond(&self, _request: CgiRequest) -> Self::Future {
         let (head, body) = small_response();
         std::future::ready(CgiResponse {
             head,

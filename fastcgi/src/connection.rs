@@ -7,11 +7,10 @@
 //! no extra task or channel. Deadlines are checked in the same loop, so a slow
 //! peer only ever holds up its own connection.
 
-use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,6 +29,7 @@ use super::refusal::Refusal;
 use super::request::{IncomingRequest, Progress};
 use super::request_id_map::RequestIdMap;
 use super::responder::{CgiResponse, Responder, ResponseBody, simple_response};
+use super::running::{Outcome, Running};
 
 /// The warning for a request over `max_requests_per_connection`: a peer can
 /// send thousands in a few kilobytes.
@@ -74,18 +74,6 @@ impl ConnectionGate {
     }
 }
 
-/// How a responder future ended.
-enum Outcome {
-    Answered(CgiResponse),
-    /// The handler panicked; `started` is its request's BEGIN_REQUEST, for
-    /// the refusal's duration.
-    Panicked {
-        message: String,
-        started: Instant,
-    },
-    Aborted,
-}
-
 /// Serves one connection until the peer closes it, a request without
 /// FCGI_KEEP_CONN is answered, a deadline passes, or the server drains.
 /// A protocol error closes the connection and is returned for logging.
@@ -108,7 +96,6 @@ where
         write_buf: BytesMut::new(),
         receiving: RequestIdMap::default(),
         running: FuturesUnordered::new(),
-        abort_handles: RequestIdMap::default(),
         close_when_idle: false,
         peer_closed: false,
         partial_since: None,
@@ -127,7 +114,7 @@ where
     result
 }
 
-struct Connection<IO, R> {
+struct Connection<IO, R: Responder> {
     io: IO,
     responder: R,
     limits: Arc<ConnectionLimits>,
@@ -136,10 +123,8 @@ struct Connection<IO, R> {
     write_buf: BytesMut,
     /// Requests whose records are still arriving, by request id.
     receiving: RequestIdMap<IncomingRequest>,
-    /// Responder futures of complete requests, each yielding its request id.
-    running: FuturesUnordered<BoxFuture<'static, (u16, Outcome)>>,
-    /// How to abort each running request (FCGI_ABORT_REQUEST).
-    abort_handles: RequestIdMap<AbortHandle>,
+    /// Complete requests being answered, each yielding its request id.
+    running: FuturesUnordered<Running<R::Future>>,
     /// Set by a request without FCGI_KEEP_CONN, or by draining: close as soon
     /// as nothing is in progress.
     close_when_idle: bool,
@@ -182,7 +167,6 @@ where
             };
             match event {
                 Event::Finished(id, outcome) => {
-                    self.abort_handles.remove(&id);
                     self.write_outcome(id, outcome).await?;
                     self.last_activity = Instant::now();
                 }
@@ -322,7 +306,7 @@ where
     /// a record that makes no sense for an active request is a protocol error.
     fn ignore_or_reject(&self, record: Record) -> Result<(), ProtocolError> {
         let id = record.request_id;
-        if self.receiving.contains_key(&id) || self.abort_handles.contains_key(&id) {
+        if self.receiving.contains_key(&id) || self.is_running(id) {
             return Err(ProtocolError::UnexpectedRecord {
                 record_type: record.record_type,
                 request_id: id,
@@ -380,7 +364,7 @@ where
                 expected: 8,
             });
         }
-        if self.receiving.contains_key(&id) || self.abort_handles.contains_key(&id) {
+        if self.receiving.contains_key(&id) || self.is_running(id) {
             return Err(ProtocolError::DuplicateRequest(id));
         }
         let role = Role::from(u16::from_be_bytes([content[0], content[1]]));
@@ -416,10 +400,20 @@ where
             self.end_request(id, APP_STATUS_FAILED, REQUEST_COMPLETE);
             self.responder.refused(&Refusal::client_gone(&request));
             self.last_activity = Instant::now();
-        } else if let Some(handle) = self.abort_handles.get(&id) {
-            // The running future resolves as `Aborted` and is answered then.
-            handle.abort();
+        } else if let Some(running) = Pin::new(&mut self.running)
+            .iter_pin_mut()
+            .find(|running| running.id() == id)
+        {
+            // It resolves as `Aborted` and is answered then.
+            running.abort();
         }
+    }
+
+    /// Whether request `id` is being answered (a few at most: a scan).
+    fn is_running(&self, id: u16) -> bool {
+        Pin::new(&self.running)
+            .iter_pin_ref()
+            .any(|running| running.id() == id)
     }
 
     fn on_progress(&mut self, id: u16, progress: Progress) {
@@ -442,20 +436,11 @@ where
                     .receiving
                     .remove(&id)
                     .map_or_else(Instant::now, |request| request.started);
-                // The responder is called inside the future so that a panic in
-                // its synchronous part is caught too. The request's budget is
-                // given back when the future ends or is dropped (answered,
-                // aborted, panicked).
-                let responder = self.responder.clone();
-                let future = AssertUnwindSafe(async move {
-                    let _held = held;
-                    responder.respond(request).await
-                })
-                .catch_unwind();
-                let (future, handle) = futures::future::abortable(future);
-                self.abort_handles.insert(id, handle);
-                self.running
-                    .push(Box::pin(run_to_outcome(id, started, future)));
+                // A panic in the responder, in its call or its future, is
+                // caught there. The request's budget is given back when it
+                // ends (answered, aborted, panicked) or is dropped.
+                let running = Running::start(&self.responder, id, request, started, held);
+                self.running.push(running);
             }
         }
     }
@@ -545,30 +530,5 @@ where
         (&mut body[..4]).put_u32(app_status);
         body[4] = protocol_status;
         encode_record(&mut self.write_buf, RecordType::END_REQUEST, id, &body);
-    }
-}
-
-async fn run_to_outcome<F>(id: u16, started: Instant, future: Abortable<F>) -> (u16, Outcome)
-where
-    F: std::future::Future<Output = std::thread::Result<CgiResponse>>,
-{
-    let outcome = match future.await {
-        Ok(Ok(response)) => Outcome::Answered(response),
-        Ok(Err(panic)) => Outcome::Panicked {
-            message: panic_message(panic.as_ref()),
-            started,
-        },
-        Err(_aborted) => Outcome::Aborted,
-    };
-    (id, outcome)
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(message) = panic.downcast_ref::<&str>() {
-        (*message).to_string()
-    } else if let Some(message) = panic.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "non-string panic payload".to_string()
     }
 }

@@ -28,6 +28,7 @@ mod refusal;
 mod request;
 mod request_id_map;
 mod responder;
+mod running;
 
 pub use body::RequestBody;
 pub use budget::{BudgetShare, BufferBudget};

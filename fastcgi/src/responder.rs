@@ -16,9 +16,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// on that connection's task, so a panic in it is caught there and becomes a
 /// 500 for that request only.
 pub trait Responder: Clone + Send + 'static {
+    /// The answer to one request: a type the connection can name, so that
+    /// it holds each running request without boxing it.
+    type Future: Future<Output = CgiResponse> + Send + 'static;
+
     /// Answers one complete request. Runs on the connection's task; the
     /// connection writes what it returns as STDOUT records and an END_REQUEST.
-    fn respond(&self, request: CgiRequest) -> impl Future<Output = CgiResponse> + Send + 'static;
+    fn respond(&self, request: CgiRequest) -> Self::Future;
 
     /// Told of every request the protocol layer answered itself, never
     /// reaching [`Self::respond`] (or whose handler panicked), once its

@@ -26,10 +26,9 @@ use tokio_util::sync::CancellationToken;
 struct AlwaysOk;
 
 impl Responder for AlwaysOk {
-    fn respond(
-        &self,
-        _request: CgiRequest,
-    ) -> impl std::future::Future<Output = CgiResponse> + Send + 'static {
+    type Future = std::future::Ready<CgiResponse>;
+
+    fn respond(&self, _request: CgiRequest) -> Self::Future {
         std::future::ready(simple_response(200, "OK", "ok"))
     }
 }

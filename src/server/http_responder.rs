@@ -5,13 +5,17 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
+use pin_project_lite::pin_project;
+use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
 
 use crate::fastcgi::{BoxError, CgiRequest, CgiResponse, Refusal, Responder, simple_response};
@@ -56,34 +60,66 @@ where
     B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    fn respond(&self, request: CgiRequest) -> impl Future<Output = CgiResponse> + Send + 'static {
+    type Future = HttpAnswer<S>;
+
+    fn respond(&self, request: CgiRequest) -> HttpAnswer<S> {
         let started = Instant::now();
-        // Built before the future, so a refusal is reported with `self`'s
-        // log and nothing is cloned for it per request.
-        let request = build_http_request_or_params(request).map_err(|(error, params)| {
-            tracing::info!("bad request: {error}");
-            self.refused(&Refusal {
-                status: 400,
-                params: Some(&params),
-                elapsed: started.elapsed(),
-            });
-        });
-        let service = self.service.clone();
-        async move {
-            let Ok(request) = request else {
-                return simple_response(400, "Bad Request", "bad request\n");
-            };
-            let response = match service.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            into_cgi_response(response)
+        match build_http_request_or_params(request) {
+            Ok(request) => HttpAnswer::Application {
+                call: self.service.clone().oneshot(request),
+            },
+            Err((error, params)) => {
+                tracing::info!("bad request: {error}");
+                self.refused(&Refusal {
+                    status: 400,
+                    params: Some(&params),
+                    elapsed: started.elapsed(),
+                });
+                HttpAnswer::BadRequest
+            }
         }
     }
 
     fn refused(&self, refusal: &Refusal<'_>) {
         if let Some(log) = &self.refusals {
             log(refusal);
+        }
+    }
+}
+
+pin_project! {
+    /// The answer to one request: the application's, in CGI form, or a 400
+    /// for params that make no HTTP request. A type of its own so that the
+    /// connection holds it without a box (benches/README.md).
+    #[project = HttpAnswerProjection]
+    pub enum HttpAnswer<S>
+    where
+        S: Service<Request<Body>>,
+    {
+        /// The params made no HTTP request (already reported as refused).
+        BadRequest,
+        /// The application is answering.
+        Application { #[pin] call: Oneshot<S, Request<Body>> },
+    }
+}
+
+impl<S, B> Future for HttpAnswer<S>
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
+    B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = CgiResponse;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CgiResponse> {
+        match self.project() {
+            HttpAnswerProjection::BadRequest => {
+                Poll::Ready(simple_response(400, "Bad Request", "bad request\n"))
+            }
+            HttpAnswerProjection::Application { call } => match ready!(call.poll(cx)) {
+                Ok(response) => Poll::Ready(into_cgi_response(response)),
+                Err(never) => match never {},
+            },
         }
     }
 }
