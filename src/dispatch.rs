@@ -23,8 +23,8 @@ use futures::future::Either;
 use http::{Request, StatusCode};
 use tower::{Layer, Service};
 
+use crate::layer_notes;
 use crate::request_context::RequestContext;
-use crate::route_note;
 
 /// The name a missing controller or action stands for.
 pub const INDEX: &str = "index";
@@ -97,7 +97,7 @@ impl Action {
     /// Calls the action for `request`, and notes its route for the
     /// operations layer.
     fn call(&self, request: Request<Body>) -> RouteFuture<Infallible> {
-        route_note::note(&self.route);
+        layer_notes::note_route(&self.route);
         let mut router = self.router.lock().unwrap_or_else(PoisonError::into_inner);
         if may_pass_axums_body_limit(&request) {
             // nene has already bounded and buffered the body
@@ -260,13 +260,13 @@ mod tests {
     #[tokio::test]
     async fn a_matched_action_notes_its_route_and_a_miss_notes_none() {
         let d = dispatcher(1);
-        route_note::take();
+        layer_notes::take();
         body_of(&d, "/app/user/edit").await;
-        assert_eq!(route_note::take().as_deref(), Some("/user/edit"));
+        assert_eq!(layer_notes::take().route.as_deref(), Some("/user/edit"));
         body_of(&d, "/app").await;
-        assert_eq!(route_note::take().as_deref(), Some("/index/index"));
+        assert_eq!(layer_notes::take().route.as_deref(), Some("/index/index"));
         body_of(&d, "/app/user/delete").await;
-        assert_eq!(route_note::take(), None);
+        assert_eq!(layer_notes::take().route, None);
     }
 
     #[tokio::test]

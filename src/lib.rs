@@ -47,7 +47,7 @@
 //! | `front_controller` | per request: operations layer → constants → session → application |
 //! | `ops` | ping and status pages, request timeout, slow and access logs |
 //! | `histogram` | latency histograms (requests by route, session backend and lock times) and their OpenMetrics form |
-//! | `route_note` | the route the dispatcher picked, told to the operations layer around it |
+//! | `layer_notes` | the route and the session, told by the layers inside to the operations layer |
 //! | `log_limit` | one line per second for warnings a peer can trigger (in `nene-fastcgi`) |
 //! | `panic_log` | a panic anywhere is one rate-limited log line, not a flood |
 //! | `session` | `session/lifecycle`: the [`Session`] handle, cookie and commit around each request; `session/backend`: the DSN, the backend contract and the lock, files, memory, Redis, memcached and SQL; `session/copy.rs`: `nene sessions copy` |
@@ -120,6 +120,11 @@ pub mod histogram;
 mod histogram;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+pub mod layer_notes;
+#[cfg(not(feature = "internals"))]
+mod layer_notes;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod ops;
 #[cfg(not(feature = "internals"))]
 mod ops;
@@ -143,11 +148,6 @@ mod request_context;
 pub mod request_info;
 #[cfg(not(feature = "internals"))]
 mod request_info;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod route_note;
-#[cfg(not(feature = "internals"))]
-mod route_note;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod server;

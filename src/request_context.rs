@@ -1,5 +1,5 @@
 //! What nene's own layers hand down with a request: the FastCGI params, the
-//! request info, the constants, the session's timings and the session, as
+//! request info, the constants and the session, as
 //! one value in the request's extensions. `http::Extensions` boxes each
 //! value and grows its map as values come (six values cost nine allocations
 //! and two rehashes a request, benches/README.md); one value is one box, and
@@ -7,14 +7,12 @@
 //! first size. The extractors an application uses (`Constants`,
 //! `RequestInfo`, `Session`, `UploadForm`) read from here.
 
-use std::sync::Arc;
-
 use http::{Extensions, StatusCode};
 
 use crate::config::Constants;
 use crate::fastcgi::CgiParams;
 use crate::request_info::RequestInfo;
-use crate::session::{Session, SessionTimings};
+use crate::session::Session;
 
 /// Each piece is put in by the layer that makes it.
 #[derive(Clone, Default)]
@@ -26,8 +24,6 @@ pub(crate) struct RequestContext {
     pub(crate) info: Option<RequestInfo>,
     /// The application's constants (ops/layer.rs).
     pub(crate) constants: Option<Constants>,
-    /// Where the session's time went, for the slow log (ops/layer.rs).
-    pub(crate) timings: Option<Arc<SessionTimings>>,
     /// The request's session (session/lifecycle/layer.rs).
     pub(crate) session: Option<Session>,
 }

@@ -20,8 +20,8 @@ use tokio::time::Timeout;
 
 use super::Ops;
 use super::access_format::{AccessRecord, split_target};
-use crate::route_note;
-use crate::session::SessionTimings;
+use crate::layer_notes;
+use crate::session::Session;
 
 pin_project! {
     /// The operations layer's future for one request.
@@ -59,10 +59,11 @@ pub(super) struct Record {
     pub(super) params: Option<CgiParams>,
     /// Kept only when the access format names request headers.
     pub(super) request_headers: HeaderMap,
-    /// Only with the slow log on: the session's share of the time.
-    pub(super) timings: Option<Arc<SessionTimings>>,
-    /// The route the dispatcher noted, once it has (route_note.rs).
+    /// The route the dispatcher noted, once it has (layer_notes.rs).
     pub(super) route: Option<Arc<str>>,
+    /// Only with the slow log on: the request's session, whose timings
+    /// split the request's time.
+    pub(super) session: Option<Session>,
     /// Whether the application has been called yet: a note is looked for
     /// only then (answers of the layer itself have no route).
     pub(super) calls_application: bool,
@@ -114,11 +115,11 @@ where
         // extra layer of the application's that calls later) notes then.
         let looks_for_route = record.route.is_none() && record.calls_application;
         if looks_for_route {
-            route_note::take();
+            layer_notes::take();
         }
         let polled = this.answer.poll_answer(cx);
         if looks_for_route {
-            record.route = route_note::take();
+            record.route = layer_notes::take().route;
         }
         let answered = ready!(polled);
         let record = this.record.take().expect("taken only here");
@@ -173,7 +174,7 @@ impl Record {
         {
             ops.count_slow();
             ops.slow_log
-                .write_line(&slow_line(method, path, elapsed, self.timings.as_deref()));
+                .write_line(&slow_line(method, path, elapsed, self.session.as_ref()));
         }
         if !ops.access_log.is_off() {
             // The target as the client sent it (`REQUEST_URI`), not the
@@ -209,14 +210,9 @@ impl Drop for Record {
     }
 }
 
-fn slow_line(
-    method: &Method,
-    path: &str,
-    elapsed: Duration,
-    timings: Option<&SessionTimings>,
-) -> String {
-    let (read, write) = timings.map_or((Duration::ZERO, Duration::ZERO), |timings| {
-        (timings.read(), timings.write())
+fn slow_line(method: &Method, path: &str, elapsed: Duration, session: Option<&Session>) -> String {
+    let (read, write) = session.map_or((Duration::ZERO, Duration::ZERO), |session| {
+        (session.timings().read(), session.timings().write())
     });
     let handler = elapsed.saturating_sub(read).saturating_sub(write);
     format!(

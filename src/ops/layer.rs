@@ -16,9 +16,8 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use tower::{Layer, Service};
 
 use crate::config::Constants;
+use crate::layer_notes;
 use crate::request_context::RequestContext;
-use crate::route_note;
-use crate::session::SessionTimings;
 
 use super::Ops;
 use super::answer::{Answer, OpsFuture, Record};
@@ -91,25 +90,20 @@ where
         } else {
             HeaderMap::new()
         };
-        // The session's share of the time matters only to the slow log.
-        let timings =
-            (ops.settings.request_slowlog_timeout).map(|_| Arc::new(SessionTimings::default()));
-
-        let mut route = None;
+        let mut notes = layer_notes::Notes::default();
         let answer = if ops.settings.ping_path.as_deref() == Some(path) {
             Answer::ready(ping(ops, &method))
         } else if ops.settings.status_path.as_deref() == Some(path) {
             Answer::ready(status(ops, client_ip, query))
         } else {
             let context = RequestContext::of_mut(request.extensions_mut());
-            context.timings = timings.clone();
             context.constants = Some(self.constants.clone());
             // The service that was polled ready handles this request.
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
-            route_note::take(); // a note no one took is not this request's
+            layer_notes::take(); // notes no one took are not this request's
             let call = inner.call(request);
-            route = route_note::take();
+            notes = layer_notes::take();
             Answer::application(call, ops.settings.request_terminate_timeout)
         };
         let record = Record {
@@ -119,9 +113,12 @@ where
             uri,
             params,
             request_headers,
-            timings,
             calls_application: !matches!(answer, Answer::Ready { .. }),
-            route,
+            route: notes.route,
+            // The session's share of the time matters only to the slow log.
+            session: notes
+                .session
+                .filter(|_| ops.settings.request_slowlog_timeout.is_some()),
         };
         OpsFuture::new(answer, record)
     }

@@ -316,6 +316,82 @@ async fn a_slow_request_is_in_the_slow_log_with_where_its_time_went() {
     }
 }
 
+/// A request that waited for its session's lock shows that wait as its
+/// session read in the slow log, and the holder's handler time as handler.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_slow_log_shows_a_wait_for_the_session_lock_as_session_read() {
+    use axum::routing::get;
+    use nene::Session;
+
+    let logs = tempfile::tempdir().unwrap();
+    let slowlog = logs.path().join("slow.log");
+    let slowlog_text = slowlog.display().to_string();
+    let app = axum::Router::new().route(
+        "/hold",
+        get(|session: Session| async move {
+            session.insert("held", true).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            "held"
+        }),
+    );
+    let (server, _dir) = InProcess::start_app(
+        app,
+        &[
+            ("NENE_SERVER__REQUEST_SLOWLOG_TIMEOUT", "300ms"),
+            ("NENE_SERVER__SLOWLOG", &slowlog_text),
+        ],
+    )
+    .await;
+    let addr = server.addr.clone();
+    let hold = move |cookie: String| {
+        let addr = addr.clone();
+        async move {
+            let pairs: [(&[u8], &[u8]); 3] = [
+                (b"REQUEST_METHOD", b"GET"),
+                (b"REQUEST_URI", b"/hold"),
+                (b"HTTP_COOKIE", cookie.as_bytes()),
+            ];
+            request_with_params(&addr, &pairs).await
+        }
+    };
+    let first = hold(String::new()).await;
+    let head = String::from_utf8_lossy(first.head()).to_string();
+    let cookie = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Set-Cookie: "))
+        .and_then(|value| value.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie in:\n{head}"))
+        .to_string();
+    // The lock holder, and a request of the same session 100 ms later.
+    let holder = tokio::spawn(hold(cookie.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiter = hold(cookie).await;
+    assert_eq!(waiter.body_text(), "held");
+    assert_eq!(holder.await.unwrap().body_text(), "held");
+
+    let log = nene_test_support::wait_for_log(&slowlog, "\n");
+    let read_ms = |line: &str| -> f64 {
+        let after = line.split("session read ").nth(1).unwrap();
+        after.split(" ms").next().unwrap().parse().unwrap()
+    };
+    let log = {
+        // All three requests are slow; wait for the three lines.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut log = log;
+        while log.lines().count() < 3 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            log = std::fs::read_to_string(&slowlog).unwrap();
+        }
+        log
+    };
+    let reads: Vec<f64> = log.lines().map(read_ms).collect();
+    assert_eq!(reads.len(), 3, "{log}");
+    // The waiter waited about 500 ms for the lock; the others not at all.
+    let waited = reads.iter().filter(|&&ms| ms >= 300.0).count();
+    let quick = reads.iter().filter(|&&ms| ms < 100.0).count();
+    assert_eq!((waited, quick), (1, 2), "{log}");
+}
+
 #[tokio::test]
 async fn the_access_log_follows_its_format_and_goes_to_a_file() {
     let logs = tempfile::tempdir().unwrap();

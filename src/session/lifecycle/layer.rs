@@ -13,6 +13,7 @@ use http::header::{CACHE_CONTROL, EXPIRES, PRAGMA};
 use http::{HeaderMap, HeaderValue, Request};
 use tower::{Layer, Service};
 
+use crate::layer_notes;
 use crate::request_context::RequestContext;
 use crate::session::CacheLimiter;
 
@@ -84,7 +85,8 @@ where
         let https = store.cookie.request_is_https(&parts);
         let context = RequestContext::of_mut(&mut parts.extensions);
         let client = context.info.as_ref().and_then(|info| info.client_ip);
-        let session = Session::new(store.clone(), offered, context.timings.clone(), client);
+        let session = Session::new(store.clone(), offered, client);
+        layer_notes::note_session(&session);
         context.session = Some(session.clone());
         let request = Request::from_parts(parts, body);
         SessionFuture::new(inner.call(request), session, store, https)

@@ -42,12 +42,19 @@ const HAND_OFF_WINDOW: Duration = Duration::from_secs(1);
 /// same session. Take it as a handler argument.
 #[derive(Clone)]
 pub struct Session {
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
     store: Arc<SessionRuntime>,
-    /// Where this request's session time goes, for the slow log.
-    timings: Option<Arc<SessionTimings>>,
     /// REMOTE_ADDR, for the warning about a refused id.
     client: Option<std::net::IpAddr>,
+}
+
+/// What every clone of one request's session shares: one allocation a
+/// request.
+struct Shared {
+    state: Mutex<State>,
+    /// Where this request's session time went, for the slow log (the
+    /// operations layer keeps a clone of the session to read it).
+    timings: SessionTimings,
 }
 
 struct State {
@@ -164,20 +171,25 @@ impl Session {
     pub(crate) fn new(
         store: Arc<SessionRuntime>,
         offered_ids: Vec<String>,
-        timings: Option<Arc<SessionTimings>>,
         client: Option<std::net::IpAddr>,
     ) -> Self {
+        let state = Mutex::new(State {
+            client_sent_cookie: !offered_ids.is_empty(),
+            offered_ids,
+            phase: Phase::NotStarted,
+            snapshot: None,
+        });
+        let timings = SessionTimings::default();
         Self {
-            state: Arc::new(Mutex::new(State {
-                client_sent_cookie: !offered_ids.is_empty(),
-                offered_ids,
-                phase: Phase::NotStarted,
-                snapshot: None,
-            })),
+            shared: Arc::new(Shared { state, timings }),
             store,
-            timings,
             client,
         }
+    }
+
+    /// Where this request's session time went so far.
+    pub(crate) fn timings(&self) -> &SessionTimings {
+        &self.shared.timings
     }
 
     /// The value under `key`, if present and of type `T`.
@@ -193,7 +205,7 @@ impl Session {
         &self,
         key: &str,
     ) -> Result<Option<T>, SessionError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.shared.state.lock().await;
         match &state.phase {
             Phase::Active(active) => return value_of(&active.data, &active.kept, key),
             Phase::NotStarted => {}
@@ -202,9 +214,7 @@ impl Session {
         if state.snapshot.is_none() {
             let started = Instant::now();
             let result = self.read_snapshot(&state.offered_ids).await;
-            if let Some(timings) = &self.timings {
-                timings.add_read(started.elapsed());
-            }
+            self.shared.timings.add_read(started.elapsed());
             match result {
                 Ok(snapshot) => state.snapshot = Some(snapshot),
                 Err(error) => {
@@ -309,14 +319,12 @@ impl Session {
         &self,
         operate: impl FnOnce(&mut Active) -> Result<R, SessionError>,
     ) -> Result<R, SessionError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.shared.state.lock().await;
         if matches!(state.phase, Phase::NotStarted) {
             let offered = std::mem::take(&mut state.offered_ids);
             let started = Instant::now();
             let result = self.start(&offered).await;
-            if let Some(timings) = &self.timings {
-                timings.add_read(started.elapsed());
-            }
+            self.shared.timings.add_read(started.elapsed());
             state.phase = match result {
                 Ok(active) => Phase::Active(Box::new(active)),
                 Err(error) => {
@@ -600,7 +608,7 @@ impl Session {
     /// locks, and says what the response must carry. Called by the runtime
     /// once the handler has answered.
     pub(crate) async fn commit(&self) -> Result<CommitOutcome, SessionError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.shared.state.lock().await;
         let offered_any = state.client_sent_cookie;
         let phase = std::mem::replace(&mut state.phase, Phase::Done);
         let Phase::Active(active) = phase else {
@@ -615,9 +623,7 @@ impl Session {
             .release()
             .await;
         drop(active.turn.take());
-        if let Some(timings) = &self.timings {
-            timings.add_write(started.elapsed());
-        }
+        self.shared.timings.add_write(started.elapsed());
         if let Err(error) = &result {
             self.store.metrics.count_error(error);
         }
@@ -635,7 +641,7 @@ impl Session {
     /// touch the session (health checks, static-like pages): this spares
     /// them a boxed future.
     pub(crate) fn commit_now(&self) -> Option<CommitOutcome> {
-        let mut state = self.state.try_lock().ok()?;
+        let mut state = self.shared.state.try_lock().ok()?;
         if matches!(state.phase, Phase::Active(_)) {
             return None;
         }
