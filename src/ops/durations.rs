@@ -30,7 +30,7 @@ pub struct RequestDurations {
     /// map hashing the name cost 351 (benches/instructions.sh). The entry keeps
     /// its `Arc`, so the address cannot be reused by another name.
     by_route: RwLock<Vec<(Arc<str>, ByStatusClass)>>,
-    /// Requests no route was noted for (route_note.rs).
+    /// Requests no route was noted for (layer_notes.rs).
     unrouted: ByStatusClass,
 }
 
