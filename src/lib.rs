@@ -49,6 +49,7 @@
 //! | `histogram` | latency histograms (requests by route, session backend and lock times) and their OpenMetrics form |
 //! | `layer_notes` | the route and the session, told by the layers inside to the operations layer |
 //! | `log_limit` | one line per second for warnings a peer can trigger (in `nene-fastcgi`) |
+//! | `pages` | for HTML pages and forms: [`CsrfToken`], [`RequireCsrf`], [`Flash`] |
 //! | `panic_log` | a panic anywhere is one rate-limited log line, not a flood |
 //! | `session` | `session/lifecycle`: the [`Session`] handle, cookie and commit around each request; `session/backend`: the DSN, the backend contract and the lock, files, memory, Redis, memcached and SQL; `session/copy.rs`: `nene sessions copy` |
 //! | `upload` | `multipart/form-data` uploads as an [`UploadForm`]: fields, and files on disk |
@@ -130,6 +131,11 @@ pub mod ops;
 mod ops;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+pub mod pages;
+#[cfg(not(feature = "internals"))]
+mod pages;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod panic_log;
 #[cfg(not(feature = "internals"))]
 mod panic_log;
@@ -183,6 +189,7 @@ pub use bootstrap::{Bootstrap, StartupError};
 pub use config::{ConfigError, Constants, Settings};
 pub use dispatch::{Controller, Dispatcher, NotFoundPage};
 pub use entry_point::{run, run_async};
+pub use pages::{CsrfToken, Flash, RequireCsrf};
 pub use request_info::RequestInfo;
 pub use session::{ReadOnlySession, Session, SessionError, redact_dsn};
 pub use upload::{UploadError, UploadForm, UploadedFile};

@@ -5,8 +5,10 @@ use axum::routing::{MethodRouter, get};
 
 use nene::Constants;
 
+use super::html::escape;
+
 async fn home(constants: Constants) -> Html<String> {
-    let title = escape_html(constants.get("SITE_TITLE").unwrap_or("nene"));
+    let title = escape(constants.get("SITE_TITLE").unwrap_or("nene"));
     Html(format!(
         r#"<!doctype html>
 <html lang="en">
@@ -18,13 +20,6 @@ async fn home(constants: Constants) -> Html<String> {
 </html>
 "#
     ))
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 pub fn route() -> MethodRouter {

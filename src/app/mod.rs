@@ -1,9 +1,12 @@
 //! The example application: what the tests and the compose stack run, and a
 //! template for a real one. `GET /` is an HTML page, `/health` a JSON probe,
-//! `/session/*` shows sessions, `/upload/*` takes large bodies.
+//! `/notes` a form with a CSRF token and a flash message, `/session/*` shows
+//! sessions, `/upload/*` takes large bodies.
 
 mod health;
 mod home;
+mod html;
+mod notes;
 mod session_routes;
 mod upload;
 
@@ -17,6 +20,7 @@ pub fn example_app(constants: &Constants) -> Dispatcher {
     Dispatcher::builder(NotFoundPage::load(&settings.htdocs))
         .controller("index", Controller::new().action("index", home::route()))
         .controller("health", Controller::new().action("index", health::route()))
+        .controller("notes", Controller::new().action("index", notes::route()))
         .controller(
             "session",
             Controller::new()

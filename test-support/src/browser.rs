@@ -71,6 +71,18 @@ impl Browser {
         }
     }
 
+    /// This browser, answering a redirect with the redirect itself (its
+    /// status and `Location`) rather than following it.
+    pub fn not_following_redirects(mut self) -> Self {
+        self.client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(20))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        self
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{}", self.base, path));
         self.send(request).await

@@ -3,6 +3,7 @@
 //! security headers and refusals a client sees.
 
 mod hostile_input;
+mod pages;
 mod request_bodies;
 mod security;
 mod through_nginx;

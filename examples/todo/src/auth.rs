@@ -11,13 +11,13 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use nene::{ReadOnlySession, Session};
+use nene::{CsrfToken, ReadOnlySession, Session};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::AppState;
 use crate::envelope::{JsonBody, created, ok};
 use crate::error::ApiError;
-use crate::{AppState, csrf};
 
 /// The session key of the logged-in user.
 const USER_KEY: &str = "user";
@@ -54,7 +54,8 @@ pub struct Credentials {
 
 /// `GET /auth/csrf`: the session's CSRF token (made on first ask).
 pub async fn csrf_token(session: Session) -> Result<Response, ApiError> {
-    Ok(ok(json!({ "csrf_token": csrf::token(&session).await? })))
+    let token = CsrfToken::of(&session).await?;
+    Ok(ok(json!({ "csrf_token": token.as_str() })))
 }
 
 /// `POST /auth/register` `{username, password}`: 201 with the new user.
@@ -97,8 +98,8 @@ pub async fn login(
     session.regenerate().await?;
     let user = CurrentUser { id, username };
     session.insert(USER_KEY, &user).await?;
-    let token = csrf::rotate(&session).await?;
-    Ok(ok(json!({ "user": user, "csrf_token": token })))
+    let token = CsrfToken::rotate(&session).await?;
+    Ok(ok(json!({ "user": user, "csrf_token": token.as_str() })))
 }
 
 /// `POST /auth/logout`: the session is destroyed (its data and its id).

@@ -4,7 +4,6 @@
 //! database and wires the controllers (NeNe's `/{controller}/{action}`).
 
 mod auth;
-mod csrf;
 mod db;
 mod envelope;
 mod error;
@@ -12,10 +11,12 @@ mod sqlite;
 mod store;
 mod todos;
 
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use nene::{Constants, Controller, Dispatcher, NotFoundPage};
+use nene::{Constants, Controller, Dispatcher, NotFoundPage, RequireCsrf};
 
 use crate::db::{DEFAULT_DSN, Db, DbError};
+use crate::error::ApiError;
 
 /// What every handler shares: the database pool (cheap to clone).
 #[derive(Clone)]
@@ -57,11 +58,11 @@ async fn build(constants: Constants) -> Result<axum::Router, DbError> {
         .controller("auth", auth)
         .controller("todo", todo)
         .build();
-    // The CSRF check wraps the whole dispatcher: every state-changing
-    // request passes it, whichever action it is for.
-    Ok(axum::Router::new()
-        .fallback_service(dispatcher)
-        .layer(axum::middleware::from_fn(csrf::require_token)))
+    // nene's CSRF check wraps the whole dispatcher: every state-changing
+    // request passes it, whichever action it is for, and a refusal is the
+    // API's own error envelope.
+    let csrf = RequireCsrf::new().rejection(|| ApiError::CsrfInvalid.into_response());
+    Ok(axum::Router::new().fallback_service(dispatcher).layer(csrf))
 }
 
 fn main() -> std::process::ExitCode {
