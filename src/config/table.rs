@@ -480,7 +480,7 @@ settings! {
         "/status",
         UrlPath,
         "pm.status_path",
-        "path nene answers with its status page (text, ?json, ?openmetrics); empty = off",
+        "path nene answers with its status page (text, ?json, ?html, ?openmetrics); empty = off",
     );
     PM_STATUS_ALLOW: AddressList = Setting::new(
         "pm",

@@ -159,6 +159,8 @@ fn status(ops: &Ops, client_ip: Option<IpAddr>, query: Option<&str>) -> Response
     };
     let (content_type, body) = if wants("json") {
         ("application/json", snapshot.json())
+    } else if wants("html") {
+        ("text/html; charset=utf-8", snapshot.html())
     } else if wants("openmetrics") || wants("prometheus") {
         (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",

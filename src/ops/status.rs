@@ -1,5 +1,6 @@
 //! The status page, like PHP-FPM's `pm.status_path`: plain text by default,
-//! `?json` as JSON, `?openmetrics` as an OpenMetrics/Prometheus exposition.
+//! `?json` as JSON, `?html` as an HTML table, `?openmetrics` as an
+//! OpenMetrics/Prometheus exposition.
 //! Field names follow FPM's where the meaning carries over.
 
 use std::time::Duration;
@@ -217,13 +218,25 @@ impl StatusSnapshot {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for (name, _, _, value) in &self.fields {
-            let shown = match value {
-                Value::Null => "-".to_string(),
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            out.push_str(&format!("{:<24}{shown}\n", format!("{name}:")));
+            out.push_str(&format!("{:<24}{}\n", format!("{name}:"), shown(value)));
         }
+        out
+    }
+
+    /// An HTML page for an operator's browser (`?html`), as FPM's: one
+    /// table row per field.
+    pub fn html(&self) -> String {
+        let mut out = String::from(
+            "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>nene status</title></head>\n<body>\n<table>\n",
+        );
+        for (name, _, _, value) in &self.fields {
+            out.push_str(&format!(
+                "<tr><th>{}</th><td>{}</td></tr>\n",
+                escape_html(name),
+                escape_html(&shown(value))
+            ));
+        }
+        out.push_str("</table>\n</body>\n</html>\n");
         out
     }
 
@@ -278,6 +291,23 @@ impl StatusSnapshot {
         out.push_str("# EOF\n");
         out
     }
+}
+
+/// A field's value as the text and HTML pages show it (`-` for none).
+fn shown(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `text` safe between tags and in attributes.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The request-duration histogram by route and status class, and the

@@ -86,6 +86,26 @@ async fn the_status_page_counts_requests_in_text_json_and_openmetrics() {
         .find_map(|l| l.strip_prefix("session backend:"));
     assert_eq!(backend.map(str::trim), Some("files"), "{}", after.body);
 
+    let html = browser.get("/status?html").await;
+    assert!(
+        html.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        html.body
+            .contains("<tr><th>session backend</th><td>files</td></tr>"),
+        "{}",
+        html.body
+    );
+    assert_eq!(
+        html.body.matches("<tr>").count(),
+        after.body.lines().count(),
+        "one row per field of the text page:\n{}",
+        html.body
+    );
+
     let json = browser.get("/status?json").await.json();
     assert_eq!(json["pool"], "nene");
     assert!(json["requests"].as_u64().unwrap() >= field(&after.body, "requests"));
