@@ -83,8 +83,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
     }
 }
 
-/// The answer to a request refused for its token.
-type Rejection = Arc<dyn Fn() -> Response + Send + Sync>;
+/// The answer to a request refused for its token, given the request's head.
+type Rejection = Arc<dyn Fn(&Parts) -> Response + Send + Sync>;
 
 /// A layer that checks the CSRF token of every request that may change
 /// state (any method but GET, HEAD, OPTIONS and TRACE): from the
@@ -111,15 +111,19 @@ impl RequireCsrf {
     /// The check, with a plain HTML 403 page for refusals.
     pub fn new() -> Self {
         Self {
-            rejection: Arc::new(|| {
+            rejection: Arc::new(|_: &Parts| {
                 let page = "<!doctype html><title>403 Forbidden</title><h1>Forbidden</h1>\n<p>The form was too old or not sent from this site. Go back, reload the page and send it again.</p>\n";
                 (StatusCode::FORBIDDEN, Html(page)).into_response()
             }),
         }
     }
 
-    /// Refusals answered by `rejection` instead (a JSON error for an API).
-    pub fn rejection(mut self, rejection: impl Fn() -> Response + Send + Sync + 'static) -> Self {
+    /// Refusals answered by `rejection` instead, given the refused
+    /// request's head (a JSON error for an API's paths, a page for others).
+    pub fn rejection(
+        mut self,
+        rejection: impl Fn(&Parts) -> Response + Send + Sync + 'static,
+    ) -> Self {
         self.rejection = Arc::new(rejection);
         self
     }
@@ -167,7 +171,7 @@ where
         Box::pin(async move {
             match checked(request).await {
                 Ok(request) => inner.call(request).await,
-                Err(Refused::Token) => Ok(rejection()),
+                Err(Refused::Token(parts)) => Ok(rejection(&parts)),
                 Err(Refused::Session(error)) => Ok(error.into_response()),
                 Err(Refused::NoSession) => Ok((
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -189,7 +193,8 @@ fn is_safe(method: &Method) -> bool {
 
 /// Why a request did not pass.
 enum Refused {
-    Token,
+    /// A missing or wrong token; the request's head, for the rejection.
+    Token(Box<Parts>),
     Session(SessionError),
     NoSession,
 }
@@ -205,18 +210,19 @@ async fn checked(request: Request<Body>) -> Result<Request<Body>, Refused> {
         .get_read_only(SESSION_KEY)
         .await
         .map_err(Refused::Session)?;
+    let (parts, body) = request.into_parts();
+    let refused = |parts| Err(Refused::Token(Box::new(parts)));
+    // No token was ever handed out in this session: nothing sent can match.
     let Some(expected) = expected else {
-        // No token was ever handed out in this session: nothing sent can match.
-        return Err(Refused::Token);
+        return refused(parts);
     };
-    if let Some(sent) = request.headers().get(HEADER) {
-        return matches(sent.as_bytes(), &expected)
-            .then_some(request)
-            .ok_or(Refused::Token);
+    if let Some(sent) = parts.headers.get(HEADER) {
+        if matches(sent.as_bytes(), &expected) {
+            return Ok(Request::from_parts(parts, body));
+        }
+        return refused(parts);
     }
-    let is_form = request
-        .headers()
-        .get(CONTENT_TYPE)
+    let is_form = (parts.headers.get(CONTENT_TYPE))
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .is_some_and(|mime| {
@@ -224,17 +230,16 @@ async fn checked(request: Request<Body>) -> Result<Request<Body>, Refused> {
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !is_form {
-        return Err(Refused::Token);
+        return refused(parts);
     }
     // nene has already bounded the body (server.max_body_bytes) and holds
     // it in memory or a temporary file; reading it here reads it once.
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|_| Refused::Token)?;
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return refused(parts);
+    };
     let sent = form_urlencoded_field(&bytes, FIELD);
     if !sent.is_some_and(|sent| matches(sent.as_bytes(), &expected)) {
-        return Err(Refused::Token);
+        return refused(parts);
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }

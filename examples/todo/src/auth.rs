@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::AppState;
+use crate::db::Db;
 use crate::envelope::{JsonBody, created, ok};
 use crate::error::ApiError;
 
@@ -48,8 +49,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 
 #[derive(Deserialize)]
 pub struct Credentials {
-    username: String,
-    password: String,
+    pub username: String,
+    pub password: String,
 }
 
 /// `GET /auth/csrf`: the session's CSRF token (made on first ask).
@@ -64,27 +65,39 @@ pub async fn register(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
+    Ok(created(create_account(&state.db, input).await?))
+}
+
+/// A new account for these credentials (the name lowercased), or why not.
+pub async fn create_account(db: &Db, input: Credentials) -> Result<CurrentUser, ApiError> {
     let username = normalised_username(&input.username)?;
     validate_password(&input.password)?;
     let hash = hash_password(input.password).await?;
-    match state.db.create_user(&username, &hash).await? {
-        Some(id) => Ok(created(CurrentUser { id, username })),
+    match db.create_user(&username, &hash).await? {
+        Some(id) => Ok(CurrentUser { id, username }),
         None => Err(ApiError::UserExists),
     }
 }
 
 /// `POST /auth/login` `{username, password}`. On success the session gets a
-/// new id (the one a visitor had before logging in — perhaps planted by an
-/// attacker — is worthless) and a new CSRF token, returned in the answer.
+/// new id and a new CSRF token ([`sign_in`]), returned in the answer.
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
     JsonBody(input): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
+    let user = authenticate(&state.db, input).await?;
+    let token = sign_in(&session, &user).await?;
+    Ok(ok(json!({ "user": user, "csrf_token": token.as_str() })))
+}
+
+/// The user these credentials name, or AUTH-INVALID (for an unknown name
+/// and a wrong password alike).
+pub async fn authenticate(db: &Db, input: Credentials) -> Result<CurrentUser, ApiError> {
     // A name that cannot be valid cannot exist: the same answer as an
     // unknown one, after the same work.
     let username = normalised_username(&input.username).unwrap_or_default();
-    let user = state.db.find_user(&username).await?;
+    let user = db.find_user(&username).await?;
     // An unknown user is verified against a dummy hash, so the answer takes
     // as long as for a known one: timing does not tell which names exist.
     let (id, stored) = match user {
@@ -95,11 +108,21 @@ pub async fn login(
     let Some(id) = id.filter(|_| verified) else {
         return Err(ApiError::AuthInvalid);
     };
+    Ok(CurrentUser { id, username })
+}
+
+/// Logs `user` in on this session: a new id (the one a visitor had before
+/// logging in — perhaps planted by an attacker — is worthless), the user
+/// stored, and a new CSRF token.
+pub async fn sign_in(session: &Session, user: &CurrentUser) -> Result<CsrfToken, ApiError> {
     session.regenerate().await?;
-    let user = CurrentUser { id, username };
-    session.insert(USER_KEY, &user).await?;
-    let token = CsrfToken::rotate(&session).await?;
-    Ok(ok(json!({ "user": user, "csrf_token": token.as_str() })))
+    session.insert(USER_KEY, user).await?;
+    Ok(CsrfToken::rotate(session).await?)
+}
+
+/// The logged-in user of `session`, if any.
+pub async fn signed_in(session: &Session) -> Result<Option<CurrentUser>, ApiError> {
+    Ok(session.get::<CurrentUser>(USER_KEY).await?)
 }
 
 /// `POST /auth/logout`: the session is destroyed (its data and its id).

@@ -50,6 +50,11 @@ pub enum ApiError {
 
 impl ApiError {
     /// The stable code clients switch on, and the HTTP status.
+    /// The HTTP status the error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.code_and_status().1
+    }
+
     fn code_and_status(&self) -> (&'static str, StatusCode) {
         use ApiError::*;
         match self {

@@ -7,6 +7,7 @@ mod auth;
 mod db;
 mod envelope;
 mod error;
+mod pages;
 mod sqlite;
 mod store;
 mod todos;
@@ -52,16 +53,45 @@ async fn build(constants: Constants) -> Result<axum::Router, DbError> {
             get(todos::show)
                 .put(todos::update)
                 .delete(todos::delete)
-                .with_state(state),
+                .with_state(state.clone()),
         );
+    // The HTML pages (pages.rs) on the same users and database.
+    let account = Controller::new()
+        .action(
+            "login",
+            get(pages::login_page)
+                .post(pages::login)
+                .with_state(state.clone()),
+        )
+        .action(
+            "register",
+            get(pages::register_page)
+                .post(pages::register)
+                .with_state(state.clone()),
+        )
+        .action("logout", post(pages::logout));
+    let list = Controller::new()
+        .action("index", get(pages::list).with_state(state.clone()))
+        .action("add", post(pages::add).with_state(state.clone()))
+        .action("toggle", post(pages::toggle).with_state(state.clone()))
+        .action("delete", post(pages::delete).with_state(state));
     let dispatcher = Dispatcher::builder(NotFoundPage::load(&constants.settings().htdocs))
         .controller("auth", auth)
         .controller("todo", todo)
+        .controller("account", account)
+        .controller("list", list)
         .build();
     // nene's CSRF check wraps the whole dispatcher: every state-changing
-    // request passes it, whichever action it is for, and a refusal is the
-    // API's own error envelope.
-    let csrf = RequireCsrf::new().rejection(|| ApiError::CsrfInvalid.into_response());
+    // request passes it, whichever action it is for. A refusal is the API's
+    // error envelope on its paths, the error page on the pages'.
+    let csrf = RequireCsrf::new().rejection(|request| {
+        let path = request.uri.path();
+        if path.starts_with("/account") || path.starts_with("/list") {
+            pages::csrf_refused()
+        } else {
+            ApiError::CsrfInvalid.into_response()
+        }
+    });
     Ok(axum::Router::new().fallback_service(dispatcher).layer(csrf))
 }
 

@@ -39,7 +39,7 @@ pub struct ItemQuery {
 /// characters but tabs (PostgreSQL refuses NUL in text, the others store
 /// it: one answer on every database, and no invisible characters or line
 /// breaks in a one-line title).
-fn valid_title(title: Option<&str>) -> Result<String, ApiError> {
+pub fn valid_title(title: Option<&str>) -> Result<String, ApiError> {
     let title = title.map(str::trim).unwrap_or_default();
     if title.is_empty() {
         return Err(ApiError::TitleRequired);

@@ -28,6 +28,12 @@ async fn core_flow_through_nginx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_pages_through_nginx() {
+    let (stack, _dir) = sqlite_stack();
+    common::flows::page_flow(&stack.base()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_flow_with_sessions_in_redis() {
     let redis = nene_test_support::redis_server::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();

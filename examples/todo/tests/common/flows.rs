@@ -262,6 +262,7 @@ pub async fn suite_on(database: impl TestDatabase) {
     let stack = super::Stack::start(&dsn);
     let base = stack.base();
     core_flow(&base).await;
+    page_flow(&base).await;
     database_outage(
         &base,
         || database.borrow_mut().stop(),
@@ -308,4 +309,200 @@ impl TestDatabase for super::postgres::Postgres {
     fn start_again(&mut self) {
         super::postgres::Postgres::start_again(self)
     }
+}
+
+/// The HTML pages as a browser without JavaScript uses them: register,
+/// log in, add, toggle and delete todos, log out; validation errors shown
+/// with the input kept, every user value escaped, the CSRF token checked,
+/// nothing cached, one user's todos out of another's reach.
+pub async fn page_flow(base: &str) {
+    use nene_test_support::browser::{Browser, Page};
+
+    fn token(page: &Page) -> String {
+        let marker = r#"name="_token" value=""#;
+        let start = page
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no token:\n{}", page.body));
+        page.body[start + marker.len()..]
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+    fn form(pairs: &[(&str, &str)]) -> String {
+        let mut form = String::new();
+        for (name, value) in pairs {
+            let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            form.push_str(&format!("{name}={value}&"));
+        }
+        form
+    }
+    /// (id, title, done) of each todo on the list page, in order.
+    fn todos(page: &Page) -> Vec<(String, String, bool)> {
+        page.body
+            .split("<li class=\"")
+            .skip(1)
+            .filter(|item| !item.starts_with("empty"))
+            .map(|item| {
+                let done = item.starts_with("done");
+                let title = item.split("<span class=\"title\">").nth(1).unwrap();
+                let title = title.split("</span>").next().unwrap().to_string();
+                let id = item.split("name=\"id\" value=\"").nth(1).unwrap();
+                (id.split('"').next().unwrap().to_string(), title, done)
+            })
+            .collect()
+    }
+    fn redirects_to(page: &Page, location: &str) {
+        assert_eq!(page.status, 303, "{}", page.body);
+        assert_eq!(page.headers["location"], location);
+    }
+
+    let mut pat = Browser::new(base).not_following_redirects();
+    redirects_to(&pat.get("/list").await, "/account/login");
+    let register = pat.get("/account/register").await;
+    assert_eq!(register.status, 200);
+    let t = token(&register);
+
+    // Errors are shown on the form, the input kept and escaped.
+    let bad = pat
+        .post_form(
+            "/account/register",
+            &form(&[
+                ("_token", &t),
+                ("username", "<b>x"),
+                ("password", "long enough"),
+            ]),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains(r#"value="&lt;b&gt;x""#), "{}", bad.body);
+    assert!(!bad.body.contains("<b>x"), "{}", bad.body);
+    let created = pat
+        .post_form(
+            "/account/register",
+            &form(&[
+                ("_token", &t),
+                ("username", "pat"),
+                ("password", "pats password"),
+            ]),
+        )
+        .await;
+    redirects_to(&created, "/account/login");
+    let login = pat.get("/account/login").await;
+    assert!(login.body.contains("Account pat created"), "{}", login.body);
+    let wrong = pat
+        .post_form(
+            "/account/login",
+            &form(&[
+                ("_token", &t),
+                ("username", "pat"),
+                ("password", "not hers"),
+            ]),
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.body.contains(r#"value="pat""#), "{}", wrong.body);
+    let before_login = pat.cookies.clone();
+    redirects_to(
+        &pat.post_form(
+            "/account/login",
+            &form(&[
+                ("_token", &t),
+                ("username", "pat"),
+                ("password", "pats password"),
+            ]),
+        )
+        .await,
+        "/list",
+    );
+    assert_ne!(pat.cookies, before_login, "the session id changed at login");
+
+    let list = pat.get("/list").await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.headers["cache-control"], "no-store");
+    assert!(list.body.contains("Welcome, pat."), "{}", list.body);
+    assert!(list.body.contains("Nothing to do."), "{}", list.body);
+    let t = token(&list);
+    assert_ne!(t, token(&register), "a new token at login");
+    // The token from before login is worth nothing now.
+    let stale = pat
+        .post_form(
+            "/list/add",
+            &form(&[("_token", &token(&register)), ("title", "x")]),
+        )
+        .await;
+    assert_eq!(stale.status, 403);
+    assert!(
+        stale.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+
+    for title in ["<script>alert(1)</script>", "milk", "eggs"] {
+        redirects_to(
+            &pat.post_form("/list/add", &form(&[("_token", &t), ("title", title)]))
+                .await,
+            "/list",
+        );
+    }
+    let empty = pat
+        .post_form("/list/add", &form(&[("_token", &t), ("title", "   ")]))
+        .await;
+    assert_eq!(empty.status, 422);
+    assert!(empty.body.contains("a title is required"), "{}", empty.body);
+    let list = pat.get("/list").await;
+    assert!(!list.body.contains("<script>alert"), "{}", list.body);
+    let items = todos(&list);
+    let titles: Vec<&str> = items.iter().map(|(_, title, _)| title.as_str()).collect();
+    // minijinja escapes `/` as well, as OWASP advises.
+    assert_eq!(
+        titles,
+        ["&lt;script&gt;alert(1)&lt;&#x2f;script&gt;", "milk", "eggs"]
+    );
+    let (milk, eggs) = (items[1].0.clone(), items[2].0.clone());
+
+    redirects_to(
+        &pat.post_form("/list/toggle", &form(&[("_token", &t), ("id", &milk)]))
+            .await,
+        "/list",
+    );
+    redirects_to(
+        &pat.post_form("/list/delete", &form(&[("_token", &t), ("id", &eggs)]))
+            .await,
+        "/list",
+    );
+    let list = pat.get("/list").await;
+    assert!(list.body.contains("Deleted eggs."), "{}", list.body);
+    let items = todos(&list);
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1], (milk.clone(), "milk".to_string(), true));
+
+    // Another user reaches none of pat's todos.
+    let mut quinn = Browser::new(base).not_following_redirects();
+    let d = token(&quinn.get("/account/register").await);
+    let account = [
+        ("_token", d.as_str()),
+        ("username", "quinn"),
+        ("password", "quinns password"),
+    ];
+    quinn.post_form("/account/register", &form(&account)).await;
+    quinn.post_form("/account/login", &form(&account)).await;
+    let d = token(&quinn.get("/list").await);
+    let foreign = quinn
+        .post_form("/list/toggle", &form(&[("_token", &d), ("id", &milk)]))
+        .await;
+    assert_eq!(foreign.status, 404, "{}", foreign.body);
+    assert!(
+        todos(&pat.get("/list").await)[1].2,
+        "quinn changed pat's todo"
+    );
+
+    redirects_to(
+        &pat.post_form("/account/logout", &form(&[("_token", &t)]))
+            .await,
+        "/account/login",
+    );
+    redirects_to(&pat.get("/list").await, "/account/login");
 }
