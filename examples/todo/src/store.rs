@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use rusqlite::OptionalExtension;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sqlx::Row;
 
@@ -24,8 +24,8 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
-/// One todo as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// One todo as the API shows it (and the list page reads it back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Todo {
     pub id: i64,
     pub title: String,
