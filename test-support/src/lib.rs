@@ -23,6 +23,7 @@ pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod redis_server;
 pub mod web_server;
+pub mod webdriver;
 
 use std::collections::BTreeMap;
 use std::fs::File;
