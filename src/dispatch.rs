@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready as ready_poll};
 
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
@@ -20,7 +21,9 @@ use axum::routing::MethodRouter;
 use axum::routing::future::RouteFuture;
 use bytes::Bytes;
 use futures::future::Either;
-use http::{Request, StatusCode};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Request, StatusCode};
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::layer_notes;
@@ -197,7 +200,7 @@ impl Service<Request<Body>> for Dispatcher {
     type Error = Infallible;
     /// The action's own future, or the not-found page at once: not boxed,
     /// which saves an allocation on every request.
-    type Future = Either<RouteFuture<Infallible>, Ready<Result<Response, Infallible>>>;
+    type Future = Either<ActionFuture, Ready<Result<Response, Infallible>>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -210,10 +213,50 @@ impl Service<Request<Body>> for Dispatcher {
                 .map_or(0, |constants| constants.settings().layers_num)
         });
         match self.route(request.uri().path(), skip_segments) {
-            Some(action) => Either::Left(action.call(request)),
+            Some(action) => Either::Left(ActionFuture {
+                route: action.call(request),
+            }),
             None => Either::Right(ready(Ok(self.table.not_found.response()))),
         }
     }
+}
+
+pin_project! {
+    /// An action's answer; a 405 for a method the action does not take
+    /// (axum's, with `Allow` and no body) gets a short HTML page, as a 404
+    /// gets the not-found page: a browser shows it rather than nothing.
+    pub struct ActionFuture {
+        #[pin]
+        route: RouteFuture<Infallible>,
+    }
+}
+
+impl Future for ActionFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = ready_poll!(self.project().route.poll(cx))?;
+        Poll::Ready(Ok(with_a_405_page(response)))
+    }
+}
+
+const METHOD_NOT_ALLOWED_PAGE: &str =
+    "<!doctype html><title>405 Method Not Allowed</title><h1>Method Not Allowed</h1>\n";
+
+/// `response`, or, for a 405 without a body, the same with the 405 page.
+fn with_a_405_page(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED
+        || http_body::Body::size_hint(response.body()).exact() != Some(0)
+    {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Response::from_parts(parts, Body::from(METHOD_NOT_ALLOWED_PAGE))
 }
 
 /// axum's extractors refuse a body over 2 MiB unless told otherwise
@@ -298,6 +341,17 @@ mod tests {
         let request = Request::post("/user/edit").body(Body::empty()).unwrap();
         let response = d.oneshot(request).await.unwrap();
         assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "GET,HEAD");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("Method Not Allowed"));
     }
 
     #[tokio::test]

@@ -118,6 +118,21 @@ async fn a_wrong_method_gets_405() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
+    // /health answers GET and POST (a probe may post).
+    assert_eq!(response.headers()["allow"], "GET,HEAD,POST");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Method Not Allowed")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
