@@ -17,6 +17,8 @@
 #
 # Usage: benches/todo.sh [ROUNDS] [DURATION]   (defaults: 3 rounds, 10s)
 #        BEFORE_BINARY=/path/to/todo benches/todo.sh
+#        PAGE_PATH=/list benches/todo.sh   (the HTML list page instead: nene's
+#          minijinja template against benches/php/todo.php's plain PHP one)
 # Needs (Debian): apt-get install -y nginx wrk redis-server mariadb-server
 #   mariadb-client php-fpm php-redis php-opcache php-sqlite3 php-mysql
 #   gettext-base curl python3
@@ -25,6 +27,7 @@ set -euo pipefail
 ROUNDS=${1:-3}
 DURATION=${2:-10s}
 PHP_CHILDREN=${PHP_CHILDREN:-8}
+PAGE_PATH=${PAGE_PATH:-/todo/index}
 source "$(dirname "$0")/lib.sh"
 require_tools nginx:nginx wrk:wrk redis-server:redis-server mariadbd:mariadb-server \
     mariadb:mariadb-client mariadb-install-db:mariadb-server envsubst:gettext-base \
@@ -145,7 +148,7 @@ sessions() {
         echo 'local n = 0'
         echo 'request = function()'
         echo '  n = n % #ids + 1'
-        echo '  return wrk.format("GET", "/todo/index", {Cookie = "NENESESSID=" .. ids[n]})'
+        echo "  return wrk.format(\"GET\", \"$PAGE_PATH\", {Cookie = \"NENESESSID=\" .. ids[n]})"
         echo 'end'
     } >"$WORK/$name.lua"
 }
@@ -164,7 +167,7 @@ case_run() {
     shift 3
     nginx_workers=$(pgrep -P "$(cat "$WORK/nginx.pid")")
     app=$(cpu_ticks "$@"); nginx=$(cpu_ticks $nginx_workers); redis=$(cpu_ticks "$REDIS_PID")
-    WRK_SCRIPT=$WORK/$script.lua run_wrk "$name" "http://127.0.0.1:$port/todo/index"
+    WRK_SCRIPT=$WORK/$script.lua run_wrk "$name" "http://127.0.0.1:$port$PAGE_PATH"
     app=$(($(cpu_ticks "$@") - app)); nginx=$(($(cpu_ticks $nginx_workers) - nginx))
     redis=$(($(cpu_ticks "$REDIS_PID") - redis))
     echo "$name|$WRK_RPS|$WRK_P99_MS|$WRK_NON2XX|$WRK_SOCKET_ERRORS|$(rss_mib "$@")|$WRK_REQUESTS|$app|$nginx|$redis" >>"$WORK/rows"
@@ -178,9 +181,9 @@ for round in $(seq 1 "$ROUNDS"); do
     case_run "PHP-FPM, MariaDB" "$PHP_MARIA" php_maria $(php_fpm_pids)
 done
 
-python3 - "$WORK/rows" "$ROUNDS" "$DURATION" "$THREADS" "$CONNECTIONS" "$PHP_CHILDREN" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$WORK/rows" "$ROUNDS" "$DURATION" "$THREADS" "$CONNECTIONS" "$PHP_CHILDREN" "$(getconf CLK_TCK)" "$PAGE_PATH" <<'PY'
 import statistics, sys
-rows, rounds, duration, threads, connections, children, ticks_per_second = sys.argv[1:8]
+rows, rounds, duration, threads, connections, children, ticks_per_second, path = sys.argv[1:9]
 tick_us = 1e6 / int(ticks_per_second)
 by = {}
 for line in open(rows):
@@ -190,7 +193,7 @@ for line in open(rows):
                                     int(app) * per_request, int(nginx) * per_request, int(redis) * per_request))
 def med(name, i):
     return statistics.median(v[i] for v in by[name])
-print(f"Logged-in GET /todo/index (20 items, Redis sessions), wrk -t{threads} -c{connections} -d{duration}, "
+print(f"Logged-in GET {path} (20 items, Redis sessions), wrk -t{threads} -c{connections} -d{duration}, "
       f"{rounds} round(s), medians; PHP-FPM pm.static with {children} children")
 print()
 print("| case | req/s | p99 ms | errors | RSS MiB | CPU µs/request: app | nginx | Redis |")

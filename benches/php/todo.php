@@ -81,6 +81,75 @@ switch ($_SERVER['REQUEST_METHOD'] . ' ' . $route) {
             $query->fetchAll(PDO::FETCH_ASSOC)
         );
         respond(200, ['success' => true, 'data' => $todos]);
+    case 'GET list':
+        // The HTML list page of examples/todo (src/pages.rs,
+        // templates/list.html) as a plain PHP template: the same markup,
+        // every value through htmlspecialchars, the session's CSRF token in
+        // each form, the flash messages read once.
+        $user = $_SESSION['user'] ?? null;
+        if ($user === null) {
+            header('Location: /account/login', true, 303);
+            exit;
+        }
+        $token = $_SESSION['_token'] ??= bin2hex(random_bytes(32));
+        $flashes = $_SESSION['_symfony_flashes'] ?? [];
+        unset($_SESSION['_symfony_flashes']);
+        session_write_close();
+        $query = database()->prepare('SELECT id, title, done FROM todos WHERE user_id = ? ORDER BY id');
+        $query->execute([$user['id']]);
+        $todos = $query->fetchAll(PDO::FETCH_ASSOC);
+        $e = fn (string $text): string => htmlspecialchars($text, ENT_QUOTES | ENT_SUBSTITUTE, 'UTF-8');
+        $field = '<input type="hidden" name="_token" value="' . $token . '">';
+        header('Content-Type: text/html; charset=utf-8');
+        header('Cache-Control: no-store');
+        ?>
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>My todos · Todo</title>
+</head>
+<body>
+<header>
+<strong>Todo</strong>
+<span id="user"><?= $e($user['username']) ?></span>
+<form method="post" action="/account/logout" class="inline">
+<?= $field ?>
+<button id="logout">Log out</button>
+</form>
+</header>
+<?php foreach ($flashes as $kind => $messages): foreach ($messages as $message): ?>
+<p class="flash <?= $e($kind) ?>"><?= $e($message) ?></p>
+<?php endforeach; endforeach; ?>
+<main>
+<h1>My todos</h1>
+<form method="post" action="/list/add">
+<?= $field ?>
+<input name="title" value="" aria-label="New todo" maxlength="200" required>
+<button id="add">Add</button>
+</form>
+<ul id="todos">
+<?php foreach ($todos as $todo): ?>
+<li class="<?= $todo['done'] ? 'done' : '' ?>">
+<span class="title"><?= $e($todo['title']) ?></span>
+<form method="post" action="/list/toggle" class="inline">
+<?= $field ?>
+<input type="hidden" name="id" value="<?= (int) $todo['id'] ?>">
+<button class="toggle"><?= $todo['done'] ? 'Undo' : 'Done' ?></button>
+<button class="delete" formaction="/list/delete">Delete</button>
+</form>
+</li>
+<?php endforeach; ?>
+<?php if (!$todos): ?>
+<li class="empty">Nothing to do.</li>
+<?php endif; ?>
+</ul>
+</main>
+</body>
+</html>
+<?php
+        exit;
     default:
         failure(404, 'NOT-FOUND', 'no such route');
 }
