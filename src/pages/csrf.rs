@@ -51,9 +51,12 @@ impl CsrfToken {
         format!(r#"<input type="hidden" name="{FIELD}" value="{}">"#, self.0)
     }
 
-    /// The session's token, made and stored if it has none yet.
+    /// The session's token, made and stored if it has none yet. A session
+    /// that has one is only read, without its lock (as `ReadOnlySession`
+    /// reads): a page that shows a form does not queue behind the
+    /// session's other requests for it.
     pub async fn of(session: &Session) -> Result<CsrfToken, SessionError> {
-        match session.get::<String>(SESSION_KEY).await? {
+        match session.get_read_only::<String>(SESSION_KEY).await? {
             Some(token) => Ok(CsrfToken(token)),
             None => Self::rotate(session).await,
         }

@@ -45,8 +45,14 @@ impl Flash {
     }
 
     /// Every message, as (type, message), oldest type first; they are gone
-    /// from the session once read (a session without any is not written).
+    /// from the session once read. Whether there are any is read without
+    /// the session's lock: a page with none neither waits for it nor writes.
     pub async fn take(&self) -> Result<Vec<(String, String)>, SessionError> {
+        let peeked: Option<Messages> = self.0.get_read_only(SESSION_KEY).await?;
+        if peeked.is_none_or(|messages| messages.is_empty()) {
+            return Ok(Vec::new());
+        }
+        // Read again under the lock: what is removed is what is shown.
         let messages = self.stored().await?;
         if messages.is_empty() {
             return Ok(Vec::new());

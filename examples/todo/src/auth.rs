@@ -120,8 +120,8 @@ pub async fn sign_in(session: &Session, user: &CurrentUser) -> Result<CsrfToken,
     Ok(CsrfToken::rotate(session).await?)
 }
 
-/// The logged-in user of `session`, if any.
-pub async fn signed_in(session: &Session) -> Result<Option<CurrentUser>, ApiError> {
+/// The logged-in user of `session`, if any (read without the lock).
+pub async fn signed_in(session: &ReadOnlySession) -> Result<Option<CurrentUser>, ApiError> {
     Ok(session.get::<CurrentUser>(USER_KEY).await?)
 }
 

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::http::header::CACHE_CONTROL;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::{Environment, Value, context};
-use nene::{CsrfToken, Flash, Session};
+use nene::{CsrfToken, Flash, ReadOnlySession, Session};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -136,8 +136,9 @@ pub fn csrf_refused() -> Response {
     render(StatusCode::FORBIDDEN, "error.html", values)
 }
 
-/// The logged-in user, or the way to the login page.
-async fn user_of(session: &Session) -> Result<CurrentUser, PageError> {
+/// The logged-in user (read without the session's lock), or the way to
+/// the login page.
+async fn user_of(session: &ReadOnlySession) -> Result<CurrentUser, PageError> {
     Ok(auth::signed_in(session)
         .await?
         .ok_or(ApiError::AuthRequired)?)
@@ -283,8 +284,12 @@ async fn list_page(
 }
 
 /// `GET /list`: my todos, and the form for a new one.
-pub async fn list(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
-    let user = user_of(&session).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    read: ReadOnlySession,
+    session: Session,
+) -> Result<Response, PageError> {
+    let user = user_of(&read).await?;
     list_page(&state, &session, user, StatusCode::OK, "", None).await
 }
 
@@ -297,10 +302,11 @@ pub struct NewTitle {
 /// error and the title kept.
 pub async fn add(
     State(state): State<AppState>,
+    read: ReadOnlySession,
     session: Session,
     Form(input): Form<NewTitle>,
 ) -> Result<Response, PageError> {
-    let user = user_of(&session).await?;
+    let user = user_of(&read).await?;
     match valid_title(Some(&input.title)) {
         Ok(title) => {
             state.db.create_todo(user.id, &title).await?;
@@ -333,10 +339,10 @@ impl Item {
 /// `POST /list/toggle` (`id`): done becomes not done and the other way.
 pub async fn toggle(
     State(state): State<AppState>,
-    session: Session,
+    read: ReadOnlySession,
     Form(item): Form<Item>,
 ) -> Result<Response, PageError> {
-    let user = user_of(&session).await?;
+    let user = user_of(&read).await?;
     let id = item.id()?;
     let todo = (state.db.get_todo(user.id, id).await?).ok_or(ApiError::TodoNotFound)?;
     let changed = state
@@ -350,10 +356,11 @@ pub async fn toggle(
 /// `POST /list/delete` (`id`).
 pub async fn delete(
     State(state): State<AppState>,
+    read: ReadOnlySession,
     session: Session,
     Form(item): Form<Item>,
 ) -> Result<Response, PageError> {
-    let user = user_of(&session).await?;
+    let user = user_of(&read).await?;
     let id = item.id()?;
     let todo = (state.db.get_todo(user.id, id).await?).ok_or(ApiError::TodoNotFound)?;
     if !state.db.delete_todo(user.id, id).await? {
