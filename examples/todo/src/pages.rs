@@ -175,10 +175,10 @@ const REGISTER: AccountPage = AccountPage {
 async fn account_page(
     session: &Session,
     page: &AccountPage,
-    status: StatusCode,
     username: &str,
-    error: Option<String>,
+    error: Option<ApiError>,
 ) -> Result<Response, PageError> {
+    let status = error.as_ref().map_or(StatusCode::OK, ApiError::status);
     let layout = Layout::of(session, None).await?;
     let values = layout.values(context! {
         heading => page.heading,
@@ -188,14 +188,28 @@ async fn account_page(
         other_link => page.other_link,
         other_href => page.other_href,
         username => username,
-        error => error,
+        error => error.map(|error| error.to_string()),
     });
     Ok(render(status, "account.html", values))
 }
 
+/// The form again with `error` and the name kept, when the user can fix
+/// it (a 4xx); anything else is the error page.
+async fn account_form_again(
+    session: &Session,
+    page: &AccountPage,
+    username: &str,
+    error: ApiError,
+) -> Result<Response, PageError> {
+    if !error.status().is_client_error() {
+        return Err(error.into());
+    }
+    account_page(session, page, username, Some(error)).await
+}
+
 /// `GET /account/login`.
 pub async fn login_page(session: Session) -> Result<Response, PageError> {
-    account_page(&session, &LOGIN, StatusCode::OK, "", None).await
+    account_page(&session, &LOGIN, "", None).await
 }
 
 /// `POST /account/login` (`username`, `password`): to the list, or the
@@ -213,17 +227,13 @@ pub async fn login(
             Flash::of(session).add("success", welcome).await?;
             Ok(Redirect::to("/list").into_response())
         }
-        Err(error) if is_input_error(&error) => {
-            let status = error.status();
-            account_page(&session, &LOGIN, status, &username, Some(error.to_string())).await
-        }
-        Err(error) => Err(error.into()),
+        Err(error) => account_form_again(&session, &LOGIN, &username, error).await,
     }
 }
 
 /// `GET /account/register`.
 pub async fn register_page(session: Session) -> Result<Response, PageError> {
-    account_page(&session, &REGISTER, StatusCode::OK, "", None).await
+    account_page(&session, &REGISTER, "", None).await
 }
 
 /// `POST /account/register`: to the login page (registering does not log
@@ -240,18 +250,7 @@ pub async fn register(
             Flash::of(session).add("success", created).await?;
             Ok(Redirect::to("/account/login").into_response())
         }
-        Err(error) if is_input_error(&error) => {
-            let status = error.status();
-            account_page(
-                &session,
-                &REGISTER,
-                status,
-                &username,
-                Some(error.to_string()),
-            )
-            .await
-        }
-        Err(error) => Err(error.into()),
+        Err(error) => account_form_again(&session, &REGISTER, &username, error).await,
     }
 }
 
@@ -259,12 +258,6 @@ pub async fn register(
 pub async fn logout(session: Session) -> Result<Response, PageError> {
     session.destroy().await?;
     Ok(Redirect::to("/account/login").into_response())
-}
-
-/// An error the user can fix in the form (shown on it), rather than a
-/// failure of the site (the error page).
-fn is_input_error(error: &ApiError) -> bool {
-    error.status().is_client_error()
 }
 
 async fn list_page(
