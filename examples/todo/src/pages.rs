@@ -1,20 +1,19 @@
 //! The HTML pages beside the JSON API, for a browser with or without
 //! JavaScript: `/account/register`, `/account/login`, `/account/logout`,
 //! and the list at `/list` with `/list/add`, `/list/toggle` and
-//! `/list/delete`. Server-rendered from templates/ (one layout), forms
+//! `/list/delete`. Server-rendered from templates/ (askama: one layout,
+//! compiled with the application, every value escaped), forms
 //! posted as `application/x-www-form-urlencoded` with the CSRF token as a
 //! hidden field (nene's `RequireCsrf` checks it), POST/redirect/GET with a
 //! flash message, a rejected input shown again with the error. The same
 //! users, sessions and database as the API.
 
-use std::sync::OnceLock;
-
+use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CACHE_CONTROL;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use minijinja::{Environment, Value, context};
 use nene::{CsrfToken, Flash, ReadOnlySession, Session};
 use serde::Deserialize;
 
@@ -24,50 +23,27 @@ use crate::error::ApiError;
 use crate::store::{StoreError, Todo};
 use crate::todos::valid_title;
 
-/// The templates, compiled once. `.html` templates escape every value
-/// (minijinja's default for the extension) but the one that is markup
-/// already, the CSRF field nene makes ([`Layout`]).
-fn templates() -> &'static Environment<'static> {
-    static TEMPLATES: OnceLock<Environment<'static>> = OnceLock::new();
-    TEMPLATES.get_or_init(|| {
-        let mut templates = Environment::new();
-        for (name, source) in [
-            ("layout.html", include_str!("../templates/layout.html")),
-            ("account.html", include_str!("../templates/account.html")),
-            ("list.html", include_str!("../templates/list.html")),
-            ("error.html", include_str!("../templates/error.html")),
-        ] {
-            templates
-                .add_template(name, source)
-                .expect("the templates parse (they are compiled in)");
-        }
-        templates
-    })
-}
-
 /// A page, never stored by a cache: it shows one user's data, and after
 /// logging out the back button must not bring it back.
-fn render(status: StatusCode, name: &str, values: Value) -> Response {
-    match templates()
-        .get_template(name)
-        .and_then(|t| t.render(values))
-    {
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
         Ok(html) => (status, [(CACHE_CONTROL, "no-store")], Html(html)).into_response(),
         Err(error) => {
-            tracing::error!("template {name}: {error}");
+            tracing::error!("a page's template failed: {error}");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
         }
     }
 }
 
-/// What every page's layout shows: the user, the flash messages, the
-/// CSRF field of the logout form.
-struct Layout {
+/// What every page's layout shows (templates/layout.html): the user, the
+/// flash messages, the CSRF field of the logout form.
+#[derive(Default)]
+pub struct Layout {
     user: Option<CurrentUser>,
     flashes: Vec<(String, String)>,
-    /// Markup already (nene's hidden field, hexadecimal inside): marked
-    /// safe once here, not escaped, and no filter call per form.
-    csrf_field: Value,
+    /// Markup already (nene's hidden field, hexadecimal inside): the one
+    /// value the templates write with `|safe`.
+    csrf_field: String,
 }
 
 impl Layout {
@@ -75,18 +51,38 @@ impl Layout {
         Ok(Layout {
             user,
             flashes: Flash::of(session.clone()).take().await?,
-            csrf_field: Value::from_safe_string(CsrfToken::of(session).await?.hidden_field()),
+            csrf_field: CsrfToken::of(session).await?.hidden_field(),
         })
     }
+}
 
-    fn values(self, page: Value) -> Value {
-        context! {
-            user => self.user,
-            flashes => self.flashes,
-            csrf_field => self.csrf_field,
-            ..page
-        }
-    }
+/// templates/account.html: the login or the register form.
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountView<'a> {
+    layout: Layout,
+    page: &'a AccountPage,
+    username: &'a str,
+    error: Option<String>,
+}
+
+/// templates/list.html: my todos and the form for a new one.
+#[derive(Template)]
+#[template(path = "list.html")]
+struct ListView<'a> {
+    layout: Layout,
+    todos: Vec<Todo>,
+    title: &'a str,
+    error: Option<String>,
+}
+
+/// templates/error.html.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorView<'a> {
+    layout: Layout,
+    status: StatusCode,
+    message: &'a str,
 }
 
 /// An error as a page: not logged in goes to the login page, anything else
@@ -117,23 +113,24 @@ impl IntoResponse for PageError {
             return Redirect::to("/account/login").into_response();
         }
         let status = self.0.status();
-        let values = context! {
-            status => status.to_string(),
-            message => self.0.to_string(),
-            flashes => Vec::<(String, String)>::new(),
+        let message = self.0.to_string();
+        let view = ErrorView {
+            layout: Layout::default(),
+            status,
+            message: &message,
         };
-        render(status, "error.html", values)
+        render(status, &view)
     }
 }
 
 /// The refused-CSRF page, for the pages' paths (the API's answer its own).
 pub fn csrf_refused() -> Response {
-    let values = context! {
-        status => StatusCode::FORBIDDEN.to_string(),
-        message => "The form was too old or not sent from this site. Go back, reload the page and send it again.",
-        flashes => Vec::<(String, String)>::new(),
+    let view = ErrorView {
+        layout: Layout::default(),
+        status: StatusCode::FORBIDDEN,
+        message: "The form was too old or not sent from this site. Go back, reload the page and send it again.",
     };
-    render(StatusCode::FORBIDDEN, "error.html", values)
+    render(StatusCode::FORBIDDEN, &view)
 }
 
 /// The logged-in user (read without the session's lock), or the way to
@@ -179,18 +176,13 @@ async fn account_page(
     error: Option<ApiError>,
 ) -> Result<Response, PageError> {
     let status = error.as_ref().map_or(StatusCode::OK, ApiError::status);
-    let layout = Layout::of(session, None).await?;
-    let values = layout.values(context! {
-        heading => page.heading,
-        action => page.action,
-        password_autocomplete => page.password_autocomplete,
-        other_text => page.other_text,
-        other_link => page.other_link,
-        other_href => page.other_href,
-        username => username,
-        error => error.map(|error| error.to_string()),
-    });
-    Ok(render(status, "account.html", values))
+    let view = AccountView {
+        layout: Layout::of(session, None).await?,
+        page,
+        username,
+        error: error.map(|error| error.to_string()),
+    };
+    Ok(render(status, &view))
 }
 
 /// The form again with `error` and the name kept, when the user can fix
@@ -271,9 +263,13 @@ async fn list_page(
     // The list as the API answers it (JSON the database wrote), read back.
     let raw = state.db.list_todos(user.id).await?;
     let todos: Vec<Todo> = serde_json::from_str(raw.get()).map_err(|_| ApiError::Internal)?;
-    let layout = Layout::of(session, Some(user)).await?;
-    let values = layout.values(context! { todos => todos, title => title, error => error });
-    Ok(render(status, "list.html", values))
+    let view = ListView {
+        layout: Layout::of(session, Some(user)).await?,
+        todos,
+        title,
+        error,
+    };
+    Ok(render(status, &view))
 }
 
 /// `GET /list`: my todos, and the form for a new one.

@@ -353,6 +353,25 @@ pub async fn page_flow(base: &str) {
             })
             .collect()
     }
+    /// HTML text as a browser shows it (the entities an escaper writes).
+    fn unescaped(html: &str) -> String {
+        let mut text = html.to_string();
+        for (entity, character) in [
+            ("&lt;", "<"),
+            ("&#60;", "<"),
+            ("&gt;", ">"),
+            ("&#62;", ">"),
+            ("&quot;", "\""),
+            ("&#34;", "\""),
+            ("&#39;", "'"),
+            ("&#x2f;", "/"),
+            ("&amp;", "&"),
+            ("&#38;", "&"),
+        ] {
+            text = text.replace(entity, character);
+        }
+        text
+    }
     fn redirects_to(page: &Page, location: &str) {
         assert_eq!(page.status, 303, "{}", page.body);
         assert_eq!(page.headers["location"], location);
@@ -376,8 +395,12 @@ pub async fn page_flow(base: &str) {
         )
         .await;
     assert_eq!(bad.status, 422, "{}", bad.body);
-    assert!(bad.body.contains(r#"value="&lt;b&gt;x""#), "{}", bad.body);
     assert!(!bad.body.contains("<b>x"), "{}", bad.body);
+    assert!(
+        unescaped(&bad.body).contains(r#"value="<b>x""#),
+        "{}",
+        bad.body
+    );
     let created = pat
         .post_form(
             "/account/register",
@@ -456,11 +479,8 @@ pub async fn page_flow(base: &str) {
     assert!(!list.body.contains("<script>alert"), "{}", list.body);
     let items = todos(&list);
     let titles: Vec<&str> = items.iter().map(|(_, title, _)| title.as_str()).collect();
-    // minijinja escapes `/` as well, as OWASP advises.
-    assert_eq!(
-        titles,
-        ["&lt;script&gt;alert(1)&lt;&#x2f;script&gt;", "milk", "eggs"]
-    );
+    let titles: Vec<String> = titles.iter().map(|title| unescaped(title)).collect();
+    assert_eq!(titles, ["<script>alert(1)</script>", "milk", "eggs"]);
     let (milk, eggs) = (items[1].0.clone(), items[2].0.clone());
 
     redirects_to(
