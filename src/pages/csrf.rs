@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::response::{Html, IntoResponse, Response};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::{Method, Request, StatusCode};
@@ -157,7 +157,9 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    /// A safe method goes straight to the inner service's own future (no
+    /// box for a page view); a checked one reads the session first, boxed.
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -168,10 +170,10 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if is_safe(request.method()) {
-            return Box::pin(inner.call(request));
+            return Either::Left(inner.call(request));
         }
         let rejection = self.rejection.clone();
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             match checked(request).await {
                 Ok(request) => inner.call(request).await,
                 Err(Refused::Token(parts)) => Ok(rejection(&parts)),
@@ -182,7 +184,7 @@ where
                 )
                     .into_response()),
             }
-        })
+        }))
     }
 }
 
