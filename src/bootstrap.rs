@@ -61,6 +61,9 @@ pub enum StartupError {
         /// Why (in use, not permitted, …).
         source: std::io::Error,
     },
+    /// `[otel]` asks for traces this build or endpoint cannot give.
+    #[error("traces: {0}")]
+    Traces(String),
     /// The application's own set-up failed ([`crate::run_async`]).
     #[error("application: {0}")]
     Application(Box<dyn std::error::Error + Send + Sync>),

@@ -27,11 +27,16 @@ use crate::ops::LogFormat;
 use crate::ping::Ping;
 use crate::server::{InheritedKind, InheritedSocket, ListenError, Listener, take_inherited};
 use crate::session::{SessionDsn, SessionHandlerFactory, redact_dsn};
+use crate::trace::TracePipeline;
 use crate::upgrade::Upgrade;
 
 /// After the drain, how long blocking tasks (file sessions' I/O) still get
 /// before the process exits without them.
 const ABANDON_BLOCKING_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long the spans still queued at exit may take to reach the
+/// collector: a collector that is down must not hold up a restart.
+const FLUSH_TRACES_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs an application on nene: the whole of a `main`.
 ///
@@ -132,11 +137,6 @@ where
         Command::Serve(_) | Command::Dev(_) => settings.log_level.as_str(),
         _ => "warn",
     };
-    let log_level = init_logging(level, settings.ops.log_format);
-    crate::panic_log::log_panics();
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Some(threads) = settings.server.worker_threads {
@@ -149,6 +149,26 @@ where
             return ExitCode::FAILURE;
         }
     };
+    // Traces only for serving; the pipeline's export task runs on the
+    // runtime, and an application's spans reach it through the log layer.
+    let traces = match command {
+        Command::Serve(_) | Command::Dev(_) => {
+            let _inside = runtime.enter();
+            match TracePipeline::start(&settings.trace) {
+                Ok(traces) => traces,
+                Err(error) => return fail(&StartupError::Traces(error)),
+            }
+        }
+        _ => None,
+    };
+    let log_level = init_logging(level, settings.ops.log_format, traces.as_ref());
+    crate::panic_log::log_panics();
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    if let Some(traces) = &traces {
+        tracing::info!("traces: {}", traces.summary());
+    }
     match command {
         Command::Config { .. } => {
             print_config(&constants);
@@ -183,10 +203,14 @@ where
                 let app = build_app(constants)
                     .await
                     .map_err(|error| StartupError::Application(error.into()))?;
-                serve_until_signalled(nene, app, dev, inherited, ini_dir, move || {
+                let served = serve_until_signalled(nene, app, dev, inherited, ini_dir, move || {
                     reload_log_level(&log_level, &command_line)
                 })
-                .await
+                .await;
+                if let Some(traces) = traces {
+                    traces.shutdown(FLUSH_TRACES_WITHIN).await;
+                }
+                served
             });
             // Dropping the runtime would wait for every blocking task, and
             // one stuck in a system call (a hung network file system) would
@@ -404,9 +428,13 @@ fn log_filter(level: &str) -> Targets {
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
-fn init_logging(level: &str, format: LogFormat) -> LogLevelHandle {
+/// The log filter, an application's spans to the trace pipeline when
+/// there is one, and the log lines on stderr.
+fn init_logging(level: &str, format: LogFormat, traces: Option<&TracePipeline>) -> LogLevelHandle {
     let (filter, handle) = reload::Layer::new(log_filter(level));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(traces.map(TracePipeline::application_spans));
     match format {
         LogFormat::Text => registry
             .with(

@@ -166,6 +166,11 @@ pub mod session;
 mod session;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+pub mod trace;
+#[cfg(not(feature = "internals"))]
+mod trace;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod upload;
 #[cfg(not(feature = "internals"))]
 mod upload;

@@ -8,6 +8,7 @@ use crate::fastcgi::ConnectionLimits;
 use crate::ops::OpsSettings;
 use crate::server::ServerSettings;
 use crate::session::{CookieSameSite, CookieSecure, SessionSettings};
+use crate::trace::TraceSettings;
 use crate::upload::UploadSettings;
 
 use super::error::ConfigError;
@@ -56,6 +57,25 @@ pub(super) fn build_settings(values: &RawValues) -> Result<Settings, ConfigError
         session: build_session(&read)?,
         log_level: read.get(&LOG_LEVEL)?,
         ops: build_ops(&read)?,
+        trace: build_trace(&read)?,
+    })
+}
+
+fn build_trace(read: &Reader<'_>) -> Result<TraceSettings, ConfigError> {
+    let millis = |setting| -> Result<_, ConfigError> {
+        Ok(std::time::Duration::from_millis(read.get(setting)?))
+    };
+    Ok(TraceSettings {
+        exporter: read.get(&OTEL_TRACES_EXPORTER)?,
+        endpoint: Some(read.get(&OTEL_EXPORTER_OTLP_ENDPOINT)?).filter(|url| !url.is_empty()),
+        protocol: read.get(&OTEL_EXPORTER_OTLP_PROTOCOL)?,
+        service_name: read.get(&OTEL_SERVICE_NAME)?,
+        sampler: read.get(&OTEL_TRACES_SAMPLER)?,
+        sampler_ratio: read.get(&OTEL_TRACES_SAMPLER_ARG)?,
+        max_queue_size: read.count(&OTEL_BSP_MAX_QUEUE_SIZE)?,
+        max_export_batch_size: read.count(&OTEL_BSP_MAX_EXPORT_BATCH_SIZE)?,
+        schedule_delay: millis(&OTEL_BSP_SCHEDULE_DELAY)?,
+        export_timeout: millis(&OTEL_BSP_EXPORT_TIMEOUT)?,
     })
 }
 

@@ -113,6 +113,21 @@ impl Accepts for OptionalTimeout {
     }
 }
 
+/// A fraction from 0 to 1 (a sampler's ratio, as `OTEL_TRACES_SAMPLER_ARG`
+/// writes it: `0.01`).
+#[derive(Clone, Copy, Debug)]
+pub struct Ratio;
+
+impl Accepts for Ratio {
+    type Value = f64;
+    fn parse(&self, text: &str) -> Result<f64, String> {
+        text.parse::<f64>()
+            .ok()
+            .filter(|ratio| (0.0..=1.0).contains(ratio))
+            .ok_or_else(|| "a number from 0 to 1, such as 0.01".into())
+    }
+}
+
 /// Free text, surrounding whitespace removed.
 #[derive(Clone, Copy, Debug)]
 pub struct Text;

@@ -33,11 +33,12 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// The process environment's `NENE_*` variables.
+    /// The process environment's `NENE_*` variables, and the standard
+    /// names some settings also answer to (`OTEL_TRACES_EXPORTER`, …).
     pub fn process_env() -> Vec<(String, String)> {
         std::env::vars_os()
             .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
-            .filter(|(name, _)| name.starts_with("NENE_"))
+            .filter(|(name, _)| name.starts_with("NENE_") || alias_of(name).is_some())
             .collect()
     }
 }
@@ -257,6 +258,14 @@ fn apply_ini_entry(
     Ok(())
 }
 
+/// The setting whose `env_alias` is `name`.
+fn alias_of(name: &str) -> Option<&'static SettingSpec> {
+    SETTINGS
+        .iter()
+        .map(|s| s.spec())
+        .find(|s| s.env_alias == Some(name))
+}
+
 /// Applies one `NENE_*` variable; returns the site constant it set, if it
 /// set one (nene's own settings and other variables: none).
 fn apply_env(
@@ -266,6 +275,11 @@ fn apply_env(
     app_constants: &mut BTreeMap<String, RawValue>,
 ) -> Result<Option<String>, ConfigError> {
     let Some(rest) = name.strip_prefix("NENE_") else {
+        // A standard name outside nene's prefix (`OTEL_…`) sets its setting.
+        if let Some(spec) = alias_of(name) {
+            let source = Source::Env(name.to_string());
+            values.set(spec, value.to_string(), source);
+        }
         return Ok(None);
     };
     if OTHER_ENV.contains(&name) {

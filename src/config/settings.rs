@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use crate::ops::OpsSettings;
 use crate::server::ServerSettings;
 use crate::session::SessionSettings;
+use crate::trace::TraceSettings;
 use crate::upload::UploadSettings;
 
 /// Everything nene's own sections say.
@@ -28,6 +29,8 @@ pub struct Settings {
     pub log_level: String,
     /// Operations: status and ping pages, timeouts, slow and access logs.
     pub ops: OpsSettings,
+    /// `[otel]`: traces to an OpenTelemetry collector.
+    pub trace: TraceSettings,
 }
 
 impl Settings {

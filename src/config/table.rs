@@ -9,16 +9,17 @@
 
 use crate::ops::LogFormat;
 use crate::session::{CacheLimiter, CookieSameSite, CookieSecure, SavePathLock, SerializeHandler};
+use crate::trace::{OtlpProtocol, SamplerName, TracesExporter};
 
 use super::kinds::{
     AddressList, Bytes, Choice, CookieDomain, CookieName, CookiePath, Destination, DirOrSystemTemp,
-    FileMode, FilePath, Flag, ListenAddress, LogFilter, Number, OptionalTimeout, SavePath, Text,
-    Timeout, UrlPath, Verbatim,
+    FileMode, FilePath, Flag, ListenAddress, LogFilter, Number, OptionalTimeout, Ratio, SavePath,
+    Text, Timeout, UrlPath, Verbatim,
 };
 use super::setting::{AnySetting, Setting, SettingSpec};
 
 /// Sections that belong to nene; any other section is the application's.
-pub const NENE_SECTIONS: &[&str] = &["server", "session", "log", "pm", "ping", "access"];
+pub const NENE_SECTIONS: &[&str] = &["server", "session", "log", "pm", "ping", "access", "otel"];
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -538,6 +539,96 @@ settings! {
         "-",
         "text lines, or one JSON object per line",
     );
+    OTEL_TRACES_EXPORTER: Choice<TracesExporter> = Setting::new(
+        "otel",
+        "traces_exporter",
+        "none",
+        Choice::<TracesExporter>::of(),
+        "-",
+        "otlp sends a trace of each sampled request to a collector (feature otel)",
+    )
+    .env_alias("OTEL_TRACES_EXPORTER");
+    OTEL_EXPORTER_OTLP_ENDPOINT: Text = Setting::new(
+        "otel",
+        "exporter_otlp_endpoint",
+        "",
+        Text,
+        "-",
+        "the collector's URL; empty = http://localhost:4317 (grpc) or :4318 (http/protobuf)",
+    )
+    .env_alias("OTEL_EXPORTER_OTLP_ENDPOINT");
+    OTEL_EXPORTER_OTLP_PROTOCOL: Choice<OtlpProtocol> = Setting::new(
+        "otel",
+        "exporter_otlp_protocol",
+        "http/protobuf",
+        Choice::<OtlpProtocol>::of(),
+        "-",
+        "grpc or http/protobuf",
+    )
+    .env_alias("OTEL_EXPORTER_OTLP_PROTOCOL");
+    OTEL_SERVICE_NAME: Text = Setting::new(
+        "otel",
+        "service_name",
+        "nene",
+        Text,
+        "-",
+        "service.name of every span",
+    )
+    .env_alias("OTEL_SERVICE_NAME");
+    OTEL_TRACES_SAMPLER: Choice<SamplerName> = Setting::new(
+        "otel",
+        "traces_sampler",
+        "parentbased_always_on",
+        Choice::<SamplerName>::of(),
+        "-",
+        "which requests are traced (the specification's sampler names)",
+    )
+    .env_alias("OTEL_TRACES_SAMPLER");
+    OTEL_TRACES_SAMPLER_ARG: Ratio = Setting::new(
+        "otel",
+        "traces_sampler_arg",
+        "1.0",
+        Ratio,
+        "-",
+        "the ratio of the traceidratio samplers, 0 to 1",
+    )
+    .env_alias("OTEL_TRACES_SAMPLER_ARG");
+    OTEL_BSP_MAX_QUEUE_SIZE: Number = Setting::new(
+        "otel",
+        "bsp_max_queue_size",
+        "2048",
+        Number { min: 1, max: 1 << 20 },
+        "-",
+        "finished spans that may wait for the exporter; more are dropped and counted",
+    )
+    .env_alias("OTEL_BSP_MAX_QUEUE_SIZE");
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: Number = Setting::new(
+        "otel",
+        "bsp_max_export_batch_size",
+        "512",
+        Number { min: 1, max: 1 << 20 },
+        "-",
+        "spans per export",
+    )
+    .env_alias("OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
+    OTEL_BSP_SCHEDULE_DELAY: Number = Setting::new(
+        "otel",
+        "bsp_schedule_delay",
+        "5000",
+        Number { min: 0, max: 3_600_000 },
+        "-",
+        "milliseconds a finished span waits at most for its batch",
+    )
+    .env_alias("OTEL_BSP_SCHEDULE_DELAY");
+    OTEL_BSP_EXPORT_TIMEOUT: Number = Setting::new(
+        "otel",
+        "bsp_export_timeout",
+        "30000",
+        Number { min: 1, max: 3_600_000 },
+        "-",
+        "milliseconds an export may take before its spans are dropped",
+    )
+    .env_alias("OTEL_BSP_EXPORT_TIMEOUT");
 }
 
 /// The setting `section.key`, if nene knows it.

@@ -8,7 +8,9 @@
 //! `nene`), `%{Header}o` (response header), `%p` (pid), `%q` (query),
 //! `%Q` (`?` when there is a query), `%r` (path, no query), `%R` (remote
 //! address), `%s` (status), `%t`/`%T` (time, `%d/%b/%Y:%H:%M:%S %z`), `%u`
-//! (REMOTE_USER), `%%`.
+//! (REMOTE_USER), `%%`; and nene's own `%X`, the request's trace id (32
+//! hex digits, as `traceparent` carries it; `-` when the request is not
+//! traced), to find a logged request in the trace collector.
 
 use std::time::Duration;
 
@@ -37,6 +39,7 @@ enum Token {
     ContentLength,
     ScriptFilename,
     RemoteUser,
+    TraceId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +89,8 @@ pub struct AccessRecord<'a> {
     pub request_headers: &'a HeaderMap,
     /// `%{Header}o`.
     pub response_headers: &'a HeaderMap,
+    /// `%X`: the trace id, when the request is traced.
+    pub trace_id: Option<&'a str>,
 }
 
 impl AccessFormat {
@@ -166,6 +171,7 @@ impl AccessFormat {
                 Token::ContentLength => push_escaped(&mut line, param(record, "CONTENT_LENGTH")),
                 Token::ScriptFilename => push_escaped(&mut line, param(record, "SCRIPT_FILENAME")),
                 Token::RemoteUser => push_escaped(&mut line, param(record, "REMOTE_USER")),
+                Token::TraceId => line.push_str(record.trace_id.unwrap_or("-")),
             }
         }
         // Values were escaped; a line break in the format itself still
@@ -213,6 +219,7 @@ fn token(code: char, argument: Option<String>) -> Result<Token, AccessFormatErro
             Token::Time
         }
         'u' => Token::RemoteUser,
+        'X' => Token::TraceId,
         other => {
             return Err(AccessFormatError(format!(
                 "%{other} is not a format code (codes: C d e f i l m M n o p q Q r R s t T u %)"
@@ -266,6 +273,25 @@ mod tests {
     use bytes::Bytes;
 
     #[test]
+    fn the_trace_id_is_logged_when_there_is_one() {
+        let format = AccessFormat::parse("%s %X").unwrap();
+        let record = |trace_id| AccessRecord {
+            method: "GET",
+            path: "/",
+            query: None,
+            status: 200,
+            duration: Duration::ZERO,
+            params: None,
+            request_headers: &HeaderMap::new(),
+            response_headers: &HeaderMap::new(),
+            trace_id,
+        };
+        let id = "0af7651916cd43dd8448eb211c80319c";
+        assert_eq!(format.render(&record(Some(id))), format!("200 {id}"));
+        assert_eq!(format.render(&record(None)), "200 -");
+    }
+
+    #[test]
     fn the_default_format_renders_like_php_fpm() {
         let format =
             AccessFormat::parse("%R - %u %t \"%m %r%Q%q\" %s %{mili}d %{Content-Type}o %%")
@@ -282,6 +308,7 @@ mod tests {
             params: Some(&params),
             request_headers: &HeaderMap::new(),
             response_headers: &response_headers,
+            trace_id: None,
         });
         assert!(line.starts_with("10.0.0.7 - - "), "{line}");
         assert!(
@@ -317,6 +344,7 @@ mod tests {
             params: Some(&params),
             request_headers: &HeaderMap::new(),
             response_headers: &HeaderMap::new(),
+            trace_id: None,
         });
         assert_eq!(
             line,
@@ -336,6 +364,7 @@ mod tests {
             params: None,
             request_headers: &HeaderMap::new(),
             response_headers: &HeaderMap::new(),
+            trace_id: None,
         });
         assert_eq!(line, "/a\\x0D\\x0Aforged line");
     }

@@ -22,6 +22,7 @@ use super::Ops;
 use super::access_format::{AccessRecord, split_target};
 use crate::layer_notes;
 use crate::session::Session;
+use crate::trace::RequestSpan;
 
 pin_project! {
     /// The operations layer's future for one request.
@@ -64,6 +65,8 @@ pub(super) struct Record {
     /// Only with the slow log on: the request's session, whose timings
     /// split the request's time.
     pub(super) session: Option<Session>,
+    /// The request's span, when it is traced.
+    pub(super) trace: Option<RequestSpan>,
     /// Whether the application has been called yet: a note is looked for
     /// only then (answers of the layer itself have no route).
     pub(super) calls_application: bool,
@@ -117,7 +120,9 @@ where
         if looks_for_route {
             layer_notes::take();
         }
+        let attached = record.trace.as_ref().map(RequestSpan::attach);
         let polled = this.answer.poll_answer(cx);
+        drop(attached);
         if looks_for_route {
             record.route = layer_notes::take().route;
         }
@@ -156,7 +161,7 @@ fn into_ok(answer: Result<Response, std::convert::Infallible>) -> Response {
 impl Record {
     /// The response for `answered` (a 504 when the time limit cut the
     /// application), after the slow log and the access log have it.
-    fn write_down(self, answered: Result<Response, Duration>) -> Response {
+    fn write_down(mut self, answered: Result<Response, Duration>) -> Response {
         let ops = &self.ops;
         let (path, query) = (self.uri.path(), self.uri.query());
         let method = &self.method;
@@ -168,6 +173,10 @@ impl Record {
             (StatusCode::GATEWAY_TIMEOUT, "request timed out\n").into_response()
         });
         let elapsed = self.started.elapsed();
+        let trace_id = self.trace.as_ref().map(RequestSpan::trace_id);
+        if let Some(trace) = self.trace.take() {
+            trace.finish(self.route.as_deref(), response.status());
+        }
         (ops.metrics.durations).record(self.route.as_ref(), response.status(), elapsed);
         if let Some(threshold) = ops.settings.request_slowlog_timeout
             && elapsed >= threshold
@@ -197,6 +206,7 @@ impl Record {
                 params: self.params.as_ref(),
                 request_headers: &self.request_headers,
                 response_headers: response.headers(),
+                trace_id: trace_id.as_deref(),
             });
             ops.access_log.write_line(&line);
         }

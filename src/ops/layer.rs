@@ -18,6 +18,7 @@ use tower::{Layer, Service};
 use crate::config::Constants;
 use crate::layer_notes;
 use crate::request_context::RequestContext;
+use crate::trace::RequestSpan;
 
 use super::Ops;
 use super::answer::{Answer, OpsFuture, Record};
@@ -91,6 +92,9 @@ where
             HeaderMap::new()
         };
         let mut notes = layer_notes::Notes::default();
+        // Pings and status pages are not traced: monitors would fill the
+        // collector with them.
+        let mut trace = None;
         let answer = if ops.settings.ping_path.as_deref() == Some(path) {
             Answer::ready(ping(ops, &method))
         } else if ops.settings.status_path.as_deref() == Some(path) {
@@ -98,11 +102,14 @@ where
         } else {
             let context = RequestContext::of_mut(request.extensions_mut());
             context.constants = Some(self.constants.clone());
+            trace = RequestSpan::start(&method, &uri, request.headers(), client_ip);
             // The service that was polled ready handles this request.
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
             layer_notes::take(); // notes no one took are not this request's
+            let attached = trace.as_ref().map(RequestSpan::attach);
             let call = inner.call(request);
+            drop(attached);
             notes = layer_notes::take();
             Answer::application(call, ops.settings.request_terminate_timeout)
         };
@@ -115,6 +122,7 @@ where
             request_headers,
             calls_application: !matches!(answer, Answer::Ready { .. }),
             route: notes.route,
+            trace,
             // The session's share of the time matters only to the slow log.
             session: notes
                 .session

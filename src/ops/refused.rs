@@ -49,6 +49,7 @@ impl Ops {
             params,
             request_headers: &request_headers,
             response_headers: &HeaderMap::new(),
+            trace_id: None,
         });
         self.access_log.write_line(&line);
     }

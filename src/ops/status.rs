@@ -44,7 +44,7 @@ impl StatusSnapshot {
         // The status page's percentiles are over every backend round.
         let backend = session.start.snapshot().merge(&session.commit.snapshot());
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
-        let fields = vec![
+        let mut fields = vec![
             ("pool", "", "info", json!("nene")),
             ("process manager", "", "info", json!("async")),
             // What the runtime runs with (`server.worker_threads`).
@@ -208,6 +208,21 @@ impl StatusSnapshot {
                 json!(read(&session.hand_offs)),
             ),
         ];
+        // Only when traces are on: a page without traces keeps FPM's fields.
+        if let Some((exported, dropped)) = crate::trace::span_counts() {
+            fields.push((
+                "trace spans exported",
+                "trace_spans_exported",
+                "counter",
+                json!(exported),
+            ));
+            fields.push((
+                "trace spans dropped",
+                "trace_spans_dropped",
+                "counter",
+                json!(dropped),
+            ));
+        }
         Self {
             fields,
             histograms: histograms(ops, session),

@@ -16,6 +16,7 @@ pub mod lighttpd;
 pub mod mariadb;
 pub mod memcached_server;
 pub mod openmetrics;
+pub mod otlp_receiver;
 pub mod php_cli;
 pub mod php_fpm;
 pub mod postgres;

@@ -21,6 +21,7 @@ use super::layer::{add_cache_limiter_headers, keep_out_of_shared_caches};
 use super::runtime::SessionRuntime;
 use super::session::{CommitOutcome, Session};
 use crate::session::SessionError;
+use crate::trace::TraceSpan;
 
 pin_project! {
     /// The session layer's future for one request.
@@ -31,6 +32,8 @@ pin_project! {
         store: Arc<SessionRuntime>,
         // Whether the request came over HTTPS, for the cookie's `Secure`.
         https: bool,
+        // The handler's span while it runs (empty when not traced).
+        handler: TraceSpan,
     }
 }
 
@@ -43,17 +46,26 @@ pin_project! {
         Commit {
             commit: BoxFuture<'static, Result<CommitOutcome, SessionError>>,
             response: Option<Response>,
+            // The write's span (empty when not traced).
+            write: TraceSpan,
         },
     }
 }
 
 impl<F> SessionFuture<F> {
-    pub(super) fn new(call: F, session: Session, store: Arc<SessionRuntime>, https: bool) -> Self {
+    pub(super) fn new(
+        call: F,
+        session: Session,
+        store: Arc<SessionRuntime>,
+        https: bool,
+        handler: TraceSpan,
+    ) -> Self {
         Self {
             stage: Stage::Handler { call },
             session,
             store,
             https,
+            handler,
         }
     }
 }
@@ -69,10 +81,14 @@ where
         loop {
             match this.stage.as_mut().project() {
                 StageProjection::Handler { call } => {
-                    let response = match ready!(call.poll(cx)) {
+                    let attached = this.handler.attach();
+                    let polled = call.poll(cx);
+                    drop(attached);
+                    let response = match ready!(polled) {
                         Ok(response) => response,
                         Err(never) => match never {},
                     };
+                    std::mem::take(this.handler).end();
                     if let Some(outcome) = this.session.commit_now() {
                         return Poll::Ready(Ok(with_session_headers(
                             response,
@@ -85,10 +101,22 @@ where
                     this.stage.set(Stage::Commit {
                         commit: Box::pin(async move { session.commit().await }),
                         response: Some(response),
+                        write: TraceSpan::under_current("session write"),
                     });
                 }
-                StageProjection::Commit { commit, response } => {
-                    let outcome = ready!(commit.as_mut().poll(cx));
+                StageProjection::Commit {
+                    commit,
+                    response,
+                    write,
+                } => {
+                    let attached = write.attach();
+                    let polled = commit.as_mut().poll(cx);
+                    drop(attached);
+                    let outcome = ready!(polled);
+                    if let Err(error) = &outcome {
+                        write.fail(error);
+                    }
+                    std::mem::take(write).end();
                     let response = response
                         .take()
                         .expect("a SessionFuture polled after it completed");

@@ -16,6 +16,7 @@ use tower::{Layer, Service};
 use crate::layer_notes;
 use crate::request_context::RequestContext;
 use crate::session::CacheLimiter;
+use crate::trace::TraceSpan;
 
 use crate::session::lifecycle::committing::SessionFuture;
 use crate::session::lifecycle::runtime::SessionRuntime;
@@ -89,7 +90,13 @@ where
         layer_notes::note_session(&session);
         context.session = Some(session.clone());
         let request = Request::from_parts(parts, body);
-        SessionFuture::new(inner.call(request), session, store, https)
+        // The handler's span starts with its call (the request's span is
+        // current here when the request is traced).
+        let handler = TraceSpan::under_current("handler");
+        let attached = handler.attach();
+        let call = inner.call(request);
+        drop(attached);
+        SessionFuture::new(call, session, store, https, handler)
     }
 }
 

@@ -24,6 +24,7 @@ use crate::session::lifecycle::local_locks::{HandOff, LocalTurn};
 use crate::session::lifecycle::metrics::SessionTimings;
 use crate::session::lifecycle::runtime::SessionRuntime;
 use crate::session::lifecycle::write_chain::WriteChain;
+use crate::trace::TraceSpan;
 
 /// Where the session's creation time is kept when an absolute lifetime is
 /// set. Handlers never see this key.
@@ -213,7 +214,12 @@ impl Session {
         }
         if state.snapshot.is_none() {
             let started = Instant::now();
-            let result = self.read_snapshot(&state.offered_ids).await;
+            let mut read = TraceSpan::under_current("session read");
+            let result = self.read_snapshot(&state.offered_ids, &read).await;
+            if let Err(error) = &result {
+                read.fail(error);
+            }
+            read.end();
             self.shared.timings.add_read(started.elapsed());
             match result {
                 Ok(snapshot) => state.snapshot = Some(snapshot),
@@ -232,13 +238,18 @@ impl Session {
     /// is nene's data (what nene cannot read, or an empty value, is left
     /// alone, as for a writable session that does not change it). Empty
     /// when there is no such id: nothing is created for a read-only use.
-    async fn read_snapshot(&self, offered: &[String]) -> Result<Decoded, SessionError> {
+    async fn read_snapshot(
+        &self,
+        offered: &[String],
+        read: &TraceSpan,
+    ) -> Result<Decoded, SessionError> {
         let store = &self.store;
         let Some(id) = offered.iter().find_map(|text| store.ids.parse(text)) else {
             return Ok(Decoded::default());
         };
         let started = Instant::now();
-        let (lock, stored) = store.handler.clone().read_for_read_only(&id).await?;
+        let backend = read.backend(store.handler.name(), "read");
+        let (lock, stored) = traced(backend, store.handler.clone().read_for_read_only(&id)).await?;
         let (decoded, bytes, leave_alone) = self.decode_stored(&id, stored).await;
         let outlived = self.created_too_long_ago(&decoded.data) == Some(true);
         if bytes.is_none() || leave_alone || outlived {
@@ -246,7 +257,8 @@ impl Session {
                 warn_release_failed(Some(&id), &error);
             }
         } else {
-            lock.save_and_release(&*store.handler, &id, None).await?;
+            let backend = read.backend(store.handler.name(), "touch");
+            traced(backend, lock.save_and_release(&*store.handler, &id, None)).await?;
         }
         store.metrics.start.record(started.elapsed());
         if outlived {
@@ -323,7 +335,12 @@ impl Session {
         if matches!(state.phase, Phase::NotStarted) {
             let offered = std::mem::take(&mut state.offered_ids);
             let started = Instant::now();
-            let result = self.start(&offered).await;
+            let mut read = TraceSpan::under_current("session read");
+            let result = self.start(&offered, &read).await;
+            if let Err(error) = &result {
+                read.fail(error);
+            }
+            read.end();
             self.shared.timings.add_read(started.elapsed());
             state.phase = match result {
                 Ok(active) => Phase::Active(Box::new(active)),
@@ -358,7 +375,7 @@ impl Session {
     }
 
     /// Loads the session named by the first valid offered id, or makes a new one.
-    async fn start(&self, offered: &[String]) -> Result<Active, SessionError> {
+    async fn start(&self, offered: &[String], read: &TraceSpan) -> Result<Active, SessionError> {
         let store = &self.store;
         self.maybe_collect_garbage();
         // Anything that is not a well-formed id is no id: it never reaches
@@ -369,7 +386,10 @@ impl Session {
         // One `lock_wait` bounds the turn here and the backend's lock together.
         let queued_at = Instant::now();
         let mut turn = if store.handler.uses_locking() {
+            let mut waiting = read.child("session lock wait");
             let turn = store.local_locks.acquire(&id, store.lock_wait).await?;
+            waiting.set_bool("nene.session.lock.waited", turn.waited);
+            waiting.end();
             store.metrics.lock_wait.record(queued_at.elapsed());
             if turn.waited {
                 store.metrics.lock_waits.fetch_add(1, Ordering::Relaxed);
@@ -387,7 +407,9 @@ impl Session {
             None => {
                 let backend_started = Instant::now();
                 let wait_left = store.lock_wait.saturating_sub(queued_at.elapsed());
-                let (lock, stored) = store.handler.clone().lock_and_read(&id, wait_left).await?;
+                let backend = read.backend(store.handler.name(), "lock_and_read");
+                let (lock, stored) =
+                    traced(backend, store.handler.clone().lock_and_read(&id, wait_left)).await?;
                 store.metrics.start.record(backend_started.elapsed());
                 (Holding::Lock(lock), stored, backend_started)
             }
@@ -616,7 +638,9 @@ impl Session {
         };
         let mut active = *active;
         let started = Instant::now();
-        let result = self.save(&mut active, offered_any).await;
+        // Under the write's span, which the session layer makes current.
+        let backend = TraceSpan::backend_under_current(self.store.handler.name(), "store");
+        let result = traced(backend, self.save(&mut active, offered_any)).await;
         self.store.metrics.commit.record(started.elapsed());
         // Whatever lock `save` did not release along with its write.
         let released = std::mem::replace(&mut active.holding, Holding::nothing())
@@ -840,6 +864,20 @@ const STORED_ON_THE_CHAIN: CommitOutcome = CommitOutcome {
 /// done, so that what follows (a destroy, a write under a new id, the last
 /// write and the unlock) comes after them. On a broken chain, the error
 /// (the chain releases the lock).
+/// `call`'s result, with `phase` (a backend call's span) ended, and marked
+/// failed when the call failed.
+async fn traced<T>(
+    mut phase: TraceSpan,
+    call: impl Future<Output = Result<T, SessionError>>,
+) -> Result<T, SessionError> {
+    let result = call.await;
+    if let Err(error) = &result {
+        phase.fail(error);
+    }
+    phase.end();
+    result
+}
+
 async fn settle_chain(active: &mut Active) -> Result<SessionLock, SessionError> {
     match std::mem::replace(&mut active.holding, Holding::nothing()) {
         Holding::Lock(lock) => Ok(lock),

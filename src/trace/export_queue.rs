@@ -1,0 +1,178 @@
+//! Where finished spans wait for the exporter: a bounded queue that a
+//! request never waits on (a full queue drops the span and counts it), and
+//! one background task that sends them in batches, each export bounded by
+//! `otel.bsp_export_timeout`. A collector that is down or slow costs spans,
+//! never a slower answer or more memory than the queue holds.
+//!
+//! Written here rather than the SDK's `BatchSpanProcessor` because that one
+//! keeps its count of dropped spans to itself, and operators need it on the
+//! status page to know their traces are incomplete.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use opentelemetry::Context;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::log_limit::{LogLimit, and_more};
+
+/// A collector that is down fails every export: one line a second.
+static EXPORT_FAILED: LogLimit = LogLimit::new();
+
+/// Spans exported and spans lost, for the status page.
+#[derive(Debug, Default)]
+pub(crate) struct SpanCounters {
+    pub(crate) exported: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+}
+
+/// How the queue batches and bounds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueLimits {
+    pub(crate) max_queue_size: usize,
+    pub(crate) max_export_batch_size: usize,
+    pub(crate) schedule_delay: Duration,
+    pub(crate) export_timeout: Duration,
+}
+
+/// The SDK's span processor: finished spans into the queue.
+#[derive(Debug)]
+pub(crate) struct ExportQueue {
+    sender: mpsc::Sender<SpanData>,
+    counters: Arc<SpanCounters>,
+}
+
+/// The background task that exports, stopped by [`ExportTask::finish`].
+pub(crate) struct ExportTask {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl ExportQueue {
+    /// The queue, and its task exporting with `exporter` (spawned on the
+    /// current Tokio runtime).
+    pub(crate) fn start<E: SpanExporter + 'static>(
+        exporter: E,
+        limits: QueueLimits,
+        counters: Arc<SpanCounters>,
+    ) -> (ExportQueue, ExportTask) {
+        let (sender, receiver) = mpsc::channel(limits.max_queue_size);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(export_loop(
+            exporter,
+            receiver,
+            limits,
+            counters.clone(),
+            stop.clone(),
+        ));
+        (ExportQueue { sender, counters }, ExportTask { stop, task })
+    }
+}
+
+impl SpanProcessor for ExportQueue {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if self.sender.try_send(span).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        // The task is stopped by ExportTask::finish, from async code.
+        Ok(())
+    }
+}
+
+impl ExportTask {
+    /// Exports what is queued, waiting at most `within`, and stops.
+    pub(crate) async fn finish(self, within: Duration) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(within, self.task).await;
+    }
+}
+
+async fn export_loop<E: SpanExporter>(
+    exporter: E,
+    mut receiver: mpsc::Receiver<SpanData>,
+    limits: QueueLimits,
+    counters: Arc<SpanCounters>,
+    stop: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(limits.max_export_batch_size);
+    loop {
+        let first = tokio::select! {
+            span = receiver.recv() => span,
+            () = stop.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        // The batch fills for at most the schedule delay.
+        let deadline = Instant::now() + limits.schedule_delay;
+        while batch.len() < limits.max_export_batch_size {
+            tokio::select! {
+                span = receiver.recv() => match span {
+                    Some(span) => batch.push(span),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+                () = stop.cancelled() => break,
+            }
+        }
+        export(&exporter, &mut batch, limits.export_timeout, &counters).await;
+    }
+    // Stopping: what is still queued goes in one last round of batches.
+    while let Ok(span) = receiver.try_recv() {
+        batch.push(span);
+        if batch.len() == limits.max_export_batch_size {
+            export(&exporter, &mut batch, limits.export_timeout, &counters).await;
+        }
+    }
+    if !batch.is_empty() {
+        export(&exporter, &mut batch, limits.export_timeout, &counters).await;
+    }
+}
+
+/// Sends `batch` (emptied) and counts its spans as exported or dropped.
+async fn export<E: SpanExporter>(
+    exporter: &E,
+    batch: &mut Vec<SpanData>,
+    timeout: Duration,
+    counters: &SpanCounters,
+) {
+    let spans = batch.len() as u64;
+    let sent = std::mem::replace(batch, Vec::with_capacity(spans as usize));
+    match tokio::time::timeout(timeout, exporter.export(sent)).await {
+        Ok(Ok(())) => {
+            counters.exported.fetch_add(spans, Ordering::Relaxed);
+        }
+        Ok(Err(error)) => {
+            counters.dropped.fetch_add(spans, Ordering::Relaxed);
+            if let Some(left_out) = EXPORT_FAILED.admit() {
+                tracing::warn!(
+                    "trace export failed, {spans} span(s) dropped: {error}{}",
+                    and_more(left_out)
+                );
+            }
+        }
+        Err(_) => {
+            counters.dropped.fetch_add(spans, Ordering::Relaxed);
+            if let Some(left_out) = EXPORT_FAILED.admit() {
+                tracing::warn!(
+                    "trace export took over {timeout:?}, {spans} span(s) dropped{}",
+                    and_more(left_out)
+                );
+            }
+        }
+    }
+}
