@@ -275,6 +275,7 @@ mod tests {
     #[test]
     fn the_trace_id_is_logged_when_there_is_one() {
         let format = AccessFormat::parse("%s %X").unwrap();
+        let no_headers = HeaderMap::new();
         let record = |trace_id| AccessRecord {
             method: "GET",
             path: "/",
@@ -282,8 +283,8 @@ mod tests {
             status: 200,
             duration: Duration::ZERO,
             params: None,
-            request_headers: &HeaderMap::new(),
-            response_headers: &HeaderMap::new(),
+            request_headers: &no_headers,
+            response_headers: &no_headers,
             trace_id,
         };
         let id = "0af7651916cd43dd8448eb211c80319c";

@@ -120,9 +120,8 @@ where
         if looks_for_route {
             layer_notes::take();
         }
-        let attached = record.trace.as_ref().map(RequestSpan::attach);
-        let polled = this.answer.poll_answer(cx);
-        drop(attached);
+        let answer = this.answer;
+        let polled = RequestSpan::within(record.trace.as_ref(), || answer.poll_answer(cx));
         if looks_for_route {
             record.route = layer_notes::take().route;
         }

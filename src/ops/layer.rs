@@ -107,9 +107,7 @@ where
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
             layer_notes::take(); // notes no one took are not this request's
-            let attached = trace.as_ref().map(RequestSpan::attach);
-            let call = inner.call(request);
-            drop(attached);
+            let call = RequestSpan::within(trace.as_ref(), || inner.call(request));
             notes = layer_notes::take();
             Answer::application(call, ops.settings.request_terminate_timeout)
         };

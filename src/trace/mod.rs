@@ -28,9 +28,9 @@ mod spans;
 #[cfg(feature = "otel")]
 pub(crate) use pipeline::{TracePipeline, span_counts};
 #[cfg(feature = "otel")]
-pub(crate) use spans::{Attached, RequestSpan, TraceSpan};
+pub(crate) use spans::{RequestSpan, TraceSpan};
 
 #[cfg(not(feature = "otel"))]
 mod off;
 #[cfg(not(feature = "otel"))]
-pub(crate) use off::{Attached, RequestSpan, TracePipeline, TraceSpan, span_counts};
+pub(crate) use off::{RequestSpan, TracePipeline, TraceSpan, span_counts};

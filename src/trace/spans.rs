@@ -63,9 +63,11 @@ impl RequestSpan {
         })
     }
 
-    /// Makes the request's span current until the guard is dropped.
-    pub(crate) fn attach(&self) -> Attached {
-        Attached::new(&self.context)
+    /// `work` with `trace`'s span current on this thread (as it is, when
+    /// the request is not traced).
+    pub(crate) fn within<R>(trace: Option<&RequestSpan>, work: impl FnOnce() -> R) -> R {
+        let _attached = trace.map(|trace| Attached::new(&trace.context));
+        work()
     }
 
     /// The trace's id, as `traceparent` writes it (32 hex digits).
@@ -185,13 +187,11 @@ impl TraceSpan {
         }
     }
 
-    /// Makes this phase's span current until the guard is dropped (nothing
-    /// when the request is not traced).
-    pub(crate) fn attach(&self) -> Attached {
-        match &self.context {
-            Some(context) => Attached::new(context),
-            None => Attached::default(),
-        }
+    /// `work` with this span current on this thread (as it is, when the
+    /// request is not traced).
+    pub(crate) fn within<R>(&self, work: impl FnOnce() -> R) -> R {
+        let _attached = self.context.as_ref().map(Attached::new);
+        work()
     }
 
     /// Ends the phase now (dropping it does too).
@@ -230,27 +230,24 @@ pub(crate) fn inside_traced_request() -> bool {
     TRACED_DEPTH.get() > 0
 }
 
-/// A span made current for one poll; the previous one is current again
-/// when this is dropped.
-#[derive(Default)]
-pub(crate) struct Attached {
-    guard: Option<ContextGuard>,
+/// A span made current for one call or poll; the previous one is current
+/// again when this is dropped.
+struct Attached {
+    _guard: ContextGuard,
 }
 
 impl Attached {
     fn new(context: &Context) -> Attached {
         TRACED_DEPTH.set(TRACED_DEPTH.get() + 1);
         Attached {
-            guard: Some(context.clone().attach()),
+            _guard: context.clone().attach(),
         }
     }
 }
 
 impl Drop for Attached {
     fn drop(&mut self) {
-        if self.guard.take().is_some() {
-            TRACED_DEPTH.set(TRACED_DEPTH.get() - 1);
-        }
+        TRACED_DEPTH.set(TRACED_DEPTH.get() - 1);
     }
 }
 

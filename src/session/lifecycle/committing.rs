@@ -81,9 +81,7 @@ where
         loop {
             match this.stage.as_mut().project() {
                 StageProjection::Handler { call } => {
-                    let attached = this.handler.attach();
-                    let polled = call.poll(cx);
-                    drop(attached);
+                    let polled = this.handler.within(|| call.poll(cx));
                     let response = match ready!(polled) {
                         Ok(response) => response,
                         Err(never) => match never {},
@@ -109,9 +107,7 @@ where
                     response,
                     write,
                 } => {
-                    let attached = write.attach();
-                    let polled = commit.as_mut().poll(cx);
-                    drop(attached);
+                    let polled = write.within(|| commit.as_mut().poll(cx));
                     let outcome = ready!(polled);
                     if let Err(error) = &outcome {
                         write.fail(error);

@@ -93,9 +93,7 @@ where
         // The handler's span starts with its call (the request's span is
         // current here when the request is traced).
         let handler = TraceSpan::under_current("handler");
-        let attached = handler.attach();
-        let call = inner.call(request);
-        drop(attached);
+        let call = handler.within(|| inner.call(request));
         SessionFuture::new(call, session, store, https, handler)
     }
 }
