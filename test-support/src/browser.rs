@@ -97,6 +97,12 @@ impl Browser {
         self.send(request).await
     }
 
+    /// A GET with one more header (`traceparent`, …), cookies from the jar.
+    pub async fn get_with_header(&mut self, path: &str, name: &str, value: &str) -> Page {
+        let request = (self.client.get(format!("{}{}", self.base, path))).header(name, value);
+        self.send(request).await
+    }
+
     /// A request with a hand-written Cookie header instead of the jar.
     pub async fn get_with_cookie_header(&mut self, path: &str, cookie: &[u8]) -> Page {
         let value = reqwest::header::HeaderValue::from_bytes(cookie).expect("a sendable header");

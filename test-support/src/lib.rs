@@ -776,11 +776,12 @@ pub fn nene_behind_nginx(env: &[(&str, &str)]) -> (Nene, Nginx) {
     (nene, nginx)
 }
 
-/// `command` without the NENE_* variables of whoever runs the tests, so
-/// that only what a test sets configures the nene it starts.
+/// `command` without the NENE_* (and OpenTelemetry's OTEL_*) variables of
+/// whoever runs the tests, so that only what a test sets configures the
+/// nene it starts.
 pub fn without_callers_nene_env(command: &mut Command) {
     for (name, _) in std::env::vars() {
-        if name.starts_with("NENE_") {
+        if name.starts_with("NENE_") || name.starts_with("OTEL_") {
             command.env_remove(name);
         }
     }

@@ -9,5 +9,6 @@ mod external_app;
 mod lifecycle;
 mod operations;
 mod passed_socket;
+mod traces;
 mod unix_socket_startup;
 mod upgrade;
