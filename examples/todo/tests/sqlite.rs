@@ -54,6 +54,80 @@ async fn core_flow_with_sessions_in_redis() {
     );
 }
 
+/// A logged-in request traced by nene, as an operator with a collector
+/// sees it: the caller's trace continued, the session's Redis call and the
+/// application's SQL query under the handler, and neither the session id
+/// nor the user's data in any span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_in_request_is_traced_with_its_sql_query() {
+    use nene_test_support::otlp_receiver::{OtlpProtocol, OtlpReceiver};
+    let receiver = OtlpReceiver::start(OtlpProtocol::Grpc);
+    let redis = nene_test_support::redis_server::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite://{}/todo.db", dir.path().display());
+    let endpoint = receiver.endpoint();
+    let stack = Stack::start_with(
+        &dsn,
+        &[
+            ("NENE_SESSION_DSN", &redis.url()),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
+    let user = User::signed_up(&stack.base(), "ada", "a secret passphrase").await;
+    user.create_todo("buy oat milk").await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "00f067aa0ba902b7";
+    let answer = (user.get_traced("/todo", &format!("00-{trace}-{caller}-01"))).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body.contains("buy oat milk"));
+
+    let spans = receiver.wait_for(std::time::Duration::from_secs(10), |spans| {
+        let in_trace = |name: &str| spans.iter().any(|s| s.trace_id == trace && s.name == name);
+        in_trace("GET /todo/index") && in_trace("SELECT todos") && in_trace("session read")
+    });
+    let spans: Vec<_> = spans.into_iter().filter(|s| s.trace_id == trace).collect();
+    let named = |name: &str| {
+        (spans.iter().find(|s| s.name == name))
+            .unwrap_or_else(|| panic!("no {name:?} in {spans:#?}"))
+    };
+    let server = named("GET /todo/index");
+    assert_eq!(
+        (server.kind.as_str(), server.parent_span_id.as_str()),
+        ("server", caller)
+    );
+    assert_eq!(server.attribute("http.response.status_code"), Some("200"));
+    let handler = named("handler");
+    assert_eq!(handler.parent_span_id, server.span_id);
+    let read = named("session read");
+    assert_eq!(read.parent_span_id, handler.span_id);
+    let redis_calls: Vec<_> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == read.span_id)
+        .collect();
+    assert!(
+        redis_calls
+            .iter()
+            .any(|s| s.attribute("db.system.name") == Some("redis")),
+        "{spans:#?}"
+    );
+    // The application's own query, with no code of its for traces.
+    let query = named("SELECT todos");
+    assert_eq!(query.parent_span_id, handler.span_id);
+    assert_eq!(query.kind, "client");
+    assert_eq!(query.attribute("db.system.name"), Some("sqlite"));
+    let session_id = user.session_id().expect("logged in");
+    for span in &spans {
+        for value in span.attributes.values().chain([&span.name]) {
+            for secret in [session_id.as_str(), "buy oat milk", "ada", "passphrase"] {
+                assert!(!value.contains(secret), "{secret:?} in {span:?}");
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_changing_requests_need_the_csrf_token() {
     let (stack, _dir) = sqlite_stack();

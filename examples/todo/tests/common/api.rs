@@ -104,6 +104,20 @@ impl User {
         self.request(Method::GET, path, None).await
     }
 
+    /// A GET in the caller's trace `traceparent` (as a load balancer sends it).
+    pub async fn get_traced(&self, path: &str, traceparent: &str) -> Answer {
+        let request = self
+            .client
+            .get(self.url(path))
+            .header("traceparent", traceparent);
+        let response = request.send().await.expect("request");
+        Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap_or_default(),
+        }
+    }
+
     /// A request with a JSON body (when given) and the current CSRF token.
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         let body = body.map(|body| body.to_string());
