@@ -17,6 +17,10 @@
 #        SESSIONS=redis benches/instructions.sh 10s /session/whoami
 #          (sessions in a throwaway redis-server; each build's requests carry
 #          the cookie of one session it made first with /session/counter)
+#        TRACED=1 benches/instructions.sh 5s /health
+#          (built with the `otel` feature; adds `traced`: the same build
+#          with traces on, 1 % of requests sampled (traceidratio 0.01), to
+#          a stand-in collector; `now` has traces off)
 #        APP=todo benches/instructions.sh 10s /todo/index
 #          (examples/todo instead of nene's demo application, on SQLite with
 #          Redis sessions: a user with 20 todos, logged in; BEFORE_BINARY is
@@ -41,9 +45,19 @@ case $APP in
     *) echo "APP is nene or todo, not $APP" >&2; exit 1 ;;
 esac
 echo "building $APP (release, with line tables)..." >&2
+FEATURES=()
+[ -n "${TRACED:-}" ] && FEATURES=(--features nene/otel)
 CARGO_PROFILE_RELEASE_DEBUG=1 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" \
-    --target-dir "$OUT" -p "$PACKAGE" --bin "$APP"
+    --target-dir "$OUT" -p "$PACKAGE" --bin "$APP" "${FEATURES[@]}"
 CASES="now:$OUT/release/$APP"
+TRACE_ENV=()
+if [ -n "${TRACED:-}" ]; then
+    CASES="$CASES traced:$OUT/release/$APP"
+    sink=$(free_port)
+    start_otlp_sink "$sink"
+    TRACE_ENV=(OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink"
+        OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.01)
+fi
 SESSION_ENV=()
 if [ "${SESSIONS:-}" = redis ]; then
     require_tools redis-server:redis-server
@@ -89,8 +103,10 @@ for case in $CASES; do
 exec valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind.$name.%p "$binary" "\$@"
 SH
     chmod +x "$WORK/vg-$name"
+    case_env=()
+    [ "$name" = traced ] && case_env=("${TRACE_ENV[@]}")
     # Each build its own database (the todo app's), and its own files.
-    env RUST_LOG=warn NENE_ACCESS__LOG=off NENE_SESSION__SAVE_PATH="$WORK/sessions-$port" \
+    env "${case_env[@]}" RUST_LOG=warn NENE_ACCESS__LOG=off NENE_SESSION__SAVE_PATH="$WORK/sessions-$port" \
         NENE_TODO__DATABASE_DSN="sqlite://$WORK/todo-$name.db" "${SESSION_ENV[@]}" \
         "$WORK/vg-$name" serve --listen "127.0.0.1:$port" "${APP_ARGS[@]}" \
         2>"$WORK/$APP-$port.log" &

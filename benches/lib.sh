@@ -280,3 +280,34 @@ sessions_script() {
         echo "end"
     } >"$WORK/sessions-$1.lua"
 }
+
+# start_otlp_sink PORT [DELAY_SECONDS]: a stand-in OpenTelemetry collector
+# on 127.0.0.1:PORT that takes OTLP/HTTP exports (`POST /v1/traces`) and
+# answers 200 after DELAY_SECONDS (0: at once), counting the bytes it got
+# in $WORK/otlp-PORT.bytes. For the trace benches; the tests use the test
+# support's receiver, which decodes the spans.
+start_otlp_sink() {
+    python3 - "$1" "${2:-0}" "$WORK/otlp-$1.bytes" <<'PY' 2>"$WORK/otlp-$1.log" &
+import http.server, socketserver, sys, time
+port, delay, tally = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+received = 0
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        global received
+        received += len(self.rfile.read(int(self.headers.get("content-length", 0))))
+        open(tally, "w").write(str(received))
+        time.sleep(delay)
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+Server(("127.0.0.1", port), Sink).serve_forever()
+PY
+    PIDS+=($!)
+    wait_port "$1"
+}

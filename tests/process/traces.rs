@@ -235,9 +235,10 @@ async fn a_collector_that_is_down_costs_spans_not_answers() {
         assert_eq!(page.body, format!(r#"{{"count":{expected}}}"#));
     }
     // Every span of those requests is counted as dropped once the exports
-    // fail (a refused connection fails at once).
+    // fail (a refused connection fails at once; after each failure the
+    // export task pauses, 1 s, then 2, 4 …, while spans wait in the queue).
     let mut dropped = 0;
-    for _ in 0..100 {
+    for _ in 0..200 {
         dropped = status_counter(&mut browser, "trace spans dropped").await;
         if dropped >= 20 * 4 {
             break;
