@@ -41,7 +41,7 @@ impl RequestSpan {
         // Named by the method until the route is known (the semantic
         // conventions' name for a request without a route).
         let span = tracer
-            .span_builder(Cow::Owned(method.as_str().to_string()))
+            .span_builder(method_name(method))
             .with_kind(SpanKind::Server)
             .start_with_context(tracer, &caller);
         if !span.span_context().is_sampled() {
@@ -92,6 +92,16 @@ impl RequestSpan {
             span.set_status(Status::error(status.to_string()));
         }
         span.end();
+    }
+}
+
+/// `method` as a span name, without an allocation for the usual ones (the
+/// sampler sees the name before it drops an unsampled request's span).
+fn method_name(method: &Method) -> Cow<'static, str> {
+    const KNOWN: [&str; 7] = ["GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    match KNOWN.iter().find(|known| **known == method.as_str()) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(method.as_str().to_string()),
     }
 }
 

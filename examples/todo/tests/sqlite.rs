@@ -54,13 +54,13 @@ async fn core_flow_with_sessions_in_redis() {
     );
 }
 
-/// A logged-in request traced by nene, as an operator with a collector
-/// sees it: the caller's trace continued, the session's Redis call and the
-/// application's SQL query under the handler, and neither the session id
-/// nor the user's data in any span.
+/// A logged-in form post traced by nene, as an operator with a collector
+/// sees it: the caller's trace continued, the session's lock wait, read
+/// and write with their Redis calls, and the application's SQL query under
+/// the handler; neither the session id nor the user's data in any span.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_logged_in_request_is_traced_with_its_sql_query() {
-    use nene_test_support::otlp_receiver::{OtlpProtocol, OtlpReceiver};
+async fn a_logged_in_request_is_traced_with_its_session_and_sql_spans() {
+    use nene_test_support::otlp_receiver::{OtlpProtocol, OtlpReceiver, ReceivedSpan};
     let receiver = OtlpReceiver::start(OtlpProtocol::Grpc);
     let redis = nene_test_support::redis_server::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
@@ -77,51 +77,75 @@ async fn a_logged_in_request_is_traced_with_its_sql_query() {
         ],
     );
     let user = User::signed_up(&stack.base(), "ada", "a secret passphrase").await;
-    user.create_todo("buy oat milk").await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller = "00f067aa0ba902b7";
-    let answer = (user.get_traced("/todo", &format!("00-{trace}-{caller}-01"))).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    assert!(answer.body.contains("buy oat milk"));
+    let traceparent = format!("00-{trace}-{caller}-01");
+    let answer = (user.post_form_traced("/list/add", "title=buy+oat+milk", &traceparent)).await;
+    assert!(answer.body.contains("buy oat milk"), "{}", answer.body);
 
     let spans = receiver.wait_for(std::time::Duration::from_secs(10), |spans| {
         let in_trace = |name: &str| spans.iter().any(|s| s.trace_id == trace && s.name == name);
-        in_trace("GET /todo/index") && in_trace("SELECT todos") && in_trace("session read")
+        in_trace("POST /list/add") && in_trace("INSERT todos") && in_trace("session write")
     });
     let spans: Vec<_> = spans.into_iter().filter(|s| s.trace_id == trace).collect();
     let named = |name: &str| {
         (spans.iter().find(|s| s.name == name))
             .unwrap_or_else(|| panic!("no {name:?} in {spans:#?}"))
     };
-    let server = named("GET /todo/index");
+    let children = |parent: &ReceivedSpan| -> Vec<&ReceivedSpan> {
+        spans
+            .iter()
+            .filter(|s| s.parent_span_id == parent.span_id)
+            .collect()
+    };
+    let server = named("POST /list/add");
     assert_eq!(
         (server.kind.as_str(), server.parent_span_id.as_str()),
         ("server", caller)
     );
-    assert_eq!(server.attribute("http.response.status_code"), Some("200"));
+    assert_eq!(server.attribute("http.response.status_code"), Some("303"));
     let handler = named("handler");
     assert_eq!(handler.parent_span_id, server.span_id);
-    let read = named("session read");
-    assert_eq!(read.parent_span_id, handler.span_id);
-    let redis_calls: Vec<_> = spans
+    // The handler read the session without its lock (who is logged in),
+    // then locked it to add the flash message: two reads, the second
+    // with the lock wait and Redis' lock-and-read.
+    let reads: Vec<_> = children(handler)
+        .into_iter()
+        .filter(|s| s.name == "session read")
+        .collect();
+    assert_eq!(reads.len(), 2, "{spans:#?}");
+    let under_reads: Vec<&str> = reads
         .iter()
-        .filter(|s| s.parent_span_id == read.span_id)
+        .flat_map(|read| children(read))
+        .map(|s| s.name.as_str())
         .collect();
     assert!(
-        redis_calls
+        under_reads.contains(&"session lock wait"),
+        "{under_reads:?}"
+    );
+    assert!(
+        under_reads.contains(&"redis lock_and_read"),
+        "{under_reads:?}"
+    );
+    let write = named("session write");
+    assert_eq!(write.parent_span_id, server.span_id);
+    let stored = children(write);
+    assert!(
+        stored
             .iter()
             .any(|s| s.attribute("db.system.name") == Some("redis")),
-        "{spans:#?}"
+        "{stored:?}"
     );
     // The application's own query, with no code of its for traces.
-    let query = named("SELECT todos");
+    let query = named("INSERT todos");
     assert_eq!(query.parent_span_id, handler.span_id);
     assert_eq!(query.kind, "client");
     assert_eq!(query.attribute("db.system.name"), Some("sqlite"));
     let session_id = user.session_id().expect("logged in");
+    let token = user.csrf.clone().expect("a token");
     for span in &spans {
         for value in span.attributes.values().chain([&span.name]) {
-            for secret in [session_id.as_str(), "buy oat milk", "ada", "passphrase"] {
+            for secret in [session_id.as_str(), &token, "oat milk", "ada", "passphrase"] {
                 assert!(!value.contains(secret), "{secret:?} in {span:?}");
             }
         }

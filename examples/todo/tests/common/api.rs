@@ -104,12 +104,16 @@ impl User {
         self.request(Method::GET, path, None).await
     }
 
-    /// A GET in the caller's trace `traceparent` (as a load balancer sends it).
-    pub async fn get_traced(&self, path: &str, traceparent: &str) -> Answer {
-        let request = self
-            .client
-            .get(self.url(path))
-            .header("traceparent", traceparent);
+    /// An HTML form posted in the caller's trace `traceparent` (as a load
+    /// balancer sends it), with the current CSRF token as a header.
+    pub async fn post_form_traced(&self, path: &str, form: &str, traceparent: &str) -> Answer {
+        let mut request = (self.client.post(self.url(path)))
+            .header("traceparent", traceparent)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string());
+        if let Some(token) = &self.csrf {
+            request = request.header("x-csrf-token", token);
+        }
         let response = request.send().await.expect("request");
         Answer {
             status: response.status().as_u16(),
