@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # What traces cost a request, and what a collector that is down or slow
 # costs (issue 39): the same nene build (`--features full`, which has
-# `otel`) four ways, through one nginx, the cases alternating within each
-# round (A B C D, reversed every other round):
+# `otel`) seven ways, through one nginx, the cases alternating within each
+# round (A B C …, reversed every other round):
 #   - off:       traces off (no OTEL_* set), the baseline;
-#   - sampled1:  OTEL_TRACES_SAMPLER=traceidratio, OTEL_TRACES_SAMPLER_ARG=0.01,
-#                to a collector that answers at once;
-#   - down:      every request traced (always_on), the collector's port closed;
-#   - slow:      every request traced, a collector that answers after 5 s.
+#   - sampled1:  1 % of requests traced (OTEL_TRACES_SAMPLER=traceidratio,
+#                OTEL_TRACES_SAMPLER_ARG=0.01), to a collector that answers
+#                at once;
+#   - down1, slow1: the same, the collector's port closed, or a collector
+#                that answers each export after 5 s;
+#   - all, down, slow: every request traced (always_on), to a collector
+#                that answers at once, is down, or is slow.
 # The table: median req/s and p99, nene's CPU per request, its RSS at the
 # end and the spans the status page counts as exported and dropped.
 #
 # Usage: benches/traces.sh [ROUNDS] [DURATION] [PATH]   (defaults: 3, 10s, /health)
 #        benches/traces.sh 1 30s                        (the issue's 30 s of load)
+#        CASES="off down slow" benches/traces.sh        (some of the cases)
 # Needs (Debian): apt-get install -y nginx wrk gettext-base curl python3
 # Loopback only.
 set -euo pipefail
@@ -32,14 +36,18 @@ traced() { # ENDPOINT_PORT SAMPLER [ARG]
     echo OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$1" \
         OTEL_TRACES_SAMPLER="$2" OTEL_TRACES_SAMPLER_ARG="${3:-1.0}"
 }
-CASES="off sampled1 down slow"
+CASES=${CASES:-off sampled1 down1 slow1 all down slow}
 for which in $CASES; do
     port=$(free_port)
     case $which in
         off) start_nene "$port" ;;
         sampled1) start_nene "$port" $(traced "$SINK" traceidratio 0.01) ;;
+        down1) start_nene "$port" $(traced "$CLOSED" traceidratio 0.01) ;;
+        slow1) start_nene "$port" $(traced "$SLOW_SINK" traceidratio 0.01) ;;
+        all) start_nene "$port" $(traced "$SINK" always_on) ;;
         down) start_nene "$port" $(traced "$CLOSED" always_on) ;;
         slow) start_nene "$port" $(traced "$SLOW_SINK" always_on) ;;
+        *) echo "unknown case $which" >&2; exit 1 ;;
     esac
     wait_port "$port"
     site_port=$(free_port)

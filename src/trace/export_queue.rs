@@ -198,3 +198,99 @@ async fn export<E: SpanExporter>(
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::SystemTime;
+
+    use opentelemetry::InstrumentationScope;
+    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
+    use opentelemetry_sdk::error::OTelSdkError;
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+
+    use super::*;
+
+    /// A collector that refuses every export, counting the attempts.
+    #[derive(Debug, Default)]
+    struct Refusing {
+        attempts: Arc<AtomicUsize>,
+    }
+
+    impl SpanExporter for Refusing {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
+            Err(OTelSdkError::InternalFailure("connection refused".into()))
+        }
+    }
+
+    fn finished_span() -> SpanData {
+        SpanData {
+            span_context: SpanContext::empty_context(),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "handler".into(),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: InstrumentationScope::default(),
+        }
+    }
+
+    /// Lets the export task run until it waits on time again.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_export_pauses_the_queue_then_longer_and_counts_what_is_lost() {
+        let exporter = Refusing::default();
+        let attempts = exporter.attempts.clone();
+        let limits = QueueLimits {
+            max_queue_size: 2,
+            max_export_batch_size: 1,
+            schedule_delay: Duration::from_millis(10),
+            export_timeout: Duration::from_secs(1),
+        };
+        let counters = Arc::new(SpanCounters::default());
+        let (queue, task) = ExportQueue::start(exporter, limits, counters.clone());
+        let dropped = || counters.dropped.load(Ordering::SeqCst);
+
+        queue.on_end(finished_span());
+        settle().await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+        assert_eq!(dropped(), 1, "the refused batch is lost");
+        // Paused for 1 s: spans wait in the queue, the third does not fit.
+        for _ in 0..3 {
+            queue.on_end(finished_span());
+        }
+        assert_eq!(dropped(), 2, "a full queue drops at once");
+        tokio::time::sleep(Duration::from_millis(990)).await;
+        settle().await;
+        assert_eq!(
+            attempts.load(Ordering::SeqCst),
+            1,
+            "no export during the pause"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        settle().await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        // The next pause is 2 s.
+        tokio::time::sleep(Duration::from_millis(1_980)).await;
+        settle().await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 2, "the pause doubles");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        settle().await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+        assert_eq!(dropped(), 4);
+        assert_eq!(counters.exported.load(Ordering::SeqCst), 0);
+        task.finish(Duration::from_secs(1)).await;
+    }
+}
