@@ -102,8 +102,19 @@ impl TracePipeline {
         S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     {
         use tracing_subscriber::Layer as _;
-        let only_in_traced_requests = tracing_subscriber::filter::filter_fn(|metadata| {
+        use tracing_subscriber::filter::dynamic_filter_fn;
+        // A dynamic filter: a `filter_fn` is asked once per call site and
+        // its first answer kept, so whichever request first reached a span
+        // (traced or not) decided for all later ones.
+        let only_in_traced_requests = dynamic_filter_fn(|metadata, _| {
             metadata.is_span() && super::spans::inside_traced_request()
+        })
+        .with_callsite_filter(|metadata| {
+            if metadata.is_span() {
+                tracing::subscriber::Interest::sometimes()
+            } else {
+                tracing::subscriber::Interest::never()
+            }
         });
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("application"))

@@ -152,6 +152,55 @@ async fn a_logged_in_request_is_traced_with_its_session_and_sql_spans() {
     }
 }
 
+/// Under a ratio sampler, the application's spans are exported only with
+/// their request: a query of a request the sampler left out is not sent as
+/// a trace of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untraced_requests_queries_are_not_exported_alone() {
+    use nene_test_support::otlp_receiver::{OtlpProtocol, OtlpReceiver};
+    let receiver = OtlpReceiver::start(OtlpProtocol::HttpProtobuf);
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite://{}/todo.db", dir.path().display());
+    let endpoint = receiver.endpoint();
+    let stack = Stack::start_with(
+        &dsn,
+        &[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
+    let user = User::signed_up(&stack.base(), "ada", "a secret passphrase").await;
+    for _ in 0..30 {
+        assert_eq!(user.get("/todo").await.status, 200);
+    }
+    // About half the requests are traced (each with its query); wait for
+    // some, then for stragglers.
+    receiver.wait_for(std::time::Duration::from_secs(10), |spans| {
+        spans.iter().filter(|s| s.name == "SELECT todos").count() >= 5
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let spans = receiver.spans();
+    let handlers: Vec<&str> = (spans.iter())
+        .filter(|s| s.name == "handler")
+        .map(|s| s.span_id.as_str())
+        .collect();
+    let queries: Vec<_> = spans.iter().filter(|s| s.name == "SELECT todos").collect();
+    assert!(
+        queries.len() < 30,
+        "every request was traced: {}",
+        queries.len()
+    );
+    for query in queries {
+        assert!(
+            handlers.contains(&query.parent_span_id.as_str()),
+            "{query:?} has no request"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_changing_requests_need_the_csrf_token() {
     let (stack, _dir) = sqlite_stack();
