@@ -494,6 +494,9 @@ async fn check(constants: &Constants) -> ExitCode {
     {
         return fail(&error.into());
     }
+    if let Err(error) = TracePipeline::check(&constants.settings().trace) {
+        return fail(&StartupError::Traces(error));
+    }
     let handler = match configure_session_handler(constants) {
         Ok(handler) => handler,
         Err(error) => return fail(&error),

@@ -83,6 +83,11 @@ impl TracePipeline {
         Ok(None)
     }
 
+    /// `nene check`: the same refusal as at start-up.
+    pub(crate) fn check(settings: &TraceSettings) -> Result<(), String> {
+        Self::start(settings).map(|_| ())
+    }
+
     pub(crate) fn summary(&self) -> &str {
         match *self {}
     }

@@ -121,6 +121,15 @@ impl TracePipeline {
             .with_filter(only_in_traced_requests)
     }
 
+    /// What `nene check` says of `settings`: whether the exporter they ask
+    /// for can be built (nothing is sent).
+    pub(crate) fn check(settings: &TraceSettings) -> Result<(), String> {
+        if settings.enabled() {
+            exporter(settings)?;
+        }
+        Ok(())
+    }
+
     /// Protocol, endpoint (a password in it masked) and sampler.
     pub(crate) fn summary(&self) -> &str {
         &self.summary
@@ -165,8 +174,10 @@ fn exporter(settings: &TraceSettings) -> Result<opentelemetry_otlp::SpanExporter
         }
     };
     built.map_err(|error| {
+        // The exporter's message quotes the URL: its password is masked too.
         let shown = crate::session::redact_dsn(base);
-        format!("otel.exporter_otlp_endpoint {shown:?}: {error}")
+        let why = error.to_string().replace(base, &shown);
+        format!("otel.exporter_otlp_endpoint {shown:?}: {why}")
     })
 }
 

@@ -195,6 +195,16 @@ async fn an_application_outside_the_repository_is_served_through_nginx() {
         !project.path().join("sessions.db").exists(),
         "nothing was created for a backend not compiled in"
     );
+    // Traces are a feature too: asked for without it, start-up stops.
+    let check = Command::new(&shop)
+        .arg("check")
+        .current_dir(project.path())
+        .env("OTEL_TRACES_EXPORTER", "otlp")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "{said}");
+    assert!(said.contains("the `otel` feature"), "{said}");
 
     // Under a sub-path (`server.layers_num = 1`): the dispatcher skips the
     // segment by itself; the application calls nothing for it.

@@ -290,6 +290,25 @@ async fn a_slow_collector_fills_the_queue_and_requests_do_not_wait_for_it() {
 }
 
 #[test]
+fn an_endpoint_the_exporter_cannot_use_stops_start_up_with_its_password_masked() {
+    let output = run_nene(
+        &["check"],
+        &[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://nene:hunter2@collector example:4318",
+            ),
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("otel.exporter_otlp_endpoint"), "{stderr}");
+    assert!(stderr.contains("***"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
 fn an_exporter_nene_does_not_know_stops_start_up_naming_the_choices() {
     let output = run_nene(&["check"], &[("OTEL_TRACES_EXPORTER", "zipkin")]);
     assert!(!output.status.success());
