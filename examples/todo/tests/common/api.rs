@@ -17,6 +17,14 @@ pub struct Answer {
 }
 
 impl Answer {
+    async fn of(response: reqwest::Response) -> Answer {
+        Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap_or_default(),
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.body))
@@ -114,12 +122,7 @@ impl User {
         if let Some(token) = &self.csrf {
             request = request.header("x-csrf-token", token);
         }
-        let response = request.send().await.expect("request");
-        Answer {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.text().await.unwrap_or_default(),
-        }
+        Answer::of(request.send().await.expect("request")).await
     }
 
     /// A request with a JSON body (when given) and the current CSRF token.
@@ -146,12 +149,7 @@ impl User {
         if let Some(token) = csrf {
             request = request.header("x-csrf-token", token);
         }
-        let response = request.send().await.expect("request");
-        Answer {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.text().await.unwrap_or_default(),
-        }
+        Answer::of(request.send().await.expect("request")).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Answer {
