@@ -57,7 +57,9 @@ impl TraceSpan {
         TraceSpan
     }
 
-    pub(crate) fn set_bool(&mut self, _key: &'static str, _value: bool) {}
+    pub(crate) fn set_bool(&self, _key: &'static str, _value: bool) {}
+
+    pub(crate) fn set_text(&self, _key: &'static str, _value: impl FnOnce() -> String) {}
 
     pub(crate) fn fail(&mut self, _error: &dyn std::fmt::Display) {}
 

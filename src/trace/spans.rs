@@ -187,9 +187,16 @@ impl TraceSpan {
     }
 
     /// Records a boolean attribute.
-    pub(crate) fn set_bool(&mut self, key: &'static str, value: bool) {
+    pub(crate) fn set_bool(&self, key: &'static str, value: bool) {
         if let Some(context) = &self.context {
             context.span().set_attribute(KeyValue::new(key, value));
+        }
+    }
+
+    /// Records a text attribute, made only when the span is recorded.
+    pub(crate) fn set_text(&self, key: &'static str, value: impl FnOnce() -> String) {
+        if let Some(context) = &self.context {
+            context.span().set_attribute(KeyValue::new(key, value()));
         }
     }
 

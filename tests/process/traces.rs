@@ -121,6 +121,13 @@ async fn a_request_continues_the_callers_trace_with_its_session_and_backend_span
     assert_eq!(write.parent_span_id, server.span_id);
     let store = named(&trace, "redis store");
     assert_eq!(store.parent_span_id, write.span_id);
+    // The session is named as the logs name it: a tag, the same on the
+    // read and the write, that is no part of the id.
+    let tag = read.attribute("nene.session.tag").expect("a session tag");
+    assert_eq!(tag.len(), 8, "{tag}");
+    assert!(tag.chars().all(|c| c.is_ascii_hexdigit()), "{tag}");
+    assert!(!session_id.contains(tag), "{tag}");
+    assert_eq!(store.attribute("nene.session.tag"), Some(tag));
     for span in &trace {
         assert!(span.start_unix_nanos >= server.start_unix_nanos, "{span:?}");
         assert!(span.end_unix_nanos <= server.end_unix_nanos, "{span:?}");

@@ -247,6 +247,7 @@ impl Session {
         let Some(id) = offered.iter().find_map(|text| store.ids.parse(text)) else {
             return Ok(Decoded::default());
         };
+        read.set_text(SESSION_TAG, || id.log_tag());
         let started = Instant::now();
         let backend = read.backend(store.handler.name(), "read");
         let (lock, stored) = traced(backend, store.handler.clone().read_for_read_only(&id)).await?;
@@ -383,10 +384,11 @@ impl Session {
         let Some(id) = offered.iter().find_map(|text| store.ids.parse(text)) else {
             return Ok(self.new_session());
         };
+        read.set_text(SESSION_TAG, || id.log_tag());
         // One `lock_wait` bounds the turn here and the backend's lock together.
         let queued_at = Instant::now();
         let mut turn = if store.handler.uses_locking() {
-            let mut waiting = read.child("session lock wait");
+            let waiting = read.child("session lock wait");
             let turn = store.local_locks.acquire(&id, store.lock_wait).await?;
             waiting.set_bool("nene.session.lock.waited", turn.waited);
             waiting.end();
@@ -640,6 +642,7 @@ impl Session {
         let started = Instant::now();
         // Under the write's span, which the session layer makes current.
         let backend = TraceSpan::backend_under_current(self.store.handler.name(), "store");
+        backend.set_text(SESSION_TAG, || active.id.log_tag());
         let result = traced(backend, self.save(&mut active, offered_any)).await;
         self.store.metrics.commit.record(started.elapsed());
         // Whatever lock `save` did not release along with its write.
@@ -864,6 +867,10 @@ const STORED_ON_THE_CHAIN: CommitOutcome = CommitOutcome {
 /// done, so that what follows (a destroy, a write under a new id, the last
 /// write and the unlock) comes after them. On a broken chain, the error
 /// (the chain releases the lock).
+/// The span attribute that names a session as the logs do (`session
+/// #3f9c01ab`): never the id itself.
+const SESSION_TAG: &str = "nene.session.tag";
+
 /// `call`'s result, with `phase` (a backend call's span) ended, and marked
 /// failed when the call failed.
 async fn traced<T>(
