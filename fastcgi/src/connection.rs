@@ -7,11 +7,9 @@
 //! no extra task or channel. Deadlines are checked in the same loop, so a slow
 //! peer only ever holds up its own connection.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
@@ -30,6 +28,7 @@ use super::request::{IncomingRequest, Progress};
 use super::request_id_map::RequestIdMap;
 use super::responder::{CgiResponse, Responder, ResponseBody, simple_response};
 use super::running::{Outcome, Running};
+use super::running_set::RunningSet;
 
 /// The warning for a request over `max_requests_per_connection`: a peer can
 /// send thousands in a few kilobytes.
@@ -95,7 +94,7 @@ where
         // Grown on the first answer: an idle connection holds only its read buffer.
         write_buf: BytesMut::new(),
         receiving: RequestIdMap::default(),
-        running: FuturesUnordered::new(),
+        running: RunningSet::new(),
         close_when_idle: false,
         peer_closed: false,
         partial_since: None,
@@ -124,7 +123,7 @@ struct Connection<IO, R: Responder> {
     /// Requests whose records are still arriving, by request id.
     receiving: RequestIdMap<IncomingRequest>,
     /// Complete requests being answered, each yielding its request id.
-    running: FuturesUnordered<Running<R::Future>>,
+    running: RunningSet<Running<R::Future>>,
     /// Set by a request without FCGI_KEEP_CONN, or by draining: close as soon
     /// as nothing is in progress.
     close_when_idle: bool,
@@ -400,9 +399,8 @@ where
             self.end_request(id, APP_STATUS_FAILED, REQUEST_COMPLETE);
             self.responder.refused(&Refusal::client_gone(&request));
             self.last_activity = Instant::now();
-        } else if let Some(running) = Pin::new(&mut self.running)
-            .iter_pin_mut()
-            .find(|running| running.id() == id)
+        } else if let Some(running) =
+            (self.running.iter_pin_mut()).find(|running| running.id() == id)
         {
             // It resolves as `Aborted` and is answered then.
             running.abort();
@@ -411,9 +409,7 @@ where
 
     /// Whether request `id` is being answered (a few at most: a scan).
     fn is_running(&self, id: u16) -> bool {
-        Pin::new(&self.running)
-            .iter_pin_ref()
-            .any(|running| running.id() == id)
+        self.running.iter().any(|running| running.id() == id)
     }
 
     fn on_progress(&mut self, id: u16, progress: Progress) {

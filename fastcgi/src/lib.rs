@@ -29,6 +29,7 @@ mod request;
 mod request_id_map;
 mod responder;
 mod running;
+mod running_set;
 
 pub use body::RequestBody;
 pub use budget::{BudgetShare, BufferBudget};
