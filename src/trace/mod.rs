@@ -11,8 +11,9 @@
 //! parent without being handed one.
 //!
 //! Compiled with the `otel` feature; without it every type here is empty
-//! and a request pays one branch. With it and `otel.traces_exporter =
-//! none` (the default), one atomic load.
+//! and its calls compile to nothing. With it and `otel.traces_exporter =
+//! none` (the default), each place a span could start finds no tracer (a
+//! load of a global that was never set) and goes on.
 
 mod settings;
 
