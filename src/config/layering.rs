@@ -274,12 +274,13 @@ fn apply_env(
     values: &mut RawValues,
     app_constants: &mut BTreeMap<String, RawValue>,
 ) -> Result<Option<String>, ConfigError> {
+    // An alias (`NENE_LISTEN`, or a standard name outside nene's prefix,
+    // `OTEL_TRACES_EXPORTER`) sets its setting.
+    if let Some(spec) = alias_of(name) {
+        values.set(spec, value.to_string(), Source::Env(name.to_string()));
+        return Ok(None);
+    }
     let Some(rest) = name.strip_prefix("NENE_") else {
-        // A standard name outside nene's prefix (`OTEL_…`) sets its setting.
-        if let Some(spec) = alias_of(name) {
-            let source = Source::Env(name.to_string());
-            values.set(spec, value.to_string(), source);
-        }
         return Ok(None);
     };
     if OTHER_ENV.contains(&name) {
@@ -289,14 +290,6 @@ fn apply_env(
         text: value.to_string(),
         source: Source::Env(name.to_string()),
     };
-    if let Some(spec) = SETTINGS
-        .iter()
-        .map(|s| s.spec())
-        .find(|s| s.env_alias == Some(name))
-    {
-        values.set(spec, raw.text, raw.source);
-        return Ok(None);
-    }
     let all_env_names = || {
         SETTINGS
             .iter()

@@ -53,7 +53,7 @@ impl TracePipeline {
         if !settings.enabled() {
             return Ok(None);
         }
-        let exporter = exporter(settings)?;
+        let mut exporter = exporter(settings)?;
         let resource = Resource::builder()
             .with_service_name(settings.service_name.clone())
             .build();
@@ -64,7 +64,6 @@ impl TracePipeline {
             schedule_delay: settings.schedule_delay,
             export_timeout: settings.export_timeout,
         };
-        let mut exporter = exporter;
         exporter.set_resource(&resource);
         let (queue, task) = ExportQueue::start(exporter, limits, counters.clone());
         let provider = SdkTracerProvider::builder()

@@ -9,9 +9,10 @@ use std::cell::Cell;
 use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, ContextGuard, KeyValue};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 use super::pipeline::tracer;
@@ -269,18 +270,5 @@ impl Attached {
 impl Drop for Attached {
     fn drop(&mut self) {
         TRACED_DEPTH.set(TRACED_DEPTH.get() - 1);
-    }
-}
-
-/// Reads `traceparent` and `tracestate` from the request's headers.
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|name| name.as_str()).collect()
     }
 }
