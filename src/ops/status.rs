@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::histogram::{HistogramSnapshot, label_value};
 use crate::server::ServerMetrics;
@@ -18,7 +18,7 @@ pub struct StatusSnapshot {
     /// One row per field: (FPM-style name, metric name, metric type, value). An
     /// empty metric name keeps the row out of OpenMetrics; a null value shows
     /// as `-`.
-    pub fields: Vec<(&'static str, &'static str, &'static str, Value)>,
+    pub fields: Vec<Field>,
     /// The histograms, in OpenMetrics only (FPM's pages have none).
     pub histograms: Vec<HistogramFamily>,
 }
@@ -34,7 +34,21 @@ pub struct HistogramFamily {
     pub series: Vec<(String, HistogramSnapshot)>,
 }
 
-/// (FPM-style name, metric name, metric type, value)
+/// One row of the page: (FPM-style name, metric name, metric type, value).
+pub type Field = (&'static str, &'static str, &'static str, Value);
+
+fn gauge(name: &'static str, metric: &'static str, value: impl Into<Value>) -> Field {
+    (name, metric, "gauge", value.into())
+}
+
+fn counter(name: &'static str, metric: &'static str, value: impl Into<Value>) -> Field {
+    (name, metric, "counter", value.into())
+}
+
+fn info(name: &'static str, metric: &'static str, value: impl Into<Value>) -> Field {
+    (name, metric, "info", value.into())
+}
+
 impl StatusSnapshot {
     /// Reads every counter once, so the page's fields come from one moment.
     pub fn take(ops: &OpsMetrics, server: &ServerMetrics, sessions: &SessionRuntime) -> Self {
@@ -45,182 +59,123 @@ impl StatusSnapshot {
         let backend = session.start.snapshot().merge(&session.commit.snapshot());
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
         let mut fields = vec![
-            ("pool", "", "info", json!("nene")),
-            ("process manager", "", "info", json!("async")),
+            info("pool", "", "nene"),
+            info("process manager", "", "async"),
             // What the runtime runs with (`server.worker_threads`).
-            (
+            gauge(
                 "worker threads",
                 "worker_threads",
-                "gauge",
-                json!(
-                    tokio::runtime::Handle::try_current()
-                        .ok()
-                        .map(|runtime| runtime.metrics().num_workers())
-                ),
+                tokio::runtime::Handle::try_current()
+                    .ok()
+                    .map(|runtime| runtime.metrics().num_workers()),
             ),
-            (
+            gauge(
                 "start time",
                 "start_time_seconds",
-                "gauge",
-                json!(
-                    ops.started_at
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0)
-                ),
+                ops.started_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
             ),
-            (
+            gauge(
                 "start since",
                 "uptime_seconds",
-                "gauge",
-                json!(ops.started.elapsed().as_secs()),
+                ops.started.elapsed().as_secs(),
             ),
-            (
+            counter(
                 "accepted conn",
                 "accepted_connections",
-                "counter",
-                json!(read(&server.accepted)),
+                read(&server.accepted),
             ),
-            (
-                "listen queue",
-                "listen_queue",
-                "gauge",
-                json!(queue.map(|q| q.waiting)),
-            ),
-            (
+            gauge("listen queue", "listen_queue", queue.map(|q| q.waiting)),
+            gauge(
                 "listen queue len",
                 "listen_queue_length",
-                "gauge",
-                json!(queue.map(|q| q.capacity)),
+                queue.map(|q| q.capacity),
             ),
-            (
-                "open connections",
-                "open_connections",
-                "gauge",
-                json!(read(&server.open)),
-            ),
-            (
+            gauge("open connections", "open_connections", read(&server.open)),
+            gauge(
                 "buffered bytes",
                 "buffered_bytes",
-                "gauge",
-                json!(budget.map(|b| b.total() - b.available())),
+                budget.map(|b| b.total() - b.available()),
             ),
-            (
+            gauge(
                 "buffered bytes max",
                 "buffered_bytes_max",
-                "gauge",
-                json!(budget.map(|b| b.total())),
+                budget.map(|b| b.total()),
             ),
-            (
+            counter(
                 "buffer budget refusals",
                 "buffer_budget_refusals",
-                "counter",
-                json!(budget.map(|b| b.refusals())),
+                budget.map(|b| b.refusals()),
             ),
-            (
+            counter(
                 "max children reached",
                 "connection_cap_reached",
-                "counter",
-                json!(read(&server.cap_reached)),
+                read(&server.cap_reached),
             ),
-            (
-                "active requests",
-                "active_requests",
-                "gauge",
-                json!(read(&ops.active)),
-            ),
-            (
+            gauge("active requests", "active_requests", read(&ops.active)),
+            gauge(
                 "max active requests",
                 "max_active_requests",
-                "gauge",
-                json!(read(&ops.max_active)),
+                read(&ops.max_active),
             ),
-            (
-                "requests",
-                "requests",
-                "counter",
-                json!(read(&ops.requests)),
-            ),
-            (
-                "slow requests",
-                "slow_requests",
-                "counter",
-                json!(read(&ops.slow)),
-            ),
-            (
+            counter("requests", "requests", read(&ops.requests)),
+            counter("slow requests", "slow_requests", read(&ops.slow)),
+            counter(
                 "timed out requests",
                 "timed_out_requests",
-                "counter",
-                json!(read(&ops.timed_out)),
+                read(&ops.timed_out),
             ),
-            (
-                "refused requests",
-                "refused_requests",
-                "counter",
-                json!(read(&ops.refused)),
-            ),
-            (
-                "session backend",
-                "",
-                "info",
-                json!(sessions.handler().name()),
-            ),
-            (
+            counter("refused requests", "refused_requests", read(&ops.refused)),
+            info("session backend", "", sessions.handler().name()),
+            counter(
                 "session backend errors",
                 "session_backend_errors",
-                "counter",
-                json!(read(&session.backend_errors)),
+                read(&session.backend_errors),
             ),
-            (
+            gauge(
                 "session backend p50 ms",
                 "session_backend_p50_milliseconds",
-                "gauge",
-                json!(ms(backend.percentile(0.5))),
+                ms(backend.percentile(0.5)),
             ),
-            (
+            gauge(
                 "session backend p99 ms",
                 "session_backend_p99_milliseconds",
-                "gauge",
-                json!(ms(backend.percentile(0.99))),
+                ms(backend.percentile(0.99)),
             ),
-            (
+            gauge(
                 "locked sessions",
                 "locked_sessions",
-                "gauge",
-                json!(sessions.locked_sessions()),
+                sessions.locked_sessions(),
             ),
-            (
+            counter(
                 "session lock waits",
                 "session_lock_waits",
-                "counter",
-                json!(read(&session.lock_waits)),
+                read(&session.lock_waits),
             ),
-            (
+            counter(
                 "session lock timeouts",
                 "session_lock_timeouts",
-                "counter",
-                json!(read(&session.lock_timeouts)),
+                read(&session.lock_timeouts),
             ),
-            (
+            counter(
                 "session lock hand-offs",
                 "session_lock_hand_offs",
-                "counter",
-                json!(read(&session.hand_offs)),
+                read(&session.hand_offs),
             ),
         ];
         // Only when traces are on: a page without traces keeps FPM's fields.
         if let Some((exported, dropped)) = crate::trace::span_counts() {
-            fields.push((
+            fields.push(counter(
                 "trace spans exported",
                 "trace_spans_exported",
-                "counter",
-                json!(exported),
+                exported,
             ));
-            fields.push((
+            fields.push(counter(
                 "trace spans dropped",
                 "trace_spans_dropped",
-                "counter",
-                json!(dropped),
+                dropped,
             ));
         }
         Self {

@@ -233,18 +233,14 @@ mod tests {
             });
         let to = Arc::new(FileSessionHandler::new(&dir.path().join("to"), ttl).unwrap());
         let (copied, there, large) = (ids.generate(), ids.generate(), ids.generate());
-        from.write(&copied, Bytes::from_static(b"copy me"))
-            .await
-            .unwrap();
-        from.write(&there, Bytes::from_static(b"old"))
-            .await
-            .unwrap();
-        to.write(&there, Bytes::from_static(b"newer"))
-            .await
-            .unwrap();
-        from.write(&large, Bytes::from_static(b"far too long for it"))
-            .await
-            .unwrap();
+        for (store, id, data) in [
+            (&from, &copied, "copy me"),
+            (&from, &there, "old"),
+            (&*to, &there, "newer"),
+            (&from, &large, "far too long for it"),
+        ] {
+            store.write(id, Bytes::from(data)).await.unwrap();
+        }
         let from = Arc::new(ListsAGhost {
             files: Arc::new(from),
             ghost: ids.generate(),

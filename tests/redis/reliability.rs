@@ -569,7 +569,16 @@ async fn no_acknowledged_count_is_lost(fault: Fault, instances: usize) {
             let faults = counts.dropped_replies.load(Ordering::Relaxed)
                 + counts.cut_replies.load(Ordering::Relaxed)
                 + counts.blackholed.load(Ordering::Relaxed);
-            assert!(faults >= 10, "only {faults} replies lost: {counts:?}");
+            // A stall costs its connection two command timeouts before
+            // nene reconnects, so a 10 s run has few of them: 9 in a run
+            // under a busy machine's load (11,127 answered), where drops
+            // and cuts are in the hundreds.
+            let least = if matches!(fault, Fault::StallReplies) {
+                3
+            } else {
+                10
+            };
+            assert!(faults >= least, "only {faults} replies lost: {counts:?}");
         }
         (None, None) => unreachable!("every fault has its source"),
     }

@@ -113,6 +113,20 @@ impl Parser<'_> {
         Ok(&self.input[start..end])
     }
 
+    /// `:LEN:"Class":` of an object, skipped (its data stays opaque).
+    fn class_name(&mut self) -> Result<(), PhpSyntaxError> {
+        self.expect(b':', "`:`")?;
+        self.quoted()?;
+        self.expect(b':', "`:`")
+    }
+
+    /// `N:{` opening an array, an object's properties or custom data: `N`.
+    fn length_and_brace(&mut self) -> Result<usize, PhpSyntaxError> {
+        let length = self.length(b':')?;
+        self.expect(b'{', "`{`")?;
+        Ok(length)
+    }
+
     fn value(&mut self, depth: usize) -> Result<(Parsed, usize), PhpSyntaxError> {
         if depth > MAX_DEPTH {
             return Err(self.error("values nested at most 128 deep"));
@@ -180,28 +194,21 @@ impl Parser<'_> {
             }
             b'a' => {
                 self.expect(b':', "`:`")?;
-                let count = self.length(b':')?;
-                self.expect(b'{', "`{`")?;
+                let count = self.length_and_brace()?;
                 let parsed = self.array(count, depth)?;
                 self.expect(b'}', "`}` closing an array")?;
                 parsed
             }
             b'O' => {
-                self.expect(b':', "`:`")?;
-                self.quoted()?;
-                self.expect(b':', "`:`")?;
-                let count = self.length(b':')?;
-                self.expect(b'{', "`{`")?;
+                self.class_name()?;
+                let count = self.length_and_brace()?;
                 self.array(count, depth)?;
                 self.expect(b'}', "`}` closing an object")?;
                 Parsed::Opaque("a PHP object")
             }
             b'C' => {
-                self.expect(b':', "`:`")?;
-                self.quoted()?;
-                self.expect(b':', "`:`")?;
-                let length = self.length(b':')?;
-                self.expect(b'{', "`{`")?;
+                self.class_name()?;
+                let length = self.length_and_brace()?;
                 self.pos = self
                     .pos
                     .checked_add(length)

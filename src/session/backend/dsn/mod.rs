@@ -236,6 +236,11 @@ pub(crate) mod tests {
         }
     }
 
+    /// [`refused`]'s message.
+    pub(crate) fn refusal(text: &str) -> String {
+        refused(text).to_string()
+    }
+
     #[test]
     fn an_empty_dsn_means_file_sessions() {
         for text in ["", "   ", "\t\n", "files", "FILES"] {
@@ -351,22 +356,26 @@ pub(crate) mod tests {
 
     #[test]
     fn redaction_keeps_everything_but_the_password() {
-        assert_eq!(
-            redact_dsn("redis://app:hunter2@cache:6379/1?prefix=x_"),
-            "redis://app:***@cache:6379/1?prefix=x_"
-        );
-        assert_eq!(redact_dsn("redis://:hunter2@cache"), "redis://:***@cache");
-        assert_eq!(redact_dsn("redis://cache:6379/2"), "redis://cache:6379/2");
-        assert_eq!(
-            redact_dsn("unix:///r.sock?db=1&password=hunter2&lock=off"),
-            "unix:///r.sock?db=1&password=***"
-        );
-        assert_eq!(
-            redact_dsn("redis+unix:///tmp/x.sock?password=abc&def&db=2"),
-            "redis+unix:///tmp/x.sock?password=***"
-        );
-        assert_eq!(redact_dsn(""), "");
-        assert_eq!(redact_dsn("foo"), "foo");
+        for (dsn, shown) in [
+            (
+                "redis://app:hunter2@cache:6379/1?prefix=x_",
+                "redis://app:***@cache:6379/1?prefix=x_",
+            ),
+            ("redis://:hunter2@cache", "redis://:***@cache"),
+            ("redis://cache:6379/2", "redis://cache:6379/2"),
+            (
+                "unix:///r.sock?db=1&password=hunter2&lock=off",
+                "unix:///r.sock?db=1&password=***",
+            ),
+            (
+                "redis+unix:///tmp/x.sock?password=abc&def&db=2",
+                "redis+unix:///tmp/x.sock?password=***",
+            ),
+            ("", ""),
+            ("foo", "foo"),
+        ] {
+            assert_eq!(redact_dsn(dsn), shown, "{dsn}");
+        }
         assert_eq!(
             SessionDsn::parse(" redis://:pw@h ").unwrap().redacted(),
             " redis://:***@h "

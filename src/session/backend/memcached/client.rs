@@ -303,11 +303,8 @@ async fn run(
             read_value(connection, 1024, true).await
         }
         Command::Probe { key, exptime } => {
-            let line = match exptime {
-                Some(exptime) => format!("mg {key} T{exptime}\r\n"),
-                None => format!("mg {key}\r\n"),
-            };
-            send(connection, &line, None).await?;
+            let flag = exptime.map(|exptime| format!(" T{exptime}"));
+            send(connection, &flagged("mg", key, flag), None).await?;
             read_status(connection).await
         }
         Command::Set {
@@ -341,11 +338,8 @@ async fn run(
             }
         }
         Command::Delete { key, cas } => {
-            let line = match cas {
-                Some(cas) => format!("md {key} C{cas}\r\n"),
-                None => format!("md {key}\r\n"),
-            };
-            send(connection, &line, None).await?;
+            let flag = cas.map(|cas| format!(" C{cas}"));
+            send(connection, &flagged("md", key, flag), None).await?;
             read_status(connection).await
         }
         Command::NoOp => {
@@ -378,6 +372,11 @@ async fn send(
     }
     connection.flush().await?;
     Ok(())
+}
+
+/// `COMMAND KEY` and a flag when there is one (` T<exptime>`, ` C<cas>`).
+fn flagged(command: &str, key: &str, flag: Option<String>) -> String {
+    format!("{command} {key}{}\r\n", flag.unwrap_or_default())
 }
 
 /// `stats settings`' `item_size_max`.

@@ -168,14 +168,10 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use crate::session::backend::dsn::SessionDsn;
-    use crate::session::backend::dsn::tests::{parsed, refused};
+    use crate::session::backend::dsn::tests::{parsed, refusal};
 
     fn memcached(text: &str) -> MemcachedDsn {
         parsed(text).memcached().cloned().expect("a memcached DSN")
-    }
-
-    fn error(text: &str) -> String {
-        refused(text).to_string()
     }
 
     fn server(host: &str, port: u16) -> (String, u16) {
@@ -258,25 +254,25 @@ mod tests {
             ("memcached://cache?lock_prefix=%0A", "without blanks"),
             ("memcached://app:hunter2@cache", "no user or password"),
         ] {
-            let message = error(text);
+            let message = refusal(text);
             assert!(message.contains(says), "{text}: {message}");
             assert!(!message.contains("hunter2"), "{text}: {message}");
         }
-        let message = error(&format!("memcached://h?prefix={}", "p".repeat(61)));
+        let message = refusal(&format!("memcached://h?prefix={}", "p".repeat(61)));
         assert!(message.contains("at most 60 bytes"), "{message}");
     }
 
     #[test]
     fn unknown_options_suggest_the_closest_one() {
-        let message = error("memcached://cache?lockwait=1s");
+        let message = refusal("memcached://cache?lockwait=1s");
         assert!(message.contains("unknown option `lockwait`"), "{message}");
         assert!(message.contains("did you mean `lock_wait`?"), "{message}");
         assert!(message.contains("lock_prefix"), "{message}");
-        let message = error("memcached://cache?lock_suffix=_LOCK");
+        let message = refusal("memcached://cache?lock_suffix=_LOCK");
         assert!(message.contains("did you mean `lock_prefix`?"), "{message}");
-        let message = error("memcached://cache?colour=blue");
+        let message = refusal("memcached://cache?colour=blue");
         assert!(!message.contains("did you mean"), "{message}");
-        let message = error("memcahced://cache");
+        let message = refusal("memcahced://cache");
         assert!(message.contains("did you mean `memcached`?"), "{message}");
     }
 }

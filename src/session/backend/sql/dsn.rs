@@ -375,14 +375,10 @@ fn server(location: &str, driver: SqlDriver) -> Result<(SqlAddress, Option<Strin
 mod tests {
     use super::*;
     use crate::session::backend::dsn::SessionDsn;
-    use crate::session::backend::dsn::tests::{parsed, refused};
+    use crate::session::backend::dsn::tests::{parsed, refusal};
 
     fn sql(text: &str) -> SqlDsn {
         parsed(text).sql().cloned().expect("a SQL DSN")
-    }
-
-    fn error(text: &str) -> String {
-        refused(text).to_string()
     }
 
     #[test]
@@ -403,8 +399,8 @@ mod tests {
                 path: PathBuf::from("/tmp/a b.db")
             }
         );
-        assert!(error("sqlite://").contains("no file"));
-        assert!(error("sqlite:///").contains("no file"));
+        assert!(refusal("sqlite://").contains("no file"));
+        assert!(refusal("sqlite:///").contains("no file"));
     }
 
     #[test]
@@ -434,7 +430,7 @@ mod tests {
     #[test]
     fn the_password_is_decoded_for_the_client_and_never_shown() {
         let text = "mysql://app:s%40cret%2Fpw@127.0.0.1:3307/sessions?table=bogus-";
-        let message = error(text);
+        let message = refusal(text);
         assert!(
             !message.contains("s%40cret") && !message.contains("s@cret"),
             "{message}"
@@ -483,20 +479,20 @@ mod tests {
         let mysql = sql("mariadb://u:p@db/d?ssl-mode=REQUIRED&ssl-ca=/etc/ca.pem");
         assert_eq!(mysql.options.tls.mode, super::dsn_tls::SqlTlsMode::Require);
         // The other database's name is unknown, with the right one offered.
-        let message = error("postgres://u:p@db/d?ssl-mode=require");
+        let message = refusal("postgres://u:p@db/d?ssl-mode=require");
         assert!(message.contains("unknown option `ssl-mode`"), "{message}");
         assert!(message.contains("did you mean `sslmode`"), "{message}");
-        let message = error("mysql://u:p@db/d?sslmode=REQUIRED");
+        let message = refusal("mysql://u:p@db/d?sslmode=REQUIRED");
         assert!(message.contains("did you mean `ssl-mode`"), "{message}");
         // SQLite has no TLS.
-        assert!(error("sqlite://s.db?sslmode=require").contains("unknown option"));
-        let message = error("postgres://u:p@db/d?sslmode=always");
+        assert!(refusal("sqlite://s.db?sslmode=require").contains("unknown option"));
+        let message = refusal("postgres://u:p@db/d?sslmode=always");
         assert!(message.contains("verify-full"), "{message}");
     }
 
     #[test]
     fn an_unknown_option_suggests_the_closest() {
-        let message = error("sqlite://s.db?tabel=x");
+        let message = refusal("sqlite://s.db?tabel=x");
         assert!(message.contains("unknown option `tabel`"), "{message}");
         assert!(message.contains("did you mean `table`"), "{message}");
         assert!(message.contains("pool_size"), "{message}");
@@ -516,15 +512,15 @@ mod tests {
             ("sqlite://s.db?table=a;drop", "table"),
             ("sqlite://s.db?table=1abc", "table"),
         ] {
-            let message = error(text);
+            let message = refusal(text);
             assert!(
                 message.contains(&format!("option `{option}` must be")),
                 "{text}: {message}"
             );
         }
-        assert!(error("sqlite://s.db?lock=on&lock=off").contains("given twice"));
-        assert!(error("sqlite://s.db?timeout=").contains("has no value"));
-        assert!(error("mysql://u:p@h/d?password=x").contains("goes before the host"));
+        assert!(refusal("sqlite://s.db?lock=on&lock=off").contains("given twice"));
+        assert!(refusal("sqlite://s.db?timeout=").contains("has no value"));
+        assert!(refusal("mysql://u:p@h/d?password=x").contains("goes before the host"));
     }
 
     #[test]
@@ -534,7 +530,7 @@ mod tests {
             "postgres://app:Zq8?Kt3pXw9@db.internal/shop",
             "mariadb://app:Zq8/Kt3/pXw9@db.internal:3307/shop?table=s",
         ] {
-            let message = error(text);
+            let message = refusal(text);
             assert!(!message.contains("Kt3"), "{message}");
             assert!(!message.contains("Zq8"), "{message}");
             assert!(message.contains("%2F"), "{message}");
@@ -543,16 +539,16 @@ mod tests {
 
     #[test]
     fn a_server_dsn_needs_a_host_and_a_database() {
-        assert!(error("mysql://u:p@h").contains("no database"));
-        assert!(error("mysql://u:p@h/").contains("not a database name"));
-        assert!(error("postgres://u:p@/db").contains("not a host name"));
-        assert!(error("postgres://u:p@h:99999/db").contains("port `99999`"));
-        assert!(error("mariadb://u:p@h/d#x").contains("fragment"));
+        assert!(refusal("mysql://u:p@h").contains("no database"));
+        assert!(refusal("mysql://u:p@h/").contains("not a database name"));
+        assert!(refusal("postgres://u:p@/db").contains("not a host name"));
+        assert!(refusal("postgres://u:p@h:99999/db").contains("port `99999`"));
+        assert!(refusal("mariadb://u:p@h/d#x").contains("fragment"));
     }
 
     #[test]
     fn a_misspelt_scheme_suggests_a_sql_one() {
-        let message = error("postgre://u:p@h/d");
+        let message = refusal("postgre://u:p@h/d");
         assert!(message.contains("did you mean `postgres`"), "{message}");
         assert!(message.contains("sqlite://"), "{message}");
     }

@@ -51,35 +51,36 @@ pub(super) enum Conn {
     Postgres(PoolConnection<Postgres>),
 }
 
+/// `$body` with `$v` bound to the value inside `$value`, a [`Pool`] or a
+/// [`Conn`] (`$kind`), whichever database it is for.
+macro_rules! on_driver {
+    ($kind:ident, $value:expr, |$v:ident| $body:expr) => {
+        match $value {
+            #[cfg(feature = "sqlite")]
+            $crate::session::backend::sql::pool::$kind::Sqlite($v) => $body,
+            #[cfg(feature = "mysql")]
+            $crate::session::backend::sql::pool::$kind::MySql($v) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::session::backend::sql::pool::$kind::Postgres($v) => $body,
+        }
+    };
+}
+
 /// `$body` with `$p` bound to the pool, whichever database it is.
 macro_rules! on_pool {
     ($pool:expr, |$p:ident| $body:expr) => {
-        match $pool {
-            #[cfg(feature = "sqlite")]
-            $crate::session::backend::sql::pool::Pool::Sqlite($p) => $body,
-            #[cfg(feature = "mysql")]
-            $crate::session::backend::sql::pool::Pool::MySql($p) => $body,
-            #[cfg(feature = "postgres")]
-            $crate::session::backend::sql::pool::Pool::Postgres($p) => $body,
-        }
+        $crate::session::backend::sql::pool::on_driver!(Pool, $pool, |$p| $body)
     };
 }
 
 /// `$body` with `$c` bound to the connection (`&mut **$c` is its executor).
 macro_rules! on_conn {
     ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            #[cfg(feature = "sqlite")]
-            $crate::session::backend::sql::pool::Conn::Sqlite($c) => $body,
-            #[cfg(feature = "mysql")]
-            $crate::session::backend::sql::pool::Conn::MySql($c) => $body,
-            #[cfg(feature = "postgres")]
-            $crate::session::backend::sql::pool::Conn::Postgres($c) => $body,
-        }
+        $crate::session::backend::sql::pool::on_driver!(Conn, $conn, |$c| $body)
     };
 }
 
-pub(super) use {on_conn, on_pool};
+pub(super) use {on_conn, on_driver, on_pool};
 
 /// The pool settings every driver shares: `size` connections at most, a
 /// wait of `acquire` for one. No ping before each use (sqlx's default),
