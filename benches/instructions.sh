@@ -21,6 +21,9 @@
 #          (built with the `otel` feature; adds `traced`: the same build
 #          with traces on, 1 % of requests sampled (traceidratio 0.01), to
 #          a stand-in collector; `now` has traces off)
+#        ACCESS_LOG=1 benches/instructions.sh 5s /health
+#          (adds `logged`: the same build writing the default access log to
+#          a file, as a default configuration does)
 #        APP=todo benches/instructions.sh 10s /todo/index
 #          (examples/todo instead of nene's demo application, on SQLite with
 #          Redis sessions: a user with 20 todos, logged in; BEFORE_BINARY is
@@ -64,6 +67,7 @@ if [ "${SESSIONS:-}" = redis ]; then
     start_redis
     SESSION_ENV=(NENE_SESSION_DSN="redis://127.0.0.1:$REDIS_PORT")
 fi
+[ -n "${ACCESS_LOG:-}" ] && CASES="$CASES logged:$OUT/release/$APP"
 [ -n "${BEFORE_BINARY:-}" ] && CASES="before:$BEFORE_BINARY $CASES"
 
 # Ir and malloc calls in a callgrind dump (function names are compressed:
@@ -105,9 +109,10 @@ SH
     chmod +x "$WORK/vg-$name"
     case_env=()
     [ "$name" = traced ] && case_env=("${TRACE_ENV[@]}")
+    [ "$name" = logged ] && case_env=(NENE_ACCESS__LOG="$WORK/access-$port.log")
     # Each build its own database (the todo app's), and its own files.
-    env "${case_env[@]}" RUST_LOG=warn NENE_ACCESS__LOG=off NENE_SESSION__SAVE_PATH="$WORK/sessions-$port" \
-        NENE_TODO__DATABASE_DSN="sqlite://$WORK/todo-$name.db" "${SESSION_ENV[@]}" \
+    env RUST_LOG=warn NENE_ACCESS__LOG=off NENE_SESSION__SAVE_PATH="$WORK/sessions-$port" \
+        NENE_TODO__DATABASE_DSN="sqlite://$WORK/todo-$name.db" "${SESSION_ENV[@]}" "${case_env[@]}" \
         "$WORK/vg-$name" serve --listen "127.0.0.1:$port" "${APP_ARGS[@]}" \
         2>"$WORK/$APP-$port.log" &
     PIDS+=($!)

@@ -1,5 +1,5 @@
 //! What nene's own layers hand down with a request: the FastCGI params, the
-//! request info, the constants and the session, as
+//! client's address and transport, the constants and the session, as
 //! one value in the request's extensions. `http::Extensions` boxes each
 //! value and grows its map as values come (six values cost nine allocations
 //! and two rehashes a request, benches/README.md); one value is one box, and
@@ -11,7 +11,7 @@ use http::{Extensions, StatusCode};
 
 use crate::config::Constants;
 use crate::fastcgi::CgiParams;
-use crate::request_info::RequestInfo;
+use crate::request_info::Peer;
 use crate::session::Session;
 
 /// Each piece is put in by the layer that makes it.
@@ -20,8 +20,9 @@ pub(crate) struct RequestContext {
     /// The params as the web server sent them, for the access log's
     /// `%{VAR}e` (server/cgi_request.rs; `nene dev` makes its own).
     pub(crate) params: Option<CgiParams>,
-    /// Client and transport (server/cgi_request.rs, or `nene dev`).
-    pub(crate) info: Option<RequestInfo>,
+    /// Client and transport (server/cgi_request.rs, or `nene dev`); with
+    /// the params, what the `RequestInfo` extractor is made of.
+    pub(crate) peer: Option<Peer>,
     /// The application's constants (ops/layer.rs).
     pub(crate) constants: Option<Constants>,
     /// The request's session (session/lifecycle/layer.rs).

@@ -43,20 +43,56 @@ pub struct RequestInfo {
     pub path_info: Option<String>,
 }
 
+/// Who the client is and how it came: the part of [`RequestInfo`] nene's
+/// own layers read on every request (the access log, the session cookie's
+/// `Secure` and trusted proxies, the status page's allow list). Kept in the
+/// request's context apart from the names, which are copied into strings
+/// only for a handler that asks for `RequestInfo` (two allocations a
+/// request saved for the others).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Peer {
+    /// See [`RequestInfo::client_ip`].
+    pub(crate) client_ip: Option<IpAddr>,
+    /// See [`RequestInfo::client_port`].
+    pub(crate) client_port: Option<u16>,
+    /// See [`RequestInfo::https`].
+    pub(crate) https: bool,
+    /// See [`RequestInfo::server_addr`].
+    pub(crate) server_addr: Option<SocketAddr>,
+}
+
+impl Peer {
+    /// The values as CGI names them (`REMOTE_ADDR`, `REMOTE_PORT`, `HTTPS`,
+    /// `SERVER_ADDR`, `SERVER_PORT`); see [`RequestInfo::from_cgi`].
+    pub(crate) fn from_cgi<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Self {
+        let server_ip: Option<IpAddr> = get("SERVER_ADDR").and_then(|addr| addr.parse().ok());
+        let server_port: Option<u16> = get("SERVER_PORT").and_then(|port| port.parse().ok());
+        Self {
+            client_ip: get("REMOTE_ADDR").and_then(|addr| addr.parse().ok()),
+            client_port: get("REMOTE_PORT").and_then(|port| port.parse().ok()),
+            https: get("HTTPS")
+                .is_some_and(|https| !https.is_empty() && !https.eq_ignore_ascii_case("off")),
+            server_addr: server_ip.zip(server_port).map(SocketAddr::from),
+        }
+    }
+}
+
 impl RequestInfo {
     /// The values as CGI names them; a missing or unparsable value is left
     /// out (`None`, empty) rather than guessed. `get` returns a param's
     /// value when present and valid UTF-8.
     pub fn from_cgi<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Self {
-        let client_ip = get("REMOTE_ADDR").and_then(|addr| addr.parse().ok());
-        let server_ip: Option<IpAddr> = get("SERVER_ADDR").and_then(|addr| addr.parse().ok());
-        let server_port: Option<u16> = get("SERVER_PORT").and_then(|port| port.parse().ok());
+        Self::of_peer(Peer::from_cgi(&get), get)
+    }
+
+    /// `peer` with the names `get` gives (`SERVER_NAME`, `SCRIPT_NAME`,
+    /// `PATH_INFO`).
+    pub(crate) fn of_peer<'a>(peer: Peer, get: impl Fn(&str) -> Option<&'a str>) -> Self {
         Self {
-            client_ip,
-            client_port: get("REMOTE_PORT").and_then(|port| port.parse().ok()),
-            https: get("HTTPS")
-                .is_some_and(|https| !https.is_empty() && !https.eq_ignore_ascii_case("off")),
-            server_addr: server_ip.zip(server_port).map(SocketAddr::from),
+            client_ip: peer.client_ip,
+            client_port: peer.client_port,
+            https: peer.https,
+            server_addr: peer.server_addr,
             server_name: get("SERVER_NAME").unwrap_or_default().to_string(),
             script_name: get("SCRIPT_NAME").unwrap_or_default().to_string(),
             path_info: get("PATH_INFO")
@@ -66,14 +102,19 @@ impl RequestInfo {
     }
 }
 
-/// Handlers take `RequestInfo` as an argument; the server puts it into every
-/// request's extensions.
+/// Handlers take `RequestInfo` as an argument: made from the peer nene's
+/// server put into the request's context and the params it keeps there.
 impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
     type Rejection = (StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let missing = "request info is missing: the application runs outside nene's server\n";
-        RequestContext::extract(&parts.extensions, |c| c.info.clone(), missing)
+        let info = |context: &RequestContext| {
+            let params = context.params.as_ref();
+            let peer = context.peer?;
+            Some(Self::of_peer(peer, |name| params?.get_str(name)))
+        };
+        RequestContext::extract(&parts.extensions, info, missing)
     }
 }
 

@@ -37,7 +37,7 @@ use crate::application::Application;
 use crate::config::Settings;
 use crate::fastcgi::CgiParams;
 use crate::request_context::RequestContext;
-use crate::request_info::RequestInfo;
+use crate::request_info::Peer;
 
 /// Why `nene dev` refuses an address.
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +234,7 @@ async fn as_nginx_would_send(
             .collect(),
     );
     let context = RequestContext::of_mut(&mut parts.extensions);
-    context.info = Some(RequestInfo::from_cgi(|name| params.get_str(name)));
+    context.peer = Some(Peer::from_cgi(|name| params.get_str(name)));
     context.params = Some(params);
     // The path the application routes on, as under FastCGI.
     parts.uri = match crate::server::routed(parts.uri) {

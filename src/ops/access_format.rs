@@ -126,27 +126,38 @@ impl AccessFormat {
                 continue;
             }
             if !literal.is_empty() {
-                tokens.push(Token::Literal(std::mem::take(&mut literal)));
+                tokens.push(Token::Literal(one_line(std::mem::take(&mut literal))));
             }
             tokens.push(token(code, argument)?);
         }
         if !literal.is_empty() {
-            tokens.push(Token::Literal(literal));
+            tokens.push(Token::Literal(one_line(literal)));
         }
         Ok(Self { tokens })
     }
 
-    /// One access-log line for `record`, never spanning two lines.
+    /// One access-log line for `record`, never spanning two lines: every
+    /// value is escaped and the format's own line breaks were made spaces
+    /// when it was parsed. Written into one string, without a temporary
+    /// string per value (the default format's line cost five allocations).
     pub fn render(&self, record: &AccessRecord<'_>) -> String {
+        // `write!` into a `String` cannot fail.
+        use std::fmt::Write;
         let mut line = String::with_capacity(128);
         for token in &self.tokens {
             match token {
                 Token::Literal(text) => line.push_str(text),
-                Token::Duration(unit) => line.push_str(&match unit {
-                    DurationUnit::Seconds => format!("{:.3}", record.duration.as_secs_f64()),
-                    DurationUnit::Millis => format!("{:.3}", record.duration.as_secs_f64() * 1e3),
-                    DurationUnit::Micros => record.duration.as_micros().to_string(),
-                }),
+                Token::Duration(unit) => {
+                    let _ = match unit {
+                        DurationUnit::Seconds => {
+                            write!(line, "{:.3}", record.duration.as_secs_f64())
+                        }
+                        DurationUnit::Millis => {
+                            write!(line, "{:.3}", record.duration.as_secs_f64() * 1e3)
+                        }
+                        DurationUnit::Micros => write!(line, "{}", record.duration.as_micros()),
+                    };
+                }
                 Token::Param(name) => push_escaped(&mut line, param(record, name)),
                 Token::RequestHeader(name) => {
                     push_escaped(&mut line, header(record.request_headers, name))
@@ -163,9 +174,13 @@ impl AccessFormat {
                     }
                 }
                 Token::Remote => push_escaped(&mut line, param(record, "REMOTE_ADDR")),
-                Token::Status => line.push_str(&record.status.to_string()),
-                Token::Time => line.push_str(&now()),
-                Token::Pid => line.push_str(&std::process::id().to_string()),
+                Token::Status => {
+                    let _ = write!(line, "{}", record.status);
+                }
+                Token::Time => push_now(&mut line),
+                Token::Pid => {
+                    let _ = write!(line, "{}", std::process::id());
+                }
                 Token::Pool => line.push_str("nene"),
                 Token::Unavailable => line.push('-'),
                 Token::ContentLength => push_escaped(&mut line, param(record, "CONTENT_LENGTH")),
@@ -174,9 +189,7 @@ impl AccessFormat {
                 Token::TraceId => line.push_str(record.trace_id.unwrap_or("-")),
             }
         }
-        // Values were escaped; a line break in the format itself still
-        // never splits one request over two lines.
-        line.replace(['\r', '\n'], " ")
+        line
     }
 }
 
@@ -232,15 +245,30 @@ fn token(code: char, argument: Option<String>) -> Result<Token, AccessFormatErro
 /// `\` written as `\xHH` (as nginx escapes its access log): no value can
 /// end a quoted field, forge a field or a line, or send terminal escapes to
 /// whoever reads the log.
+/// A line break in the format itself becomes a space: one request is one
+/// line.
+fn one_line(literal: String) -> String {
+    literal.replace(['\r', '\n'], " ")
+}
+
+/// `value` with control characters, `"` and `\\` written as `\\xNN`, so a
+/// value can neither end the line nor forge a field. Runs of plain
+/// characters are copied whole (all of a value, nearly always).
 fn push_escaped(line: &mut String, value: &str) {
-    for c in value.chars() {
-        if c < ' ' || c == '\x7f' || c == '"' || c == '\\' {
-            line.push_str(&format!("\\x{:02X}", c as u32));
-        } else {
-            line.push(c);
+    let mut plain = 0;
+    for (at, byte) in value.bytes().enumerate() {
+        if byte < b' ' || byte == b'\x7f' || byte == b'"' || byte == b'\\' {
+            line.push_str(&value[plain..at]);
+            line.push_str("\\x");
+            line.push(char::from(HEX[usize::from(byte >> 4)]));
+            line.push(char::from(HEX[usize::from(byte & 0xf)]));
+            plain = at + 1;
         }
     }
+    line.push_str(&value[plain..]);
 }
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 fn param<'a>(record: &'a AccessRecord<'_>, name: &str) -> &'a str {
     record
@@ -257,14 +285,29 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap_or("-")
 }
 
-fn now() -> String {
+/// Appends the time as `%t` shows it (`07/Dec/2026:21:03:11 +0000`).
+/// Formatted once a second per thread, as nginx caches its time strings:
+/// formatting a date cost about as much as the rest of the line.
+fn push_now(line: &mut String) {
+    use std::cell::RefCell;
     use time::OffsetDateTime;
     use time::macros::format_description;
-    OffsetDateTime::now_utc()
-        .format(format_description!(
-            "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-        ))
-        .unwrap_or_default()
+    thread_local! {
+        /// The second last formatted on this thread, and its text.
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = OffsetDateTime::now_utc();
+    LAST.with_borrow_mut(|(second, text)| {
+        if *second != now.unix_timestamp() {
+            *second = now.unix_timestamp();
+            *text = now
+                .format(format_description!(
+                    "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+                ))
+                .unwrap_or_default();
+        }
+        line.push_str(text);
+    });
 }
 
 #[cfg(test)]
@@ -368,5 +411,46 @@ mod tests {
             trace_id: None,
         });
         assert_eq!(line, "/a\\x0D\\x0Aforged line");
+    }
+
+    fn line_of(format: &str, path: &str) -> String {
+        AccessFormat::parse(format).unwrap().render(&AccessRecord {
+            method: "GET",
+            path,
+            query: None,
+            status: 200,
+            duration: Duration::ZERO,
+            params: None,
+            request_headers: &HeaderMap::new(),
+            response_headers: &HeaderMap::new(),
+            trace_id: None,
+        })
+    }
+
+    #[test]
+    fn a_line_break_in_the_format_is_a_space_and_letters_stay_as_sent() {
+        assert_eq!(line_of("%s\r\n%r", "/café/été"), "200  /café/été");
+    }
+
+    #[test]
+    fn the_time_is_this_second_on_every_line() {
+        use time::OffsetDateTime;
+        use time::macros::format_description;
+        let shown = |at: OffsetDateTime| {
+            at.format(format_description!(
+                "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+            ))
+            .unwrap()
+        };
+        for _ in 0..3 {
+            let before = shown(OffsetDateTime::now_utc());
+            let line = line_of("[%t]", "/");
+            let after = shown(OffsetDateTime::now_utc());
+            assert!(
+                line == format!("[{before}]") || line == format!("[{after}]"),
+                "{line} is not between {before} and {after}"
+            );
+            std::thread::sleep(Duration::from_millis(600));
+        }
     }
 }

@@ -84,8 +84,8 @@ where
             .filter(|_| logs_access)
             .and_then(|context| context.params.clone());
         let client_ip = context
-            .and_then(|context| context.info.as_ref())
-            .and_then(|info| info.client_ip);
+            .and_then(|context| context.peer)
+            .and_then(|peer| peer.client_ip);
         let request_headers = if logs_access && ops.access_needs_request_headers {
             request.headers().clone()
         } else {

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
 use crate::fastcgi::{CgiParams, CgiRequest, RequestBody};
 use crate::request_context::RequestContext;
-use crate::request_info::RequestInfo;
+use crate::request_info::Peer;
 
 use super::routing_path::{BadPath, canonical_path, is_canonical};
 
@@ -47,20 +47,21 @@ struct KnownParams {
     method: Option<Bytes>,
     request_uri: Option<Bytes>,
     protocol: Option<Bytes>,
-    /// The values [`RequestInfo::from_cgi`] asks for, by [`INFO_PARAMS`] index.
+    /// The values [`Peer::from_cgi`] asks for, by [`INFO_PARAMS`] index.
     info: [Option<Bytes>; INFO_PARAMS.len()],
     /// How often each of [`SINGLE_PARAMS`] came.
     single_count: [u8; SINGLE_PARAMS.len()],
 }
 
-/// What [`RequestInfo`] is made of, and the CGI fallback for REQUEST_URI.
-const INFO_PARAMS: [&str; 9] = [
+/// What [`Peer`] is made of, and the CGI fallback for REQUEST_URI. The
+/// names `RequestInfo` adds (`SERVER_NAME`, `SCRIPT_NAME`, `PATH_INFO`)
+/// are read from the params when a handler asks for it.
+const INFO_PARAMS: [&str; 8] = [
     "REMOTE_ADDR",
     "REMOTE_PORT",
     "HTTPS",
     "SERVER_ADDR",
     "SERVER_PORT",
-    "SERVER_NAME",
     "SCRIPT_NAME",
     "PATH_INFO",
     "QUERY_STRING",
@@ -192,8 +193,8 @@ fn http_request_from(
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = headers;
-    let info = RequestInfo::from_cgi(|name| known.info_str(name));
-    RequestContext::of_mut(request.extensions_mut()).info = Some(info);
+    let peer = Peer::from_cgi(|name| known.info_str(name));
+    RequestContext::of_mut(request.extensions_mut()).peer = Some(peer);
     Ok(request)
 }
 
@@ -269,6 +270,7 @@ fn request_uri(known: &KnownParams) -> Result<Uri, BadCgiRequest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request_info::RequestInfo;
 
     fn cgi(pairs: &[(&str, &[u8])]) -> CgiRequest {
         CgiRequest {
@@ -293,6 +295,9 @@ mod tests {
             ("HTTP_X_FORWARDED_FOR", b"10.0.0.1"),
             ("HTTP_COOKIE", b"a=1"),
             ("REMOTE_ADDR", b"127.0.0.1"),
+            ("HTTPS", b"on"),
+            ("SCRIPT_NAME", b"/index.php"),
+            ("PATH_INFO", b"/a/b"),
         ]))
         .unwrap();
         assert_eq!(request.method(), Method::POST);
@@ -307,8 +312,35 @@ mod tests {
         let context = RequestContext::of(request.extensions()).unwrap();
         let params = context.params.as_ref().unwrap();
         assert_eq!(params.get_str("REMOTE_ADDR"), Some("127.0.0.1"));
-        let info = context.info.as_ref().unwrap();
-        assert_eq!(info.client_ip, Some("127.0.0.1".parse().unwrap()));
+        let peer = context.peer.unwrap();
+        assert_eq!(peer.client_ip, Some("127.0.0.1".parse().unwrap()));
+        assert!(peer.https);
+    }
+
+    #[tokio::test]
+    async fn a_handler_asking_for_request_info_gets_the_peer_and_the_names() {
+        let request = build_http_request(cgi(&[
+            ("REQUEST_METHOD", b"GET"),
+            ("REQUEST_URI", b"/index.php/user/edit"),
+            ("REMOTE_ADDR", b"10.0.0.7"),
+            ("SERVER_NAME", b"shop.example"),
+            ("SCRIPT_NAME", b"/index.php"),
+            ("PATH_INFO", b"/user/edit"),
+            ("SCRIPT_NAME", b"/app.php"),
+        ]))
+        .unwrap();
+        let (mut parts, _) = request.into_parts();
+        let info = <RequestInfo as axum::extract::FromRequestParts<()>>::from_request_parts(
+            &mut parts,
+            &(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(info.client_ip, Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(info.server_name, "shop.example");
+        // The last one wins, as with nginx's `fastcgi_param` overrides.
+        assert_eq!(info.script_name, "/app.php");
+        assert_eq!(info.path_info.as_deref(), Some("/user/edit"));
     }
 
     #[test]

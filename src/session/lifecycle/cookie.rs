@@ -9,7 +9,7 @@ use http::request::Parts;
 use ipnet::IpNet;
 
 use crate::request_context::RequestContext;
-use crate::request_info::RequestInfo;
+use crate::request_info::Peer;
 use crate::session::{CookieSameSite, CookieSecure, SessionSettings};
 
 /// Caps the cookies looked at in one request: a header with thousands of
@@ -78,10 +78,10 @@ impl SessionCookie {
     /// Whether the client reached nginx over HTTPS.
     pub fn request_is_https(&self, parts: &Parts) -> bool {
         let context = RequestContext::of(&parts.extensions);
-        let Some(info) = context.and_then(|context| context.info.as_ref()) else {
+        let Some(peer) = context.and_then(|context| context.peer) else {
             return false;
         };
-        if info.https {
+        if peer.https {
             return true;
         }
         let forwarded_https = parts
@@ -92,11 +92,11 @@ impl SessionCookie {
             // proxy that appends leaves the client's own claim on the left.
             .and_then(|v| v.rsplit(',').next())
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
-        forwarded_https && self.peer_is_trusted(info)
+        forwarded_https && self.peer_is_trusted(peer)
     }
 
-    fn peer_is_trusted(&self, info: &RequestInfo) -> bool {
-        info.client_ip
+    fn peer_is_trusted(&self, peer: Peer) -> bool {
+        peer.client_ip
             .is_some_and(|addr| self.trusted_proxies.iter().any(|net| net.contains(&addr)))
     }
 
@@ -156,9 +156,8 @@ mod tests {
             request = request.header(*name, *value);
         }
         let (mut parts, ()) = request.body(()).unwrap().into_parts();
-        let info =
-            RequestInfo::from_cgi(|name| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v));
-        RequestContext::of_mut(&mut parts.extensions).info = Some(info);
+        let peer = Peer::from_cgi(|name| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v));
+        RequestContext::of_mut(&mut parts.extensions).peer = Some(peer);
         parts
     }
 

@@ -85,7 +85,7 @@ where
             .collect();
         let https = store.cookie.request_is_https(&parts);
         let context = RequestContext::of_mut(&mut parts.extensions);
-        let client = context.info.as_ref().and_then(|info| info.client_ip);
+        let client = context.peer.and_then(|peer| peer.client_ip);
         let session = Session::new(store.clone(), offered, client);
         layer_notes::note_session(&session);
         context.session = Some(session.clone());
