@@ -23,7 +23,8 @@
 #          a stand-in collector; `now` has traces off)
 #        ACCESS_LOG=1 benches/instructions.sh 5s /health
 #          (adds `logged`: the same build writing the default access log to
-#          a file, as a default configuration does)
+#          a file, as a default configuration does; with BEFORE_BINARY, also
+#          `before_logged`)
 #        APP=todo benches/instructions.sh 10s /todo/index
 #          (examples/todo instead of nene's demo application, on SQLite with
 #          Redis sessions: a user with 20 todos, logged in; BEFORE_BINARY is
@@ -69,6 +70,7 @@ if [ "${SESSIONS:-}" = redis ]; then
 fi
 [ -n "${ACCESS_LOG:-}" ] && CASES="$CASES logged:$OUT/release/$APP"
 [ -n "${BEFORE_BINARY:-}" ] && CASES="before:$BEFORE_BINARY $CASES"
+[ -n "${BEFORE_BINARY:-}" ] && [ -n "${ACCESS_LOG:-}" ] && CASES="$CASES before_logged:$BEFORE_BINARY"
 
 # Ir and malloc calls in a callgrind dump (function names are compressed:
 # `cfn=(7) malloc` or `fn=(7) malloc` names id 7 once, later calls say
@@ -109,7 +111,7 @@ SH
     chmod +x "$WORK/vg-$name"
     case_env=()
     [ "$name" = traced ] && case_env=("${TRACE_ENV[@]}")
-    [ "$name" = logged ] && case_env=(NENE_ACCESS__LOG="$WORK/access-$port.log")
+    case $name in *logged) case_env=(NENE_ACCESS__LOG="$WORK/access-$port.log") ;; esac
     # Each build its own database (the todo app's), and its own files.
     env RUST_LOG=warn NENE_ACCESS__LOG=off NENE_SESSION__SAVE_PATH="$WORK/sessions-$port" \
         NENE_TODO__DATABASE_DSN="sqlite://$WORK/todo-$name.db" "${SESSION_ENV[@]}" "${case_env[@]}" \

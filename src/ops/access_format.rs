@@ -148,12 +148,18 @@ impl AccessFormat {
             match token {
                 Token::Literal(text) => line.push_str(text),
                 Token::Duration(unit) => {
+                    // Three decimals in integers, rounded half up: a float
+                    // formatted with a precision cost more than the rest
+                    // of the line.
+                    let nanos = record.duration.as_nanos();
                     let _ = match unit {
                         DurationUnit::Seconds => {
-                            write!(line, "{:.3}", record.duration.as_secs_f64())
+                            let millis = (nanos + 500_000) / 1_000_000;
+                            write!(line, "{}.{:03}", millis / 1000, millis % 1000)
                         }
                         DurationUnit::Millis => {
-                            write!(line, "{:.3}", record.duration.as_secs_f64() * 1e3)
+                            let micros = (nanos + 500) / 1000;
+                            write!(line, "{}.{:03}", micros / 1000, micros % 1000)
                         }
                         DurationUnit::Micros => write!(line, "{}", record.duration.as_micros()),
                     };
@@ -296,11 +302,14 @@ fn push_now(line: &mut String) {
         /// The second last formatted on this thread, and its text.
         static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
-    let now = OffsetDateTime::now_utc();
+    let now = std::time::SystemTime::now();
+    let unix_second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
     LAST.with_borrow_mut(|(second, text)| {
-        if *second != now.unix_timestamp() {
-            *second = now.unix_timestamp();
-            *text = now
+        if *second != unix_second {
+            *second = unix_second;
+            *text = OffsetDateTime::from(now)
                 .format(format_description!(
                     "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
                 ))
@@ -451,6 +460,32 @@ mod tests {
                 "{line} is not between {before} and {after}"
             );
             std::thread::sleep(Duration::from_millis(600));
+        }
+    }
+
+    #[test]
+    fn durations_have_three_decimals_rounded_half_up() {
+        let format = AccessFormat::parse("%d %{mili}d %{micro}d").unwrap();
+        for (nanos, shown) in [
+            (0, "0.000 0.000 0"),
+            (1_500_000, "0.002 1.500 1500"),
+            (1_499_499, "0.001 1.499 1499"),
+            (1_499_500, "0.001 1.500 1499"),
+            (2_345_678_901, "2.346 2345.679 2345678"),
+            (999_999_999, "1.000 1000.000 999999"),
+        ] {
+            let line = format.render(&AccessRecord {
+                method: "GET",
+                path: "/",
+                query: None,
+                status: 200,
+                duration: Duration::from_nanos(nanos),
+                params: None,
+                request_headers: &HeaderMap::new(),
+                response_headers: &HeaderMap::new(),
+                trace_id: None,
+            });
+            assert_eq!(line, shown, "{nanos} ns");
         }
     }
 }
