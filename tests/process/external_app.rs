@@ -84,9 +84,12 @@ serde_json = "1"
     // first run compiles nene's dependencies), never our build lock.
     let target = Path::new(REPO).join("target/external-app");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    // Without debug info: nothing reads it, and the build is the longest
+    // part of the process crate's run (69 → 61 s from nothing, measured).
     let output = Command::new(cargo)
         .args(["build", "--offline", "--quiet"])
         .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_PROFILE_DEV_DEBUG", "false")
         .current_dir(dir)
         .output()
         .expect("run cargo");
