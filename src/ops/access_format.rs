@@ -141,8 +141,6 @@ impl AccessFormat {
     /// when it was parsed. Written into one string, without a temporary
     /// string per value (the default format's line cost five allocations).
     pub fn render(&self, record: &AccessRecord<'_>) -> String {
-        // `write!` into a `String` cannot fail.
-        use std::fmt::Write;
         let mut line = String::with_capacity(128);
         for token in &self.tokens {
             match token {
@@ -152,17 +150,13 @@ impl AccessFormat {
                     // formatted with a precision cost more than the rest
                     // of the line.
                     let nanos = record.duration.as_nanos();
-                    let _ = match unit {
+                    match unit {
                         DurationUnit::Seconds => {
-                            let millis = (nanos + 500_000) / 1_000_000;
-                            write!(line, "{}.{:03}", millis / 1000, millis % 1000)
+                            push_thousandths((nanos + 500_000) / 1_000_000, &mut line)
                         }
-                        DurationUnit::Millis => {
-                            let micros = (nanos + 500) / 1000;
-                            write!(line, "{}.{:03}", micros / 1000, micros % 1000)
-                        }
-                        DurationUnit::Micros => write!(line, "{}", record.duration.as_micros()),
-                    };
+                        DurationUnit::Millis => push_thousandths((nanos + 500) / 1000, &mut line),
+                        DurationUnit::Micros => push_number(record.duration.as_micros(), &mut line),
+                    }
                 }
                 Token::Param(name) => push_escaped(&mut line, param(record, name)),
                 Token::RequestHeader(name) => {
@@ -180,13 +174,9 @@ impl AccessFormat {
                     }
                 }
                 Token::Remote => push_escaped(&mut line, param(record, "REMOTE_ADDR")),
-                Token::Status => {
-                    let _ = write!(line, "{}", record.status);
-                }
+                Token::Status => push_number(record.status, &mut line),
                 Token::Time => push_now(&mut line),
-                Token::Pid => {
-                    let _ = write!(line, "{}", std::process::id());
-                }
+                Token::Pid => push_number(std::process::id(), &mut line),
                 Token::Pool => line.push_str("nene"),
                 Token::Unavailable => line.push('-'),
                 Token::ContentLength => push_escaped(&mut line, param(record, "CONTENT_LENGTH")),
@@ -251,6 +241,20 @@ fn token(code: char, argument: Option<String>) -> Result<Token, AccessFormatErro
 /// `\` written as `\xHH` (as nginx escapes its access log): no value can
 /// end a quoted field, forge a field or a line, or send terminal escapes to
 /// whoever reads the log.
+fn push_number(number: impl itoa::Integer, line: &mut String) {
+    line.push_str(itoa::Buffer::new().format(number));
+}
+
+/// `thousandths` as a number with three decimals (`1500` → `1.500`).
+fn push_thousandths(thousandths: u128, line: &mut String) {
+    push_number(thousandths / 1000, line);
+    let decimals = thousandths % 1000;
+    line.push('.');
+    for digit in [decimals / 100, decimals / 10 % 10, decimals % 10] {
+        line.push(char::from(b'0' + digit as u8));
+    }
+}
+
 /// A line break in the format itself becomes a space: one request is one
 /// line.
 fn one_line(literal: String) -> String {
