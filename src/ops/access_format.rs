@@ -237,10 +237,7 @@ fn token(code: char, argument: Option<String>) -> Result<Token, AccessFormatErro
     })
 }
 
-/// Appends a value a client controls, with control bytes, DEL, `"` and
-/// `\` written as `\xHH` (as nginx escapes its access log): no value can
-/// end a quoted field, forge a field or a line, or send terminal escapes to
-/// whoever reads the log.
+/// Appends `number` in decimal.
 fn push_number(number: impl itoa::Integer, line: &mut String) {
     line.push_str(itoa::Buffer::new().format(number));
 }
@@ -261,9 +258,11 @@ fn one_line(literal: String) -> String {
     literal.replace(['\r', '\n'], " ")
 }
 
-/// `value` with control characters, `"` and `\\` written as `\\xNN`, so a
-/// value can neither end the line nor forge a field. Runs of plain
-/// characters are copied whole (all of a value, nearly always).
+/// Appends a value a client controls, with control bytes, DEL, `"` and
+/// `\` written as `\xHH` (as nginx escapes its access log): no value can
+/// end a quoted field, forge a field or a line, or send terminal escapes to
+/// whoever reads the log. Runs of plain bytes are copied whole (all of a
+/// value, nearly always).
 fn push_escaped(line: &mut String, value: &str) {
     let mut plain = 0;
     for (at, byte) in value.bytes().enumerate() {
@@ -448,7 +447,10 @@ mod tests {
             ))
             .unwrap()
         };
-        for _ in 0..3 {
+        for round in 0..3 {
+            if round > 0 {
+                std::thread::sleep(Duration::from_millis(600));
+            }
             let before = shown(OffsetDateTime::now_utc());
             let line = line_of("[%t]", "/", Duration::ZERO);
             let after = shown(OffsetDateTime::now_utc());
@@ -456,7 +458,6 @@ mod tests {
                 line == format!("[{before}]") || line == format!("[{after}]"),
                 "{line} is not between {before} and {after}"
             );
-            std::thread::sleep(Duration::from_millis(600));
         }
     }
 

@@ -80,6 +80,7 @@ pub fn htdocs() -> PathBuf {
 /// and slow log lines are written in batches (within
 /// `nene::ops::FLUSH_INTERVAL`), so a test waits for them. Panics with the
 /// text after 3 s.
+#[track_caller]
 pub fn wait_for_log(path: &Path, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {

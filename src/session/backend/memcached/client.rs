@@ -16,6 +16,7 @@
 //! while it was idle) empties the pool and the command is sent once more
 //! on a fresh connection: every command nene sends is safe to repeat.
 
+use std::fmt::Display;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -303,7 +304,9 @@ async fn run(
             read_value(connection, 1024, true).await
         }
         Command::Probe { key, exptime } => {
-            let flag = exptime.map(|exptime| format!(" T{exptime}"));
+            let flag = exptime
+                .as_ref()
+                .map(|exptime| ('T', exptime as &dyn Display));
             send(connection, &flagged("mg", key, flag), None).await?;
             read_status(connection).await
         }
@@ -338,7 +341,7 @@ async fn run(
             }
         }
         Command::Delete { key, cas } => {
-            let flag = cas.map(|cas| format!(" C{cas}"));
+            let flag = cas.as_ref().map(|cas| ('C', cas as &dyn Display));
             send(connection, &flagged("md", key, flag), None).await?;
             read_status(connection).await
         }
@@ -374,9 +377,13 @@ async fn send(
     Ok(())
 }
 
-/// `COMMAND KEY` and a flag when there is one (` T<exptime>`, ` C<cas>`).
-fn flagged(command: &str, key: &str, flag: Option<String>) -> String {
-    format!("{command} {key}{}\r\n", flag.unwrap_or_default())
+/// `COMMAND KEY` and a flag when there is one (` T<exptime>`, ` C<cas>`),
+/// in one allocation.
+fn flagged(command: &str, key: &str, flag: Option<(char, &dyn Display)>) -> String {
+    match flag {
+        Some((letter, value)) => format!("{command} {key} {letter}{value}\r\n"),
+        None => format!("{command} {key}\r\n"),
+    }
 }
 
 /// `stats settings`' `item_size_max`.
