@@ -36,70 +36,79 @@ pub enum BadCgiRequest {
     RepeatedParam(&'static str),
 }
 
-/// The params whose value decides who the client is: sent once or refused.
-const SINGLE_PARAMS: [&str; 3] = ["REMOTE_ADDR", "REMOTE_PORT", "HTTPS"];
-
-/// The params nene reads besides the headers, gathered in the one pass over
-/// all of them (the last one wins when a name repeats, as with nginx's
-/// `fastcgi_param` overrides; the [`SINGLE_PARAMS`] are counted).
-#[derive(Default)]
-struct KnownParams {
-    method: Option<Bytes>,
-    request_uri: Option<Bytes>,
-    protocol: Option<Bytes>,
-    /// The values [`Peer::from_cgi`] asks for, by [`INFO_PARAMS`] index.
-    info: [Option<Bytes>; INFO_PARAMS.len()],
-    /// How often each of [`SINGLE_PARAMS`] came.
-    single_count: [u8; SINGLE_PARAMS.len()],
+/// The params nene reads besides the headers, by their place in
+/// [`KnownParams`]; the first three decide who the client is, so each may
+/// come once or the request is refused.
+#[derive(Clone, Copy)]
+enum Known {
+    RemoteAddr,
+    RemotePort,
+    Https,
+    Method,
+    RequestUri,
+    Protocol,
+    // The CGI fallback for REQUEST_URI. The rest of `RequestInfo`
+    // (`SERVER_ADDR`, `SERVER_NAME`, …) is read from the params when a
+    // handler asks for it.
+    ScriptName,
+    PathInfo,
+    QueryString,
 }
 
-/// What [`Peer`] is made of, and the CGI fallback for REQUEST_URI. The
-/// names `RequestInfo` adds (`SERVER_NAME`, `SCRIPT_NAME`, `PATH_INFO`)
-/// are read from the params when a handler asks for it.
-const INFO_PARAMS: [&str; 8] = [
-    "REMOTE_ADDR",
-    "REMOTE_PORT",
-    "HTTPS",
-    "SERVER_ADDR",
-    "SERVER_PORT",
-    "SCRIPT_NAME",
-    "PATH_INFO",
-    "QUERY_STRING",
-];
+/// How many [`Known`] params there are; the first [`SINGLE`] are the ones
+/// sent once or refused.
+const KNOWN: usize = Known::QueryString as usize + 1;
+const SINGLE: usize = Known::Https as usize + 1;
+const SINGLE_NAMES: [&str; SINGLE] = ["REMOTE_ADDR", "REMOTE_PORT", "HTTPS"];
 
-impl KnownParams {
-    /// Takes `name`'s value if nene reads it; false for every other name.
-    fn take(&mut self, name: &[u8], value: &Bytes) -> bool {
-        let slot = match name {
-            b"REQUEST_METHOD" => &mut self.method,
-            b"REQUEST_URI" => &mut self.request_uri,
-            b"SERVER_PROTOCOL" => &mut self.protocol,
-            _ => match INFO_PARAMS
-                .iter()
-                .position(|known| known.as_bytes() == name)
-            {
-                Some(index) => {
-                    if let Some(single) = SINGLE_PARAMS.iter().position(|s| s.as_bytes() == name) {
-                        self.single_count[single] = self.single_count[single].saturating_add(1);
-                    }
-                    &mut self.info[index]
-                }
-                None => return false,
-            },
+impl Known {
+    /// One `match`, which compares lengths before bytes: this runs for each
+    /// of the twenty-odd params nginx sends that is not a header.
+    fn of(name: &[u8]) -> Option<Self> {
+        Some(match name {
+            b"REMOTE_ADDR" => Self::RemoteAddr,
+            b"REMOTE_PORT" => Self::RemotePort,
+            b"HTTPS" => Self::Https,
+            b"REQUEST_METHOD" => Self::Method,
+            b"REQUEST_URI" => Self::RequestUri,
+            b"SERVER_PROTOCOL" => Self::Protocol,
+            b"SCRIPT_NAME" => Self::ScriptName,
+            b"PATH_INFO" => Self::PathInfo,
+            b"QUERY_STRING" => Self::QueryString,
+            _ => return None,
+        })
+    }
+}
+
+/// The values of the [`Known`] params, gathered in the one pass over all of
+/// them (the last one wins when a name repeats, as with nginx's
+/// `fastcgi_param` overrides), borrowed from the params.
+#[derive(Default)]
+struct KnownParams<'a> {
+    values: [Option<&'a [u8]>; KNOWN],
+    /// How often each of the first [`SINGLE`] came.
+    single_count: [u8; SINGLE],
+}
+
+impl<'a> KnownParams<'a> {
+    /// Keeps `name`'s value if nene reads it.
+    fn take(&mut self, name: &[u8], value: &'a [u8]) {
+        let Some(known) = Known::of(name) else {
+            return;
         };
-        *slot = Some(value.clone());
-        true
+        if let Some(count) = self.single_count.get_mut(known as usize) {
+            *count = count.saturating_add(1);
+        }
+        self.values[known as usize] = Some(value);
     }
 
-    /// The value of one of [`INFO_PARAMS`], when sent as UTF-8.
-    fn info_str(&self, name: &str) -> Option<&str> {
-        let index = INFO_PARAMS.iter().position(|known| *known == name)?;
-        std::str::from_utf8(self.info[index].as_deref()?).ok()
+    fn get(&self, known: Known) -> Option<&'a [u8]> {
+        self.values[known as usize]
     }
 
-    fn info_bytes(&self, name: &str) -> Option<&[u8]> {
-        let index = INFO_PARAMS.iter().position(|known| *known == name)?;
-        self.info[index].as_deref()
+    /// The value of a [`Known`] param by its CGI name, when sent as UTF-8.
+    fn get_str(&self, name: &str) -> Option<&'a str> {
+        std::str::from_utf8(self.get(Known::of(name.as_bytes())?)?).ok()
     }
 }
 
@@ -139,7 +148,7 @@ fn http_request_from(
     let mut headers = HeaderMap::with_capacity(http_headers + 2);
     let mut known = KnownParams::default();
     let mut name_buf = Vec::with_capacity(64);
-    for (name, value) in params.iter_shared() {
+    for (name, value) in params.iter() {
         let header_name = if let Some(http_name) = name.strip_prefix(b"HTTP_") {
             name_buf.clear();
             name_buf.extend(http_name.iter().map(|&b| if b == b'_' { b'-' } else { b }));
@@ -152,19 +161,19 @@ fn http_request_from(
         } else if name == b"CONTENT_LENGTH" {
             CONTENT_LENGTH
         } else {
-            known.take(name, &value);
+            known.take(name, value);
             continue;
         };
         if value.is_empty() && (header_name == CONTENT_TYPE || header_name == CONTENT_LENGTH) {
             continue;
         }
         // Caddy's "length unknown": no header; the body has its own size.
-        if header_name == CONTENT_LENGTH && value.as_ref() == b"-1" {
+        if header_name == CONTENT_LENGTH && value == b"-1" {
             continue;
         }
         // A value with bytes HTTP forbids (CR, LF, NUL, …) is dropped, not
         // passed on: it can only be an injection attempt.
-        let Ok(header_value) = HeaderValue::from_maybe_shared(value) else {
+        let Ok(header_value) = HeaderValue::from_maybe_shared(params.share(value)) else {
             tracing::debug!("dropping request header {header_name} with an invalid value");
             continue;
         };
@@ -173,15 +182,14 @@ fn http_request_from(
             .map_err(|_| BadCgiRequest::TooManyHeaders)?;
     }
     if let Some(index) = known.single_count.iter().position(|&count| count > 1) {
-        return Err(BadCgiRequest::RepeatedParam(SINGLE_PARAMS[index]));
+        return Err(BadCgiRequest::RepeatedParam(SINGLE_NAMES[index]));
     }
     let method = known
-        .method
-        .as_deref()
+        .get(Known::Method)
         .ok_or(BadCgiRequest::MissingMethod)
         .and_then(|m| Method::from_bytes(m).map_err(|_| BadCgiRequest::BadMethod))?;
-    let uri = routed(request_uri(&known)?)?;
-    let version = match known.protocol.as_deref() {
+    let uri = routed(request_uri(params, &known)?)?;
+    let version = match known.get(Known::Protocol) {
         Some(b"HTTP/1.0") => Version::HTTP_10,
         Some(b"HTTP/2.0") => Version::HTTP_2,
         Some(b"HTTP/3.0") => Version::HTTP_3,
@@ -193,7 +201,7 @@ fn http_request_from(
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = headers;
-    let peer = Peer::from_cgi(|name| known.info_str(name));
+    let peer = Peer::from_cgi(|name| known.get_str(name));
     RequestContext::of_mut(request.extensions_mut()).peer = Some(peer);
     Ok(request)
 }
@@ -232,18 +240,18 @@ pub(crate) fn routed(uri: Uri) -> Result<Uri, BadCgiRequest> {
 
 /// REQUEST_URI as nginx sends it (path and query, still percent-encoded), or
 /// for peers that do not send it, SCRIPT_NAME + PATH_INFO + QUERY_STRING.
-fn request_uri(known: &KnownParams) -> Result<Uri, BadCgiRequest> {
-    let raw: Bytes = match &known.request_uri {
-        Some(uri) if !uri.is_empty() => uri.clone(),
+fn request_uri(params: &CgiParams, known: &KnownParams) -> Result<Uri, BadCgiRequest> {
+    let raw: Bytes = match known.get(Known::RequestUri) {
+        Some(uri) if !uri.is_empty() => params.share(uri),
         _ => {
             let mut uri = Vec::new();
-            for name in ["SCRIPT_NAME", "PATH_INFO"] {
-                uri.extend_from_slice(known.info_bytes(name).unwrap_or(b""));
+            for part in [Known::ScriptName, Known::PathInfo] {
+                uri.extend_from_slice(known.get(part).unwrap_or(b""));
             }
             if uri.is_empty() {
                 uri.push(b'/');
             }
-            if let Some(query) = known.info_bytes("QUERY_STRING").filter(|q| !q.is_empty()) {
+            if let Some(query) = known.get(Known::QueryString).filter(|q| !q.is_empty()) {
                 uri.push(b'?');
                 uri.extend_from_slice(query);
             }

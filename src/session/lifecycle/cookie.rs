@@ -4,13 +4,17 @@
 //! only), and writing `Set-Cookie` with the `cookie` crate.
 
 use cookie::{Cookie, SameSite};
-use http::HeaderValue;
 use http::request::Parts;
+use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::request_context::RequestContext;
 use crate::request_info::Peer;
 use crate::session::{CookieSameSite, CookieSecure, SessionSettings};
+
+/// The header a TLS-terminating proxy adds (`http` has no constant for it);
+/// a `HeaderName` made once, where a `&str` key is parsed at every lookup.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Caps the cookies looked at in one request: a header with thousands of
 /// same-named cookies costs at most this many id checks.
@@ -84,15 +88,19 @@ impl SessionCookie {
         if peer.https {
             return true;
         }
-        let forwarded_https = parts
+        // The trust first: most sites trust no proxy, and looking the header
+        // up costs a hash of its name.
+        if !self.peer_is_trusted(peer) {
+            return false;
+        }
+        parts
             .headers
-            .get("x-forwarded-proto")
+            .get(X_FORWARDED_PROTO)
             .and_then(|v| v.to_str().ok())
             // The right-most value is the one the trusted proxy added; a
             // proxy that appends leaves the client's own claim on the left.
             .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
-        forwarded_https && self.peer_is_trusted(peer)
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
     }
 
     fn peer_is_trusted(&self, peer: Peer) -> bool {
