@@ -118,9 +118,14 @@ impl Action {
     }
 }
 
+/// A table looked up by a path segment on every request: foldhash rather
+/// than SipHash, whose flooding resistance protects inserts of untrusted
+/// keys; these keys are the application's own.
+type ByName<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 struct DispatchTable {
     /// Actions by controller, then by action name.
-    controllers: HashMap<String, HashMap<String, Action>>,
+    controllers: ByName<ByName<Action>>,
     /// Set by the application; otherwise `server.layers_num`, read from the
     /// request's [`Constants`](crate::config::Constants).
     skip_segments: Option<usize>,
@@ -143,7 +148,7 @@ impl Dispatcher {
     pub fn builder(not_found: NotFoundPage) -> DispatcherBuilder {
         DispatcherBuilder {
             table: DispatchTable {
-                controllers: HashMap::new(),
+                controllers: ByName::default(),
                 skip_segments: None,
                 not_found,
             },
