@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -65,9 +65,24 @@ where
     fn respond(&self, request: CgiRequest) -> HttpAnswer<S> {
         let started = Instant::now();
         match build_http_request_or_params(request) {
-            Ok(request) => HttpAnswer::Application {
-                call: self.service.clone().oneshot(request),
-            },
+            Ok(request) => {
+                // Asked without waiting: a service that is ready at once
+                // (nene's own stack always is) is called here, and its
+                // future goes out as it is; `Oneshot` would move it again on
+                // the first poll (copies of a future of about a kilobyte,
+                // ~300 instructions a request).
+                let mut service = self.service.clone();
+                let mut cx = Context::from_waker(Waker::noop());
+                match service.poll_ready(&mut cx) {
+                    Poll::Ready(Ok(())) => HttpAnswer::Called {
+                        call: service.call(request),
+                    },
+                    Poll::Ready(Err(never)) => match never {},
+                    Poll::Pending => HttpAnswer::Waiting {
+                        call: service.oneshot(request),
+                    },
+                }
+            }
             Err((error, params)) => {
                 tracing::info!("bad request: {error}");
                 self.refused(&Refusal {
@@ -99,7 +114,10 @@ pin_project! {
         /// The params made no HTTP request (already reported as refused).
         BadRequest,
         /// The application is answering.
-        Application { #[pin] call: Oneshot<S, Request<Body>> },
+        Called { #[pin] call: S::Future },
+        /// The application was not ready for the request: it is called
+        /// once it is.
+        Waiting { #[pin] call: Oneshot<S, Request<Body>> },
     }
 }
 
@@ -116,10 +134,78 @@ where
             HttpAnswerProjection::BadRequest => {
                 Poll::Ready(simple_response(400, "Bad Request", "bad request\n"))
             }
-            HttpAnswerProjection::Application { call } => match ready!(call.poll(cx)) {
+            HttpAnswerProjection::Called { call } => match ready!(call.poll(cx)) {
+                Ok(response) => Poll::Ready(into_cgi_response(response)),
+                Err(never) => match never {},
+            },
+            HttpAnswerProjection::Waiting { call } => match ready!(call.poll(cx)) {
                 Ok(response) => Poll::Ready(into_cgi_response(response)),
                 Err(never) => match never {},
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::fastcgi::CgiParams;
+
+    use super::*;
+
+    /// Answers `X-Asked: N`, N being how often it was asked whether it is
+    /// ready; not ready the first `busy` times, and refusing a call made
+    /// before it said it was.
+    #[derive(Clone)]
+    struct Busy {
+        busy: usize,
+        asked: Arc<AtomicUsize>,
+        ready: bool,
+    }
+
+    impl Service<Request<Body>> for Busy {
+        type Response = Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            if self.asked.fetch_add(1, Ordering::SeqCst) < self.busy {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.ready = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _request: Request<Body>) -> Self::Future {
+            assert!(self.ready, "called before it was ready");
+            let asked = self.asked.load(Ordering::SeqCst).to_string();
+            let response = Response::builder().header("x-asked", asked);
+            std::future::ready(Ok(response.body(Body::empty()).unwrap()))
+        }
+    }
+
+    async fn answer_of(busy: usize) -> String {
+        let service = Busy {
+            busy,
+            asked: Arc::default(),
+            ready: false,
+        };
+        let request = CgiRequest {
+            params: CgiParams::new(vec![
+                (Bytes::from("REQUEST_METHOD"), Bytes::from("GET")),
+                (Bytes::from("REQUEST_URI"), Bytes::from("/")),
+            ]),
+            body: Bytes::new().into(),
+        };
+        let answer = HttpResponder::new(service).respond(request).await;
+        String::from_utf8_lossy(&answer.head).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_ready_service_is_called_at_once_and_a_busy_one_when_ready() {
+        assert!(answer_of(0).await.contains("X-Asked: 1\r\n"));
+        assert!(answer_of(2).await.contains("X-Asked: 3\r\n"));
     }
 }
