@@ -59,7 +59,7 @@ pub(super) struct Record {
     /// The request's FastCGI params, when the access log is on.
     pub(super) params: Option<CgiParams>,
     /// Kept only when the access format names request headers.
-    pub(super) request_headers: HeaderMap,
+    pub(super) request_headers: Option<Box<HeaderMap>>,
     /// The route the dispatcher noted, once it has (layer_notes.rs).
     pub(super) route: Option<Arc<str>>,
     /// Only with the slow log on: the request's session, whose timings
@@ -203,7 +203,7 @@ impl Record {
                 status: response.status().as_u16(),
                 duration: elapsed,
                 params: self.params.as_ref(),
-                request_headers: &self.request_headers,
+                request_headers: self.request_headers.as_deref().unwrap_or(&HeaderMap::new()),
                 response_headers: response.headers(),
                 trace_id: trace_id.as_deref(),
             });

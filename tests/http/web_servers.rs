@@ -23,9 +23,10 @@ const ONE_MB: usize = 1_000_000;
 const OVER_THE_BOUND: usize = 3_000_000;
 
 /// nene's access log lines in these tests: the CGI params the servers
-/// differ in, one `name=value` each (`-` for a param not sent).
+/// differ in, one `name=value` each (`-` for a param not sent), and a
+/// request header.
 const ACCESS_FORMAT: &str = "%m %{REQUEST_URI}e %s sn=%{SCRIPT_NAME}e pi=%{PATH_INFO}e \
-                             ra=%{REMOTE_ADDR}e cl=%{CONTENT_LENGTH}e";
+                             host=%{Host}i ra=%{REMOTE_ADDR}e cl=%{CONTENT_LENGTH}e";
 
 /// What nene receives as CONTENT_LENGTH for a chunked upload.
 #[derive(Clone, Copy, Debug)]
@@ -449,6 +450,7 @@ async fn ping_and_status(site: &Site) {
     );
     let line = site.access_line("GET /status 200");
     assert!(line.contains(" ra=127.0.0.1 "), "{}: {line}", site.name);
+    assert!(line.contains(" host=127.0.0.1:"), "{}: {line}", site.name);
 }
 
 /// nene's count of accepted connections, asked directly over FastCGI (the
