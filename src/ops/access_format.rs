@@ -294,13 +294,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap_or("-")
 }
 
+/// `%t`: `07/Dec/2026:21:03:11 +0000`, as PHP-FPM writes it.
+const TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+);
+
 /// Appends the time as `%t` shows it (`07/Dec/2026:21:03:11 +0000`).
 /// Formatted once a second per thread, as nginx caches its time strings:
 /// formatting a date cost about as much as the rest of the line.
 fn push_now(line: &mut String) {
     use std::cell::RefCell;
     use time::OffsetDateTime;
-    use time::macros::format_description;
     thread_local! {
         /// The second last formatted on this thread, and its text.
         static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
@@ -313,9 +317,7 @@ fn push_now(line: &mut String) {
         if *second != unix_second {
             *second = unix_second;
             *text = OffsetDateTime::from(now)
-                .format(format_description!(
-                    "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-                ))
+                .format(TIME_FORMAT)
                 .unwrap_or_default();
         }
         line.push_str(text);
@@ -440,13 +442,7 @@ mod tests {
     #[test]
     fn the_time_is_this_second_on_every_line() {
         use time::OffsetDateTime;
-        use time::macros::format_description;
-        let shown = |at: OffsetDateTime| {
-            at.format(format_description!(
-                "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-            ))
-            .unwrap()
-        };
+        let shown = |at: OffsetDateTime| at.format(TIME_FORMAT).unwrap();
         for round in 0..3 {
             if round > 0 {
                 std::thread::sleep(Duration::from_millis(600));
@@ -458,6 +454,15 @@ mod tests {
                 line == format!("[{before}]") || line == format!("[{after}]"),
                 "{line} is not between {before} and {after}"
             );
+            // PHP-FPM's shape, `[08/Dec/2026:03:52:01 +0000]`.
+            let shape: String = (line.chars())
+                .map(|c| match c {
+                    '0'..='9' => '9',
+                    'A'..='Z' | 'a'..='z' => 'a',
+                    other => other,
+                })
+                .collect();
+            assert_eq!(shape, "[99/aaa/9999:99:99:99 +9999]", "{line}");
         }
     }
 

@@ -112,10 +112,10 @@ impl<'a> KnownParams<'a> {
     }
 }
 
-/// The request as an application sees it, with the typed [`RequestInfo`]
-/// (client address, HTTPS, script name) as a request extension. The raw
-/// params stay reachable as the [`CgiParams`] extension for the access log's
-/// `%{VAR}e`; applications should not need them.
+/// The request as an application sees it. nene's request context (one
+/// extension) holds the client's address and HTTPS, and the params: what
+/// a handler's `RequestInfo` is made from, and what the access log's
+/// `%{VAR}e` reads; applications should not need the params themselves.
 pub fn build_http_request(cgi: CgiRequest) -> Result<Request<Body>, BadCgiRequest> {
     build_http_request_or_params(cgi).map_err(|(error, _params)| error)
 }

@@ -130,18 +130,16 @@ where
     type Output = CgiResponse;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CgiResponse> {
-        match self.project() {
+        let answered = match self.project() {
             HttpAnswerProjection::BadRequest => {
-                Poll::Ready(simple_response(400, "Bad Request", "bad request\n"))
+                return Poll::Ready(simple_response(400, "Bad Request", "bad request\n"));
             }
-            HttpAnswerProjection::Called { call } => match ready!(call.poll(cx)) {
-                Ok(response) => Poll::Ready(into_cgi_response(response)),
-                Err(never) => match never {},
-            },
-            HttpAnswerProjection::Waiting { call } => match ready!(call.poll(cx)) {
-                Ok(response) => Poll::Ready(into_cgi_response(response)),
-                Err(never) => match never {},
-            },
+            HttpAnswerProjection::Called { call } => ready!(call.poll(cx)),
+            HttpAnswerProjection::Waiting { call } => ready!(call.poll(cx)),
+        };
+        match answered {
+            Ok(response) => Poll::Ready(into_cgi_response(response)),
+            Err(never) => match never {},
         }
     }
 }
