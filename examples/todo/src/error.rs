@@ -115,7 +115,6 @@ impl From<StoreError> for ApiError {
         let unavailable = match &error {
             StoreError::Sqlx(error) => is_unavailability(error),
             StoreError::Sqlite(error) => is_sqlite_unavailability(error),
-            StoreError::Json(_) => false,
         };
         if unavailable {
             tracing::error!("database unavailable: {error}");

@@ -260,9 +260,7 @@ async fn list_page(
     title: &str,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    // The list as the API answers it (JSON the database wrote), read back.
-    let raw = state.db.list_todos(user.id).await?;
-    let todos: Vec<Todo> = serde_json::from_str(raw.get()).map_err(|_| ApiError::Internal)?;
+    let todos = state.db.list_todos(user.id).await?;
     let view = ListView {
         layout: Layout::of(session, Some(user)).await?,
         todos,

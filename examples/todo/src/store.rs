@@ -12,8 +12,7 @@
 use std::borrow::Cow;
 
 use rusqlite::OptionalExtension;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Serialize;
 use sqlx::Row;
 
 use crate::db::Db;
@@ -25,12 +24,10 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    #[error("cannot serialize the todos: {0}")]
-    Json(#[from] serde_json::Error),
 }
 
-/// One todo as the API shows it (and the list page reads it back).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One todo as the API shows it and the list page lists it.
+#[derive(Debug, Clone, Serialize)]
 pub struct Todo {
     pub id: i64,
     pub title: String,
@@ -164,16 +161,16 @@ impl Db {
         })
     }
 
-    /// The user's todos, oldest first, as the JSON array the API answers.
+    /// The user's todos, oldest first.
     #[tracing::instrument(name = "SELECT todos", skip_all, fields(otel.kind = "client", db.system.name = self.backend(), db.operation.name = "SELECT", db.collection.name = "todos"))]
-    pub async fn list_todos(&self, user_id: i64) -> Result<Box<RawValue>, StoreError> {
+    pub async fn list_todos(&self, user_id: i64) -> Result<Vec<Todo>, StoreError> {
         const LIST: &str = "SELECT id, title, done FROM todos WHERE user_id = ? ORDER BY id";
-        let todos = match self {
-            Db::Sqlite(sqlite) => sqlite.run(|connection| {
+        match self {
+            Db::Sqlite(sqlite) => Ok(sqlite.run(|connection| {
                 let mut statement = connection.prepare_cached(LIST)?;
                 let rows = statement.query_map([user_id], todo_from_sqlite)?;
                 rows.collect::<rusqlite::Result<Vec<Todo>>>()
-            })?,
+            })?),
             _ => {
                 let sql = self.sql(LIST);
                 on_server!(self, pool => {
@@ -182,11 +179,10 @@ impl Db {
                     for row in rows {
                         todos.push(todo_from_row!(row));
                     }
-                    todos
+                    Ok(todos)
                 })
             }
-        };
-        Ok(serde_json::value::to_raw_value(&todos)?)
+        }
     }
 
     #[tracing::instrument(name = "INSERT todos", skip_all, fields(otel.kind = "client", db.system.name = self.backend(), db.operation.name = "INSERT", db.collection.name = "todos"))]

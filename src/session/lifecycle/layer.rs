@@ -133,30 +133,116 @@ pub(super) fn add_cache_limiter_headers(
         return;
     }
     let max_age = expire_minutes * 60;
-    let mut set = |name, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+    // The fixed values are static, and a formatted one is taken as it is
+    // (`HeaderValue::try_from(String)` keeps its bytes): no copy of either
+    // on every request that uses its session.
+    let fixed = |value: &'static str| Some(HeaderValue::from_static(value));
+    let formatted = |value: String| HeaderValue::try_from(value).ok();
+    let mut set = |name, value: Option<HeaderValue>| {
+        if let Some(value) = value {
             headers.insert(name, value);
         }
     };
     match limiter {
         CacheLimiter::Nocache => {
-            set(EXPIRES, EXPIRED.to_string());
-            set(
-                CACHE_CONTROL,
-                "no-store, no-cache, must-revalidate".to_string(),
-            );
-            set(PRAGMA, "no-cache".to_string());
+            set(EXPIRES, fixed(EXPIRED));
+            set(CACHE_CONTROL, fixed("no-store, no-cache, must-revalidate"));
+            set(PRAGMA, fixed("no-cache"));
         }
         CacheLimiter::Private => {
-            set(EXPIRES, EXPIRED.to_string());
-            set(CACHE_CONTROL, format!("private, max-age={max_age}"));
+            set(EXPIRES, fixed(EXPIRED));
+            set(
+                CACHE_CONTROL,
+                formatted(format!("private, max-age={max_age}")),
+            );
         }
-        CacheLimiter::PrivateNoExpire => set(CACHE_CONTROL, format!("private, max-age={max_age}")),
+        CacheLimiter::PrivateNoExpire => {
+            set(
+                CACHE_CONTROL,
+                formatted(format!("private, max-age={max_age}")),
+            );
+        }
         CacheLimiter::Public => {
             let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(max_age);
-            set(EXPIRES, httpdate::fmt_http_date(expires));
-            set(CACHE_CONTROL, format!("public, max-age={max_age}"));
+            set(EXPIRES, formatted(httpdate::fmt_http_date(expires)));
+            set(
+                CACHE_CONTROL,
+                formatted(format!("public, max-age={max_age}")),
+            );
         }
         CacheLimiter::Unset => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    /// The headers each limiter adds to an answer that set none, for
+    /// `session.cache_expire = 180`, as PHP sends them.
+    fn added(limiter: CacheLimiter) -> Vec<(String, String)> {
+        let mut headers = HeaderMap::new();
+        add_cache_limiter_headers(&mut headers, limiter, 180);
+        let mut added: Vec<(String, String)> = headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
+            .collect();
+        added.sort();
+        added
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn each_cache_limiter_adds_what_php_sends() {
+        assert_eq!(
+            added(CacheLimiter::Nocache),
+            pairs(&[
+                ("cache-control", "no-store, no-cache, must-revalidate"),
+                ("expires", EXPIRED),
+                ("pragma", "no-cache"),
+            ])
+        );
+        assert_eq!(
+            added(CacheLimiter::Private),
+            pairs(&[
+                ("cache-control", "private, max-age=10800"),
+                ("expires", EXPIRED),
+            ])
+        );
+        assert_eq!(
+            added(CacheLimiter::PrivateNoExpire),
+            pairs(&[("cache-control", "private, max-age=10800")])
+        );
+        assert_eq!(added(CacheLimiter::Unset), pairs(&[]));
+
+        let public = added(CacheLimiter::Public);
+        assert_eq!(public.len(), 2, "{public:?}");
+        assert_eq!(
+            public[0],
+            pairs(&[("cache-control", "public, max-age=10800")])[0]
+        );
+        assert_eq!(public[1].0, "expires");
+        let expires = httpdate::parse_http_date(&public[1].1).unwrap();
+        let expected = SystemTime::now() + Duration::from_secs(10800);
+        let off = expected
+            .duration_since(expires)
+            .unwrap_or_else(|early| early.duration());
+        assert!(off <= Duration::from_secs(2), "{public:?}");
+    }
+
+    #[test]
+    fn a_cache_control_the_handler_set_wins() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+        add_cache_limiter_headers(&mut headers, CacheLimiter::Nocache, 180);
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers[CACHE_CONTROL], "max-age=60");
     }
 }

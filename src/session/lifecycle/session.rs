@@ -908,7 +908,9 @@ fn value_of<T: DeserializeOwned>(
     Ok(visible(key)
         .then(|| data.get(key))
         .flatten()
-        .and_then(|value| serde_json::from_value(value.clone()).ok()))
+        // Read from the borrowed value: `from_value` takes it owned, which
+        // cloned the whole value (a map: every key and string) per `get`.
+        .and_then(|value| T::deserialize(value).ok()))
 }
 
 /// Whether the session ends the request as it was read: same id, not

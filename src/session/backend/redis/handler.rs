@@ -43,8 +43,11 @@ const WAIT_CONNECTIONS: usize = 8;
 /// `RELEASE_SCRIPT`): `sess_{id}.lock.waiters`, in a cluster in the lock's
 /// slot by its hash tag. Never listed as a session: `.` is no id character.
 fn waiters_key(lock_key: &str) -> String {
-    format!("{lock_key}.waiters")
+    [lock_key, WAITERS_SUFFIX].concat()
 }
+
+/// What [`waiters_key`] appends to the lock's key.
+const WAITERS_SUFFIX: &str = ".waiters";
 
 /// The longest pause between tries while a release notice is awaited: the
 /// notice normally ends the wait; this only bounds how late a waiter notices
@@ -193,15 +196,31 @@ impl RedisSessionHandler {
     /// `{prefix}{id}`; in a cluster `{prefix}{{id}}`, so that the session
     /// and its lock, which one script touches together, share a slot.
     pub(super) fn key(&self, id: &SessionId) -> String {
+        self.key_with_room(id, 0)
+    }
+
+    /// [`Self::key`] with room for `extra` bytes more. Written by hand, not
+    /// with `format!`: its first guess of the length is 0 for `"{}{}"`, so
+    /// every key cost two allocations, and a session read makes three keys.
+    fn key_with_room(&self, id: &SessionId, extra: usize) -> String {
+        let id = id.as_str();
+        let mut key = String::with_capacity(self.prefix.len() + id.len() + 2 + extra);
+        key.push_str(&self.prefix);
         if self.hash_tag {
-            format!("{}{{{}}}", self.prefix, id.as_str())
+            key.push('{');
+            key.push_str(id);
+            key.push('}');
         } else {
-            format!("{}{}", self.prefix, id.as_str())
+            key.push_str(id);
         }
+        key
     }
 
     fn lock_key(&self, id: &SessionId) -> String {
-        format!("{}{}", self.key(id), self.lock_suffix)
+        let room = self.lock_suffix.len() + WAITERS_SUFFIX.len();
+        let mut key = self.key_with_room(id, room);
+        key.push_str(&self.lock_suffix);
+        key
     }
 
     /// Appends `WAIT n timeout` to a pipeline of writes, when `wait` is set;
@@ -304,15 +323,15 @@ impl RedisSessionHandler {
         // `LOCK_AND_READ_SCRIPT` (scripts.rs); with `register`, a busy lock
         // makes this request a waiter the holder hands the lock to directly.
         let keys = [
-            held.session_key.clone(),
-            held.key.clone(),
-            held.waiters_key.clone(),
+            held.session_key.as_str(),
+            held.key.as_str(),
+            held.waiters_key.as_str(),
         ];
-        let (token, ttl_ms) = (held.token.clone(), held.ttl_ms);
+        let (token, ttl_ms) = (&held.token, held.ttl_ms);
         let try_lock = |register: Option<Duration>| {
-            let mut command = evalsha(&LOCK_AND_READ, &[&keys[0], &keys[1], &keys[2]]);
+            let mut command = evalsha(&LOCK_AND_READ, &keys);
             command
-                .arg(&token)
+                .arg(token)
                 .arg(ttl_ms)
                 .arg(self.max_size)
                 .arg("1")
@@ -323,7 +342,7 @@ impl RedisSessionHandler {
             command
         };
         // A SHA-1, worked out only when the lock is contended.
-        let channel = || channel_of(&self.channel_prefix, &keys[1]);
+        let channel = || channel_of(&self.channel_prefix, keys[1]);
         // From here the lock is released (and this request withdrawn from
         // the waiters) in the background if the request ends without it:
         // a try may have taken it unseen, or a holder may hand it over.
@@ -335,7 +354,7 @@ impl RedisSessionHandler {
         // A session contended lately has its channel subscribed already:
         // each try below is then armed to hear a release that comes while
         // it is on its way.
-        let mut watch = self.notices.existing(channel, &token);
+        let mut watch = self.notices.existing(channel, token);
         loop {
             let release = watch.as_ref().map(|watch| watch.armed());
             // Only a request that hears releases can be handed the lock.
@@ -371,7 +390,7 @@ impl RedisSessionHandler {
             if watch.is_none() {
                 watch = self
                     .notices
-                    .watch(&self.redis.node, &channel(), &token)
+                    .watch(&self.redis.node, &channel(), token)
                     .await;
                 if watch.is_some() {
                     // A release between the try above and the subscription
@@ -487,13 +506,11 @@ impl RedisSessionHandler {
             &LOCK_AND_READ,
             &[&self.key(id), &lock_key, &waiters_key(&lock_key)],
         );
-        command
-            .arg("")
-            .arg(0)
-            .arg(self.max_size)
-            .arg("1")
-            .arg("")
-            .arg(touch.map_or(String::new(), |secs| secs.to_string()));
+        command.arg("").arg(0).arg(self.max_size).arg("1").arg("");
+        match touch {
+            Some(secs) => command.arg(secs),
+            None => command.arg(""),
+        };
         self.redis
             .run::<Value>("read", Request::Script(&command, &LOCK_AND_READ))
             .await
