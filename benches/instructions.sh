@@ -29,6 +29,11 @@
 #          (examples/todo instead of nene's demo application, on SQLite with
 #          Redis sessions: a user with 20 todos, logged in; BEFORE_BINARY is
 #          then a build of the todo app)
+#        SITES=1 APP=todo benches/instructions.sh 5s /todo/index
+#          (instead of counting: the `now` build alone under valgrind's heap
+#          profiler, dhat, and the 25 places that allocate most often, in
+#          allocations per request, start-up and warm-up included: where to
+#          look for allocations to take out)
 # Builds with line tables (CARGO_PROFILE_RELEASE_DEBUG=1) into
 # target/instructions, so the release build is left alone and the dump names
 # functions (callgrind_annotate target/instructions/callgrind.*).
@@ -71,11 +76,29 @@ fi
 [ -n "${ACCESS_LOG:-}" ] && CASES="$CASES logged:$OUT/release/$APP"
 [ -n "${BEFORE_BINARY:-}" ] && CASES="before:$BEFORE_BINARY $CASES"
 [ -n "${BEFORE_BINARY:-}" ] && [ -n "${ACCESS_LOG:-}" ] && CASES="$CASES before_logged:$BEFORE_BINARY"
+[ -n "${SITES:-}" ] && CASES="now:$OUT/release/$APP"
 
 # Ir and malloc calls in a callgrind dump (function names are compressed:
 # `cfn=(7) malloc` or `fn=(7) malloc` names id 7 once, later calls say
 # `cfn=(7)`; a dump that named malloc by `fn=` first counted 0 allocations
 # before this read both).
+# sites DHAT_FILE REQUESTS: the allocation sites of a dhat profile, most
+# allocations first, each named by its first three frames with a path
+# (inlined helpers have none) outside the allocator and the standard library.
+sites() {
+    python3 - "$1" "$2" <<'PY'
+import json, re, sys
+profile, requests = json.load(open(sys.argv[1])), int(sys.argv[2])
+inner = re.compile(r'^(alloc|core|std|hashbrown|__rust|__rdl)|alloc$|malloc|memalign|UnknownInlinedFun|^\?\?\?')
+print(f"{'allocs/request':>14}  where")
+for point in sorted(profile['pps'], key=lambda p: -p['tbk'])[:25]:
+    frames = [re.sub(r' \(.*\)$', '', re.sub(r'^0x[0-9A-F]+: ', '', profile['ftbl'][i]))
+              for i in point['fs']]
+    named = [f[:70] for f in frames if '::' in f.split('<')[0] and not inner.search(f)][:3]
+    print(f"{point['tbk'] / requests:14.2f}  " + '  <  '.join(named))
+PY
+}
+
 totals() {
     python3 - "$1" <<'PY'
 import re, sys
@@ -104,9 +127,11 @@ PY
 for case in $CASES; do
     name=${case%%:*} binary=${case#*:}
     port=$(free_port)
+    VALGRIND_TOOL="--tool=callgrind --callgrind-out-file=$OUT/callgrind.$name.%p"
+    [ -n "${SITES:-}" ] && VALGRIND_TOOL="--tool=dhat --dhat-out-file=$OUT/dhat.$name.%p"
     cat >"$WORK/vg-$name" <<SH
 #!/bin/sh
-exec valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind.$name.%p "$binary" "\$@"
+exec valgrind $VALGRIND_TOOL "$binary" "\$@"
 SH
     chmod +x "$WORK/vg-$name"
     case_env=()
@@ -131,7 +156,7 @@ for case in $CASES; do
     eval "SITE_$name=\$site_port"
 done
 MEASURED=$CASES
-if [ "$URL_PATH" = /health ] && [ -z "${SESSION_ENV[*]}" ]; then
+if [ "$URL_PATH" = /health ] && [ -z "${SESSION_ENV[*]}" ] && [ -z "${SITES:-}" ]; then
     echo "building axum_hello (release, with line tables)..." >&2
     CARGO_PROFILE_RELEASE_DEBUG=1 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" \
         --target-dir "$OUT" -p nene --example axum_hello --features bench-axum
@@ -164,7 +189,7 @@ todo_user() {
 }
 
 NGINX_WORKERS=1 start_nginx
-printf '%-8s %12s %14s %12s\n' build requests "instr/request" "allocs/request"
+[ -z "${SITES:-}" ] && printf '%-8s %12s %14s %12s\n' build requests "instr/request" "allocs/request"
 for case in $MEASURED; do
     name=${case%%:*}
     eval "site=\$SITE_$name pid=\$PID_$name"
@@ -178,6 +203,16 @@ for case in $MEASURED; do
         cookie=(-H "Cookie: NENESESSID=$id")
     fi
     curl -sf "${cookie[@]}" "$url" >/dev/null || { echo "$name: $url did not answer" >&2; exit 1; }
+    if [ -n "${SITES:-}" ]; then
+        rm -f "$OUT"/dhat."$name".*
+        warm=$(wrk -t1 -c32 -d3s "${cookie[@]}" "$url" | awk '/requests in/ {print $1}')
+        requests=$(wrk -t1 -c32 -d"$DURATION" "${cookie[@]}" "$url" | awk '/requests in/ {print $1}')
+        # dhat writes its profile when the process exits.
+        kill -TERM "$pid"
+        wait "$pid" 2>/dev/null || true
+        sites "$(ls "$OUT"/dhat."$name".* | head -1)" $((warm + requests))
+        continue
+    fi
     wrk -t1 -c32 -d3s "${cookie[@]}" "$url" >/dev/null
     rm -f "$OUT"/callgrind."$name".*
     callgrind_control -z "$pid" >/dev/null 2>&1
