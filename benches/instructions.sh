@@ -29,7 +29,10 @@
 #          (examples/todo instead of nene's demo application, on SQLite with
 #          Redis sessions: a user with 20 todos, logged in; BEFORE_BINARY is
 #          then a build of the todo app)
-#        SITES=1 APP=todo benches/instructions.sh 5s /todo/index
+#        TODO_DB=mariadb APP=todo benches/instructions.sh 10s /todo/index
+#          (the todo app on a throwaway MariaDB instead of SQLite, a
+#          database for each build)
+#        ALLOC_SITES=1 APP=todo benches/instructions.sh 5s /todo/index
 #          (instead of counting: the `now` build alone under valgrind's heap
 #          profiler, dhat, and the 25 places that allocate most often, in
 #          allocations per request, start-up and warm-up included: where to
@@ -67,6 +70,23 @@ if [ -n "${TRACED:-}" ]; then
     TRACE_ENV=(OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink"
         OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.01)
 fi
+TODO_DB=${TODO_DB:-sqlite}
+case $TODO_DB in
+    sqlite) ;;
+    mariadb) require_tools mariadbd:mariadb-server mariadb:mariadb-client \
+        mariadb-install-db:mariadb-server
+        start_mariadb ;;
+    *) echo "TODO_DB is sqlite or mariadb, not $TODO_DB" >&2; exit 1 ;;
+esac
+# todo_dsn CASE: the database of a build of the todo app.
+todo_dsn() {
+    if [ "$TODO_DB" = mariadb ]; then
+        mariadb_database "todo_$1"
+        echo "mariadb://todo:bench-pw@127.0.0.1:$MARIA_PORT/todo_$1"
+    else
+        echo "sqlite://$WORK/todo-$1.db"
+    fi
+}
 SESSION_ENV=()
 if [ "${SESSIONS:-}" = redis ]; then
     require_tools redis-server:redis-server
@@ -76,7 +96,7 @@ fi
 [ -n "${ACCESS_LOG:-}" ] && CASES="$CASES logged:$OUT/release/$APP"
 [ -n "${BEFORE_BINARY:-}" ] && CASES="before:$BEFORE_BINARY $CASES"
 [ -n "${BEFORE_BINARY:-}" ] && [ -n "${ACCESS_LOG:-}" ] && CASES="$CASES before_logged:$BEFORE_BINARY"
-[ -n "${SITES:-}" ] && CASES="now:$OUT/release/$APP"
+[ -n "${ALLOC_SITES:-}" ] && CASES="now:$OUT/release/$APP"
 
 # Ir and malloc calls in a callgrind dump (function names are compressed:
 # `cfn=(7) malloc` or `fn=(7) malloc` names id 7 once, later calls say
@@ -128,7 +148,7 @@ for case in $CASES; do
     name=${case%%:*} binary=${case#*:}
     port=$(free_port)
     VALGRIND_TOOL="--tool=callgrind --callgrind-out-file=$OUT/callgrind.$name.%p"
-    [ -n "${SITES:-}" ] && VALGRIND_TOOL="--tool=dhat --dhat-out-file=$OUT/dhat.$name.%p"
+    [ -n "${ALLOC_SITES:-}" ] && VALGRIND_TOOL="--tool=dhat --dhat-out-file=$OUT/dhat.$name.%p"
     cat >"$WORK/vg-$name" <<SH
 #!/bin/sh
 exec valgrind $VALGRIND_TOOL "$binary" "\$@"
@@ -139,7 +159,7 @@ SH
     case $name in *logged) case_env=(NENE_ACCESS__LOG="$WORK/access-$port.log") ;; esac
     # Each build its own database (the todo app's), and its own files.
     env RUST_LOG=warn NENE_ACCESS__LOG=off NENE_SESSION__SAVE_PATH="$WORK/sessions-$port" \
-        NENE_TODO__DATABASE_DSN="sqlite://$WORK/todo-$name.db" "${SESSION_ENV[@]}" "${case_env[@]}" \
+        NENE_TODO__DATABASE_DSN="$(todo_dsn "$name")" "${SESSION_ENV[@]}" "${case_env[@]}" \
         "$WORK/vg-$name" serve --listen "127.0.0.1:$port" "${APP_ARGS[@]}" \
         2>"$WORK/$APP-$port.log" &
     PIDS+=($!)
@@ -156,7 +176,7 @@ for case in $CASES; do
     eval "SITE_$name=\$site_port"
 done
 MEASURED=$CASES
-if [ "$URL_PATH" = /health ] && [ -z "${SESSION_ENV[*]}" ] && [ -z "${SITES:-}" ]; then
+if [ "$URL_PATH" = /health ] && [ -z "${SESSION_ENV[*]}" ] && [ -z "${ALLOC_SITES:-}" ]; then
     echo "building axum_hello (release, with line tables)..." >&2
     CARGO_PROFILE_RELEASE_DEBUG=1 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" \
         --target-dir "$OUT" -p nene --example axum_hello --features bench-axum
@@ -189,7 +209,7 @@ todo_user() {
 }
 
 NGINX_WORKERS=1 start_nginx
-[ -z "${SITES:-}" ] && printf '%-8s %12s %14s %12s\n' build requests "instr/request" "allocs/request"
+[ -z "${ALLOC_SITES:-}" ] && printf '%-8s %12s %14s %12s\n' build requests "instr/request" "allocs/request"
 for case in $MEASURED; do
     name=${case%%:*}
     eval "site=\$SITE_$name pid=\$PID_$name"
@@ -203,7 +223,7 @@ for case in $MEASURED; do
         cookie=(-H "Cookie: NENESESSID=$id")
     fi
     curl -sf "${cookie[@]}" "$url" >/dev/null || { echo "$name: $url did not answer" >&2; exit 1; }
-    if [ -n "${SITES:-}" ]; then
+    if [ -n "${ALLOC_SITES:-}" ]; then
         rm -f "$OUT"/dhat."$name".*
         warm=$(wrk -t1 -c32 -d3s "${cookie[@]}" "$url" | awk '/requests in/ {print $1}')
         requests=$(wrk -t1 -c32 -d"$DURATION" "${cookie[@]}" "$url" | awk '/requests in/ {print $1}')

@@ -113,6 +113,29 @@ start_redis() {
     wait_port "$REDIS_PORT"
 }
 
+# start_mariadb: a throwaway MariaDB on a free port, with the user
+# `todo` (password `bench-pw`) and the database `todo`; sets MARIA_PORT.
+# mariadb_database NAME adds another database that `todo` may use.
+start_mariadb() {
+    MARIA_PORT=$(free_port)
+    local root=()
+    [ "$(id -u)" = 0 ] && root=(--user=root)
+    mariadb-install-db --no-defaults --datadir="$WORK/maria" --auth-root-authentication-method=normal \
+        --skip-test-db "${root[@]}" >"$WORK/maria-install.log" 2>&1
+    mariadbd --no-defaults --datadir="$WORK/maria" --port="$MARIA_PORT" --bind-address=127.0.0.1 \
+        --socket="$WORK/maria.sock" --pid-file="$WORK/maria.pid" --skip-log-bin --skip-name-resolve \
+        --innodb-buffer-pool-size=64M "${root[@]}" >"$WORK/maria.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$MARIA_PORT"
+    mariadb --no-defaults --socket="$WORK/maria.sock" -uroot -e \
+        "CREATE USER 'todo'@'127.0.0.1' IDENTIFIED BY 'bench-pw';"
+    mariadb_database todo
+}
+mariadb_database() {
+    mariadb --no-defaults --socket="$WORK/maria.sock" -uroot -e \
+        "CREATE DATABASE $1; GRANT ALL ON $1.* TO 'todo'@'127.0.0.1';"
+}
+
 # redis_commands: how many commands the bench's Redis has run (INFO itself not counted).
 redis_commands() {
     redis-cli -p "$REDIS_PORT" info commandstats |

