@@ -176,6 +176,15 @@ async fn an_expired_lock_can_be_taken_and_its_old_holder_cannot_release_the_new_
         ),
         "the session was unlocked by a request that no longer held the lock"
     );
+    // The request that gave up had registered as a waiter and withdraws in
+    // the background; a release before that hands the lock to it (for
+    // its claim, 2 s), as it would to a waiter of a vanished instance.
+    let waiters_key = format!("{lock_key}.waiters");
+    let until = Instant::now() + Duration::from_secs(5);
+    while redis.db(0).exists(&waiters_key) {
+        assert!(Instant::now() < until, "the waiter that gave up never withdrew");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     fresh.release().await.unwrap();
     assert!(!redis.db(0).exists(&lock_key));

@@ -14,7 +14,8 @@ mod todos;
 
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use nene::{Constants, Controller, Dispatcher, NotFoundPage, RequireCsrf};
+use nene::{Application, Constants, Controller, Dispatcher, NotFoundPage, RequireCsrf};
+use tower::Layer;
 
 use crate::db::{DEFAULT_DSN, Db, DbError};
 use crate::error::ApiError;
@@ -27,7 +28,7 @@ pub struct AppState {
 
 /// Called once by nene at start-up; an error stops it with exit status 1
 /// (and its message, DSN redacted, on stderr).
-async fn build(constants: Constants) -> Result<axum::Router, DbError> {
+async fn build(constants: Constants) -> Result<impl Application, DbError> {
     let dsn = constants
         .get("TODO_DATABASE_DSN")
         .filter(|dsn| !dsn.trim().is_empty())
@@ -92,7 +93,7 @@ async fn build(constants: Constants) -> Result<axum::Router, DbError> {
             ApiError::CsrfInvalid.into_response()
         }
     });
-    Ok(axum::Router::new().fallback_service(dispatcher).layer(csrf))
+    Ok(csrf.layer(dispatcher))
 }
 
 fn main() -> std::process::ExitCode {
