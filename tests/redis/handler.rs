@@ -182,7 +182,10 @@ async fn an_expired_lock_can_be_taken_and_its_old_holder_cannot_release_the_new_
     let waiters_key = format!("{lock_key}.waiters");
     let until = Instant::now() + Duration::from_secs(5);
     while redis.db(0).exists(&waiters_key) {
-        assert!(Instant::now() < until, "the waiter that gave up never withdrew");
+        assert!(
+            Instant::now() < until,
+            "the waiter that gave up never withdrew"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
