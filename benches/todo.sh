@@ -19,6 +19,10 @@
 #        BEFORE_BINARY=/path/to/todo benches/todo.sh
 #        PAGE_PATH=/list benches/todo.sh   (the HTML list page instead: nene's
 #          minijinja template against benches/php/todo.php's plain PHP one)
+#        SYSCALLS=1 benches/todo.sh 1 5s   (also the system calls per request
+#          of each application, counted by perf's syscall tracepoints during
+#          the last round; tracing every call inflates that run's CPU
+#          columns several times over, so take CPU from a run without it)
 # Needs (Debian): apt-get install -y nginx wrk redis-server mariadb-server
 #   mariadb-client php-fpm php-redis php-opcache php-sqlite3 php-mysql
 #   gettext-base curl python3
@@ -29,6 +33,7 @@ DURATION=${2:-10s}
 PHP_CHILDREN=${PHP_CHILDREN:-8}
 PAGE_PATH=${PAGE_PATH:-/todo/index}
 source "$(dirname "$0")/lib.sh"
+[ -n "${SYSCALLS:-}" ] && require_tools perf:linux-perf
 require_tools nginx:nginx wrk:wrk redis-server:redis-server mariadbd:mariadb-server \
     mariadb:mariadb-client mariadb-install-db:mariadb-server envsubst:gettext-base \
     curl:curl python3:python3
@@ -156,7 +161,18 @@ case_run() {
     shift 3
     nginx_workers=$(pgrep -P "$(cat "$WORK/nginx.pid")")
     app=$(cpu_ticks "$@"); nginx=$(cpu_ticks $nginx_workers); redis=$(cpu_ticks "$REDIS_PID")
+    local perf_pid=
+    if [ -n "${SYSCALLS:-}" ]; then
+        perf stat -x, -e 'syscalls:sys_enter_*' -p "$(IFS=,; echo "$*")" \
+            -o "$WORK/syscalls-$script" &
+        perf_pid=$!
+    fi
     WRK_SCRIPT=$WORK/$script.lua run_wrk "$name" "http://127.0.0.1:$port$PAGE_PATH"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        echo "$name|$WRK_REQUESTS|$WORK/syscalls-$script" >>"$WORK/syscall-runs"
+    fi
     app=$(($(cpu_ticks "$@") - app)); nginx=$(($(cpu_ticks $nginx_workers) - nginx))
     redis=$(($(cpu_ticks "$REDIS_PID") - redis))
     echo "$name|$WRK_RPS|$WRK_P99_MS|$WRK_NON2XX|$WRK_SOCKET_ERRORS|$(rss_mib "$@")|$WRK_REQUESTS|$app|$nginx|$redis" >>"$WORK/rows"
@@ -199,3 +215,23 @@ if "nene before, SQLite" in by:
     n, b = "nene, SQLite", "nene before, SQLite"
     print(f"nene / nene before (SQLite): req/s {med(n, 0) / med(b, 0):.3f}, CPU per request {med(n, 4) / med(b, 4):.2f}x")
 PY
+if [ -n "${SYSCALLS:-}" ]; then
+    python3 - "$WORK/syscall-runs" <<'PY'
+import sys
+print()
+print("System calls per request (last round), the most frequent:")
+runs = {}
+for line in open(sys.argv[1]):
+    name, requests, path = line.strip().split("|")
+    runs[name] = (int(requests), path)
+for name, (requests, path) in runs.items():
+    counts = {}
+    for row in open(path):
+        fields = row.strip().split(",")
+        if len(fields) > 2 and fields[0].isdigit() and int(fields[0]) > 0:
+            counts[fields[2].removeprefix("syscalls:sys_enter_")] = int(fields[0])
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:6]
+    total = sum(counts.values()) / max(requests, 1)
+    print(f"- {name}: {total:.1f} (" + ", ".join(f"{k} {v / requests:.1f}" for k, v in top) + ")")
+PY
+fi
