@@ -57,8 +57,10 @@ impl SessionCookie {
     }
 
     /// The values of every cookie named like the session cookie, in the
-    /// order the browser sent them (the most specific path first).
-    pub fn candidate_ids<'a>(&self, parts: &'a Parts) -> Vec<&'a str> {
+    /// order the browser sent them (the most specific path first). Owned:
+    /// the session keeps them, and a list of slices copied afterwards was
+    /// one allocation more on every request with a cookie.
+    pub fn candidate_ids(&self, parts: &Parts) -> Vec<String> {
         let mut found = Vec::new();
         for header in parts.headers.get_all(http::header::COOKIE) {
             let Ok(header) = header.to_str() else {
@@ -69,7 +71,7 @@ impl SessionCookie {
                     continue;
                 };
                 if name.trim() == self.name {
-                    found.push(value.trim().trim_matches('"'));
+                    found.push(value.trim().trim_matches('"').to_string());
                     if found.len() == MAX_CANDIDATES {
                         return found;
                     }

@@ -77,12 +77,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (mut parts, body) = request.into_parts();
-        let offered: Vec<String> = store
-            .cookie
-            .candidate_ids(&parts)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let offered = store.cookie.candidate_ids(&parts);
         let https = store.cookie.request_is_https(&parts);
         let context = RequestContext::of_mut(&mut parts.extensions);
         let client = context.peer.and_then(|peer| peer.client_ip);
