@@ -74,6 +74,15 @@ fn lock_key_of(id: &SessionId) -> String {
     format!("{}.lock", session_key(id))
 }
 
+/// Waits (5 s at most) until `key` is gone from Redis; fails with `never` after.
+async fn until_gone(redis: &RedisServer, key: &str, never: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis.db(0).exists(key) {
+        assert!(Instant::now() < deadline, "{never}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn settings() -> SessionSettings {
     SessionSettings {
         gc_maxlifetime: GC_MAXLIFETIME,
@@ -180,14 +189,12 @@ async fn an_expired_lock_can_be_taken_and_its_old_holder_cannot_release_the_new_
     // the background; a release before that hands the lock to it (for
     // its claim, 2 s), as it would to a waiter of a vanished instance.
     let waiters_key = format!("{lock_key}.waiters");
-    let until = Instant::now() + Duration::from_secs(5);
-    while redis.db(0).exists(&waiters_key) {
-        assert!(
-            Instant::now() < until,
-            "the waiter that gave up never withdrew"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_gone(
+        &redis,
+        &waiters_key,
+        "the waiter that gave up never withdrew",
+    )
+    .await;
 
     fresh.release().await.unwrap();
     assert!(!redis.db(0).exists(&lock_key));
@@ -430,14 +437,7 @@ async fn a_lock_whose_release_failed_while_redis_was_down_is_released_once_it_is
         "the lock came back with Redis (lock_ttl is 30 s)"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while redis.db(0).exists(&lock_key) {
-        assert!(
-            Instant::now() < deadline,
-            "the lock stayed after Redis came back"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_gone(&redis, &lock_key, "the lock stayed after Redis came back").await;
     let (relocked, _) = sessions.locked_read(&id).await.unwrap();
     assert!(relocked.is_held());
     relocked.release().await.unwrap();
