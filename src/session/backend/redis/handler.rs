@@ -217,8 +217,7 @@ impl RedisSessionHandler {
     }
 
     fn lock_key(&self, id: &SessionId) -> String {
-        let room = self.lock_suffix.len() + WAITERS_SUFFIX.len();
-        let mut key = self.key_with_room(id, room);
+        let mut key = self.key_with_room(id, self.lock_suffix.len());
         key.push_str(&self.lock_suffix);
         key
     }
