@@ -19,6 +19,10 @@ use pin_project_lite::pin_project;
 use tokio::time::Timeout;
 
 use super::Ops;
+
+/// The request headers of a line whose format names none: one empty map
+/// for every line, not one made and dropped per line.
+static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
 use super::access_format::{AccessRecord, split_target};
 use crate::layer_notes;
 use crate::session::Session;
@@ -203,7 +207,7 @@ impl Record {
                 status: response.status().as_u16(),
                 duration: elapsed,
                 params: self.params.as_ref(),
-                request_headers: self.request_headers.as_deref().unwrap_or(&HeaderMap::new()),
+                request_headers: self.request_headers.as_deref().unwrap_or(&NO_HEADERS),
                 response_headers: response.headers(),
                 trace_id: trace_id.as_deref(),
             });
